@@ -1,0 +1,79 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Request describes one call to the external API. Build it directly or through the
+// RequestOption functions passed to Client.Get, Client.Post, ….
+type Request struct {
+	// Method is the HTTP method; GET when empty.
+	Method string
+	// Path is joined to the client's base URL, unless it is an absolute URL.
+	Path string
+	// Query is added to the URL's query string.
+	Query url.Values
+	// Header is added to the client's static headers (and overrides them).
+	Header http.Header
+	// Body is sent as the request body: []byte and string as they are, json.RawMessage as
+	// JSON, anything else encoded as JSON. nil sends no body.
+	Body any
+	// IdempotencyKey, when set, is sent in the client's idempotency header and makes a
+	// non-idempotent request (POST, PATCH) safe to retry.
+	IdempotencyKey string
+	// ConnectTimeout and ReadTimeout override the client's timeouts for this request.
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+	// Operation, Model and Record describe the call in the audit log.
+	Operation string
+	Model     string
+	Record    string
+}
+
+// RequestOption changes a Request before it is sent.
+type RequestOption func(*Request)
+
+// Response is a complete response: the body has been read (up to the client's limit) and
+// the connection released.
+type Response struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+	// URL is the final request URL (secrets not stripped: do not log it; the audit log
+	// and errors carry a redacted copy).
+	URL *url.URL
+	// Attempts is how many times the request was sent.
+	Attempts int
+	// Duration covers all attempts, including waits between retries.
+	Duration time.Duration
+}
+
+// JSON returns a gjson view of the body. It does not validate the body; use ValidJSON or
+// Decode where invalid JSON must be an error.
+func (r *Response) JSON() gjson.Result { return gjson.ParseBytes(r.Body) }
+
+// Get returns the value at a gjson path in the body.
+func (r *Response) Get(path string) gjson.Result { return gjson.GetBytes(r.Body, path) }
+
+// Doer sends a Request and returns its complete Response. *Client implements it; paginators
+// and tests accept any Doer.
+type Doer interface {
+	Do(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Decode unmarshals the response body into a T. Invalid JSON yields an error matching
+// ErrBadResponse.
+func Decode[T any](r *Response) (T, error) {
+	var v T
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		return v, fmt.Errorf("%w: decoding %s response from %s into %T: %v", ErrBadResponse, http.StatusText(r.StatusCode), redactedURL(r.URL), v, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,185 @@
+// Package binding remembers which local record is which external record, and how its last
+// sync went. It is the Go counterpart of generic_connector's binding models and OCA's Binder.
+//
+// A [Binding] links (backend, model, local ID) to an external ID. A [Store] keeps bindings
+// and enforces uniqueness on both sides; it also grants leases ([Store.Claim]) so that two
+// workers never sync the same record at once. Stores: [NewMemoryStore] for unit tests, and
+// SQLite / Postgres in package sqlstore. Every store passes the conformance suite in package
+// bindingtest.
+package binding
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+)
+
+// Status is the sync state of one binding.
+type Status string
+
+// The statuses a binding moves through.
+const (
+	StatusPending    Status = "pending"
+	StatusInProgress Status = "in_progress"
+	StatusSuccess    Status = "success"
+	StatusFailed     Status = "failed"
+	StatusSkipped    Status = "skipped"
+)
+
+// Valid reports whether s is one of the defined statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInProgress, StatusSuccess, StatusFailed, StatusSkipped:
+		return true
+	}
+	return false
+}
+
+// Binding links one local record to one external record on one backend.
+type Binding struct {
+	// ID is assigned by the store on insert and never changes.
+	ID int64
+	// Backend and Model scope the binding: "shop-eu", "product".
+	Backend string
+	Model   string
+	// LocalID and ExternalID identify the record on each side. Either may be empty while
+	// the record exists on one side only (an import not yet written, an export not yet sent).
+	LocalID    string
+	ExternalID string
+	// Status of the last sync, with its error text when it failed.
+	Status    Status
+	LastError string
+	// RetryCount counts consecutive failures; a success resets it.
+	RetryCount int
+	// SyncedAt is when the last successful sync finished.
+	SyncedAt time.Time
+	// ExternalUpdatedAt is the external record's own modification time at the last sync,
+	// used to skip records that did not change.
+	ExternalUpdatedAt time.Time
+	// Hash is a content hash of the last synced payload, the other way to skip unchanged records.
+	Hash string
+	// NoExport excludes the record from export.
+	NoExport bool
+	// LeaseOwner and LeaseExpiresAt describe the current claim, if any (see Store.Claim).
+	LeaseOwner     string
+	LeaseExpiresAt time.Time
+	// CreatedAt and UpdatedAt are maintained by the store.
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// CanRetry reports whether a failed binding may be tried again under a limit of maxRetries
+// consecutive failures. Bindings that are not failed can always be synced.
+func (b *Binding) CanRetry(maxRetries int) bool {
+	return b.Status != StatusFailed || b.RetryCount < maxRetries
+}
+
+// Leased reports whether someone holds an unexpired lease on b at time now.
+func (b *Binding) Leased(now time.Time) bool {
+	return b.LeaseOwner != "" && now.Before(b.LeaseExpiresAt)
+}
+
+// Success carries what MarkSuccess records.
+type Success struct {
+	// LocalID and ExternalID, when not empty, are set on the binding (an export learns the
+	// external ID from the create response; an import learns the local ID from the app).
+	LocalID    string
+	ExternalID string
+	// Hash and ExternalUpdatedAt describe the synced payload.
+	Hash              string
+	ExternalUpdatedAt time.Time
+	// At is the sync time; the store's clock is used when zero.
+	At time.Time
+}
+
+// Filter selects bindings in List. Zero fields match everything.
+type Filter struct {
+	Backend string
+	Model   string
+	// Statuses keeps bindings whose status is any of these.
+	Statuses []Status
+	// RetryableBelow, when > 0, keeps failed bindings whose RetryCount is below it
+	// (the retry queue: failed records that may be tried again).
+	RetryableBelow int
+	// ChangedSince keeps bindings updated at or after this time.
+	ChangedSince time.Time
+	// Limit caps the number of bindings yielded (0: no limit).
+	Limit int
+}
+
+// Store keeps bindings. Implementations are safe for concurrent use, and the SQL ones are
+// safe across processes sharing one database.
+//
+// Uniqueness: at most one binding has a given (Backend, Model, ExternalID) and at most one a
+// given (Backend, Model, LocalID), for non-empty IDs. Writes that would break this fail with
+// an error matching ErrConflict.
+type Store interface {
+	// Get returns the binding with the given ID, or an error matching ErrNotFound.
+	Get(ctx context.Context, id int64) (Binding, error)
+	// GetByExternal returns the binding of an external ID, or ErrNotFound.
+	GetByExternal(ctx context.Context, backend, model, externalID string) (Binding, error)
+	// GetByLocal returns the binding of a local ID, or ErrNotFound.
+	GetByLocal(ctx context.Context, backend, model, localID string) (Binding, error)
+
+	// Ensure returns the binding matching b's ExternalID (or, when that is empty, its
+	// LocalID), inserting b when there is none. created reports an insert. It is atomic:
+	// concurrent Ensure calls for one key produce one binding.
+	Ensure(ctx context.Context, b Binding) (got Binding, created bool, err error)
+	// Upsert writes b: when b.ID is set, that binding; otherwise the binding matching b's
+	// ExternalID, or its LocalID when ExternalID is empty; otherwise a new one. Every field
+	// is written except ID, CreatedAt and the lease, with one exception: an empty LocalID or
+	// ExternalID in b never clears a value the stored binding has. It returns the stored
+	// binding, or ErrConflict when b's IDs belong to two different bindings.
+	Upsert(ctx context.Context, b Binding) (Binding, error)
+
+	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and
+	// records s.
+	MarkSuccess(ctx context.Context, id int64, s Success) (Binding, error)
+	// MarkFailed sets the status to failed, stores the error text and adds one to RetryCount.
+	MarkFailed(ctx context.Context, id int64, errText string) (Binding, error)
+	// SetStatus sets the status (pending, in_progress, skipped…) without touching the rest.
+	SetStatus(ctx context.Context, id int64, s Status) error
+
+	// Claim leases the binding to owner until now+ttl. A binding leased to someone else
+	// and not yet expired yields an error matching ErrLocked (a *LockedError). Claiming a
+	// binding one already holds extends the lease.
+	Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error)
+	// Release ends owner's lease. Releasing a lease one does not hold is a no-op.
+	Release(ctx context.Context, id int64, owner string) error
+
+	// Delete removes the binding; deleting a missing one yields ErrNotFound.
+	Delete(ctx context.Context, id int64) error
+	// List yields the bindings matching f in ascending ID order. Stores page internally,
+	// so memory stays bounded however many bindings match.
+	List(ctx context.Context, f Filter) iter.Seq2[Binding, error]
+	// Counts returns how many bindings of backend (and model, when not empty) are in each
+	// status.
+	Counts(ctx context.Context, backend, model string) (map[Status]int, error)
+}
+
+// Sentinel errors returned (wrapped) by stores.
+var (
+	// ErrNotFound: no binding matches.
+	ErrNotFound = errors.New("binding: not found")
+	// ErrConflict: the write would bind an ID that is already bound elsewhere.
+	ErrConflict = errors.New("binding: conflict")
+	// ErrLocked: someone else holds the binding's lease.
+	ErrLocked = errors.New("binding: locked")
+)
+
+// LockedError is returned by Claim when another owner holds an unexpired lease.
+type LockedError struct {
+	ID      int64
+	Owner   string
+	Expires time.Time
+}
+
+// Error implements error.
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("binding %d is locked by %q until %s", e.ID, e.Owner, e.Expires.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrLocked) true for a *LockedError.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
