@@ -133,6 +133,10 @@ type Store interface {
 	// ExternalID in b never clears a value the stored binding has. It returns the stored
 	// binding, or ErrConflict when b's IDs belong to two different bindings.
 	Upsert(ctx context.Context, b Binding) (Binding, error)
+	// UpsertBatch upserts every binding in bs with Upsert's rules, in one transaction where
+	// the store has them, and returns the stored bindings in the same order. On error nothing
+	// is written by SQL stores; the error names the index of the failing binding.
+	UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error)
 
 	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and
 	// records s.
