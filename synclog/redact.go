@@ -1,0 +1,884 @@
+package synclog
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// Redacted replaces every secret value the [Redactor] removes.
+const Redacted = "[REDACTED]"
+
+// maxSecrets bounds how many literal secrets a Redactor remembers. A process that refreshes
+// an OAuth token every hour and registers each one would otherwise grow without limit; when
+// the bound is reached the oldest secret is forgotten (by then it has long expired).
+const maxSecrets = 1024
+
+// minSecretLen is the shortest literal secret accepted: shorter values would scrub
+// ordinary words and numbers out of every log line.
+const minSecretLen = 4
+
+// Default secret names. Header names are matched case-insensitively against the exact list
+// and then against the substrings; query, form and JSON field names likewise.
+var (
+	defaultHeaderNames = []string{
+		"authorization", "proxy-authorization", "cookie", "set-cookie",
+		"x-api-key", "api-key", "x-auth-token", "x-access-token", "x-shopify-access-token",
+	}
+	defaultHeaderSubstrings = []string{
+		"token", "secret", "signature", "api-key", "apikey", "api_key",
+		"password", "passwd", "hmac", "credential",
+	}
+	defaultFieldNames = []string{
+		"access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "token",
+		"secret", "client_secret", "password", "passwd", "signature", "sig", "auth", "authorization",
+	}
+	// "signature" and "credential" catch presigned-URL parameters such as X-Amz-Signature
+	// and X-Amz-Credential.
+	defaultFieldSubstrings = []string{
+		"password", "passwd", "secret", "token", "apikey", "api_key", "api-key",
+		"signature", "credential",
+	}
+)
+
+// Redactor removes secrets from what connkit records: header values, URL query parameters
+// and userinfo, JSON and form bodies, error texts, and literal secret values (tokens,
+// passwords) wherever they appear. The zero configuration ([NewRedactor] with no options)
+// already covers the usual authentication headers and parameter names; options only add.
+//
+// A Redactor is safe for concurrent use. Its name lists are fixed at construction; literal
+// secrets can be added at any time with [Redactor.AddSecrets].
+type Redactor struct {
+	headerExact map[string]bool
+	queryExact  map[string]bool
+	jsonExact   map[string]bool
+	formExact   map[string]bool // query ∪ JSON names: a form body is both a query and a record
+	textExact   map[string]bool // every name: free text may quote a header, a parameter or a field
+	headerSub   []string
+	fieldSub    []string
+	allowed     map[string]bool
+
+	pendingSecrets []string // collected by options, registered by NewRedactor
+
+	mu      sync.Mutex                // serialises writers of secrets
+	secrets atomic.Pointer[secretSet] // copy-on-write; nil until the first secret
+}
+
+// RedactOption configures a [Redactor].
+type RedactOption func(*Redactor)
+
+// WithHeaders adds header names (case-insensitive) whose values are always redacted.
+func WithHeaders(names ...string) RedactOption {
+	return func(r *Redactor) { addNames(r.headerExact, names) }
+}
+
+// WithQueryParams adds URL query parameter names (case-insensitive) whose values are
+// redacted. They also apply to form-urlencoded bodies and to key=value pairs in free text.
+func WithQueryParams(names ...string) RedactOption {
+	return func(r *Redactor) { addNames(r.queryExact, names) }
+}
+
+// WithJSONFields adds JSON field names (case-insensitive) whose values are redacted at any
+// depth. They also apply to form bodies and to "key":"value" pairs in free text.
+func WithJSONFields(names ...string) RedactOption {
+	return func(r *Redactor) { addNames(r.jsonExact, names) }
+}
+
+// WithSecrets registers literal secret values (API keys, passwords, client secrets) that
+// are scrubbed wherever they appear. Values shorter than 4 bytes are ignored.
+func WithSecrets(values ...string) RedactOption {
+	return func(r *Redactor) { r.pendingSecrets = append(r.pendingSecrets, values...) }
+}
+
+// WithAllowed names query parameters, JSON/form fields or headers that are NOT secret even
+// though their name contains a secret word — for example "page_token" or "next_page_token"
+// pagination cursors that are more useful in a log than redacted. Exact default names
+// (such as "token" or "authorization") cannot be allowed.
+func WithAllowed(names ...string) RedactOption {
+	return func(r *Redactor) { addNames(r.allowed, names) }
+}
+
+func addNames(m map[string]bool, names []string) {
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			m[strings.ToLower(n)] = true
+		}
+	}
+}
+
+// NewRedactor returns a Redactor with the default rules (see the package documentation of
+// [Redactor]) plus whatever the options add.
+func NewRedactor(opts ...RedactOption) *Redactor {
+	r := &Redactor{
+		headerExact: map[string]bool{},
+		queryExact:  map[string]bool{},
+		jsonExact:   map[string]bool{},
+		allowed:     map[string]bool{},
+		headerSub:   defaultHeaderSubstrings,
+		fieldSub:    defaultFieldSubstrings,
+	}
+	addNames(r.headerExact, defaultHeaderNames)
+	addNames(r.queryExact, defaultFieldNames)
+	addNames(r.jsonExact, defaultFieldNames)
+	for _, o := range opts {
+		if o != nil {
+			o(r)
+		}
+	}
+	// The allow list never weakens an exact name: it only overrides the substring rules.
+	for n := range r.allowed {
+		if r.headerExact[n] || r.queryExact[n] || r.jsonExact[n] {
+			delete(r.allowed, n)
+		}
+	}
+	r.formExact = union(r.queryExact, r.jsonExact)
+	r.textExact = union(r.formExact, r.headerExact)
+	r.AddSecrets(r.pendingSecrets...)
+	r.pendingSecrets = nil
+	return r
+}
+
+func union(ms ...map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+var defaultRedactor = sync.OnceValue(func() *Redactor { return NewRedactor() })
+
+// DefaultRedactor returns the shared package-level Redactor with the default rules.
+// Secrets added to it with AddSecrets are scrubbed for every user of the default, so
+// connectors that hold their own credentials should prefer their own NewRedactor.
+func DefaultRedactor() *Redactor { return defaultRedactor() }
+
+// secretSet is an immutable snapshot of the registered literal secrets.
+type secretSet struct {
+	values []string            // registered values, oldest first
+	seen   map[string]struct{} // membership of values
+	rep    *strings.Replacer   // every value and its encoded variants → Redacted
+}
+
+// AddSecrets registers literal secret values at runtime, for example an OAuth access token
+// that was just fetched. Values shorter than 4 bytes, and values already known, are
+// ignored. The secret is also scrubbed in its URL-escaped and JSON-escaped forms.
+func (r *Redactor) AddSecrets(values ...string) {
+	if len(values) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.secrets.Load()
+	var fresh []string
+	for _, v := range values {
+		if len(v) < minSecretLen {
+			continue
+		}
+		if old != nil {
+			if _, ok := old.seen[v]; ok {
+				continue
+			}
+		}
+		if slices.Contains(fresh, v) {
+			continue
+		}
+		fresh = append(fresh, v)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	var all []string
+	if old != nil {
+		all = append(all, old.values...)
+	}
+	all = append(all, fresh...)
+	if len(all) > maxSecrets {
+		all = all[len(all)-maxSecrets:]
+	}
+	r.secrets.Store(newSecretSet(all))
+}
+
+func newSecretSet(values []string) *secretSet {
+	set := &secretSet{values: values, seen: make(map[string]struct{}, len(values))}
+	var variants []string
+	for _, v := range values {
+		set.seen[v] = struct{}{}
+		variants = append(variants, encodedVariants(v)...)
+	}
+	// strings.Replacer tries patterns in argument order at each position, so the longest
+	// go first: a secret that contains a shorter one is replaced as a whole.
+	slices.SortFunc(variants, func(a, b string) int { return len(b) - len(a) })
+	variants = slices.Compact(variants)
+	pairs := make([]string, 0, 2*len(variants))
+	for _, v := range variants {
+		pairs = append(pairs, v, Redacted)
+	}
+	set.rep = strings.NewReplacer(pairs...)
+	return set
+}
+
+// encodedVariants returns v and the forms it takes inside a URL or a JSON string.
+func encodedVariants(v string) []string {
+	out := []string{v}
+	add := func(s string) {
+		if len(s) >= minSecretLen && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(url.QueryEscape(v))
+	add(url.PathEscape(v))
+	if b, err := json.Marshal(v); err == nil { // HTML-escaping form (\u003c)
+		add(string(b[1 : len(b)-1]))
+	}
+	q := strconv.Quote(v) // Go %q form, used in error texts
+	add(q[1 : len(q)-1])
+	return out
+}
+
+// scrubLiteral replaces registered literal secrets. It returns s itself, without
+// allocating a copy, when nothing matched.
+func (r *Redactor) scrubLiteral(s string) string {
+	set := r.secrets.Load()
+	if set == nil || len(s) < minSecretLen {
+		return s
+	}
+	w := lazyWriter{}
+	_, _ = set.rep.WriteString(&w, s)
+	return w.result()
+}
+
+// lazyWriter collects strings.Replacer output but copies only when a replacement
+// happened: an unchanged input arrives as one single write of the whole string.
+type lazyWriter struct {
+	first string
+	buf   []byte
+	n     int
+}
+
+func (w *lazyWriter) WriteString(s string) (int, error) {
+	w.n++
+	switch w.n {
+	case 1:
+		w.first = s
+	case 2:
+		w.buf = append(append(make([]byte, 0, len(w.first)+len(s)+16), w.first...), s...)
+	default:
+		w.buf = append(w.buf, s...)
+	}
+	return len(s), nil
+}
+
+func (w *lazyWriter) Write(p []byte) (int, error) { return w.WriteString(string(p)) }
+
+func (w *lazyWriter) result() string {
+	if w.n <= 1 {
+		return w.first
+	}
+	return string(w.buf)
+}
+
+var _ io.StringWriter = (*lazyWriter)(nil)
+
+// ---- name rules ----
+
+// lowerASCII lowercases s, returning s itself when it has no upper-case ASCII letter.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// lastBracket returns the innermost name of a Rails/PHP-style key: "user[password]" →
+// "password".
+func lastBracket(k string) string {
+	if strings.HasSuffix(k, "]") {
+		if i := strings.LastIndexByte(k, '['); i >= 0 {
+			return k[i+1 : len(k)-1]
+		}
+	}
+	return k
+}
+
+func (r *Redactor) matchName(name string, exact map[string]bool, subs []string) bool {
+	n := lowerASCII(strings.TrimSpace(name))
+	if n == "" {
+		return false
+	}
+	if exact[n] {
+		return true
+	}
+	if inner := lastBracket(n); inner != n && exact[inner] {
+		return true
+	}
+	if r.allowed[n] {
+		return false
+	}
+	for _, s := range subs {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Redactor) isHeaderSecret(name string) bool {
+	return r.matchName(name, r.headerExact, r.headerSub)
+}
+
+func (r *Redactor) isQuerySecret(name string) bool {
+	return r.matchName(name, r.queryExact, r.fieldSub)
+}
+
+func (r *Redactor) isFormSecret(name string) bool {
+	return r.matchName(name, r.formExact, r.fieldSub)
+}
+
+func (r *Redactor) isJSONSecret(name string) bool {
+	return r.matchName(name, r.jsonExact, r.fieldSub)
+}
+
+func (r *Redactor) isTextSecret(name string) bool {
+	return r.matchName(name, r.textExact, r.fieldSub) ||
+		r.matchName(name, nil, r.headerSub)
+}
+
+func isAuthName(name string) bool {
+	n := lowerASCII(name)
+	return n == "authorization" || n == "proxy-authorization"
+}
+
+// ---- headers ----
+
+// Header returns a redacted copy of h: secret headers become [Redacted] (Authorization
+// and Proxy-Authorization keep their scheme, as in "Bearer [REDACTED]"); every other value
+// is scrubbed like [Redactor.String], which catches tokens inside Link or Location URLs.
+// h itself is not modified. A nil h gives nil.
+func (r *Redactor) Header(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	all := make([]string, n) // one backing array, as http.Header.Clone does
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		nv := all[:len(vs):len(vs)]
+		all = all[len(vs):]
+		secret, auth := r.isHeaderSecret(k), isAuthName(k)
+		for i, v := range vs {
+			switch {
+			case v == "":
+				nv[i] = ""
+			case auth:
+				nv[i] = r.scrubLiteral(redactAuth(v))
+			case secret:
+				nv[i] = Redacted
+			default:
+				nv[i] = r.String(v)
+			}
+		}
+		out[k] = nv
+	}
+	return out
+}
+
+// redactAuth keeps the scheme of an Authorization value: "Bearer abc" → "Bearer [REDACTED]".
+func redactAuth(v string) string {
+	v = strings.TrimSpace(v)
+	if i := strings.IndexByte(v, ' '); i > 0 && isSchemeWord(v[:i]) {
+		return v[:i] + " " + Redacted
+	}
+	return Redacted
+}
+
+// isSchemeWord reports whether s looks like an HTTP auth scheme ("Bearer", "Basic",
+// "AWS4-HMAC-SHA256") rather than part of a credential.
+func isSchemeWord(s string) bool {
+	if len(s) == 0 || len(s) > 24 {
+		return false
+	}
+	letters := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+			letters++
+		case '0' <= c && c <= '9', c == '-':
+		default:
+			return false
+		}
+	}
+	return letters >= 3
+}
+
+// ---- URLs and form-style pairs ----
+
+// URL returns raw with the values of secret query parameters (and fragment parameters, as
+// in OAuth implicit-flow redirects) replaced by [Redacted], the userinfo password removed,
+// and literal secrets scrubbed. Input that does not parse as a URL is scrubbed like
+// [Redactor.String].
+func (r *Redactor) URL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	if !strings.ContainsAny(raw, "?#@") {
+		return r.scrubLiteral(raw)
+	}
+	base, frag, hasFrag := strings.Cut(raw, "#")
+	u, err := url.Parse(base)
+	if err != nil {
+		return r.String(raw)
+	}
+	out := base
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.User(u.User.Username())
+			changed = true
+		}
+	}
+	if u.RawQuery != "" {
+		if q, ch := r.redactPairs(u.RawQuery, r.isQuerySecret); ch {
+			u.RawQuery = q
+			changed = true
+		}
+	}
+	if changed {
+		out = u.String()
+	}
+	if hasFrag {
+		f, _ := r.redactPairs(frag, r.isQuerySecret)
+		out += "#" + f
+	}
+	return r.scrubLiteral(out)
+}
+
+// redactPairs redacts the values of secret keys in an &-separated key=value list (a query
+// string or a form body), keeping order and every other byte. It reports whether anything
+// changed.
+func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bool) {
+	if strings.IndexByte(s, '=') < 0 {
+		return s, false
+	}
+	var b []byte
+	last := 0
+	for start := 0; start <= len(s); {
+		end := strings.IndexByte(s[start:], '&')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += start
+		}
+		part := s[start:end]
+		if eq := strings.IndexByte(part, '='); eq >= 0 && eq+1 < len(part) {
+			key := part[:eq]
+			if k, err := url.QueryUnescape(key); err == nil {
+				key = k
+			}
+			if isSecret(key) {
+				vs := start + eq + 1
+				if b == nil {
+					b = make([]byte, 0, len(s)+len(Redacted))
+				}
+				b = append(b, s[last:vs]...)
+				b = append(b, Redacted...)
+				last = end
+			}
+		}
+		start = end + 1
+	}
+	if b == nil {
+		return s, false
+	}
+	b = append(b, s[last:]...)
+	return string(b), true
+}
+
+// ---- bodies ----
+
+// Body returns body as a redacted string. JSON (any media type containing "json", or an
+// untyped body that starts like JSON) has the values of secret fields replaced by
+// "[REDACTED]" at any depth, inside arrays too, keeping the rest byte for byte; invalid
+// JSON falls back to [Redactor.String]. Form-urlencoded bodies are redacted like a query
+// string. Anything else is scrubbed like [Redactor.String]. Literal secrets are scrubbed
+// in every case. Redact before truncating: a cut secret can no longer be recognised.
+func (r *Redactor) Body(body []byte, contentType string) string {
+	return r.body(string(body), contentType)
+}
+
+func (r *Redactor) body(s, contentType string) string {
+	if s == "" {
+		return ""
+	}
+	mt := contentType
+	if i := strings.IndexByte(mt, ';'); i >= 0 {
+		mt = mt[:i]
+	}
+	mt = lowerASCII(strings.TrimSpace(mt))
+	switch {
+	case strings.Contains(mt, "json") || (mt == "" && looksJSON(s)):
+		if !gjson.Valid(s) {
+			return r.String(s)
+		}
+		return r.scrubLiteral(r.redactJSON(s))
+	case mt == "application/x-www-form-urlencoded":
+		out, _ := r.redactPairs(s, r.isFormSecret)
+		return r.scrubLiteral(out)
+	default:
+		return r.String(s)
+	}
+}
+
+func looksJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// redactJSON replaces the value of every secret field in valid JSON s with "[REDACTED]",
+// without decoding: one pass over the bytes, copying only when a secret field exists.
+func (r *Redactor) redactJSON(s string) string {
+	var b []byte
+	last := 0
+	for i := 0; i < len(s); {
+		q := strings.IndexByte(s[i:], '"')
+		if q < 0 {
+			break
+		}
+		start := i + q
+		end := stringEnd(s, start)
+		if end < 0 {
+			break
+		}
+		j := skipSpace(s, end)
+		if j >= len(s) || s[j] != ':' {
+			i = end
+			continue
+		}
+		if !r.isJSONSecret(jsonKey(s[start+1 : end-1])) {
+			i = j + 1
+			continue
+		}
+		vs := skipSpace(s, j+1)
+		ve := valueEnd(s, vs)
+		if b == nil {
+			b = make([]byte, 0, len(s))
+		}
+		b = append(b, s[last:vs]...)
+		b = append(b, `"`+Redacted+`"`...)
+		last, i = ve, ve
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[last:]...))
+}
+
+// jsonKey decodes a raw JSON string body (without quotes) when it holds escapes.
+func jsonKey(raw string) string {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	var k string
+	if err := json.Unmarshal([]byte(`"`+raw+`"`), &k); err != nil {
+		return raw
+	}
+	return k
+}
+
+// stringEnd returns the index just past the closing quote of the JSON string whose
+// opening quote is at s[start], or -1 when it is unterminated.
+func stringEnd(s string, start int) int {
+	for i := start + 1; i < len(s); {
+		k := strings.IndexAny(s[i:], `"\`)
+		if k < 0 {
+			return -1
+		}
+		i += k
+		if s[i] == '\\' {
+			i += 2
+			continue
+		}
+		return i + 1
+	}
+	return -1
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at s[i] (string, object,
+// array or literal); for unterminated values it returns len(s).
+func valueEnd(s string, i int) int {
+	if i >= len(s) {
+		return i
+	}
+	switch s[i] {
+	case '"':
+		if e := stringEnd(s, i); e >= 0 {
+			return e
+		}
+		return len(s)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := stringEnd(s, j)
+				if e < 0 {
+					return len(s)
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(s)
+	default:
+		j := i
+		for j < len(s) && !strings.ContainsRune(",}] \t\r\n", rune(s[j])) {
+			j++
+		}
+		return j
+	}
+}
+
+// ---- free text ----
+
+// String scrubs free text such as an error message or an unknown body: literal secrets,
+// the values in key=value, key: value and "key":"value" pairs whose key is a secret name
+// (including Go-quoted \"key\":\"value\" and "Authorization: Bearer x", which keeps the
+// scheme), and passwords in scheme://user:password@host URLs.
+func (r *Redactor) String(s string) string {
+	if s == "" {
+		return ""
+	}
+	s = r.scrubLiteral(s)
+	if strings.ContainsAny(s, "=:") {
+		s = r.scrubPairs(s)
+	}
+	if strings.Contains(s, "://") {
+		s = scrubUserinfo(s)
+	}
+	return s
+}
+
+func isKeyChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '_' || c == '-' || c == '.' || c == '[' || c == ']'
+}
+
+func isValueStop(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', '&', ',', ';', '}', ']', ')', '"', '\'', '<', '>':
+		return true
+	}
+	return false
+}
+
+// scrubPairs is the pattern pass of String: for every '=' or ':' it looks back for a key
+// and, when the key is secret, replaces the value that follows.
+func (r *Redactor) scrubPairs(s string) string {
+	var b []byte
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '=' && c != ':' {
+			continue
+		}
+		k := i
+		for k > 0 && (s[k-1] == ' ' || s[k-1] == '\t') {
+			k--
+		}
+		var key string
+		if k > 0 && (s[k-1] == '"' || s[k-1] == '\'') {
+			ke := k - 1
+			ks := strings.LastIndexByte(s[:ke], s[ke])
+			if ks < 0 {
+				continue
+			}
+			key = strings.TrimSuffix(s[ks+1:ke], `\`)
+		} else {
+			ks := k
+			for ks > 0 && isKeyChar(s[ks-1]) {
+				ks--
+			}
+			key = s[ks:k]
+		}
+		if key == "" || len(key) > 64 || !r.isTextSecret(key) {
+			continue
+		}
+		v := i + 1
+		for v < len(s) && (s[v] == ' ' || s[v] == '\t') {
+			v++
+		}
+		vs, ve := textValue(s, v, isAuthName(key) || strings.Contains(lowerASCII(key), "auth"))
+		if ve <= vs || vs < last {
+			continue
+		}
+		if b == nil {
+			b = make([]byte, 0, len(s)+len(Redacted))
+		}
+		b = append(b, s[last:vs]...)
+		b = append(b, Redacted...)
+		last = ve
+		i = ve - 1
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[last:]...))
+}
+
+// textValue returns the span of the value starting at s[v] in free text. Quoted values
+// lose their content but keep their quotes; an unterminated quote runs to the end.
+func textValue(s string, v int, auth bool) (int, int) {
+	if v >= len(s) {
+		return v, v
+	}
+	switch s[v] {
+	case '"', '\'':
+		q := s[v]
+		for j := v + 1; j < len(s); j++ {
+			if s[j] == '\\' { // escaped character inside the quoted value
+				j++
+				continue
+			}
+			if s[j] == q {
+				return v + 1, j
+			}
+		}
+		return v + 1, len(s)
+	case '\\':
+		if v+1 < len(s) && s[v+1] == '"' {
+			if e := strings.Index(s[v+2:], `\"`); e >= 0 {
+				return v + 2, v + 2 + e
+			}
+			return v + 2, len(s)
+		}
+	case '{', '[':
+		return v, valueEnd(s, v)
+	}
+	e := v
+	for e < len(s) && !isValueStop(s[e]) {
+		e++
+	}
+	// "Authorization: Bearer abc": keep the scheme, hide the credential after it.
+	if auth && e < len(s) && s[e] == ' ' && isSchemeWord(s[v:e]) {
+		e2 := e + 1
+		for e2 < len(s) && !isValueStop(s[e2]) {
+			e2++
+		}
+		if e2 > e+1 {
+			return e + 1, e2
+		}
+	}
+	return v, e
+}
+
+// scrubUserinfo replaces the password in every scheme://user:password@host of s.
+func scrubUserinfo(s string) string {
+	var b []byte
+	last := 0
+	for i := 0; ; {
+		k := strings.Index(s[i:], "://")
+		if k < 0 {
+			break
+		}
+		start := i + k + 3
+		end := start
+		for end < len(s) && !strings.ContainsRune("/?# \t\r\n\"'<>", rune(s[end])) {
+			end++
+		}
+		auth := s[start:end]
+		if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+			if c := strings.IndexByte(auth[:at], ':'); c >= 0 && c+1 < at {
+				ps, pe := start+c+1, start+at
+				if b == nil {
+					b = make([]byte, 0, len(s))
+				}
+				b = append(b, s[last:ps]...)
+				b = append(b, Redacted...)
+				last = pe
+			}
+		}
+		i = end
+		if i >= len(s) {
+			break
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[last:]...))
+}
+
+// ---- entries ----
+
+// Entry redacts every field of e in place: URL, both headers (replaced by redacted
+// copies, so maps shared with the caller are not modified), both bodies (by their
+// Content-Type), Error, and literal secrets in the remaining text fields.
+func (r *Redactor) Entry(e *Entry) {
+	if e == nil {
+		return
+	}
+	e.URL = r.URL(e.URL)
+	e.RequestBody = r.body(e.RequestBody, e.RequestHeader.Get("Content-Type"))
+	e.ResponseBody = r.body(e.ResponseBody, e.ResponseHeader.Get("Content-Type"))
+	e.RequestHeader = r.Header(e.RequestHeader)
+	e.ResponseHeader = r.Header(e.ResponseHeader)
+	e.Error = r.String(e.Error)
+	e.Backend = r.scrubLiteral(e.Backend)
+	e.Operation = r.scrubLiteral(e.Operation)
+	e.Method = r.scrubLiteral(e.Method)
+	e.Model = r.scrubLiteral(e.Model)
+	e.Record = r.scrubLiteral(e.Record)
+}
+
+// ---- truncation ----
+
+// Truncate cuts s to at most limit bytes on a UTF-8 boundary and appends
+// "…[truncated N bytes]", N being the number of bytes removed. It reports whether it cut.
+// A limit of 0 or less means no limit.
+func Truncate(s string, limit int) (string, bool) {
+	if limit <= 0 || len(s) <= limit {
+		return s, false
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…[truncated " + strconv.Itoa(len(s)-cut) + " bytes]", true
+}

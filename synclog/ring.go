@@ -1,0 +1,167 @@
+package synclog
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"sync"
+)
+
+// DefaultRingCapacity is the capacity NewRing uses when given zero or less.
+const DefaultRingCapacity = 1000
+
+// DefaultBodyLimit is the body limit, in bytes, a Ring applies unless told otherwise.
+const DefaultBodyLimit = 64 << 10
+
+// Ring is a bounded in-memory [Recorder] and [Querier]: it keeps the newest entries up to
+// its capacity and drops the oldest. It assigns each entry an increasing ID starting at 1.
+// A Ring is safe for concurrent use; Record takes one short lock and does not allocate
+// for bodies within the limit.
+type Ring struct {
+	bodyLimit int
+	redactor  *Redactor
+
+	mu      sync.Mutex
+	buf     []Entry // circular; buf[(start+i)%cap] is the i-th oldest entry
+	start   int
+	n       int
+	nextID  int64
+	dropped uint64
+}
+
+// RingOption configures a [Ring].
+type RingOption func(*Ring)
+
+// WithBodyLimit sets how many bytes of each body the Ring keeps (default 64 KiB); longer
+// bodies are cut with [Truncate] and the entry is marked Truncated. Zero or less keeps
+// bodies whole.
+func WithBodyLimit(n int) RingOption { return func(r *Ring) { r.bodyLimit = n } }
+
+// WithRingRedactor makes the Ring redact each entry with red before storing it. By
+// default a Ring trusts that entries were redacted when they were built (the adapter and
+// webhook packages do), so recording stays cheap.
+func WithRingRedactor(red *Redactor) RingOption { return func(r *Ring) { r.redactor = red } }
+
+// NewRing returns a Ring that keeps the newest capacity entries (DefaultRingCapacity when
+// capacity is zero or less).
+func NewRing(capacity int, opts ...RingOption) *Ring {
+	if capacity <= 0 {
+		capacity = DefaultRingCapacity
+	}
+	r := &Ring{bodyLimit: DefaultBodyLimit, buf: make([]Entry, capacity)}
+	for _, o := range opts {
+		if o != nil {
+			o(r)
+		}
+	}
+	return r
+}
+
+// Record stores e, assigning it the next ID, and drops the oldest entry when the Ring is
+// full. It never fails.
+func (r *Ring) Record(_ context.Context, e Entry) error {
+	if r.redactor != nil {
+		r.redactor.Entry(&e)
+	}
+	var cut1, cut2 bool
+	e.RequestBody, cut1 = Truncate(e.RequestBody, r.bodyLimit)
+	e.ResponseBody, cut2 = Truncate(e.ResponseBody, r.bodyLimit)
+	e.Truncated = e.Truncated || cut1 || cut2
+
+	r.mu.Lock()
+	r.nextID++
+	e.ID = r.nextID
+	if r.n < len(r.buf) {
+		r.buf[(r.start+r.n)%len(r.buf)] = e
+		r.n++
+	} else {
+		r.buf[r.start] = e
+		r.start = (r.start + 1) % len(r.buf)
+		r.dropped++
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// Len returns how many entries the Ring holds.
+func (r *Ring) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// Cap returns the Ring's capacity.
+func (r *Ring) Cap() int { return len(r.buf) }
+
+// Dropped returns how many entries were dropped to make room for newer ones.
+func (r *Ring) Dropped() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dropped
+}
+
+// Entries returns the entries matching f, newest first, at most f.Limit of them when
+// f.Limit is positive. The returned entries (headers included) are copies the caller may
+// modify.
+func (r *Ring) Entries(f Filter) []Entry {
+	r.mu.Lock()
+	var out []Entry
+	for i := r.n - 1; i >= 0; i-- {
+		e := &r.buf[(r.start+i)%len(r.buf)]
+		if !f.Match(e) {
+			continue
+		}
+		out = append(out, *e)
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	r.mu.Unlock()
+	// Header maps are shared with the stored entry; copy them outside the lock.
+	for i := range out {
+		out[i].RequestHeader = cloneHeader(out[i].RequestHeader)
+		out[i].ResponseHeader = cloneHeader(out[i].ResponseHeader)
+	}
+	return out
+}
+
+func cloneHeader(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	return h.Clone()
+}
+
+// Query yields the entries matching f, newest first (see [Ring.Entries]). The matching
+// set is taken when iteration starts; if ctx ends during iteration, Query yields ctx's
+// error and stops.
+func (r *Ring) Query(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(Entry{}, err)
+			return
+		}
+		for _, e := range r.Entries(f) {
+			if err := ctx.Err(); err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Reset removes every entry. IDs keep increasing and the dropped count is kept.
+func (r *Ring) Reset() {
+	r.mu.Lock()
+	clear(r.buf)
+	r.start, r.n = 0, 0
+	r.mu.Unlock()
+}
+
+var (
+	_ Recorder = (*Ring)(nil)
+	_ Querier  = (*Ring)(nil)
+)
