@@ -1,0 +1,301 @@
+package mapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/tidwall/sjson"
+
+	"github.com/connkit/connkit/binding"
+)
+
+// ExportMapper turns local [Values] into an external JSON payload. Build it once with
+// [NewExport] (or from a spec with [Spec.Export]) and call [ExportMapper.Map] per record;
+// it is safe for concurrent use.
+type ExportMapper struct{ base }
+
+// NewExport builds an export mapper from rules, checking every rule and compiling every
+// expression now. Problems are reported together, each as a [*SpecError].
+func NewExport(name string, rules []Rule, opts ...Option) (*ExportMapper, error) {
+	m := &ExportMapper{base{name: name, cfg: newConfig(opts), rules: rules}}
+	if err := m.build(true); err != nil {
+		return nil, fmt.Errorf("building export mapper %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// Map maps one record's local values to a JSON payload (an object). This is the export
+// entry point:
+//
+//	payload, err := exportMapper.Map(ctx, localValues, mapper.Options{Changed: changed})
+//
+// Rules whose source is missing write nothing; a nil value writes null. Errors are
+// *MappingError (or errors.Join of them with AllErrors).
+func (m *ExportMapper) Map(ctx context.Context, local Values, opts Options) ([]byte, error) {
+	return m.mapValues(ctx, local, &opts, m.name)
+}
+
+func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Options, label string) ([]byte, error) {
+	recordID := func() string {
+		if opts.RecordID != "" || m.cfg.idPath == "" {
+			return opts.RecordID
+		}
+		if v, ok, _ := localGet(ctx, local, m.cfg.idPath, nil, nil); ok {
+			if s, err := idString(v); err == nil {
+				return s
+			}
+		}
+		return ""
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: err}
+	}
+	if local == nil {
+		local = Values{}
+	}
+	payload := make([]byte, 0, 64*len(m.rules)+2)
+	payload = append(payload, '{', '}')
+	var written Values
+	if m.hasExpr {
+		written = make(Values, len(m.rules))
+	}
+	rec := Record{local: local, opts: opts, mapped: written, ctx: ctx, rel: m.cfg.related}
+	collect := opts.AllErrors || m.cfg.collect
+	var errs []error
+	for i := range m.rules {
+		r := &m.rules[i]
+		if !r.applies(opts) {
+			continue
+		}
+		var err error
+		payload, err = m.apply(ctx, i, r, &rec, payload, written, label)
+		if err != nil {
+			err = m.mapErr(label, i, r, recordID(), err)
+			if !collect {
+				return nil, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return payload, nil
+}
+
+func set(payload []byte, written Values, path string, v any) ([]byte, error) {
+	out, err := sjson.SetBytes(payload, path, v)
+	if err != nil {
+		return payload, fmt.Errorf("writing %q: %w", path, err)
+	}
+	if written != nil {
+		written[path] = v
+	}
+	return out, nil
+}
+
+func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, payload []byte, written Values, label string) ([]byte, error) {
+	switch r.kind {
+	case kindDirect:
+		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
+		if err != nil {
+			return payload, err
+		}
+		v, ok, err := finish(r, v, exists)
+		if err != nil || !ok {
+			return payload, err
+		}
+		return set(payload, written, r.to, v)
+	case kindFunc:
+		vals, err := r.fn(ctx, rec)
+		if err != nil {
+			return payload, err
+		}
+		for k, v := range vals {
+			if payload, err = set(payload, written, k, v); err != nil {
+				return payload, err
+			}
+		}
+	case kindRelation:
+		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
+		if err != nil {
+			return payload, err
+		}
+		if !exists || v == nil || v == false {
+			v, ok, err := finish(r, nil, exists)
+			if err != nil || !ok {
+				return payload, err
+			}
+			return set(payload, written, r.to, v)
+		}
+		v, ok, err := m.relate(ctx, r, v)
+		if err != nil || !ok {
+			return payload, err
+		}
+		if v, ok, err = finish(r, v, true); err != nil || !ok {
+			return payload, err
+		}
+		return set(payload, written, r.to, v)
+	case kindExpr, kindExec:
+		p := m.progs[i]
+		env := exprEnv{Values: written, Request: rec.opts.Request, Create: rec.opts.Create, Record: rec.local}
+		if r.from != "" {
+			v, _, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
+			if err != nil {
+				return payload, err
+			}
+			env.Value = v
+		}
+		if p.usesField {
+			env.Field = func(path string) any { v, _ := rec.Get(path); return v }
+		}
+		v, err := p.run(&env, m.cfg.memBudget)
+		if err != nil {
+			return payload, err
+		}
+		if r.kind == kindExec {
+			patch, err := execResult(v)
+			if err != nil {
+				return payload, err
+			}
+			for k, v := range patch {
+				if payload, err = set(payload, written, k, v); err != nil {
+					return payload, err
+				}
+			}
+			return payload, nil
+		}
+		v, ok, err := finish(r, v, true)
+		if err != nil || !ok {
+			return payload, err
+		}
+		return set(payload, written, r.to, v)
+	case kindChildren:
+		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
+		if err != nil {
+			return payload, err
+		}
+		if !exists || v == nil {
+			v, ok, err := finish(r, nil, exists)
+			if err != nil || !ok {
+				return payload, err
+			}
+			return set(payload, written, r.to, v)
+		}
+		lines, err := asLines(v)
+		if err != nil {
+			return payload, err
+		}
+		child := r.child.(*ExportMapper)
+		childOpts := *rec.opts
+		arr := make([]byte, 0, 64*len(lines)+2)
+		arr = append(arr, '[')
+		var errs []error
+		for n, line := range lines {
+			b, err := child.mapValues(ctx, line, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]")
+			if err != nil {
+				if !(rec.opts.AllErrors || m.cfg.collect) {
+					return payload, err
+				}
+				errs = append(errs, err)
+				continue
+			}
+			if len(arr) > 1 {
+				arr = append(arr, ',')
+			}
+			arr = append(arr, b...)
+		}
+		if len(errs) > 0 {
+			return payload, errors.Join(errs...)
+		}
+		arr = append(arr, ']')
+		out, err := sjson.SetRawBytes(payload, r.to, arr)
+		if err != nil {
+			return payload, fmt.Errorf("writing %q: %w", r.to, err)
+		}
+		if written != nil {
+			written[r.to] = lines
+		}
+		return out, nil
+	}
+	return payload, nil
+}
+
+func asLines(v any) ([]Values, error) {
+	switch x := v.(type) {
+	case []Values:
+		return x, nil
+	case []any:
+		out := make([]Values, len(x))
+		for i, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%w: line %d is %T, want a map of values", ErrConvert, i, e)
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: children must be []Values or []any of maps, got %T", ErrConvert, v)
+}
+
+// relate resolves local IDs (one or a list) to external IDs.
+func (m *ExportMapper) relate(ctx context.Context, r *Rule, v any) (any, bool, error) {
+	var list []any
+	switch x := v.(type) {
+	case []any:
+		list = x
+	case []string:
+		list = make([]any, len(x))
+		for i, s := range x {
+			list[i] = s
+		}
+	case []int64:
+		list = make([]any, len(x))
+		for i, s := range x {
+			list[i] = s
+		}
+	case []int:
+		list = make([]any, len(x))
+		for i, s := range x {
+			list[i] = s
+		}
+	default:
+		id, ok, err := m.resolveOne(ctx, r, v)
+		return id, ok, err
+	}
+	ids := make([]any, 0, len(list))
+	for _, x := range list {
+		id, ok, err := m.resolveOne(ctx, r, x)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, true, nil
+}
+
+func (m *ExportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, bool, error) {
+	local, err := idString(v)
+	if err != nil {
+		return "", false, err
+	}
+	ext, err := m.cfg.resolver.ToExternal(ctx, r.model, local)
+	if err == nil && ext != "" {
+		return ext, true, nil
+	}
+	if err != nil && !errors.Is(err, binding.ErrNotFound) {
+		return "", false, fmt.Errorf("resolving %s local ID %q: %w", r.model, local, err)
+	}
+	if r.onMissing == SkipMissing {
+		return "", false, nil
+	}
+	if err == nil {
+		err = binding.ErrNotFound
+	}
+	return "", false, &MissingDependencyError{Model: r.model, ID: local, Export: true, Err: err}
+}

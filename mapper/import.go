@@ -1,0 +1,310 @@
+package mapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/binding"
+)
+
+// ImportMapper turns an external JSON record into local [Values]. Build it once with
+// [NewImport] (or from a spec with [Spec.Import]) and call [ImportMapper.Map] per record;
+// it is safe for concurrent use.
+type ImportMapper struct{ base }
+
+// NewImport builds an import mapper from rules, checking every rule and compiling every
+// expression now. Problems are reported together, each as a [*SpecError].
+func NewImport(name string, rules []Rule, opts ...Option) (*ImportMapper, error) {
+	m := &ImportMapper{base{name: name, cfg: newConfig(opts), rules: rules}}
+	if err := m.build(false); err != nil {
+		return nil, fmt.Errorf("building import mapper %q: %w", name, err)
+	}
+	return m, nil
+}
+
+// ErrInvalidRecord means the record given to an import mapper is not a JSON object.
+var ErrInvalidRecord = errors.New("record is not a valid JSON object")
+
+// Map maps one external record (a JSON object) to local values. This is the import
+// entry point:
+//
+//	values, err := importMapper.Map(ctx, recordJSON, mapper.Options{Create: true})
+//
+// Errors are *MappingError (or errors.Join of them with AllErrors); nothing is partially
+// returned on error.
+func (m *ImportMapper) Map(ctx context.Context, record []byte, opts Options) (Values, error) {
+	return m.mapString(ctx, string(record), &opts, m.name)
+}
+
+func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options, label string) (Values, error) {
+	recordID := func() string {
+		if opts.RecordID != "" || m.cfg.idPath == "" {
+			return opts.RecordID
+		}
+		return gjson.Get(raw, m.cfg.idPath).String()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: err}
+	}
+	if !gjson.Valid(raw) || !isObject(raw) {
+		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: ErrInvalidRecord}
+	}
+	out := make(Values, len(m.rules))
+	rec := Record{raw: raw, opts: opts, mapped: out}
+	collect := opts.AllErrors || m.cfg.collect
+	var errs []error
+	for i := range m.rules {
+		r := &m.rules[i]
+		if !r.applies(opts) {
+			continue
+		}
+		if err := m.apply(ctx, i, r, &rec, out, label); err != nil {
+			err = m.mapErr(label, i, r, recordID(), err)
+			if !collect {
+				return nil, err
+			}
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func isObject(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out Values, label string) error {
+	switch r.kind {
+	case kindDirect:
+		res := gjson.Get(rec.raw, r.from)
+		var v any
+		if res.Type != gjson.Null {
+			v = jsonValue(res)
+		}
+		v, ok, err := finish(r, v, res.Exists())
+		if err != nil {
+			return err
+		}
+		if ok {
+			out[r.to] = v
+		}
+	case kindFunc:
+		vals, err := r.fn(ctx, rec)
+		if err != nil {
+			return err
+		}
+		merge(out, vals)
+	case kindRelation:
+		res := gjson.Get(rec.raw, r.from)
+		var v any
+		if res.Type != gjson.Null {
+			v = jsonValue(res)
+		}
+		v, ok, err := m.relate(ctx, r, v, res.Exists())
+		if err != nil {
+			return err
+		}
+		if ok {
+			out[r.to] = v
+		}
+	case kindExpr, kindExec:
+		p := m.progs[i]
+		env := exprEnv{Values: out, Request: opts(rec).Request, Create: opts(rec).Create}
+		if r.from != "" {
+			if res := gjson.Get(rec.raw, r.from); res.Type != gjson.Null {
+				env.Value = jsonValue(res)
+			}
+		}
+		if p.usesRecord {
+			env.Record = rec.decoded()
+		}
+		if p.usesField {
+			env.Field = func(path string) any { return jsonValue(gjson.Get(rec.raw, path)) }
+		}
+		v, err := p.run(&env, m.cfg.memBudget)
+		if err != nil {
+			return err
+		}
+		if r.kind == kindExec {
+			patch, err := execResult(v)
+			if err != nil {
+				return err
+			}
+			merge(out, patch)
+			return nil
+		}
+		v, ok, err := finish(r, v, true)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out[r.to] = v
+		}
+	case kindChildren:
+		res := gjson.Get(rec.raw, r.from)
+		if !res.Exists() || res.Type == gjson.Null {
+			_, ok, err := finish(r, nil, res.Exists())
+			if err != nil {
+				return err
+			}
+			if ok {
+				out[r.to] = []Values{}
+			}
+			return nil
+		}
+		if !res.IsArray() {
+			return fmt.Errorf("%w: children at %q must be an array, got %s", ErrConvert, r.from, res.Type)
+		}
+		child := r.child.(*ImportMapper)
+		childOpts := Options{Create: rec.opts.Create, Changed: rec.opts.Changed, Request: rec.opts.Request,
+			AllErrors: rec.opts.AllErrors, RecordID: rec.opts.RecordID}
+		lines := make([]Values, 0, 4)
+		var errs []error
+		n := 0
+		for _, el := range res.Array() {
+			l, err := child.mapString(ctx, el.Raw, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]")
+			n++
+			if err != nil {
+				if !(rec.opts.AllErrors || m.cfg.collect) {
+					return err
+				}
+				errs = append(errs, err)
+				continue
+			}
+			lines = append(lines, l)
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		out[r.to] = lines
+	}
+	return nil
+}
+
+func opts(rec *Record) *Options { return rec.opts }
+
+// relate resolves external IDs (one or an array) to local IDs.
+func (m *ImportMapper) relate(ctx context.Context, r *Rule, v any, exists bool) (any, bool, error) {
+	v, ok, err := finish(r, v, exists)
+	if err != nil || !ok || v == nil {
+		return v, ok, err
+	}
+	if arr, isArr := v.([]any); isArr {
+		ids := make([]string, 0, len(arr))
+		for _, x := range arr {
+			id, found, err := m.resolveOne(ctx, r, x)
+			if err != nil {
+				return nil, false, err
+			}
+			if found {
+				ids = append(ids, id)
+			}
+		}
+		return ids, true, nil
+	}
+	id, found, err := m.resolveOne(ctx, r, v)
+	return id, found, err
+}
+
+func (m *ImportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, bool, error) {
+	ext, err := idString(v)
+	if err != nil {
+		return "", false, err
+	}
+	local, err := m.cfg.resolver.ToLocal(ctx, r.model, ext)
+	if err == nil {
+		return local, true, nil
+	}
+	if !errors.Is(err, binding.ErrNotFound) {
+		return "", false, fmt.Errorf("resolving %s external ID %q: %w", r.model, ext, err)
+	}
+	switch r.onMissing {
+	case SkipMissing:
+		return "", false, nil
+	case ImportMissing:
+		if ierr := m.cfg.importMissing(ctx, r.model, ext); ierr != nil {
+			return "", false, fmt.Errorf("importing missing dependency %s %q: %w", r.model, ext, ierr)
+		}
+		local, err = m.cfg.resolver.ToLocal(ctx, r.model, ext)
+		if err == nil {
+			return local, true, nil
+		}
+	}
+	return "", false, &MissingDependencyError{Model: r.model, ID: ext, Err: err}
+}
+
+// Record gives [Func] rules access to the record being mapped.
+type Record struct {
+	raw    string // import: the external JSON
+	local  Values // export: the local values
+	opts   *Options
+	mapped Values
+	dec    map[string]any
+	ctx    context.Context
+	rel    Related
+}
+
+// Get reads a value of the source record: a gjson path on import (the JSON-decoded
+// value: string, float64/int64, bool, map[string]any, []any), a dotted local path on
+// export (related records are followed through the mapper's [Related] with the models
+// given, if any). ok is false when the path is missing or null.
+func (r *Record) Get(path string, models ...string) (v any, ok bool) {
+	if r.local != nil {
+		ctx := r.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		v, ok, err := localGet(ctx, r.local, path, models, r.rel)
+		if err != nil || v == nil {
+			return nil, false
+		}
+		return v, ok
+	}
+	res := gjson.Get(r.raw, path)
+	if !res.Exists() || res.Type == gjson.Null {
+		return nil, false
+	}
+	return jsonValue(res), true
+}
+
+// JSON returns the external record's raw JSON (import only; empty on export).
+func (r *Record) JSON() string { return r.raw }
+
+// Local returns the local values (export only; nil on import).
+func (r *Record) Local() Values { return r.local }
+
+// Mapped returns the values mapped so far by earlier rules (local fields on import,
+// payload paths on export). Do not modify it; return new values instead.
+func (r *Record) Mapped() Values { return r.mapped }
+
+// Options returns the Map call's options.
+func (r *Record) Options() Options { return *r.opts }
+
+func (r *Record) decoded() map[string]any {
+	if r.dec == nil {
+		if r.local != nil {
+			r.dec = r.local
+		} else if m, ok := gjson.Parse(r.raw).Value().(map[string]any); ok {
+			r.dec = m
+		} else {
+			r.dec = map[string]any{}
+		}
+	}
+	return r.dec
+}

@@ -1,0 +1,332 @@
+package mapper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/tidwall/gjson"
+)
+
+// IDResolver turns external IDs into local IDs and back for one model. *binding.Binder
+// satisfies it. An unbound ID must yield an error matching binding.ErrNotFound.
+type IDResolver interface {
+	ToLocal(ctx context.Context, model, externalID string) (string, error)
+	ToExternal(ctx context.Context, model, localID string) (string, error)
+}
+
+// Related reads a related local record, so export rules can follow dotted local paths
+// such as "partner_id.name": the value of partner_id is a local ID of model res.partner
+// (see [Through]), Lookup returns that record's values and "name" is read from them.
+// Implement it over the app's local store. Values that already hold a nested map for
+// partner_id need no Related.
+type Related interface {
+	Lookup(ctx context.Context, model, localID string) (map[string]any, error)
+}
+
+// RelatedFunc adapts a function to [Related].
+type RelatedFunc func(ctx context.Context, model, localID string) (map[string]any, error)
+
+// Lookup calls f.
+func (f RelatedFunc) Lookup(ctx context.Context, model, localID string) (map[string]any, error) {
+	return f(ctx, model, localID)
+}
+
+// ImportMissingFunc imports a missing dependency (model, external ID) so that a
+// relational rule with [ImportMissing] can resolve it afterwards. The importer passes
+// its own "import this record now" here.
+type ImportMissingFunc func(ctx context.Context, model, externalID string) error
+
+// Option configures a mapper at build time.
+type Option func(*config)
+
+type config struct {
+	resolver      IDResolver
+	related       Related
+	importMissing ImportMissingFunc
+	idPath        string
+	collect       bool
+	maxNodes      uint
+	memBudget     uint
+	file          string
+}
+
+// WithResolver sets the resolver (the binder) used by [Relation] rules. Required when
+// the mapper has relational rules.
+func WithResolver(r IDResolver) Option { return func(c *config) { c.resolver = r } }
+
+// WithRelated sets how export rules read related local records (see [Related]).
+func WithRelated(r Related) Option { return func(c *config) { c.related = r } }
+
+// WithImportMissing sets the callback used by relations with OnMissing(ImportMissing).
+func WithImportMissing(f ImportMissingFunc) Option {
+	return func(c *config) { c.importMissing = f }
+}
+
+// WithIDPath names where the record's ID is read for error messages when
+// [Options].RecordID is empty: a gjson path on import ("id"), a local field on export.
+func WithIDPath(path string) Option { return func(c *config) { c.idPath = path } }
+
+// CollectErrors makes Map report every failing rule of a record (errors.Join of
+// *MappingError) instead of stopping at the first, like [Options].AllErrors.
+func CollectErrors() Option { return func(c *config) { c.collect = true } }
+
+// WithExprLimits bounds expression rules: maxNodes limits the size of an expression at
+// compile time (default 1000 nodes), memoryBudget limits what one run may allocate, in
+// expr's units (default 100000; expr's own default is 1e6). Zero keeps the default.
+func WithExprLimits(maxNodes, memoryBudget uint) Option {
+	return func(c *config) {
+		if maxNodes > 0 {
+			c.maxNodes = maxNodes
+		}
+		if memoryBudget > 0 {
+			c.memBudget = memoryBudget
+		}
+	}
+}
+
+// Default expression limits; see [WithExprLimits].
+const (
+	DefaultExprMaxNodes     = 1000
+	DefaultExprMemoryBudget = 100_000
+)
+
+func newConfig(opts []Option) config {
+	c := config{maxNodes: DefaultExprMaxNodes, memBudget: DefaultExprMemoryBudget}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// base is what import and export mappers share.
+type base struct {
+	name    string
+	cfg     config
+	rules   []Rule
+	progs   []*program // per rule, for expression rules
+	hasExpr bool
+	export  bool
+}
+
+func (*base) isMapper() {}
+
+// Name returns the mapper's name.
+func (b *base) Name() string { return b.name }
+
+func (b *base) build(export bool) error {
+	b.export = export
+	var errs []error
+	b.progs = make([]*program, len(b.rules))
+	for i := range b.rules {
+		r := &b.rules[i]
+		if err := b.check(r, export); err != nil {
+			errs = append(errs, b.specErr(i, r, err))
+			continue
+		}
+		if r.kind == kindExpr || r.kind == kindExec {
+			p, err := compileExpr(r.code, b.cfg.maxNodes)
+			if err != nil {
+				errs = append(errs, b.specErr(i, r, err))
+				continue
+			}
+			b.progs[i] = p
+			b.hasExpr = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *base) specErr(i int, r *Rule, err error) error {
+	path := r.path
+	if path == "" {
+		path = "rules[" + strconv.Itoa(i) + "]"
+	}
+	field := r.to // the local field: target on import, source on export
+	if b.export || field == "" {
+		field = r.from
+	}
+	return &SpecError{File: b.cfg.file, Path: path, Index: i, Line: r.line, Field: field, Err: err}
+}
+
+func (b *base) check(r *Rule, export bool) error {
+	needFrom := func() error {
+		if r.from == "" {
+			return errors.New("source path is empty")
+		}
+		if export {
+			return checkLocalPath(r.from)
+		}
+		return checkReadPath(r.from)
+	}
+	needTo := func() error {
+		if r.to == "" {
+			return errors.New("target is empty")
+		}
+		if export {
+			return checkWritePath(r.to)
+		}
+		return checkLocalField(r.to)
+	}
+	switch r.kind {
+	case kindDirect:
+		if err := needFrom(); err != nil {
+			return err
+		}
+		return needTo()
+	case kindRelation:
+		if err := needFrom(); err != nil {
+			return err
+		}
+		if err := needTo(); err != nil {
+			return err
+		}
+		if r.model == "" {
+			return errors.New("relational rule needs a model")
+		}
+		if b.cfg.resolver == nil {
+			return errors.New("relational rule needs a resolver: build the mapper WithResolver(binder)")
+		}
+		if r.onMissing == ImportMissing && b.cfg.importMissing == nil && !export {
+			return errors.New("OnMissing(ImportMissing) needs WithImportMissing(callback)")
+		}
+		return nil
+	case kindFunc:
+		if r.fn == nil {
+			return errors.New("func rule has a nil func")
+		}
+		return nil
+	case kindExpr:
+		if r.from != "" {
+			if err := needFrom(); err != nil {
+				return err
+			}
+		}
+		if r.code == "" {
+			return errors.New("expression is empty")
+		}
+		return needTo()
+	case kindExec:
+		if r.code == "" {
+			return errors.New("expression is empty")
+		}
+		return nil
+	case kindChildren:
+		if err := needFrom(); err != nil {
+			return err
+		}
+		if err := needTo(); err != nil {
+			return err
+		}
+		switch r.child.(type) {
+		case *ImportMapper:
+			if export {
+				return errors.New("children of an export mapper need an *ExportMapper")
+			}
+		case *ExportMapper:
+			if !export {
+				return errors.New("children of an import mapper need an *ImportMapper")
+			}
+		default:
+			return errors.New("children rule needs a child mapper")
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown rule kind %d", r.kind)
+}
+
+// mapErr wraps err as a *MappingError unless it already is one from a child mapper.
+func (b *base) mapErr(label string, i int, r *Rule, recordID string, err error) error {
+	var me *MappingError
+	if r.kind == kindChildren && errors.As(err, &me) {
+		return err
+	}
+	field := r.to
+	if field == "" {
+		field = r.from
+	}
+	return &MappingError{Mapper: label, Rule: r.label(i), Field: field, RecordID: recordID, Cause: err}
+}
+
+// finish applies missing/null handling and converters to one value.
+// It returns ok=false when nothing is to be written.
+func finish(r *Rule, v any, exists bool) (any, bool, error) {
+	if !exists || v == nil {
+		switch {
+		case r.hasDef:
+			return r.def, true, nil
+		case r.required:
+			if !exists {
+				return nil, false, ErrRequired
+			}
+			return nil, false, fmt.Errorf("%w (value is null)", ErrRequired)
+		case !exists:
+			return nil, false, nil
+		}
+		return nil, true, nil
+	}
+	for _, c := range r.convs {
+		var err error
+		if v, err = c.fn(v); err != nil {
+			return nil, false, err
+		}
+	}
+	return v, true, nil
+}
+
+// jsonValue turns a gjson result into a Go value: strings, bools, nil, int64 for
+// integral numbers that fit, float64 otherwise, and map[string]any / []any for
+// objects and arrays.
+func jsonValue(r gjson.Result) any {
+	switch r.Type {
+	case gjson.String:
+		return r.Str
+	case gjson.True:
+		return true
+	case gjson.False:
+		return false
+	case gjson.Number:
+		raw := r.Raw
+		integral := len(raw) > 0 && len(raw) < 19
+		for i := 0; integral && i < len(raw); i++ {
+			c := raw[i]
+			integral = (c >= '0' && c <= '9') || (c == '-' && i == 0)
+		}
+		if integral {
+			if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+				return n
+			}
+		}
+		return r.Num
+	case gjson.JSON:
+		return r.Value()
+	}
+	return nil
+}
+
+func idString(v any) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case float64:
+		s, err := toString(x)
+		if err != nil {
+			return "", err
+		}
+		return s.(string), nil
+	}
+	return "", fmt.Errorf("%w: %T is not an ID", ErrConvert, v)
+}
+
+func merge(dst Values, src map[string]any) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}

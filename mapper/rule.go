@@ -1,0 +1,236 @@
+package mapper
+
+import (
+	"context"
+	"strconv"
+)
+
+// Values holds one record's local values: field name → value. On import it is what a
+// mapper produces; on export it is what a mapper reads. Values may hold nested Values or
+// map[string]any for related records (read by dotted paths like "partner_id.name"),
+// and []Values for one-to-many lines.
+type Values = map[string]any
+
+// Options are the per-record inputs of a Map call.
+type Options struct {
+	// Create is true when the record is being created on the target side; rules marked
+	// [OnlyCreate] run only then.
+	Create bool
+	// Changed lists the local fields that changed since the last export. Rules marked
+	// [ChangedBy] run only when one of their fields is in it. A nil Changed means
+	// "unknown": every rule runs (as on create).
+	Changed []string
+	// RecordID names the record in errors; when empty, the mapper's [WithIDPath] is read.
+	RecordID string
+	// Request is extra data given to expression rules as `request` (BJ's request_data:
+	// the inbound request's body, query, headers… whatever the caller puts there).
+	Request map[string]any
+	// AllErrors collects every failing rule of the record (errors.Join of
+	// *MappingError) instead of stopping at the first.
+	AllErrors bool
+}
+
+func (o *Options) changed(fields []string) bool {
+	if o.Create || o.Changed == nil {
+		return true
+	}
+	for _, f := range fields {
+		for _, c := range o.Changed {
+			if f == c {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type ruleKind uint8
+
+const (
+	kindDirect ruleKind = iota + 1
+	kindFunc
+	kindRelation
+	kindExpr
+	kindExec
+	kindChildren
+)
+
+func (k ruleKind) String() string {
+	switch k {
+	case kindDirect:
+		return "direct"
+	case kindFunc:
+		return "func"
+	case kindRelation:
+		return "relation"
+	case kindExpr:
+		return "expression"
+	case kindExec:
+		return "execute"
+	case kindChildren:
+		return "children"
+	}
+	return "unknown"
+}
+
+// MissingPolicy says what a relational rule does on import when the external ID has no
+// local counterpart yet.
+type MissingPolicy uint8
+
+const (
+	// FailMissing fails the record with a [MissingDependencyError] (the default).
+	FailMissing MissingPolicy = iota
+	// SkipMissing leaves the field out of the result.
+	SkipMissing
+	// ImportMissing calls the mapper's [WithImportMissing] callback to import the
+	// dependency, then resolves again.
+	ImportMissing
+)
+
+// MapFunc computes several values at once (OCA's @mapping). On import it returns local
+// fields; on export it returns payload paths (sjson syntax). Returning nil adds nothing.
+type MapFunc func(ctx context.Context, r *Record) (Values, error)
+
+// Rule is one mapping line. Build rules with [Direct], [Func], [Relation], [Expr],
+// [Exec] and [Children] (or load them from a spec file) and pass them to [NewImport] or
+// [NewExport]. A Rule's meaning depends on the direction: "from" is a gjson path into the
+// external record on import and a local (dotted) path on export; "to" is a local field on
+// import and an sjson path into the payload on export.
+type Rule struct {
+	kind       ruleKind
+	from, to   string
+	name       string
+	convs      []Converter
+	def        any
+	hasDef     bool
+	required   bool
+	onlyCreate bool
+	changedBy  []string
+	model      string
+	through    []string
+	onMissing  MissingPolicy
+	fn         MapFunc
+	code       string
+	child      any // *ImportMapper or *ExportMapper
+	line       int // spec line, for build errors
+	path       string
+}
+
+// RuleOption modifies a rule: a [Converter], [Default], [Required], [OnlyCreate],
+// [ChangedBy], [Name], [OnMissing], [Through].
+type RuleOption interface{ applyRule(*Rule) }
+
+type ruleOptionFunc func(*Rule)
+
+func (f ruleOptionFunc) applyRule(r *Rule) { f(r) }
+
+// Default is used when the source value is missing or null (converters are not run on it).
+func Default(v any) RuleOption {
+	return ruleOptionFunc(func(r *Rule) { r.def, r.hasDef = v, true })
+}
+
+// Required makes a missing or null source value an error ([ErrRequired]).
+func Required() RuleOption { return ruleOptionFunc(func(r *Rule) { r.required = true }) }
+
+// OnlyCreate runs the rule only when [Options].Create is true (OCA's @only_create).
+func OnlyCreate() RuleOption { return ruleOptionFunc(func(r *Rule) { r.onlyCreate = true }) }
+
+// ChangedBy runs the rule only when one of the local fields changed (OCA's
+// @changed_by); see [Options].Changed.
+func ChangedBy(fields ...string) RuleOption {
+	return ruleOptionFunc(func(r *Rule) { r.changedBy = append(r.changedBy, fields...) })
+}
+
+// Name names the rule in errors (default "#index kind").
+func Name(name string) RuleOption { return ruleOptionFunc(func(r *Rule) { r.name = name }) }
+
+// OnMissing sets what a [Relation] does on import when the related record is not bound.
+func OnMissing(p MissingPolicy) RuleOption {
+	return ruleOptionFunc(func(r *Rule) { r.onMissing = p })
+}
+
+// Through gives the models of the related records crossed by a dotted local path on
+// export: for "partner_id.country_id.code", Through("res.partner", "res.country"). A hop
+// whose value is already a nested map needs no model. See [Related].
+func Through(models ...string) RuleOption {
+	return ruleOptionFunc(func(r *Rule) { r.through = models })
+}
+
+func newRule(kind ruleKind, from, to string, opts []RuleOption) Rule {
+	r := Rule{kind: kind, from: from, to: to}
+	for _, o := range opts {
+		if o != nil {
+			o.applyRule(&r)
+		}
+	}
+	return r
+}
+
+// Direct copies the value at from to to, through the given converters (OCA's `direct`,
+// BJ's plain line). Example: Direct("variants.0.price", "price", Float(), Required()).
+func Direct(from, to string, opts ...RuleOption) Rule {
+	return newRule(kindDirect, from, to, opts)
+}
+
+// Func runs fn and merges the values it returns (OCA's @mapping method).
+func Func(name string, fn MapFunc, opts ...RuleOption) Rule {
+	r := newRule(kindFunc, "", "", opts)
+	r.fn = fn
+	if r.name == "" {
+		r.name = name
+	}
+	return r
+}
+
+// Relation maps a reference to a record of model through the mapper's [IDResolver]
+// (the binder): the external ID at from becomes a local ID on import; the local ID at
+// from becomes an external ID on export. Arrays of IDs (many2many) map element-wise.
+func Relation(from, to, model string, opts ...RuleOption) Rule {
+	r := newRule(kindRelation, from, to, opts)
+	r.model = model
+	return r
+}
+
+// Expr is an expression rule in evaluate mode: the expression's value is assigned to
+// to (after the rule's converters). from is optional; when set, the value found there is
+// available as `value`. See the package documentation for the environment.
+func Expr(from, to, code string, opts ...RuleOption) Rule {
+	r := newRule(kindExpr, from, to, opts)
+	r.code = code
+	return r
+}
+
+// Exec is an expression rule in execute mode: the expression returns a map (or nil)
+// whose entries are merged into the result — a patch for the whole record.
+func Exec(code string, opts ...RuleOption) Rule {
+	r := newRule(kindExec, "", "", opts)
+	r.code = code
+	return r
+}
+
+// Children maps one-to-many lines with their own mapper: on import, the array at from
+// is mapped element by element with an *ImportMapper into []Values at to; on export,
+// the lines at from ([]Values, []map[string]any or []any of maps) are mapped with an
+// *ExportMapper into a JSON array at to.
+func Children(from, to string, child interface{ isMapper() }, opts ...RuleOption) Rule {
+	r := newRule(kindChildren, from, to, opts)
+	r.child = child
+	return r
+}
+
+func (r *Rule) label(i int) string {
+	if r.name != "" {
+		return r.name
+	}
+	return "#" + strconv.Itoa(i) + " " + r.kind.String()
+}
+
+func (r *Rule) applies(o *Options) bool {
+	if r.onlyCreate && !o.Create {
+		return false
+	}
+	if len(r.changedBy) > 0 && !o.changed(r.changedBy) {
+		return false
+	}
+	return true
+}
