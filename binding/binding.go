@@ -125,21 +125,27 @@ type Store interface {
 
 	// Ensure returns the binding matching b's ExternalID (or, when that is empty, its
 	// LocalID), inserting b when there is none. created reports an insert. It is atomic:
-	// concurrent Ensure calls for one key produce one binding.
+	// concurrent Ensure calls for one key produce one binding. b.ID is ignored; an empty
+	// Status is stored as StatusPending. Ensure fails with ErrInvalid when b has neither ID
+	// (see Binding.Validate), and with ErrConflict when the insert would reuse b's other ID.
 	Ensure(ctx context.Context, b Binding) (got Binding, created bool, err error)
-	// Upsert writes b: when b.ID is set, that binding; otherwise the binding matching b's
-	// ExternalID, or its LocalID when ExternalID is empty; otherwise a new one. Every field
-	// is written except ID, CreatedAt and the lease, with one exception: an empty LocalID or
-	// ExternalID in b never clears a value the stored binding has. It returns the stored
-	// binding, or ErrConflict when b's IDs belong to two different bindings.
+	// Upsert writes b: when b.ID is set, that binding (ErrNotFound if it does not exist);
+	// otherwise the binding matching b's ExternalID, else the one matching its LocalID;
+	// otherwise a new one (which needs at least one of the two IDs, or ErrInvalid). Every
+	// field is written except ID, CreatedAt and the lease, with one exception: an empty
+	// LocalID or ExternalID in b never clears a value the stored binding has. An empty
+	// Status is written as StatusPending. It returns the stored binding, or ErrConflict when
+	// b's IDs belong to two different bindings.
 	Upsert(ctx context.Context, b Binding) (Binding, error)
-	// UpsertBatch upserts every binding in bs with Upsert's rules, in one transaction where
-	// the store has them, and returns the stored bindings in the same order. On error nothing
-	// is written by SQL stores; the error names the index of the failing binding.
+	// UpsertBatch upserts every binding in bs with Upsert's rules, in order (a later item
+	// sees the earlier ones), and returns the stored bindings in the same order. It is all
+	// or nothing: on error nothing is written, and the error is a *BatchError naming the
+	// index of the failing binding.
 	UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error)
 
 	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and
-	// records s.
+	// records s. Empty fields of s (IDs, Hash, zero ExternalUpdatedAt) keep the stored
+	// values; a zero s.At means now. Setting an ID bound elsewhere fails with ErrConflict.
 	MarkSuccess(ctx context.Context, id int64, s Success) (Binding, error)
 	// MarkFailed sets the status to failed, stores the error text and adds one to RetryCount.
 	MarkFailed(ctx context.Context, id int64, errText string) (Binding, error)
@@ -150,16 +156,19 @@ type Store interface {
 	// and not yet expired yields an error matching ErrLocked (a *LockedError). Claiming a
 	// binding one already holds extends the lease.
 	Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error)
-	// Release ends owner's lease. Releasing a lease one does not hold is a no-op.
+	// Release ends owner's lease. Releasing a lease one does not hold, or releasing a
+	// binding that no longer exists, is a no-op.
 	Release(ctx context.Context, id int64, owner string) error
 
 	// Delete removes the binding; deleting a missing one yields ErrNotFound.
 	Delete(ctx context.Context, id int64) error
-	// List yields the bindings matching f in ascending ID order. Stores page internally,
-	// so memory stays bounded however many bindings match.
+	// List yields the bindings matching f (every set field must match) in ascending ID
+	// order. Stores page internally, so memory stays bounded however many bindings match,
+	// and hold no lock or connection while yielding: the loop body may write to the store.
+	// An invalid filter (see Filter.Validate) yields a single error matching ErrInvalid.
 	List(ctx context.Context, f Filter) iter.Seq2[Binding, error]
 	// Counts returns how many bindings of backend (and model, when not empty) are in each
-	// status.
+	// status. Statuses no binding has may be absent from the map.
 	Counts(ctx context.Context, backend, model string) (map[Status]int, error)
 }
 
@@ -171,6 +180,9 @@ var (
 	ErrConflict = errors.New("binding: conflict")
 	// ErrLocked: someone else holds the binding's lease.
 	ErrLocked = errors.New("binding: locked")
+	// ErrInvalid: the caller passed a binding, filter or argument that cannot be stored
+	// or used (missing backend or model, unknown status, no ID at all…). Nothing was written.
+	ErrInvalid = errors.New("binding: invalid")
 )
 
 // LockedError is returned by Claim when another owner holds an unexpired lease.

@@ -1,0 +1,198 @@
+package binding_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/bindingtest"
+)
+
+// fakeClock is a manual clock for one store.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func TestMemoryStoreConformance(t *testing.T) {
+	t.Run("FakeClock", func(t *testing.T) {
+		var clocks sync.Map // binding.Store -> *fakeClock
+		bindingtest.Run(t, func(t *testing.T) binding.Store {
+			c := newFakeClock()
+			s := binding.NewMemoryStore(binding.WithClock(c.Now))
+			clocks.Store(s, c)
+			return s
+		}, bindingtest.WithAdvance(func(s binding.Store, d time.Duration) {
+			c, _ := clocks.Load(s)
+			c.(*fakeClock).Advance(d)
+		}))
+	})
+	t.Run("RealClock", func(t *testing.T) {
+		bindingtest.Run(t, func(t *testing.T) binding.Store { return binding.NewMemoryStore() })
+	})
+}
+
+func TestMemoryStoreDeleteCompaction(t *testing.T) {
+	ctx := t.Context()
+	s := binding.NewMemoryStore()
+	var ids []int64
+	for i := range 300 {
+		b, err := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	// Delete all but every tenth: crosses the compaction threshold more than once.
+	var kept []int64
+	for i, id := range ids {
+		if i%10 == 0 {
+			kept = append(kept, id)
+			continue
+		}
+		if err := s.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []int64
+	for b, err := range s.List(ctx, binding.Filter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b.ID)
+	}
+	if !slices.Equal(got, kept) {
+		t.Fatalf("List after deletes = %v, want %v", got, kept)
+	}
+	// New bindings still list after the survivors.
+	n, err := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for b, err := range s.List(ctx, binding.Filter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = b.ID
+	}
+	if last != n.ID {
+		t.Fatalf("last listed = %d, want the new binding %d", last, n.ID)
+	}
+}
+
+func TestMemoryStoreSparseListSpansScanBudget(t *testing.T) {
+	// One match every 5,000 bindings: pages come back empty while the scan goes on.
+	ctx := t.Context()
+	s := binding.NewMemoryStore()
+	const n = 12_000
+	var want []int64
+	bs := make([]binding.Binding, 0, n)
+	for i := range n {
+		st := binding.StatusPending
+		if i%5000 == 4999 {
+			st = binding.StatusSkipped
+		}
+		bs = append(bs, binding.Binding{Backend: "b", Model: "m", ExternalID: fmt.Sprint(i), Status: st})
+	}
+	got, err := s.UpsertBatch(ctx, bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range got {
+		if b.Status == binding.StatusSkipped {
+			want = append(want, b.ID)
+		}
+	}
+	var listed []int64
+	for b, err := range s.List(ctx, binding.Filter{Statuses: []binding.Status{binding.StatusSkipped}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, b.ID)
+	}
+	if !slices.Equal(listed, want) {
+		t.Fatalf("listed %v, want %v", listed, want)
+	}
+}
+
+func TestMemoryStoreClockStampsTimes(t *testing.T) {
+	ctx := t.Context()
+	c := newFakeClock()
+	s := binding.NewMemoryStore(binding.WithClock(c.Now))
+	b, err := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.CreatedAt.Equal(c.Now()) || !b.UpdatedAt.Equal(c.Now()) {
+		t.Fatalf("CreatedAt/UpdatedAt = %v/%v, want the clock's %v", b.CreatedAt, b.UpdatedAt, c.Now())
+	}
+	c.Advance(time.Hour)
+	b, err = s.MarkSuccess(ctx, b.ID, binding.Success{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.SyncedAt.Equal(c.Now()) || !b.UpdatedAt.Equal(c.Now()) || b.CreatedAt.Equal(c.Now()) {
+		t.Fatalf("after an hour: SyncedAt %v UpdatedAt %v CreatedAt %v, clock %v", b.SyncedAt, b.UpdatedAt, b.CreatedAt, c.Now())
+	}
+	b, err = s.Claim(ctx, b.ID, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := c.Now().Add(time.Minute); !b.LeaseExpiresAt.Equal(want) {
+		t.Fatalf("LeaseExpiresAt = %v, want %v", b.LeaseExpiresAt, want)
+	}
+	// WithClock(nil) keeps the default.
+	if binding.NewMemoryStore(binding.WithClock(nil)) == nil {
+		t.Fatal("nil store")
+	}
+}
+
+func TestValidateMessages(t *testing.T) {
+	b := binding.Binding{Backend: "shop", Model: "product", Status: "done"}
+	err := b.Validate()
+	if !errors.Is(err, binding.ErrInvalid) {
+		t.Fatalf("Validate = %v, want ErrInvalid", err)
+	}
+	for _, part := range []string{`"done"`, "shop/product", "Status constants"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("Validate message %q does not mention %s", err, part)
+		}
+	}
+	be := &binding.BatchError{Index: 4, Err: binding.ErrConflict}
+	if !errors.Is(be, binding.ErrConflict) || !strings.Contains(be.Error(), "item 4") {
+		t.Fatalf("BatchError %q does not name the index or unwrap", be)
+	}
+	if got := binding.UTC(time.Time{}); !got.IsZero() {
+		t.Fatalf("UTC(zero) = %v", got)
+	}
+	in := time.Date(2025, 1, 1, 12, 0, 0, 1_234_567, time.FixedZone("X", 3600))
+	if got := binding.UTC(in); got.Location() != time.UTC || got.Nanosecond() != 1_234_000 || !got.Equal(in.Truncate(time.Microsecond)) {
+		t.Fatalf("UTC(%v) = %v", in, got)
+	}
+}
+
+func BenchmarkMemoryStore(b *testing.B) {
+	bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemoryStore() })
+}
