@@ -158,9 +158,9 @@ func init() {
 			{"invalid", binding.Binding{Backend: backendA, Model: modelP, ExternalID: "E7", Status: "bogus"}, binding.ErrInvalid},
 		} {
 			_, err := s.UpsertBatch(ctx, []binding.Binding{
-				{Backend: backendA, Model: modelP, ExternalID: "E3"},                 // insert
+				{Backend: backendA, Model: modelP, ExternalID: "E3"},                  // insert
 				{Backend: backendA, Model: modelP, ExternalID: "E1", Hash: "changed"}, // update
-				{Backend: backendA, Model: modelP, ID: b.ID, LocalID: "L9"},          // move an ID
+				{Backend: backendA, Model: modelP, ID: b.ID, LocalID: "L9"},           // move an ID
 				tc.middle,
 				{Backend: backendA, Model: modelP, ExternalID: "E4"},
 			})
