@@ -1,0 +1,539 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Pool is the in-process [Queue]: jobs are kept in memory and run by a
+// bounded number of goroutines per named queue, highest priority first, then
+// oldest first. It is the default for tests and simple apps; use
+// queue/riverqueue when jobs must survive a restart or be shared between
+// processes.
+type Pool struct {
+	workers *Workers
+	cfg     poolConfig
+
+	mu       sync.Mutex
+	state    poolState
+	nextID   int64
+	jobs     map[int64]*poolJob
+	queues   map[string]*poolQueue
+	delayed  jobHeap // scheduled and retryable jobs, by due time
+	identity map[string]int64
+	finished []int64 // finished job IDs, oldest first, for retention
+	running  sync.WaitGroup
+
+	wake     chan struct{}
+	stopCh   chan struct{}
+	loopDone chan struct{}
+	drained  chan struct{}
+}
+
+type poolState int
+
+const (
+	poolNew poolState = iota
+	poolStarted
+	poolStopping
+	poolStopped
+)
+
+type poolConfig struct {
+	workers   int
+	queues    map[string]int
+	backoff   Backoff
+	logger    *slog.Logger
+	retention int
+}
+
+// PoolOption configures a Pool.
+type PoolOption func(*poolConfig)
+
+// WithWorkers sets how many jobs of the default queue run at once (default 10).
+func WithWorkers(n int) PoolOption { return func(c *poolConfig) { c.workers = n } }
+
+// WithQueue adds a named queue running at most maxWorkers jobs at once. Jobs
+// enqueued to a queue the pool does not have are refused with
+// ErrInvalidOption, since nothing would ever run them.
+func WithQueue(name string, maxWorkers int) PoolOption {
+	return func(c *poolConfig) {
+		if c.queues == nil {
+			c.queues = map[string]int{}
+		}
+		c.queues[name] = maxWorkers
+	}
+}
+
+// WithBackoff sets the delay before retries (default DefaultBackoff).
+func WithBackoff(b Backoff) PoolOption { return func(c *poolConfig) { c.backoff = b } }
+
+// WithLogger sets the logger for failed attempts (default slog.Default()).
+func WithLogger(l *slog.Logger) PoolOption { return func(c *poolConfig) { c.logger = l } }
+
+// WithRetention sets how many finished jobs (completed, discarded,
+// cancelled) are kept for ListJobs and RetryJob before the oldest are
+// forgotten (default 10000), so memory stays bounded.
+func WithRetention(n int) PoolOption { return func(c *poolConfig) { c.retention = n } }
+
+type poolQueue struct {
+	limit   int
+	running int
+	ready   jobHeap
+}
+
+type poolJob struct {
+	info            JobInfo
+	gen             int // bumped on every state change; stale heap entries are skipped
+	cancel          context.CancelFunc
+	cancelRequested bool
+	retryAt         time.Time
+}
+
+// NewPool returns an in-process queue for the kinds in workers. Enqueue
+// works before Start; jobs wait until the pool is started.
+func NewPool(workers *Workers, opts ...PoolOption) *Pool {
+	cfg := poolConfig{workers: 10, backoff: DefaultBackoff, retention: 10000}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.workers < 1 {
+		cfg.workers = 1
+	}
+	if cfg.backoff == nil {
+		cfg.backoff = DefaultBackoff
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	if workers == nil {
+		workers = NewWorkers()
+	}
+	p := &Pool{
+		workers:  workers,
+		cfg:      cfg,
+		jobs:     map[int64]*poolJob{},
+		queues:   map[string]*poolQueue{DefaultQueueName: {limit: cfg.workers}},
+		identity: map[string]int64{},
+		wake:     make(chan struct{}, 1),
+		stopCh:   make(chan struct{}),
+		loopDone: make(chan struct{}),
+		drained:  make(chan struct{}),
+	}
+	for name, n := range cfg.queues {
+		p.queues[name] = &poolQueue{limit: max(n, 1)}
+	}
+	return p
+}
+
+var _ Queue = (*Pool)(nil)
+
+// Enqueue adds a job. See [Queue].
+func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (JobInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return JobInfo{}, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	raw, err := EncodeArgs(args)
+	if err != nil {
+		return JobInfo{}, err
+	}
+	kind := args.Kind()
+	if err := p.workers.CheckKind(kind); err != nil {
+		return JobInfo{}, err
+	}
+	now := time.Now()
+	o, err := ResolveOptions(now, opts...)
+	if err != nil {
+		return JobInfo{}, err
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state >= poolStopping {
+		return JobInfo{}, fmt.Errorf("%w: cannot enqueue %s job", ErrStopped, kind)
+	}
+	q, ok := p.queues[o.QueueName]
+	if !ok {
+		return JobInfo{}, fmt.Errorf("%w: the pool has no queue %q; add it with queue.WithQueue", ErrInvalidOption, o.QueueName)
+	}
+	if o.IdentityKey != "" {
+		if id, ok := p.identity[o.IdentityKey]; ok {
+			info := p.jobs[id].snapshot()
+			info.Duplicate = true
+			return info, nil
+		}
+	}
+	p.nextID++
+	j := &poolJob{info: JobInfo{
+		ID:          p.nextID,
+		Kind:        kind,
+		Queue:       o.QueueName,
+		State:       StateAvailable,
+		Priority:    o.Priority,
+		MaxAttempts: o.MaxAttempts,
+		IdentityKey: o.IdentityKey,
+		Args:        raw,
+		CreatedAt:   now,
+		ScheduledAt: now,
+	}}
+	p.jobs[j.info.ID] = j
+	if o.IdentityKey != "" {
+		p.identity[o.IdentityKey] = j.info.ID
+	}
+	if o.RunAt.IsZero() {
+		p.pushReady(q, j)
+	} else {
+		j.info.State = StateScheduled
+		j.info.ScheduledAt = o.RunAt
+		p.pushDelayed(j)
+	}
+	p.signal()
+	return j.snapshot(), nil
+}
+
+// Start starts the dispatcher. Cancelling ctx is a hard stop: no more jobs
+// are started and running jobs see their context cancelled.
+func (p *Pool) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.state {
+	case poolStarted:
+		return ErrAlreadyStarted
+	case poolStopping, poolStopped:
+		return fmt.Errorf("%w: a stopped pool cannot be started again; create a new one", ErrStopped)
+	}
+	p.state = poolStarted
+	go p.loop(ctx)
+	return nil
+}
+
+// Stop stops starting jobs and waits until running jobs return or ctx is
+// done. When ctx is done first, running jobs have their context cancelled and
+// Stop returns ctx's error without waiting for them. Jobs not yet started
+// stay in memory and are lost with the pool. Calling Stop again waits again.
+func (p *Pool) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	switch p.state {
+	case poolNew:
+		p.state = poolStopped
+		close(p.drained)
+		p.mu.Unlock()
+		return nil
+	case poolStarted:
+		p.state = poolStopping
+		close(p.stopCh)
+		go func() {
+			<-p.loopDone
+			p.running.Wait()
+			p.mu.Lock()
+			p.state = poolStopped
+			p.mu.Unlock()
+			close(p.drained)
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case <-p.drained:
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		for _, j := range p.jobs {
+			if j.cancel != nil {
+				j.cancel()
+			}
+		}
+		p.mu.Unlock()
+		return fmt.Errorf("queue: stop: running jobs did not finish in time and were cancelled: %w", ctx.Err())
+	}
+}
+
+// GetJob returns one job.
+func (p *Pool) GetJob(ctx context.Context, id int64) (JobInfo, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j, ok := p.jobs[id]
+	if !ok {
+		return JobInfo{}, fmt.Errorf("%w: id %d", ErrJobNotFound, id)
+	}
+	return j.snapshot(), nil
+}
+
+// ListJobs yields the jobs matching f in ID order, from a snapshot taken
+// when iteration starts.
+func (p *Pool) ListJobs(ctx context.Context, f ListFilter) iter.Seq2[JobInfo, error] {
+	return func(yield func(JobInfo, error) bool) {
+		p.mu.Lock()
+		var out []JobInfo
+		for _, j := range p.jobs {
+			if matches(f, &j.info) {
+				out = append(out, j.snapshot())
+			}
+		}
+		p.mu.Unlock()
+		slices.SortFunc(out, func(a, b JobInfo) int { return int(a.ID - b.ID) })
+		if f.Limit > 0 && len(out) > f.Limit {
+			out = out[:f.Limit]
+		}
+		for _, info := range out {
+			if err := ctx.Err(); err != nil {
+				yield(JobInfo{}, fmt.Errorf("queue: list jobs: %w", err))
+				return
+			}
+			if !yield(info, nil) {
+				return
+			}
+		}
+	}
+}
+
+func matches(f ListFilter, j *JobInfo) bool {
+	return (len(f.States) == 0 || slices.Contains(f.States, j.State)) &&
+		(len(f.Kinds) == 0 || slices.Contains(f.Kinds, j.Kind)) &&
+		(len(f.Queues) == 0 || slices.Contains(f.Queues, j.Queue))
+}
+
+// RetryJob makes a job that is not running available now; a job that used
+// up its attempts gets one more. A running job is returned unchanged.
+func (p *Pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j, ok := p.jobs[id]
+	if !ok {
+		return JobInfo{}, fmt.Errorf("%w: id %d (finished jobs are kept only up to the retention limit)", ErrJobNotFound, id)
+	}
+	if j.info.State == StateRunning || (j.info.State == StateAvailable) {
+		return j.snapshot(), nil
+	}
+	if j.info.IdentityKey != "" {
+		if other, ok := p.identity[j.info.IdentityKey]; ok && other != id {
+			return JobInfo{}, fmt.Errorf("%w: cannot retry job %d: job %d with the same identity key %q is pending", ErrInvalidOption, id, other, j.info.IdentityKey)
+		}
+		p.identity[j.info.IdentityKey] = id
+	}
+	if j.info.State.Final() {
+		p.finished = slices.DeleteFunc(p.finished, func(x int64) bool { return x == id })
+	}
+	if j.info.Attempt >= j.info.MaxAttempts {
+		j.info.MaxAttempts = j.info.Attempt + 1
+	}
+	j.info.FinalizedAt = time.Time{}
+	j.info.ScheduledAt = time.Now()
+	j.cancelRequested = false
+	p.pushReady(p.queues[j.info.Queue], j)
+	p.signal()
+	return j.snapshot(), nil
+}
+
+// CancelJob cancels a job that has not finished. A running job has its
+// context cancelled; it ends cancelled if it returns an error and completed
+// if it returns nil. Finished jobs are returned unchanged.
+func (p *Pool) CancelJob(ctx context.Context, id int64) (JobInfo, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j, ok := p.jobs[id]
+	if !ok {
+		return JobInfo{}, fmt.Errorf("%w: id %d", ErrJobNotFound, id)
+	}
+	switch {
+	case j.info.State == StateRunning:
+		j.cancelRequested = true
+		j.cancel()
+	case !j.info.State.Final():
+		p.finish(j, StateCancelled, time.Now())
+	}
+	return j.snapshot(), nil
+}
+
+func (j *poolJob) snapshot() JobInfo {
+	info := j.info
+	info.Errors = slices.Clone(info.Errors)
+	return info
+}
+
+// pushReady and pushDelayed are called with p.mu held.
+func (p *Pool) pushReady(q *poolQueue, j *poolJob) {
+	j.gen++
+	j.info.State = StateAvailable
+	heap.Push(&q.ready, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt})
+}
+
+func (p *Pool) pushDelayed(j *poolJob) {
+	j.gen++
+	heap.Push(&p.delayed, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt, byTime: true})
+}
+
+// finish moves j to a final state; called with p.mu held.
+func (p *Pool) finish(j *poolJob, s State, now time.Time) {
+	j.gen++
+	j.info.State = s
+	j.info.FinalizedAt = now
+	if k := j.info.IdentityKey; k != "" && p.identity[k] == j.info.ID {
+		delete(p.identity, k)
+	}
+	p.finished = append(p.finished, j.info.ID)
+	for len(p.finished) > p.cfg.retention {
+		delete(p.jobs, p.finished[0])
+		p.finished = p.finished[1:]
+	}
+}
+
+func (p *Pool) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) loop(ctx context.Context) {
+	defer close(p.loopDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := p.dispatch(ctx)
+		if next.IsZero() {
+			timer.Reset(time.Hour)
+		} else {
+			timer.Reset(time.Until(next))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.stopCh:
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatch promotes due jobs, starts as many ready jobs as the queues allow,
+// and returns when the next delayed job is due (zero if none).
+func (p *Pool) dispatch(ctx context.Context) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for p.delayed.Len() > 0 && !p.delayed[0].due.After(now) {
+		e := heap.Pop(&p.delayed).(heapEntry)
+		if e.gen != e.job.gen {
+			continue
+		}
+		p.pushReady(p.queues[e.job.info.Queue], e.job)
+	}
+	if ctx.Err() != nil || p.state != poolStarted {
+		return time.Time{}
+	}
+	for _, q := range p.queues {
+		for q.running < q.limit && q.ready.Len() > 0 {
+			e := heap.Pop(&q.ready).(heapEntry)
+			if e.gen != e.job.gen {
+				continue
+			}
+			p.startJob(ctx, q, e.job, now)
+		}
+	}
+	for p.delayed.Len() > 0 {
+		if e := p.delayed[0]; e.gen == e.job.gen {
+			return e.due
+		}
+		heap.Pop(&p.delayed)
+	}
+	return time.Time{}
+}
+
+func (p *Pool) startJob(ctx context.Context, q *poolQueue, j *poolJob, now time.Time) {
+	j.gen++
+	j.info.State = StateRunning
+	j.info.Attempt++
+	jctx, cancel := context.WithCancel(ctx)
+	j.cancel = cancel
+	q.running++
+	p.running.Add(1)
+	meta := JobMeta{
+		ID: j.info.ID, Kind: j.info.Kind, Queue: j.info.Queue, Priority: j.info.Priority,
+		Attempt: j.info.Attempt, MaxAttempts: j.info.MaxAttempts, IdentityKey: j.info.IdentityKey,
+		CreatedAt: j.info.CreatedAt,
+	}
+	raw := j.info.Args
+	go func() {
+		defer p.running.Done()
+		err := p.workers.Work(jctx, meta, raw)
+		cancel()
+		p.mu.Lock()
+		q.running--
+		j.cancel = nil
+		p.record(j, err)
+		p.mu.Unlock()
+		p.signal()
+	}()
+}
+
+// record stores the outcome of one attempt; called with p.mu held.
+func (p *Pool) record(j *poolJob, err error) {
+	now := time.Now()
+	if err == nil {
+		p.finish(j, StateCompleted, now)
+		return
+	}
+	j.info.Errors = append(j.info.Errors, AttemptError{At: now, Attempt: j.info.Attempt, Error: err.Error()})
+	var perm *PermanentError
+	var after *RetryAfterError
+	switch {
+	case j.cancelRequested || errors.As(err, &perm):
+		p.finish(j, StateCancelled, now)
+	case j.info.Attempt >= j.info.MaxAttempts:
+		p.finish(j, StateDiscarded, now)
+		p.cfg.logger.Warn("queue: job discarded after its last attempt",
+			"kind", j.info.Kind, "job_id", j.info.ID, "attempt", j.info.Attempt, "error", err)
+	default:
+		delay := p.cfg.backoff(j.info.Attempt)
+		if errors.As(err, &after) {
+			delay = after.Delay
+		}
+		j.info.State = StateRetryable
+		j.info.ScheduledAt = now.Add(delay)
+		p.pushDelayed(j)
+		p.cfg.logger.Debug("queue: job attempt failed, will retry",
+			"kind", j.info.Kind, "job_id", j.info.ID, "attempt", j.info.Attempt, "retry_in", delay, "error", err)
+	}
+}
+
+type heapEntry struct {
+	job    *poolJob
+	gen    int
+	due    time.Time
+	byTime bool // delayed heap: order by due time only
+}
+
+// jobHeap orders ready jobs by priority, then due time, then ID (River's
+// fetch order), and delayed jobs by due time.
+type jobHeap []heapEntry
+
+func (h jobHeap) Len() int { return len(h) }
+func (h jobHeap) Less(a, b int) bool {
+	x, y := h[a], h[b]
+	if !x.byTime && x.job.info.Priority != y.job.info.Priority {
+		return x.job.info.Priority < y.job.info.Priority
+	}
+	if !x.due.Equal(y.due) {
+		return x.due.Before(y.due)
+	}
+	return x.job.info.ID < y.job.info.ID
+}
+func (h jobHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *jobHeap) Push(x any)   { *h = append(*h, x.(heapEntry)) }
+func (h *jobHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = heapEntry{}
+	*h = old[:len(old)-1]
+	return e
+}

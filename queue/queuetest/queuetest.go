@@ -1,0 +1,614 @@
+// Package queuetest is the conformance suite every queue.Queue
+// implementation passes, so the in-process pool and the River-backed queues
+// behave the same way.
+//
+// An implementation's test calls Run with a factory:
+//
+//	func TestConformance(t *testing.T) {
+//		queuetest.Run(t, func(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
+//			workers := cfg.MaxWorkers
+//			if workers == 0 {
+//				workers = 4
+//			}
+//			return queue.NewPool(w, queue.WithWorkers(workers), queue.WithBackoff(queuetest.FastBackoff))
+//		})
+//	}
+//
+// The factory must return a fresh, empty, not yet started queue that retries
+// quickly (use FastBackoff) and notices due jobs within a few hundred
+// milliseconds. Run starts it and stops it at the end of each case.
+package queuetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/queue"
+)
+
+// Config is what a case needs from the queue under test.
+type Config struct {
+	// MaxWorkers is how many jobs the default queue may run at once; 0 means
+	// the implementation's choice (at least 2).
+	MaxWorkers int
+}
+
+// Factory returns a fresh, not started queue running the workers in w.
+type Factory func(t *testing.T, w *queue.Workers, cfg Config) queue.Queue
+
+// FastBackoff retries after 10ms, so retry cases stay fast.
+func FastBackoff(int) time.Duration { return 10 * time.Millisecond }
+
+// waitTimeout bounds every wait; generous because database-backed queues
+// poll.
+const waitTimeout = 15 * time.Second
+
+// Run runs the conformance suite against the queues made by newQueue.
+func Run(t *testing.T, newQueue Factory) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, Factory)
+	}{
+		{"RunsJobWithArgs", testRunsJobWithArgs},
+		{"PriorityOrder", testPriorityOrder},
+		{"DelayedJobNotEarly", testDelayedJobNotEarly},
+		{"RetriedThenDiscarded", testRetriedThenDiscarded},
+		{"PermanentCancels", testPermanentCancels},
+		{"RetryAfterHonoured", testRetryAfterHonoured},
+		{"IdentityKeyDedup", testIdentityKeyDedup},
+		{"RetryJobRunsDiscardedAgain", testRetryJobRunsDiscardedAgain},
+		{"CancelJob", testCancelJob},
+		{"GracefulStopWaitsForRunningJobs", testGracefulStop},
+		{"BadInputRefused", testBadInputRefused},
+		{"ManyJobsExactlyOnce", testManyJobsExactlyOnce},
+		{"ListJobsFilters", testListJobsFilters},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newQueue) })
+	}
+}
+
+// EchoArgs is the argument type used by most cases.
+type EchoArgs struct {
+	Name  string   `json:"name"`
+	N     int      `json:"n"`
+	Items []string `json:"items,omitempty"`
+}
+
+// Kind implements queue.Args.
+func (EchoArgs) Kind() string { return "queuetest_echo" }
+
+// OtherArgs is a second kind.
+type OtherArgs struct {
+	N int `json:"n"`
+}
+
+// Kind implements queue.Args.
+func (OtherArgs) Kind() string { return "queuetest_other" }
+
+type unregisteredArgs struct{}
+
+func (unregisteredArgs) Kind() string { return "queuetest_unregistered" }
+
+type funcArgs struct {
+	F func() `json:"f"`
+}
+
+func (funcArgs) Kind() string { return "queuetest_echo" }
+
+type notObjectArgs struct{}
+
+func (notObjectArgs) Kind() string                 { return "queuetest_echo" }
+func (notObjectArgs) MarshalJSON() ([]byte, error) { return []byte(`[1,2]`), nil }
+
+type oneWayArgs struct{ V int }
+
+func (oneWayArgs) Kind() string                 { return "queuetest_echo" }
+func (oneWayArgs) MarshalJSON() ([]byte, error) { return []byte(`{"v":"text"}`), nil }
+func (a *oneWayArgs) UnmarshalJSON(b []byte) error {
+	var raw struct{ V int }
+	return json.Unmarshal(b, &raw)
+}
+
+func start(t *testing.T, q queue.Queue) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := q.Start(ctx); err != nil {
+		cancel()
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer scancel()
+		if err := q.Stop(sctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		cancel()
+	})
+}
+
+// waitState polls until job id reaches state and returns it.
+func waitState(t *testing.T, q queue.Queue, id int64, want queue.State) queue.JobInfo {
+	t.Helper()
+	var last queue.JobInfo
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		info, err := q.GetJob(context.Background(), id)
+		if err != nil {
+			t.Fatalf("GetJob(%d): %v", id, err)
+		}
+		last = info
+		if info.State == want {
+			return info
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("job %d: state %q after %s, want %q (errors: %v)", id, last.State, waitTimeout, want, last.Errors)
+	return last
+}
+
+func waitChan[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
+		var zero T
+		return zero
+	}
+}
+
+func enqueue(t *testing.T, q queue.Queue, args queue.Args, opts ...queue.EnqueueOption) queue.JobInfo {
+	t.Helper()
+	info, err := q.Enqueue(context.Background(), args, opts...)
+	if err != nil {
+		t.Fatalf("Enqueue(%T): %v", args, err)
+	}
+	return info
+}
+
+func testRunsJobWithArgs(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	got := make(chan *queue.Job[EchoArgs], 1)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		got <- job
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	args := EchoArgs{Name: "héllo", N: 42, Items: []string{"a", "b"}}
+	info := enqueue(t, q, args, queue.WithPriority(queue.PriorityLow), queue.WithMaxAttempts(3))
+	if info.ID == 0 || info.Kind != "queuetest_echo" || info.Duplicate {
+		t.Fatalf("Enqueue returned %+v", info)
+	}
+	if info.State != queue.StateAvailable || info.Priority != queue.PriorityLow || info.MaxAttempts != 3 || info.Queue != queue.DefaultQueueName {
+		t.Fatalf("Enqueue returned %+v, want available, priority 3, max attempts 3, default queue", info)
+	}
+	start(t, q)
+	job := waitChan(t, got, "the job to run")
+	if job.ID != info.ID || job.Kind != "queuetest_echo" || job.Attempt != 1 || job.MaxAttempts != 3 || job.Priority != queue.PriorityLow {
+		t.Errorf("worker got meta %+v", job.JobMeta)
+	}
+	if job.Args.Name != args.Name || job.Args.N != args.N || !slices.Equal(job.Args.Items, args.Items) {
+		t.Errorf("worker got args %+v, want %+v", job.Args, args)
+	}
+	done := waitState(t, q, info.ID, queue.StateCompleted)
+	if done.FinalizedAt.IsZero() || done.Attempt != 1 {
+		t.Errorf("completed job: %+v", done)
+	}
+	var decoded EchoArgs
+	if err := json.Unmarshal(done.Args, &decoded); err != nil || decoded.Name != args.Name {
+		t.Errorf("JobInfo.Args = %s (%v), want the encoded args", done.Args, err)
+	}
+}
+
+func testPriorityOrder(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	var mu sync.Mutex
+	var order []string
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		mu.Lock()
+		order = append(order, job.Args.Name)
+		mu.Unlock()
+		return nil
+	})
+	q := newQueue(t, w, Config{MaxWorkers: 1})
+	var ids []int64
+	for _, e := range []struct {
+		name string
+		prio int
+	}{{"p4", 4}, {"p2a", 2}, {"p3", 3}, {"p1", 1}, {"p2b", 2}} {
+		ids = append(ids, enqueue(t, q, EchoArgs{Name: e.name}, queue.WithPriority(e.prio)).ID)
+	}
+	start(t, q)
+	for _, id := range ids {
+		waitState(t, q, id, queue.StateCompleted)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"p1", "p2a", "p2b", "p3", "p4"}
+	if !slices.Equal(order, want) {
+		t.Errorf("run order %v, want %v (priority first, then enqueue order)", order, want)
+	}
+}
+
+func testDelayedJobNotEarly(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	ran := make(chan time.Time, 2)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		ran <- time.Now()
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	start(t, q)
+	const delay = 400 * time.Millisecond
+	enqueuedAt := time.Now()
+	delayed := enqueue(t, q, EchoArgs{Name: "later"}, queue.WithDelay(delay))
+	if delayed.State != queue.StateScheduled || delayed.ScheduledAt.Before(enqueuedAt.Add(delay-time.Millisecond)) {
+		t.Fatalf("delayed job enqueued as %+v, want scheduled at enqueue time + %s", delayed, delay)
+	}
+	at := enqueue(t, q, EchoArgs{Name: "at"}, queue.WithRunAt(time.Now().Add(time.Hour)))
+	if at.State != queue.StateScheduled {
+		t.Fatalf("run-at job enqueued as %q, want scheduled", at.State)
+	}
+	ranAt := waitChan(t, ran, "the delayed job")
+	// Lower bound only: a queue may run a job late but never early. 5ms of
+	// slack covers millisecond clock precision in databases.
+	if early := enqueuedAt.Add(delay).Sub(ranAt); early > 5*time.Millisecond {
+		t.Errorf("delayed job ran %s before it was due", early)
+	}
+	waitState(t, q, delayed.ID, queue.StateCompleted)
+	if info, _ := q.GetJob(context.Background(), at.ID); info.State != queue.StateScheduled {
+		t.Errorf("job due in an hour is %q, want scheduled", info.State)
+	}
+}
+
+func testRetriedThenDiscarded(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	var attempts atomic.Int32
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		attempts.Add(1)
+		return fmt.Errorf("boom on attempt %d", job.Attempt)
+	})
+	q := newQueue(t, w, Config{})
+	start(t, q)
+	info := enqueue(t, q, EchoArgs{Name: "fails"}, queue.WithMaxAttempts(3))
+	got := waitState(t, q, info.ID, queue.StateDiscarded)
+	if got.Attempt != 3 || attempts.Load() != 3 {
+		t.Errorf("discarded after attempt %d (%d runs), want 3", got.Attempt, attempts.Load())
+	}
+	if len(got.Errors) != 3 || got.LastError() != "boom on attempt 3" || got.Errors[0].Attempt != 1 {
+		t.Errorf("errors = %+v, want one per attempt", got.Errors)
+	}
+	failed := collect(t, q, queue.ListFilter{States: queue.FailedStates()})
+	if len(failed) != 1 || failed[0].ID != info.ID {
+		t.Errorf("failed jobs = %v, want [%d]", ids(failed), info.ID)
+	}
+}
+
+func testPermanentCancels(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	var attempts atomic.Int32
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		attempts.Add(1)
+		return queue.Permanent(errors.New("record 7 does not exist upstream"))
+	})
+	q := newQueue(t, w, Config{})
+	start(t, q)
+	info := enqueue(t, q, EchoArgs{Name: "perm"}, queue.WithMaxAttempts(5))
+	got := waitState(t, q, info.ID, queue.StateCancelled)
+	if got.Attempt != 1 || attempts.Load() != 1 {
+		t.Errorf("cancelled after attempt %d (%d runs), want 1", got.Attempt, attempts.Load())
+	}
+	if len(got.Errors) != 1 || !strings.Contains(got.LastError(), "record 7 does not exist upstream") {
+		t.Errorf("errors = %+v, want the permanent error recorded", got.Errors)
+	}
+	failed := collect(t, q, queue.ListFilter{States: queue.FailedStates()})
+	if len(failed) != 1 || failed[0].ID != info.ID {
+		t.Errorf("failed jobs = %v, want [%d]", ids(failed), info.ID)
+	}
+}
+
+func testRetryAfterHonoured(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	const after = 400 * time.Millisecond
+	var failedAt atomic.Int64
+	second := make(chan time.Time, 1)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		if job.Attempt == 1 {
+			failedAt.Store(time.Now().UnixNano())
+			return queue.RetryAfter(after, errors.New("rate limited"))
+		}
+		second <- time.Now()
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	start(t, q)
+	info := enqueue(t, q, EchoArgs{Name: "slow down"}, queue.WithMaxAttempts(2))
+	at := waitChan(t, second, "the second attempt")
+	if gap := at.Sub(time.Unix(0, failedAt.Load())); gap < after-5*time.Millisecond {
+		t.Errorf("second attempt %s after the first failed, want at least %s", gap, after)
+	}
+	got := waitState(t, q, info.ID, queue.StateCompleted)
+	if got.Attempt != 2 || len(got.Errors) != 1 || !strings.Contains(got.LastError(), "rate limited") {
+		t.Errorf("job after RetryAfter: attempt %d, errors %+v; want attempt 2 with the first error kept", got.Attempt, got.Errors)
+	}
+}
+
+func testIdentityKeyDedup(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	ran := make(chan string, 4)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		ran <- job.Args.Name
+		return nil
+	})
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[OtherArgs]) error { return nil })
+	q := newQueue(t, w, Config{})
+	first := enqueue(t, q, EchoArgs{Name: "first"}, queue.WithIdentityKey("order:1"), queue.WithDelay(time.Hour))
+	if first.Duplicate || first.IdentityKey != "order:1" {
+		t.Fatalf("first enqueue: %+v", first)
+	}
+	dup := enqueue(t, q, EchoArgs{Name: "second"}, queue.WithIdentityKey("order:1"))
+	if !dup.Duplicate || dup.ID != first.ID || dup.State != queue.StateScheduled {
+		t.Fatalf("same key: got %+v, want duplicate of job %d", dup, first.ID)
+	}
+	dupOtherKind := enqueue(t, q, OtherArgs{N: 1}, queue.WithIdentityKey("order:1"))
+	if !dupOtherKind.Duplicate || dupOtherKind.ID != first.ID {
+		t.Fatalf("same key, other kind: got %+v, want duplicate of job %d (keys are global)", dupOtherKind, first.ID)
+	}
+	other := enqueue(t, q, EchoArgs{Name: "other"}, queue.WithIdentityKey("order:2"))
+	if other.Duplicate || other.ID == first.ID {
+		t.Fatalf("other key: got %+v, want a new job", other)
+	}
+	if _, err := q.CancelJob(context.Background(), first.ID); err != nil {
+		t.Fatalf("CancelJob: %v", err)
+	}
+	again := enqueue(t, q, EchoArgs{Name: "again"}, queue.WithIdentityKey("order:1"))
+	if again.Duplicate || again.ID == first.ID {
+		t.Fatalf("same key after the first was cancelled: got %+v, want a new job", again)
+	}
+	start(t, q)
+	waitState(t, q, again.ID, queue.StateCompleted)
+	waitState(t, q, other.ID, queue.StateCompleted)
+	afterDone := enqueue(t, q, EchoArgs{Name: "after done"}, queue.WithIdentityKey("order:1"))
+	if afterDone.Duplicate {
+		t.Fatalf("same key after the job completed: got a duplicate, want a new job")
+	}
+	waitState(t, q, afterDone.ID, queue.StateCompleted)
+	if got, _ := q.GetJob(context.Background(), again.ID); got.IdentityKey != "order:1" {
+		t.Errorf("IdentityKey = %q, want order:1", got.IdentityKey)
+	}
+}
+
+func testRetryJobRunsDiscardedAgain(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	var fail atomic.Bool
+	fail.Store(true)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		if fail.Load() {
+			return errors.New("upstream down")
+		}
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	start(t, q)
+	info := enqueue(t, q, EchoArgs{Name: "retry me"}, queue.WithMaxAttempts(1))
+	waitState(t, q, info.ID, queue.StateDiscarded)
+	fail.Store(false)
+	retried, err := q.RetryJob(context.Background(), info.ID)
+	if err != nil {
+		t.Fatalf("RetryJob: %v", err)
+	}
+	if retried.State.Final() {
+		t.Errorf("RetryJob returned state %q, want a pending state", retried.State)
+	}
+	got := waitState(t, q, info.ID, queue.StateCompleted)
+	if got.Attempt != 2 {
+		t.Errorf("attempt after retry = %d, want 2", got.Attempt)
+	}
+	if _, err := q.RetryJob(context.Background(), 1<<40); !errors.Is(err, queue.ErrJobNotFound) {
+		t.Errorf("RetryJob(unknown) error = %v, want ErrJobNotFound", err)
+	}
+}
+
+func testCancelJob(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error { return nil })
+	q := newQueue(t, w, Config{})
+	info := enqueue(t, q, EchoArgs{Name: "never"}, queue.WithDelay(time.Hour))
+	got, err := q.CancelJob(context.Background(), info.ID)
+	if err != nil || got.State != queue.StateCancelled {
+		t.Fatalf("CancelJob = %+v, %v; want cancelled", got, err)
+	}
+	if _, err := q.CancelJob(context.Background(), 1<<40); !errors.Is(err, queue.ErrJobNotFound) {
+		t.Errorf("CancelJob(unknown) error = %v, want ErrJobNotFound", err)
+	}
+	if _, err := q.GetJob(context.Background(), 1<<40); !errors.Is(err, queue.ErrJobNotFound) {
+		t.Errorf("GetJob(unknown) error = %v, want ErrJobNotFound", err)
+	}
+}
+
+func testGracefulStop(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var sawCancel atomic.Bool
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		close(started)
+		select {
+		case <-release:
+		case <-ctx.Done():
+			sawCancel.Store(true)
+		}
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := q.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	info := enqueue(t, q, EchoArgs{Name: "long"})
+	waitChan(t, started, "the job to start")
+	stopped := make(chan error, 1)
+	go func() {
+		sctx, scancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer scancel()
+		stopped <- q.Stop(sctx)
+	}()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a job was still running", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := waitChan(t, stopped, "Stop to return"); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if sawCancel.Load() {
+		t.Errorf("graceful Stop cancelled the running job's context")
+	}
+	if got, err := q.GetJob(context.Background(), info.ID); err != nil || got.State != queue.StateCompleted {
+		t.Errorf("job after Stop: %+v, %v; want completed", got, err)
+	}
+}
+
+func testBadInputRefused(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error { return nil })
+	q := newQueue(t, w, Config{})
+	ctx := context.Background()
+	check := func(what string, err, want error) {
+		t.Helper()
+		if !errors.Is(err, want) {
+			t.Errorf("%s: error %v, want %v", what, err, want)
+		}
+	}
+	_, err := q.Enqueue(ctx, unregisteredArgs{})
+	check("unknown kind", err, queue.ErrUnknownKind)
+	if err != nil && !strings.Contains(err.Error(), "queuetest_unregistered") {
+		t.Errorf("unknown kind error %q does not name the kind", err)
+	}
+	_, err = q.Enqueue(ctx, funcArgs{F: func() {}})
+	check("args with a func field", err, queue.ErrInvalidArgs)
+	_, err = q.Enqueue(ctx, notObjectArgs{})
+	check("args that encode to an array", err, queue.ErrInvalidArgs)
+	_, err = q.Enqueue(ctx, oneWayArgs{V: 1})
+	check("args that do not decode back", err, queue.ErrInvalidArgs)
+	_, err = q.Enqueue(ctx, nil)
+	check("nil args", err, queue.ErrInvalidArgs)
+	_, err = q.Enqueue(ctx, EchoArgs{}, queue.WithPriority(0))
+	check("priority 0", err, queue.ErrInvalidOption)
+	_, err = q.Enqueue(ctx, EchoArgs{}, queue.WithPriority(5))
+	check("priority 5", err, queue.ErrInvalidOption)
+	_, err = q.Enqueue(ctx, EchoArgs{}, queue.WithMaxAttempts(0))
+	check("max attempts 0", err, queue.ErrInvalidOption)
+	_, err = q.Enqueue(ctx, EchoArgs{}, queue.WithDelay(-time.Second))
+	check("negative delay", err, queue.ErrInvalidOption)
+	_, err = q.Enqueue(ctx, EchoArgs{}, queue.WithQueueName("Bad Name!"))
+	check("bad queue name", err, queue.ErrInvalidOption)
+	if jobs := collect(t, q, queue.ListFilter{}); len(jobs) != 0 {
+		t.Errorf("refused enqueues stored jobs: %v", ids(jobs))
+	}
+}
+
+func testManyJobsExactlyOnce(t *testing.T, newQueue Factory) {
+	const n = 200
+	w := queue.NewWorkers()
+	var mu sync.Mutex
+	runs := map[int]int{}
+	var done sync.WaitGroup
+	done.Add(n)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		mu.Lock()
+		runs[job.Args.N]++
+		first := runs[job.Args.N] == 1
+		mu.Unlock()
+		if first {
+			done.Done()
+		}
+		return nil
+	})
+	q := newQueue(t, w, Config{MaxWorkers: 4})
+	start(t, q)
+	for i := range n {
+		enqueue(t, q, EchoArgs{N: i}, queue.WithPriority(1+i%4))
+	}
+	allRan := make(chan struct{})
+	go func() { done.Wait(); close(allRan) }()
+	waitChan(t, allRan, fmt.Sprintf("%d jobs to run", n))
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		completed := collect(t, q, queue.ListFilter{States: []queue.State{queue.StateCompleted}})
+		if len(completed) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs completed", len(completed), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if runs[i] != 1 {
+			t.Errorf("job %d ran %d times, want exactly once", i, runs[i])
+		}
+	}
+}
+
+func testListJobsFilters(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error { return nil })
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[OtherArgs]) error { return nil })
+	q := newQueue(t, w, Config{})
+	var echoIDs []int64
+	for i := range 5 {
+		echoIDs = append(echoIDs, enqueue(t, q, EchoArgs{N: i}, queue.WithDelay(time.Hour)).ID)
+	}
+	otherID := enqueue(t, q, OtherArgs{N: 1}, queue.WithDelay(time.Hour)).ID
+	if got := ids(collect(t, q, queue.ListFilter{Kinds: []string{"queuetest_echo"}})); !slices.Equal(got, echoIDs) {
+		t.Errorf("by kind: %v, want %v", got, echoIDs)
+	}
+	if got := ids(collect(t, q, queue.ListFilter{Kinds: []string{"queuetest_other"}, States: []queue.State{queue.StateScheduled}})); !slices.Equal(got, []int64{otherID}) {
+		t.Errorf("by kind and state: %v, want [%d]", got, otherID)
+	}
+	if got := ids(collect(t, q, queue.ListFilter{Limit: 2})); !slices.Equal(got, echoIDs[:2]) {
+		t.Errorf("with limit 2: %v, want %v", got, echoIDs[:2])
+	}
+	if got := collect(t, q, queue.ListFilter{States: []queue.State{queue.StateCompleted}}); len(got) != 0 {
+		t.Errorf("completed: %v, want none", ids(got))
+	}
+	// Stopping early must be safe.
+	for range q.ListJobs(context.Background(), queue.ListFilter{}) {
+		break
+	}
+}
+
+func collect(t *testing.T, q queue.Queue, f queue.ListFilter) []queue.JobInfo {
+	t.Helper()
+	var out []queue.JobInfo
+	for info, err := range q.ListJobs(context.Background(), f) {
+		if err != nil {
+			t.Fatalf("ListJobs(%+v): %v", f, err)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+func ids(jobs []queue.JobInfo) []int64 {
+	out := make([]int64, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
