@@ -50,6 +50,29 @@ type config struct {
 	maxNodes      uint
 	memBudget     uint
 	file          string
+	converters    map[string]Converter
+	funcs         map[string]MapFunc
+}
+
+// WithConverter registers a custom converter by its name for spec files
+// (`converter: cents`). Built-in names cannot be replaced.
+func WithConverter(c Converter) Option {
+	return func(cfg *config) {
+		if cfg.converters == nil {
+			cfg.converters = map[string]Converter{}
+		}
+		cfg.converters[c.name] = c
+	}
+}
+
+// WithFunc registers a Go func for spec rules of kind "function" (`func: name`).
+func WithFunc(name string, fn MapFunc) Option {
+	return func(cfg *config) {
+		if cfg.funcs == nil {
+			cfg.funcs = map[string]MapFunc{}
+		}
+		cfg.funcs[name] = fn
+	}
 }
 
 // WithResolver sets the resolver (the binder) used by [Relation] rules. Required when
@@ -144,6 +167,8 @@ func (b *base) specErr(i int, r *Rule, err error) error {
 	path := r.path
 	if path == "" {
 		path = "rules[" + strconv.Itoa(i) + "]"
+	} else {
+		i = r.index // position in the spec, which may differ when other lines failed
 	}
 	field := r.to // the local field: target on import, source on export
 	if b.export || field == "" {

@@ -114,6 +114,7 @@ type Rule struct {
 	child      any // *ImportMapper or *ExportMapper
 	line       int // spec line, for build errors
 	path       string
+	index      int // spec position
 }
 
 // RuleOption modifies a rule: a [Converter], [Default], [Required], [OnlyCreate],
