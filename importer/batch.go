@@ -1,0 +1,440 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/state"
+)
+
+// ListFunc walks the external listing of records updated at or after since (zero: all),
+// in ascending updated-at order when the watermark is used. adapter.Records with a query
+// parameter such as updated_at_min is the usual implementation.
+type ListFunc func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error]
+
+// EnqueueFunc hands one record to a queue instead of importing it in the run.
+type EnqueueFunc func(ctx context.Context, rec gjson.Result) error
+
+// Progress is reported after each page.
+type Progress struct {
+	// Done counts records handled (created, updated, skipped, enqueued or failed).
+	Done   int
+	Failed int
+	// Rate is Done per second since the run started.
+	Rate    float64
+	Elapsed time.Duration
+}
+
+// Summary is the outcome of a batch run.
+type Summary struct {
+	Created, Updated, Skipped, Enqueued, Failed int
+	// Pages counts committed pages.
+	Pages int
+	// Errors holds the per-record errors (the first MaxErrors of them).
+	Errors []error
+	// Watermark is the committed watermark after the run (zero without one).
+	Watermark time.Time
+	Elapsed   time.Duration
+}
+
+// Done returns the number of records handled.
+func (s Summary) Done() int { return s.Created + s.Updated + s.Skipped + s.Enqueued + s.Failed }
+
+type batchConfig struct {
+	pageSize    int
+	concurrency int
+	progress    func(Progress)
+	state       state.Store
+	stateName   string
+	lookback    time.Duration
+	enqueue     EnqueueFunc
+	perRecord   bool
+	maxErrors   int
+	force       bool
+}
+
+// BatchOption configures a Batch importer.
+type BatchOption func(*batchConfig)
+
+// WithPageSize sets how many records are committed together (default 100). Bindings are
+// written once per page and the watermark saved after each.
+func WithPageSize(n int) BatchOption { return func(c *batchConfig) { c.pageSize = n } }
+
+// WithConcurrency sets how many records of a page are imported at once (default 4).
+func WithConcurrency(n int) BatchOption { return func(c *batchConfig) { c.concurrency = n } }
+
+// WithProgress sets a callback called after each page.
+func WithProgress(f func(Progress)) BatchOption { return func(c *batchConfig) { c.progress = f } }
+
+// WithWatermark persists the incremental-sync watermark in st under (backend, name), e.g.
+// "products.updated_at_min". A run lists records updated at or after the watermark minus
+// lookback (late-arriving data), and moves the watermark forward only past records that
+// were committed: a record that failed holds it back so the next run sees it again.
+func WithWatermark(st state.Store, name string, lookback time.Duration) BatchOption {
+	return func(c *batchConfig) { c.state, c.stateName, c.lookback = st, name, lookback }
+}
+
+// WithEnqueue hands each record to f (a durable queue) instead of importing it; the
+// watermark then advances past enqueued records.
+func WithEnqueue(f EnqueueFunc) BatchOption { return func(c *batchConfig) { c.enqueue = f } }
+
+// PerRecord imports every record through Record.ImportRecord, taking its lease, instead of
+// the bulk path. Bulk (the default when the local store implements local.KeyedCreator)
+// reads each binding once and writes a page's bindings in one UpsertBatch; it is safe
+// against duplicates because local creates are keyed, and records leased by another
+// worker are still imported through their lease. Without a KeyedCreator the batch is
+// always per record.
+func PerRecord() BatchOption { return func(c *batchConfig) { c.perRecord = true } }
+
+// WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
+func WithMaxErrors(n int) BatchOption { return func(c *batchConfig) { c.maxErrors = n } }
+
+// ForceAll imports every record even when unchanged.
+func ForceAll() BatchOption { return func(c *batchConfig) { c.force = true } }
+
+// Batch imports every record of a listing through a Record importer.
+type Batch[T any] struct {
+	rec  *Record[T]
+	list ListFunc
+	cfg  batchConfig
+}
+
+// NewBatch returns a Batch importer that walks list and imports through rec.
+func NewBatch[T any](rec *Record[T], list ListFunc, opts ...BatchOption) (*Batch[T], error) {
+	if rec == nil || list == nil {
+		return nil, errors.New("importer: NewBatch needs a Record importer and a ListFunc")
+	}
+	c := batchConfig{pageSize: 100, concurrency: 4, maxErrors: 1000}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.pageSize <= 0 || c.concurrency <= 0 {
+		return nil, fmt.Errorf("importer: page size (%d) and concurrency (%d) must be positive", c.pageSize, c.concurrency)
+	}
+	if c.state != nil && c.stateName == "" {
+		return nil, errors.New("importer: WithWatermark needs a name, e.g. \"products.updated_at\"")
+	}
+	return &Batch[T]{rec: rec, list: list, cfg: c}, nil
+}
+
+// Watermark returns the persisted watermark (zero when there is none yet).
+func (b *Batch[T]) Watermark(ctx context.Context) (time.Time, error) {
+	if b.cfg.state == nil {
+		return time.Time{}, nil
+	}
+	v, err := b.cfg.state.Get(ctx, b.rec.backend, b.cfg.stateName)
+	if errors.Is(err, state.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("importer: reading watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(v))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("importer: watermark %q of %s holds %q, not an RFC 3339 time; delete it to start over: %w", b.cfg.stateName, b.rec.backend, v, err)
+	}
+	return t, nil
+}
+
+// itemResult is the outcome of one record of a page.
+type itemResult struct {
+	action  Action
+	updated time.Time
+	err     error
+}
+
+// Run walks the listing once and imports every record. It returns the summary so far and
+// the first error that stopped the run (a listing or binding-store error, or ctx); record
+// errors do not stop it and are in Summary.Errors.
+func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
+	start := time.Now()
+	var sum Summary
+	wm, err := b.Watermark(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sum.Watermark = wm
+	since := wm
+	if !since.IsZero() {
+		since = since.Add(-b.cfg.lookback)
+	}
+	held := false // a failure pinned the watermark for this run
+
+	// Fetch in a goroutine so the next page downloads while this one is imported.
+	type page struct {
+		recs []gjson.Result
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan page, 1)
+	go func() {
+		defer close(pages)
+		buf := make([]gjson.Result, 0, b.cfg.pageSize)
+		for rec, err := range b.list(ctx, since) {
+			if err != nil {
+				if len(buf) > 0 {
+					select {
+					case pages <- page{recs: buf}:
+					case <-ctx.Done():
+						return
+					}
+				}
+				select {
+				case pages <- page{err: err}:
+				case <-ctx.Done():
+				}
+				return
+			}
+			buf = append(buf, rec)
+			if len(buf) == b.cfg.pageSize {
+				select {
+				case pages <- page{recs: buf}:
+				case <-ctx.Done():
+					return
+				}
+				buf = make([]gjson.Result, 0, b.cfg.pageSize)
+			}
+		}
+		if len(buf) > 0 {
+			select {
+			case pages <- page{recs: buf}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+
+	results := make([]itemResult, b.cfg.pageSize)
+	for pg := range pages {
+		if pg.err != nil {
+			sum.Elapsed = time.Since(start)
+			return sum, fmt.Errorf("importer: listing %s %s: %w", b.rec.backend, b.rec.model, pg.err)
+		}
+		res := results[:len(pg.recs)]
+		clear(res)
+		if err := b.page(ctx, pg.recs, res); err != nil {
+			sum.Elapsed = time.Since(start)
+			return sum, err
+		}
+		// Tally, and find how far the watermark may move: up to the newest record of the
+		// page, or the oldest failure.
+		var newest, oldestFail time.Time
+		pageFails := 0
+		for i := range res {
+			r := &res[i]
+			switch r.action {
+			case Created:
+				sum.Created++
+			case Updated:
+				sum.Updated++
+			case Skipped:
+				sum.Skipped++
+			case Enqueued:
+				sum.Enqueued++
+			default:
+				sum.Failed++
+				pageFails++
+				if len(sum.Errors) < b.cfg.maxErrors {
+					sum.Errors = append(sum.Errors, r.err)
+				}
+				if oldestFail.IsZero() || r.updated.Before(oldestFail) {
+					oldestFail = r.updated
+				}
+				continue
+			}
+			if r.updated.After(newest) {
+				newest = r.updated
+			}
+		}
+		sum.Pages++
+		next := wm
+		switch {
+		case held:
+		case pageFails > 0 && !oldestFail.IsZero():
+			// Records older than the oldest failure are committed; it and anything newer
+			// are listed again next run (the listing is inclusive of the watermark).
+			next, held = maxTime(wm, oldestFail), true
+		case pageFails > 0:
+			held = true // a failed record without a time: cannot tell how far is safe
+		default:
+			next = maxTime(wm, newest)
+		}
+		if b.cfg.state != nil && next.After(wm) {
+			if err := b.cfg.state.Put(ctx, b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
+				sum.Elapsed = time.Since(start)
+				return sum, fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
+			}
+			wm = next
+			sum.Watermark = wm
+		}
+		if b.cfg.progress != nil {
+			el := time.Since(start)
+			b.cfg.progress(Progress{Done: sum.Done(), Failed: sum.Failed, Rate: float64(sum.Done()) / el.Seconds(), Elapsed: el})
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// parallel runs f(i) for i in [0, n) on up to conc goroutines.
+func parallel(n, conc int, f func(i int)) {
+	if conc <= 1 || n <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	conc = min(conc, n)
+	var wg sync.WaitGroup
+	per := (n + conc - 1) / conc
+	for w := range conc {
+		lo, hi := w*per, min((w+1)*per, n)
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// page imports one page of records, filling res. It returns an error only when the page
+// could not be committed.
+func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResult) error {
+	r := b.rec
+	if b.cfg.enqueue != nil {
+		parallel(len(recs), b.cfg.concurrency, func(i int) {
+			p, err := r.parse(recs[i])
+			res[i].updated = p.updated
+			if err == nil {
+				if err = b.cfg.enqueue(ctx, recs[i]); err != nil {
+					err = r.fail(p.extID, "enqueue", err)
+				}
+			}
+			res[i].action, res[i].err = Enqueued, err
+			if err != nil {
+				res[i].action = Failed
+			}
+		})
+		return nil
+	}
+	if b.cfg.perRecord || r.keyed == nil {
+		parallel(len(recs), b.cfg.concurrency, func(i int) {
+			p, err := r.parse(recs[i])
+			res[i].updated = p.updated
+			if err != nil {
+				res[i].action, res[i].err = Failed, err
+				return
+			}
+			out, err := r.importParsed(ctx, p, b.cfg.force)
+			res[i].action, res[i].err = out.Action, err
+		})
+		return ctx.Err()
+	}
+	return b.bulkPage(ctx, recs, res)
+}
+
+// bulkPage reads each binding once, writes local records with keyed creates and stores
+// the page's bindings in one UpsertBatch.
+func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []itemResult) error {
+	r := b.rec
+	n := len(recs)
+	ups := make([]binding.Binding, n)
+	write := make([]bool, n) // ups[i] is to be written
+	ps := make([]parsed, n)
+	seen := make(map[string]int, n)
+	for i := range recs {
+		p, err := r.parse(recs[i])
+		ps[i] = p
+		res[i].updated = p.updated
+		if err != nil {
+			res[i].action, res[i].err = Failed, err
+			continue
+		}
+		if _, dup := seen[p.extID]; dup { // a page that repeats a record
+			res[i].action = Skipped
+			continue
+		}
+		seen[p.extID] = i
+	}
+	now := r.cfg.now()
+	parallel(n, b.cfg.concurrency, func(i int) {
+		if res[i].action != "" {
+			return
+		}
+		p := ps[i]
+		cur, err := r.bindings.GetByExternal(ctx, r.backend, r.model, p.extID)
+		switch {
+		case errors.Is(err, binding.ErrNotFound):
+			cur = binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID}
+		case err != nil:
+			res[i].action, res[i].err = Failed, r.fail(p.extID, "bind", err)
+			return
+		}
+		if !b.cfg.force && p.unchanged(&cur) {
+			res[i].action = Skipped
+			return
+		}
+		if cur.ID != 0 && cur.Leased(now) {
+			// Someone else is importing it: go through the lease.
+			out, err := r.importParsed(ctx, p, b.cfg.force)
+			res[i].action, res[i].err = out.Action, err
+			return
+		}
+		if !b.cfg.force && r.cfg.maxRetries > 0 && !cur.CanRetry(r.cfg.maxRetries) {
+			res[i].action = Failed
+			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s)", ErrTooManyRetries, cur.RetryCount, cur.LastError))
+			return
+		}
+		action, localID, step, err := r.apply(ctx, p, cur.LocalID)
+		u := cur
+		u.LeaseOwner, u.LeaseExpiresAt = "", time.Time{}
+		switch {
+		case errors.Is(err, ErrSkip):
+			res[i].action = Skipped
+			u.Status = binding.StatusSkipped
+		case err != nil:
+			ferr := r.fail(p.extID, step, err)
+			res[i].action, res[i].err = Failed, ferr
+			u.Status, u.LastError, u.RetryCount = binding.StatusFailed, ferr.Error(), cur.RetryCount+1
+		default:
+			res[i].action = action
+			u.LocalID, u.Status, u.LastError, u.RetryCount = localID, binding.StatusSuccess, "", 0
+			u.Hash, u.ExternalUpdatedAt, u.SyncedAt = p.hash, p.updated, now
+		}
+		ups[i], write[i] = u, true
+	})
+	batch := make([]binding.Binding, 0, n)
+	for i := range ups {
+		if write[i] {
+			batch = append(batch, ups[i])
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if _, err := r.bindings.UpsertBatch(ctx, batch); err != nil {
+		return fmt.Errorf("importer: writing the bindings of a page of %d %s %s records (the local records are written; a rerun binds them without duplicates): %w", len(batch), r.backend, r.model, err)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// Memory is an in-memory Store for tests and examples. It is safe for concurrent use,
+// implements KeyedCreator, and counts the writes it receives so tests can assert that a sync
+// created each record exactly once. IDs are "1", "2", … in creation order.
+type Memory[T any] struct {
+	mu      sync.RWMutex
+	next    int64
+	records map[string]T
+	keys    map[string]string // CreateKeyed key -> ID
+
+	creates, updates, deletes atomic.Int64
+}
+
+// NewMemory returns an empty Memory store.
+func NewMemory[T any]() *Memory[T] {
+	return &Memory[T]{records: make(map[string]T), keys: make(map[string]string)}
+}
+
+var (
+	_ Store[int]        = (*Memory[int])(nil)
+	_ KeyedCreator[int] = (*Memory[int])(nil)
+)
+
+// Get implements Store.
+func (m *Memory[T]) Get(ctx context.Context, id string) (T, error) {
+	m.mu.RLock()
+	v, ok := m.records[id]
+	m.mu.RUnlock()
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("getting local record %q: %w", id, ErrNotFound)
+	}
+	return v, nil
+}
+
+// Create implements Store.
+func (m *Memory[T]) Create(ctx context.Context, v T) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	m.mu.Lock()
+	id := m.insertLocked(v)
+	m.mu.Unlock()
+	return id, nil
+}
+
+// CreateKeyed implements KeyedCreator: a key seen before returns its record's ID and
+// stores nothing.
+func (m *Memory[T]) CreateKeyed(ctx context.Context, key string, v T) (string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.keys[key]; ok {
+		if _, live := m.records[id]; live {
+			return id, false, nil
+		}
+	}
+	id := m.insertLocked(v)
+	m.keys[key] = id
+	return id, true, nil
+}
+
+func (m *Memory[T]) insertLocked(v T) string {
+	m.next++
+	id := strconv.FormatInt(m.next, 10)
+	m.records[id] = v
+	m.creates.Add(1)
+	return id
+}
+
+// Put stores v under id, creating or replacing it without counting a create or update. It
+// seeds a store with records whose IDs a test chooses.
+func (m *Memory[T]) Put(id string, v T) {
+	m.mu.Lock()
+	m.records[id] = v
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil && n > m.next {
+		m.next = n
+	}
+	m.mu.Unlock()
+}
+
+// Update implements Store.
+func (m *Memory[T]) Update(ctx context.Context, id string, v T) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.records[id]; !ok {
+		return fmt.Errorf("updating local record %q: %w", id, ErrNotFound)
+	}
+	m.records[id] = v
+	m.updates.Add(1)
+	return nil
+}
+
+// Delete implements Store.
+func (m *Memory[T]) Delete(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.records[id]; !ok {
+		return fmt.Errorf("deleting local record %q: %w", id, ErrNotFound)
+	}
+	delete(m.records, id)
+	m.deletes.Add(1)
+	return nil
+}
+
+// Len returns the number of records held.
+func (m *Memory[T]) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.records)
+}
+
+// IDs returns the IDs of all records, sorted numerically when they are numbers.
+func (m *Memory[T]) IDs() []string {
+	m.mu.RLock()
+	ids := slices.Collect(maps.Keys(m.records))
+	m.mu.RUnlock()
+	slices.SortFunc(ids, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		if a < b {
+			return -1
+		} else if a > b {
+			return 1
+		}
+		return 0
+	})
+	return ids
+}
+
+// Snapshot returns a copy of all records by ID.
+func (m *Memory[T]) Snapshot() map[string]T {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return maps.Clone(m.records)
+}
+
+// Creates, Updates and Deletes return how many records were created, updated and deleted
+// through the Store methods (Put is not counted).
+func (m *Memory[T]) Creates() int { return int(m.creates.Load()) }
+
+// Updates returns how many successful Update calls the store received.
+func (m *Memory[T]) Updates() int { return int(m.updates.Load()) }
+
+// Deletes returns how many successful Delete calls the store received.
+func (m *Memory[T]) Deletes() int { return int(m.deletes.Load()) }
