@@ -1,0 +1,815 @@
+package adapter
+
+// Pagination: Pages and Records walk a paged listing one page at a time, driven by a
+// Paginator strategy (offset/limit, page number, cursor in the body, Link header, next URL
+// in the body). They only need a Doer, so they work with *Client and with any test double.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Pagination errors. Errors returned by Pages and Records wrap one of these (or the Doer's
+// error, or the context's error) and name the page number and the path, cursor or URL concerned.
+var (
+	// ErrPaginationLoop means the API sent back a cursor or next URL that was already
+	// requested earlier in the same walk; continuing would loop forever. It usually points at
+	// a wrong cursor path or a server bug.
+	ErrPaginationLoop = errors.New("adapter: pagination loop")
+	// ErrBadPage means a page could not be read: invalid JSON, no array at the records
+	// path, a cursor that is neither string nor number, an error status returned without
+	// an error by the Doer, or a next link that cannot be resolved.
+	ErrBadPage = errors.New("adapter: bad page")
+	// ErrMaxPages is returned only with WithMaxPagesError, when the page limit is reached
+	// while the API still announces more pages.
+	ErrMaxPages = errors.New("adapter: page limit reached")
+	// ErrForeignNextURL means a next link points to another scheme or host than the page
+	// that carried it. Following it would send the client's credentials elsewhere, so it
+	// is refused unless the paginator was built with AllowOtherHosts.
+	ErrForeignNextURL = errors.New("adapter: next page URL on another host")
+)
+
+// Paginator is a pagination strategy: how to ask for the first page and how to derive the
+// next request from the last page. Implementations must be stateless (all state lives in
+// the Request), so that one Paginator can drive several walks at once.
+type Paginator interface {
+	// First prepares the first request, e.g. sets the page size. It must keep parameters
+	// the caller already set to resume a walk (a starting offset, page or cursor).
+	First(req *Request)
+	// Next turns req, the request that produced resp, into the request for the following
+	// page. records is the (non-empty) array found at the records path of resp. It
+	// returns false when there is no next page.
+	Next(req *Request, resp *Response, records gjson.Result) (more bool, err error)
+}
+
+// PageOption configures Pages and Records.
+type PageOption func(*pageConfig)
+
+type pageConfig struct {
+	recordsPath string
+	maxPages    int
+	maxPagesErr bool
+}
+
+// WithRecordsPath sets the gjson path of the records array in each page body, e.g.
+// "products" or "data.items". "" (the default) and "@this" mean the body itself is the
+// array. A JSON null at the path counts as an empty page; a missing value or a non-array is
+// an ErrBadPage error.
+func WithRecordsPath(path string) PageOption {
+	return func(c *pageConfig) { c.recordsPath = path }
+}
+
+// WithMaxPages stops the walk cleanly after n pages, even if the API announces more
+// (see WithMaxPagesError to make that an error). n <= 0 means no limit, the default.
+func WithMaxPages(n int) PageOption {
+	return func(c *pageConfig) { c.maxPages = n }
+}
+
+// WithMaxPagesError makes reaching the WithMaxPages limit an ErrMaxPages error when the
+// API still announces a next page, instead of a clean stop. Use it where a truncated
+// listing must not pass for a complete one (e.g. before deleting records missing from it).
+func WithMaxPagesError() PageOption {
+	return func(c *pageConfig) { c.maxPagesErr = true }
+}
+
+// Pages fetches the pages of a listing one by one, starting with req, and yields each
+// response. It stops after a page with no records (that page is still yielded), when the
+// Paginator finds no next page, or at the WithMaxPages limit. Errors (from the Doer, the
+// context, an unreadable page, a pagination loop) are yielded once, with a nil response, and
+// end the walk. Breaking out of the loop stops immediately: no further request is sent.
+//
+// Only one page is held at a time. Loop detection keeps a 64-bit hash per page requested,
+// not the pages. req is copied; the caller's Query and Header maps are not modified.
+func Pages(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOption) iter.Seq2[*Response, error] {
+	cfg := newPageConfig(opts)
+	return func(yield func(*Response, error) bool) {
+		pageWalk(ctx, d, req, p, cfg, func(resp *Response, _ gjson.Result, err error) bool {
+			return yield(resp, err)
+		})
+	}
+}
+
+// Records is Pages flattened to the records: it yields each element of the array at the
+// records path (WithRecordsPath) of every page, in order. A yielded gjson.Result keeps its
+// page's records array alive while it is retained, nothing more.
+func Records(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOption) iter.Seq2[gjson.Result, error] {
+	cfg := newPageConfig(opts)
+	return func(yield func(gjson.Result, error) bool) {
+		pageWalk(ctx, d, req, p, cfg, func(_ *Response, records gjson.Result, err error) bool {
+			if err != nil {
+				yield(gjson.Result{}, err)
+				return false
+			}
+			more := true
+			records.ForEach(func(_, rec gjson.Result) bool {
+				more = yield(rec, nil)
+				return more
+			})
+			return more
+		})
+	}
+}
+
+func newPageConfig(opts []PageOption) pageConfig {
+	var cfg pageConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
+}
+
+// pageWalk drives the pagination. fn is called once per page, or once with an error; walk never
+// calls fn again after fn returned false or after an error.
+func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageConfig, fn func(*Response, gjson.Result, error) bool) {
+	cur := pageCloneRequest(&req)
+	p.First(&cur)
+	seed := maphash.MakeSeed()
+	seen := make(map[uint64]int) // request fingerprint hash → page that sent it
+	for page := 1; ; page++ {
+		if err := ctx.Err(); err != nil {
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: paginating %s: stopped before page %d: %w", pageDescribe(p, &cur), page, err))
+			return
+		}
+		key := pageRequestKey(&cur)
+		h := maphash.String(seed, key)
+		if earlier, ok := seen[h]; ok {
+			fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d would request %s again, already requested for page %d; the API keeps returning the same cursor or next link (check the cursor path, or the API)",
+				ErrPaginationLoop, page, pageDescribe(p, &cur), earlier))
+			return
+		}
+		seen[h] = page
+
+		send := pageCloneRequest(&cur) // the Doer gets its own copy: it cannot disturb our state
+		resp, err := d.Do(ctx, &send)
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				err = fmt.Errorf("%w (%w)", cerr, err)
+			}
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: fetching page %d (%s): %w", page, pageDescribe(p, &cur), err))
+			return
+		}
+		records, n, err := pageRecords(resp, cfg.recordsPath, page)
+		if err != nil {
+			fn(nil, gjson.Result{}, err)
+			return
+		}
+		if resp.URL != nil && cur.Body == nil {
+			// The URL actually fetched, so that an absolute next link back to a page first
+			// requested by a relative path is caught too.
+			seen[maphash.String(seed, pageMethod(&cur)+" "+pageCanonicalURL(resp.URL))] = page
+		}
+		if !fn(resp, records, nil) || n == 0 {
+			return
+		}
+		more, err := p.Next(&cur, resp, records)
+		if err != nil {
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: preparing the request for page %d: %w", page+1, err))
+			return
+		}
+		if !more {
+			return
+		}
+		if cfg.maxPages > 0 && page >= cfg.maxPages {
+			if cfg.maxPagesErr {
+				fn(nil, gjson.Result{}, fmt.Errorf("%w: stopped after %d pages but the API announces more (%s); raise WithMaxPages or narrow the query",
+					ErrMaxPages, page, pageDescribe(p, &cur)))
+			}
+			return
+		}
+	}
+}
+
+// pageRecords validates a page and returns the array at the records path and its length.
+func pageRecords(resp *Response, path string, page int) (gjson.Result, int, error) {
+	if resp == nil {
+		return gjson.Result{}, 0, fmt.Errorf("%w: page %d: the Doer returned neither a response nor an error", ErrBadPage, page)
+	}
+	if resp.StatusCode >= 300 {
+		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s: HTTP status %d", ErrBadPage, page, pageRedactURL(resp.URL), resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusNoContent && len(resp.Body) == 0 {
+		return gjson.Result{}, 0, nil
+	}
+	if !gjson.ValidBytes(resp.Body) {
+		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s is not valid JSON (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), len(resp.Body), pageExcerpt(resp.Body, 64))
+	}
+	var records gjson.Result
+	if path == "" || path == "@this" {
+		records = gjson.ParseBytes(resp.Body)
+	} else {
+		records = gjson.GetBytes(resp.Body, path)
+	}
+	switch {
+	case records.IsArray():
+		n := 0
+		records.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+		return records, n, nil
+	case records.Type == gjson.Null && records.Exists():
+		return gjson.Result{}, 0, nil // "items": null — an empty page
+	case !records.Exists():
+		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s has no value at records path %q; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), path)
+	default:
+		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s has %s at records path %q, not an array; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), pageJSONKind(records), path)
+	}
+}
+
+func pageJSONKind(r gjson.Result) string {
+	switch {
+	case r.IsObject():
+		return "an object"
+	case r.Type == gjson.String:
+		return "a string"
+	case r.Type == gjson.Number:
+		return "a number"
+	case r.Type == gjson.True, r.Type == gjson.False:
+		return "a boolean"
+	}
+	return "a " + r.Type.String()
+}
+
+func pageExcerpt(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+func pageCloneRequest(r *Request) Request {
+	c := *r
+	c.Query = pageCloneValues(r.Query)
+	c.Header = r.Header.Clone()
+	return c
+}
+
+func pageCloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+func pageMethod(r *Request) string {
+	if r.Method == "" {
+		return http.MethodGet
+	}
+	return strings.ToUpper(r.Method)
+}
+
+// pageRequestKey fingerprints everything that selects a page: method, target and body.
+func pageRequestKey(r *Request) string {
+	var b strings.Builder
+	b.WriteString(pageMethod(r))
+	b.WriteByte(' ')
+	if u, err := url.Parse(r.Path); err == nil && u.IsAbs() {
+		if len(r.Query) > 0 {
+			q := u.Query()
+			for k, vs := range r.Query {
+				q[k] = append(q[k], vs...)
+			}
+			u.RawQuery = q.Encode()
+		}
+		b.WriteString(pageCanonicalURL(u))
+	} else {
+		b.WriteString(r.Path)
+		b.WriteByte('?')
+		b.WriteString(r.Query.Encode())
+	}
+	if r.Body != nil {
+		b.WriteByte('\n')
+		switch body := r.Body.(type) {
+		case []byte:
+			b.Write(body)
+		case string:
+			b.WriteString(body)
+		case json.RawMessage:
+			b.Write(body)
+		default:
+			if j, err := json.Marshal(body); err == nil {
+				b.Write(j)
+			} else {
+				fmt.Fprintf(&b, "%#v", body)
+			}
+		}
+	}
+	return b.String()
+}
+
+// pageCanonicalURL spells a URL with its query sorted and without fragment, so that equal
+// requests compare equal.
+func pageCanonicalURL(u *url.URL) string {
+	c := *u
+	c.Fragment, c.RawFragment = "", ""
+	if c.RawQuery != "" {
+		c.RawQuery = c.Query().Encode()
+	}
+	return c.String()
+}
+
+// pageDescriber is implemented by the built-in paginators to name what identifies a page
+// (a cursor, a URL) in error messages.
+type pageDescriber interface {
+	describe(req *Request) string
+}
+
+func pageDescribe(p Paginator, r *Request) string {
+	if d, ok := p.(pageDescriber); ok {
+		return d.describe(r)
+	}
+	return pageMethod(r) + " " + pageRedactTarget(r)
+}
+
+func pageRedactTarget(r *Request) string {
+	target := r.Path
+	if len(r.Query) > 0 {
+		if strings.Contains(target, "?") {
+			target += "&" + r.Query.Encode()
+		} else {
+			target += "?" + r.Query.Encode()
+		}
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return strconv.Quote(target)
+	}
+	return pageRedactURL(u)
+}
+
+// pageRedactURL spells a URL for an error message: no user info, and the values of query
+// parameters that look like credentials replaced.
+func pageRedactURL(u *url.URL) string {
+	if u == nil {
+		return "(unknown URL)"
+	}
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		q := c.Query()
+		changed := false
+		for k := range q {
+			if pageSecretParam(k) {
+				q[k] = []string{"REDACTED"}
+				changed = true
+			}
+		}
+		if changed {
+			c.RawQuery = q.Encode()
+		}
+	}
+	return c.String()
+}
+
+func pageSecretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"key", "token", "secret", "password", "passwd", "signature", "sig", "auth", "credential", "session"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Offset paginates with an offset and a limit: offset=0, then offset+n where n is the number
+// of records received. The walk stops at a page with fewer than limit records (or none).
+// With limit <= 0 or limitParam == "" no limit is sent, and the walk stops only at an empty
+// page. An offset already present in the request's Query is kept (to resume a walk).
+func Offset(limitParam, offsetParam string, limit int) Paginator {
+	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit}
+}
+
+type offsetPaginator struct {
+	limitParam, offsetParam string
+	limit                   int
+}
+
+func (o *offsetPaginator) First(req *Request) {
+	q := pageQuery(req)
+	if o.limitParam != "" && o.limit > 0 {
+		q.Set(o.limitParam, strconv.Itoa(o.limit))
+	}
+	if !q.Has(o.offsetParam) {
+		q.Set(o.offsetParam, "0")
+	}
+}
+
+func (o *offsetPaginator) Next(req *Request, _ *Response, records gjson.Result) (bool, error) {
+	n := pageCount(records)
+	if n == 0 || (o.limit > 0 && n < o.limit) {
+		return false, nil
+	}
+	q := pageQuery(req)
+	off, err := strconv.Atoi(q.Get(o.offsetParam))
+	if err != nil {
+		return false, fmt.Errorf("adapter: offset parameter %q is %q, not an integer", o.offsetParam, q.Get(o.offsetParam))
+	}
+	q.Set(o.offsetParam, strconv.Itoa(off+n))
+	return true, nil
+}
+
+func (o *offsetPaginator) describe(req *Request) string {
+	return fmt.Sprintf("%s=%s", o.offsetParam, req.Query.Get(o.offsetParam))
+}
+
+// PageNumber paginates with a page number: pageParam=first, first+1, … (first is usually 0
+// or 1). If sizeParam is not "" and size > 0, sizeParam=size is sent; with size > 0 the walk
+// stops at a page with fewer than size records, and in any case at an empty page. A page
+// number already present in the request's Query is kept (to resume a walk).
+func PageNumber(pageParam string, first int, sizeParam string, size int) Paginator {
+	return &pageNumberPaginator{pageParam: pageParam, first: first, sizeParam: sizeParam, size: size}
+}
+
+type pageNumberPaginator struct {
+	pageParam, sizeParam string
+	first, size          int
+}
+
+func (p *pageNumberPaginator) First(req *Request) {
+	q := pageQuery(req)
+	if p.sizeParam != "" && p.size > 0 {
+		q.Set(p.sizeParam, strconv.Itoa(p.size))
+	}
+	if !q.Has(p.pageParam) {
+		q.Set(p.pageParam, strconv.Itoa(p.first))
+	}
+}
+
+func (p *pageNumberPaginator) Next(req *Request, _ *Response, records gjson.Result) (bool, error) {
+	n := pageCount(records)
+	if n == 0 || (p.size > 0 && n < p.size) {
+		return false, nil
+	}
+	q := pageQuery(req)
+	page, err := strconv.Atoi(q.Get(p.pageParam))
+	if err != nil {
+		return false, fmt.Errorf("adapter: page parameter %q is %q, not an integer", p.pageParam, q.Get(p.pageParam))
+	}
+	q.Set(p.pageParam, strconv.Itoa(page+1))
+	return true, nil
+}
+
+func (p *pageNumberPaginator) describe(req *Request) string {
+	return fmt.Sprintf("%s=%s", p.pageParam, req.Query.Get(p.pageParam))
+}
+
+// CursorOption configures Cursor.
+type CursorOption func(*cursorPaginator)
+
+// HasMorePath names a boolean in the page body (e.g. "has_more", "meta.has_next") that
+// says whether another page follows. When it is false the walk stops whatever the cursor;
+// when it is true but the cursor is empty, the walk fails with ErrBadPage rather than
+// silently stop. When it is missing, the cursor alone decides.
+func HasMorePath(path string) CursorOption {
+	return func(c *cursorPaginator) { c.hasMorePath = path }
+}
+
+// CursorFromLastRecord reads the cursor path from the last record of the page instead of
+// the page body — Stripe style: starting_after=<id of the last object>, with
+// Cursor("id", "starting_after", CursorFromLastRecord(), HasMorePath("has_more")).
+func CursorFromLastRecord() CursorOption {
+	return func(c *cursorPaginator) { c.fromLastRecord = true }
+}
+
+// Cursor paginates with an opaque cursor read from each page body at the gjson cursorPath
+// (e.g. "next_cursor", "meta.next") and sent back in the cursorParam query parameter. The
+// walk stops when the cursor is missing, null or "", or when HasMorePath says false. A
+// cursor must be a string or a number. A cursor already present in the request's Query is
+// used for the first page (to resume a walk). A cursor that was already requested is an
+// ErrPaginationLoop error.
+func Cursor(cursorPath, cursorParam string, opts ...CursorOption) Paginator {
+	c := &cursorPaginator{cursorPath: cursorPath, cursorParam: cursorParam}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	return c
+}
+
+type cursorPaginator struct {
+	cursorPath, cursorParam string
+	hasMorePath             string
+	fromLastRecord          bool
+}
+
+func (c *cursorPaginator) First(*Request) {}
+
+func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
+	hasMore := gjson.Result{}
+	if c.hasMorePath != "" {
+		hasMore = resp.Get(c.hasMorePath)
+		if hasMore.Exists() && !hasMore.Bool() {
+			return false, nil
+		}
+	}
+	var cur gjson.Result
+	where := "page body"
+	if c.fromLastRecord {
+		var last gjson.Result
+		records.ForEach(func(_, r gjson.Result) bool { last = r; return true })
+		cur = last.Get(c.cursorPath)
+		where = "last record"
+	} else {
+		cur = resp.Get(c.cursorPath)
+	}
+	var v string
+	switch cur.Type {
+	case gjson.String:
+		v = cur.Str
+	case gjson.Number:
+		v = cur.Raw // as sent: no float rounding of large IDs
+	case gjson.Null:
+		// missing or null: no next page
+	default:
+		return false, fmt.Errorf("%w: cursor at path %q of the %s is %s, not a string or number", ErrBadPage, c.cursorPath, where, pageJSONKind(cur))
+	}
+	if v == "" {
+		if hasMore.Exists() && hasMore.Bool() {
+			return false, fmt.Errorf("%w: %q is true but there is no cursor at path %q of the %s; check the cursor path", ErrBadPage, c.hasMorePath, c.cursorPath, where)
+		}
+		return false, nil
+	}
+	pageQuery(req).Set(c.cursorParam, v)
+	return true, nil
+}
+
+func (c *cursorPaginator) describe(req *Request) string {
+	if req.Query.Has(c.cursorParam) {
+		return fmt.Sprintf("cursor %s=%q", c.cursorParam, req.Query.Get(c.cursorParam))
+	}
+	return pageMethod(req) + " " + pageRedactTarget(req)
+}
+
+// URLOption configures LinkHeader and NextURL.
+type URLOption func(*urlPaginator)
+
+// AllowOtherHosts lets LinkHeader and NextURL follow a next link to another scheme or host
+// than the page that carried it. Off by default (ErrForeignNextURL), because the client
+// sends its credentials with every request.
+func AllowOtherHosts() URLOption {
+	return func(u *urlPaginator) { u.allowOtherHosts = true }
+}
+
+// LinkHeader paginates by following the rel="next" target of the Link response headers
+// (RFC 8288), as GitHub and Shopify (page_info cursors) do. Several links per header,
+// several Link headers, quoted parameters, several space-separated relation types and any
+// letter case are understood; a malformed link is ignored. Relative targets are resolved
+// against the URL of the page. The walk stops when there is no next link.
+func LinkHeader(opts ...URLOption) Paginator {
+	return newURLPaginator("", opts)
+}
+
+// NextURL paginates by following the URL found at the gjson path in each page body (e.g.
+// "next", "links.next", "@odata.nextLink"); absolute, or relative to the page's URL. The
+// walk stops when it is missing, null or "".
+func NextURL(path string, opts ...URLOption) Paginator {
+	return newURLPaginator(path, opts)
+}
+
+func newURLPaginator(path string, opts []URLOption) *urlPaginator {
+	u := &urlPaginator{bodyPath: path}
+	for _, o := range opts {
+		if o != nil {
+			o(u)
+		}
+	}
+	return u
+}
+
+type urlPaginator struct {
+	bodyPath        string // "" = Link header
+	allowOtherHosts bool
+}
+
+func (u *urlPaginator) First(*Request) {}
+
+func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool, error) {
+	var raw, from string
+	if u.bodyPath == "" {
+		raw, from = NextLink(resp.Header), "Link header"
+	} else {
+		v := resp.Get(u.bodyPath)
+		switch v.Type {
+		case gjson.String:
+			raw = strings.TrimSpace(v.Str)
+		case gjson.Null:
+		default:
+			return false, fmt.Errorf("%w: next URL at path %q is %s, not a string", ErrBadPage, u.bodyPath, pageJSONKind(v))
+		}
+		from = fmt.Sprintf("body path %q", u.bodyPath)
+	}
+	if raw == "" {
+		return false, nil
+	}
+	ref, err := url.Parse(raw)
+	if err != nil {
+		return false, fmt.Errorf("%w: next URL %q from the %s does not parse: %v", ErrBadPage, raw, from, err)
+	}
+	base := resp.URL
+	if base == nil || !base.IsAbs() {
+		if b, err := url.Parse(req.Path); err == nil && b.IsAbs() {
+			base = b
+		} else {
+			base = nil
+		}
+	}
+	next := ref
+	if base != nil {
+		next = base.ResolveReference(ref)
+	} else if !ref.IsAbs() {
+		return false, fmt.Errorf("%w: cannot resolve the relative next URL %q from the %s: the Doer returned no Response.URL", ErrBadPage, raw, from)
+	}
+	if !next.IsAbs() || (next.Scheme != "http" && next.Scheme != "https") {
+		return false, fmt.Errorf("%w: next URL %q from the %s is not an http(s) URL", ErrBadPage, raw, from)
+	}
+	if base != nil && !u.allowOtherHosts && (!strings.EqualFold(base.Scheme, next.Scheme) || !strings.EqualFold(base.Host, next.Host)) {
+		return false, fmt.Errorf("%w: next URL %s from the %s leaves %s://%s; use AllowOtherHosts if that API really paginates across hosts",
+			ErrForeignNextURL, pageRedactURL(next), from, base.Scheme, base.Host)
+	}
+	next.Fragment, next.RawFragment = "", ""
+	req.Path = next.String()
+	req.Query = nil // the next URL is complete
+	return true, nil
+}
+
+func (u *urlPaginator) describe(req *Request) string {
+	return "URL " + pageRedactTarget(req)
+}
+
+func pageQuery(req *Request) url.Values {
+	if req.Query == nil {
+		req.Query = url.Values{}
+	}
+	return req.Query
+}
+
+func pageCount(records gjson.Result) int {
+	n := 0
+	records.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+	return n
+}
+
+// Link is one link of a Link header (RFC 8288).
+type Link struct {
+	// URL is the target as written (URI-Reference, not resolved).
+	URL string
+	// Params holds the link parameters, names lower-cased; the first occurrence wins.
+	// Values are unquoted. Valueless parameters map to "".
+	Params map[string]string
+}
+
+// Rels returns the relation types of the link's rel parameter, lower-cased.
+func (l Link) Rels() []string {
+	return strings.Fields(strings.ToLower(l.Params["rel"]))
+}
+
+// HasRel reports whether rel (compared case-insensitively) is one of the link's relation types.
+func (l Link) HasRel(rel string) bool {
+	for _, r := range strings.Fields(l.Params["rel"]) {
+		if strings.EqualFold(r, rel) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseLinkHeader parses all Link header fields of h (RFC 8288 section 3). A malformed
+// link-value is skipped along with the rest of its header field; links before it are kept.
+// It never panics on bad input.
+func ParseLinkHeader(h http.Header) []Link {
+	var links []Link
+	for _, v := range h.Values("Link") {
+		links = parseLinkValue(v, links)
+	}
+	return links
+}
+
+// NextLink returns the target of the first rel="next" link in h's Link headers, unresolved,
+// or "" if there is none.
+func NextLink(h http.Header) string {
+	for _, l := range ParseLinkHeader(h) {
+		if l.HasRel("next") {
+			return l.URL
+		}
+	}
+	return ""
+}
+
+// parseLinkValue parses one Link field value: #link-value, where
+// link-value = "<" URI-Reference ">" *( OWS ";" OWS link-param ) and
+// link-param = token BWS [ "=" BWS ( token / quoted-string ) ].
+func parseLinkValue(s string, links []Link) []Link {
+	i := 0
+	for {
+		i = linkSkipOWS(s, i)
+		for i < len(s) && s[i] == ',' { // empty list elements are allowed
+			i = linkSkipOWS(s, i+1)
+		}
+		if i >= len(s) {
+			return links
+		}
+		if s[i] != '<' {
+			return links
+		}
+		end := strings.IndexByte(s[i+1:], '>')
+		if end < 0 {
+			return links
+		}
+		l := Link{URL: strings.TrimSpace(s[i+1 : i+1+end]), Params: map[string]string{}}
+		i += end + 2
+		for {
+			i = linkSkipOWS(s, i)
+			if i >= len(s) || s[i] == ',' {
+				break
+			}
+			if s[i] != ';' {
+				return links
+			}
+			i = linkSkipOWS(s, i+1)
+			start := i
+			for i < len(s) && linkTokenChar(s[i]) {
+				i++
+			}
+			if i == start {
+				if i >= len(s) || s[i] == ',' || s[i] == ';' {
+					continue // empty parameter ("; ;"), tolerated
+				}
+				return links
+			}
+			name := strings.ToLower(s[start:i])
+			value := ""
+			i = linkSkipOWS(s, i)
+			if i < len(s) && s[i] == '=' {
+				i = linkSkipOWS(s, i+1)
+				if i < len(s) && s[i] == '"' {
+					var ok bool
+					value, i, ok = linkReadQuoted(s, i)
+					if !ok {
+						return links
+					}
+				} else {
+					start := i
+					for i < len(s) && linkTokenChar(s[i]) {
+						i++
+					}
+					value = s[start:i]
+				}
+			}
+			if _, dup := l.Params[name]; !dup {
+				l.Params[name] = value
+			}
+		}
+		links = append(links, l)
+	}
+}
+
+func linkSkipOWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// linkReadQuoted reads a quoted-string starting at s[i] == '"'; it returns the unescaped value
+// and the index after the closing quote.
+func linkReadQuoted(s string, i int) (string, int, bool) {
+	var b strings.Builder
+	for i++; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			return b.String(), i + 1, true
+		case '\\':
+			i++
+			if i >= len(s) {
+				return "", i, false
+			}
+			b.WriteByte(s[i])
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return "", i, false
+}
+
+// linkTokenChar reports whether c is a tchar (RFC 9110 section 5.6.2).
+func linkTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
