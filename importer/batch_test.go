@@ -1,0 +1,316 @@
+package importer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/state"
+)
+
+// httpList walks a fakeapi listing by cursor with plain net/http (no retries).
+func httpList(base, resource string, limit int) importer.ListFunc {
+	return func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error] {
+		return func(yield func(gjson.Result, error) bool) {
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if !since.IsZero() {
+				q.Set("updated_at_min", since.Format(time.RFC3339Nano))
+			}
+			next := base + "/" + resource + "?" + q.Encode()
+			for next != "" {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					yield(gjson.Result{}, err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode != 200 {
+					err = fmt.Errorf("listing: status %d", resp.StatusCode)
+				}
+				if err != nil {
+					yield(gjson.Result{}, err)
+					return
+				}
+				page := gjson.ParseBytes(b)
+				for _, r := range page.Get("items").Array() {
+					if !yield(r, nil) {
+						return
+					}
+				}
+				next = page.Get("next").String()
+			}
+		}
+	}
+}
+
+func tick() func() time.Time {
+	var mu sync.Mutex
+	t := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(time.Second)
+		return t
+	}
+}
+
+func seedProducts(s *fakeapi.Server, n int) {
+	s.Seed("products", n, func(i int) map[string]any {
+		return map[string]any{"name": fmt.Sprintf("P%d", i), "sku": fmt.Sprintf("S%d", i)}
+	})
+}
+
+// assertSame checks that the local store holds exactly the remote records, once each.
+func assertSame(t *testing.T, ctx context.Context, s *fakeapi.Server, bs binding.Store, store *local.Memory[product]) {
+	t.Helper()
+	remote := s.Records("products")
+	require.Equal(t, len(remote), store.Len(), "local count == remote count")
+	seenLocal := map[string]bool{}
+	for _, r := range remote {
+		b, err := bs.GetByExternal(ctx, "shop", "product", r.Get("id").String())
+		require.NoError(t, err, "binding of %s", r.Get("id"))
+		require.Equal(t, binding.StatusSuccess, b.Status)
+		require.False(t, seenLocal[b.LocalID], "local %s bound twice", b.LocalID)
+		seenLocal[b.LocalID] = true
+		v, err := store.Get(ctx, b.LocalID)
+		require.NoError(t, err)
+		require.Equal(t, r.Get("name").String(), v.Name)
+	}
+}
+
+func TestBatchFullThenIncremental(t *testing.T) {
+	for _, mode := range []string{"bulk", "per-record"} {
+		t.Run(mode, func(t *testing.T) {
+			ctx := context.Background()
+			s := fakeapi.New(fakeapi.WithClock(tick()))
+			defer s.Close()
+			seedProducts(s, 250)
+			bs := binding.NewMemoryStore()
+			st := state.NewMemory()
+			imp, store := newProducts(t, bs, &source{})
+			opts := []importer.BatchOption{importer.WithWatermark(st, "products.updated_at", 0), importer.WithPageSize(40)}
+			if mode == "per-record" {
+				opts = append(opts, importer.PerRecord())
+			}
+			var progress []importer.Progress
+			opts = append(opts, importer.WithProgress(func(p importer.Progress) { progress = append(progress, p) }))
+			batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 50), opts...)
+			require.NoError(t, err)
+
+			sum, err := batch.Run(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 250, sum.Created)
+			assert.Equal(t, 0, sum.Failed)
+			assert.Equal(t, 7, sum.Pages)
+			require.Len(t, progress, 7)
+			assert.Equal(t, 250, progress[6].Done)
+			assertSame(t, ctx, s, bs, store)
+			last := s.Records("products")[249].Get("updated_at").String()
+			assert.Equal(t, last, sum.Watermark.Format(time.RFC3339Nano))
+
+			// Incremental: only what changed since the watermark is listed.
+			s.Touch("products", 3, map[string]any{"name": "P3 renamed"})
+			s.Touch("products", 100, map[string]any{"name": "P100 renamed"})
+			s.Add("products", map[string]any{"name": "new"})
+			sum, err = batch.Run(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 1, sum.Created)
+			assert.Equal(t, 2, sum.Updated)
+			assert.Equal(t, 1, sum.Skipped, "the record at the watermark is listed again and skipped")
+			assertSame(t, ctx, s, bs, store)
+			assert.Equal(t, 251, store.Creates())
+		})
+	}
+}
+
+func TestBatchFailureHoldsWatermark(t *testing.T) {
+	ctx := context.Background()
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 30)
+	bs := binding.NewMemoryStore()
+	st := state.NewMemory()
+	var broken atomic.Bool
+	broken.Store(true)
+	store := local.NewMemory[product]()
+	imp, err := importer.New(bs, store, "shop", "product", func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
+		if broken.Load() && rec.Get("id").Int() == 12 {
+			return product{}, errors.New("sku is invalid")
+		}
+		return mapProduct(ctx, rec, create)
+	})
+	require.NoError(t, err)
+	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithWatermark(st, "wm", 0), importer.WithPageSize(10))
+	require.NoError(t, err)
+
+	sum, err := batch.Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 29, sum.Created)
+	assert.Equal(t, 1, sum.Failed)
+	require.Len(t, sum.Errors, 1)
+	assert.Contains(t, sum.Errors[0].Error(), "sku is invalid")
+	rec12, _ := s.Record("products", 12)
+	assert.Equal(t, rec12.Get("updated_at").String(), sum.Watermark.Format(time.RFC3339Nano), "held at the failed record")
+	b, err := bs.GetByExternal(ctx, "shop", "product", "12")
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusFailed, b.Status)
+	assert.Equal(t, 1, b.RetryCount)
+
+	sum, err = batch.Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Failed)
+	b, _ = bs.GetByExternal(ctx, "shop", "product", "12")
+	assert.Equal(t, 2, b.RetryCount, "retry counted")
+
+	broken.Store(false)
+	sum, err = batch.Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Created)
+	assert.Equal(t, 18, sum.Skipped)
+	assertSame(t, ctx, s, bs, store)
+	b, _ = bs.GetByExternal(ctx, "shop", "product", "12")
+	assert.Equal(t, 0, b.RetryCount)
+}
+
+// cutList yields an error after n records: a run that dies mid-listing.
+func cutList(inner importer.ListFunc, n int) importer.ListFunc {
+	return func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error] {
+		return func(yield func(gjson.Result, error) bool) {
+			i := 0
+			for r, err := range inner(ctx, since) {
+				if err == nil && i == n {
+					yield(gjson.Result{}, errors.New("connection lost"))
+					return
+				}
+				i++
+				if !yield(r, err) || err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+func TestBatchResumesAfterInterruption(t *testing.T) {
+	ctx := context.Background()
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 100)
+	bs := binding.NewMemoryStore()
+	st := state.NewMemory()
+	imp, store := newProducts(t, bs, &source{})
+	cut, err := importer.NewBatch(imp, cutList(httpList(s.URL, "products", 25), 55), importer.WithWatermark(st, "wm", time.Minute), importer.WithPageSize(20))
+	require.NoError(t, err)
+	sum, err := cut.Run(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connection lost")
+	assert.Equal(t, 55, sum.Created, "the partial page is committed too")
+	assert.Equal(t, 3, sum.Pages)
+
+	full, err := importer.NewBatch(imp, httpList(s.URL, "products", 25), importer.WithWatermark(st, "wm", time.Minute), importer.WithPageSize(20))
+	require.NoError(t, err)
+	sum, err = full.Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 45, sum.Created)
+	assert.Equal(t, 0, sum.Failed)
+	assert.Positive(t, sum.Skipped, "the lookback re-lists committed records, which are skipped")
+	assertSame(t, ctx, s, bs, store)
+	assert.Equal(t, 100, store.Creates())
+}
+
+func TestBatchRepeatedRecordsAndConcurrentRuns(t *testing.T) {
+	ctx := context.Background()
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 200)
+	s.Inject(fakeapi.Fault{Kind: fakeapi.FaultRepeatRecord, Every: 2})
+	bs := binding.NewMemoryStore()
+	imp, store := newProducts(t, bs, &source{}, importer.WithBackoff(time.Microsecond, time.Millisecond))
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() {
+			var opts []importer.BatchOption
+			if i == 2 {
+				opts = append(opts, importer.PerRecord())
+			}
+			batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 30), append(opts, importer.WithPageSize(17))...)
+			if !assert.NoError(t, err) {
+				return
+			}
+			sum, err := batch.Run(ctx)
+			assert.NoError(t, err)
+			assert.Equal(t, 0, sum.Failed, "%v", sum.Errors)
+		})
+	}
+	wg.Wait()
+	assertSame(t, ctx, s, bs, store)
+	assert.Equal(t, 200, store.Creates(), "three concurrent runs created each record once")
+}
+
+func TestBatchEnqueue(t *testing.T) {
+	ctx := context.Background()
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 30)
+	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	var mu sync.Mutex
+	var queued []string
+	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithEnqueue(func(_ context.Context, rec gjson.Result) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if rec.Get("id").Int() == 7 {
+			return errors.New("queue full")
+		}
+		queued = append(queued, rec.Get("id").String())
+		return nil
+	}))
+	require.NoError(t, err)
+	sum, err := batch.Run(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 29, sum.Enqueued)
+	assert.Equal(t, 1, sum.Failed)
+	assert.Len(t, queued, 29)
+	assert.Equal(t, 0, store.Len())
+}
+
+func TestBatchBadOptions(t *testing.T) {
+	imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+	list := httpList("http://127.0.0.1:1", "x", 1)
+	for name, opts := range map[string][]importer.BatchOption{
+		"page size":      {importer.WithPageSize(0)},
+		"concurrency":    {importer.WithConcurrency(-1)},
+		"watermark name": {importer.WithWatermark(state.NewMemory(), "", 0)},
+	} {
+		_, err := importer.NewBatch(imp, list, opts...)
+		assert.Error(t, err, name)
+	}
+	_, err := importer.NewBatch[product](nil, list)
+	assert.Error(t, err)
+
+	st := state.NewMemory()
+	require.NoError(t, st.Put(context.Background(), "shop", "wm", []byte("garbage")))
+	b, err := importer.NewBatch(imp, list, importer.WithWatermark(st, "wm", 0))
+	require.NoError(t, err)
+	_, err = b.Run(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "delete it to start over")
+}
