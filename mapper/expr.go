@@ -122,7 +122,31 @@ func (p *program) run(env *exprEnv, budget uint) (out any, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExpression, err)
 	}
-	return out, nil
+	return normalize(out), nil
+}
+
+// normalize makes integers int64, as on the JSON side, so results do not depend on how
+// expr happened to compute them; maps are normalized one level deep (execute patches).
+func normalize(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int8:
+		return int64(x)
+	case uint:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	}
+	return v
 }
 
 func execResult(v any) (map[string]any, error) {

@@ -300,7 +300,7 @@ func (r *Record) decoded() map[string]any {
 	if r.dec == nil {
 		if r.local != nil {
 			r.dec = r.local
-		} else if m, ok := gjson.Parse(r.raw).Value().(map[string]any); ok {
+		} else if m, ok := decodeJSON(gjson.Parse(r.raw)).(map[string]any); ok {
 			r.dec = m
 		} else {
 			r.dec = map[string]any{}

@@ -327,9 +327,31 @@ func jsonValue(r gjson.Result) any {
 		}
 		return r.Num
 	case gjson.JSON:
-		return r.Value()
+		return decodeJSON(r)
 	}
 	return nil
+}
+
+// decodeJSON decodes an object or array like gjson's Value but with jsonValue's
+// number rule, so a number reads the same at any depth.
+func decodeJSON(r gjson.Result) any {
+	if r.IsArray() {
+		out := make([]any, 0, 4)
+		r.ForEach(func(_, v gjson.Result) bool {
+			out = append(out, jsonValue(v))
+			return true
+		})
+		return out
+	}
+	if r.IsObject() {
+		out := make(map[string]any, 8)
+		r.ForEach(func(k, v gjson.Result) bool {
+			out[k.Str] = jsonValue(v)
+			return true
+		})
+		return out
+	}
+	return jsonValue(r)
 }
 
 func idString(v any) (string, error) {
