@@ -408,23 +408,20 @@ func redactAuth(v string) string {
 	return Redacted
 }
 
-// isSchemeWord reports whether s looks like an HTTP auth scheme ("Bearer", "Basic",
-// "AWS4-HMAC-SHA256") rather than part of a credential.
+// authSchemes are the Authorization schemes whose name is kept in front of [Redacted].
+// An unknown first word is treated as part of the credential: telling a scheme from a
+// token by its shape alone would leak tokens that happen to look like words.
+var authSchemes = map[string]bool{
+	"basic": true, "bearer": true, "digest": true, "token": true, "bot": true, "oauth": true,
+	"negotiate": true, "ntlm": true, "hoba": true, "mutual": true, "hawk": true, "dpop": true,
+	"apikey": true, "api-key": true, "key": true, "sso-key": true, "ssws": true, "mac": true,
+	"aws4-hmac-sha256": true, "gnap": true, "privacytoken": true, "scram-sha-1": true,
+	"scram-sha-256": true, "vapid": true, "concealed": true, "klaviyo-api-key": true,
+}
+
+// isSchemeWord reports whether s is a known HTTP auth scheme ("Bearer", "Basic", …).
 func isSchemeWord(s string) bool {
-	if len(s) == 0 || len(s) > 24 {
-		return false
-	}
-	letters := 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-			letters++
-		case '0' <= c && c <= '9', c == '-':
-		default:
-			return false
-		}
-	}
-	return letters >= 3
+	return len(s) <= 24 && authSchemes[lowerASCII(s)]
 }
 
 // ---- URLs and form-style pairs ----
@@ -701,6 +698,17 @@ func isKeyChar(c byte) bool {
 		c == '_' || c == '-' || c == '.' || c == '[' || c == ']'
 }
 
+// isQuotedKey rejects quoted text that cannot be a field name, such as a quoted URL
+// followed by ": EOF".
+func isQuotedKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !isKeyChar(c) && c != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
 func isValueStop(c byte) bool {
 	switch c {
 	case ' ', '\t', '\r', '\n', '&', ',', ';', '}', ']', ')', '"', '\'', '<', '>':
@@ -730,6 +738,9 @@ func (r *Redactor) scrubPairs(s string) string {
 				continue
 			}
 			key = strings.TrimSuffix(s[ks+1:ke], `\`)
+			if !isQuotedKey(key) {
+				continue
+			}
 		} else {
 			ks := k
 			for ks > 0 && isKeyChar(s[ks-1]) {
@@ -741,8 +752,8 @@ func (r *Redactor) scrubPairs(s string) string {
 			continue
 		}
 		v := i + 1
-		for v < len(s) && (s[v] == ' ' || s[v] == '\t') {
-			v++
+		for s[i] == ':' && v < len(s) && (s[v] == ' ' || s[v] == '\t') {
+			v++ // "key: value"; but "key= next" has an empty value
 		}
 		vs, ve := textValue(s, v, isAuthName(key) || strings.Contains(lowerASCII(key), "auth"))
 		if ve <= vs || vs < last {
