@@ -247,7 +247,6 @@ func TestSecretsBounded(t *testing.T) {
 	}
 }
 
-
 func TestAddSecretsConcurrent(t *testing.T) {
 	r := NewRedactor()
 	var wg sync.WaitGroup
