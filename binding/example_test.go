@@ -1,0 +1,58 @@
+package binding_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connkit/connkit/binding"
+)
+
+func ExampleBinder() {
+	ctx := context.Background()
+	binder := binding.NewBinder(binding.NewMemoryStore(), "shop-eu")
+
+	// After importing external product 1001 as local record 42:
+	if _, err := binder.Bind(ctx, "product", "42", "1001", binding.WithHash("sha256:9f86d0")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	local, _ := binder.ToLocal(ctx, "product", "1001")
+	external, _ := binder.ToExternal(ctx, "product", "42")
+	fmt.Println("external 1001 is local", local)
+	fmt.Println("local 42 is external", external)
+
+	_, err := binder.ToExternal(ctx, "product", "43")
+	fmt.Println(errors.Is(err, binding.ErrNotFound))
+	// Output:
+	// external 1001 is local 42
+	// local 42 is external 1001
+	// true
+}
+
+func ExampleMemoryStore_Claim() {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	store := binding.NewMemoryStore(binding.WithClock(func() time.Time { return now }))
+	b, _ := store.Upsert(ctx, binding.Binding{Backend: "shop-eu", Model: "product", LocalID: "42"})
+
+	// Worker A takes the record for five minutes; worker B must keep off.
+	if _, err := store.Claim(ctx, b.ID, "worker-a", 5*time.Minute); err != nil {
+		fmt.Println(err)
+	}
+	_, err := store.Claim(ctx, b.ID, "worker-b", 5*time.Minute)
+	var locked *binding.LockedError
+	if errors.As(err, &locked) {
+		fmt.Println("locked by", locked.Owner, "until", locked.Expires.Format(time.Kitchen))
+	}
+
+	// Once A's lease expires (or A releases it), B gets the record.
+	now = now.Add(6 * time.Minute)
+	b, err = store.Claim(ctx, b.ID, "worker-b", 5*time.Minute)
+	fmt.Println(b.LeaseOwner, err)
+	_ = store.Release(ctx, b.ID, "worker-b")
+	// Output:
+	// locked by worker-a until 9:05AM
+	// worker-b <nil>
+}
