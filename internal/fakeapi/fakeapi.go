@@ -490,6 +490,10 @@ func (s *Server) create(w http.ResponseWriter, req *http.Request, name string, f
 			s.stats.Replays++
 			body := r.byID[id].body
 			s.mu.Unlock()
+			if f != nil && f.Kind == FaultResetAfterWrite {
+				hijackClose(w)
+				return
+			}
 			w.Header().Set("Idempotent-Replayed", "true")
 			writeJSON(w, http.StatusCreated, body)
 			return

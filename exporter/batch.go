@@ -1,0 +1,111 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Summary is the outcome of a batch export.
+type Summary struct {
+	// Exported = Created + Updated.
+	Exported, Created, Updated, Skipped, Failed int
+	// Errors holds the per-record errors (the first MaxErrors of them).
+	Errors  []error
+	Elapsed time.Duration
+}
+
+type batchConfig struct {
+	chunk       int
+	concurrency int
+	maxErrors   int
+	progress    func(done, total int)
+}
+
+// BatchOption configures a Batch exporter.
+type BatchOption func(*batchConfig)
+
+// WithChunkSize sets how many records are exported per chunk (default 100).
+func WithChunkSize(n int) BatchOption { return func(c *batchConfig) { c.chunk = n } }
+
+// WithConcurrency sets how many records of a chunk are exported at once (default 4).
+func WithConcurrency(n int) BatchOption { return func(c *batchConfig) { c.concurrency = n } }
+
+// WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
+func WithMaxErrors(n int) BatchOption { return func(c *batchConfig) { c.maxErrors = n } }
+
+// WithProgress sets a callback called after each chunk with the records done so far.
+func WithProgress(f func(done, total int)) BatchOption { return func(c *batchConfig) { c.progress = f } }
+
+// Batch exports many records of one model through a Record exporter.
+type Batch[T any] struct {
+	rec *Record[T]
+	cfg batchConfig
+}
+
+// NewBatch returns a Batch exporter over rec.
+func NewBatch[T any](rec *Record[T], opts ...BatchOption) (*Batch[T], error) {
+	if rec == nil {
+		return nil, errors.New("exporter: NewBatch needs a Record exporter")
+	}
+	c := batchConfig{chunk: 100, concurrency: 4, maxErrors: 1000}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.chunk <= 0 || c.concurrency <= 0 {
+		return nil, fmt.Errorf("exporter: chunk size (%d) and concurrency (%d) must be positive", c.chunk, c.concurrency)
+	}
+	return &Batch[T]{rec: rec, cfg: c}, nil
+}
+
+// Export exports the given local records, chunk by chunk. Record errors are counted in
+// the Summary and do not stop the run; only ctx does (the error is ctx's, and the summary
+// covers the chunks finished).
+func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...ExportOption) (Summary, error) {
+	start := time.Now()
+	var sum Summary
+	var mu sync.Mutex
+	for lo := 0; lo < len(localIDs); lo += b.cfg.chunk {
+		if err := ctx.Err(); err != nil {
+			sum.Elapsed = time.Since(start)
+			return sum, err
+		}
+		chunk := localIDs[lo:min(lo+b.cfg.chunk, len(localIDs))]
+		sem := make(chan struct{}, b.cfg.concurrency)
+		var wg sync.WaitGroup
+		for _, id := range chunk {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				res, err := b.rec.Export(ctx, id, opts...)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					sum.Failed++
+					if len(sum.Errors) < b.cfg.maxErrors {
+						sum.Errors = append(sum.Errors, err)
+					}
+					return
+				}
+				switch res.Action {
+				case Created:
+					sum.Created++
+					sum.Exported++
+				case Updated:
+					sum.Updated++
+					sum.Exported++
+				default:
+					sum.Skipped++
+				}
+			})
+		}
+		wg.Wait()
+		if b.cfg.progress != nil {
+			b.cfg.progress(lo+len(chunk), len(localIDs))
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, ctx.Err()
+}

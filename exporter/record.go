@@ -1,0 +1,581 @@
+// Package exporter sends the application's records to an external API: local → external.
+//
+// A [Record] exporter handles one record, in the order of OCA's exporter: claim the
+// binding's lease, skip records marked no-export or unchanged since the last export,
+// export the records it depends on first, map it to a payload, create it remotely (POST)
+// when it has no external ID yet or update it (PUT/PATCH) when it has, take the new
+// external ID from the response, bind, and mark the binding successful or failed.
+//
+// Creates carry an idempotency key derived from the backend, model, local ID and binding,
+// so a create retried after a timeout or a crash — even by another process — reuses the
+// key and never makes two remote records on an API that honours Idempotency-Key.
+//
+// A [Batch] exporter exports many records in chunks with bounded concurrency and returns
+// a [Summary].
+package exporter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/local"
+)
+
+// MapFunc turns a local record into the request body sent to the API: a value encoded as
+// JSON, or []byte / json.RawMessage sent as is. b is the record's binding (its ExternalID
+// is empty on create); create tells which request will be sent. Returning an error
+// matching ErrSkip skips the record.
+type MapFunc[T any] func(ctx context.Context, v T, b binding.Binding, create bool) (any, error)
+
+// Errors matched with errors.Is.
+var (
+	// ErrSkip, returned by a MapFunc, skips the record: its binding is marked skipped.
+	ErrSkip = errors.New("exporter: record skipped by the mapping")
+	// ErrBusy: another worker held the record's lease longer than the maximum wait.
+	ErrBusy = errors.New("exporter: record is being exported by another worker")
+	// ErrNoExternalID: the create response had no external ID at the configured path.
+	ErrNoExternalID = errors.New("exporter: create response has no external ID")
+	// ErrRemoteGone: an update answered 404 and the exporter is set to fail (OnNotFound).
+	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
+	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry.
+	ErrTooManyRetries = errors.New("exporter: record failed too many times")
+)
+
+// RecordError is the error of one record's export: which record, in which step.
+type RecordError struct {
+	Backend, Model, LocalID string
+	// Step: "read", "bind", "claim", "dependency", "map", "create", "update", "delete",
+	// "mark".
+	Step string
+	Err  error
+}
+
+// Error implements error.
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("exporting %s %s local %q (%s): %v", e.Backend, e.Model, e.LocalID, e.Step, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Action says what an export did.
+type Action string
+
+// Actions.
+const (
+	Created Action = "created"
+	Updated Action = "updated"
+	Skipped Action = "skipped"
+	Deleted Action = "deleted"
+	Failed  Action = "failed"
+)
+
+// Result describes one export.
+type Result struct {
+	LocalID    string
+	ExternalID string
+	Action     Action
+	Binding    binding.Binding
+}
+
+// NotFoundPolicy says what to do when an update answers 404.
+type NotFoundPolicy int
+
+const (
+	// Recreate drops the stale binding and creates the record again (the default).
+	Recreate NotFoundPolicy = iota
+	// Fail marks the export failed with ErrRemoteGone.
+	Fail
+)
+
+// Dependent is what a Dependency exports through; every *Record[T] implements it.
+type Dependent interface {
+	Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error)
+	// Bound reports whether the local record already has an external ID.
+	Bound(ctx context.Context, localID string) (bool, error)
+	Model() string
+}
+
+// Dependency is a record that must exist remotely before this one (an order's customer).
+type Dependency[T any] struct {
+	// LocalIDs returns the local IDs of the records v depends on; "" entries are ignored.
+	LocalIDs func(v T) []string
+	// Exporter exports one dependency.
+	Exporter Dependent
+	// Always exports the dependency even when it already has an external ID (it is still
+	// skipped when unchanged).
+	Always bool
+}
+
+type dep struct {
+	ids    func(any) []string
+	exp    Dependent
+	always bool
+}
+
+type config struct {
+	updatePath   func(externalID string) string
+	updateMethod string
+	idPath       string
+	onNotFound   NotFoundPolicy
+	deps         []dep
+	owner        string
+	leaseTTL     time.Duration
+	maxWait      time.Duration
+	backoff      time.Duration
+	maxBackoff   time.Duration
+	maxRetries   int
+	sleep        func(context.Context, time.Duration) error
+	now          func() time.Time
+	logger       *slog.Logger
+}
+
+// Option configures a Record exporter.
+type Option func(*config)
+
+// WithUpdatePath sets the path of one remote record (default: the create path + "/" + ID).
+func WithUpdatePath(f func(externalID string) string) Option {
+	return func(c *config) { c.updatePath = f }
+}
+
+// WithUpdateMethod sets the update method, "PUT" (default) or "PATCH".
+func WithUpdateMethod(m string) Option { return func(c *config) { c.updateMethod = strings.ToUpper(m) } }
+
+// WithIDPath sets the gjson path of the new external ID in a create response (default
+// "id"; e.g. "product.id" or "data.id").
+func WithIDPath(path string) Option { return func(c *config) { c.idPath = path } }
+
+// OnNotFound sets what an update answering 404 does (default Recreate).
+func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound = p } }
+
+// WithDependency adds a dependency exported before the record.
+func WithDependency[T any](d Dependency[T]) Option {
+	return func(c *config) {
+		c.deps = append(c.deps, dep{ids: func(v any) []string { return d.LocalIDs(v.(T)) }, exp: d.Exporter, always: d.Always})
+	}
+}
+
+// WithOwner sets the prefix of lease owner names (default host-pid-random).
+func WithOwner(owner string) Option { return func(c *config) { c.owner = owner } }
+
+// WithLease sets the lease duration (default 5 min) and how long to wait for another
+// worker's lease before failing with ErrBusy (default 30 s).
+func WithLease(ttl, maxWait time.Duration) Option {
+	return func(c *config) { c.leaseTTL, c.maxWait = ttl, maxWait }
+}
+
+// WithBackoff sets the first and longest wait between lease claims (default 20 ms, 1 s).
+func WithBackoff(first, longest time.Duration) Option {
+	return func(c *config) { c.backoff, c.maxBackoff = first, longest }
+}
+
+// WithMaxRetries stops exporting a record that failed n times in a row (0: never stop).
+func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
+
+// WithSleep replaces the wait between lease claims (tests inject a fake one).
+func WithSleep(sleep func(context.Context, time.Duration) error) Option {
+	return func(c *config) { c.sleep = sleep }
+}
+
+// WithClock sets the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// ExportOption changes one export.
+type ExportOption func(*exportConfig)
+
+type exportConfig struct{ force bool }
+
+// Force exports even an unchanged or too-often-failed record.
+func Force() ExportOption { return func(c *exportConfig) { c.force = true } }
+
+// Record exports records of one model to one backend.
+type Record[T any] struct {
+	cfg      config
+	doer     adapter.Doer
+	bindings binding.Store
+	store    local.Store[T]
+	backend  string
+	model    string
+	path     string
+	mapFn    MapFunc[T]
+	seq      atomic.Int64
+}
+
+var _ Dependent = (*Record[int])(nil)
+
+// New returns a Record exporter for model on backend that reads from store, creates with
+// POST path and updates path/{external ID}, through doer (an *adapter.Client).
+func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T], backend, model, path string, mapFn MapFunc[T], opts ...Option) (*Record[T], error) {
+	switch {
+	case doer == nil:
+		return nil, errors.New("exporter: New needs an adapter.Doer (an *adapter.Client)")
+	case bindings == nil:
+		return nil, errors.New("exporter: New needs a binding.Store")
+	case store == nil:
+		return nil, errors.New("exporter: New needs the local.Store to read records from")
+	case mapFn == nil:
+		return nil, errors.New("exporter: New needs a MapFunc to build request bodies")
+	case backend == "" || model == "" || path == "":
+		return nil, fmt.Errorf("exporter: New needs a backend, a model and a path (got %q, %q, %q)", backend, model, path)
+	}
+	host, _ := os.Hostname()
+	c := config{
+		updateMethod: http.MethodPut,
+		idPath:       "id",
+		owner:        fmt.Sprintf("%s-%d-%x", host, os.Getpid(), rand.Uint32()),
+		leaseTTL:     5 * time.Minute,
+		maxWait:      30 * time.Second,
+		backoff:      20 * time.Millisecond,
+		maxBackoff:   time.Second,
+		sleep:        sleepCtx,
+		now:          time.Now,
+		logger:       slog.Default(),
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.updatePath == nil {
+		base := strings.TrimRight(path, "/")
+		c.updatePath = func(id string) string { return base + "/" + id }
+	}
+	if c.updateMethod != http.MethodPut && c.updateMethod != http.MethodPatch {
+		return nil, fmt.Errorf("exporter: update method %q: use PUT or PATCH", c.updateMethod)
+	}
+	if c.idPath == "" {
+		return nil, errors.New("exporter: the response ID path may not be empty")
+	}
+	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Model returns the model name.
+func (r *Record[T]) Model() string { return r.model }
+
+// Backend returns the backend name.
+func (r *Record[T]) Backend() string { return r.backend }
+
+// Bound reports whether the local record already has an external ID.
+func (r *Record[T]) Bound(ctx context.Context, localID string) (bool, error) {
+	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
+	if errors.Is(err, binding.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("exporter: looking up the binding of %s %s local %q: %w", r.backend, r.model, localID, err)
+	}
+	return b.ExternalID != "", nil
+}
+
+// IdempotencyKey returns the key sent with the create of binding b: a hash of backend,
+// model, local ID and binding ID. It is the same in every process and after a restart, and
+// changes only when the binding is replaced (after a remote 404 with Recreate).
+func IdempotencyKey(b binding.Binding) string {
+	sum := sha256.Sum256([]byte(b.Backend + "\x00" + b.Model + "\x00" + b.LocalID + "\x00" + strconv.FormatInt(b.ID, 10)))
+	return "connkit-" + hex.EncodeToString(sum[:16])
+}
+
+func (r *Record[T]) fail(localID, step string, err error) error {
+	return &RecordError{Backend: r.backend, Model: r.model, LocalID: localID, Step: step, Err: err}
+}
+
+// Export exports the local record with the given ID.
+func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error) {
+	var ec exportConfig
+	for _, o := range opts {
+		o(&ec)
+	}
+	res := Result{LocalID: localID, Action: Failed}
+	if localID == "" {
+		return res, r.fail(localID, "read", errors.New("empty local ID"))
+	}
+	if inChain(ctx, r.backend, r.model, localID) {
+		res.Action = Skipped // a dependency cycle: an outer export of this record is running
+		return res, nil
+	}
+	b, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, LocalID: localID, Status: binding.StatusPending})
+	if err != nil {
+		return res, r.fail(localID, "bind", err)
+	}
+	res.Binding, res.ExternalID = b, b.ExternalID
+	if b.NoExport {
+		res.Action = Skipped
+		return res, nil
+	}
+	if !ec.force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
+		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
+	}
+	owner := r.cfg.owner + "-" + strconv.FormatInt(r.seq.Add(1), 10)
+	if b, err = r.claim(ctx, b.ID, owner); err != nil {
+		return res, r.fail(localID, "claim", err)
+	}
+	held := b.ID
+	defer func() {
+		if err := r.bindings.Release(context.WithoutCancel(ctx), held, owner); err != nil && !errors.Is(err, binding.ErrNotFound) {
+			r.cfg.logger.Warn("exporter: releasing lease", "backend", r.backend, "model", r.model, "local_id", localID, "err", err)
+		}
+	}()
+	res.Binding, res.ExternalID = b, b.ExternalID
+	if b.NoExport {
+		res.Action = Skipped
+		return res, nil
+	}
+
+	action, nb, step, err := r.export(ctx, b, owner, &held, ec.force)
+	res.Binding, res.ExternalID = nb, nb.ExternalID
+	if errors.Is(err, ErrSkip) {
+		if serr := r.bindings.SetStatus(ctx, nb.ID, binding.StatusSkipped); serr != nil {
+			return res, r.fail(localID, "mark", serr)
+		}
+		res.Binding.Status, res.Action = binding.StatusSkipped, Skipped
+		return res, nil
+	}
+	if err != nil {
+		ferr := r.fail(localID, step, err)
+		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, ferr.Error()); merr == nil {
+			res.Binding = fb
+		} else {
+			ferr = errors.Join(ferr, r.fail(localID, "mark", merr))
+		}
+		return res, ferr
+	}
+	res.Action = action
+	return res, nil
+}
+
+// export runs under the lease. It returns the action, the binding as it ends up, and on
+// error the step that failed. *held tracks the binding whose lease must be released.
+func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string, held *int64, force bool) (Action, binding.Binding, string, error) {
+	v, err := r.store.Get(ctx, b.LocalID)
+	if err != nil {
+		return Failed, b, "read", err
+	}
+	if len(r.cfg.deps) > 0 {
+		dctx := withChain(ctx, r.backend, r.model, b.LocalID)
+		for _, d := range r.cfg.deps {
+			for _, id := range d.ids(v) {
+				if id == "" {
+					continue
+				}
+				if !d.always {
+					bound, err := d.exp.Bound(dctx, id)
+					if err != nil {
+						return Failed, b, "dependency", err
+					}
+					if bound {
+						continue
+					}
+				}
+				if _, err := d.exp.Export(dctx, id); err != nil {
+					return Failed, b, "dependency", fmt.Errorf("exporting %s %q first: %w", d.exp.Model(), id, err)
+				}
+			}
+		}
+	}
+	create := b.ExternalID == ""
+	payload, err := r.mapFn(ctx, v, b, create)
+	if err != nil {
+		return Failed, b, "map", err
+	}
+	body, err := encodeBody(payload)
+	if err != nil {
+		return Failed, b, "map", err
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:16])
+	if !force && !create && b.Status == binding.StatusSuccess && b.Hash == hash {
+		return Skipped, b, "", nil
+	}
+
+	action := Updated
+	var extID string
+	if create {
+		action = Created
+		if extID, err = r.create(ctx, b, body); err != nil {
+			return Failed, b, "create", err
+		}
+	} else {
+		extID = b.ExternalID
+		_, err = r.doer.Do(ctx, &adapter.Request{Method: r.cfg.updateMethod, Path: r.cfg.updatePath(extID), Body: json.RawMessage(body),
+			Operation: "export", Model: r.model, Record: b.LocalID})
+		if errors.Is(err, adapter.ErrNotFound) {
+			if r.cfg.onNotFound == Fail {
+				return Failed, b, "update", fmt.Errorf("%w: %s %s (set exporter.OnNotFound(exporter.Recreate) to create it again): %w", ErrRemoteGone, r.model, extID, err)
+			}
+			r.cfg.logger.Info("exporter: remote record gone, creating it again", "backend", r.backend, "model", r.model, "local_id", b.LocalID, "external_id", extID)
+			// A new binding (new ID, so a new idempotency key) replaces the stale one.
+			if err := r.bindings.Delete(ctx, b.ID); err != nil {
+				return Failed, b, "bind", err
+			}
+			nb, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, LocalID: b.LocalID, Status: binding.StatusPending, NoExport: b.NoExport})
+			if err != nil {
+				return Failed, b, "bind", err
+			}
+			if nb, err = r.bindings.Claim(ctx, nb.ID, owner, r.cfg.leaseTTL); err != nil {
+				return Failed, nb, "claim", err
+			}
+			*held, b = nb.ID, nb
+			if payload, err = r.mapFn(ctx, v, b, true); err != nil {
+				return Failed, b, "map", err
+			}
+			if body, err = encodeBody(payload); err != nil {
+				return Failed, b, "map", err
+			}
+			sum = sha256.Sum256(body)
+			hash = hex.EncodeToString(sum[:16])
+			if extID, err = r.create(ctx, b, body); err != nil {
+				return Failed, b, "create", err
+			}
+			action = Created
+		} else if err != nil {
+			return Failed, b, "update", err
+		}
+	}
+	sb, err := r.bindings.MarkSuccess(ctx, b.ID, binding.Success{ExternalID: extID, Hash: hash, At: r.cfg.now()})
+	if err != nil {
+		return Failed, b, "mark", err
+	}
+	return action, sb, "", nil
+}
+
+func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, error) {
+	resp, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodPost, Path: r.path, Body: json.RawMessage(body),
+		IdempotencyKey: IdempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
+	if err != nil {
+		return "", err
+	}
+	id := resp.Get(r.cfg.idPath).String()
+	if id == "" {
+		return "", fmt.Errorf("%w at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, r.cfg.idPath, resp.StatusCode, resp.Body)
+	}
+	return id, nil
+}
+
+func encodeBody(payload any) ([]byte, error) {
+	var body []byte
+	switch p := payload.(type) {
+	case json.RawMessage:
+		body = p
+	case []byte:
+		body = p
+	case string:
+		body = []byte(p)
+	default:
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return nil, fmt.Errorf("encoding the payload as JSON: %w", err)
+		}
+		body = b
+	}
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("the payload is not valid JSON: %.80s", body)
+	}
+	return body, nil
+}
+
+// Delete propagates the deletion of a local record: it deletes the remote record (a 404
+// counts as already deleted) and removes the binding. A record that was never exported
+// only loses its binding; one without a binding is a no-op (Action Skipped).
+func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) {
+	res := Result{LocalID: localID, Action: Failed}
+	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
+	if errors.Is(err, binding.ErrNotFound) {
+		res.Action = Skipped
+		return res, nil
+	}
+	if err != nil {
+		return res, r.fail(localID, "bind", err)
+	}
+	owner := r.cfg.owner + "-" + strconv.FormatInt(r.seq.Add(1), 10)
+	if b, err = r.claim(ctx, b.ID, owner); err != nil {
+		return res, r.fail(localID, "claim", err)
+	}
+	res.Binding, res.ExternalID = b, b.ExternalID
+	if b.ExternalID != "" {
+		_, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodDelete, Path: r.cfg.updatePath(b.ExternalID), Operation: "delete", Model: r.model, Record: localID})
+		if err != nil && !errors.Is(err, adapter.ErrNotFound) {
+			ferr := r.fail(localID, "delete", err)
+			if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
+				res.Binding = fb
+			}
+			_ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner)
+			return res, ferr
+		}
+	}
+	if err := r.bindings.Delete(ctx, b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
+		_ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner)
+		return res, r.fail(localID, "bind", err)
+	}
+	res.Action = Deleted
+	return res, nil
+}
+
+func (r *Record[T]) claim(ctx context.Context, id int64, owner string) (binding.Binding, error) {
+	deadline := r.cfg.now().Add(r.cfg.maxWait)
+	delay := r.cfg.backoff
+	for {
+		b, err := r.bindings.Claim(ctx, id, owner, r.cfg.leaseTTL)
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, binding.ErrLocked) {
+			return b, err
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		if r.cfg.now().Add(wait).After(deadline) {
+			return b, fmt.Errorf("%w: gave up after %s: %w", ErrBusy, r.cfg.maxWait, err)
+		}
+		if err := r.cfg.sleep(ctx, wait); err != nil {
+			return b, err
+		}
+		delay = min(delay*2, r.cfg.maxBackoff)
+	}
+}
+
+type chainKey struct{}
+
+type chain struct {
+	key  string
+	next *chain
+}
+
+func withChain(ctx context.Context, backend, model, id string) context.Context {
+	parent, _ := ctx.Value(chainKey{}).(*chain)
+	return context.WithValue(ctx, chainKey{}, &chain{key: backend + "\x00" + model + "\x00" + id, next: parent})
+}
+
+func inChain(ctx context.Context, backend, model, id string) bool {
+	k := backend + "\x00" + model + "\x00" + id
+	for c, _ := ctx.Value(chainKey{}).(*chain); c != nil; c = c.next {
+		if c.key == k {
+			return true
+		}
+	}
+	return false
+}
