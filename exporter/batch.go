@@ -37,7 +37,9 @@ func WithConcurrency(n int) BatchOption { return func(c *batchConfig) { c.concur
 func WithMaxErrors(n int) BatchOption { return func(c *batchConfig) { c.maxErrors = n } }
 
 // WithProgress sets a callback called after each chunk with the records done so far.
-func WithProgress(f func(done, total int)) BatchOption { return func(c *batchConfig) { c.progress = f } }
+func WithProgress(f func(done, total int)) BatchOption {
+	return func(c *batchConfig) { c.progress = f }
+}
 
 // Batch exports many records of one model through a Record exporter.
 type Batch[T any] struct {

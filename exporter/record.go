@@ -153,7 +153,9 @@ func WithUpdatePath(f func(externalID string) string) Option {
 }
 
 // WithUpdateMethod sets the update method, "PUT" (default) or "PATCH".
-func WithUpdateMethod(m string) Option { return func(c *config) { c.updateMethod = strings.ToUpper(m) } }
+func WithUpdateMethod(m string) Option {
+	return func(c *config) { c.updateMethod = strings.ToUpper(m) }
+}
 
 // WithIDPath sets the gjson path of the new external ID in a create response (default
 // "id"; e.g. "product.id" or "data.id").
