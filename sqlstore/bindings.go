@@ -1,0 +1,575 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/connkit/connkit/binding"
+)
+
+// BindingStore is the SQL binding.Store. Get one from DB.Bindings; it is safe for
+// concurrent use and across processes sharing the database.
+type BindingStore struct{ db *DB }
+
+var _ binding.Store = (*BindingStore)(nil)
+
+const bindingCols = `id, backend, model, local_id, external_id, status, last_error, retry_count, synced_at,
+	external_updated_at, hash, no_export, lease_owner, lease_expires_at, created_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanBinding(sc scanner) (binding.Binding, error) {
+	var b binding.Binding
+	var status string
+	err := sc.Scan(&b.ID, &b.Backend, &b.Model, nullString{&b.LocalID}, nullString{&b.ExternalID}, &status,
+		&b.LastError, &b.RetryCount, nullTime{&b.SyncedAt}, nullTime{&b.ExternalUpdatedAt}, &b.Hash, &b.NoExport,
+		nullString{&b.LeaseOwner}, nullTime{&b.LeaseExpiresAt}, nullTime{&b.CreatedAt}, nullTime{&b.UpdatedAt})
+	b.Status = binding.Status(status)
+	return b, err
+}
+
+// queryOne returns the binding selected by where, and whether there is one.
+func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, args ...any) (binding.Binding, bool, error) {
+	b, err := scanBinding(q.QueryRowContext(ctx, s.db.q(`SELECT `+bindingCols+` FROM connkit_bindings WHERE `+where), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return binding.Binding{}, false, nil
+	}
+	if err != nil {
+		return binding.Binding{}, false, err
+	}
+	return b, true, nil
+}
+
+// writeTx runs fn in a write transaction. On SQLite the transaction prepares each query
+// once (batches reuse them); pgx already caches prepared statements per connection.
+// A lost insert race (Postgres: a concurrent transaction inserted the same key first) is
+// retried: the next attempt finds the row and updates it.
+func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+			if s.db.dialect == SQLite {
+				return fn(newStmtCache(tx))
+			}
+			return fn(tx)
+		})
+		var race *insertRace
+		if errors.As(err, &race) && attempt < 3 {
+			continue
+		}
+		if errors.As(err, &race) {
+			return race.err
+		}
+		return err
+	}
+}
+
+// insertRace marks a unique violation on insert, which (the lookup having found no row)
+// means another transaction inserted the key concurrently.
+type insertRace struct{ err error }
+
+func (e *insertRace) Error() string { return e.err.Error() }
+func (e *insertRace) Unwrap() error { return e.err }
+
+func validateKeyed(op string, b *binding.Binding) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if b.ExternalID == "" && b.LocalID == "" {
+		return fmt.Errorf("%s %s/%s: binding has neither an external nor a local ID; set at least one: %w",
+			op, b.Backend, b.Model, binding.ErrInvalid)
+	}
+	return nil
+}
+
+func validateUpsert(b *binding.Binding) error {
+	if b.ID != 0 {
+		return b.Validate()
+	}
+	return validateKeyed("binding: upsert", b)
+}
+
+// conflictError turns a unique violation into an ErrConflict naming the ID that collided.
+func conflictError(detail string, b *binding.Binding) error {
+	if strings.Contains(detail, "external") {
+		return fmt.Errorf("%s/%s external ID %q is already bound to another binding: %w",
+			b.Backend, b.Model, b.ExternalID, binding.ErrConflict)
+	}
+	return fmt.Errorf("%s/%s local ID %q is already bound to another binding: %w",
+		b.Backend, b.Model, b.LocalID, binding.ErrConflict)
+}
+
+func notFoundID(op string, id int64) error {
+	return fmt.Errorf("binding: %s: no binding with ID %d: %w", op, id, binding.ErrNotFound)
+}
+
+// Get implements binding.Store.
+func (s *BindingStore) Get(ctx context.Context, id int64) (binding.Binding, error) {
+	b, ok, err := s.queryOne(ctx, s.db.r, `id = ?`, id)
+	if err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: get %d: %w", id, err)
+	}
+	if !ok {
+		return binding.Binding{}, notFoundID("get", id)
+	}
+	return b, nil
+}
+
+// GetByExternal implements binding.Store.
+func (s *BindingStore) GetByExternal(ctx context.Context, backend, model, externalID string) (binding.Binding, error) {
+	return s.getBy(ctx, "external", backend, model, externalID)
+}
+
+// GetByLocal implements binding.Store.
+func (s *BindingStore) GetByLocal(ctx context.Context, backend, model, localID string) (binding.Binding, error) {
+	return s.getBy(ctx, "local", backend, model, localID)
+}
+
+func (s *BindingStore) getBy(ctx context.Context, side, backend, model, id string) (binding.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
+	}
+	if id != "" {
+		b, ok, err := s.queryOne(ctx, s.db.r, `backend = ? AND model = ? AND `+side+`_id = ?`, backend, model, id)
+		if err != nil {
+			return binding.Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
+		}
+		if ok {
+			return b, nil
+		}
+	}
+	return binding.Binding{}, fmt.Errorf("binding: no binding of %s ID %q for model %q on backend %q: %w",
+		side, id, model, backend, binding.ErrNotFound)
+}
+
+// Ensure implements binding.Store.
+func (s *BindingStore) Ensure(ctx context.Context, b binding.Binding) (binding.Binding, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return binding.Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
+	}
+	if err := validateKeyed("binding: ensure", &b); err != nil {
+		return binding.Binding{}, false, err
+	}
+	side, key := "external", b.ExternalID
+	if key == "" {
+		side, key = "local", b.LocalID
+	}
+	where := `backend = ? AND model = ? AND ` + side + `_id = ?`
+	var got binding.Binding
+	var created bool
+	err := s.writeTx(ctx, func(q querier) error {
+		cur, ok, err := s.queryOne(ctx, q, where, b.Backend, b.Model, key)
+		if err != nil {
+			return err
+		}
+		if ok {
+			got = cur
+			return nil
+		}
+		now := s.db.clock()
+		// DO NOTHING: a concurrent Ensure of the same key (Postgres) waits for the other
+		// transaction and then inserts nothing instead of failing.
+		got, err = scanBinding(q.QueryRowContext(ctx, s.db.q(insertBinding+` ON CONFLICT DO NOTHING RETURNING `+bindingCols),
+			s.insertArgs(&b, now)...))
+		if err == nil {
+			created = true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if got, ok, err = s.queryOne(ctx, q, where, b.Backend, b.Model, key); err != nil || ok {
+			return err
+		}
+		// Nothing has b's key, yet the insert collided: b's other ID is bound elsewhere.
+		other := "local"
+		if side == "local" {
+			other = "external"
+		}
+		return conflictError(other, &b)
+	})
+	if err != nil {
+		return binding.Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
+	}
+	return got, created, nil
+}
+
+const insertBinding = `INSERT INTO connkit_bindings (backend, model, local_id, external_id, status, last_error,
+	retry_count, synced_at, external_updated_at, hash, no_export, created_at, updated_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func statusOrPending(st binding.Status) string {
+	if st == "" {
+		return string(binding.StatusPending)
+	}
+	return string(st)
+}
+
+func (s *BindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
+	return []any{b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), b.LastError,
+		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
+		s.db.timeArg(now), s.db.timeArg(now)}
+}
+
+const updateBinding = `UPDATE connkit_bindings SET backend = ?, model = ?, local_id = COALESCE(?, local_id),
+	external_id = COALESCE(?, external_id), status = ?, last_error = ?, retry_count = ?, synced_at = ?,
+	external_updated_at = ?, hash = ?, no_export = ?, updated_at = ?
+	WHERE id = ? RETURNING ` + bindingCols
+
+// Upsert implements binding.Store.
+func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
+	}
+	if err := validateUpsert(&b); err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
+	}
+	var got binding.Binding
+	err := s.writeTx(ctx, func(q querier) error {
+		var err error
+		got, err = s.upsert(ctx, q, &b, s.db.clock())
+		return err
+	})
+	if err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
+	}
+	return got, nil
+}
+
+// UpsertBatch implements binding.Store: one transaction, all or nothing.
+func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
+	}
+	for i := range bs {
+		if err := validateUpsert(&bs[i]); err != nil {
+			return nil, &binding.BatchError{Index: i, Err: err}
+		}
+	}
+	if len(bs) == 0 {
+		return []binding.Binding{}, nil
+	}
+	out := make([]binding.Binding, len(bs))
+	failed := -1
+	err := s.writeTx(ctx, func(q querier) error {
+		now := s.db.clock()
+		for i := range bs {
+			got, err := s.upsert(ctx, q, &bs[i], now)
+			if err != nil {
+				failed = i
+				return err
+			}
+			out[i] = got
+		}
+		return nil
+	})
+	if err != nil {
+		if failed < 0 {
+			return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
+		}
+		return nil, &binding.BatchError{Index: failed, Err: err}
+	}
+	return out, nil
+}
+
+// upsert resolves which stored binding b is and writes it, inside a write transaction.
+func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding, now time.Time) (binding.Binding, error) {
+	var curID int64
+	if b.ID != 0 {
+		var n int
+		if err := q.QueryRowContext(ctx, s.db.q(`SELECT COUNT(*) FROM connkit_bindings WHERE id = ?`), b.ID).Scan(&n); err != nil {
+			return binding.Binding{}, err
+		}
+		if n == 0 {
+			return binding.Binding{}, notFoundID("upsert", b.ID)
+		}
+		curID = b.ID
+	} else {
+		// One query finds the owners of both IDs (an empty ID binds NULL, which matches nothing).
+		rows, err := q.QueryContext(ctx, s.db.q(`SELECT id, external_id, local_id FROM connkit_bindings
+			WHERE backend = ? AND model = ? AND (external_id = ? OR local_id = ?)`),
+			b.Backend, b.Model, strArg(b.ExternalID), strArg(b.LocalID))
+		if err != nil {
+			return binding.Binding{}, err
+		}
+		var extOwner, localOwner int64
+		for rows.Next() {
+			var id int64
+			var ext, local string
+			if err := rows.Scan(&id, nullString{&ext}, nullString{&local}); err != nil {
+				rows.Close()
+				return binding.Binding{}, err
+			}
+			if b.ExternalID != "" && ext == b.ExternalID {
+				extOwner = id
+			}
+			if b.LocalID != "" && local == b.LocalID {
+				localOwner = id
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return binding.Binding{}, err
+		}
+		if extOwner != 0 && localOwner != 0 && extOwner != localOwner {
+			return binding.Binding{}, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
+				b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, binding.ErrConflict)
+		}
+		curID = extOwner
+		if curID == 0 {
+			curID = localOwner
+		}
+	}
+	if curID == 0 {
+		got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(insertBinding+` RETURNING `+bindingCols), s.insertArgs(b, now)...))
+		if detail, ok := uniqueViolation(err); ok {
+			return binding.Binding{}, &insertRace{conflictError(detail, b)}
+		}
+		return got, err
+	}
+	got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(updateBinding),
+		b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), b.LastError,
+		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
+		s.db.timeArg(now), curID))
+	if detail, ok := uniqueViolation(err); ok {
+		return binding.Binding{}, conflictError(detail, b)
+	}
+	return got, err
+}
+
+// update runs one UPDATE … RETURNING on binding id and maps "no row" to ErrNotFound.
+func (s *BindingStore) update(ctx context.Context, op string, id int64, query string, args ...any) (binding.Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
+	}
+	b, err := scanBinding(s.db.w.QueryRowContext(ctx, s.db.q(query), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return binding.Binding{}, notFoundID(op, id)
+	}
+	if err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
+	}
+	return b, nil
+}
+
+// MarkSuccess implements binding.Store.
+func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Success) (binding.Binding, error) {
+	now := s.db.clock()
+	at := now
+	if !sc.At.IsZero() {
+		at = sc.At
+	}
+	b, err := s.update(ctx, "mark success", id, `UPDATE connkit_bindings SET status = ?, last_error = '', retry_count = 0,
+		local_id = COALESCE(?, local_id), external_id = COALESCE(?, external_id), hash = COALESCE(?, hash),
+		external_updated_at = COALESCE(?, external_updated_at), synced_at = ?, updated_at = ?
+		WHERE id = ? RETURNING `+bindingCols,
+		string(binding.StatusSuccess), strArg(sc.LocalID), strArg(sc.ExternalID), strArg(sc.Hash),
+		s.db.timeArg(sc.ExternalUpdatedAt), s.db.timeArg(at), s.db.timeArg(now), id)
+	if detail, ok := uniqueViolation(err); ok {
+		cur, gerr := s.Get(ctx, id)
+		if gerr != nil {
+			cur = binding.Binding{ID: id}
+		}
+		cur.LocalID, cur.ExternalID = sc.LocalID, sc.ExternalID
+		return binding.Binding{}, fmt.Errorf("binding: mark success %d: %w", id, conflictError(detail, &cur))
+	}
+	return b, err
+}
+
+// MarkFailed implements binding.Store.
+func (s *BindingStore) MarkFailed(ctx context.Context, id int64, errText string) (binding.Binding, error) {
+	return s.update(ctx, "mark failed", id, `UPDATE connkit_bindings SET status = ?, last_error = ?,
+		retry_count = retry_count + 1, updated_at = ? WHERE id = ? RETURNING `+bindingCols,
+		string(binding.StatusFailed), errText, s.db.timeArg(s.db.clock()), id)
+}
+
+// SetStatus implements binding.Store.
+func (s *BindingStore) SetStatus(ctx context.Context, id int64, st binding.Status) error {
+	if !st.Valid() {
+		return fmt.Errorf("binding: set status of %d: unknown status %q: %w", id, st, binding.ErrInvalid)
+	}
+	_, err := s.update(ctx, "set status", id, `UPDATE connkit_bindings SET status = ?, updated_at = ? WHERE id = ? RETURNING `+bindingCols,
+		string(st), s.db.timeArg(s.db.clock()), id)
+	return err
+}
+
+// Claim implements binding.Store with one conditional UPDATE, so the lease holds across
+// processes: only one of two concurrent claimers can match the WHERE clause.
+func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+	if err := binding.ValidateClaim(id, owner, ttl); err != nil {
+		return binding.Binding{}, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return binding.Binding{}, fmt.Errorf("binding: claim %d: %w", id, err)
+		}
+		now := s.db.clock()
+		b, err := scanBinding(s.db.w.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = ?, lease_expires_at = ?
+			WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?) RETURNING `+bindingCols),
+			owner, s.db.timeArg(now.Add(ttl)), id, owner, s.db.timeArg(now)))
+		if err == nil {
+			return b, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
+		}
+		cur, ok, err := s.queryOne(ctx, s.db.w, `id = ?`, id)
+		if err != nil {
+			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
+		}
+		if !ok {
+			return binding.Binding{}, notFoundID("claim", id)
+		}
+		if cur.LeaseOwner != owner && cur.Leased(now) {
+			return binding.Binding{}, &binding.LockedError{ID: id, Owner: cur.LeaseOwner, Expires: cur.LeaseExpiresAt}
+		}
+		// The holder released between the two statements: try again.
+	}
+}
+
+// Release implements binding.Store.
+func (s *BindingStore) Release(ctx context.Context, id int64, owner string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("binding: release %d: %w", id, err)
+	}
+	if owner == "" {
+		return nil
+	}
+	if _, err := s.db.w.ExecContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = NULL, lease_expires_at = NULL
+		WHERE id = ? AND lease_owner = ?`), id, owner); err != nil {
+		return fmt.Errorf("binding: release %d for %q: %w", id, owner, err)
+	}
+	return nil
+}
+
+// Delete implements binding.Store.
+func (s *BindingStore) Delete(ctx context.Context, id int64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("binding: delete %d: %w", id, err)
+	}
+	res, err := s.db.w.ExecContext(ctx, s.db.q(`DELETE FROM connkit_bindings WHERE id = ?`), id)
+	if err != nil {
+		return fmt.Errorf("binding: delete %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return notFoundID("delete", id)
+	}
+	return nil
+}
+
+// List implements binding.Store. It reads one page per query and closes the rows before
+// yielding, so the loop body may use the store (even on single-connection :memory:).
+func (s *BindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[binding.Binding, error] {
+	return func(yield func(binding.Binding, error) bool) {
+		if err := f.Validate(); err != nil {
+			yield(binding.Binding{}, fmt.Errorf("binding: list: %w", err))
+			return
+		}
+		where := []string{`id > ?`}
+		var args []any
+		if f.Backend != "" {
+			where = append(where, `backend = ?`)
+			args = append(args, f.Backend)
+		}
+		if f.Model != "" {
+			where = append(where, `model = ?`)
+			args = append(args, f.Model)
+		}
+		if len(f.Statuses) > 0 {
+			where = append(where, `status IN (?`+strings.Repeat(`, ?`, len(f.Statuses)-1)+`)`)
+			for _, st := range f.Statuses {
+				args = append(args, string(st))
+			}
+		}
+		if f.RetryableBelow > 0 {
+			where = append(where, `status = ? AND retry_count < ?`)
+			args = append(args, string(binding.StatusFailed), f.RetryableBelow)
+		}
+		if !f.ChangedSince.IsZero() {
+			where = append(where, `updated_at >= ?`)
+			args = append(args, s.db.timeArg(f.ChangedSince))
+		}
+		query := s.db.q(`SELECT ` + bindingCols + ` FROM connkit_bindings WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY id LIMIT ?`)
+		var after int64
+		left := f.Limit
+		for {
+			n := s.db.pageSize
+			if f.Limit > 0 && left < n {
+				n = left
+			}
+			page, err := s.page(ctx, query, append(append([]any{after}, args...), n))
+			if err != nil {
+				yield(binding.Binding{}, fmt.Errorf("binding: list: %w", err))
+				return
+			}
+			for _, b := range page {
+				if !yield(b, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			if f.Limit > 0 {
+				if left -= len(page); left <= 0 {
+					return
+				}
+			}
+			after = page[len(page)-1].ID
+		}
+	}
+}
+
+func (s *BindingStore) page(ctx context.Context, query string, args []any) ([]binding.Binding, error) {
+	rows, err := s.db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var page []binding.Binding
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, b)
+	}
+	return page, rows.Err()
+}
+
+// Counts implements binding.Store. An empty backend counts every backend.
+func (s *BindingStore) Counts(ctx context.Context, backend, model string) (map[binding.Status]int, error) {
+	where := []string{`1 = 1`}
+	var args []any
+	if backend != "" {
+		where = append(where, `backend = ?`)
+		args = append(args, backend)
+	}
+	if model != "" {
+		where = append(where, `model = ?`)
+		args = append(args, model)
+	}
+	rows, err := s.db.r.QueryContext(ctx, s.db.q(`SELECT status, COUNT(*) FROM connkit_bindings WHERE `+
+		strings.Join(where, ` AND `)+` GROUP BY status`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)
+	}
+	defer rows.Close()
+	out := make(map[binding.Status]int)
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)
+		}
+		out[binding.Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)
+	}
+	return out, nil
+}

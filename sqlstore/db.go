@@ -1,0 +1,457 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect int
+
+// The supported engines.
+const (
+	SQLite Dialect = iota + 1
+	Postgres
+)
+
+// String returns "sqlite" or "postgres".
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	}
+	return "Dialect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// ErrUnsupportedDSN is returned (wrapped) by Open for a DSN naming no supported engine.
+var ErrUnsupportedDSN = errors.New("sqlstore: unsupported DSN")
+
+// DB is an open connkit database. It is safe for concurrent use; close it with Close.
+type DB struct {
+	dialect Dialect
+	// w takes every write (and, on Postgres and in-memory SQLite, every read).
+	w *sql.DB
+	// r takes reads; it is w except for file-backed SQLite.
+	r *sql.DB
+
+	now      func() time.Time
+	log      *slog.Logger
+	pageSize int
+}
+
+type options struct {
+	migrate     bool
+	now         func() time.Time
+	log         *slog.Logger
+	busyTimeout time.Duration
+	readConns   int
+	maxConns    int
+	pageSize    int
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithoutMigrate makes Open leave the schema alone; call DB.Migrate yourself (for
+// example from a deploy step) before using the stores.
+func WithoutMigrate() Option { return func(o *options) { o.migrate = false } }
+
+// WithClock makes the stores read the time from now instead of time.Now: timestamps,
+// lease expiry and the default entry time come from it. Tests use it to expire leases
+// without waiting.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// WithLogger sets where the DB reports what it did (applied migrations). The default
+// discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithBusyTimeout sets how long a SQLite statement waits for a lock held by another
+// connection or process before failing with SQLITE_BUSY (default 10s). Postgres ignores it.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.busyTimeout = d
+		}
+	}
+}
+
+// WithMaxConns caps open connections: the read pool of a file-backed SQLite database
+// (default 4; the writer is always one connection), or the whole pool on Postgres
+// (default 10).
+func WithMaxConns(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.readConns, o.maxConns = n, n
+		}
+	}
+}
+
+// WithPageSize sets how many rows List and Query read per round trip (default 500):
+// memory use of an iteration is bounded by it.
+func WithPageSize(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.pageSize = n
+		}
+	}
+}
+
+// Open connects to the database named by dsn and, unless WithoutMigrate is given,
+// migrates its schema.
+//
+//   - "postgres://user@host/db?sslmode=disable" or "postgresql://…": Postgres (any pgx
+//     connection string parameter works, including search_path).
+//   - "sqlite:path/to/file.db", "file:path?…", "path/to/file.db": a SQLite file, created if
+//     missing (its directory must exist).
+//   - ":memory:": a private in-memory SQLite database, gone when the DB is closed.
+func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
+	o := options{
+		migrate:     true,
+		now:         time.Now,
+		log:         slog.New(slog.DiscardHandler),
+		busyTimeout: 10 * time.Second,
+		readConns:   4,
+		maxConns:    10,
+		pageSize:    500,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	db := &DB{now: o.now, log: o.log, pageSize: o.pageSize}
+	var err error
+	switch {
+	case dsn == "":
+		return nil, fmt.Errorf("%w: the DSN is empty; pass \"postgres://…\", \"sqlite:file.db\" or \":memory:\"", ErrUnsupportedDSN)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db.dialect = Postgres
+		err = db.openPostgres(ctx, dsn, o)
+	case strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "sqlite://") && !strings.HasPrefix(dsn, "file:"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return nil, fmt.Errorf("%w: scheme %q; use postgres:// or a SQLite path", ErrUnsupportedDSN, scheme)
+	default:
+		db.dialect = SQLite
+		err = db.openSQLite(ctx, dsn, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.migrate {
+		if err := db.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+func (db *DB) openPostgres(ctx context.Context, dsn string, o options) error {
+	w, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return fmt.Errorf("sqlstore: open postgres: %w", err)
+	}
+	w.SetMaxOpenConns(o.maxConns)
+	w.SetMaxIdleConns(o.maxConns)
+	w.SetConnMaxIdleTime(5 * time.Minute)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return fmt.Errorf("sqlstore: connect to postgres %s: %w", redactDSN(dsn), err)
+	}
+	db.w, db.r = w, w
+	return nil
+}
+
+// sqliteTarget turns the accepted SQLite DSN forms into the driver's "path?query" form and
+// reports whether the database lives in memory.
+func sqliteTarget(dsn string) (target string, query url.Values, memory bool, err error) {
+	switch {
+	case dsn == ":memory:":
+		return ":memory:", url.Values{}, true, nil
+	case strings.HasPrefix(dsn, "sqlite://"):
+		dsn = strings.TrimPrefix(dsn, "sqlite://")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		dsn = strings.TrimPrefix(dsn, "sqlite:")
+	}
+	path, rawQuery, _ := strings.Cut(dsn, "?")
+	if path == "" || path == "file:" {
+		return "", nil, false, fmt.Errorf("%w: SQLite DSN %q names no file; use \":memory:\" for an in-memory database", ErrUnsupportedDSN, dsn)
+	}
+	query, err = url.ParseQuery(rawQuery)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: SQLite DSN %q has a malformed query: %v", ErrUnsupportedDSN, dsn, err)
+	}
+	memory = path == ":memory:" || path == "file::memory:" || query.Get("mode") == "memory"
+	return path, query, memory, nil
+}
+
+func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
+	path, query, memory, err := sqliteTarget(dsn)
+	if err != nil {
+		return err
+	}
+	conf := func(q url.Values, write bool) string {
+		q = cloneValues(q)
+		q.Set("_busy_timeout", strconv.FormatInt(o.busyTimeout.Milliseconds(), 10))
+		q.Set("_foreign_keys", "1")
+		if !memory {
+			q.Set("_journal_mode", "WAL")
+			q.Set("_synchronous", "NORMAL") // durable across application crashes in WAL mode
+		}
+		if write {
+			q.Set("_txlock", "immediate")
+		} else {
+			q.Set("_query_only", "1")
+		}
+		if path == ":memory:" {
+			return "file::memory:?" + q.Encode()
+		}
+		return path + "?" + q.Encode()
+	}
+	w, err := sql.Open("sqlite", conf(query, true))
+	if err != nil {
+		return fmt.Errorf("sqlstore: open sqlite %q: %w", path, err)
+	}
+	// One writer: writes in this process queue in database/sql instead of spinning on
+	// SQLite's busy handler, and an in-memory database keeps its one connection forever.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return fmt.Errorf("sqlstore: open sqlite %q (does its directory exist?): %w", path, err)
+	}
+	db.w, db.r = w, w
+	if memory {
+		return nil
+	}
+	r, err := sql.Open("sqlite", conf(query, false))
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("sqlstore: open sqlite %q for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(o.readConns)
+	r.SetMaxIdleConns(o.readConns)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return fmt.Errorf("sqlstore: open sqlite %q for reading: %w", path, err)
+	}
+	db.r = r
+	return nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// redactDSN hides the password of a URL DSN for error messages.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	return u.Redacted()
+}
+
+// Dialect reports which engine the DB runs on.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// SQL returns the underlying pool for queries connkit does not offer. On SQLite it is the
+// single write connection: keep transactions on it short, and never hold one open while
+// calling connkit stores, which need the same connection.
+func (db *DB) SQL() *sql.DB { return db.w }
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// Bindings returns the binding store kept in this database.
+func (db *DB) Bindings() *BindingStore { return &BindingStore{db: db} }
+
+// State returns the sync state store kept in this database.
+func (db *DB) State() *StateStore { return &StateStore{db: db} }
+
+// clock returns the current time in the form every store keeps: UTC, microseconds.
+func (db *DB) clock() time.Time { return utc(db.now()) }
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// q rewrites a query written with "?" placeholders for the DB's dialect. Queries in this
+// package never contain "?" inside literals.
+func (db *DB) q(query string) string {
+	if db.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// timeArg converts a time to its stored form; the zero time is NULL.
+func (db *DB) timeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	t = utc(t)
+	if db.dialect == Postgres {
+		return t
+	}
+	return t.UnixMicro()
+}
+
+// nullTime scans either stored form of a time (integer microseconds or a timestamp) and
+// NULL as the zero time.
+type nullTime struct{ t *time.Time }
+
+// Scan implements sql.Scanner.
+func (n nullTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*n.t = time.Time{}
+	case int64:
+		*n.t = time.UnixMicro(v).UTC()
+	case time.Time:
+		*n.t = utc(v)
+	default:
+		return fmt.Errorf("sqlstore: cannot read %T as a time", src)
+	}
+	return nil
+}
+
+// nullString scans NULL as "" and stores "" as NULL.
+type nullString struct{ s *string }
+
+// Scan implements sql.Scanner.
+func (n nullString) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*n.s = ""
+	case string:
+		*n.s = v
+	case []byte:
+		*n.s = string(v)
+	default:
+		return fmt.Errorf("sqlstore: cannot read %T as a string", src)
+	}
+	return nil
+}
+
+func strArg(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// querier is what *sql.DB, *sql.Tx and stmtCache have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// stmtCache prepares each query once per transaction: a batch reuses its statements.
+type stmtCache struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtCache(tx *sql.Tx) *stmtCache { return &stmtCache{tx: tx, stmts: make(map[string]*sql.Stmt)} }
+
+func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := c.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = s
+	return s, nil
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := c.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := c.stmt(ctx, query)
+	if err != nil {
+		// Let the error surface from Scan, as database/sql does.
+		return c.tx.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// inTx runs fn in a write transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

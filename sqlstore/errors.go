@@ -1,0 +1,27 @@
+package sqlstore
+
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// uniqueViolation reports whether err is a unique-constraint failure, with the text that
+// names the constraint (SQLite: the columns; Postgres: the index name).
+func uniqueViolation(err error) (detail string, ok bool) {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return se.Error(), true
+		}
+		return "", false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName, true
+	}
+	return "", false
+}

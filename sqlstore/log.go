@@ -1,0 +1,251 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/connkit/connkit/synclog"
+)
+
+// DefaultBodyLimit is how many bytes of each body a LogRecorder keeps unless told otherwise.
+const DefaultBodyLimit = 64 << 10
+
+// LogRecorder stores synclog entries in table connkit_sync_log. It implements
+// synclog.Recorder and synclog.Querier; get one from DB.Log.
+type LogRecorder struct {
+	db        *DB
+	bodyLimit int
+}
+
+var (
+	_ synclog.Recorder = (*LogRecorder)(nil)
+	_ synclog.Querier  = (*LogRecorder)(nil)
+)
+
+// LogOption configures a LogRecorder.
+type LogOption func(*LogRecorder)
+
+// WithBodyLimit caps the bytes kept of each request and response body (default
+// DefaultBodyLimit); longer bodies are cut at a UTF-8 boundary and the entry is marked
+// Truncated. A limit of 0 or less keeps no body at all.
+func WithBodyLimit(n int) LogOption {
+	return func(r *LogRecorder) { r.bodyLimit = max(n, 0) }
+}
+
+// Log returns a recorder writing to this database.
+func (db *DB) Log(opts ...LogOption) *LogRecorder {
+	r := &LogRecorder{db: db, bodyLimit: DefaultBodyLimit}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+const logCols = `id, started_at, backend, operation, direction, method, url, request_header, response_header,
+	request_body, response_body, truncated, status, duration_us, attempts, error, model, record`
+
+// Record implements synclog.Recorder: it stores e, with bodies cut to the body limit. An
+// entry without a time is stamped with the DB's clock.
+func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
+	if e.Time.IsZero() {
+		e.Time = r.db.clock()
+	}
+	var cut bool
+	e.RequestBody, cut = cutBody(e.RequestBody, r.bodyLimit)
+	e.Truncated = e.Truncated || cut
+	e.ResponseBody, cut = cutBody(e.ResponseBody, r.bodyLimit)
+	e.Truncated = e.Truncated || cut
+	reqH, err := headerJSON(e.RequestHeader)
+	if err != nil {
+		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
+	}
+	respH, err := headerJSON(e.ResponseHeader)
+	if err != nil {
+		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
+	}
+	_, err = r.db.w.ExecContext(ctx, r.db.q(`INSERT INTO connkit_sync_log (started_at, backend, operation, direction,
+		method, url, request_header, response_header, request_body, response_body, truncated, status, duration_us,
+		attempts, error, model, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		r.db.timeArg(e.Time), e.Backend, e.Operation, string(e.Direction), e.Method, e.URL, reqH, respH,
+		[]byte(e.RequestBody), []byte(e.ResponseBody), e.Truncated, e.Status, e.Duration.Microseconds(),
+		e.Attempts, e.Error, e.Model, e.Record)
+	if err != nil {
+		return fmt.Errorf("synclog: record %s %s of backend %q: %w", e.Method, e.URL, e.Backend, err)
+	}
+	return nil
+}
+
+// cutBody keeps at most limit bytes of s without splitting a UTF-8 sequence.
+func cutBody(s string, limit int) (string, bool) {
+	if len(s) <= limit {
+		return s, false
+	}
+	i := limit
+	for i > 0 && i > limit-utf8.UTFMax && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i], true
+}
+
+func headerJSON(h http.Header) (any, error) {
+	if h == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("encode headers: %w", err)
+	}
+	return string(b), nil
+}
+
+// Query implements synclog.Querier: the entries matching f, newest first (ties broken by
+// descending ID). It reads one page per query, so memory stays bounded.
+func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[synclog.Entry, error] {
+	return func(yield func(synclog.Entry, error) bool) {
+		if f.Limit < 0 {
+			yield(synclog.Entry{}, fmt.Errorf("synclog: query: Limit is negative (%d); use 0 for no limit", f.Limit))
+			return
+		}
+		var where []string
+		var args []any
+		add := func(cond string, arg ...any) {
+			where = append(where, cond)
+			args = append(args, arg...)
+		}
+		if f.Backend != "" {
+			add(`backend = ?`, f.Backend)
+		}
+		if f.Operation != "" {
+			add(`operation = ?`, f.Operation)
+		}
+		if f.Direction != "" {
+			add(`direction = ?`, string(f.Direction))
+		}
+		if f.Status != 0 {
+			add(`status = ?`, f.Status)
+		}
+		if f.StatusMin != 0 {
+			add(`status >= ?`, f.StatusMin)
+		}
+		if f.StatusMax != 0 {
+			add(`status <= ?`, f.StatusMax)
+		}
+		if f.FailedOnly {
+			add(`(error <> '' OR status >= 400)`)
+		}
+		if !f.Since.IsZero() {
+			add(`started_at >= ?`, r.db.timeArg(f.Since))
+		}
+		if !f.Until.IsZero() {
+			add(`started_at < ?`, r.db.timeArg(f.Until))
+		}
+		if f.Model != "" {
+			add(`model = ?`, f.Model)
+		}
+		if f.Record != "" {
+			add(`record = ?`, f.Record)
+		}
+		base := `SELECT ` + logCols + ` FROM connkit_sync_log WHERE `
+		if len(where) > 0 {
+			base += strings.Join(where, ` AND `) + ` AND `
+		}
+		first := r.db.q(base + `1 = 1 ORDER BY started_at DESC, id DESC LIMIT ?`)
+		next := r.db.q(base + `(started_at < ? OR (started_at = ? AND id < ?)) ORDER BY started_at DESC, id DESC LIMIT ?`)
+		left := f.Limit
+		var last *synclog.Entry
+		for {
+			n := r.db.pageSize
+			if f.Limit > 0 && left < n {
+				n = left
+			}
+			var page []synclog.Entry
+			var err error
+			if last == nil {
+				page, err = r.page(ctx, first, append(args[:len(args):len(args)], n))
+			} else {
+				t := r.db.timeArg(last.Time)
+				page, err = r.page(ctx, next, append(args[:len(args):len(args)], t, t, last.ID, n))
+			}
+			if err != nil {
+				yield(synclog.Entry{}, fmt.Errorf("synclog: query: %w", err))
+				return
+			}
+			for _, e := range page {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(page) < n {
+				return
+			}
+			if f.Limit > 0 {
+				if left -= len(page); left <= 0 {
+					return
+				}
+			}
+			last = &page[len(page)-1]
+		}
+	}
+}
+
+func (r *LogRecorder) page(ctx context.Context, query string, args []any) ([]synclog.Entry, error) {
+	rows, err := r.db.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var page []synclog.Entry
+	for rows.Next() {
+		var e synclog.Entry
+		var dir, reqH, respH string
+		var reqB, respB []byte
+		var durUS int64
+		if err := rows.Scan(&e.ID, nullTime{&e.Time}, &e.Backend, &e.Operation, &dir, &e.Method, &e.URL,
+			nullString{&reqH}, nullString{&respH}, &reqB, &respB, &e.Truncated, &e.Status, &durUS, &e.Attempts,
+			&e.Error, &e.Model, &e.Record); err != nil {
+			return nil, err
+		}
+		e.Direction = synclog.Direction(dir)
+		e.RequestBody, e.ResponseBody = string(reqB), string(respB)
+		e.Duration = time.Duration(durUS) * time.Microsecond
+		if e.RequestHeader, err = parseHeader(reqH); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		if e.ResponseHeader, err = parseHeader(respH); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", e.ID, err)
+		}
+		page = append(page, e)
+	}
+	return page, rows.Err()
+}
+
+func parseHeader(s string) (http.Header, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var h http.Header
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, fmt.Errorf("decode stored headers: %w", err)
+	}
+	return h, nil
+}
+
+// Prune deletes the entries that started before olderThan and reports how many it
+// deleted: call it on a schedule to keep the log to a retention period.
+func (r *LogRecorder) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
+	res, err := r.db.w.ExecContext(ctx, r.db.q(`DELETE FROM connkit_sync_log WHERE started_at < ?`), r.db.timeArg(olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("synclog: prune entries before %s: %w", olderThan.Format(time.RFC3339), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("synclog: prune entries before %s: %w", olderThan.Format(time.RFC3339), err)
+	}
+	return n, nil
+}
