@@ -346,7 +346,7 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 		if err != nil {
 			return p, r.fail(p.extID, "parse", fmt.Errorf("%w at path %q: %v", ErrBadUpdatedAt, r.cfg.updatedAtPath, err))
 		}
-		p.updated = t
+		p.updated = binding.UTC(t) // stores keep microseconds
 	}
 	if r.cfg.hash {
 		sum := sha256.Sum256([]byte(rec.Raw))
