@@ -549,7 +549,7 @@ func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Resul
 
 func (c *cursorPaginator) describe(req *Request) string {
 	if req.Query.Has(c.cursorParam) {
-		return fmt.Sprintf("cursor %s=%q", c.cursorParam, req.Query.Get(c.cursorParam))
+		return fmt.Sprintf("cursor %q (parameter %s)", req.Query.Get(c.cursorParam), c.cursorParam)
 	}
 	return pageMethod(req) + " " + pageRedactTarget(req)
 }

@@ -416,9 +416,9 @@ func TestLoopDetection(t *testing.T) {
 	t.Run("cursor", func(t *testing.T) {
 		next := map[string]string{"": "a", "a": "b", "b": "a"} // a → b → a
 		api := cursorAPI(t, func(c string) string { return `{"items":[{"id":1}],"next":"` + next[c] + `"}` })
-		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items")))
+		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items"), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
-		assert.Contains(t, err.Error(), `page 4 would request cursor cursor="a" again, already requested for page 2`)
+		assert.Contains(t, err.Error(), `page 4 would request cursor "a" (parameter cursor) again, already requested for page 2`)
 		assert.Len(t, ids, 3)
 		assert.Len(t, api.requests(), 3)
 	})
@@ -427,7 +427,7 @@ func TestLoopDetection(t *testing.T) {
 			w.Header().Set("Link", `</items?page_info=stuck>; rel="next"`)
 			fmt.Fprint(w, `[{"id":1}]`)
 		})
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader()))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader(), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 3 would request URL "+api.URL+"/items?page_info=stuck again, already requested for page 2")
 		assert.Len(t, api.requests(), 2)
@@ -440,14 +440,14 @@ func TestLoopDetection(t *testing.T) {
 			}
 			fmt.Fprintf(w, `{"items":[{"id":1}],"next":%q}`, next)
 		})
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items")))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items"), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "already requested for page 1")
 		assert.Len(t, api.requests(), 2)
 	})
 	t.Run("custom paginator", func(t *testing.T) {
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `[{"id":1}]`) })
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}, WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=REDACTED again, already requested for page 1")
 	})
@@ -750,4 +750,132 @@ func FuzzParseLinkHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = NextLink(http.Header{"Link": {s}}) // must not panic
 	})
+}
+
+// benchPages renders 100 cursor-chained pages of 100 records: page i (0-based) is requested
+// with cursor=p<i> (none for the first) and names cursor p<i+1>, except the last.
+func benchPages() map[string][]byte {
+	pages := make(map[string][]byte, 100)
+	for i := range 100 {
+		next := ""
+		if i < 99 {
+			next = "p" + strconv.Itoa(i+1)
+		}
+		cursor := ""
+		if i > 0 {
+			cursor = "p" + strconv.Itoa(i)
+		}
+		pages[cursor] = []byte(fmt.Sprintf(`{"items":%s,"next":%q}`, pgItems(i*100+1, i*100+101), next))
+	}
+	return pages
+}
+
+const benchIDSum = 10000 * 10001 / 2
+
+// BenchmarkRecords iterates 100 pages of 100 records with Records and with a hand-written
+// net/http + gjson loop against the same httptest server, and reports ours/baseline.
+func BenchmarkRecords(b *testing.B) {
+	pages := benchPages()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(pages[r.URL.Query().Get("cursor")])
+	}))
+	defer srv.Close()
+	client := srv.Client()
+
+	baseline := testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			sum := int64(0)
+			cursor := ""
+			for {
+				u := srv.URL + "/items"
+				if cursor != "" {
+					u += "?cursor=" + url.QueryEscape(cursor)
+				}
+				resp, err := client.Get(u)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					b.Fatal(err)
+				}
+				gjson.GetBytes(body, "items").ForEach(func(_, rec gjson.Result) bool {
+					sum += rec.Get("id").Int()
+					return true
+				})
+				if cursor = gjson.GetBytes(body, "next").String(); cursor == "" {
+					break
+				}
+			}
+			if sum != benchIDSum {
+				b.Fatalf("baseline sum %d", sum)
+			}
+		}
+	})
+
+	d := &testDoer{base: srv.URL, client: client}
+	p := Cursor("next", "cursor")
+	for b.Loop() {
+		sum := int64(0)
+		for rec, err := range Records(b.Context(), d, Request{Path: "/items"}, p, WithRecordsPath("items")) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += rec.Get("id").Int()
+		}
+		if sum != benchIDSum {
+			b.Fatalf("sum %d", sum)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(baseline.NsPerOp()), "x-baseline")
+}
+
+// memDoer serves pre-rendered cursor pages without a network, to isolate the iterator's own
+// cost.
+type memDoer map[string][]byte
+
+func (m memDoer) Do(_ context.Context, req *Request) (*Response, error) {
+	return &Response{StatusCode: http.StatusOK, Body: m[req.Query.Get("cursor")]}, nil
+}
+
+// BenchmarkRecordsInMemory is BenchmarkRecords without HTTP: Records over a Doer that
+// returns ready pages, against a plain gjson loop over the same pages.
+func BenchmarkRecordsInMemory(b *testing.B) {
+	pages := benchPages()
+	baseline := testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			sum := int64(0)
+			cursor := ""
+			for {
+				body := pages[cursor]
+				gjson.GetBytes(body, "items").ForEach(func(_, rec gjson.Result) bool {
+					sum += rec.Get("id").Int()
+					return true
+				})
+				if cursor = gjson.GetBytes(body, "next").String(); cursor == "" {
+					break
+				}
+			}
+			if sum != benchIDSum {
+				b.Fatalf("baseline sum %d", sum)
+			}
+		}
+	})
+	d := memDoer(pages)
+	p := Cursor("next", "cursor")
+	for b.Loop() {
+		sum := int64(0)
+		for rec, err := range Records(b.Context(), d, Request{Path: "/items"}, p, WithRecordsPath("items")) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += rec.Get("id").Int()
+		}
+		if sum != benchIDSum {
+			b.Fatalf("sum %d", sum)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(baseline.NsPerOp()), "x-baseline")
 }

@@ -53,6 +53,8 @@ type Response struct {
 	Attempts int
 	// Duration covers all attempts, including waits between retries.
 	Duration time.Duration
+	// Method is the request's HTTP method.
+	Method string
 }
 
 // JSON returns a gjson view of the body. It does not validate the body; use ValidJSON or

@@ -1,0 +1,557 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/connkit/connkit/synclog"
+	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
+)
+
+// Client talks HTTP to one external API. It is safe for concurrent use; create one per
+// backend and share it, so connections, the rate limit and OAuth2 tokens are shared too.
+type Client struct {
+	cfg    config
+	base   string // base URL with a trailing slash; "" when none
+	rc     *retryablehttp.Client
+	tokenC *http.Client // one attempt per call, for OAuth2 token requests
+	lim    *Limiter
+	red    *synclog.Redactor
+	rec    synclog.Recorder // nil: no auditing
+	log    *slog.Logger     // nil: no logging
+	header http.Header
+	dialer net.Dialer
+	ref    Refresher // cfg.auth when it can refresh
+}
+
+// New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
+// given to Get, Post, … are joined to it. baseURL may be empty when every request uses
+// an absolute URL. Without options the client has a 5 s connect timeout, a 15 s read
+// timeout, 3 retries with backoff, a 32 MiB response limit, and no rate limit.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	cfg := config{
+		connectTimeout: DefaultConnectTimeout,
+		readTimeout:    DefaultReadTimeout,
+		maxRetries:     DefaultMaxRetries,
+		waitMin:        DefaultRetryWaitMin,
+		waitMax:        DefaultRetryWaitMax,
+		maxRetryAfter:  DefaultMaxRetryAfter,
+		maxBody:        DefaultMaxResponseSize,
+		auditLimit:     DefaultAuditBodyLimit,
+		idemHeader:     DefaultIdempotencyHeader,
+		now:            time.Now,
+		sleep:          sleepCtx,
+		rateLimit:      rate.Inf,
+		header:         http.Header{},
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if len(cfg.errs) > 0 {
+		return nil, fmt.Errorf("adapter.New(%q): %w", baseURL, errors.Join(cfg.errs...))
+	}
+	c := &Client{cfg: cfg}
+	if baseURL != "" {
+		u, err := url.Parse(baseURL)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("adapter.New: base URL %q does not parse: %w", baseURL, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			return nil, fmt.Errorf("adapter.New: base URL %q must start with http:// or https://", baseURL)
+		case u.Host == "":
+			return nil, fmt.Errorf("adapter.New: base URL %q has no host", baseURL)
+		case u.RawQuery != "" || u.Fragment != "":
+			return nil, fmt.Errorf("adapter.New: base URL %q must not carry a query or fragment; use Request.Query, WithQuery or APIKeyQuery", baseURL)
+		}
+		c.base = strings.TrimRight(baseURL, "/") + "/"
+	}
+
+	c.header = cfg.header.Clone()
+	if c.header.Get("User-Agent") == "" {
+		c.header.Set("User-Agent", DefaultUserAgent)
+	}
+	if c.header.Get("Accept") == "" {
+		c.header.Set("Accept", "application/json")
+	}
+
+	c.red = cfg.redactor
+	if c.red == nil {
+		c.red = synclog.NewRedactor()
+	}
+	c.red.AddSecrets(cfg.secrets...)
+	if cfg.recorder != nil && cfg.recorder != synclog.Discard {
+		c.rec = cfg.recorder
+	}
+	c.log = cfg.logger
+	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now)
+
+	base := cfg.baseTransport
+	if base == nil {
+		tlsCfg := cfg.tlsConfig.Clone()
+		if tlsCfg == nil {
+			tlsCfg = &tls.Config{}
+		}
+		if tlsCfg.NextProtos == nil {
+			tlsCfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		c.cfg.tlsConfig = tlsCfg
+		base = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           c.dial,
+			DialTLSContext:        c.dialTLS,
+			TLSClientConfig:       tlsCfg, // used through proxies only
+			TLSHandshakeTimeout:   cfg.connectTimeout,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+	}
+	c.tokenC = &http.Client{Transport: base, Timeout: cfg.connectTimeout + cfg.readTimeout}
+	c.rc = &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: &attemptTransport{c: c, base: base}},
+		RetryWaitMin: cfg.waitMin,
+		RetryWaitMax: cfg.waitMax,
+		// One more than configured: a 401 refresh-and-retry does not use up a retry.
+		// checkRetry enforces the real limit.
+		RetryMax:       cfg.maxRetries + 1,
+		CheckRetry:     c.checkRetry,
+		Backoff:        noBackoff, // prepareRetry waits, through the injectable sleeper
+		PrepareRetry:   c.prepareRetry,
+		RequestLogHook: countAttempt,
+		ErrorHandler:   passthroughErrors,
+	}
+
+	if cfg.auth != nil {
+		if s, ok := cfg.auth.(SecretHolder); ok {
+			c.red.AddSecrets(s.Secrets()...)
+		}
+		if b, ok := cfg.auth.(clientBinder); ok {
+			b.bindClient(c)
+		}
+		if r, ok := cfg.auth.(Refresher); ok {
+			c.ref = r
+		}
+	}
+	return c, nil
+}
+
+// clientBinder is implemented by auth strategies that need the client (token requests,
+// registering fetched tokens as secrets).
+type clientBinder interface{ bindClient(*Client) }
+
+// Redactor returns the client's redactor, with the configured credentials registered.
+func (c *Client) Redactor() *synclog.Redactor { return c.red }
+
+// Limiter returns the client's shared rate limiter.
+func (c *Client) Limiter() *Limiter { return c.lim }
+
+// Get sends a GET request for path.
+func (c *Client) Get(ctx context.Context, path string, opts ...RequestOption) (*Response, error) {
+	return c.send(ctx, http.MethodGet, path, nil, opts)
+}
+
+// Delete sends a DELETE request for path.
+func (c *Client) Delete(ctx context.Context, path string, opts ...RequestOption) (*Response, error) {
+	return c.send(ctx, http.MethodDelete, path, nil, opts)
+}
+
+// Post sends body (see Request.Body) to path with POST. Without an idempotency key it is
+// not retried once it may have reached the server.
+func (c *Client) Post(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
+	return c.send(ctx, http.MethodPost, path, body, opts)
+}
+
+// Put sends body to path with PUT.
+func (c *Client) Put(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
+	return c.send(ctx, http.MethodPut, path, body, opts)
+}
+
+// Patch sends body to path with PATCH. Without an idempotency key it is not retried once
+// it may have reached the server.
+func (c *Client) Patch(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
+	return c.send(ctx, http.MethodPatch, path, body, opts)
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body any, opts []RequestOption) (*Response, error) {
+	r := Request{Method: method, Path: path, Body: body}
+	for _, o := range opts {
+		if o != nil {
+			o(&r)
+		}
+	}
+	return c.Do(ctx, &r)
+}
+
+// Do sends req, retrying as configured, and returns the complete response. A status of
+// 400 or more yields an *Error (matching ErrNotFound, ErrServer, …) together with the
+// Response, so the caller can still read the body. Failures without a response return a
+// nil Response. When ctx is canceled or expires the error matches ctx.Err(), never
+// ErrTimeout. Every call, successful or not, produces one audit entry.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	if req == nil {
+		req = &Request{}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st := &call{c: c, req: req, start: c.cfg.now()}
+	rreq, err := c.build(ctx, st)
+	if err != nil {
+		return nil, c.finish(ctx, st, nil, err)
+	}
+	resp, err := c.rc.Do(rreq)
+	if resp != nil {
+		st.finalURL = resp.Request.URL
+	}
+	var out *Response
+	if resp != nil {
+		out = &Response{
+			StatusCode: resp.StatusCode,
+			Header:     resp.Header,
+			Body:       st.lastBody,
+			URL:        resp.Request.URL,
+			Method:     st.method,
+		}
+	}
+	if err == nil && resp == nil {
+		err = errors.New("no response") // not expected from retryablehttp; never report success without one
+	}
+	ferr := c.finish(ctx, st, resp, err)
+	if out != nil {
+		out.Attempts = st.attempts
+		out.Duration = st.duration
+	}
+	if ferr == nil {
+		return out, nil
+	}
+	var e *Error
+	if errors.As(ferr, &e) && e.Status >= 400 && out != nil {
+		return out, ferr
+	}
+	return nil, ferr
+}
+
+// build turns the Request into a retryablehttp request, applying headers, body and the
+// first attempt's credentials.
+func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, error) {
+	r := st.req
+	st.method = r.Method
+	if st.method == "" {
+		st.method = http.MethodGet
+	}
+	st.connectTimeout, st.readTimeout = c.cfg.connectTimeout, c.cfg.readTimeout
+	if r.ConnectTimeout > 0 {
+		st.connectTimeout = r.ConnectTimeout
+	}
+	if r.ReadTimeout > 0 {
+		st.readTimeout = r.ReadTimeout
+	}
+	rawURL, err := c.resolve(r.Path, r.Query)
+	if err != nil {
+		st.rawURL = r.Path
+		return nil, err
+	}
+	st.rawURL = rawURL
+	body, ctype, err := encodeBody(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	st.reqBody = body
+	hreq, err := http.NewRequestWithContext(context.WithValue(ctx, callKey{}, st), st.method, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, stripURLError(err))
+	}
+	st.hreq = hreq
+	h := c.header.Clone()
+	for k, vs := range r.Header {
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if ctype != "" && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", ctype)
+	}
+	key := r.IdempotencyKey
+	if key == "" && c.cfg.autoIdem && !idempotentMethod(st.method) {
+		key = NewIdempotencyKey()
+	}
+	if key != "" {
+		h.Set(c.cfg.idemHeader, key)
+	}
+	hreq.Header = h
+	st.idempotent = key != "" || idempotentMethod(st.method)
+
+	rreq := &retryablehttp.Request{Request: hreq}
+	if body != nil {
+		if err := rreq.SetBody(body); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		}
+	}
+	if c.cfg.auth != nil {
+		if err := c.cfg.auth.Apply(hreq); err != nil {
+			st.authErr = err
+			return nil, err
+		}
+	}
+	return rreq, nil
+}
+
+// resolve joins path to the base URL and adds the query.
+func (c *Client) resolve(path string, q url.Values) (string, error) {
+	var s string
+	switch {
+	case isAbsoluteURL(path):
+		s = path
+	case c.base == "":
+		return "", fmt.Errorf("%w: path %q is relative but the client has no base URL; pass an absolute URL or set one in New", ErrInvalidRequest, path)
+	case path == "":
+		s = c.base[:len(c.base)-1]
+	default:
+		s = c.base + strings.TrimLeft(path, "/")
+	}
+	if len(q) > 0 {
+		sep := "?"
+		if strings.Contains(s, "?") {
+			sep = "&"
+		}
+		s += sep + q.Encode()
+	}
+	return s, nil
+}
+
+func isAbsoluteURL(p string) bool {
+	return len(p) > 8 && (strings.EqualFold(p[:7], "http://") || strings.EqualFold(p[:8], "https://"))
+}
+
+// encodeBody returns the bytes to send and their content type.
+func encodeBody(body any) ([]byte, string, error) {
+	switch b := body.(type) {
+	case nil:
+		return nil, "", nil
+	case []byte:
+		return b, "", nil
+	case string:
+		return []byte(b), "", nil
+	case json.RawMessage:
+		if !json.Valid(b) {
+			return nil, "", fmt.Errorf("%w: the json.RawMessage body is not valid JSON", ErrInvalidRequest)
+		}
+		return b, "application/json", nil
+	default:
+		out, err := json.Marshal(b)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: encoding the %T body as JSON: %w", ErrInvalidRequest, body, err)
+		}
+		return out, "application/json", nil
+	}
+}
+
+// idempotentMethod reports whether repeating a request with this method is harmless
+// (RFC 9110 §9.2.2).
+func idempotentMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// finish turns the outcome into an *Error (or nil), fills the call's timing and writes
+// the audit entry.
+func (c *Client) finish(ctx context.Context, st *call, resp *http.Response, err error) error {
+	st.duration = c.cfg.now().Sub(st.start)
+	var e *Error
+	switch {
+	case err != nil:
+		e = c.newError(st, resp)
+		err = stripURLError(err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The caller gave up: that is what the error says, not a timeout.
+			e.Err, e.kind = ctxErr, nil
+			break
+		}
+		switch {
+		case st.authErr != nil:
+			e.Err = st.authErr
+			e.kind = authKind(st.authErr)
+		case e.Status != 0 && st.tooLarge:
+			e.Err = err
+			e.kind = ErrResponseTooLarge
+		default:
+			e.Err = err
+			e.kind = classifyTransportError(err)
+		}
+	case resp != nil && resp.StatusCode >= 400:
+		e = c.newError(st, resp)
+		e.kind = statusKind(resp.StatusCode)
+		if st.stopErr != nil {
+			e.kind, e.Err = ErrRateLimited, st.stopErr
+		} else if st.authErr != nil {
+			e.Err = st.authErr
+		}
+	}
+	if e != nil {
+		if e.Err != nil {
+			if msg := e.Err.Error(); c.red.String(msg) != msg {
+				e.Err = &redactedError{msg: c.red.String(msg), cause: e.Err}
+			}
+		}
+		err = e
+	} else {
+		err = nil
+	}
+	c.record(ctx, st, resp, e)
+	return err
+}
+
+func (c *Client) newError(st *call, resp *http.Response) *Error {
+	e := &Error{Op: st.req.Operation, Method: st.method, Attempts: st.attempts}
+	u := st.finalURL
+	if u == nil && st.hreq != nil {
+		u = st.hreq.URL
+	}
+	if u != nil {
+		e.URL = c.red.String(redactedURL(u))
+	} else {
+		e.URL = c.red.String(redactURLString(st.rawURL))
+	}
+	status, header := st.lastStatus, st.lastHeader
+	if resp != nil {
+		status, header = resp.StatusCode, resp.Header
+	}
+	e.Status = status
+	if header != nil {
+		e.RequestID = c.red.String(requestID(header))
+		if len(st.lastBody) > 0 {
+			b := c.red.Body(st.lastBody, header.Get("Content-Type"))
+			e.Body, _ = synclog.Truncate(b, bodyExcerptLimit)
+		}
+	}
+	return e
+}
+
+// redactURLString is redactedURL for a URL that may not parse.
+func redactURLString(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return redactedURL(u)
+	}
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		return s[:i] + "?" + redactedPlaceholder
+	}
+	return s
+}
+
+// authKind picks the sentinel for a failure to obtain credentials.
+func authKind(err error) error {
+	var to interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, context.Canceled):
+		return nil
+	case errors.As(err, &to) && to.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return ErrTimeout // the token request timed out (the caller's own deadline is handled before)
+	}
+	return ErrUnauthorized
+}
+
+// redactedError carries a cause whose text held a secret.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.cause }
+
+// record writes the call's audit entry.
+func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *Error) {
+	if c.rec == nil {
+		return
+	}
+	ent := synclog.Entry{
+		Time:      st.start,
+		Backend:   c.cfg.backend,
+		Operation: st.req.Operation,
+		Direction: synclog.Outbound,
+		Method:    st.method,
+		Duration:  st.duration,
+		Attempts:  st.attempts,
+		Model:     st.req.Model,
+		Record:    st.req.Record,
+		Status:    st.lastStatus,
+	}
+	switch {
+	case st.finalURL != nil:
+		ent.URL = c.red.URL(st.finalURL.String())
+	case st.lastURL != nil:
+		ent.URL = c.red.URL(st.lastURL.String())
+	default:
+		ent.URL = c.red.URL(st.rawURL)
+	}
+	reqHeader := st.lastReqHeader
+	if reqHeader == nil && st.hreq != nil {
+		reqHeader = st.hreq.Header
+	}
+	ent.RequestHeader = c.red.Header(reqHeader)
+	respHeader := st.lastHeader
+	if resp != nil {
+		ent.Status, respHeader = resp.StatusCode, resp.Header
+	}
+	ent.ResponseHeader = c.red.Header(respHeader)
+	var cut1, cut2 bool
+	if len(st.reqBody) > 0 {
+		ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
+	}
+	if len(st.lastBody) > 0 {
+		ent.ResponseBody, cut2 = synclog.Truncate(c.red.Body(st.lastBody, respHeader.Get("Content-Type")), c.cfg.auditLimit)
+	}
+	ent.Truncated = cut1 || cut2
+	if e != nil {
+		ent.Error = e.Error() // built from redacted parts
+	}
+	if err := c.rec.Record(context.WithoutCancel(ctx), ent); err != nil && c.log != nil {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "adapter: audit recorder failed",
+			slog.String("backend", c.cfg.backend), slog.String("url", ent.URL), slog.String("error", c.red.String(err.Error())))
+	}
+}
+
+// bufferedBody replaces a response body that was read into memory.
+type bufferedBody struct{ bytes.Reader }
+
+func (*bufferedBody) Close() error { return nil }
+
+// ValidJSON returns an error matching ErrBadResponse when the body is not valid JSON.
+func (r *Response) ValidJSON() error {
+	if len(r.Body) == 0 {
+		return fmt.Errorf("%w: %s response from %s has an empty body", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL))
+	}
+	if !json.Valid(r.Body) {
+		return fmt.Errorf("%w: %s response from %s (Content-Type %q) is not valid JSON", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL), r.Header.Get("Content-Type"))
+	}
+	return nil
+}
+
+// DecodeJSON unmarshals the body into v; invalid JSON yields an error matching
+// ErrBadResponse.
+func (r *Response) DecodeJSON(v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("%w: decoding %s response from %s into %T: %v", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL), v, err)
+	}
+	return nil
+}
+
+func statusLine(code int) string {
+	return fmt.Sprintf("%d %s", code, http.StatusText(code))
+}

@@ -1,0 +1,255 @@
+package adapter
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestResolveJoinsBaseURL(t *testing.T) {
+	for _, base := range []string{"https://api.example.com/v1", "https://api.example.com/v1/", "https://api.example.com/v1//"} {
+		c, err := New(base)
+		require.NoError(t, err)
+		for path, want := range map[string]string{
+			"products":                  "https://api.example.com/v1/products",
+			"/products":                 "https://api.example.com/v1/products",
+			"//products/":               "https://api.example.com/v1/products/",
+			"products/7/lines?limit=5":  "https://api.example.com/v1/products/7/lines?limit=5",
+			"":                          "https://api.example.com/v1",
+			"https://other.example/x?a": "https://other.example/x?a",
+			"HTTP://other.example/y":    "HTTP://other.example/y",
+		} {
+			got, err := c.resolve(path, nil)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "base %q path %q", base, path)
+		}
+		got, err := c.resolve("products?limit=5", url.Values{"page": {"2"}})
+		require.NoError(t, err)
+		assert.Equal(t, "https://api.example.com/v1/products?limit=5&page=2", got)
+	}
+}
+
+func TestNewRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		base string
+		opts []Option
+		want string
+	}{
+		{"ftp://x", nil, "http:// or https://"},
+		{"https://", nil, "no host"},
+		{"https://x/?key=1", nil, "query"},
+		{"https://x/%zz", nil, "does not parse"},
+		{"https://x", []Option{WithConnectTimeout(0)}, "WithConnectTimeout"},
+		{"https://x", []Option{WithReadTimeout(-1)}, "WithReadTimeout"},
+		{"https://x", []Option{WithRetries(-1)}, "WithRetries"},
+		{"https://x", []Option{WithRetryWait(time.Second, time.Millisecond)}, "WithRetryWait"},
+		{"https://x", []Option{WithRateLimit(0, 1)}, "WithRateLimit"},
+		{"https://x", []Option{WithMaxResponseSize(0)}, "WithMaxResponseSize"},
+		{"https://x", []Option{WithIdempotencyHeader("")}, "WithIdempotencyHeader"},
+	} {
+		_, err := New(tc.base, tc.opts...)
+		require.Error(t, err, tc.base)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+func TestRelativePathWithoutBaseURL(t *testing.T) {
+	c, _ := newClient(t, "")
+	_, err := c.Get(context.Background(), "products")
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), "no base URL")
+}
+
+func TestGetSendsHeadersAndQuery(t *testing.T) {
+	var got *http.Request
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Clone(context.Background())
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":7,"name":"Lamp","tags":["a","b"]}`)
+	}))
+	c, _ := newClient(t, srv.URL+"/v1/", WithDefaultHeader("X-Static", "s"), WithDefaultHeader("X-Over", "client"))
+	resp, err := c.Get(context.Background(), "/products/7",
+		WithQuery("fields", "id,name"), WithQuery("fields", "tags"),
+		WithHeader("X-Over", "request"))
+	require.NoError(t, err)
+	assert.Equal(t, "/v1/products/7", got.URL.Path)
+	assert.Equal(t, []string{"id,name", "tags"}, got.URL.Query()["fields"])
+	assert.Equal(t, "s", got.Header.Get("X-Static"))
+	assert.Equal(t, "request", got.Header.Get("X-Over"))
+	assert.Equal(t, DefaultUserAgent, got.Header.Get("User-Agent"))
+	assert.Equal(t, "application/json", got.Header.Get("Accept"))
+
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 1, resp.Attempts)
+	assert.Equal(t, http.MethodGet, resp.Method)
+	assert.Equal(t, "Lamp", resp.Get("name").String())
+	assert.Equal(t, int64(2), resp.JSON().Get("tags.#").Int())
+	type product struct {
+		ID   int    `json:"id"`
+		Name string `json:"name"`
+	}
+	p, err := Decode[product](resp)
+	require.NoError(t, err)
+	assert.Equal(t, product{7, "Lamp"}, p)
+	require.NoError(t, resp.ValidJSON())
+	var m map[string]any
+	require.NoError(t, resp.DecodeJSON(&m))
+	assert.Equal(t, "Lamp", m["name"])
+}
+
+func TestBodies(t *testing.T) {
+	type seen struct {
+		method, ctype, body string
+	}
+	ch := make(chan seen, 1)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		ch <- seen{r.Method, r.Header.Get("Content-Type"), string(b)}
+		w.WriteHeader(201)
+	}))
+	c, _ := newClient(t, srv.URL)
+	ctx := context.Background()
+
+	_, err := c.Post(ctx, "x", map[string]any{"name": "Lamp"})
+	require.NoError(t, err)
+	assert.Equal(t, seen{"POST", "application/json", `{"name":"Lamp"}`}, <-ch)
+
+	_, err = c.Put(ctx, "x", json.RawMessage(`{"a":1}`))
+	require.NoError(t, err)
+	assert.Equal(t, seen{"PUT", "application/json", `{"a":1}`}, <-ch)
+
+	_, err = c.Patch(ctx, "x", []byte("raw"), WithHeader("Content-Type", "text/plain"))
+	require.NoError(t, err)
+	assert.Equal(t, seen{"PATCH", "text/plain", "raw"}, <-ch)
+
+	_, err = c.Post(ctx, "x", "a=b", WithHeader("Content-Type", "application/x-www-form-urlencoded"))
+	require.NoError(t, err)
+	assert.Equal(t, seen{"POST", "application/x-www-form-urlencoded", "a=b"}, <-ch)
+
+	_, err = c.Delete(ctx, "x")
+	require.NoError(t, err)
+	assert.Equal(t, seen{"DELETE", "", ""}, <-ch)
+
+	resp, err := c.Do(ctx, &Request{Method: "OPTIONS", Path: "x"})
+	require.NoError(t, err)
+	assert.Equal(t, 201, resp.StatusCode)
+	assert.Equal(t, "OPTIONS", (<-ch).method)
+}
+
+func TestBadBodiesAreRejectedBeforeSending(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	c, _ := newClient(t, srv.URL)
+	ctx := context.Background()
+
+	_, err := c.Post(ctx, "x", json.RawMessage(`{broken`))
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), "not valid JSON")
+
+	_, err = c.Post(ctx, "x", map[string]any{"f": func() {}})
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), "encoding the map[string]interface {} body as JSON")
+
+	_, err = c.Do(ctx, &Request{Method: "BAD METHOD", Path: "x"})
+	require.ErrorIs(t, err, ErrInvalidRequest)
+
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 0, e.Attempts)
+	assert.Equal(t, int32(0), s.hits.Load(), "nothing may be sent")
+}
+
+func TestResponseTooLarge(t *testing.T) {
+	big := strings.Repeat("x", 4096)
+	for _, chunked := range []bool{false, true} {
+		s := &scripted{statuses: []int{200}}
+		srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.hits.Add(1)
+			if chunked {
+				io.WriteString(w, big[:100])
+				w.(http.Flusher).Flush()
+				io.WriteString(w, big[100:])
+				return
+			}
+			w.Header().Set("Content-Length", "4096")
+			io.WriteString(w, big)
+		}))
+		c, _ := newClient(t, srv.URL, WithMaxResponseSize(1024))
+		resp, err := c.Get(context.Background(), "big")
+		require.ErrorIs(t, err, ErrResponseTooLarge, "chunked=%v", chunked)
+		assert.Nil(t, resp)
+		var e *Error
+		require.ErrorAs(t, err, &e)
+		assert.Equal(t, 200, e.Status)
+		assert.Equal(t, 1, e.Attempts, "a too-large body is not retried")
+		assert.Contains(t, err.Error(), "limit of 1024 bytes")
+		assert.Equal(t, int32(1), s.hits.Load())
+
+		// Exactly at the limit is fine.
+		c2, _ := newClient(t, srv.URL, WithMaxResponseSize(4096))
+		resp, err = c2.Get(context.Background(), "big")
+		require.NoError(t, err)
+		assert.Len(t, resp.Body, 4096)
+	}
+}
+
+func TestInvalidJSONIsBadResponse(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/empty" {
+			return
+		}
+		io.WriteString(w, `{"id": 7,`)
+	}))
+	c, _ := newClient(t, srv.URL)
+	resp, err := c.Get(context.Background(), "broken?token=abc")
+	require.NoError(t, err, "the call itself succeeds; JSON is checked on demand")
+	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
+	assert.NotContains(t, resp.ValidJSON().Error(), "abc")
+	var v map[string]any
+	require.ErrorIs(t, resp.DecodeJSON(&v), ErrBadResponse)
+	_, err = Decode[map[string]any](resp)
+	require.ErrorIs(t, err, ErrBadResponse)
+	assert.Contains(t, err.Error(), "token=[REDACTED]")
+
+	resp, err = c.Get(context.Background(), "empty")
+	require.NoError(t, err)
+	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
+	assert.Contains(t, resp.ValidJSON().Error(), "empty body")
+}
+
+func TestNewIdempotencyKey(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		k := NewIdempotencyKey()
+		require.Len(t, k, 36)
+		assert.Equal(t, byte('4'), k[14], k)
+		assert.Contains(t, "89ab", string(k[19]), k)
+		assert.False(t, seen[k])
+		seen[k] = true
+	}
+}
+
+func TestRedactedURL(t *testing.T) {
+	u, _ := url.Parse("https://user:pw@api.example.com/a%20b/products?page_info=xyz&flag&api_key=k#frag")
+	assert.Equal(t, "https://api.example.com/a%20b/products?page_info=[REDACTED]&flag&api_key=[REDACTED]", redactedURL(u))
+	assert.Equal(t, "", redactedURL(nil))
+}
+
+func TestDoWithNilRequestAndContext(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	c, _ := newClient(t, srv.URL)
+	//lint:ignore SA1012 the nil context is the point of the test
+	resp, err := c.Do(nil, nil) //nolint:staticcheck
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+}

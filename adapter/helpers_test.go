@@ -1,0 +1,97 @@
+package adapter
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeTime is an injected clock and sleeper: Sleep records the wait and, when advance is
+// set, moves the clock forward instead of blocking.
+type fakeTime struct {
+	mu      sync.Mutex
+	now     time.Time
+	waits   []time.Duration
+	advance bool
+}
+
+func newFakeTime() *fakeTime {
+	return &fakeTime{now: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC), advance: true}
+}
+
+func (f *fakeTime) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeTime) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.waits = append(f.waits, d)
+	if f.advance {
+		f.now = f.now.Add(d)
+	}
+	return nil
+}
+
+func (f *fakeTime) Waits() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.waits)
+}
+
+func (f *fakeTime) opts() []Option { return []Option{WithClock(f.Now), WithSleep(f.Sleep)} }
+
+// newClient builds a client with an instant fake sleeper.
+func newClient(t testing.TB, base string, opts ...Option) (*Client, *fakeTime) {
+	t.Helper()
+	ft := newFakeTime()
+	c, err := New(base, append(ft.opts(), opts...)...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c, ft
+}
+
+// scripted serves the given statuses in order (the last repeats) and counts hits.
+type scripted struct {
+	hits     atomic.Int32
+	statuses []int
+	header   http.Header
+	body     string
+	seen     chan *http.Request
+}
+
+func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := int(s.hits.Add(1)) - 1
+	st := s.statuses[min(n, len(s.statuses)-1)]
+	for k, vs := range s.header {
+		w.Header()[k] = vs
+	}
+	if s.seen != nil {
+		s.seen <- r.Clone(context.Background())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	body := s.body
+	if body == "" {
+		body = `{"ok":true}`
+	}
+	w.Write([]byte(body))
+}
+
+func serve(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -1,0 +1,266 @@
+package adapter
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/connkit/connkit/synclog"
+	"golang.org/x/time/rate"
+)
+
+// Defaults used by New.
+const (
+	// DefaultConnectTimeout bounds dialing and the TLS handshake.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds waiting for and reading one response.
+	DefaultReadTimeout = 15 * time.Second
+	// DefaultMaxRetries is how many times a failed request is retried (4 attempts in all).
+	DefaultMaxRetries = 3
+	// DefaultRetryWaitMin and DefaultRetryWaitMax bound the exponential backoff.
+	DefaultRetryWaitMin = 500 * time.Millisecond
+	DefaultRetryWaitMax = 30 * time.Second
+	// DefaultMaxRetryAfter is the longest Retry-After the client waits for; a server that
+	// asks for more gets an ErrRateLimited error instead.
+	DefaultMaxRetryAfter = 2 * time.Minute
+	// DefaultMaxResponseSize bounds a response body (32 MiB).
+	DefaultMaxResponseSize = 32 << 20
+	// DefaultAuditBodyLimit bounds each body stored in an audit entry (64 KiB).
+	DefaultAuditBodyLimit = synclog.DefaultBodyLimit
+	// DefaultIdempotencyHeader carries Request.IdempotencyKey.
+	DefaultIdempotencyHeader = "Idempotency-Key"
+	// DefaultUserAgent is sent unless a User-Agent header is configured.
+	DefaultUserAgent = "connkit-adapter/1"
+)
+
+// Option configures a Client in New.
+type Option func(*config)
+
+type config struct {
+	connectTimeout time.Duration
+	readTimeout    time.Duration
+	maxRetries     int
+	waitMin        time.Duration
+	waitMax        time.Duration
+	maxRetryAfter  time.Duration
+	maxBody        int64
+	auditLimit     int
+	idemHeader     string
+	autoIdem       bool
+	auth           Auth
+	backend        string
+	recorder       synclog.Recorder
+	redactor       *synclog.Redactor
+	logger         *slog.Logger
+	now            func() time.Time
+	sleep          func(context.Context, time.Duration) error
+	rateLimit      rate.Limit
+	burst          int
+	hooks          []RateLimitHook
+	header         http.Header
+	tlsConfig      *tls.Config
+	secrets        []string
+	baseTransport  http.RoundTripper
+	errs           []error
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf(format, args...))
+}
+
+// WithConnectTimeout sets how long dialing plus the TLS handshake may take (default 5 s).
+// Request.ConnectTimeout overrides it per request.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("WithConnectTimeout(%v): the timeout must be positive", d)
+			return
+		}
+		c.connectTimeout = d
+	}
+}
+
+// WithReadTimeout sets how long the client waits for a response and reads its body, per
+// attempt, once connected (default 15 s). Request.ReadTimeout overrides it per request.
+func WithReadTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("WithReadTimeout(%v): the timeout must be positive", d)
+			return
+		}
+		c.readTimeout = d
+	}
+}
+
+// WithRetries sets how many times a failed request is retried (default 3); 0 disables
+// retries (a 401 answered by an OAuth2 Auth is still refreshed and retried once).
+func WithRetries(n int) Option {
+	return func(c *config) {
+		if n < 0 {
+			c.fail("WithRetries(%d): the count cannot be negative", n)
+			return
+		}
+		c.maxRetries = n
+	}
+}
+
+// WithRetryWait sets the bounds of the exponential backoff between retries (defaults
+// 500 ms and 30 s). Each wait is min·2^(retry-1), capped at max, with jitter taking it
+// down to as little as half.
+func WithRetryWait(min, max time.Duration) Option {
+	return func(c *config) {
+		if min <= 0 || max < min {
+			c.fail("WithRetryWait(%v, %v): need 0 < min <= max", min, max)
+			return
+		}
+		c.waitMin, c.waitMax = min, max
+	}
+}
+
+// WithMaxRetryAfter sets the longest Retry-After the client honours by waiting (default
+// 2 minutes). A 429 or 503 asking for longer fails at once with ErrRateLimited.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("WithMaxRetryAfter(%v): the duration cannot be negative", d)
+			return
+		}
+		c.maxRetryAfter = d
+	}
+}
+
+// WithMaxResponseSize bounds a response body in bytes (default 32 MiB); a longer body
+// fails with ErrResponseTooLarge.
+func WithMaxResponseSize(n int64) Option {
+	return func(c *config) {
+		if n <= 0 {
+			c.fail("WithMaxResponseSize(%d): the limit must be positive", n)
+			return
+		}
+		c.maxBody = n
+	}
+}
+
+// WithAuth sets the authentication strategy applied to every attempt.
+func WithAuth(a Auth) Option { return func(c *config) { c.auth = a } }
+
+// WithDefaultHeader adds a header sent with every request (Request.Header overrides it).
+func WithDefaultHeader(key, value string) Option {
+	return func(c *config) { c.header.Add(key, value) }
+}
+
+// WithUserAgent sets the User-Agent header (default "connkit-adapter/1").
+func WithUserAgent(ua string) Option {
+	return func(c *config) { c.header.Set("User-Agent", ua) }
+}
+
+// WithIdempotencyHeader names the header that carries Request.IdempotencyKey (default
+// "Idempotency-Key").
+func WithIdempotencyHeader(name string) Option {
+	return func(c *config) {
+		if http.CanonicalHeaderKey(name) == "" {
+			c.fail("WithIdempotencyHeader(%q): the header name is empty", name)
+			return
+		}
+		c.idemHeader = name
+	}
+}
+
+// WithAutoIdempotencyKey makes the client generate an idempotency key (NewIdempotencyKey)
+// for every POST and PATCH that has none, so those requests are retried safely — when the
+// API honours the key.
+func WithAutoIdempotencyKey() Option { return func(c *config) { c.autoIdem = true } }
+
+// WithRateLimit limits the client to perSecond requests per second with the given burst,
+// shared by every goroutine using the client. Without it the client sends as fast as it is
+// called, but still pauses all goroutines when the server answers 429.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(c *config) {
+		if perSecond <= 0 || burst < 1 {
+			c.fail("WithRateLimit(%v, %d): need a positive rate and a burst of at least 1", perSecond, burst)
+			return
+		}
+		c.rateLimit, c.burst = rate.Limit(perSecond), burst
+	}
+}
+
+// WithRateLimitHook adds a hook that sees every response's headers and may adjust the
+// client's Limiter (see RateLimitHeaders and ShopifyCallLimit).
+func WithRateLimitHook(h RateLimitHook) Option {
+	return func(c *config) {
+		if h != nil {
+			c.hooks = append(c.hooks, h)
+		}
+	}
+}
+
+// WithBackendName names the backend in audit entries.
+func WithBackendName(name string) Option { return func(c *config) { c.backend = name } }
+
+// WithRecorder sends one audit entry per call to r (default: none).
+func WithRecorder(r synclog.Recorder) Option { return func(c *config) { c.recorder = r } }
+
+// WithRedactor sets the redactor for audit entries, logs and errors (default: a new
+// synclog.NewRedactor()). The client registers its credentials on it with AddSecrets.
+func WithRedactor(r *synclog.Redactor) Option { return func(c *config) { c.redactor = r } }
+
+// WithAuditBodyLimit bounds each body stored in an audit entry (default 64 KiB); 0 or less
+// keeps bodies whole.
+func WithAuditBodyLimit(n int) Option { return func(c *config) { c.auditLimit = n } }
+
+// WithSecrets registers literal secret values (beyond those of the Auth) that must never
+// appear in audit entries, logs or errors.
+func WithSecrets(values ...string) Option {
+	return func(c *config) { c.secrets = append(c.secrets, values...) }
+}
+
+// WithLogger sets the logger for retries (debug level) and recorder failures (warn).
+// Default: no logging.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithClock sets the clock used for durations, Retry-After dates and the rate limiter.
+// Meant for tests.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithSleep sets how the client waits between retries and for the rate limiter. It must
+// return ctx.Err() early when ctx is done. Meant for tests, to make backoff instant.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *config) {
+		if sleep != nil {
+			c.sleep = sleep
+		}
+	}
+}
+
+// WithTLSConfig sets the TLS configuration (custom root CAs, client certificates).
+func WithTLSConfig(cfg *tls.Config) Option { return func(c *config) { c.tlsConfig = cfg } }
+
+// WithBaseTransport replaces the client's own HTTP transport, for example with a test
+// double. The connect timeout then no longer applies: it lives in the client's dialer.
+func WithBaseTransport(rt http.RoundTripper) Option {
+	return func(c *config) { c.baseTransport = rt }
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,176 @@
+package adapter
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Retry policy
+//
+// Retried: connection errors and client-side timeouts, 408, 429, and 5xx except 501 —
+// at most WithRetries times, waiting WithRetryWait's exponential backoff with jitter, or
+// exactly what Retry-After asks on a 429 or 503 (seconds or an HTTP date) when that is
+// no more than WithMaxRetryAfter; a longer demand fails at once with ErrRateLimited.
+//
+// Non-idempotent requests (POST, PATCH and other methods outside RFC 9110's idempotent
+// set) are retried only when they carry an idempotency key, or when the attempt failed
+// before a connection was obtained, so the request cannot have reached the server.
+
+// retryableStatus reports whether a response status is worth another attempt.
+func retryableStatus(code int) bool {
+	switch {
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return true
+	case code == http.StatusNotImplemented:
+		return false
+	default:
+		return code >= 500 && code <= 599
+	}
+}
+
+// checkRetry is the retryablehttp CheckRetry policy.
+func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err() // the context always wins
+	}
+	st := callFrom(ctx)
+	if st == nil {
+		return false, err
+	}
+	if err != nil {
+		var tl *tooLargeError
+		var cv *tls.CertificateVerificationError
+		switch {
+		case errors.As(err, &tl), errors.As(err, &cv), errors.Is(err, ErrInvalidRequest):
+			return false, nil // permanent
+		case !st.idempotent && st.sent:
+			return false, nil // may have reached the server; repeating could duplicate it
+		}
+		return c.scheduleRetry(st, 0, false, "error: "+c.red.String(stripURLError(err).Error())), nil
+	}
+	code := resp.StatusCode
+	if code == http.StatusUnauthorized && c.ref != nil && !st.refreshed {
+		st.refreshed = true
+		ok, rerr := c.ref.Refresh(ctx, resp.Request)
+		if rerr != nil {
+			st.authErr = rerr
+			return false, nil
+		}
+		if ok {
+			st.nextWait, st.reason = 0, "401: credentials refreshed"
+			return true, nil
+		}
+		return false, nil
+	}
+	if !retryableStatus(code) {
+		return false, nil
+	}
+	var wait time.Duration
+	var hasWait bool
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		wait, hasWait = parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.now())
+		if hasWait && wait > c.cfg.maxRetryAfter {
+			st.stopErr = &retryAfterError{wait: wait, max: c.cfg.maxRetryAfter}
+			return false, nil
+		}
+	}
+	if !st.idempotent {
+		return false, nil // the server saw the request
+	}
+	return c.scheduleRetry(st, wait, hasWait, "status "+strconv.Itoa(code)), nil
+}
+
+// scheduleRetry books one retry if any are left.
+func (c *Client) scheduleRetry(st *call, wait time.Duration, fixed bool, reason string) bool {
+	if st.retries >= c.cfg.maxRetries {
+		return false
+	}
+	st.retries++
+	if !fixed {
+		wait = c.backoff(st.retries)
+	}
+	st.nextWait, st.reason = wait, reason
+	return true
+}
+
+// backoff is the wait before retry n (1-based): waitMin·2^(n-1) capped at waitMax, with
+// "equal jitter" (between half and all of it) so clients that failed together do not
+// retry together.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.cfg.waitMin
+	for i := 1; i < n && d < c.cfg.waitMax; i++ {
+		d *= 2
+	}
+	if d > c.cfg.waitMax {
+		d = c.cfg.waitMax
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// prepareRetry runs before every retry: it waits, then re-applies credentials to a
+// private copy of the headers (the previous attempt's request may still be referenced by
+// the transport).
+func (c *Client) prepareRetry(req *http.Request) error {
+	ctx := req.Context()
+	st := callFrom(ctx)
+	if st == nil {
+		return nil
+	}
+	if c.log != nil {
+		c.log.LogAttrs(ctx, slog.LevelDebug, "adapter: retrying request",
+			slog.String("backend", c.cfg.backend),
+			slog.String("method", st.method),
+			slog.String("url", c.red.URL(req.URL.String())),
+			slog.Int("attempt", st.attempts+1),
+			slog.Duration("wait", st.nextWait),
+			slog.String("reason", st.reason))
+	}
+	if st.nextWait > 0 {
+		if err := c.cfg.sleep(ctx, st.nextWait); err != nil {
+			return err
+		}
+	}
+	req.Header = req.Header.Clone()
+	if c.cfg.auth != nil {
+		if err := c.cfg.auth.Apply(req); err != nil {
+			st.authErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date (RFC 9110
+// §10.2.3). A date in the past means no wait.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(365*24*time.Hour/time.Second) {
+			secs = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	d := t.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	return d, true
+}
