@@ -6,6 +6,12 @@
 // workers never sync the same record at once. Stores: [NewMemoryStore] for unit tests, and
 // SQLite / Postgres in package sqlstore. Every store passes the conformance suite in package
 // bindingtest.
+//
+// A [Binder] is the everyday view for one backend: ToLocal and ToExternal translate IDs
+// (the mapper's relational fields use them), Bind records a finished sync.
+//
+// Errors match the sentinels ErrNotFound, ErrConflict, ErrLocked and ErrInvalid with
+// errors.Is; Claim's error is a *LockedError and UpsertBatch's a *BatchError for errors.As.
 package binding
 
 import (

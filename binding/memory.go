@@ -443,7 +443,6 @@ func (s *MemoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, err
 			yield(Binding{}, fmt.Errorf("binding: list: %w", err))
 			return
 		}
-		f.ChangedSince = UTC(f.ChangedSince)
 		var after int64
 		left := f.Limit
 		for {

@@ -82,6 +82,19 @@ func init() {
 			b, err := s.Claim(ctx, a.ID, "w2", time.Minute)
 			noErr(t, "Claim by w2 after w1's lease expired", err)
 			eq(t, "LeaseOwner", b.LeaseOwner, "w2")
+
+			// Many workers racing for an expired lease: exactly one gets it.
+			e.cfg.advance(s, 2*time.Minute)
+			var wins atomic.Int32
+			parallel(50, func(i int) {
+				_, err := s.Claim(ctx, a.ID, fmt.Sprint("r", i), time.Minute)
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, binding.ErrLocked) {
+					t.Errorf("Claim of an expired lease: %v", err)
+				}
+			})
+			eq(t, "workers that took the expired lease", wins.Load(), 1)
 			return
 		}
 		_, err := s.Claim(ctx, a.ID, "w1", 50*time.Millisecond)

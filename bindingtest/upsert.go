@@ -46,6 +46,13 @@ func init() {
 		eq(t, "LocalID", b.LocalID, "L1")
 		eq(t, "Hash", b.Hash, "h2")
 		eq(t, "Status", b.Status, binding.StatusSuccess)
+		// A new local ID for a bound external ID rebinds it (the local record was
+		// replaced): the old local ID is free afterwards.
+		c := e.upsert(t, binding.Binding{ExternalID: "E1", LocalID: "L2"})
+		eq(t, "ID (rebound)", c.ID, a.ID)
+		eq(t, "LocalID (rebound)", c.LocalID, "L2")
+		_, err := e.store.GetByLocal(e.ctx, backendA, modelP, "L1")
+		wantErr(t, "GetByLocal(old local ID)", err, binding.ErrNotFound)
 		eq(t, "bindings", e.count(t, binding.Filter{}), 1)
 	})
 
@@ -193,7 +200,7 @@ func init() {
 	register("MarkSuccess", func(t *testing.T, e *env) {
 		s, ctx := e.store, e.ctx
 		a := e.upsert(t, binding.Binding{LocalID: "L1", Status: binding.StatusFailed, LastError: "boom", RetryCount: 3, Hash: "old"})
-		at := time.Date(2025, 7, 1, 12, 30, 0, 250_000_000, time.UTC)
+		at := time.Date(2025, 7, 1, 12, 30, 0, 250_000_000, time.FixedZone("UTC-7", -7*3600))
 		extAt := time.Date(2025, 6, 30, 8, 0, 0, 0, time.UTC)
 		b, err := s.MarkSuccess(ctx, a.ID, binding.Success{ExternalID: "E1", Hash: "h1", ExternalUpdatedAt: extAt, At: at})
 		noErr(t, "MarkSuccess", err)
