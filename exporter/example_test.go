@@ -1,0 +1,59 @@
+package exporter_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/exporter"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+)
+
+// Customer is the application's own type.
+type Customer struct {
+	Name  string
+	Email string
+}
+
+func ExampleBatch() {
+	ctx := context.Background()
+	api := fakeapi.New() // stands in for the external API
+	defer api.Close()
+	client, _ := adapter.New(api.URL)
+
+	customers := local.NewMemory[Customer]() // the app's store
+	customers.Put("1", Customer{"Ann", "ann@example.com"})
+	customers.Put("2", Customer{"Bob", "bob@example.com"})
+	bindings := binding.NewMemoryStore()
+
+	exp, err := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
+		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
+			return map[string]any{"full_name": c.Name, "email": c.Email}, nil
+		})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	batch, _ := exporter.NewBatch(exp)
+	sum, err := batch.Export(ctx, []string{"1", "2"})
+	fmt.Printf("created %d, updated %d, skipped %d, err %v\n", sum.Created, sum.Updated, sum.Skipped, err)
+
+	customers.Put("2", Customer{"Bob", "bob@example.org"})
+	sum, _ = batch.Export(ctx, []string{"1", "2"})
+	fmt.Printf("created %d, updated %d, skipped %d\n", sum.Created, sum.Updated, sum.Skipped)
+
+	ext, _ := binding.NewBinder(bindings, "crm").ToExternal(ctx, "customer", "2")
+	fmt.Println("remote records:", api.Count("contacts"), "customer 2 is", ext)
+
+	// Deleting locally propagates.
+	_ = customers.Delete(ctx, "1")
+	res, _ := exp.Delete(ctx, "1")
+	fmt.Println(res.Action, "remote records:", api.Count("contacts"))
+	// Output:
+	// created 2, updated 0, skipped 0, err <nil>
+	// created 0, updated 1, skipped 1
+	// remote records: 2 customer 2 is 2
+	// deleted remote records: 1
+}

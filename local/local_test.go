@@ -1,0 +1,79 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/connkit/connkit/local"
+)
+
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	m := local.NewMemory[string]()
+	id, err := m.Create(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, "1", id)
+	v, err := m.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "a", v)
+	require.NoError(t, m.Update(ctx, id, "b"))
+	_, err = m.Get(ctx, "9")
+	assert.ErrorIs(t, err, local.ErrNotFound)
+	assert.ErrorIs(t, m.Update(ctx, "9", "x"), local.ErrNotFound)
+	assert.ErrorIs(t, m.Delete(ctx, "9"), local.ErrNotFound)
+	require.NoError(t, m.Delete(ctx, id))
+	assert.Equal(t, 0, m.Len())
+	assert.Equal(t, [3]int{1, 1, 1}, [3]int{m.Creates(), m.Updates(), m.Deletes()})
+
+	m.Put("10", "seeded")
+	id, _ = m.Create(ctx, "next")
+	assert.Equal(t, "11", id, "IDs continue after seeded ones")
+	assert.Equal(t, []string{"10", "11"}, m.IDs())
+	assert.Equal(t, map[string]string{"10": "seeded", "11": "next"}, m.Snapshot())
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = m.Create(cctx, "x")
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestMemoryCreateKeyedConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m := local.NewMemory[int]()
+	var wg sync.WaitGroup
+	ids := make([]string, 50)
+	for i := range ids {
+		wg.Go(func() {
+			id, _, err := m.CreateKeyed(ctx, fmt.Sprintf("k%d", i%5), i)
+			assert.NoError(t, err)
+			ids[i] = id
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 5, m.Len())
+	assert.Equal(t, 5, m.Creates())
+	for i := range ids {
+		assert.Equal(t, ids[i%5], ids[i])
+	}
+	// A deleted record's key creates again.
+	require.NoError(t, m.Delete(ctx, ids[0]))
+	id, created, err := m.CreateKeyed(ctx, "k0", 0)
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.NotEqual(t, ids[0], id)
+}
+
+func ExampleMemory() {
+	ctx := context.Background()
+	var store local.Store[string] = local.NewMemory[string]()
+	id, _ := store.Create(ctx, "hello")
+	_ = store.Update(ctx, id, "hello, world")
+	v, _ := store.Get(ctx, id)
+	fmt.Println(id, v)
+	// Output: 1 hello, world
+}
