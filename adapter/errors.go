@@ -117,8 +117,7 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	if e.Body != "" && e.Status >= 400 {
-		body := e.Body
+	if body := strings.TrimSpace(e.Body); body != "" && e.Status >= 400 {
 		if len(body) > msgBodyLimit {
 			body = body[:msgBodyLimit] + "…"
 		}

@@ -235,7 +235,7 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	defer cancel()
 	conn, err := c.dialer.DialContext(dctx, network, addr)
 	if err != nil {
-		if dctx.Err() != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && (dctx.Err() != nil || isTimeout(err)) {
 			return nil, &timeoutError{phase: "connect", limit: d}
 		}
 		return nil, err
@@ -250,7 +250,7 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 	defer cancel()
 	raw, err := c.dialer.DialContext(dctx, network, addr)
 	if err != nil {
-		if dctx.Err() != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && (dctx.Err() != nil || isTimeout(err)) {
 			return nil, &timeoutError{phase: "connect", limit: d}
 		}
 		return nil, err
@@ -267,10 +267,16 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(dctx); err != nil {
 		raw.Close()
-		if dctx.Err() != nil && ctx.Err() == nil {
+		if ctx.Err() == nil && (dctx.Err() != nil || isTimeout(err)) {
 			return nil, &timeoutError{phase: "connect", limit: d}
 		}
 		return nil, err
 	}
 	return tc, nil
+}
+
+// isTimeout reports whether err says a deadline passed.
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
 }
