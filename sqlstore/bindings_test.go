@@ -13,6 +13,7 @@ import (
 func TestBindingConformance(t *testing.T) {
 	for _, e := range engines(t) {
 		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
 			var clocks sync.Map // *sqlstore.BindingStore → *fakeClock
 			bindingtest.Run(t, func(t *testing.T) binding.Store {
 				clk := newClock()

@@ -10,6 +10,7 @@ import (
 func TestStateConformance(t *testing.T) {
 	for _, e := range engines(t) {
 		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
 			statetest.Run(t, func(t *testing.T) state.Store { return e.open(t).State() })
 		})
 	}
