@@ -147,7 +147,7 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := &undoLog{prev: make(map[int64]*Binding), nextID: s.nextID, orderLen: len(s.order)}
+	u := &undoLog{steps: make([]undoStep, 0, len(bs)), nextID: s.nextID, orderLen: len(s.order)}
 	out := make([]Binding, len(bs))
 	for i, b := range bs {
 		got, err := s.upsertLocked(b, u)
@@ -162,23 +162,30 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 
 // undoLog remembers what a batch changed so that a failure can restore it.
 type undoLog struct {
-	prev     map[int64]*Binding // state before the batch; nil for bindings it inserted
+	steps    []undoStep
 	nextID   int64
 	orderLen int
 }
 
+// undoStep is one write of a batch: the binding's ID and its value before (nil: inserted).
+type undoStep struct {
+	id   int64
+	prev *Binding
+}
+
 func (s *MemoryStore) rollback(u *undoLog) {
-	// Unindex every touched binding first, then reindex the old versions: the state
-	// before the batch was consistent, so this cannot collide.
-	for id := range u.prev {
-		s.unindex(s.byID[id])
-		delete(s.byID, id)
-	}
-	for id, old := range u.prev {
-		if old != nil {
-			s.byID[id] = old
-			s.index(old)
+	// Undo the writes last to first: each step restores the state before that write,
+	// so indexes stay consistent at every step.
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		st := u.steps[i]
+		s.unindex(s.byID[st.id])
+		if st.prev == nil {
+			delete(s.byID, st.id)
+			continue
 		}
+		cur := s.byID[st.id]
+		*cur = *st.prev
+		s.index(cur)
 	}
 	s.nextID = u.nextID
 	s.order = s.order[:u.orderLen]
@@ -250,14 +257,12 @@ func (s *MemoryStore) writeLocked(cur *Binding, b Binding, u *undoLog) (Binding,
 		return Binding{}, err
 	}
 	if u != nil {
-		if _, seen := u.prev[next.ID]; !seen {
-			var old *Binding
-			if cur != nil {
-				c := *cur
-				old = &c
-			}
-			u.prev[next.ID] = old
+		var old *Binding
+		if cur != nil {
+			c := *cur
+			old = &c
 		}
+		u.steps = append(u.steps, undoStep{next.ID, old})
 	}
 	if cur != nil {
 		s.unindex(cur)
