@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -14,16 +15,60 @@ import (
 // ImportMapper turns an external JSON record into local [Values]. Build it once with
 // [NewImport] (or from a spec with [Spec.Import]) and call [ImportMapper.Map] per record;
 // it is safe for concurrent use.
-type ImportMapper struct{ base }
+type ImportMapper struct {
+	base
+	// Single-pass reading: when every rule's path starts with a plain key, Map walks
+	// the record's top-level object once instead of scanning it once per rule.
+	heads map[string][]int // top-level key → rule indexes
+	rests []string         // per rule: the rest of its path after the head ("" = whole value)
+	fast  bool
+}
 
 // NewImport builds an import mapper from rules, checking every rule and compiling every
 // expression now. Problems are reported together, each as a [*SpecError].
 func NewImport(name string, rules []Rule, opts ...Option) (*ImportMapper, error) {
-	m := &ImportMapper{base{name: name, cfg: newConfig(opts), rules: rules}}
+	m := &ImportMapper{base: base{name: name, cfg: newConfig(opts), rules: rules}}
 	if err := m.build(false); err != nil {
 		return nil, fmt.Errorf("building import mapper %q: %w", name, err)
 	}
+	m.planSinglePass()
 	return m, nil
+}
+
+func (m *ImportMapper) planSinglePass() {
+	m.heads = make(map[string][]int, len(m.rules))
+	m.rests = make([]string, len(m.rules))
+	for i := range m.rules {
+		from := m.rules[i].from
+		if from == "" {
+			continue
+		}
+		head, rest, _ := strings.Cut(from, ".")
+		if head == "" || strings.ContainsAny(head, `\*?#@|()[]{}!=<>%"`) || (rest == "" && strings.Contains(from, ".")) {
+			m.heads, m.rests = nil, nil
+			return
+		}
+		m.heads[head] = append(m.heads[head], i)
+		m.rests[i] = rest
+	}
+	m.fast = len(m.heads) > 1
+}
+
+// readAll fills res[i] for every rule i that reads a path, in one pass over the record.
+func (m *ImportMapper) readAll(raw string, res []gjson.Result) {
+	gjson.Parse(raw).ForEach(func(k, v gjson.Result) bool {
+		for _, i := range m.heads[k.Str] {
+			if res[i].Index != 0 || res[i].Type != gjson.Null || res[i].Raw != "" {
+				continue // duplicate key: the first one wins, as with gjson.Get
+			}
+			if m.rests[i] == "" {
+				res[i] = v
+			} else {
+				res[i] = v.Get(m.rests[i])
+			}
+		}
+		return true
+	})
 }
 
 // ErrInvalidRecord means the record given to an import mapper is not a JSON object.
@@ -55,6 +100,17 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 	}
 	out := make(Values, len(m.rules))
 	rec := Record{raw: raw, opts: opts, mapped: out}
+	if m.fast {
+		var buf [32]gjson.Result
+		res := buf[:0]
+		if len(m.rules) > len(buf) {
+			res = make([]gjson.Result, len(m.rules))
+		} else {
+			res = buf[:len(m.rules)]
+		}
+		m.readAll(raw, res)
+		rec.pre = res
+	}
 	collect := opts.AllErrors || m.cfg.collect
 	var errs []error
 	for i := range m.rules {
@@ -92,7 +148,7 @@ func isObject(s string) bool {
 func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out Values, label string) error {
 	switch r.kind {
 	case kindDirect:
-		res := gjson.Get(rec.raw, r.from)
+		res := rec.source(i, r.from)
 		var v any
 		if res.Type != gjson.Null {
 			v = jsonValue(res)
@@ -111,7 +167,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		}
 		merge(out, vals)
 	case kindRelation:
-		res := gjson.Get(rec.raw, r.from)
+		res := rec.source(i, r.from)
 		var v any
 		if res.Type != gjson.Null {
 			v = jsonValue(res)
@@ -127,7 +183,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		p := m.progs[i]
 		env := exprEnv{Values: out, Request: opts(rec).Request, Create: opts(rec).Create}
 		if r.from != "" {
-			if res := gjson.Get(rec.raw, r.from); res.Type != gjson.Null {
+			if res := rec.source(i, r.from); res.Type != gjson.Null {
 				env.Value = jsonValue(res)
 			}
 		}
@@ -157,7 +213,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 			out[r.to] = v
 		}
 	case kindChildren:
-		res := gjson.Get(rec.raw, r.from)
+		res := rec.source(i, r.from)
 		if !res.Exists() || res.Type == gjson.Null {
 			_, ok, err := finish(r, nil, res.Exists())
 			if err != nil {
@@ -258,6 +314,15 @@ type Record struct {
 	dec    map[string]any
 	ctx    context.Context
 	rel    Related
+	pre    []gjson.Result // import: values read in one pass, per rule index
+}
+
+// source returns the value at rule i's path.
+func (r *Record) source(i int, path string) gjson.Result {
+	if r.pre != nil {
+		return r.pre[i]
+	}
+	return gjson.Get(r.raw, path)
 }
 
 // Get reads a value of the source record: a gjson path on import (the JSON-decoded
