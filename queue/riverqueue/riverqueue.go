@@ -182,6 +182,13 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
+	queues := map[string]river.QueueConfig{queue.DefaultQueueName: {MaxWorkers: max(cfg.workers, 1)}}
+	for name, n := range cfg.queues {
+		if err := queue.ValidQueueName(name); err != nil {
+			return nil, fmt.Errorf("riverqueue: WithQueue: %w", err)
+		}
+		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
+	}
 	if cfg.migrate {
 		migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.logger, Schema: cfg.schema})
 		if err != nil {
@@ -197,13 +204,6 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		river.AddWorkerArgs(rw, rawArgs{kind: kind}, river.Worker[rawArgs](&riverWorker{kind: kind, workers: workers}))
 	}
 
-	queues := map[string]river.QueueConfig{queue.DefaultQueueName: {MaxWorkers: max(cfg.workers, 1)}}
-	for name, n := range cfg.queues {
-		if err := queue.ValidQueueName(name); err != nil {
-			return nil, fmt.Errorf("riverqueue: WithQueue: %w", err)
-		}
-		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
-	}
 	rc := &river.Config{
 		Logger:              cfg.logger,
 		MaxAttempts:         queue.DefaultMaxAttempts,

@@ -1,9 +1,13 @@
 package riverqueue_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -166,4 +170,176 @@ func TestPostgresConformance(t *testing.T) {
 		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run Postgres tests")
 	}
 	queuetest.Run(t, newPostgresQueue)
+}
+
+// Two clients on one database stand for two worker processes on two
+// machines: each job runs exactly once, and both do some of the work.
+func TestPostgresClientsShareWork(t *testing.T) {
+	pool, schema := pgPool(t)
+	const n = 100
+	var mu sync.Mutex
+	runs := map[int]int{}
+	byClient := map[string]int{}
+	all := make(chan struct{})
+	newClient := func(name string) *riverqueue.Queue[pgx.Tx] {
+		w := queue.NewWorkers()
+		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error {
+			time.Sleep(2 * time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			runs[job.Args.N]++
+			byClient[name]++
+			if len(runs) == n && byClient["a"]+byClient["b"] == n {
+				close(all)
+			}
+			return nil
+		})
+		q, err := riverqueue.NewPostgres(context.Background(), pool, w,
+			append(testOptions(queuetest.Config{MaxWorkers: 2}), riverqueue.WithSchema(schema))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q
+	}
+	a, b := newClient("a"), newClient("b")
+	ctx := context.Background()
+	for i := range n {
+		if _, err := a.Enqueue(ctx, queuetest.EchoArgs{N: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []*riverqueue.Queue[pgx.Tx]{a, b} {
+		if err := q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatal("jobs did not all run")
+	}
+	for _, q := range []*riverqueue.Queue[pgx.Tx]{a, b} {
+		if err := q.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range n {
+		if runs[i] != 1 {
+			t.Errorf("job %d ran %d times", i, runs[i])
+		}
+	}
+	if byClient["a"] == 0 || byClient["b"] == 0 {
+		t.Logf("work split a=%d b=%d (one client took everything; allowed but unusual)", byClient["a"], byClient["b"])
+	}
+}
+
+func TestEnqueueTxCommitsWithTheTransaction(t *testing.T) {
+	w := queue.NewWorkers()
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error { return nil })
+	db, err := sql.Open("sqlite", migratedSQLiteFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	defer db.Close()
+	ctx := context.Background()
+	q, err := riverqueue.NewSQLite(ctx, db, w, riverqueue.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolledBack, err := q.EnqueueTx(ctx, tx, queuetest.EchoArgs{Name: "rolled back"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.GetJob(ctx, rolledBack.ID); !errors.Is(err, queue.ErrJobNotFound) {
+		t.Errorf("job enqueued in a rolled back tx: %v, want ErrJobNotFound", err)
+	}
+
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := q.EnqueueTx(ctx, tx, queuetest.EchoArgs{Name: "committed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := q.GetJob(ctx, committed.ID); err != nil || got.State != queue.StateAvailable {
+		t.Errorf("job enqueued in a committed tx: %+v, %v", got, err)
+	}
+}
+
+func TestConstructorsRefuseNil(t *testing.T) {
+	ctx := context.Background()
+	if _, err := riverqueue.NewSQLite(ctx, nil, queue.NewWorkers()); err == nil {
+		t.Error("NewSQLite(nil db) succeeded")
+	}
+	if _, err := riverqueue.NewPostgres(ctx, nil, queue.NewWorkers()); err == nil {
+		t.Error("NewPostgres(nil pool) succeeded")
+	}
+	if _, err := riverqueue.OpenSQLite(ctx, filepath.Join(t.TempDir(), "q.db"), queue.NewWorkers(),
+		riverqueue.WithQueue("Bad Name", 1), riverqueue.WithLogger(quiet)); !errors.Is(err, queue.ErrInvalidOption) {
+		t.Errorf("bad queue name: %v, want ErrInvalidOption", err)
+	}
+}
+
+func TestIdentityKeyIsNotSeenByWorker(t *testing.T) {
+	w := queue.NewWorkers()
+	got := make(chan *queue.Job[strictArgs], 1)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[strictArgs]) error {
+		got <- job
+		return nil
+	})
+	q := newSQLiteQueue(t, w, queuetest.Config{})
+	ctx := context.Background()
+	info, err := q.Enqueue(ctx, strictArgs{ID: 7}, queue.WithIdentityKey("strict:7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(info.Args) != `{"id":7}` || info.IdentityKey != "strict:7" {
+		t.Errorf("JobInfo args %s key %q; want the caller's JSON and the key apart", info.Args, info.IdentityKey)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case job := <-got:
+		if job.Args.ID != 7 || job.IdentityKey != "strict:7" {
+			t.Errorf("worker got %+v", job)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("job did not run (or failed to decode)")
+	}
+}
+
+// strictArgs refuses unknown fields, so a leaked identity field would fail.
+type strictArgs struct {
+	ID int `json:"id"`
+}
+
+func (strictArgs) Kind() string { return "strict" }
+
+func (a *strictArgs) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var v struct {
+		ID int `json:"id"`
+	}
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	a.ID = v.ID
+	return nil
 }
