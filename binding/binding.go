@@ -193,7 +193,9 @@ var (
 
 // LockedError is returned by Claim when another owner holds an unexpired lease.
 type LockedError struct {
-	ID      int64
+	// ID is the binding asked for.
+	ID int64
+	// Owner holds the lease until Expires; retry after that, or skip the record.
 	Owner   string
 	Expires time.Time
 }
