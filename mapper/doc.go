@@ -1,0 +1,72 @@
+// Package mapper turns one side's record into the other's: an external JSON record into
+// local values on import, local values into an external JSON payload on export. It is
+// the Go counterpart of generic_connector's mapper components (direct mappings,
+// @mapping, @only_create, @changed_by, children) and of BJ API Sync's field-mapping
+// lines (plain, relational, Python script), with expressions in place of Python.
+//
+// # Entry points
+//
+// Build a mapper once, use it for every record (mappers are safe for concurrent use):
+//
+//	imp, err := mapper.NewImport("product.import", rules, mapper.WithResolver(binder))
+//	values, err := imp.Map(ctx, recordJSON, mapper.Options{Create: true})
+//
+//	exp, err := mapper.NewExport("product.export", rules, mapper.WithResolver(binder))
+//	payload, err := exp.Map(ctx, localValues, mapper.Options{Changed: []string{"name"}})
+//
+// [MapTo] and [MapFrom] do the same with Go structs ([Decode] / [Encode] convert
+// between [Values] and structs by `mapper` or `json` tags, no reflection code needed
+// from the caller). [LoadImport] and [LoadExport] build mappers from JSON or YAML files
+// (see [Spec]).
+//
+// # Rules
+//
+// Rules run in order; each writes into the result:
+//   - [Direct]: copy a value through [Converter]s ([String], [Int], [Float], [Bool],
+//     [Time], [TimeIn], [FormatTime], [Enum], [EnumDefault], [Trim], [Lower], [Upper],
+//     [Convert] for a Go func), with [Default] and [Required].
+//   - [Func]: a Go func computing several values (OCA's @mapping).
+//   - [Relation]: an ID of a related record through the [IDResolver] (the binder);
+//     on import a missing one fails, is skipped or is imported first ([OnMissing]).
+//   - [Expr] (evaluate mode) and [Exec] (execute mode): expressions.
+//   - [Children]: one-to-many lines with their own mapper.
+//
+// Any rule can be limited with [OnlyCreate] and [ChangedBy].
+//
+// Paths: on import, "from" is a gjson path ("variants.0.price",
+// "items.#(sku==\"A\").qty") and "to" a flat local field; on export, "from" is a dotted
+// local path that may cross related records ("partner_id.name", read through [Related]
+// with the models given by [Through], or through nested maps in the values) and "to"
+// is an sjson path ("order.lines.0.sku").
+//
+// # Expressions
+//
+// Expressions use github.com/expr-lang/expr. They are compiled when the mapper is built
+// (a syntax or type error is a build error, never a mapping error) and see:
+//
+//	record   the source record (external JSON object on import, local values on export)
+//	values   the values mapped so far by earlier rules
+//	request  Options.Request (BJ's request_data)
+//	value    the value at the rule's source path, if it has one
+//	create   Options.Create
+//	field(p) one path of the source record, without decoding all of it
+//
+// plus expr's built-ins (upper, lower, trim, split, replace, hasPrefix, len, sum, map,
+// filter, now, date, duration, toJSON, fromJSON…) and b64encode, b64decode,
+// parseTime(layout, s), formatTime(t, layout), today() and coalesce(a, b, …).
+//
+// Sandbox: expressions have no I/O functions and cannot call methods of Go values
+// other than time.Time's; the environment holds data only. expr has no loops; the node
+// limit at compile time and the memory budget at run time ([WithExprLimits]) bound what
+// one evaluation can do, so a hostile expression fails with [ErrExpression] rather than
+// hanging or exhausting the process. expr's VM cannot be interrupted by a context, so
+// Map checks ctx between records, not inside an expression.
+//
+// # Errors
+//
+// Map returns [*MappingError] naming mapper, rule, field and record, wrapping the cause
+// ([ErrRequired], [ErrConvert], [ErrMissingDependency], [ErrExpression], the resolver's
+// error…). With [Options].AllErrors or [CollectErrors], every failing rule of the record
+// is reported (errors.Join). Building a mapper reports every invalid rule as a
+// [*SpecError] with its position (and YAML line).
+package mapper
