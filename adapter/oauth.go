@@ -47,7 +47,7 @@ func OAuth2RefreshToken(cfg *oauth2.Config, tok *oauth2.Token, onRotate func(ctx
 		rt := a.refresh
 		a.mu.Unlock()
 		if rt == "" {
-			return nil, errors.New("no refresh token: obtain one with the authorization-code flow first")
+			return nil, errors.New("OAuth2 refresh flow has no refresh token to start from; obtain one with the authorization-code flow first")
 		}
 		nt, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt}).Token()
 		if err != nil {
@@ -184,7 +184,7 @@ func (a *oauthAuth) run(ctx context.Context, f *tokenFlight, hc *http.Client, ti
 		err = errors.New("the token endpoint returned no access token")
 	}
 	if err != nil {
-		err = fmt.Errorf("obtaining an OAuth2 access token: %w", err)
+		err = fmt.Errorf("OAuth2 token request failed (%w)", err)
 		tok = nil
 	} else {
 		a.addSecrets(tok.AccessToken, tok.RefreshToken)

@@ -1,0 +1,368 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+func echoAuthServer(t *testing.T, check func(r *http.Request) bool) string {
+	return serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !check(r) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte("{}"))
+	})).URL
+}
+
+func TestBasicAuth(t *testing.T) {
+	url := echoAuthServer(t, func(r *http.Request) bool {
+		u, p, ok := r.BasicAuth()
+		return ok && u == "shop" && p == "pa:ss"
+	})
+	c, _ := newClient(t, url, WithAuth(BasicAuth("shop", "pa:ss")))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+
+	bad, _ := newClient(t, url, WithAuth(BasicAuth("shop", "wrong")))
+	_, err = bad.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrUnauthorized)
+}
+
+func TestBearerAuth(t *testing.T) {
+	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-123" })
+	c, _ := newClient(t, url, WithAuth(BearerAuth("tok-123")))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+}
+
+func TestAPIKeyHeaderAndQuery(t *testing.T) {
+	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("X-API-Key") == "key-1" })
+	c, _ := newClient(t, url, WithAuth(APIKeyHeader("X-API-Key", "key-1")))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+
+	var raw atomic.Value
+	url = echoAuthServer(t, func(r *http.Request) bool {
+		raw.Store(r.URL.RawQuery)
+		return r.URL.Query().Get("api_key") == "key-2" && len(r.URL.Query()["api_key"]) == 1
+	})
+	c, _ = newClient(t, url, WithAuth(APIKeyQuery("api_key", "key-2")))
+	resp, err := c.Get(context.Background(), "x", WithQuery("page", "3"))
+	require.NoError(t, err)
+	assert.Equal(t, "api_key=key-2&page=3", raw.Load())
+	assert.Equal(t, "key-2", resp.URL.Query().Get("api_key"), "Response.URL is the URL as sent")
+
+	// Retries keep one copy of the parameter.
+	s := &scripted{statuses: []int{503, 200}, seen: make(chan *http.Request, 4)}
+	srv := serve(t, s)
+	c, _ = newClient(t, srv.URL, WithAuth(APIKeyQuery("api_key", "key-2")))
+	_, err = c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	<-s.seen
+	assert.Equal(t, "api_key=key-2", (<-s.seen).URL.RawQuery)
+}
+
+func TestAuthFunc(t *testing.T) {
+	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("X-Custom") == "yes" })
+	c, _ := newClient(t, url, WithAuth(AuthFunc(func(r *http.Request) error {
+		r.Header.Set("X-Custom", "yes")
+		return nil
+	})))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+
+	boom := errors.New("vault sealed")
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	c, _ = newClient(t, srv.URL, WithAuth(AuthFunc(func(*http.Request) error { return boom })))
+	_, err = c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, boom)
+	require.ErrorIs(t, err, ErrUnauthorized)
+	assert.Equal(t, int32(0), s.hits.Load(), "no request without credentials")
+}
+
+func TestHMACSignatureVerifiedByServer(t *testing.T) {
+	secret := []byte("hmac-secret-1")
+	var verified atomic.Int32
+	var hits atomic.Int32
+	now := time.Unix(1_700_000_000, 0)
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts := r.Header.Get("X-Ts")
+		want := "sha256=" + SignHMAC(secret, r.Method, r.URL.RequestURI(), ts, body)
+		if r.Header.Get("X-Sig") != want || ts != strconv.FormatInt(now.Unix(), 10) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		verified.Add(1)
+		if hits.Add(1) == 1 {
+			w.WriteHeader(503) // the retry must be signed again
+			return
+		}
+		w.Write([]byte("{}"))
+	}))
+	auth := HMACAuth(secret, HMACSignatureHeader("X-Sig"), HMACTimestampHeader("X-Ts"), HMACPrefix("sha256="), HMACClock(func() time.Time { return now }))
+	c, _ := newClient(t, srv.URL, WithAuth(auth))
+	resp, err := c.Put(context.Background(), "orders/1?x=a%20b&y=2", map[string]string{"status": "paid"})
+	require.NoError(t, err)
+	assert.Equal(t, 2, resp.Attempts)
+	assert.Equal(t, int32(2), verified.Load())
+
+	_, err = c.Get(context.Background(), "orders")
+	require.NoError(t, err)
+	assert.Equal(t, int32(3), verified.Load())
+}
+
+func TestHMACSignatureKnownVector(t *testing.T) {
+	// Recomputed independently: printf 'POST\n/v1/orders?a=1\n1700000000\n{"x":1}' | openssl dgst -sha256 -hmac key
+	got := SignHMAC([]byte("key"), "POST", "/v1/orders?a=1", "1700000000", []byte(`{"x":1}`))
+	assert.Len(t, got, 64)
+	assert.Equal(t, got, SignHMAC([]byte("key"), "POST", "/v1/orders?a=1", "1700000000", []byte(`{"x":1}`)))
+	assert.NotEqual(t, got, SignHMAC([]byte("key"), "POST", "/v1/orders?a=2", "1700000000", []byte(`{"x":1}`)))
+
+	r, _ := http.NewRequest("GET", "http://x/p", nil)
+	require.NoError(t, HMACAuth([]byte("key"), HMACBase64(), HMACClock(func() time.Time { return time.Unix(5, 0) })).Apply(r))
+	assert.Len(t, r.Header.Get("X-Signature"), 44)
+	assert.Equal(t, "5", r.Header.Get("X-Timestamp"))
+	require.Error(t, HMACAuth(nil).Apply(r), "an empty secret is refused")
+}
+
+// tokenServer is an OAuth2 token endpoint that hands out tok-1, tok-2, … and rotates
+// refresh tokens rt-1 → rt-2 → ….
+type tokenServer struct {
+	hits     atomic.Int32
+	mu       sync.Mutex
+	grants   []string
+	refresh  []string
+	delay    time.Duration
+	fail     bool
+	lifetime int
+}
+
+func (ts *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := ts.hits.Add(1)
+	if ts.delay > 0 {
+		time.Sleep(ts.delay)
+	}
+	r.ParseForm()
+	ts.mu.Lock()
+	ts.grants = append(ts.grants, r.Form.Get("grant_type"))
+	ts.refresh = append(ts.refresh, r.Form.Get("refresh_token"))
+	ts.mu.Unlock()
+	if ts.fail {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_client"}`)
+		return
+	}
+	life := ts.lifetime
+	if life == 0 {
+		life = 3600
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"access_token":"tok-%d","token_type":"Bearer","expires_in":%d,"refresh_token":"rt-%d"}`, n, life, n+1)
+}
+
+// apiServer accepts only the listed bearer tokens.
+func apiServer(t *testing.T, valid ...string) (*atomic.Int32, string) {
+	var hits atomic.Int32
+	ok := map[string]bool{}
+	for _, v := range valid {
+		ok["Bearer "+v] = true
+	}
+	return &hits, serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if !ok[r.Header.Get("Authorization")] {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	})).URL
+}
+
+func TestOAuth2ClientCredentialsFetchedOnceAcrossGoroutines(t *testing.T) {
+	ts := &tokenServer{delay: 20 * time.Millisecond}
+	tokenURL := serve(t, ts).URL
+	apiHits, api := apiServer(t, "tok-1")
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "client-secret-1", TokenURL: tokenURL, Scopes: []string{"read"}})
+	c, _ := newClient(t, api, WithAuth(auth))
+
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			_, err := c.Get(context.Background(), "x")
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), ts.hits.Load(), "one token request for 50 goroutines")
+	assert.Equal(t, int32(50), apiHits.Load())
+	assert.Equal(t, []string{"client_credentials"}, ts.grants)
+	assert.Equal(t, "[REDACTED]", c.Redactor().String("tok-1"), "fetched tokens become secrets")
+	assert.Equal(t, "[REDACTED]", c.Redactor().String("client-secret-1"))
+}
+
+func TestOAuth2UnauthorizedRefreshesOnceAndRetries(t *testing.T) {
+	ts := &tokenServer{}
+	tokenURL := serve(t, ts).URL
+	apiHits, api := apiServer(t, "tok-2") // the first token is rejected
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
+	c, ft := newClient(t, api, WithAuth(auth), WithRetries(0))
+	resp, err := c.Get(context.Background(), "x")
+	require.NoError(t, err, "401 → refresh → retry even with retries disabled")
+	assert.Equal(t, 2, resp.Attempts)
+	assert.Equal(t, int32(2), ts.hits.Load())
+	assert.Equal(t, int32(2), apiHits.Load())
+	assert.Empty(t, ft.Waits(), "no backoff before the refreshed retry")
+
+	// Later calls reuse tok-2.
+	_, err = c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), ts.hits.Load())
+}
+
+func TestOAuth2UnauthorizedTwiceFails(t *testing.T) {
+	ts := &tokenServer{}
+	tokenURL := serve(t, ts).URL
+	apiHits, api := apiServer(t) // rejects everything
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
+	c, _ := newClient(t, api, WithAuth(auth))
+	_, err := c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrUnauthorized)
+	var e *Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 401, e.Status)
+	assert.Equal(t, 2, e.Attempts, "one refresh-and-retry, then give up")
+	assert.Equal(t, int32(2), apiHits.Load())
+	assert.Equal(t, int32(2), ts.hits.Load())
+}
+
+func TestOAuth2ConcurrentUnauthorizedRefreshOnce(t *testing.T) {
+	ts := &tokenServer{delay: 10 * time.Millisecond}
+	tokenURL := serve(t, ts).URL
+	_, api := apiServer(t, "tok-2")
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
+	c, _ := newClient(t, api, WithAuth(auth))
+	// Everyone gets tok-1 first.
+	r, _ := http.NewRequest("GET", api, nil)
+	require.NoError(t, auth.Apply(r))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := c.Get(context.Background(), "x")
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int32(2), ts.hits.Load(), "tok-1 once, then one refresh for all 20 goroutines")
+}
+
+func TestOAuth2TokenEndpointFailure(t *testing.T) {
+	ts := &tokenServer{fail: true}
+	tokenURL := serve(t, ts).URL
+	apiHits, api := apiServer(t, "tok-1")
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
+	c, _ := newClient(t, api, WithAuth(auth))
+	_, err := c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrUnauthorized)
+	assert.Contains(t, err.Error(), "OAuth2 token request failed")
+	assert.Contains(t, err.Error(), "invalid_client")
+	var re *oauth2.RetrieveError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, int32(0), apiHits.Load())
+}
+
+func TestOAuth2CallerGivesUpWhileTokenInFlight(t *testing.T) {
+	ts := &tokenServer{delay: 100 * time.Millisecond}
+	tokenURL := serve(t, ts).URL
+	_, api := apiServer(t, "tok-1")
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
+	c, _ := newClient(t, api, WithAuth(auth))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := c.Get(ctx, "x")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.NotErrorIs(t, err, ErrUnauthorized)
+	// The token request finished anyway and is reused.
+	_, err = c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), ts.hits.Load())
+}
+
+func TestOAuth2RefreshTokenRotation(t *testing.T) {
+	ts := &tokenServer{}
+	tokenURL := serve(t, ts).URL
+	_, api := apiServer(t, "tok-1", "tok-2")
+	var mu sync.Mutex
+	var rotated []string
+	cfg := &oauth2.Config{ClientID: "id", ClientSecret: "s", Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}
+	auth := OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt-0"}, func(_ context.Context, tok *oauth2.Token) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rotated = append(rotated, tok.RefreshToken)
+		return nil
+	})
+	c, _ := newClient(t, api, WithAuth(auth))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"rt-2"}, rotated, "the new refresh token is handed over for persistence")
+
+	// Force a refresh: the next one must use the rotated refresh token.
+	r, _ := http.NewRequest("GET", api, nil)
+	r.Header.Set("Authorization", "Bearer tok-1")
+	ok, err := auth.(Refresher).Refresh(context.Background(), r)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, []string{"rt-0", "rt-2"}, ts.refresh)
+	assert.Equal(t, []string{"refresh_token", "refresh_token"}, ts.grants)
+	assert.Equal(t, []string{"rt-2", "rt-3"}, rotated)
+	assert.Equal(t, "[REDACTED]", c.Redactor().String("rt-3"))
+}
+
+func TestOAuth2RefreshTokenStartsWithStoredAccessToken(t *testing.T) {
+	ts := &tokenServer{}
+	tokenURL := serve(t, ts).URL
+	_, api := apiServer(t, "stored-access")
+	cfg := &oauth2.Config{ClientID: "id", Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}
+	auth := OAuth2RefreshToken(cfg, &oauth2.Token{AccessToken: "stored-access", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}, nil)
+	c, _ := newClient(t, api, WithAuth(auth))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, int32(0), ts.hits.Load())
+
+	noRT := OAuth2RefreshToken(cfg, nil, nil)
+	c, _ = newClient(t, api, WithAuth(noRT))
+	_, err = c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrUnauthorized)
+	assert.Contains(t, err.Error(), "has no refresh token to start from")
+}
+
+func TestOAuth2RotationCallbackFailureIsLogged(t *testing.T) {
+	ts := &tokenServer{}
+	tokenURL := serve(t, ts).URL
+	_, api := apiServer(t, "tok-1")
+	var logged atomic.Int32
+	h := &captureHandler{fn: func(msg string, _ map[string]string) { logged.Add(1) }}
+	cfg := &oauth2.Config{ClientID: "id", Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}
+	auth := OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt-0"}, func(context.Context, *oauth2.Token) error {
+		return errors.New("disk full")
+	})
+	c, _ := newClient(t, api, WithAuth(auth), WithLogger(newSlog(h)))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err, "the new token is still used")
+	assert.Equal(t, int32(1), logged.Load())
+}

@@ -1,0 +1,181 @@
+package adapter
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
+)
+
+func TestRateLimitSharedAcrossGoroutines(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	ft := newFakeTime()
+	ft.advance = false // a frozen clock: every reservation queues behind the others
+	c, err := New(srv.URL, append(ft.opts(), WithRateLimit(2, 1))...)
+	require.NoError(t, err)
+
+	const n = 10
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			_, err := c.Get(context.Background(), "x")
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	waits := ft.Waits()
+	slices.Sort(waits)
+	// One request goes at once (burst 1); the others queue at 2/s on the one shared limiter.
+	want := make([]time.Duration, 0, n-1)
+	for i := 1; i < n; i++ {
+		want = append(want, time.Duration(i)*500*time.Millisecond)
+	}
+	assert.Equal(t, want, waits)
+	assert.Equal(t, int32(n), s.hits.Load())
+}
+
+func TestRateLimit429SlowsDownAndPauses(t *testing.T) {
+	s := &scripted{statuses: []int{429, 200, 200, 200}}
+	srv := serve(t, s)
+	c, ft := newClient(t, srv.URL, WithRateLimit(10, 5))
+	start := ft.Now()
+	resp, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, 2, resp.Attempts)
+	// The 429 halved the rate; the success after it starts the recovery.
+	assert.InDelta(t, 5*1.1, float64(c.Limiter().Rate()), 1e-9)
+	assert.WithinDuration(t, start.Add(time.Second), c.Limiter().PausedUntil(), 0, "429 without Retry-After pauses everyone for a second")
+
+	for range 10 {
+		_, err := c.Get(context.Background(), "x")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, rate.Limit(10), c.Limiter().Rate(), "successes restore the configured rate")
+}
+
+func TestRateLimit429PausesUnlimitedClient(t *testing.T) {
+	s := &scripted{statuses: []int{429, 200}, header: http.Header{"Retry-After": {"3"}}}
+	srv := serve(t, s)
+	c, ft := newClient(t, srv.URL)
+	start := ft.Now()
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, rate.Inf, c.Limiter().Rate())
+	assert.WithinDuration(t, start.Add(3*time.Second), c.Limiter().PausedUntil(), 0)
+}
+
+func TestRateLimitRepeated429sHitTheFloor(t *testing.T) {
+	l := newLimiter(1, 1, time.Now)
+	for range 20 {
+		l.observe(&http.Response{StatusCode: 429, Header: http.Header{}})
+	}
+	assert.Equal(t, minSlowRate, l.Rate())
+}
+
+func TestShopifyCallLimitHook(t *testing.T) {
+	var mu sync.Mutex
+	limit := "39/40"
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		w.Header().Set("X-Shopify-Shop-Api-Call-Limit", limit)
+		mu.Unlock()
+		w.Write([]byte("{}"))
+	}))
+	c, ft := newClient(t, srv.URL, WithRateLimitHook(ShopifyCallLimit(0)))
+	t0 := ft.Now()
+	_, err := c.Get(context.Background(), "products.json")
+	require.NoError(t, err)
+	// 1 call free, reserve 4: wait for 4 calls to leak at 2/s.
+	assert.WithinDuration(t, t0.Add(2*time.Second), c.Limiter().PausedUntil(), 0)
+
+	mu.Lock()
+	limit = "10/40"
+	mu.Unlock()
+	_, err = c.Get(context.Background(), "products.json")
+	require.NoError(t, err)
+	assert.Equal(t, []time.Duration{2 * time.Second}, ft.Waits(), "the next request waited out the pause")
+	_, err = c.Get(context.Background(), "products.json")
+	require.NoError(t, err)
+	assert.Len(t, ft.Waits(), 1, "plenty of room: no more pauses")
+}
+
+func TestShopifyCallLimitParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"40/40":   2500 * time.Millisecond,
+		"36/40":   500 * time.Millisecond,
+		"35/40":   0,
+		"0/40":    0,
+		"80/80":   4500 * time.Millisecond,
+		"junk":    0,
+		"1/0":     0,
+		"x/40":    0,
+		" 39/40 ": 2 * time.Second,
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+		ShopifyCallLimit(2)(&http.Response{Header: http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}}, l)
+		if want == 0 {
+			assert.True(t, l.PausedUntil().IsZero(), v)
+		} else {
+			assert.WithinDuration(t, now.Add(want), l.PausedUntil(), 0, v)
+		}
+	}
+}
+
+func TestRateLimitHeadersHook(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		remaining, reset string
+		want             time.Time
+	}{
+		{"0", "30", now.Add(30 * time.Second)},
+		{"0", strconv.FormatInt(now.Add(time.Minute).Unix(), 10), now.Add(time.Minute)},
+		{"5", "30", time.Time{}},
+		{"0", "", time.Time{}},
+		{"0", "-1", time.Time{}},
+		{"", "30", time.Time{}},
+		{"0", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10), time.Time{}},
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+		h := http.Header{}
+		if tc.remaining != "" {
+			h.Set("X-RateLimit-Remaining", tc.remaining)
+		}
+		h.Set("X-RateLimit-Reset", tc.reset)
+		RateLimitHeaders()(&http.Response{Header: h}, l)
+		assert.WithinDuration(t, tc.want, l.PausedUntil(), 0, "%+v", tc)
+	}
+}
+
+func TestLimiterSetRateAndPauseNeverShortens(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+	l.SetRate(3, 2)
+	assert.Equal(t, rate.Limit(3), l.Rate())
+	l.PauseUntil(now.Add(time.Minute))
+	l.PauseUntil(now.Add(time.Second))
+	assert.WithinDuration(t, now.Add(time.Minute), l.PausedUntil(), 0)
+	assert.Equal(t, now, l.Now())
+}
+
+func TestLimiterWaitHonoursContext(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newLimiter(1, 1, func() time.Time { return now })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sleep := func(ctx context.Context, d time.Duration) error { return ctx.Err() }
+	require.NoError(t, l.wait(ctx, sleep), "the first token is free")
+	require.ErrorIs(t, l.wait(ctx, sleep), context.Canceled)
+	// The canceled reservation was returned: the next caller does not wait twice as long.
+	var got time.Duration
+	require.NoError(t, l.wait(context.Background(), func(_ context.Context, d time.Duration) error { got = d; return nil }))
+	assert.Equal(t, time.Second, got)
+}
