@@ -432,12 +432,12 @@ func (p *Pool) dispatch(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	for _, q := range p.queues {
-		for q.running < q.limit && q.ready.Len() > 0 {
-			e := heap.Pop(&q.ready).(heapEntry)
-			if e.gen != e.job.gen {
-				continue
+		for q.running < q.limit {
+			j := p.popReady(q)
+			if j == nil {
+				break
 			}
-			p.startJob(ctx, q, e.job, now)
+			p.startJob(ctx, q, j)
 		}
 	}
 	for p.delayed.Len() > 0 {
@@ -449,31 +449,68 @@ func (p *Pool) dispatch(ctx context.Context) time.Time {
 	return time.Time{}
 }
 
-func (p *Pool) startJob(ctx context.Context, q *poolQueue, j *poolJob, now time.Time) {
+// startJob starts a worker goroutine for j; called with p.mu held. The
+// goroutine keeps taking ready jobs from its queue while there are any, so
+// a busy queue reuses goroutines (and their grown stacks).
+func (p *Pool) startJob(ctx context.Context, q *poolQueue, j *poolJob) {
+	q.running++
+	p.running.Add(1)
+	run := p.begin(ctx, j)
+	go p.work(ctx, q, j, run)
+}
+
+type jobRun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	meta   JobMeta
+	raw    []byte
+}
+
+// begin marks j running; called with p.mu held.
+func (p *Pool) begin(ctx context.Context, j *poolJob) jobRun {
 	j.gen++
 	j.info.State = StateRunning
 	j.info.Attempt++
 	jctx, cancel := context.WithCancel(ctx)
 	j.cancel = cancel
-	q.running++
-	p.running.Add(1)
-	meta := JobMeta{
+	return jobRun{ctx: jctx, cancel: cancel, raw: j.info.Args, meta: JobMeta{
 		ID: j.info.ID, Kind: j.info.Kind, Queue: j.info.Queue, Priority: j.info.Priority,
 		Attempt: j.info.Attempt, MaxAttempts: j.info.MaxAttempts, IdentityKey: j.info.IdentityKey,
 		CreatedAt: j.info.CreatedAt,
-	}
-	raw := j.info.Args
-	go func() {
-		defer p.running.Done()
-		err := p.workers.Work(jctx, meta, raw)
-		cancel()
+	}}
+}
+
+func (p *Pool) work(ctx context.Context, q *poolQueue, j *poolJob, run jobRun) {
+	defer p.running.Done()
+	for j != nil {
+		err := p.workers.Work(run.ctx, run.meta, run.raw)
+		run.cancel()
 		p.mu.Lock()
-		q.running--
 		j.cancel = nil
 		p.record(j, err)
+		j = nil
+		if p.state == poolStarted && ctx.Err() == nil {
+			j = p.popReady(q)
+		}
+		if j == nil {
+			q.running--
+		} else {
+			run = p.begin(ctx, j)
+		}
 		p.mu.Unlock()
-		p.signal()
-	}()
+	}
+	p.signal()
+}
+
+// popReady returns the next ready job of q, or nil; called with p.mu held.
+func (p *Pool) popReady(q *poolQueue) *poolJob {
+	for q.ready.Len() > 0 {
+		e := heap.Pop(&q.ready).(heapEntry)
+		if e.gen == e.job.gen {
+			return e.job
+		}
+	}
+	return nil
 }
 
 // record stores the outcome of one attempt; called with p.mu held.
