@@ -22,6 +22,11 @@ const DefaultQueueName = "default"
 // DefaultMaxAttempts is how many attempts a job gets without WithMaxAttempts.
 const DefaultMaxAttempts = 10
 
+// DefaultJobTimeout bounds one attempt of a job unless the queue is
+// configured otherwise (River's default): a worker that ignores its context
+// past it is not stopped, but its context is cancelled.
+const DefaultJobTimeout = time.Minute
+
 // EnqueueOptions are the resolved options of one Enqueue. Queue
 // implementations read them with [ResolveOptions].
 type EnqueueOptions struct {

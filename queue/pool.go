@@ -52,6 +52,7 @@ type poolConfig struct {
 	backoff   Backoff
 	logger    *slog.Logger
 	retention int
+	timeout   time.Duration
 }
 
 // PoolOption configures a Pool.
@@ -74,6 +75,10 @@ func WithQueue(name string, maxWorkers int) PoolOption {
 
 // WithBackoff sets the delay before retries (default DefaultBackoff).
 func WithBackoff(b Backoff) PoolOption { return func(c *poolConfig) { c.backoff = b } }
+
+// WithJobTimeout bounds each attempt: the job's context is cancelled after
+// d (default DefaultJobTimeout, as in River); d <= 0 means no limit.
+func WithJobTimeout(d time.Duration) PoolOption { return func(c *poolConfig) { c.timeout = d } }
 
 // WithLogger sets the logger for failed attempts (default slog.Default()).
 func WithLogger(l *slog.Logger) PoolOption { return func(c *poolConfig) { c.logger = l } }
@@ -100,7 +105,7 @@ type poolJob struct {
 // NewPool returns an in-process queue for the kinds in workers. Enqueue
 // works before Start; jobs wait until the pool is started.
 func NewPool(workers *Workers, opts ...PoolOption) *Pool {
-	cfg := poolConfig{workers: 10, backoff: DefaultBackoff, retention: 10000}
+	cfg := poolConfig{workers: 10, backoff: DefaultBackoff, retention: 10000, timeout: DefaultJobTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -471,7 +476,13 @@ func (p *Pool) begin(ctx context.Context, j *poolJob) jobRun {
 	j.gen++
 	j.info.State = StateRunning
 	j.info.Attempt++
-	jctx, cancel := context.WithCancel(ctx)
+	var jctx context.Context
+	var cancel context.CancelFunc
+	if p.cfg.timeout > 0 {
+		jctx, cancel = context.WithTimeout(ctx, p.cfg.timeout)
+	} else {
+		jctx, cancel = context.WithCancel(ctx)
+	}
 	j.cancel = cancel
 	return jobRun{ctx: jctx, cancel: cancel, raw: j.info.Args, meta: JobMeta{
 		ID: j.info.ID, Kind: j.info.Kind, Queue: j.info.Queue, Priority: j.info.Priority,

@@ -20,8 +20,12 @@ func newTestPool(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Que
 	if n == 0 {
 		n = 4
 	}
-	return queue.NewPool(w, queue.WithWorkers(n),
-		queue.WithBackoff(queuetest.FastBackoff), queue.WithLogger(quiet))
+	opts := []queue.PoolOption{queue.WithWorkers(n),
+		queue.WithBackoff(queuetest.FastBackoff), queue.WithLogger(quiet)}
+	if cfg.JobTimeout != 0 {
+		opts = append(opts, queue.WithJobTimeout(cfg.JobTimeout))
+	}
+	return queue.NewPool(w, opts...)
 }
 
 func TestPoolConformance(t *testing.T) {

@@ -39,6 +39,8 @@ type Config struct {
 	// MaxWorkers is how many jobs the default queue may run at once; 0 means
 	// the implementation's choice (at least 2).
 	MaxWorkers int
+	// JobTimeout bounds each attempt; 0 means the implementation's default.
+	JobTimeout time.Duration
 }
 
 // Factory returns a fresh, not started queue running the workers in w.
@@ -70,6 +72,7 @@ func Run(t *testing.T, newQueue Factory) {
 		{"BadInputRefused", testBadInputRefused},
 		{"ManyJobsExactlyOnce", testManyJobsExactlyOnce},
 		{"ListJobsFilters", testListJobsFilters},
+		{"JobTimeoutCancelsContext", testJobTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newQueue) })
@@ -611,4 +614,26 @@ func ids(jobs []queue.JobInfo) []int64 {
 		out[i] = j.ID
 	}
 	return out
+}
+
+func testJobTimeout(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	sawDeadline := make(chan error, 1)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		select {
+		case <-ctx.Done():
+			sawDeadline <- ctx.Err()
+			return ctx.Err()
+		case <-time.After(waitTimeout):
+			sawDeadline <- nil
+			return nil
+		}
+	})
+	q := newQueue(t, w, Config{JobTimeout: 100 * time.Millisecond})
+	start(t, q)
+	info := enqueue(t, q, EchoArgs{Name: "slow"}, queue.WithMaxAttempts(1))
+	if err := waitChan(t, sawDeadline, "the job to time out"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("worker context ended with %v, want context.DeadlineExceeded", err)
+	}
+	waitState(t, q, info.ID, queue.StateDiscarded)
 }

@@ -23,6 +23,7 @@
 package riverqueue
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -74,6 +75,7 @@ type config struct {
 	logger       *slog.Logger
 	schema       string
 	pollInterval time.Duration
+	timeout      time.Duration
 	migrate      bool
 	tweak        []func(*river.Config)
 }
@@ -114,6 +116,12 @@ func WithSchema(schema string) Option { return func(c *config) { c.schema = sche
 func WithFetchPollInterval(d time.Duration) Option {
 	return func(c *config) { c.pollInterval = d }
 }
+
+// WithJobTimeout bounds each attempt: the job's context is cancelled after
+// d (default queue.DefaultJobTimeout); d <= 0 means no limit. River rescues
+// jobs left running by a crashed process after max(1h, d+1h), so a job may
+// run twice if it runs longer than that.
+func WithJobTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithoutMigrate skips running River's migrations on construction, for
 // deployments that migrate separately (e.g. with the river CLI).
@@ -167,7 +175,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, workers *queue.Workers
 }
 
 func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *queue.Workers, opts []Option) (*Queue[TTx], error) {
-	cfg := config{workers: 10, backoff: queue.DefaultBackoff, migrate: true}
+	cfg := config{workers: 10, backoff: queue.DefaultBackoff, migrate: true, timeout: queue.DefaultJobTimeout}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -211,6 +219,7 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		Workers:             rw,
 		RetryPolicy:         retryPolicy{backoff: cfg.backoff},
 		Schema:              cfg.schema,
+		JobTimeout:          cmp.Or(max(cfg.timeout, -1), -1),
 		JobInsertMiddleware: []rivertype.JobInsertMiddleware{&soonAvailable{}},
 	}
 	if cfg.pollInterval > 0 {

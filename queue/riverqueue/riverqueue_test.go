@@ -33,7 +33,7 @@ func testOptions(cfg queuetest.Config) []riverqueue.Option {
 	if n == 0 {
 		n = 4
 	}
-	return []riverqueue.Option{
+	opts := []riverqueue.Option{
 		riverqueue.WithWorkers(n),
 		riverqueue.WithBackoff(queuetest.FastBackoff),
 		riverqueue.WithFetchPollInterval(50 * time.Millisecond),
@@ -43,6 +43,10 @@ func testOptions(cfg queuetest.Config) []riverqueue.Option {
 			c.FetchCooldown = 10 * time.Millisecond
 		}),
 	}
+	if cfg.JobTimeout != 0 {
+		opts = append(opts, riverqueue.WithJobTimeout(cfg.JobTimeout))
+	}
+	return opts
 }
 
 var (
