@@ -1,0 +1,87 @@
+package backend
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/synclog"
+)
+
+// Each configured auth type must reach the server as the API expects it, and the
+// configured retry count and headers must be applied.
+func TestConfigNewClient(t *testing.T) {
+	var last atomic.Pointer[http.Request]
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last.Store(r)
+		if calls.Add(1) == 1 && r.URL.Path == "/flaky" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer srv.Close()
+
+	tests := []struct {
+		auth  AuthConfig
+		check func(r *http.Request) bool
+	}{
+		{AuthConfig{Type: AuthBasic, Username: "bot", Password: "pw"}, func(r *http.Request) bool {
+			return r.Header.Get("Authorization") == "Basic "+base64.StdEncoding.EncodeToString([]byte("bot:pw"))
+		}},
+		{AuthConfig{Type: AuthBearer, Token: "tok123"}, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok123" }},
+		{AuthConfig{Type: AuthAPIKey, APIKey: "k1"}, func(r *http.Request) bool { return r.Header.Get("X-API-Key") == "k1" }},
+		{AuthConfig{Type: AuthAPIKey, APIKey: "k2", In: "query", Name: "key"}, func(r *http.Request) bool { return r.URL.Query().Get("key") == "k2" }},
+		{AuthConfig{Type: AuthHMAC, Secret: "s3cret", Header: "X-Sig"}, func(r *http.Request) bool { return r.Header.Get("X-Sig") != "" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.auth.Type+tt.auth.In, func(t *testing.T) {
+			cfg := Config{Name: "t", BaseURL: srv.URL, Auth: tt.auth, Headers: map[string]string{"X-Api-Version": "2.0"}}
+			c, err := cfg.NewClient()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Get(context.Background(), "/products"); err != nil {
+				t.Fatal(err)
+			}
+			r := last.Load()
+			if !tt.check(r) {
+				t.Errorf("request did not carry the %s credentials: %v %v", tt.auth.Type, r.Header, r.URL)
+			}
+			if r.Header.Get("X-Api-Version") != "2.0" {
+				t.Error("configured header missing")
+			}
+		})
+	}
+
+	t.Run("retries and audit", func(t *testing.T) {
+		calls.Store(0)
+		ring := synclog.NewRing(10)
+		cfg := Config{Name: "shop", BaseURL: srv.URL, Retry: RetryConfig{MaxAttempts: 2, MinWait: Duration(1), MaxWait: Duration(1)}}
+		c, err := cfg.NewClient(adapter.WithRecorder(ring))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Get(context.Background(), "/flaky")
+		if err != nil || resp.Attempts != 2 {
+			t.Fatalf("resp %+v err %v; want success on the 2nd attempt", resp, err)
+		}
+		es := ring.Entries(synclog.Filter{Backend: "shop"})
+		if len(es) != 1 || !strings.HasSuffix(es[0].URL, "/flaky") {
+			t.Errorf("audit entries = %+v", es)
+		}
+	})
+
+	t.Run("invalid config", func(t *testing.T) {
+		cfg := Config{Name: "t", BaseURL: "nope"}
+		if _, err := cfg.NewClient(); err == nil {
+			t.Error("invalid config built a client")
+		}
+	})
+}
