@@ -63,8 +63,9 @@ type Redactor struct {
 	jsonExact   map[string]bool
 	formExact   map[string]bool // query ∪ JSON names: a form body is both a query and a record
 	textExact   map[string]bool // every name: free text may quote a header, a parameter or a field
-	headerSub   []string
-	fieldSub    []string
+	headerSub   *substrings
+	fieldSub    *substrings
+	textSub     *substrings // headerSub ∪ fieldSub
 	allowed     map[string]bool
 
 	pendingSecrets []string // collected by options, registered by NewRedactor
@@ -123,8 +124,9 @@ func NewRedactor(opts ...RedactOption) *Redactor {
 		queryExact:  map[string]bool{},
 		jsonExact:   map[string]bool{},
 		allowed:     map[string]bool{},
-		headerSub:   defaultHeaderSubstrings,
-		fieldSub:    defaultFieldSubstrings,
+		headerSub:   newSubstrings(defaultHeaderSubstrings),
+		fieldSub:    newSubstrings(defaultFieldSubstrings),
+		textSub:     newSubstrings(defaultHeaderSubstrings, defaultFieldSubstrings),
 	}
 	addNames(r.headerExact, defaultHeaderNames)
 	addNames(r.queryExact, defaultFieldNames)
@@ -314,10 +316,35 @@ func lastBracket(k string) string {
 	return k
 }
 
-func (r *Redactor) matchName(name string, exact map[string]bool, subs []string) bool {
-	n := lowerASCII(strings.TrimSpace(name))
-	if n == "" {
+// matchName reports whether name is secret under exact and subs. It runs for every JSON
+// key of every recorded body, so it avoids allocation and scans the name once for the
+// substrings instead of calling strings.Contains per substring.
+func (r *Redactor) matchName(name string, exact map[string]bool, subs *substrings) bool {
+	if name == "" {
 		return false
+	}
+	if name[0] == ' ' || name[len(name)-1] == ' ' {
+		name = strings.TrimSpace(name)
+	}
+	var buf [64]byte
+	n := name
+	if len(name) <= len(buf) {
+		k := copy(buf[:], name)
+		changed := false
+		for i := range k {
+			if c := buf[i]; 'A' <= c && c <= 'Z' {
+				buf[i] = c + 'a' - 'A'
+				changed = true
+			}
+		}
+		if changed {
+			if exact[string(buf[:k])] { // no allocation: map index by converted bytes
+				return true
+			}
+			n = strings.ToLower(name)
+		}
+	} else {
+		n = strings.ToLower(name)
 	}
 	if exact[n] {
 		return true
@@ -325,12 +352,44 @@ func (r *Redactor) matchName(name string, exact map[string]bool, subs []string) 
 	if inner := lastBracket(n); inner != n && exact[inner] {
 		return true
 	}
-	if r.allowed[n] {
+	if len(r.allowed) > 0 && r.allowed[n] {
 		return false
 	}
-	for _, s := range subs {
-		if strings.Contains(n, s) {
-			return true
+	return subs.in(n)
+}
+
+// substrings is a set of lower-case words searched for inside names.
+type substrings struct {
+	words []string
+	first [256]bool // first bytes of words
+}
+
+func newSubstrings(words ...[]string) *substrings {
+	s := &substrings{}
+	for _, ws := range words {
+		for _, w := range ws {
+			if w != "" && !slices.Contains(s.words, w) {
+				s.words = append(s.words, w)
+				s.first[w[0]] = true
+			}
+		}
+	}
+	return s
+}
+
+// in reports whether lower-case n contains one of the words.
+func (s *substrings) in(n string) bool {
+	if s == nil {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if !s.first[n[i]] {
+			continue
+		}
+		for _, w := range s.words {
+			if w[0] == n[i] && strings.HasPrefix(n[i:], w) {
+				return true
+			}
 		}
 	}
 	return false
@@ -353,8 +412,7 @@ func (r *Redactor) isJSONSecret(name string) bool {
 }
 
 func (r *Redactor) isTextSecret(name string) bool {
-	return r.matchName(name, r.textExact, r.fieldSub) ||
-		r.matchName(name, nil, r.headerSub)
+	return r.matchName(name, r.textExact, r.textSub)
 }
 
 func isAuthName(name string) bool {
@@ -559,7 +617,8 @@ func looksJSON(s string) bool {
 // redactJSON replaces the value of every secret field in valid JSON s with "[REDACTED]",
 // without decoding: one pass over the bytes, copying only when a secret field exists.
 func (r *Redactor) redactJSON(s string) string {
-	var b []byte
+	var seen keyCache
+	var b strings.Builder // its String does not copy
 	last := 0
 	for i := 0; i < len(s); {
 		q := strings.IndexByte(s[i:], '"')
@@ -576,23 +635,44 @@ func (r *Redactor) redactJSON(s string) string {
 			i = end
 			continue
 		}
-		if !r.isJSONSecret(jsonKey(s[start+1 : end-1])) {
+		if !seen.secret(r, s[start+1:end-1]) {
 			i = j + 1
 			continue
 		}
 		vs := skipSpace(s, j+1)
 		ve := valueEnd(s, vs)
-		if b == nil {
-			b = make([]byte, 0, len(s))
+		if b.Cap() == 0 {
+			b.Grow(len(s))
 		}
-		b = append(b, s[last:vs]...)
-		b = append(b, `"`+Redacted+`"`...)
+		b.WriteString(s[last:vs])
+		b.WriteString(`"` + Redacted + `"`)
 		last, i = ve, ve
 	}
-	if b == nil {
+	if b.Cap() == 0 {
 		return s
 	}
-	return string(append(b, s[last:]...))
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// keyCache remembers the verdict for the last few distinct raw JSON keys of one document:
+// listings repeat the same handful of field names in every element.
+type keyCache struct {
+	keys    [16]string
+	verdict [16]bool
+	n       int
+}
+
+func (c *keyCache) secret(r *Redactor, raw string) bool {
+	for i := range min(c.n, len(c.keys)) {
+		if c.keys[i] == raw {
+			return c.verdict[i]
+		}
+	}
+	v := r.isJSONSecret(jsonKey(raw))
+	c.keys[c.n%len(c.keys)], c.verdict[c.n%len(c.keys)] = raw, v
+	c.n++
+	return v
 }
 
 // jsonKey decodes a raw JSON string body (without quotes) when it holds escapes.
@@ -611,16 +691,20 @@ func jsonKey(raw string) string {
 // opening quote is at s[start], or -1 when it is unterminated.
 func stringEnd(s string, start int) int {
 	for i := start + 1; i < len(s); {
-		k := strings.IndexAny(s[i:], `"\`)
+		k := strings.IndexByte(s[i:], '"')
 		if k < 0 {
 			return -1
 		}
 		i += k
-		if s[i] == '\\' {
-			i += 2
-			continue
+		// The quote is escaped when an odd number of backslashes precede it.
+		bs := 0
+		for j := i - 1; j > start && s[j] == '\\'; j-- {
+			bs++
 		}
-		return i + 1
+		if bs%2 == 0 {
+			return i + 1
+		}
+		i++
 	}
 	return -1
 }
