@@ -194,7 +194,7 @@ func BenchmarkExpression(b *testing.B) {
 	eNs, eAllocs := measure(b, run(withExpr))
 	fNs, _ := measure(b, run(withField))
 	gNs, gAllocs := measure(b, run(withGo))
-	cNs, _ := measure(b, func() error { _, err := compileExpr(`float(value) * 1.2`, DefaultExprMaxNodes); return err })
+	cNs, _ := measure(b, func() error { _, err := compileExpr(`float(value) * 1.2`, newConfig(nil).limits); return err })
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

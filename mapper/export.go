@@ -151,7 +151,7 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 		if p.usesField {
 			env.Field = func(path string) any { v, _ := rec.Get(path); return v }
 		}
-		v, err := p.run(&env, m.cfg.memBudget)
+		v, err := p.run(ctx, &env)
 		if err != nil {
 			return payload, err
 		}

@@ -1,9 +1,13 @@
 package mapper
 
 import (
+	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,8 +16,8 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
-// exprEnv is what an expression sees. It holds data only: expr cannot call methods on
-// it and there are no I/O functions, so an expression can compute but not act.
+// exprEnv is what an expression sees. It holds data only: there are no I/O functions,
+// so an expression can compute but not act.
 type exprEnv struct {
 	// Record is the source record: the external JSON object on import, the local
 	// values on export. Decoded only when the expression uses it.
@@ -28,49 +32,233 @@ type exprEnv struct {
 	Create bool `expr:"create"`
 	// Field reads one path of the source record without decoding all of it.
 	Field func(string) any `expr:"field"`
+	// Guard enforces the run-time limits (see guardPatcher).
+	Guard *guard `expr:"__g"`
 }
 
 // program is a compiled expression with what it needs from the environment.
 type program struct {
-	prog        *vm.Program
-	usesRecord  bool
-	usesField   bool
-	usesValues  bool
-	usesRequest bool
+	prog       *vm.Program
+	limits     ExprLimits
+	usesRecord bool
+	usesField  bool
 }
 
-var exprFunctions = []expr.Option{
-	expr.Function("b64encode", func(p ...any) (any, error) {
-		return base64.StdEncoding.EncodeToString([]byte(p[0].(string))), nil
-	}, new(func(string) string)),
-	expr.Function("b64decode", func(p ...any) (any, error) {
-		b, err := base64.StdEncoding.DecodeString(p[0].(string))
-		if err != nil {
-			return nil, fmt.Errorf("b64decode: %w", err)
+// guard is checked after every call and string concatenation of an expression (the
+// compiler wraps them, see guardPatcher). It bounds the size of the strings an
+// evaluation produces — expr's memory budget counts arrays and ranges but not string
+// bytes — and the evaluation's time, and honours the caller's context. Everything an
+// expression can repeat (map, filter, reduce…) repeats a guarded call or is bounded by
+// expr's memory budget.
+type guard struct {
+	ctx      context.Context
+	deadline time.Time
+	steps    uint32
+	bytes    int
+	limits   *ExprLimits
+}
+
+var errLimit = errors.New("expression exceeded its limits")
+
+func (g *guard) check(v any) error {
+	g.steps++
+	switch x := v.(type) {
+	case string:
+		if len(x) > g.limits.MaxString {
+			return fmt.Errorf("%w: string of %d bytes (max %d)", errLimit, len(x), g.limits.MaxString)
 		}
-		return string(b), nil
-	}, new(func(string) string)),
-	expr.Function("parseTime", func(p ...any) (any, error) {
-		t, err := time.Parse(p[0].(string), p[1].(string))
-		if err != nil {
-			return nil, fmt.Errorf("parseTime: %w", err)
+		g.bytes += len(x)
+	case []any:
+		g.bytes += 16 * len(x)
+	}
+	if g.bytes > g.limits.MaxBytes {
+		return fmt.Errorf("%w: produced more than %d bytes", errLimit, g.limits.MaxBytes)
+	}
+	if g.steps&63 == 0 {
+		if err := g.ctx.Err(); err != nil {
+			return err
 		}
-		return t, nil
-	}, new(func(layout, value string) time.Time)),
-	expr.Function("formatTime", func(p ...any) (any, error) {
-		return p[0].(time.Time).Format(p[1].(string)), nil
-	}, new(func(t time.Time, layout string) string)),
-	expr.Function("today", func(p ...any) (any, error) {
-		return time.Now().UTC().Format(time.DateOnly), nil
-	}, new(func() string)),
-	expr.Function("coalesce", func(p ...any) (any, error) {
-		for _, v := range p {
-			if v != nil && v != "" {
-				return v, nil
+		if time.Now().After(g.deadline) {
+			return fmt.Errorf("%w: ran longer than %v", errLimit, g.limits.Timeout)
+		}
+	}
+	return nil
+}
+
+// guardPatcher wraps every call, builtin and "+" in __guard(__g, node).
+type guardPatcher struct{}
+
+func (guardPatcher) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && id.Value == "__guard" {
+			return
+		}
+	case *ast.BuiltinNode:
+	case *ast.BinaryNode:
+		if x.Operator != "+" {
+			return
+		}
+	default:
+		return
+	}
+	ast.Patch(n, &ast.CallNode{
+		Callee:    &ast.IdentifierNode{Value: "__guard"},
+		Arguments: []ast.Node{&ast.IdentifierNode{Value: "__g"}, *n},
+	})
+}
+
+func sizeErr(fn string, n, limit int) error {
+	return fmt.Errorf("%w: %s would produce %d bytes (max %d)", errLimit, fn, n, limit)
+}
+
+// estimate returns roughly how many bytes v prints as, stopping once past limit.
+func estimate(v any, limit int) int {
+	switch x := v.(type) {
+	case string:
+		return len(x) + 2
+	case []any:
+		n := 2
+		for _, e := range x {
+			if n += estimate(e, limit) + 1; n > limit {
+				return n
 			}
 		}
-		return nil, nil
-	}),
+		return n
+	case map[string]any:
+		n := 2
+		for k, e := range x {
+			if n += len(k) + 4 + estimate(e, limit); n > limit {
+				return n
+			}
+		}
+		return n
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array {
+		n := 2
+		for i := 0; i < rv.Len() && n <= limit; i++ {
+			n += estimate(rv.Index(i).Interface(), limit) + 1
+		}
+		return n
+	}
+	return 24
+}
+
+func exprOptions(l ExprLimits) []expr.Option {
+	max := l.MaxString
+	return []expr.Option{
+		expr.Function("__guard", func(p ...any) (any, error) {
+			if err := p[0].(*guard).check(p[1]); err != nil {
+				return nil, err
+			}
+			return p[1], nil
+		}, new(func(*guard, any) any)),
+		expr.Function("b64encode", func(p ...any) (any, error) {
+			return base64.StdEncoding.EncodeToString([]byte(p[0].(string))), nil
+		}, new(func(string) string)),
+		expr.Function("b64decode", func(p ...any) (any, error) {
+			b, err := base64.StdEncoding.DecodeString(p[0].(string))
+			if err != nil {
+				return nil, fmt.Errorf("b64decode: %w", err)
+			}
+			return string(b), nil
+		}, new(func(string) string)),
+		expr.Function("parseTime", func(p ...any) (any, error) {
+			t, err := time.Parse(p[0].(string), p[1].(string))
+			if err != nil {
+				return nil, fmt.Errorf("parseTime: %w", err)
+			}
+			return t, nil
+		}, new(func(layout, value string) time.Time)),
+		expr.Function("formatTime", func(p ...any) (any, error) {
+			return p[0].(time.Time).Format(p[1].(string)), nil
+		}, new(func(t time.Time, layout string) string)),
+		expr.Function("today", func(p ...any) (any, error) {
+			return time.Now().UTC().Format(time.DateOnly), nil
+		}, new(func() string)),
+		expr.Function("coalesce", func(p ...any) (any, error) {
+			for _, v := range p {
+				if v != nil && v != "" {
+					return v, nil
+				}
+			}
+			return nil, nil
+		}),
+		// Size-checked replacements of the builtins that can multiply string sizes
+		// before the guard sees the result.
+		expr.DisableBuiltin("replace"),
+		expr.Function("replace", func(p ...any) (any, error) {
+			s, old, nw := p[0].(string), p[1].(string), p[2].(string)
+			n := len(s)
+			if c := strings.Count(s, old); len(nw) > len(old) {
+				n += c * (len(nw) - len(old))
+			}
+			if n > max {
+				return nil, sizeErr("replace", n, max)
+			}
+			return strings.ReplaceAll(s, old, nw), nil
+		}, new(func(s, old, new string) string)),
+		expr.DisableBuiltin("repeat"),
+		expr.Function("repeat", func(p ...any) (any, error) {
+			s, n := p[0].(string), p[1].(int)
+			if n < 0 {
+				return nil, fmt.Errorf("repeat: negative count %d", n)
+			}
+			if n > 0 && len(s) > max/n {
+				return nil, sizeErr("repeat", len(s)*n, max)
+			}
+			return strings.Repeat(s, n), nil
+		}, new(func(s string, n int) string)),
+		expr.DisableBuiltin("join"),
+		expr.Function("join", func(p ...any) (any, error) {
+			sep := ""
+			if len(p) > 1 {
+				sep, _ = p[1].(string)
+			}
+			rv := reflect.ValueOf(p[0])
+			if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
+				return nil, fmt.Errorf("join: %T is not an array", p[0])
+			}
+			parts := make([]string, rv.Len())
+			n := 0
+			for i := range parts {
+				s, ok := rv.Index(i).Interface().(string)
+				if !ok {
+					return nil, fmt.Errorf("join: element %d is %T, not a string", i, rv.Index(i).Interface())
+				}
+				if n += len(s) + len(sep); n > max {
+					return nil, sizeErr("join", n, max)
+				}
+				parts[i] = s
+			}
+			return strings.Join(parts, sep), nil
+		}, new(func(arr any) string), new(func(arr any, sep string) string)),
+		expr.DisableBuiltin("toJSON"),
+		expr.Function("toJSON", func(p ...any) (any, error) {
+			if n := estimate(p[0], max); n > max {
+				return nil, sizeErr("toJSON", n, max)
+			}
+			b, err := json.Marshal(p[0])
+			if err != nil {
+				return nil, fmt.Errorf("toJSON: %w", err)
+			}
+			return string(b), nil
+		}, new(func(any) string)),
+		expr.DisableBuiltin("string"),
+		expr.Function("string", func(p ...any) (any, error) {
+			if s, err := toString(p[0]); err == nil {
+				return s, nil
+			}
+			if p[0] == nil {
+				return "<nil>", nil
+			}
+			if n := estimate(p[0], max); n > max {
+				return nil, sizeErr("string", n, max)
+			}
+			return fmt.Sprint(p[0]), nil
+		}, new(func(any) string)),
+	}
 }
 
 // identVisitor records which environment names an expression uses.
@@ -87,46 +275,69 @@ func (v *identVisitor) Visit(n *ast.Node) {
 	}
 }
 
-func compileExpr(code string, maxNodes uint) (*program, error) {
-	opts := append([]expr.Option{expr.Env(exprEnv{}), expr.MaxNodes(maxNodes)}, exprFunctions...)
-	p, err := expr.Compile(code, opts...)
+// compileExpr compiles code twice: once as written, for exact type checking (guarding
+// hides static types), then with the guard calls that run.
+func compileExpr(code string, l ExprLimits) (*program, error) {
+	base := append([]expr.Option{expr.Env(exprEnv{}), expr.MaxNodes(l.MaxNodes)}, exprOptions(l)...)
+	if strings.Contains(code, "__g") {
+		return nil, errors.New("expression does not compile: names starting with __g are reserved")
+	}
+	plain, err := expr.Compile(code, base...)
 	if err != nil {
 		return nil, fmt.Errorf("expression does not compile: %w", err)
 	}
+	guarded, err := expr.Compile(code, append(base, expr.MaxNodes(4*l.MaxNodes), expr.Patch(guardPatcher{}))...)
+	if err != nil {
+		return nil, fmt.Errorf("expression does not compile with guards (please report): %w", err)
+	}
 	v := &identVisitor{names: map[string]bool{}}
-	node := p.Node()
+	node := plain.Node()
 	ast.Walk(&node, v)
 	return &program{
-		prog:        p,
-		usesRecord:  v.names["record"],
-		usesField:   v.names["field"],
-		usesValues:  v.names["values"],
-		usesRequest: v.names["request"],
+		prog:       guarded,
+		limits:     l,
+		usesRecord: v.names["record"],
+		usesField:  v.names["field"],
 	}, nil
 }
 
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+type runner struct {
+	vm vm.VM
+	g  guard
+}
 
-// run evaluates p with a memory budget. expr has no loops or I/O; with the node limit
-// at compile time and the memory budget here, a run is bounded in time and space.
-func (p *program) run(env *exprEnv, budget uint) (out any, err error) {
-	machine := vmPool.Get().(*vm.VM)
-	machine.MemoryBudget = budget
+var runnerPool = sync.Pool{New: func() any { return new(runner) }}
+
+// run evaluates p within its limits: expr's node limit (compile time) and memory budget,
+// plus the guard's string, time and context checks.
+func (p *program) run(ctx context.Context, env *exprEnv) (out any, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := runnerPool.Get().(*runner)
+	r.vm.MemoryBudget = p.limits.MemoryBudget
+	r.g = guard{ctx: ctx, deadline: time.Now().Add(p.limits.Timeout), limits: &p.limits}
+	env.Guard = &r.g
 	defer func() {
-		if r := recover(); r != nil { // expr recovers itself; belt and braces
-			err = fmt.Errorf("%w: panic: %v", ErrExpression, r)
+		if rec := recover(); rec != nil { // expr recovers itself; belt and braces
+			err = fmt.Errorf("%w: panic: %v", ErrExpression, rec)
 		}
-		vmPool.Put(machine)
+		r.g = guard{}
+		runnerPool.Put(r)
 	}()
-	out, err = machine.Run(p.prog, *env)
+	out, err = r.vm.Run(p.prog, *env)
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("%w: %w", ErrExpression, cerr)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrExpression, err)
 	}
 	return normalize(out), nil
 }
 
 // normalize makes integers int64, as on the JSON side, so results do not depend on how
-// expr happened to compute them; maps are normalized one level deep (execute patches).
+// expr happened to compute them; maps are normalized one level deep into a copy
+// (execute patches), never in place: the map may be the caller's.
 func normalize(v any) any {
 	switch x := v.(type) {
 	case int:
@@ -142,9 +353,11 @@ func normalize(v any) any {
 	case uint32:
 		return int64(x)
 	case map[string]any:
+		out := make(map[string]any, len(x))
 		for k, e := range x {
-			x[k] = normalize(e)
+			out[k] = normalize(e)
 		}
+		return out
 	}
 	return v
 }

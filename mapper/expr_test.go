@@ -41,12 +41,24 @@ func TestExpressionsImport(t *testing.T) {
 		{"runtime error", Expr("", "x", `b64decode("%%%")`), nil, ErrExpression},
 		{"memory budget", Expr("", "x", `len(1..100000000)`), nil, ErrExpression},
 		{"nested blowup", Expr("", "x", `len(map(1..1000, map(1..1000, map(1..1000, #))))`), nil, ErrExpression},
-		{"repeat blowup", Expr("", "x", `len(repeat(repeat("x", 1000), 1000))`), nil, ErrExpression},
+		{"repeat blowup", Expr("", "x", `len(repeat(repeat("x", 10000), 1000))`), nil, ErrExpression},
+		{"quadratic concat", Expr("", "x", `len(reduce(1..90000, #acc + "xxxxxxxxxxxxxxxx", ""))`), nil, ErrExpression},
+		{"doubling concat", Expr("", "x", `len(reduce(1..90000, #acc + #acc, "x"))`), nil, ErrExpression},
+		{"doubling replace", Expr("", "x", `len(reduce(1..64, replace(#acc, "x", "xx"), "x"))`), nil, ErrExpression},
+		{"join of shared big string", Expr("", "x", `len(join(map(1..50000, repeat("x", 1000)), ""))`), nil, ErrExpression},
+		{"toJSON blowup", Expr("", "x", `len(toJSON(map(1..50000, repeat("y", 100000))))`), nil, ErrExpression},
+		{"string() blowup", Expr("", "x", `len(string(map(1..50000, repeat("y", 100000))))`), nil, ErrExpression},
+		{"reserved name", Expr("", "x", `__g`), nil, nil},
+		{"guards keep semantics", Expr("", "x", `join(map(split("a,b", ","), upper(#)), "+") + string(1) + repeat("z", 2) + replace("aXb", "X", "-")`),
+			Values{"x": "A+B1zza-b"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := NewImport("p", []Rule{tt.rule})
 			if err != nil {
+				if tt.want == nil && tt.wantErr == nil {
+					return // expected to be rejected at build time
+				}
 				t.Fatal(err)
 			}
 			got, err := m.Map(ctx, rec, Options{Create: true, Request: map[string]any{"channel": "webhook"}})
@@ -98,16 +110,35 @@ func TestExpressionSeesEarlierValuesAndExport(t *testing.T) {
 
 func TestExpressionLimitsConfigurable(t *testing.T) {
 	code := strings.Repeat("1+", 40) + "1"
-	if _, err := NewImport("p", []Rule{Expr("", "x", code)}, WithExprLimits(20, 0)); err == nil {
+	if _, err := NewImport("p", []Rule{Expr("", "x", code)}, WithExprLimits(ExprLimits{MaxNodes: 20})); err == nil {
 		t.Fatal("node limit not applied")
 	}
-	m := must(NewImport("p", []Rule{Expr("", "x", `len(1..5000)`)}, WithExprLimits(0, 1000)))
+	m := must(NewImport("p", []Rule{Expr("", "x", `len(1..5000)`)}, WithExprLimits(ExprLimits{MemoryBudget: 1000})))
 	if _, err := m.Map(context.Background(), []byte(`{}`), Options{}); !errors.Is(err, ErrExpression) {
 		t.Fatalf("memory budget not applied: %v", err)
 	}
 	m = must(NewImport("p", []Rule{Expr("", "x", `len(1..5000)`)}))
 	if v, err := m.Map(context.Background(), []byte(`{}`), Options{}); err != nil || v["x"] != int64(5000) {
 		t.Fatalf("default budget: %v %v", v, err)
+	}
+}
+
+func TestExpressionTimeoutAndCancel(t *testing.T) {
+	// A busy but small expression: the guard stops it at the timeout; no wall-clock
+	// assertion, only the kind of error.
+	busy := `reduce(1..90000, #acc + len(repeat("ab", 10)), 0)`
+	m := must(NewImport("p", []Rule{Expr("", "x", busy)}, WithExprLimits(ExprLimits{Timeout: time.Nanosecond})))
+	_, err := m.Map(context.Background(), []byte(`{}`), Options{})
+	if !errors.Is(err, ErrExpression) || !strings.Contains(err.Error(), "ran longer") {
+		t.Fatalf("timeout: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m = must(NewImport("p", []Rule{
+		Func("cancel", func(context.Context, *Record) (Values, error) { cancel(); return nil, nil }),
+		Expr("", "x", busy),
+	}))
+	if _, err := m.Map(ctx, []byte(`{}`), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancel: %v", err)
 	}
 }
 

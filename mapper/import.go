@@ -193,7 +193,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		if p.usesField {
 			env.Field = func(path string) any { return jsonValue(gjson.Get(rec.raw, path)) }
 		}
-		v, err := p.run(&env, m.cfg.memBudget)
+		v, err := p.run(ctx, &env)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/tidwall/gjson"
 )
@@ -47,8 +48,7 @@ type config struct {
 	importMissing ImportMissingFunc
 	idPath        string
 	collect       bool
-	maxNodes      uint
-	memBudget     uint
+	limits        ExprLimits
 	file          string
 	converters    map[string]Converter
 	funcs         map[string]MapFunc
@@ -95,28 +95,55 @@ func WithIDPath(path string) Option { return func(c *config) { c.idPath = path }
 // *MappingError) instead of stopping at the first, like [Options].AllErrors.
 func CollectErrors() Option { return func(c *config) { c.collect = true } }
 
-// WithExprLimits bounds expression rules: maxNodes limits the size of an expression at
-// compile time (default 1000 nodes), memoryBudget limits what one run may allocate, in
-// expr's units (default 100000; expr's own default is 1e6). Zero keeps the default.
-func WithExprLimits(maxNodes, memoryBudget uint) Option {
+// ExprLimits bound what expression rules may do; zero fields keep the defaults.
+type ExprLimits struct {
+	// MaxNodes limits an expression's size at compile time (default 1000 AST nodes).
+	MaxNodes uint
+	// MemoryBudget is expr's run-time allocation budget, in expr's units (array
+	// elements, range sizes…; default 100000, expr's own default is 1e6).
+	MemoryBudget uint
+	// MaxString is the longest string one operation may produce (default 1 MiB).
+	MaxString int
+	// MaxBytes bounds the string bytes one evaluation may produce in total (default 8 MiB).
+	MaxBytes int
+	// Timeout bounds one evaluation (default 50ms); the Map context's cancellation is
+	// honoured too.
+	Timeout time.Duration
+}
+
+// Default expression limits; see [ExprLimits].
+const (
+	DefaultExprMaxNodes     = 1000
+	DefaultExprMemoryBudget = 100_000
+	DefaultExprMaxString    = 1 << 20
+	DefaultExprMaxBytes     = 8 << 20
+	DefaultExprTimeout      = 50 * time.Millisecond
+)
+
+// WithExprLimits sets the limits of expression rules (see [ExprLimits]).
+func WithExprLimits(l ExprLimits) Option {
 	return func(c *config) {
-		if maxNodes > 0 {
-			c.maxNodes = maxNodes
+		if l.MaxNodes > 0 {
+			c.limits.MaxNodes = l.MaxNodes
 		}
-		if memoryBudget > 0 {
-			c.memBudget = memoryBudget
+		if l.MemoryBudget > 0 {
+			c.limits.MemoryBudget = l.MemoryBudget
+		}
+		if l.MaxString > 0 {
+			c.limits.MaxString = l.MaxString
+		}
+		if l.MaxBytes > 0 {
+			c.limits.MaxBytes = l.MaxBytes
+		}
+		if l.Timeout > 0 {
+			c.limits.Timeout = l.Timeout
 		}
 	}
 }
 
-// Default expression limits; see [WithExprLimits].
-const (
-	DefaultExprMaxNodes     = 1000
-	DefaultExprMemoryBudget = 100_000
-)
-
 func newConfig(opts []Option) config {
-	c := config{maxNodes: DefaultExprMaxNodes, memBudget: DefaultExprMemoryBudget}
+	c := config{limits: ExprLimits{MaxNodes: DefaultExprMaxNodes, MemoryBudget: DefaultExprMemoryBudget,
+		MaxString: DefaultExprMaxString, MaxBytes: DefaultExprMaxBytes, Timeout: DefaultExprTimeout}}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -151,7 +178,7 @@ func (b *base) build(export bool) error {
 			continue
 		}
 		if r.kind == kindExpr || r.kind == kindExec {
-			p, err := compileExpr(r.code, b.cfg.maxNodes)
+			p, err := compileExpr(r.code, b.cfg.limits)
 			if err != nil {
 				errs = append(errs, b.specErr(i, r, err))
 				continue
