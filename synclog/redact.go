@@ -55,6 +55,19 @@ var (
 // passwords) wherever they appear. The zero configuration ([NewRedactor] with no options)
 // already covers the usual authentication headers and parameter names; options only add.
 //
+// Default secret headers (case-insensitive): Authorization and Proxy-Authorization (the
+// scheme is kept: "Bearer [REDACTED]"), Cookie, Set-Cookie, X-Api-Key, Api-Key,
+// X-Auth-Token, X-Access-Token, X-Shopify-Access-Token, and every header whose name
+// contains token, secret, signature, api-key/apikey/api_key, password/passwd, hmac or
+// credential (X-Hub-Signature-256, X-Shopify-Hmac-Sha256, …).
+//
+// Default secret query parameters and JSON/form fields (case-insensitive; for
+// "user[password]" the innermost name counts too): access_token, refresh_token, id_token,
+// api_key, apikey, key, token, secret, client_secret, password, passwd, signature, sig,
+// auth, authorization, and every name containing password, passwd, secret, token,
+// apikey/api_key/api-key, signature or credential (X-Amz-Signature in presigned URLs).
+// Names that merely contain a secret word can be exempted with [WithAllowed].
+//
 // A Redactor is safe for concurrent use. Its name lists are fixed at construction; literal
 // secrets can be added at any time with [Redactor.AddSecrets].
 type Redactor struct {
@@ -116,8 +129,8 @@ func addNames(m map[string]bool, names []string) {
 	}
 }
 
-// NewRedactor returns a Redactor with the default rules (see the package documentation of
-// [Redactor]) plus whatever the options add.
+// NewRedactor returns a Redactor with the default rules (listed on [Redactor]) plus
+// whatever the options add.
 func NewRedactor(opts ...RedactOption) *Redactor {
 	r := &Redactor{
 		headerExact: map[string]bool{},
