@@ -160,7 +160,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			fn(nil, gjson.Result{}, fmt.Errorf("adapter: fetching page %d (%s): %w", page, pageDescribe(p, &cur), err))
 			return
 		}
-		records, n, err := pageRecords(resp, cfg.recordsPath, page)
+		records, empty, err := pageRecords(resp, cfg.recordsPath, page)
 		if err != nil {
 			fn(nil, gjson.Result{}, err)
 			return
@@ -170,7 +170,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			// requested by a relative path is caught too.
 			seen[maphash.String(seed, pageMethod(&cur)+" "+pageCanonicalURL(resp.URL))] = page
 		}
-		if !fn(resp, records, nil) || n == 0 {
+		if !fn(resp, records, nil) || empty {
 			return
 		}
 		more, err := p.Next(&cur, resp, records)
@@ -191,21 +191,21 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 	}
 }
 
-// pageRecords validates a page and returns the array at the records path and its length.
-func pageRecords(resp *Response, path string, page int) (gjson.Result, int, error) {
+// pageRecords validates a page and returns the array at the records path and whether it is
+// empty (not its length: counting would cost one more scan of the page).
+func pageRecords(resp *Response, path string, page int) (records gjson.Result, empty bool, err error) {
 	if resp == nil {
-		return gjson.Result{}, 0, fmt.Errorf("%w: page %d: the Doer returned neither a response nor an error", ErrBadPage, page)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d: the Doer returned neither a response nor an error", ErrBadPage, page)
 	}
 	if resp.StatusCode >= 300 {
-		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s: HTTP status %d", ErrBadPage, page, pageRedactURL(resp.URL), resp.StatusCode)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: HTTP status %d", ErrBadPage, page, pageRedactURL(resp.URL), resp.StatusCode)
 	}
 	if resp.StatusCode == http.StatusNoContent && len(resp.Body) == 0 {
-		return gjson.Result{}, 0, nil
+		return gjson.Result{}, true, nil
 	}
 	if !gjson.ValidBytes(resp.Body) {
-		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s is not valid JSON (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), len(resp.Body), pageExcerpt(resp.Body, 64))
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s is not valid JSON (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), len(resp.Body), pageExcerpt(resp.Body, 64))
 	}
-	var records gjson.Result
 	if path == "" || path == "@this" {
 		records = gjson.ParseBytes(resp.Body)
 	} else {
@@ -213,16 +213,29 @@ func pageRecords(resp *Response, path string, page int) (gjson.Result, int, erro
 	}
 	switch {
 	case records.IsArray():
-		n := 0
-		records.ForEach(func(_, _ gjson.Result) bool { n++; return true })
-		return records, n, nil
+		return records, pageArrayEmpty(records.Raw), nil
 	case records.Type == gjson.Null && records.Exists():
-		return gjson.Result{}, 0, nil // "items": null — an empty page
+		return gjson.Result{}, true, nil // "items": null — an empty page
 	case !records.Exists():
-		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s has no value at records path %q; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), path)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has no value at records path %q; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), path)
 	default:
-		return gjson.Result{}, 0, fmt.Errorf("%w: page %d from %s has %s at records path %q, not an array; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), pageJSONKind(records), path)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has %s at records path %q, not an array; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), pageJSONKind(records), path)
 	}
+}
+
+// pageArrayEmpty reports whether the raw JSON array raw (valid, starting with '[') has no
+// element, without scanning the elements.
+func pageArrayEmpty(raw string) bool {
+	for i := 1; i < len(raw); i++ {
+		switch raw[i] {
+		case ' ', '\t', '\n', '\r':
+		case ']':
+			return true
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func pageJSONKind(r gjson.Result) string {
