@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/tidwall/sjson"
@@ -96,6 +98,18 @@ func set(payload []byte, written Values, path string, v any) ([]byte, error) {
 	return out, nil
 }
 
+// setAll writes vals in key order, so a payload is byte-for-byte stable (content
+// hashes of exported payloads depend on it).
+func setAll(payload []byte, written Values, vals map[string]any) ([]byte, error) {
+	var err error
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		if payload, err = set(payload, written, k, vals[k]); err != nil {
+			return payload, err
+		}
+	}
+	return payload, nil
+}
+
 func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, payload []byte, written Values, label string) ([]byte, error) {
 	switch r.kind {
 	case kindDirect:
@@ -113,11 +127,7 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 		if err != nil {
 			return payload, err
 		}
-		for k, v := range vals {
-			if payload, err = set(payload, written, k, v); err != nil {
-				return payload, err
-			}
-		}
+		return setAll(payload, written, vals)
 	case kindRelation:
 		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
 		if err != nil {
@@ -160,12 +170,7 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 			if err != nil {
 				return payload, err
 			}
-			for k, v := range patch {
-				if payload, err = set(payload, written, k, v); err != nil {
-					return payload, err
-				}
-			}
-			return payload, nil
+			return setAll(payload, written, patch)
 		}
 		v, ok, err := finish(r, v, true)
 		if err != nil || !ok {

@@ -3,6 +3,9 @@ package mapper
 import (
 	"context"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func fuzzMappers() (*ImportMapper, *ExportMapper) {
@@ -47,9 +50,20 @@ func FuzzImport(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	imp, exp := fuzzMappers()
+	// The same mapper reading each path with its own gjson.Get, to check the
+	// single-pass reader against gjson's semantics.
+	slow := *imp
+	slow.fast = false
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vals, err := imp.Map(ctx, data, Options{Create: true})
+		slowVals, slowErr := slow.Map(ctx, data, Options{Create: true})
+		if (err == nil) != (slowErr == nil) {
+			t.Fatalf("single pass err %v, per-path err %v", err, slowErr)
+		}
+		if d := cmp.Diff(slowVals, vals, cmpopts.EquateNaNs()); d != "" {
+			t.Fatalf("single pass differs from per-path reading (-slow +fast):\n%s", d)
+		}
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error message")

@@ -186,6 +186,11 @@ func Func(name string, fn MapFunc, opts ...RuleOption) Rule {
 // Relation maps a reference to a record of model through the mapper's [IDResolver]
 // (the binder): the external ID at from becomes a local ID on import; the local ID at
 // from becomes an external ID on export. Arrays of IDs (many2many) map element-wise.
+// Converters act on the external ID: before resolving on import, after on export. An
+// unbound ID is handled by [OnMissing] on import; on export it fails with a
+// [MissingDependencyError] naming the local record to export first (or is skipped with
+// SkipMissing; ImportMissing means FailMissing there, since the exporter exports
+// dependencies itself). A null/false/missing reference maps to null/nothing.
 func Relation(from, to, model string, opts ...RuleOption) Rule {
 	r := newRule(kindRelation, from, to, opts)
 	r.model = model

@@ -259,7 +259,7 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 		ro = append(ro, c)
 	}
 	if rs.Default != nil {
-		ro = append(ro, Default(rs.Default))
+		ro = append(ro, Default(normalize(rs.Default)))
 	}
 	if rs.Required {
 		ro = append(ro, Required())
@@ -373,10 +373,11 @@ func (rs *RuleSpec) converters(cfg *config) ([]Converter, error) {
 			if rs.Enum == nil {
 				return nil, errors.New("converter enum needs an enum table")
 			}
+			table := normalize(rs.Enum).(map[string]any) // YAML ints → int64, as read from JSON
 			if rs.EnumDefault != nil {
-				c = EnumDefault(rs.Enum, rs.EnumDefault)
+				c = EnumDefault(table, normalize(rs.EnumDefault))
 			} else {
-				c = Enum(rs.Enum)
+				c = Enum(table)
 			}
 		default:
 			var ok bool

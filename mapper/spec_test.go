@@ -34,7 +34,7 @@ func TestSpecImportYAML(t *testing.T) {
 		"origin": "shop", "priority": "high", "company_id": "3",
 		"order_line": []Values{
 			{"name": "Shirt", "product_uom_qty": int64(2), "price_unit": 75.25},
-			{"name": "Gift", "product_uom_qty": int64(1), "price_unit": 0},
+			{"name": "Gift", "product_uom_qty": int64(1), "price_unit": int64(0)},
 		},
 	}
 	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); d != "" {
