@@ -51,6 +51,10 @@ import (
 // identityField is the args field that carries the identity key.
 const identityField = "_connkit_identity_key"
 
+// sqliteConns is the connection count OpenSQLite uses: one, as River
+// recommends for SQLite (more connections only add busy waiting).
+var sqliteConns = 1
+
 // schedulerInterval is River's job scheduler interval (not configurable):
 // River itself treats retries due within it as available at once.
 const schedulerInterval = 5 * time.Second
@@ -148,12 +152,12 @@ func NewSQLite(ctx context.Context, db *sql.DB, workers *queue.Workers, opts ...
 // journaling and a busy timeout, on one connection as River recommends, and
 // returns a queue on it. Close closes the database.
 func OpenSQLite(ctx context.Context, path string, workers *queue.Workers, opts ...Option) (*Queue[*sql.Tx], error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("riverqueue: opening SQLite file %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(1)
+	db.SetMaxOpenConns(sqliteConns)
 	q, err := NewSQLite(ctx, db, workers, opts...)
 	if err != nil {
 		_ = db.Close()
