@@ -117,7 +117,7 @@ func genCase(rng *rand.Rand) propCase {
 	c.secret = randSecret(rng, special)
 	s := c.secret
 	field := randCase(rng, pick(rng, secretFields))
-	switch kind := rng.IntN(9); kind {
+	switch kind := rng.IntN(10); kind {
 	case 0:
 		h := randCase(rng, pick(rng, secretHeaders))
 		v := s
@@ -178,8 +178,20 @@ func genCase(rng *rand.Rand) propCase {
 			"sent Authorization: Bearer " + s + " and got 401",
 			"dial https://bob:" + s + "@api.test/x: refused",
 			`Get "https://api.test/x?` + field + "=" + s + `&a=1": EOF`,
+			"sent header bearer " + s + "; got 401",
+			"fault: <" + strings.Trim(field, "[]") + ">" + s + "</x>",
 		})
 		c.where = "error text"
+	case 7:
+		s = randSecret(rng, false) // XML would escape the special characters
+		c.secret = s
+		name := strings.Trim(field, "[]")
+		if strings.Contains(name, "[") {
+			name = "password"
+		}
+		e.ResponseHeader.Set("Content-Type", pick(rng, []string{"application/xml", "text/xml; charset=utf-8", "application/soap+xml"}))
+		e.ResponseBody = "<?xml version=\"1.0\"?><r><" + pick(rng, benignWords) + ">1</" + "x><ns:" + name + ` a="b">` + s + "</ns:" + name + "></r>"
+		c.where = "xml " + name
 	default: // a literal secret, registered at runtime, anywhere
 		c.literal = true
 		c.where = "literal"

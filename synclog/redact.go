@@ -775,7 +775,8 @@ func valueEnd(s string, i int) int {
 // String scrubs free text such as an error message or an unknown body: literal secrets,
 // the values in key=value, key: value and "key":"value" pairs whose key is a secret name
 // (including Go-quoted \"key\":\"value\" and "Authorization: Bearer x", which keeps the
-// scheme), and passwords in scheme://user:password@host URLs.
+// scheme), passwords in scheme://user:password@host URLs, the text of XML elements with
+// a secret name, and the token after a free-standing "Bearer ".
 func (r *Redactor) String(s string) string {
 	if s == "" {
 		return ""
@@ -787,7 +788,93 @@ func (r *Redactor) String(s string) string {
 	if strings.Contains(s, "://") {
 		s = scrubUserinfo(s)
 	}
+	if strings.Contains(s, "</") {
+		s = r.scrubXML(s)
+	}
+	if strings.Contains(s, "earer ") || strings.Contains(s, "EARER ") {
+		s = scrubBearer(s)
+	}
 	return s
+}
+
+// scrubXML replaces the text of XML elements with a secret name:
+// <password>x</password>, <wsse:Password Type="…">x</wsse:Password>.
+func (r *Redactor) scrubXML(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '>' {
+			continue
+		}
+		lt := strings.LastIndexByte(s[max(0, i-256):i], '<')
+		if lt < 0 {
+			continue
+		}
+		lt += max(0, i-256)
+		tag := s[lt+1 : i]
+		if tag == "" || tag[0] == '/' || tag[0] == '?' || tag[0] == '!' || tag[len(tag)-1] == '/' {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, " ")
+		if c := strings.LastIndexByte(name, ':'); c >= 0 {
+			name = name[c+1:]
+		}
+		if !isQuotedKey(name) || !r.isTextSecret(name) {
+			continue
+		}
+		end := strings.IndexByte(s[i+1:], '<')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += i + 1
+		}
+		if end == i+1 || i+1 < last {
+			continue
+		}
+		if b.Cap() == 0 {
+			b.Grow(len(s))
+		}
+		b.WriteString(s[last : i+1])
+		b.WriteString(Redacted)
+		last = end
+		i = end - 1
+	}
+	if b.Cap() == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// scrubBearer replaces the credential after a free-standing "Bearer " in text that
+// does not name the header ("sent Bearer abc…").
+func scrubBearer(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i+7 <= len(s); i++ {
+		if !strings.EqualFold(s[i:i+7], "bearer ") || (i > 0 && isKeyChar(s[i-1])) {
+			continue
+		}
+		vs := i + 7
+		ve := vs
+		for ve < len(s) && !isValueStop(s[ve]) {
+			ve++
+		}
+		if ve-vs < 8 || strings.HasPrefix(s[vs:], Redacted) { // short words are prose, not tokens
+			continue
+		}
+		if b.Cap() == 0 {
+			b.Grow(len(s))
+		}
+		b.WriteString(s[last:vs])
+		b.WriteString(Redacted)
+		last, i = ve, ve-1
+	}
+	if b.Cap() == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 func isKeyChar(c byte) bool {

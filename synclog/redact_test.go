@@ -151,6 +151,7 @@ func TestBodyRedaction(t *testing.T) {
 			`user%5Bpassword%5D=[REDACTED]&grant_type=client_credentials&client_secret=[REDACTED]`},
 		{"text key=value", "error: token=abc rejected", "text/plain", "error: token=[REDACTED] rejected"},
 		{"text literal", "hello lit-secret-99", "text/plain", "hello [REDACTED]"},
+		{"xml body", "<r><api_key>k1</api_key><n>1</n></r>", "application/xml", "<r><api_key>[REDACTED]</api_key><n>1</n></r>"},
 		{"empty", "", ct, ""},
 	}
 	for _, tt := range tests {
@@ -193,6 +194,13 @@ func TestStringRedaction(t *testing.T) {
 		{"harmless", "status 500: internal error at 12:30", "status 500: internal error at 12:30"},
 		{"empty value", "password= next", "password= next"},
 		{"object value", `"auth":{"u":"x"} rest`, `"auth":[REDACTED] rest`},
+		{"xml element", "<login><user>bob</user><password>hunter2</password></login>", "<login><user>bob</user><password>[REDACTED]</password></login>"},
+		{"xml namespaced with attrs", `<wsse:Password Type="PasswordText">pw</wsse:Password>`, `<wsse:Password Type="PasswordText">[REDACTED]</wsse:Password>`},
+		{"xml unterminated", "<token>abc", "<token>abc"},
+		{"xml closed unterminated", "</x><token>abc", "</x><token>[REDACTED]"},
+		{"xml harmless", "<a><b>1</b></a>", "<a><b>1</b></a>"},
+		{"free bearer", "server rejected bearer eyJhbGciOiJIUzI1.x.y today", "server rejected bearer [REDACTED] today"},
+		{"bearer prose kept", "the Bearer token is missing", "the Bearer token is missing"},
 		{"empty", "", ""},
 	}
 	for _, tt := range tests {
