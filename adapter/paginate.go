@@ -23,11 +23,12 @@ import (
 // error, or the context's error) and name the page number and the path, cursor or URL concerned.
 var (
 	// ErrPaginationLoop means the API sent back a cursor or next URL that was already
-	// requested earlier in the same walk; continuing would loop forever. It usually points at
-	// a wrong cursor path or a server bug.
+	// requested earlier in the same walk, or served the same records twice in a row;
+	// continuing would loop forever. It usually points at a wrong cursor path or
+	// paging parameter name, or at a server bug.
 	ErrPaginationLoop = errors.New("adapter: pagination loop")
-	// ErrBadPage means a page could not be read: invalid JSON, no array at the records
-	// path, a cursor that is neither string nor number, an error status returned without
+	// ErrBadPage means a page could not be read: invalid JSON (then ErrBadResponse
+	// matches too), no array at the records path, a cursor that is neither string nor number, an error status returned without
 	// an error by the Doer, or a next link that cannot be resolved.
 	ErrBadPage = errors.New("adapter: bad page")
 	// ErrMaxPages is returned only with WithMaxPagesError, when the page limit is reached
@@ -137,6 +138,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 	p.First(&cur)
 	seed := maphash.MakeSeed()
 	seen := make(map[uint64]int) // request fingerprint hash → page that sent it
+	var prevRecords uint64       // hash of the previous page's records
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			fn(nil, gjson.Result{}, fmt.Errorf("adapter: paginating %s: stopped before page %d: %w", pageDescribe(p, &cur), page, err))
@@ -164,6 +166,17 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 		if err != nil {
 			fn(nil, gjson.Result{}, err)
 			return
+		}
+		if !empty {
+			// Same records as the page before: the API ignores the paging parameter (a
+			// misspelt offset or page name) and would serve this page forever.
+			h := maphash.String(seed, records.Raw)
+			if page > 1 && h == prevRecords {
+				fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d (%s) has the same records as page %d; the API probably ignores the paging parameter, check its name",
+					ErrPaginationLoop, page, pageDescribe(p, &cur), page-1))
+				return
+			}
+			prevRecords = h
 		}
 		if resp.URL != nil && cur.Body == nil {
 			// The URL actually fetched, so that an absolute next link back to a page first
@@ -204,7 +217,7 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 		return gjson.Result{}, true, nil
 	}
 	if !gjson.ValidBytes(resp.Body) {
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s is not valid JSON (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), len(resp.Body), pageExcerpt(resp.Body, 64))
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), ErrBadResponse, len(resp.Body), pageExcerpt(resp.Body, 64))
 	}
 	if path == "" || path == "@this" {
 		records = gjson.ParseBytes(resp.Body)

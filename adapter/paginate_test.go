@@ -416,7 +416,8 @@ func TestNextURLNotAString(t *testing.T) {
 func TestLoopDetection(t *testing.T) {
 	t.Run("cursor", func(t *testing.T) {
 		next := map[string]string{"": "a", "a": "b", "b": "a"} // a → b → a
-		api := cursorAPI(t, func(c string) string { return `{"items":[{"id":1}],"next":"` + next[c] + `"}` })
+		var n atomic.Int64                                     // distinct records per page
+		api := cursorAPI(t, func(c string) string { return fmt.Sprintf(`{"items":[{"id":%d}],"next":%q}`, n.Add(1), next[c]) })
 		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items"), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), `page 4 would request cursor "a" (parameter cursor) again, already requested for page 2`)
@@ -424,9 +425,10 @@ func TestLoopDetection(t *testing.T) {
 		assert.Len(t, api.requests(), 3)
 	})
 	t.Run("link header", func(t *testing.T) {
+		var n atomic.Int64
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Link", `</items?page_info=stuck>; rel="next"`)
-			fmt.Fprint(w, `[{"id":1}]`)
+			fmt.Fprintf(w, `[{"id":%d}]`, n.Add(1))
 		})
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader(), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
@@ -434,12 +436,13 @@ func TestLoopDetection(t *testing.T) {
 		assert.Len(t, api.requests(), 2)
 	})
 	t.Run("next URL back to the first page", func(t *testing.T) {
+		var n atomic.Int64
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
 			next := "/items?page=2"
 			if r.URL.Query().Get("page") == "2" {
 				next = "http://" + r.Host + "/items" // the first page, requested as a relative path
 			}
-			fmt.Fprintf(w, `{"items":[{"id":1}],"next":%q}`, next)
+			fmt.Fprintf(w, `{"items":[{"id":%d}],"next":%q}`, n.Add(1), next)
 		})
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items"), WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
@@ -452,6 +455,15 @@ func TestLoopDetection(t *testing.T) {
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=REDACTED again, already requested for page 1")
 	})
+}
+
+func TestSamePageTwiceIsALoop(t *testing.T) {
+	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, pgItems(1, 11)) }) // ignores paging
+	ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "ofset", 10), WithMaxPages(20)))
+	require.ErrorIs(t, err, ErrPaginationLoop)
+	assert.Contains(t, err.Error(), "page 2 (ofset=10) has the same records as page 1; the API probably ignores the paging parameter")
+	assert.Equal(t, seqIDs(1, 11), ids, "the repeated page is not delivered")
+	assert.Len(t, api.requests(), 2)
 }
 
 // stuckPaginator always asks for the same page again.
@@ -600,8 +612,8 @@ func TestBadPages(t *testing.T) {
 		{"string at path", `{"items":"none"}`, "items", `has a string at records path "items"`},
 		{"body not an array", `{"items":[]}`, "", `page 2 from http://HOST/?offset=10 has an object at records path ""`},
 		{"missing path", `{"data":[]}`, "items", `page 2 from http://HOST/?offset=10 has no value at records path "items"`},
-		{"invalid JSON", `{"items":[{"id":1},`, "items", `page 2 from http://HOST/?offset=10 is not valid JSON (19 bytes, starting "{\"items\":[{\"id\":1},")`},
-		{"empty body", ``, "items", `is not valid JSON (0 bytes`},
+		{"invalid JSON", `{"items":[{"id":1},`, "items", `page 2 from http://HOST/?offset=10: bad response: body is not valid JSON (19 bytes, starting "{\"items\":[{\"id\":1},")`},
+		{"empty body", ``, "items", `body is not valid JSON (0 bytes`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
@@ -618,6 +630,7 @@ func TestBadPages(t *testing.T) {
 			ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("", "offset", 10), WithRecordsPath(tc.path)))
 			require.ErrorIs(t, err, ErrBadPage)
 			assert.Contains(t, err.Error(), strings.ReplaceAll(tc.want, "HOST", strings.TrimPrefix(api.URL, "http://")))
+			assert.Equal(t, strings.Contains(tc.want, "not valid JSON"), errors.Is(err, ErrBadResponse), "ErrBadResponse only for invalid JSON")
 			assert.Len(t, ids, 10)
 		})
 	}
