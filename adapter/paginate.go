@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 // Pagination errors. Errors returned by Pages and Records wrap one of these (or the Doer's
@@ -510,6 +511,15 @@ func CursorFromLastRecord() CursorOption {
 	return func(c *cursorPaginator) { c.fromLastRecord = true }
 }
 
+// CursorInBody sends the cursor in the JSON request body at the sjson path (e.g.
+// "variables.after") instead of a query parameter — GraphQL style, where the request is a
+// POST whose body carries the query and its variables. The request's Body must be JSON
+// ([]byte, string, json.RawMessage, or a value encodable as JSON); the cursorParam of Cursor
+// is then unused.
+func CursorInBody(path string) CursorOption {
+	return func(c *cursorPaginator) { c.bodyPath = path }
+}
+
 // Cursor paginates with an opaque cursor read from each page body at the gjson cursorPath
 // (e.g. "next_cursor", "meta.next") and sent back in the cursorParam query parameter. The
 // walk stops when the cursor is missing, null or "", or when HasMorePath says false. A
@@ -530,6 +540,7 @@ type cursorPaginator struct {
 	cursorPath, cursorParam string
 	hasMorePath             string
 	fromLastRecord          bool
+	bodyPath                string // sjson path of the cursor in the request body; "" = query
 }
 
 func (c *cursorPaginator) First(*Request) {}
@@ -569,11 +580,30 @@ func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Resul
 		}
 		return false, nil
 	}
+	if c.bodyPath != "" {
+		body, err := pageJSONBody(req.Body)
+		if err != nil {
+			return false, err
+		}
+		if body, err = sjson.SetBytes(body, c.bodyPath, v); err != nil {
+			return false, fmt.Errorf("adapter: setting the cursor at path %q of the request body: %w", c.bodyPath, err)
+		}
+		req.Body = json.RawMessage(body)
+		return true, nil
+	}
 	pageQuery(req).Set(c.cursorParam, v)
 	return true, nil
 }
 
 func (c *cursorPaginator) describe(req *Request) string {
+	if c.bodyPath != "" {
+		if body, err := pageJSONBody(req.Body); err == nil {
+			if v := gjson.GetBytes(body, c.bodyPath); v.Exists() {
+				return fmt.Sprintf("cursor %q (body path %s)", v.String(), c.bodyPath)
+			}
+		}
+		return pageMethod(req) + " " + pageRedactTarget(req)
+	}
 	if req.Query.Has(c.cursorParam) {
 		return fmt.Sprintf("cursor %q (parameter %s)", req.Query.Get(c.cursorParam), c.cursorParam)
 	}
@@ -674,6 +704,26 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 
 func (u *urlPaginator) describe(req *Request) string {
 	return "URL " + pageRedactTarget(req)
+}
+
+// pageJSONBody returns a fresh copy of a request body as JSON bytes ("{}" for nil).
+func pageJSONBody(body any) ([]byte, error) {
+	switch b := body.(type) {
+	case nil:
+		return []byte("{}"), nil
+	case []byte:
+		return append([]byte(nil), b...), nil
+	case json.RawMessage:
+		return append([]byte(nil), b...), nil
+	case string:
+		return []byte(b), nil
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return nil, fmt.Errorf("adapter: encoding the request body %T as JSON to set the cursor: %w", body, err)
+		}
+		return j, nil
+	}
 }
 
 func pageQuery(req *Request) url.Values {

@@ -3,6 +3,7 @@ package adapter
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,15 @@ func (d *testDoer) Do(ctx context.Context, req *Request) (*Response, error) {
 		body = bytes.NewReader(b)
 	case string:
 		body = strings.NewReader(b)
+	case json.RawMessage:
+		body = bytes.NewReader(b)
+	case nil:
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(j)
 	}
 	method := req.Method
 	if method == "" {
@@ -309,6 +319,59 @@ func TestCursorOfWrongType(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadPage)
 	assert.Contains(t, err.Error(), `cursor at path "next" of the page body is an object`)
 	assert.Contains(t, err.Error(), "page 2")
+}
+
+func TestCursorHasMoreMissingLeavesItToTheCursor(t *testing.T) {
+	api := cursorAPI(t, func(c string) string {
+		if c == "" {
+			return `{"data":[{"id":1}],"next":"x"}`
+		}
+		return `{"data":[{"id":2}]}`
+	})
+	ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor", HasMorePath("has_more")), WithRecordsPath("data")))
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2}, ids)
+}
+
+// TestCursorInBodyGraphQL pages a GraphQL connection: POST with the cursor in
+// variables.after, hasNextPage/endCursor in pageInfo.
+func TestCursorInBodyGraphQL(t *testing.T) {
+	var bodies []string
+	var mu sync.Mutex
+	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		after := gjson.GetBytes(b, "variables.after").String()
+		start := 0
+		if after != "" {
+			start, _ = strconv.Atoi(strings.TrimPrefix(after, "end"))
+		}
+		end := min(start+2, 5)
+		fmt.Fprintf(w, `{"data":{"products":{"nodes":%s,"pageInfo":{"hasNextPage":%t,"endCursor":"end%d"}}}}`, pgItems(start+1, end+1), end < 5, end)
+	})
+	req := Request{Method: http.MethodPost, Path: "/graphql.json", Body: map[string]any{"query": "query($after: String) { products(first: 2, after: $after) { nodes { id } } }"}}
+	p := Cursor("data.products.pageInfo.endCursor", "", CursorInBody("variables.after"), HasMorePath("data.products.pageInfo.hasNextPage"))
+	ids, err := collectIDs(t, Records(t.Context(), api.doer(), req, p, WithRecordsPath("data.products.nodes")))
+	require.NoError(t, err)
+	assert.Equal(t, seqIDs(1, 6), ids)
+	require.Len(t, bodies, 3)
+	assert.JSONEq(t, `{"query":"query($after: String) { products(first: 2, after: $after) { nodes { id } } }"}`, bodies[0])
+	assert.JSONEq(t, `{"query":"query($after: String) { products(first: 2, after: $after) { nodes { id } } }","variables":{"after":"end2"}}`, bodies[1])
+	assert.Equal(t, "end4", gjson.Get(bodies[2], "variables.after").String())
+	assert.Equal(t, map[string]any{"query": "query($after: String) { products(first: 2, after: $after) { nodes { id } } }"}, req.Body, "the caller's body is not modified")
+}
+
+func TestCursorInBodyLoop(t *testing.T) {
+	var n atomic.Int64
+	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"items":[{"id":%d}],"next":"same"}`, n.Add(1))
+	})
+	req := Request{Method: http.MethodPost, Path: "/search", Body: json.RawMessage(`{"q":"x"}`)}
+	_, err := collectIDs(t, Records(t.Context(), api.doer(), req, Cursor("next", "", CursorInBody("after")), WithRecordsPath("items"), WithMaxPages(20)))
+	require.ErrorIs(t, err, ErrPaginationLoop)
+	assert.Contains(t, err.Error(), `page 3 would request cursor "same" (body path after) again, already requested for page 2`)
 }
 
 // shopifyAPI serves 7 products 3 per page with page_info cursors in Link headers, as Shopify
