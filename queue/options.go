@@ -30,12 +30,18 @@ const DefaultJobTimeout = time.Minute
 // EnqueueOptions are the resolved options of one Enqueue. Queue
 // implementations read them with [ResolveOptions].
 type EnqueueOptions struct {
-	Priority    int
-	Delay       time.Duration
-	RunAt       time.Time
+	// Priority is 1 (runs first) to 4 (runs last).
+	Priority int
+	// Delay is relative to Enqueue; ResolveOptions folds it into RunAt.
+	Delay time.Duration
+	// RunAt is the earliest run time; zero means now.
+	RunAt time.Time
+	// MaxAttempts is at least 1.
 	MaxAttempts int
+	// IdentityKey, when set, keeps duplicates out while the job is pending.
 	IdentityKey string
-	QueueName   string
+	// QueueName is the named queue.
+	QueueName string
 }
 
 // EnqueueOption sets one enqueue option.

@@ -108,13 +108,21 @@ type AttemptError struct {
 
 // JobInfo is a snapshot of a job as stored by a queue.
 type JobInfo struct {
-	ID          int64
-	Kind        string
-	Queue       string
-	State       State
-	Priority    int
-	Attempt     int
+	// ID identifies the job in its queue.
+	ID int64
+	// Kind is the job's kind.
+	Kind string
+	// Queue is the named queue the job is in.
+	Queue string
+	// State is where the job is in its life cycle.
+	State State
+	// Priority is 1 (runs first) to 4 (runs last).
+	Priority int
+	// Attempt is how many attempts have started.
+	Attempt int
+	// MaxAttempts is how many attempts are allowed.
 	MaxAttempts int
+	// IdentityKey is the key given with WithIdentityKey, if any.
 	IdentityKey string
 	// Args is the JSON-encoded arguments.
 	Args json.RawMessage
@@ -141,8 +149,11 @@ func (j JobInfo) LastError() string {
 
 // ListFilter selects jobs for ListJobs. Empty fields match everything.
 type ListFilter struct {
+	// States keeps jobs in any of these states.
 	States []State
-	Kinds  []string
+	// Kinds keeps jobs of any of these kinds.
+	Kinds []string
+	// Queues keeps jobs in any of these queues.
 	Queues []string
 	// Limit caps the number of jobs returned; 0 means no cap.
 	Limit int
@@ -194,6 +205,7 @@ var (
 // PermanentError marks an error that retrying cannot fix. See [Permanent].
 type PermanentError struct{ Err error }
 
+// Error describes the wrapped error as permanent.
 func (e *PermanentError) Error() string {
 	if e.Err == nil {
 		return "permanent failure"
@@ -215,10 +227,13 @@ func Permanent(err error) error {
 
 // RetryAfterError asks for the next attempt after Delay. See [RetryAfter].
 type RetryAfterError struct {
+	// Delay is how long to wait before the next attempt.
 	Delay time.Duration
-	Err   error
+	// Err is the attempt's error; may be nil.
+	Err error
 }
 
+// Error describes the requested delay and the wrapped error.
 func (e *RetryAfterError) Error() string {
 	msg := fmt.Sprintf("retry after %s", e.Delay)
 	if e.Err != nil {

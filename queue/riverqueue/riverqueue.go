@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -152,6 +153,9 @@ func NewSQLite(ctx context.Context, db *sql.DB, workers *queue.Workers, opts ...
 // journaling and a busy timeout, on one connection as River recommends, and
 // returns a queue on it. Close closes the database.
 func OpenSQLite(ctx context.Context, path string, workers *queue.Workers, opts ...Option) (*Queue[*sql.Tx], error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("riverqueue: OpenSQLite: path %q must be non-empty and contain no '?' or '#'; open the database yourself and use NewSQLite", path)
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

@@ -293,6 +293,9 @@ func TestConstructorsRefuseNil(t *testing.T) {
 	if _, err := riverqueue.NewPostgres(ctx, nil, queue.NewWorkers()); err == nil {
 		t.Error("NewPostgres(nil pool) succeeded")
 	}
+	if _, err := riverqueue.OpenSQLite(ctx, "jobs.db?mode=ro", queue.NewWorkers()); err == nil {
+		t.Error("OpenSQLite accepted a path with '?'")
+	}
 	if _, err := riverqueue.OpenSQLite(ctx, filepath.Join(t.TempDir(), "q.db"), queue.NewWorkers(),
 		riverqueue.WithQueue("Bad Name", 1), riverqueue.WithLogger(quiet)); !errors.Is(err, queue.ErrInvalidOption) {
 		t.Errorf("bad queue name: %v, want ErrInvalidOption", err)
