@@ -29,8 +29,9 @@ var (
 	// paging parameter name, or at a server bug.
 	ErrPaginationLoop = errors.New("adapter: pagination loop")
 	// ErrBadPage means a page could not be read: invalid JSON (then ErrBadResponse
-	// matches too), no array at the records path, a cursor that is neither string nor number, an error status returned without
-	// an error by the Doer, or a next link that cannot be resolved.
+	// matches too), no array at the records path, a cursor that is neither string nor
+	// number, an error status returned without an error by the Doer, or a next link that
+	// cannot be resolved.
 	ErrBadPage = errors.New("adapter: bad page")
 	// ErrMaxPages is returned only with WithMaxPagesError, when the page limit is reached
 	// while the API still announces more pages.
@@ -90,8 +91,12 @@ func WithMaxPagesError() PageOption {
 // context, an unreadable page, a pagination loop) are yielded once, with a nil response, and
 // end the walk. Breaking out of the loop stops immediately: no further request is sent.
 //
+// A walk that would never end is an ErrPaginationLoop error: a request (URL, query and
+// body) already sent in this walk, or a page with the same records as the page before (an
+// API that ignores a misspelt paging parameter).
+//
 // Only one page is held at a time. Loop detection keeps a 64-bit hash per page requested,
-// not the pages. req is copied; the caller's Query and Header maps are not modified.
+// not the pages. req is copied; the caller's Query, Header and Body are not modified.
 func Pages(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOption) iter.Seq2[*Response, error] {
 	cfg := newPageConfig(opts)
 	return func(yield func(*Response, error) bool) {
@@ -132,8 +137,8 @@ func newPageConfig(opts []PageOption) pageConfig {
 	return cfg
 }
 
-// pageWalk drives the pagination. fn is called once per page, or once with an error; walk never
-// calls fn again after fn returned false or after an error.
+// pageWalk drives the pagination. fn is called once per page, or once with an error; it is
+// never called again after it returned false or after an error.
 func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageConfig, fn func(*Response, gjson.Result, error) bool) {
 	cur := pageCloneRequest(&req)
 	p.First(&cur)
@@ -142,7 +147,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 	var prevRecords uint64       // hash of the previous page's records
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
-			fn(nil, gjson.Result{}, fmt.Errorf("adapter: paginating %s: stopped before page %d: %w", pageDescribe(p, &cur), page, err))
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: pagination stopped before page %d (%s): %w", page, pageDescribe(p, &cur), err))
 			return
 		}
 		key := pageRequestKey(&cur)

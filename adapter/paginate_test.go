@@ -615,7 +615,7 @@ func TestContextCancel(t *testing.T) {
 			}
 		})
 		require.ErrorIs(t, err, context.Canceled)
-		assert.Contains(t, err.Error(), "stopped before page 2")
+		assert.Contains(t, err.Error(), "pagination stopped before page 2 (offset=10)")
 		assert.Len(t, ids, 10, "the page already fetched is delivered")
 		assert.Len(t, api.requests(), 1)
 	})
