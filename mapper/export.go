@@ -16,14 +16,24 @@ import (
 // ExportMapper turns local [Values] into an external JSON payload. Build it once with
 // [NewExport] (or from a spec with [Spec.Export]) and call [ExportMapper.Map] per record;
 // it is safe for concurrent use.
-type ExportMapper struct{ base }
+type ExportMapper struct {
+	base
+	simple bool // every target is a plain key path: build with payload, not sjson
+}
 
 // NewExport builds an export mapper from rules, checking every rule and compiling every
 // expression now. Problems are reported together, each as a [*SpecError].
 func NewExport(name string, rules []Rule, opts ...Option) (*ExportMapper, error) {
-	m := &ExportMapper{base{name: name, cfg: newConfig(opts), rules: rules}}
+	m := &ExportMapper{base: base{name: name, cfg: newConfig(opts), rules: rules}}
 	if err := m.build(true); err != nil {
 		return nil, fmt.Errorf("building export mapper %q: %w", name, err)
+	}
+	m.simple = true
+	for i := range m.rules {
+		r := &m.rules[i]
+		if r.kind == kindFunc || r.kind == kindExec || !simplePath(r.to) {
+			m.simple = false // dynamic or indexed paths: sjson
+		}
 	}
 	return m, nil
 }
@@ -57,13 +67,17 @@ func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Option
 	if local == nil {
 		local = Values{}
 	}
-	payload := make([]byte, 0, 64*len(m.rules)+2)
-	payload = append(payload, '{', '}')
-	var written Values
-	if m.hasExpr {
-		written = make(Values, len(m.rules))
+	out := &sink{}
+	if m.simple {
+		out.p = newPayload(len(m.rules))
+	} else {
+		out.raw = make([]byte, 0, 64*len(m.rules)+2)
+		out.raw = append(out.raw, '{', '}')
 	}
-	rec := Record{local: local, opts: opts, mapped: written, ctx: ctx, rel: m.cfg.related}
+	if m.hasExpr {
+		out.written = make(Values, len(m.rules))
+	}
+	rec := Record{local: local, opts: opts, mapped: out.written, ctx: ctx, rel: m.cfg.related}
 	collect := opts.AllErrors || m.cfg.collect
 	var errs []error
 	for i := range m.rules {
@@ -71,9 +85,7 @@ func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Option
 		if !r.applies(opts) {
 			continue
 		}
-		var err error
-		payload, err = m.apply(ctx, i, r, &rec, payload, written, label)
-		if err != nil {
+		if err := m.apply(ctx, i, r, &rec, out, label); err != nil {
 			err = m.mapErr(label, i, r, recordID(), err)
 			if !collect {
 				return nil, err
@@ -84,77 +96,116 @@ func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Option
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return payload, nil
+	return out.bytes(), nil
 }
 
-func set(payload []byte, written Values, path string, v any) ([]byte, error) {
-	out, err := sjson.SetBytes(payload, path, v)
-	if err != nil {
-		return payload, fmt.Errorf("writing %q: %w", path, err)
+// sink is where an export mapper writes: the payload builder for plain key paths,
+// sjson otherwise; written keeps the values for expressions (`values`).
+type sink struct {
+	p       *payload
+	raw     []byte
+	written Values
+}
+
+func (s *sink) set(path string, v any) error {
+	if s.p != nil {
+		if err := s.p.set(path, v); err != nil {
+			return err
+		}
+	} else {
+		// sjson writes NaN/Inf as bare words; encode first so the payload stays JSON.
+		raw, err := appendJSON(nil, v)
+		if err != nil {
+			return fmt.Errorf("writing %q: %w", path, err)
+		}
+		if s.raw, err = sjson.SetRawBytes(s.raw, path, raw); err != nil {
+			return fmt.Errorf("writing %q: %w", path, err)
+		}
 	}
-	if written != nil {
-		written[path] = v
+	if s.written != nil {
+		s.written[path] = v
 	}
-	return out, nil
+	return nil
+}
+
+func (s *sink) setRaw(path string, raw []byte, v any) error {
+	if s.p != nil {
+		s.p.setRaw(path, raw)
+	} else {
+		var err error
+		if s.raw, err = sjson.SetRawBytes(s.raw, path, raw); err != nil {
+			return fmt.Errorf("writing %q: %w", path, err)
+		}
+	}
+	if s.written != nil {
+		s.written[path] = v
+	}
+	return nil
+}
+
+func (s *sink) bytes() []byte {
+	if s.p != nil {
+		return s.p.bytes()
+	}
+	return s.raw
 }
 
 // setAll writes vals in key order, so a payload is byte-for-byte stable (content
 // hashes of exported payloads depend on it).
-func setAll(payload []byte, written Values, vals map[string]any) ([]byte, error) {
-	var err error
+func setAll(out *sink, vals map[string]any) error {
 	for _, k := range slices.Sorted(maps.Keys(vals)) {
-		if payload, err = set(payload, written, k, vals[k]); err != nil {
-			return payload, err
+		if err := out.set(k, vals[k]); err != nil {
+			return err
 		}
 	}
-	return payload, nil
+	return nil
 }
 
-func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, payload []byte, written Values, label string) ([]byte, error) {
+func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out *sink, label string) error {
 	switch r.kind {
 	case kindDirect:
 		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
 		if err != nil {
-			return payload, err
+			return err
 		}
 		v, ok, err := finish(r, v, exists)
 		if err != nil || !ok {
-			return payload, err
+			return err
 		}
-		return set(payload, written, r.to, v)
+		return out.set(r.to, v)
 	case kindFunc:
 		vals, err := r.fn(ctx, rec)
 		if err != nil {
-			return payload, err
+			return err
 		}
-		return setAll(payload, written, vals)
+		return setAll(out, vals)
 	case kindRelation:
 		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
 		if err != nil {
-			return payload, err
+			return err
 		}
 		if !exists || v == nil || v == false {
 			v, ok, err := finish(r, nil, exists)
 			if err != nil || !ok {
-				return payload, err
+				return err
 			}
-			return set(payload, written, r.to, v)
+			return out.set(r.to, v)
 		}
 		v, ok, err := m.relate(ctx, r, v)
 		if err != nil || !ok {
-			return payload, err
+			return err
 		}
 		if v, ok, err = finish(r, v, true); err != nil || !ok {
-			return payload, err
+			return err
 		}
-		return set(payload, written, r.to, v)
+		return out.set(r.to, v)
 	case kindExpr, kindExec:
 		p := m.progs[i]
-		env := exprEnv{Values: written, Request: rec.opts.Request, Create: rec.opts.Create, Record: rec.local}
+		env := exprEnv{Values: out.written, Request: rec.opts.Request, Create: rec.opts.Create, Record: rec.local}
 		if r.from != "" {
 			v, _, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
 			if err != nil {
-				return payload, err
+				return err
 			}
 			env.Value = v
 		}
@@ -163,35 +214,35 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 		}
 		v, err := p.run(ctx, &env)
 		if err != nil {
-			return payload, err
+			return err
 		}
 		if r.kind == kindExec {
 			patch, err := execResult(v)
 			if err != nil {
-				return payload, err
+				return err
 			}
-			return setAll(payload, written, patch)
+			return setAll(out, patch)
 		}
 		v, ok, err := finish(r, v, true)
 		if err != nil || !ok {
-			return payload, err
+			return err
 		}
-		return set(payload, written, r.to, v)
+		return out.set(r.to, v)
 	case kindChildren:
 		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
 		if err != nil {
-			return payload, err
+			return err
 		}
 		if !exists || v == nil {
 			v, ok, err := finish(r, nil, exists)
 			if err != nil || !ok {
-				return payload, err
+				return err
 			}
-			return set(payload, written, r.to, v)
+			return out.set(r.to, v)
 		}
 		lines, err := asLines(v)
 		if err != nil {
-			return payload, err
+			return err
 		}
 		child := r.child.(*ExportMapper)
 		childOpts := *rec.opts
@@ -202,7 +253,7 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 			b, err := child.mapValues(ctx, line, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]")
 			if err != nil {
 				if !(rec.opts.AllErrors || m.cfg.collect) {
-					return payload, err
+					return err
 				}
 				errs = append(errs, err)
 				continue
@@ -213,19 +264,12 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, p
 			arr = append(arr, b...)
 		}
 		if len(errs) > 0 {
-			return payload, errors.Join(errs...)
+			return errors.Join(errs...)
 		}
 		arr = append(arr, ']')
-		out, err := sjson.SetRawBytes(payload, r.to, arr)
-		if err != nil {
-			return payload, fmt.Errorf("writing %q: %w", r.to, err)
-		}
-		if written != nil {
-			written[r.to] = lines
-		}
-		return out, nil
+		return out.setRaw(r.to, arr, lines)
 	}
-	return payload, nil
+	return nil
 }
 
 func asLines(v any) ([]Values, error) {

@@ -2,6 +2,7 @@ package mapper
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,6 +39,16 @@ func fuzzMappers() (*ImportMapper, *ExportMapper) {
 	return imp, exp
 }
 
+// fuzzSimpleExport uses only plain key paths, so it runs on the payload builder.
+func fuzzSimpleExport() *ExportMapper {
+	lineOut := must(NewExport("line", []Rule{Direct("qty", "qty"), Direct("price", "p.price")}))
+	return must(NewExport("fuzz", []Rule{
+		Direct("name", "name"), Direct("label", "meta.label"), Direct("price", "meta.price"), Direct("qty", "qty"),
+		Direct("active", "active"), Direct("created", "created"), Direct("tags", "tags"), Direct("state", "meta"),
+		Direct("n", "meta.n"), Children("lines", "lines", lineOut),
+	}))
+}
+
 func FuzzImport(f *testing.F) {
 	for _, s := range []string{
 		`{}`, `[]`, ``, `null`, `{"name":"X"}`, productJSON,
@@ -54,6 +65,9 @@ func FuzzImport(f *testing.F) {
 	// single-pass reader against gjson's semantics.
 	slow := *imp
 	slow.fast = false
+	simple := fuzzSimpleExport()
+	simpleViaSjson := *simple
+	simpleViaSjson.simple = false
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		vals, err := imp.Map(ctx, data, Options{Create: true})
@@ -72,6 +86,24 @@ func FuzzImport(f *testing.F) {
 		}
 		if _, err := exp.Map(ctx, vals, Options{Create: true}); err != nil && err.Error() == "" {
 			t.Fatal("empty error message")
+		}
+		// The payload builder and sjson must write the same document.
+		a, errA := simple.Map(ctx, vals, Options{})
+		b, errB := simpleViaSjson.Map(ctx, vals, Options{})
+		if (errA == nil) != (errB == nil) {
+			t.Fatalf("builder err %v, sjson err %v", errA, errB)
+		}
+		if errA == nil {
+			var av, bv any
+			if err := json.Unmarshal(a, &av); err != nil {
+				t.Fatalf("builder wrote invalid JSON: %v\n%s", err, a)
+			}
+			if err := json.Unmarshal(b, &bv); err != nil {
+				t.Fatalf("sjson wrote invalid JSON: %v\n%s", err, b)
+			}
+			if d := cmp.Diff(bv, av); d != "" {
+				t.Fatalf("builder differs from sjson (-sjson +builder):\n%s", d)
+			}
 		}
 	})
 }
