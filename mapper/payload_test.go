@@ -18,9 +18,9 @@ func TestPayloadMatchesSjson(t *testing.T) {
 		v    any
 	}
 	cases := map[string][]set{
-		"flat":      {{"a", "x"}, {"b", int64(2)}, {"c", 1.5}, {"d", true}, {"e", nil}},
-		"nested":    {{"order.name", "n"}, {"order.total", 3.25}, {"meta.tags", []any{"a", 1.0}}, {"order.customer.id", "c"}},
-		"overwrite": {{"a", "x"}, {"b", "y"}, {"a", "z"}},
+		"flat":           {{"a", "x"}, {"b", int64(2)}, {"c", 1.5}, {"d", true}, {"e", nil}},
+		"nested":         {{"order.name", "n"}, {"order.total", 3.25}, {"meta.tags", []any{"a", 1.0}}, {"order.customer.id", "c"}},
+		"overwrite":      {{"a", "x"}, {"b", "y"}, {"a", "z"}},
 		"leaf to object": {{"a", "x"}, {"a.b", "y"}},
 		"object to leaf": {{"a.b", "y"}, {"a", int64(1)}},
 		"strings": {{"s1", "quote \" backslash \\ newline \n tab \t nul \x00 ctl \x1f"}, {"s2", "Café ☕ \u2028 \u2029"},
