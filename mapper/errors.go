@@ -107,7 +107,7 @@ func (e *MissingDependencyError) Unwrap() []error {
 
 // SpecError reports an invalid mapping spec (file) or rule definition, with the rule's
 // position so it can be fixed: Path like "rules[3]" or "rules[2].children.rules[0]",
-// Line (1-based, 0 when unknown — JSON input or Go-built rules) and Field.
+// Line (1-based line of the rule in a YAML or JSON spec, 0 for Go-built rules) and Field.
 type SpecError struct {
 	// File is the spec file name, when loaded from a file.
 	File string
@@ -115,7 +115,7 @@ type SpecError struct {
 	Path string
 	// Index is the rule's index in its list, -1 for mapper-level problems.
 	Index int
-	// Line is the 1-based line in a YAML spec, 0 when unknown.
+	// Line is the 1-based line of the rule in its spec file, 0 when unknown.
 	Line int
 	// Field is the rule's field (local field name), when set.
 	Field string

@@ -291,7 +291,7 @@ func TestImportChildren(t *testing.T) {
 	// Line errors name the line and the parent record.
 	_, err = order.Map(ctx, []byte(`{"id":"o2","line_items":[{"product_id":"p9","qty":1},{"product_id":"zz","qty":1}]}`), Options{})
 	var me *MappingError
-	if !errors.As(err, &me) || me.Mapper != "order/line[1]" || me.Field != "product_id" || !errors.Is(err, ErrMissingDependency) {
+	if !errors.As(err, &me) || me.Mapper != "order/line[1]" || me.Field != "product_id" || me.RecordID != "o2" || !errors.Is(err, ErrMissingDependency) {
 		t.Fatalf("err = %v (%+v)", err, me)
 	}
 	_, err = order.Map(ctx, []byte(`{"line_items":{"qty":1}}`), Options{})

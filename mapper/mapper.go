@@ -294,6 +294,7 @@ func (b *base) check(r *Rule, export bool) error {
 func (b *base) mapErr(label string, i int, r *Rule, recordID string, err error) error {
 	var me *MappingError
 	if r.kind == kindChildren && errors.As(err, &me) {
+		fillRecordID(err, recordID) // lines name their parent record
 		return err
 	}
 	field := r.to
@@ -301,6 +302,24 @@ func (b *base) mapErr(label string, i int, r *Rule, recordID string, err error) 
 		field = r.from
 	}
 	return &MappingError{Mapper: label, Rule: r.label(i), Field: field, RecordID: recordID, Cause: err}
+}
+
+// fillRecordID sets RecordID on the MappingErrors in err that have none. They were
+// created by this Map call, so changing them is safe.
+func fillRecordID(err error, id string) {
+	if id == "" {
+		return
+	}
+	switch e := err.(type) {
+	case *MappingError:
+		if e.RecordID == "" {
+			e.RecordID = id
+		}
+	case interface{ Unwrap() []error }:
+		for _, x := range e.Unwrap() {
+			fillRecordID(x, id)
+		}
+	}
 }
 
 // finish applies missing/null handling and converters to one value.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
 	yaml "go.yaml.in/yaml/v3"
 )
 
@@ -101,6 +102,7 @@ func ParseSpec(data []byte, name string) (*Spec, error) {
 		if err := dec.Decode(s); err != nil {
 			return nil, &SpecError{File: name, Index: -1, Err: fmt.Errorf("reading JSON spec: %w", err)}
 		}
+		setLinesJSON(s, string(data), gjson.Parse(string(data)))
 		return s, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -113,6 +115,19 @@ func ParseSpec(data []byte, name string) (*Spec, error) {
 		setLines(s, &root)
 	}
 	return s, nil
+}
+
+// setLinesJSON finds each rule's line in a JSON spec from gjson's byte offsets.
+func setLinesJSON(s *Spec, data string, obj gjson.Result) {
+	for j, item := range obj.Get("rules").Array() {
+		if j >= len(s.Rules) {
+			break
+		}
+		s.Rules[j].line = strings.Count(data[:item.Index], "\n") + 1
+		if s.Rules[j].Children != nil {
+			setLinesJSON(s.Rules[j].Children, data, item.Get("children"))
+		}
+	}
 }
 
 // setLines copies each rule's line number from the YAML node tree.

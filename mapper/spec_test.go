@@ -113,6 +113,15 @@ func TestSpecBad(t *testing.T) {
 		t.Error("not ErrInvalidRule")
 	}
 
+	// JSON specs report lines too.
+	_, err = LoadImport("testdata/bad_rules.json")
+	for _, want := range []string{`bad_rules.json:5: rules[1] (field "b"): unknown converter "cents"`,
+		`bad_rules.json:9: rules[2].children.rules[1] (field "x"): expression does not compile`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("JSON spec error does not contain %q:\n%v", want, err)
+		}
+	}
+
 	for file, want := range map[string]string{
 		"testdata/bad_unknown_key.yaml": "convertr",
 		"testdata/bad_syntax.json":      "reading JSON spec",
