@@ -583,7 +583,8 @@ func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bo
 // Body returns body as a redacted string. JSON (any media type containing "json", or an
 // untyped body that starts like JSON) has the values of secret fields replaced by
 // "[REDACTED]" at any depth, inside arrays too, keeping the rest byte for byte; invalid
-// JSON falls back to [Redactor.String]. Form-urlencoded bodies are redacted like a query
+// JSON falls back to [Redactor.String]; valid JSON under another media type is treated as
+// JSON. Form-urlencoded bodies are redacted like a query
 // string. Anything else is scrubbed like [Redactor.String]. Literal secrets are scrubbed
 // in every case. Redact before truncating: a cut secret can no longer be recognised.
 func (r *Redactor) Body(body []byte, contentType string) string {
@@ -608,6 +609,9 @@ func (r *Redactor) body(s, contentType string) string {
 	case mt == "application/x-www-form-urlencoded":
 		out, _ := r.redactPairs(s, r.isFormSecret)
 		return r.scrubLiteral(out)
+	case looksJSON(s) && gjson.Valid(s):
+		// JSON served as text/plain or text/html: keep it valid JSON.
+		return r.scrubLiteral(r.redactJSON(s))
 	default:
 		return r.String(s)
 	}
@@ -645,6 +649,19 @@ func (r *Redactor) redactJSON(s string) string {
 		}
 		j := skipSpace(s, end)
 		if j >= len(s) || s[j] != ':' {
+			// A string value: it may itself carry "password=…", an embedded JSON
+			// document ("{\"token\":…}") or a URL with credentials.
+			raw := s[start+1 : end-1]
+			if strings.IndexByte(raw, '=') >= 0 || strings.IndexByte(raw, ':') >= 0 || strings.Contains(raw, "</") {
+				if red := r.freeText(raw); red != raw {
+					if b.Cap() == 0 {
+						b.Grow(len(s))
+					}
+					b.WriteString(s[last : start+1])
+					b.WriteString(red)
+					last = end - 1
+				}
+			}
 			i = end
 			continue
 		}
@@ -781,7 +798,11 @@ func (r *Redactor) String(s string) string {
 	if s == "" {
 		return ""
 	}
-	s = r.scrubLiteral(s)
+	return r.freeText(r.scrubLiteral(s))
+}
+
+// freeText is String without the literal-secret pass.
+func (r *Redactor) freeText(s string) string {
 	if strings.ContainsAny(s, "=:") {
 		s = r.scrubPairs(s)
 	}
@@ -987,8 +1008,8 @@ func textValue(s string, v int, auth bool) (int, int) {
 		return v, valueEnd(s, v)
 	}
 	e := v
-	for e < len(s) && !isValueStop(s[e]) {
-		e++
+	for e < len(s) && !isValueStop(s[e]) && !(s[e] == '\\' && e+1 < len(s) && s[e+1] == '"') {
+		e++ // a \" ends the value too: it closes a Go- or JSON-quoted string
 	}
 	// "Authorization: Bearer abc": keep the scheme, hide the credential after it.
 	if auth && e < len(s) && s[e] == ' ' && isSchemeWord(s[v:e]) {

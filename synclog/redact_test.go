@@ -141,6 +141,10 @@ func TestBodyRedaction(t *testing.T) {
 		{"vendor json type", `{"token":"a"}`, "application/vnd.api+json; charset=utf-8", `{"token":"[REDACTED]"}`},
 		{"untyped json sniffed", ` {"token":"a"}`, "", ` {"token":"[REDACTED]"}`},
 		{"no secret unchanged", `{"a":[1,2,{"b":"c"}]}`, ct, `{"a":[1,2,{"b":"c"}]}`},
+		{"json inside a json string", `{"payload":"{\"password\":\"hunter2\",\"a\":1}","n":1}`, ct, `{"payload":"{\"password\":\"[REDACTED]\",\"a\":1}","n":1}`},
+		{"key=value inside a json string", `{"error":"bad request: client_secret=abc\"","url":"https://u:pw@h.test/?token=t&x=1"}`, ct,
+			`{"error":"bad request: client_secret=[REDACTED]\"","url":"https://u:[REDACTED]@h.test/?token=[REDACTED]&x=1"}`},
+		{"timestamps untouched", `{"at":"2025-01-01T10:00:00Z","link":"https://a.test/x?page=2"}`, ct, `{"at":"2025-01-01T10:00:00Z","link":"https://a.test/x?page=2"}`},
 		{"literal secret in json value", `{"note":"lit-secret-99"}`, ct, `{"note":"[REDACTED]"}`},
 		{"invalid json: truncated", `{"user":"bob","password":"hunt`, ct, `{"user":"bob","password":"[REDACTED]`},
 		{"invalid json: js-style", `{password: 'abc', x: 1}`, ct, `{password: '[REDACTED]', x: 1}`},
@@ -156,8 +160,12 @@ func TestBodyRedaction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := r.Body([]byte(tt.in), tt.ct); got != tt.want {
+			got := r.Body([]byte(tt.in), tt.ct)
+			if got != tt.want {
 				t.Errorf("Body(%q, %q)\n got %q\nwant %q", tt.in, tt.ct, got, tt.want)
+			}
+			if gjson.Valid(tt.in) && !gjson.Valid(got) {
+				t.Errorf("valid JSON became invalid: %s", got)
 			}
 		})
 	}
