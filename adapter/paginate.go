@@ -416,17 +416,96 @@ func pageSecretParam(name string) bool {
 	return false
 }
 
+// TotalOption tells Offset and PageNumber where the API reports the size of the listing
+// (in the body or in a header), so that the walk stops at the last page instead of asking
+// for an empty one — and stops cleanly with APIs that answer an out-of-range page with the
+// last page again. A total that is configured but absent leaves the decision to the
+// page-size and empty-page rules; one that is present but not an integer is an ErrBadPage
+// error.
+type TotalOption func(*pageTotals)
+
+type pageTotals struct {
+	recordsPath, recordsHeader string
+	pagesPath, pagesHeader     string
+}
+
+// TotalRecordsPath reads the total number of records at a gjson path of the page body
+// (e.g. "meta.total", "total_count").
+func TotalRecordsPath(path string) TotalOption {
+	return func(t *pageTotals) { t.recordsPath = path }
+}
+
+// TotalRecordsHeader reads the total number of records from a response header (e.g.
+// "X-Total-Count", "X-WP-Total").
+func TotalRecordsHeader(name string) TotalOption {
+	return func(t *pageTotals) { t.recordsHeader = name }
+}
+
+// TotalPagesPath reads the total number of pages at a gjson path of the page body (e.g.
+// "meta.last_page", "total_pages").
+func TotalPagesPath(path string) TotalOption {
+	return func(t *pageTotals) { t.pagesPath = path }
+}
+
+// TotalPagesHeader reads the total number of pages from a response header (e.g.
+// "X-WP-TotalPages", "X-Total-Pages").
+func TotalPagesHeader(name string) TotalOption {
+	return func(t *pageTotals) { t.pagesHeader = name }
+}
+
+func newPageTotals(opts []TotalOption) pageTotals {
+	var t pageTotals
+	for _, o := range opts {
+		if o != nil {
+			o(&t)
+		}
+	}
+	return t
+}
+
+// read returns the totals the response reports, -1 for those it does not.
+func (t pageTotals) read(resp *Response) (records, pages int, err error) {
+	if records, err = totalFrom(resp, t.recordsPath, t.recordsHeader, "records"); err != nil {
+		return -1, -1, err
+	}
+	pages, err = totalFrom(resp, t.pagesPath, t.pagesHeader, "pages")
+	return records, pages, err
+}
+
+func totalFrom(resp *Response, path, header, what string) (int, error) {
+	if path != "" {
+		if v := resp.Get(path); v.Exists() && v.Type != gjson.Null {
+			n, err := strconv.Atoi(strings.TrimSpace(v.String()))
+			if err != nil || (v.Type != gjson.Number && v.Type != gjson.String) {
+				return -1, fmt.Errorf("%w: total %s at path %q is %s, not an integer", ErrBadPage, what, path, strconv.Quote(v.Raw))
+			}
+			return n, nil
+		}
+	}
+	if header != "" {
+		if h := strings.TrimSpace(resp.Header.Get(header)); h != "" {
+			n, err := strconv.Atoi(h)
+			if err != nil {
+				return -1, fmt.Errorf("%w: total %s in header %s is %q, not an integer", ErrBadPage, what, header, h)
+			}
+			return n, nil
+		}
+	}
+	return -1, nil
+}
+
 // Offset paginates with an offset and a limit: offset=0, then offset+n where n is the number
-// of records received. The walk stops at a page with fewer than limit records (or none).
-// With limit <= 0 or limitParam == "" no limit is sent, and the walk stops only at an empty
-// page. An offset already present in the request's Query is kept (to resume a walk).
-func Offset(limitParam, offsetParam string, limit int) Paginator {
-	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit}
+// of records received. The walk stops at a page with fewer than limit records (or none), or
+// when a total given by a TotalOption is reached. With limit <= 0 or limitParam == "" no
+// limit is sent. An offset already present in the request's Query is kept (to resume a walk).
+func Offset(limitParam, offsetParam string, limit int, opts ...TotalOption) Paginator {
+	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit, totals: newPageTotals(opts)}
 }
 
 type offsetPaginator struct {
 	limitParam, offsetParam string
 	limit                   int
+	totals                  pageTotals
 }
 
 func (o *offsetPaginator) First(req *Request) {
@@ -439,7 +518,7 @@ func (o *offsetPaginator) First(req *Request) {
 	}
 }
 
-func (o *offsetPaginator) Next(req *Request, _ *Response, records gjson.Result) (bool, error) {
+func (o *offsetPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
 	n := pageCount(records)
 	if n == 0 || (o.limit > 0 && n < o.limit) {
 		return false, nil
@@ -449,7 +528,15 @@ func (o *offsetPaginator) Next(req *Request, _ *Response, records gjson.Result) 
 	if err != nil {
 		return false, fmt.Errorf("adapter: offset parameter %q is %q, not an integer", o.offsetParam, q.Get(o.offsetParam))
 	}
-	q.Set(o.offsetParam, strconv.Itoa(off+n))
+	next := off + n
+	totalRecords, totalPages, err := o.totals.read(resp)
+	if err != nil {
+		return false, err
+	}
+	if (totalRecords >= 0 && next >= totalRecords) || (totalPages >= 0 && o.limit > 0 && next >= totalPages*o.limit) {
+		return false, nil
+	}
+	q.Set(o.offsetParam, strconv.Itoa(next))
 	return true, nil
 }
 
@@ -459,15 +546,17 @@ func (o *offsetPaginator) describe(req *Request) string {
 
 // PageNumber paginates with a page number: pageParam=first, first+1, … (first is usually 0
 // or 1). If sizeParam is not "" and size > 0, sizeParam=size is sent; with size > 0 the walk
-// stops at a page with fewer than size records, and in any case at an empty page. A page
+// stops at a page with fewer than size records. It also stops at an empty page, and when a
+// total given by a TotalOption is reached (a total of records needs size > 0). A page
 // number already present in the request's Query is kept (to resume a walk).
-func PageNumber(pageParam string, first int, sizeParam string, size int) Paginator {
-	return &pageNumberPaginator{pageParam: pageParam, first: first, sizeParam: sizeParam, size: size}
+func PageNumber(pageParam string, first int, sizeParam string, size int, opts ...TotalOption) Paginator {
+	return &pageNumberPaginator{pageParam: pageParam, first: first, sizeParam: sizeParam, size: size, totals: newPageTotals(opts)}
 }
 
 type pageNumberPaginator struct {
 	pageParam, sizeParam string
 	first, size          int
+	totals               pageTotals
 }
 
 func (p *pageNumberPaginator) First(req *Request) {
@@ -480,7 +569,7 @@ func (p *pageNumberPaginator) First(req *Request) {
 	}
 }
 
-func (p *pageNumberPaginator) Next(req *Request, _ *Response, records gjson.Result) (bool, error) {
+func (p *pageNumberPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
 	n := pageCount(records)
 	if n == 0 || (p.size > 0 && n < p.size) {
 		return false, nil
@@ -489,6 +578,14 @@ func (p *pageNumberPaginator) Next(req *Request, _ *Response, records gjson.Resu
 	page, err := strconv.Atoi(q.Get(p.pageParam))
 	if err != nil {
 		return false, fmt.Errorf("adapter: page parameter %q is %q, not an integer", p.pageParam, q.Get(p.pageParam))
+	}
+	done := page - p.first + 1 // pages up to and including this one
+	totalRecords, totalPages, err := p.totals.read(resp)
+	if err != nil {
+		return false, err
+	}
+	if (totalPages >= 0 && done >= totalPages) || (totalRecords >= 0 && p.size > 0 && done*p.size >= totalRecords) {
+		return false, nil
 	}
 	q.Set(p.pageParam, strconv.Itoa(page+1))
 	return true, nil

@@ -241,6 +241,82 @@ func TestPageNumberWithoutSizeStopsOnEmptyPage(t *testing.T) {
 	assert.Equal(t, []string{"/items?p=0", "/items?p=1", "/items?p=2", "/items?p=3"}, api.requests())
 }
 
+// clampingAPI serves 20 records 10 per page (page numbers from 1) and, like several real
+// APIs, answers a page past the end with the last page again. It reports its totals in
+// X-Total-Count / X-WP-TotalPages headers and in meta.
+func clampingAPI(t *testing.T) *pgAPI {
+	return newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
+		page := min(max(qint(r, "page", 1), 1), 2)
+		if r.URL.Query().Has("offset") {
+			page = min(qint(r, "offset", 0)/10+1, 2)
+		}
+		w.Header().Set("X-Total-Count", "20")
+		w.Header().Set("X-WP-TotalPages", "2")
+		fmt.Fprintf(w, `{"meta":{"total":20,"last_page":2,"bad":"many"},"data":%s}`, pgItems((page-1)*10+1, page*10+1))
+	})
+}
+
+func TestTotals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    Paginator
+	}{
+		{"offset, records header", Offset("limit", "offset", 10, TotalRecordsHeader("X-Total-Count"))},
+		{"offset, records path", Offset("limit", "offset", 10, TotalRecordsPath("meta.total"))},
+		{"offset, pages path", Offset("limit", "offset", 10, TotalPagesPath("meta.last_page"))},
+		{"page, pages header", PageNumber("page", 1, "per_page", 10, TotalPagesHeader("X-WP-TotalPages"))},
+		{"page, pages path", PageNumber("page", 1, "per_page", 10, TotalPagesPath("meta.last_page"))},
+		{"page, records path", PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.total"))},
+		{"absent total falls back", PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.nope"), TotalPagesPath("meta.last_page"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := clampingAPI(t)
+			ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, tc.p, WithRecordsPath("data"), WithMaxPages(10)))
+			require.NoError(t, err)
+			assert.Equal(t, seqIDs(1, 21), ids)
+			assert.Len(t, api.requests(), 2, "no request past the last page")
+		})
+	}
+	t.Run("without totals a clamping API is a loop, not an endless walk", func(t *testing.T) {
+		api := clampingAPI(t)
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10), WithRecordsPath("data"), WithMaxPages(10)))
+		require.ErrorIs(t, err, ErrPaginationLoop)
+		assert.Contains(t, err.Error(), "page 3 (page=3) has the same records as page 2")
+	})
+	t.Run("bad total", func(t *testing.T) {
+		api := clampingAPI(t)
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.bad")), WithRecordsPath("data")))
+		require.ErrorIs(t, err, ErrBadPage)
+		assert.Contains(t, err.Error(), `total records at path "meta.bad" is "\"many\"", not an integer`)
+	})
+	t.Run("bad header", func(t *testing.T) {
+		d := doerFunc(func(context.Context, *Request) (*Response, error) {
+			return &Response{StatusCode: 200, Header: http.Header{"X-Total-Count": {"lots"}}, Body: []byte(`[1,2]`)}, nil
+		})
+		_, err := collectIDs(t, Records(t.Context(), d, Request{Path: "/"}, Offset("limit", "offset", 2, TotalRecordsHeader("X-Total-Count"))))
+		require.ErrorIs(t, err, ErrBadPage)
+		assert.Contains(t, err.Error(), `total records in header X-Total-Count is "lots", not an integer`)
+	})
+}
+
+func TestPageNumberBadParamAndPagesErrorShape(t *testing.T) {
+	api := offsetAPI(t, 25)
+	req := Request{Path: "/", Query: url.Values{"page": {"two"}}}
+	n := 0
+	for resp, err := range Pages(t.Context(), api.doer(), req, PageNumber("page", 1, "", 0), WithRecordsPath("products")) {
+		n++
+		if n == 1 {
+			require.NoError(t, err)
+			require.NotNil(t, resp)
+			continue
+		}
+		require.Error(t, err)
+		assert.Nil(t, resp, "errors come with a nil response")
+		assert.Contains(t, err.Error(), `preparing the request for page 2: adapter: page parameter "page" is "two", not an integer`)
+	}
+	assert.Equal(t, 2, n)
+}
+
 // cursorAPI serves 3 pages chained by the cursors c1, c2.
 func cursorAPI(t *testing.T, page func(cursor string) string) *pgAPI {
 	return newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
