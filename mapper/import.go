@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 
@@ -71,6 +73,9 @@ func (m *ImportMapper) readAll(raw string, res []gjson.Result) {
 	})
 }
 
+// resultPool recycles the per-record slices of pre-read values.
+var resultPool = sync.Pool{New: func() any { return new([]gjson.Result) }}
+
 // ErrInvalidRecord means the record given to an import mapper is not a JSON object.
 var ErrInvalidRecord = errors.New("record is not a valid JSON object")
 
@@ -101,15 +106,16 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 	out := make(Values, len(m.rules))
 	rec := Record{raw: raw, opts: opts, mapped: out}
 	if m.fast {
-		var buf [32]gjson.Result
-		res := buf[:0]
-		if len(m.rules) > len(buf) {
-			res = make([]gjson.Result, len(m.rules))
-		} else {
-			res = buf[:len(m.rules)]
-		}
+		bp := resultPool.Get().(*[]gjson.Result)
+		res := slices.Grow((*bp)[:0], len(m.rules))[:len(m.rules)]
+		clear(res)
 		m.readAll(raw, res)
 		rec.pre = res
+		defer func() {
+			clear(res) // drop references to this record
+			*bp = res
+			resultPool.Put(bp)
+		}()
 	}
 	collect := opts.AllErrors || m.cfg.collect
 	var errs []error
@@ -305,7 +311,8 @@ func (m *ImportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, 
 	return "", false, &MissingDependencyError{Model: r.model, ID: ext, Err: err}
 }
 
-// Record gives [Func] rules access to the record being mapped.
+// Record gives [Func] rules access to the record being mapped. It is valid only during
+// the call.
 type Record struct {
 	raw    string // import: the external JSON
 	local  Values // export: the local values
