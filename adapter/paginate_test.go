@@ -545,6 +545,39 @@ func TestNextURLToAnotherHost(t *testing.T) {
 	})
 }
 
+func TestNextURLUnusable(t *testing.T) {
+	for _, tc := range []struct{ next, want string }{
+		{"ftp://files.example.com/p2", `next URL "ftp://files.example.com/p2" from the body path "next" is not an http(s) URL`},
+		{"http://[::1", `next URL "http://[::1" from the body path "next" does not parse`},
+	} {
+		t.Run(tc.next, func(t *testing.T) {
+			api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, `{"items":[{"id":1}],"next":%q}`, tc.next) })
+			_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, NextURL("next", AllowOtherHosts()), WithRecordsPath("items")))
+			require.ErrorIs(t, err, ErrBadPage)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.Len(t, api.requests(), 1)
+		})
+	}
+}
+
+func TestCursorInBodyBodyKinds(t *testing.T) {
+	for _, body := range []any{[]byte(`{"q":1}`), `{"q":1}`, json.RawMessage(`{"q":1}`), map[string]int{"q": 1}, nil} {
+		t.Run(fmt.Sprintf("%T", body), func(t *testing.T) {
+			req := Request{Method: http.MethodPost, Body: body}
+			more, err := Cursor("next", "", CursorInBody("vars.after")).Next(&req, &Response{Body: []byte(`{"next":"c2"}`)}, gjson.Parse(`[1]`))
+			require.NoError(t, err)
+			require.True(t, more)
+			assert.Equal(t, "c2", gjson.GetBytes(req.Body.(json.RawMessage), "vars.after").String())
+			if body != nil {
+				assert.Equal(t, int64(1), gjson.GetBytes(req.Body.(json.RawMessage), "q").Int())
+			}
+		})
+	}
+	req := Request{Body: func() {}}
+	_, err := Cursor("next", "", CursorInBody("after")).Next(&req, &Response{Body: []byte(`{"next":"c2"}`)}, gjson.Parse(`[1]`))
+	assert.ErrorContains(t, err, "encoding the request body func() as JSON to set the cursor")
+}
+
 func TestNextURLNotAString(t *testing.T) {
 	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"items":[{"id":1}],"next":42}`) })
 	_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, NextURL("next"), WithRecordsPath("items")))
