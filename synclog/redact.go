@@ -181,10 +181,15 @@ func DefaultRedactor() *Redactor { return defaultRedactor() }
 
 // secretSet is an immutable snapshot of the registered literal secrets.
 type secretSet struct {
-	values []string            // registered values, oldest first
-	seen   map[string]struct{} // membership of values
-	rep    *strings.Replacer   // every value and its encoded variants → Redacted
+	values   []string            // registered values, oldest first
+	seen     map[string]struct{} // membership of values
+	patterns []string            // every value and its encoded variants, longest first
+	rep      *strings.Replacer   // patterns → Redacted
 }
+
+// fewPatterns is how many patterns scrubLiteral checks one by one with strings.Contains
+// (vectorised) before running the replacer, which walks the text byte by byte.
+const fewPatterns = 16
 
 // AddSecrets registers literal secret values at runtime, for example an OAuth access token
 // that was just fetched. Values shorter than 4 bytes, and values already known, are
@@ -236,6 +241,7 @@ func newSecretSet(values []string) *secretSet {
 	// go first: a secret that contains a shorter one is replaced as a whole.
 	slices.SortFunc(variants, func(a, b string) int { return len(b) - len(a) })
 	variants = slices.Compact(variants)
+	set.patterns = variants
 	pairs := make([]string, 0, 2*len(variants))
 	for _, v := range variants {
 		pairs = append(pairs, v, Redacted)
@@ -267,6 +273,9 @@ func encodedVariants(v string) []string {
 func (r *Redactor) scrubLiteral(s string) string {
 	set := r.secrets.Load()
 	if set == nil || len(s) < minSecretLen {
+		return s
+	}
+	if len(set.patterns) <= fewPatterns && !slices.ContainsFunc(set.patterns, func(p string) bool { return strings.Contains(s, p) }) {
 		return s
 	}
 	w := lazyWriter{}
