@@ -1,0 +1,232 @@
+package importer_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/sqlstore"
+)
+
+const benchPage = 250
+
+// baselineImport is the hand-written loop connkit is measured against: net/http, gjson, a
+// map of bindings and a map of records, one goroutine, no leases, no watermark.
+func baselineImport(tb testing.TB, base string) int {
+	records := map[string]product{}
+	bindings := map[string]string{} // external ID -> local ID
+	next := 0
+	cursor := ""
+	for {
+		q := url.Values{"limit": {strconv.Itoa(benchPage)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		resp, err := http.Get(base + "/products?" + q.Encode())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		page := gjson.ParseBytes(body)
+		page.Get("items").ForEach(func(_, rec gjson.Result) bool {
+			ext := rec.Get("id").String()
+			p := product{Name: rec.Get("name").String(), SKU: rec.Get("sku").String()}
+			if id, ok := bindings[ext]; ok {
+				records[id] = p
+				return true
+			}
+			next++
+			id := strconv.Itoa(next)
+			records[id] = p
+			bindings[ext] = id
+			return true
+		})
+		cursor = page.Get("next_cursor").String()
+		if cursor == "" {
+			return len(records)
+		}
+	}
+}
+
+func connkitImport(tb testing.TB, c *adapter.Client, bs binding.Store, store local.Store[product], opts ...importer.BatchOption) importer.Summary {
+	imp, err := importer.New(bs, store, "shop", "product", mapProduct)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	list := importer.ListFrom(c, adapter.Request{Path: "/products", Query: url.Values{"limit": {strconv.Itoa(benchPage)}}},
+		adapter.Cursor("next_cursor", "cursor"), "updated_at_min", adapter.WithRecordsPath("items"))
+	batch, err := importer.NewBatch(imp, list, append([]importer.BatchOption{importer.WithPageSize(benchPage)}, opts...)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sum, err := batch.Run(context.Background())
+	if err != nil || sum.Failed > 0 {
+		tb.Fatalf("import: %v, %d failed", err, sum.Failed)
+	}
+	return sum
+}
+
+// BenchmarkImport100kMemory imports 100,000 records from a loopback fakeapi into memory
+// stores, and runs the hand-written baseline in the same iteration.
+func BenchmarkImport100kMemory(b *testing.B) {
+	const n = 100_000
+	srv := fakeapi.New(fakeapi.WithPageLimits(benchPage, benchPage))
+	defer srv.Close()
+	srv.Synthetic("products", n)
+	c, err := adapter.New(srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tConnkit, tBase time.Duration
+	for i := 0; b.Loop(); i++ {
+		run := func() {
+			start := time.Now()
+			sum := connkitImport(b, c, binding.NewMemoryStore(), local.NewMemory[product]())
+			tConnkit += time.Since(start)
+			if sum.Created != n {
+				b.Fatalf("created %d", sum.Created)
+			}
+		}
+		base := func() {
+			start := time.Now()
+			if got := baselineImport(b, srv.URL); got != n {
+				b.Fatalf("baseline imported %d", got)
+			}
+			tBase += time.Since(start)
+		}
+		if i%2 == 0 {
+			run()
+			base()
+		} else {
+			base()
+			run()
+		}
+	}
+	iters := float64(b.N)
+	b.ReportMetric(n*iters/tConnkit.Seconds(), "connkit-rec/s")
+	b.ReportMetric(n*iters/tBase.Seconds(), "baseline-rec/s")
+	b.ReportMetric(tBase.Seconds()/tConnkit.Seconds(), "x-baseline")
+}
+
+// BenchmarkImport100kSQLite imports 100,000 records with bindings in a SQLite file.
+func BenchmarkImport100kSQLite(b *testing.B) {
+	const n = 100_000
+	srv := fakeapi.New(fakeapi.WithPageLimits(benchPage, benchPage))
+	defer srv.Close()
+	srv.Synthetic("products", n)
+	c, err := adapter.New(srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		db, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench"+strconv.Itoa(i)+".db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		sum := connkitImport(b, c, db.Bindings(), local.NewMemory[product]())
+		total += time.Since(start)
+		db.Close()
+		if sum.Created != n {
+			b.Fatalf("created %d", sum.Created)
+		}
+	}
+	b.ReportMetric(n*float64(b.N)/total.Seconds(), "rec/s")
+}
+
+// discard is a local store that keeps nothing but counts (the app's writes are not what
+// the heap test measures).
+type discard struct{ n atomic.Int64 }
+
+func (d *discard) Get(context.Context, string) (product, error) { return product{}, local.ErrNotFound }
+func (d *discard) Create(context.Context, product) (string, error) {
+	return strconv.FormatInt(d.n.Add(1), 10), nil
+}
+func (d *discard) CreateKeyed(_ context.Context, key string, _ product) (string, bool, error) {
+	d.n.Add(1)
+	return key, true, nil
+}
+func (d *discard) Update(context.Context, string, product) error { return nil }
+func (d *discard) Delete(context.Context, string) error          { return nil }
+
+// TestPeakHeapImport1M imports 1,000,000 records (bindings in SQLite) and samples the heap.
+// It runs only when CONNKIT_BENCH_1M=1 and not with -short.
+func TestPeakHeapImport1M(t *testing.T) {
+	if testing.Short() || os.Getenv("CONNKIT_BENCH_1M") != "1" {
+		t.Skip("set CONNKIT_BENCH_1M=1 (and no -short) to import 1,000,000 records and measure the peak heap")
+	}
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("CONNKIT_BENCH_1M_N")); err == nil && v > 0 {
+		n = v
+	}
+	srv := fakeapi.New(fakeapi.WithPageLimits(benchPage, benchPage))
+	defer srv.Close()
+	srv.Synthetic("products", n)
+	c, err := adapter.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "heap.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	baseHeap := sample[0].Value.Uint64()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				metrics.Read(s)
+				if v := s[0].Value.Uint64(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	})
+	start := time.Now()
+	sum := connkitImport(t, c, db.Bindings(), &discard{})
+	el := time.Since(start)
+	close(stop)
+	wg.Wait()
+	if sum.Created != n {
+		t.Fatalf("created %d of %d", sum.Created, n)
+	}
+	mib := float64(peak.Load()) / (1 << 20)
+	t.Logf("imported %d records in %s (%.0f rec/s); peak heap %.1f MiB (%.1f MiB before the run)", n, el.Round(time.Millisecond), float64(n)/el.Seconds(), mib, float64(baseHeap)/(1<<20))
+	if mib > 64 {
+		t.Errorf("peak heap %.1f MiB > 64 MiB", mib)
+	}
+}
