@@ -327,6 +327,7 @@ func TestBuildErrors(t *testing.T) {
 		{"too many nodes", Expr("", "a", strings.Repeat("1+", 600)+"1"), nil, "does not compile"},
 		{"wrong child", Children("a", "b", exp), nil, "*ImportMapper"},
 		{"nil child", Children("a", "b", nil), nil, "child mapper"},
+		{"typed nil child", Children("a", "b", (*ImportMapper)(nil)), nil, "nil child mapper"},
 		{"child ok", Children("a", "b", line), nil, ""},
 	}
 	for _, tt := range tests {

@@ -273,12 +273,18 @@ func (b *base) check(r *Rule, export bool) error {
 		if err := needTo(); err != nil {
 			return err
 		}
-		switch r.child.(type) {
+		switch c := r.child.(type) {
 		case *ImportMapper:
+			if c == nil {
+				return errors.New("children rule has a nil child mapper")
+			}
 			if export {
 				return errors.New("children of an export mapper need an *ExportMapper")
 			}
 		case *ExportMapper:
+			if c == nil {
+				return errors.New("children rule has a nil child mapper")
+			}
 			if !export {
 				return errors.New("children of an import mapper need an *ImportMapper")
 			}

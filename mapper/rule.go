@@ -214,11 +214,18 @@ func Exec(code string, opts ...RuleOption) Rule {
 	return r
 }
 
+// ChildMapper is the line mapper of a [Children] rule: an *ImportMapper under an import
+// mapper, an *ExportMapper under an export mapper.
+type ChildMapper interface {
+	Name() string
+	isMapper()
+}
+
 // Children maps one-to-many lines with their own mapper: on import, the array at from
 // is mapped element by element with an *ImportMapper into []Values at to; on export,
 // the lines at from ([]Values, []map[string]any or []any of maps) are mapped with an
 // *ExportMapper into a JSON array at to.
-func Children(from, to string, child interface{ isMapper() }, opts ...RuleOption) Rule {
+func Children(from, to string, child ChildMapper, opts ...RuleOption) Rule {
 	r := newRule(kindChildren, from, to, opts)
 	r.child = child
 	return r

@@ -336,7 +336,7 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 		if err != nil {
 			return Rule{}, err
 		}
-		return Children(from, to, m.(interface{ isMapper() }), ro...), nil
+		return Children(from, to, m.(ChildMapper), ro...), nil
 	}
 	return Rule{}, fmt.Errorf("kind %q is not plain, relational, expression, children or function", rs.Kind)
 }
