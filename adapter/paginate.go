@@ -792,7 +792,7 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 		return false, fmt.Errorf("%w: cannot resolve the relative next URL %q from the %s: the Doer returned no Response.URL", ErrBadPage, raw, from)
 	}
 	if !next.IsAbs() || (next.Scheme != "http" && next.Scheme != "https") {
-		return false, fmt.Errorf("%w: next URL %q from the %s is not an http(s) URL", ErrBadPage, raw, from)
+		return false, fmt.Errorf("%w: next URL %s from the %s is not an http(s) URL", ErrBadPage, strconv.Quote(pageRedactURL(next)), from)
 	}
 	if base != nil && !u.allowOtherHosts && (!strings.EqualFold(base.Scheme, next.Scheme) || !strings.EqualFold(base.Host, next.Host)) {
 		return false, fmt.Errorf("%w: next URL %s from the %s leaves %s://%s; use AllowOtherHosts if that API really paginates across hosts",

@@ -551,7 +551,9 @@ func TestNextURLUnusable(t *testing.T) {
 		{"http://[::1", `next URL "http://[::1" from the body path "next" does not parse`},
 	} {
 		t.Run(tc.next, func(t *testing.T) {
-			api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, `{"items":[{"id":1}],"next":%q}`, tc.next) })
+			api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, `{"items":[{"id":1}],"next":%q}`, tc.next)
+			})
 			_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, NextURL("next", AllowOtherHosts()), WithRecordsPath("items")))
 			require.ErrorIs(t, err, ErrBadPage)
 			assert.Contains(t, err.Error(), tc.want)
