@@ -100,7 +100,7 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 	if err := ctx.Err(); err != nil {
 		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: err}
 	}
-	if !gjson.Valid(raw) || !isObject(raw) {
+	if !isObject(raw) || tooDeep(raw) || !gjson.Valid(raw) {
 		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: ErrInvalidRecord}
 	}
 	out := make(Values, len(m.rules))
@@ -136,6 +136,39 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// maxDepth bounds the nesting of a record, as encoding/json does: parsing and decoding
+// recurse once per level.
+const maxDepth = 10000
+
+// tooDeep reports whether s nests objects/arrays deeper than maxDepth. Only records long
+// enough to do so are scanned.
+func tooDeep(s string) bool {
+	if len(s) <= maxDepth {
+		return false
+	}
+	depth, inStr := 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxDepth {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
 }
 
 func isObject(s string) bool {

@@ -173,6 +173,15 @@ func TestImportBadRecord(t *testing.T) {
 			t.Errorf("Map(%q) err = %v", in, err)
 		}
 	}
+	deep := `{"a":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}`
+	if _, err := m.Map(context.Background(), []byte(deep), Options{}); !errors.Is(err, ErrInvalidRecord) {
+		t.Errorf("too deep: %v", err)
+	}
+	// Brackets inside strings do not count.
+	ok := `{"a":[[1]], "s": "` + strings.Repeat(`[\"`, maxDepth) + `"}`
+	if _, err := m.Map(context.Background(), []byte(ok), Options{}); err != nil {
+		t.Errorf("deep but allowed: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := m.Map(ctx, []byte(`{}`), Options{}); !errors.Is(err, context.Canceled) {
