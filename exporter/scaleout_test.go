@@ -1,0 +1,267 @@
+package exporter_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/exporter"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/queue/riverqueue"
+	"github.com/connkit/connkit/sqlstore"
+)
+
+// exportJob is one chunk of local IDs to export.
+type exportJob struct {
+	LocalIDs []string `json:"local_ids"`
+}
+
+func (exportJob) Kind() string { return "connkit_exporter_test_export" }
+
+// genStore is a read-only local store every process agrees on: record i is "P<i>".
+type genStore struct{}
+
+func (genStore) Get(_ context.Context, id string) (product, error) {
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return product{}, fmt.Errorf("product %q: %w", id, local.ErrNotFound)
+	}
+	return product{Name: "P" + id, Price: n}, nil
+}
+func (genStore) Create(context.Context, product) (string, error) { return "", fmt.Errorf("read-only") }
+func (genStore) Update(context.Context, string, product) error   { return fmt.Errorf("read-only") }
+func (genStore) Delete(context.Context, string) error            { return fmt.Errorf("read-only") }
+
+const (
+	scaleChildEnv  = "CONNKIT_EXPORTER_SCALE_CHILD"
+	scaleSchemaEnv = "CONNKIT_EXPORTER_SCALE_SCHEMA"
+	scaleURLEnv    = "CONNKIT_EXPORTER_SCALE_API"
+)
+
+func withSearchPath(dsn, schema string) string {
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
+}
+
+func pgPool(ctx context.Context, dsn, schema string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 8
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+func riverOptions(schema string) []riverqueue.Option {
+	return []riverqueue.Option{
+		riverqueue.WithSchema(schema),
+		riverqueue.WithWorkers(3),
+		riverqueue.WithJobTimeout(5 * time.Second),
+		riverqueue.WithBackoff(func(int) time.Duration { return 200 * time.Millisecond }),
+		riverqueue.WithFetchPollInterval(100 * time.Millisecond),
+		riverqueue.WithRiverConfig(func(c *river.Config) { c.RescueStuckJobsAfter = 6 * time.Second }),
+	}
+}
+
+// TestScaleOutWorker is one worker process of TestScaleOutExportPostgres.
+func TestScaleOutWorker(t *testing.T) {
+	if os.Getenv(scaleChildEnv) == "" {
+		t.Skip("helper process of TestScaleOutExportPostgres")
+	}
+	ctx := context.Background()
+	dsn, schema := os.Getenv("CONNKIT_TEST_POSTGRES_URL"), os.Getenv(scaleSchemaEnv)
+	db, err := sqlstore.Open(ctx, withSearchPath(dsn, schema))
+	require.NoError(t, err)
+	c, err := adapter.New(os.Getenv(scaleURLEnv), adapter.WithRetryWait(5*time.Millisecond, 50*time.Millisecond))
+	require.NoError(t, err)
+	exp, err := exporter.New[product](c, db.Bindings(), genStore{}, "shop", "product", "/products", mapProduct,
+		exporter.WithLease(3*time.Second, time.Minute), exporter.WithOwner(os.Getenv(scaleChildEnv)))
+	require.NoError(t, err)
+	batch, err := exporter.NewBatch(exp, exporter.WithConcurrency(4))
+	require.NoError(t, err)
+	workers := queue.NewWorkers()
+	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[exportJob]) error {
+		sum, err := batch.Export(ctx, job.Args.LocalIDs)
+		if err != nil {
+			return err
+		}
+		if sum.Failed > 0 {
+			return fmt.Errorf("%d records failed: %v", sum.Failed, sum.Errors[0])
+		}
+		fmt.Printf("exported %d\n", sum.Exported)
+		return nil
+	})
+	pool, err := pgPool(ctx, dsn, schema)
+	require.NoError(t, err)
+	q, err := riverqueue.NewPostgres(ctx, pool, workers, append(riverOptions(schema), riverqueue.WithoutMigrate())...)
+	require.NoError(t, err)
+	require.NoError(t, q.Start(ctx))
+	fmt.Println("started")
+	select {} // works until the parent kills it
+}
+
+func TestScaleOutExportPostgres(t *testing.T) {
+	dsn := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
+	if dsn == "" {
+		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres + River scale-out test")
+	}
+	if testing.Short() {
+		t.Skip("spawns worker processes and waits for River's rescuer (~30 s); skipped with -short")
+	}
+	ctx := context.Background()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "exporter_test_" + hex.EncodeToString(b)
+	admin, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	admin.Close(ctx)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+
+	const n, chunk = 600, 20
+	srv := fakeapi.New()
+	defer srv.Close()
+	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: 20 * time.Millisecond, Every: 1})
+
+	db, err := sqlstore.Open(ctx, withSearchPath(dsn, schema))
+	require.NoError(t, err)
+	defer db.Close()
+	pool, err := pgPool(ctx, dsn, schema)
+	require.NoError(t, err)
+	defer pool.Close()
+	// The parent only enqueues (it never starts working), but River wants the kind known.
+	reg := queue.NewWorkers()
+	queue.AddWorker(reg, func(context.Context, *queue.Job[exportJob]) error { return nil })
+	q, err := riverqueue.NewPostgres(ctx, pool, reg, riverOptions(schema)...)
+	require.NoError(t, err)
+	for lo := 1; lo <= n; lo += chunk {
+		var ids []string
+		for i := lo; i < lo+chunk; i++ {
+			ids = append(ids, strconv.Itoa(i))
+		}
+		_, err := q.Enqueue(ctx, exportJob{LocalIDs: ids}, queue.WithMaxAttempts(20))
+		require.NoError(t, err)
+	}
+
+	type worker struct {
+		cmd   *exec.Cmd
+		lines chan string
+	}
+	start := func(name string) *worker {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestScaleOutWorker$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), scaleChildEnv+"="+name, scaleSchemaEnv+"="+schema, scaleURLEnv+"="+srv.URL)
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		w := &worker{cmd: cmd, lines: make(chan string, 1000)}
+		go func() {
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				select {
+				case w.lines <- sc.Text():
+				default:
+				}
+			}
+			close(w.lines)
+		}()
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		return w
+	}
+	workers := []*worker{start("w1"), start("w2"), start("w3")}
+
+	// Kill w1 as soon as it has finished one job: it is in the middle of others.
+	deadline := time.After(60 * time.Second)
+wait:
+	for {
+		select {
+		case l, ok := <-workers[0].lines:
+			require.True(t, ok, "worker 1 exited on its own")
+			if strings.HasPrefix(l, "exported") {
+				break wait
+			}
+		case <-deadline:
+			t.Fatal("worker 1 finished no job within 60 s")
+		}
+	}
+	require.NoError(t, workers[0].cmd.Process.Signal(syscall.SIGKILL))
+	t.Log("worker 1 killed")
+
+	// The survivors finish, including the jobs River rescues from worker 1.
+	done := func() (int, error) {
+		c := 0
+		for j, err := range q.ListJobs(ctx, queue.ListFilter{Kinds: []string{exportJob{}.Kind()}}) {
+			if err != nil {
+				return 0, err
+			}
+			if j.State == queue.StateCompleted {
+				c++
+			}
+		}
+		return c, nil
+	}
+	var completed int
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		completed, err = done()
+		require.NoError(t, err)
+		if completed == n/chunk {
+			break
+		}
+	}
+	require.Equal(t, n/chunk, completed, "every export job completed")
+
+	st := srv.Stats()
+	t.Logf("creates %d, create requests %d, replays %d", st.Creates, st.CreateRequests, st.Replays)
+	assert.Equal(t, n, srv.Count("products"), "remote set == local set")
+	assert.Equal(t, n, st.Creates, "every record created exactly once")
+	names := map[string]bool{}
+	for _, r := range srv.Records("products") {
+		names[r.Get("name").String()] = true
+	}
+	assert.Len(t, names, n)
+	counts, err := db.Bindings().Counts(ctx, "shop", "product")
+	require.NoError(t, err)
+	assert.Equal(t, map[binding.Status]int{binding.StatusSuccess: n}, counts)
+	ext := map[string]bool{}
+	for b, err := range db.Bindings().List(ctx, binding.Filter{Backend: "shop", Model: "product"}) {
+		require.NoError(t, err)
+		require.False(t, ext[b.ExternalID], "external %s bound twice", b.ExternalID)
+		ext[b.ExternalID] = true
+	}
+}
