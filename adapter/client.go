@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/connkit/connkit/synclog"
@@ -33,6 +34,41 @@ type Client struct {
 	header http.Header
 	dialer net.Dialer
 	ref    Refresher // cfg.auth when it can refresh
+
+	// reqHdrMemo remembers the last request header and its redacted copy: most calls
+	// send the same headers, and redacting them is the costliest part of auditing.
+	reqHdrMemo atomic.Pointer[headerMemo]
+}
+
+type headerMemo struct{ raw, red http.Header }
+
+// redactRequestHeader returns a redacted copy of h, reusing the last result when h is
+// unchanged.
+func (c *Client) redactRequestHeader(h http.Header) http.Header {
+	if m := c.reqHdrMemo.Load(); m != nil && sameHeader(m.raw, h) {
+		return m.red.Clone()
+	}
+	red := c.red.Header(h)
+	c.reqHdrMemo.Store(&headerMemo{raw: h.Clone(), red: red.Clone()})
+	return red
+}
+
+func sameHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok || len(av) != len(bv) {
+			return false
+		}
+		for i := range av {
+			if av[i] != bv[i] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
@@ -92,9 +128,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		c.red = synclog.NewRedactor()
 	}
 	c.red.AddSecrets(cfg.secrets...)
-	if cfg.recorder != nil && cfg.recorder != synclog.Discard {
-		c.rec = cfg.recorder
-	}
+	c.rec = cfg.recorder
 	c.log = cfg.logger
 	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now)
 
@@ -277,7 +311,12 @@ func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, e
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, stripURLError(err))
 	}
 	st.hreq = hreq
-	h := c.header.Clone()
+	// The static value slices are shared, not copied: they have len == cap (Clone in
+	// New), so Add on this request reallocates instead of writing into them.
+	h := make(http.Header, len(c.header)+len(r.Header)+2)
+	for k, vs := range c.header {
+		h[k] = vs
+	}
 	for k, vs := range r.Header {
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}
@@ -493,6 +532,8 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 		Status:    st.lastStatus,
 	}
 	switch {
+	case st.finalURL != nil && st.hreq != nil && st.finalURL == st.hreq.URL:
+		ent.URL = c.red.URL(st.rawURL) // no redirect, no URL-changing auth: skip String()
 	case st.finalURL != nil:
 		ent.URL = c.red.URL(st.finalURL.String())
 	case st.lastURL != nil:
@@ -504,7 +545,7 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if reqHeader == nil && st.hreq != nil {
 		reqHeader = st.hreq.Header
 	}
-	ent.RequestHeader = c.red.Header(reqHeader)
+	ent.RequestHeader = c.redactRequestHeader(reqHeader)
 	respHeader := st.lastHeader
 	if resp != nil {
 		ent.Status, respHeader = resp.StatusCode, resp.Header
@@ -521,7 +562,11 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if e != nil {
 		ent.Error = e.Error() // built from redacted parts
 	}
-	if err := c.rec.Record(context.WithoutCancel(ctx), ent); err != nil && c.log != nil {
+	rctx := ctx
+	if ctx.Done() != nil {
+		rctx = context.WithoutCancel(ctx) // record the call even when the caller gave up
+	}
+	if err := c.rec.Record(rctx, ent); err != nil && c.log != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "adapter: audit recorder failed",
 			slog.String("backend", c.cfg.backend), slog.String("url", ent.URL), slog.String("error", c.red.String(err.Error())))
 	}

@@ -1,0 +1,169 @@
+package adapter
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/synclog"
+)
+
+const benchBody = `{"product":{"id":42,"title":"Desk lamp","vendor":"Acme","price":"19.90","tags":["home","light"]}}`
+
+func benchServer(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "bench")
+		io.WriteString(w, benchBody)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// rawGet is the hand-written baseline: net/http with a pooled transport, reading the
+// whole body, checking the status.
+func rawGet(url string, nsPerOp *float64) func(b *testing.B) {
+	return func(b *testing.B) {
+		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr}
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/products/42.json", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.Header.Set("Accept", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || len(body) != len(benchBody) {
+				b.Fatalf("status %d, %d bytes, %v", resp.StatusCode, len(body), err)
+			}
+		}
+		*nsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	}
+}
+
+// adapterGet sends the same request through a Client that audits every call to a Ring.
+func adapterGet(url string, nsPerOp *float64) func(b *testing.B) {
+	return func(b *testing.B) {
+		c, err := New(url, WithRecorder(synclog.NewRing(1000)), WithBackendName("bench"), WithAuth(BearerAuth("bench-token")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			resp, err := c.Get(ctx, "products/42.json")
+			if err != nil || len(resp.Body) != len(benchBody) {
+				b.Fatalf("%v", err)
+			}
+		}
+		*nsPerOp = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	}
+}
+
+// BenchmarkGet compares GET throughput through the adapter (auditing to a synclog Ring,
+// bearer auth, retry machinery armed) with raw net/http against the same loopback
+// server, one request at a time. The "ratio" line reports x-baseline = adapter
+// throughput / raw throughput (goal ≥ 0.90).
+func BenchmarkGet(b *testing.B) {
+	srv := benchServer(b)
+	var raw, ad float64
+	b.Run("raw", rawGet(srv.URL, &raw))
+	b.Run("adapter", adapterGet(srv.URL, &ad))
+	b.Run("ratio", func(b *testing.B) {
+		// Interleaved: each iteration sends one raw and one adapter request and times
+		// both, so load changes on the machine hit both sides alike.
+		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr}
+		c, err := New(srv.URL, WithRecorder(synclog.NewRing(1000)), WithBackendName("bench"), WithAuth(BearerAuth("bench-token")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		var rawT, adT time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/products/42.json", nil)
+			req.Header.Set("Accept", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t1 := time.Now()
+			if _, err := c.Get(ctx, "products/42.json"); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			rawT += t1.Sub(t0)
+			adT += t2.Sub(t1)
+		}
+		b.ReportMetric(float64(rawT)/float64(adT), "x-baseline")
+		if raw > 0 && ad > 0 {
+			b.ReportMetric(raw/ad, "x-baseline-separate")
+		}
+	})
+}
+
+// BenchmarkGetParallel is BenchmarkGet with GOMAXPROCS goroutines sharing one client.
+func BenchmarkGetParallel(b *testing.B) {
+	srv := benchServer(b)
+	var raw, ad float64
+	b.Run("raw", func(b *testing.B) {
+		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/products/42.json", nil)
+				req.Header.Set("Accept", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+		})
+		raw = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("adapter", func(b *testing.B) {
+		c, err := New(srv.URL, WithRecorder(synclog.NewRing(1000)), WithAuth(BearerAuth("bench-token")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := c.Get(context.Background(), "products/42.json"); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		ad = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("ratio", func(b *testing.B) {
+		for b.Loop() {
+		}
+		if raw > 0 && ad > 0 {
+			b.ReportMetric(raw/ad, "x-baseline")
+		}
+	})
+}

@@ -1,0 +1,197 @@
+package adapter
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/connkit/connkit/synclog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSecretsNeverLeak sends many requests carrying one secret through every path — auth
+// header, API key query parameter, JSON body fields, plain query values, error responses
+// and headers echoing it — and checks that the secret appears in no audit entry, no log
+// line and no error text.
+func TestSecretsNeverLeak(t *testing.T) {
+	const secret = "S3cr3tValue-42xyz"
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		// Echo everything back, the way careless APIs do in their error messages.
+		w.Header().Set("X-Echo", r.Header.Get("Authorization")+" "+r.URL.RawQuery)
+		w.Header().Set("Location", "https://elsewhere.example/cb?token="+secret)
+		w.Header().Set("Content-Type", "application/json")
+		status := 200
+		switch r.URL.Path {
+		case "/bad":
+			status = 400
+		case "/down":
+			status = 503
+		case "/denied":
+			status = 401
+		case "/text":
+			w.Header().Set("Content-Type", "text/plain")
+			status = 422
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"echo":%q,"query":%q,"auth":%q,"msg":"invalid key %s"}`, body, r.URL.RawQuery, r.Header.Get("Authorization"), secret)
+	}))
+
+	auths := map[string]Auth{
+		"bearer":       BearerAuth(secret),
+		"basic":        BasicAuth("user", secret),
+		"header key":   APIKeyHeader("X-Custom-Auth", secret),
+		"query key":    APIKeyQuery("key", secret),
+		"query other":  APIKeyQuery("shop_credential_value", secret),
+		"hmac":         HMACAuth([]byte(secret)),
+		"custom+extra": AuthFunc(func(r *http.Request) error { r.Header.Set("X-Weird", secret); return nil }),
+	}
+	paths := []string{"ok", "bad", "down", "denied", "text"}
+	forbidden := []string{
+		secret,
+		url.QueryEscape(secret),
+		base64.StdEncoding.EncodeToString([]byte("user:" + secret)),
+	}
+
+	var logBuf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ring := synclog.NewRing(10000)
+	var errTexts []string
+	for name, auth := range auths {
+		opts := []Option{WithAuth(auth), WithRecorder(ring), WithLogger(logger), WithBackendName("shop"), WithRetries(1)}
+		if name == "custom+extra" {
+			opts = append(opts, WithSecrets(secret)) // a custom Auth declares its secret
+		}
+		c, _ := newClient(t, srv.URL, opts...)
+		for _, p := range paths {
+			for _, method := range []string{"GET", "POST"} {
+				req := &Request{Method: method, Path: p, Query: url.Values{"q": {secret}, "page": {"2"}}, Operation: "sync"}
+				if method == "POST" {
+					req.Body = map[string]any{"note": secret, "password": secret, "nested": map[string]string{"api_token": secret}}
+					req.IdempotencyKey = "idem-1"
+				}
+				_, err := c.Do(context.Background(), req)
+				if err != nil {
+					errTexts = append(errTexts, err.Error(), fmt.Sprintf("%v | %+v | %s", err, err, err))
+				}
+			}
+		}
+		// A transport failure carrying the secret in the URL.
+		dead, _ := newClient(t, "http://"+closedAddr(t), append(opts, WithRetries(1))...)
+		_, err := dead.Get(context.Background(), "x", WithQuery("q", secret))
+		require.Error(t, err)
+		errTexts = append(errTexts, err.Error())
+	}
+
+	entries := ring.Entries(synclog.Filter{})
+	require.Len(t, entries, len(auths)*(len(paths)*2+1), "one entry per call, not per attempt")
+	var retried bool
+	for _, e := range entries {
+		b, err := json.Marshal(e)
+		require.NoError(t, err)
+		for _, f := range forbidden {
+			require.NotContains(t, string(b), f, "audit entry %s %s", e.Method, e.URL)
+		}
+		retried = retried || e.Attempts > 1
+	}
+	assert.True(t, retried, "some calls were retried, so retry logging ran")
+	logs := logBuf.String()
+	assert.Contains(t, logs, "retrying request")
+	require.NotEmpty(t, errTexts)
+	for _, f := range forbidden {
+		assert.NotContains(t, logs, f)
+		for _, e := range errTexts {
+			require.NotContains(t, e, f)
+		}
+	}
+	// The entries still say what happened.
+	last := entries[len(entries)-1] // oldest first: the first call
+	assert.Contains(t, last.URL, "page=2")
+	assert.Contains(t, last.URL, "q=[REDACTED]")
+	assert.Equal(t, "shop", last.Backend)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAuditEntryContents(t *testing.T) {
+	s := &scripted{statuses: []int{503, 201}, header: http.Header{"X-Request-Id": {"r-1"}}, body: strings.Repeat("y", 100)}
+	srv := serve(t, s)
+	ring := synclog.NewRing(10)
+	c, ft := newClient(t, srv.URL, WithRecorder(ring), WithBackendName("crm"), WithAuditBodyLimit(10))
+	_, err := c.Put(context.Background(), "contacts/9", map[string]string{"name": "Ada Lovelace"}, WithOperation("export contact"), WithRecord("contact", "9"))
+	require.NoError(t, err)
+	es := ring.Entries(synclog.Filter{})
+	require.Len(t, es, 1)
+	e := es[0]
+	assert.Equal(t, "crm", e.Backend)
+	assert.Equal(t, "export contact", e.Operation)
+	assert.Equal(t, synclog.Outbound, e.Direction)
+	assert.Equal(t, "PUT", e.Method)
+	assert.Equal(t, srv.URL+"/contacts/9", e.URL)
+	assert.Equal(t, 201, e.Status)
+	assert.Equal(t, 2, e.Attempts)
+	assert.Equal(t, ft.Waits()[0], e.Duration, "fake clock: the duration is the backoff wait")
+	assert.Equal(t, "contact", e.Model)
+	assert.Equal(t, "9", e.Record)
+	assert.Equal(t, "", e.Error)
+	assert.True(t, e.Truncated)
+	assert.True(t, strings.HasPrefix(e.RequestBody, `{"name":"A`), e.RequestBody)
+	assert.True(t, strings.HasPrefix(e.ResponseBody, "yyyyyyyyyy…"), e.ResponseBody)
+	assert.Equal(t, "application/json", e.RequestHeader.Get("Content-Type"))
+	assert.Equal(t, "r-1", e.ResponseHeader.Get("X-Request-Id"))
+
+	// A failed call records its error.
+	s2 := &scripted{statuses: []int{404}}
+	srv2 := serve(t, s2)
+	c2, _ := newClient(t, srv2.URL, WithRecorder(ring))
+	_, err = c2.Get(context.Background(), "missing")
+	require.ErrorIs(t, err, ErrNotFound)
+	es = ring.Entries(synclog.Filter{FailedOnly: true})
+	require.Len(t, es, 1)
+	assert.Equal(t, err.Error(), es[0].Error)
+	assert.Equal(t, 404, es[0].Status)
+
+	// So does a request that could not be built.
+	_, err = c2.Post(context.Background(), "x", json.RawMessage("{"))
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	es = ring.Entries(synclog.Filter{FailedOnly: true})
+	require.Len(t, es, 2)
+	assert.Equal(t, 0, es[0].Attempts)
+}
+
+func TestRecorderFailureIsLoggedNotReturned(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	var msgs []string
+	h := &captureHandler{fn: func(msg string, _ map[string]string) { msgs = append(msgs, msg) }}
+	rec := synclog.RecorderFunc(func(context.Context, synclog.Entry) error { return fmt.Errorf("db down") })
+	c, _ := newClient(t, srv.URL, WithRecorder(rec), WithLogger(newSlog(h)))
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"adapter: audit recorder failed"}, msgs)
+}
