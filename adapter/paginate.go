@@ -731,9 +731,10 @@ func LinkHeader(opts ...URLOption) Paginator {
 	return newURLPaginator("", opts)
 }
 
-// NextURL paginates by following the URL found at the gjson path in each page body (e.g.
-// "next", "links.next", "@odata.nextLink"); absolute, or relative to the page's URL. The
-// walk stops when it is missing, null or "".
+// NextURL paginates by following the URL found at the gjson path in each page body, e.g.
+// "next", "links.next", or `@odata\.nextLink` for OData (gjson needs that dot escaped).
+// The URL may be absolute or relative to the page's URL. The walk stops when it is
+// missing, null or "".
 func NextURL(path string, opts ...URLOption) Paginator {
 	return newURLPaginator(path, opts)
 }
