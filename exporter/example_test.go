@@ -3,6 +3,7 @@ package exporter_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
@@ -45,7 +46,9 @@ func ExampleBatch() {
 	fmt.Printf("created %d, updated %d, skipped %d\n", sum.Created, sum.Updated, sum.Skipped)
 
 	ext, _ := binding.NewBinder(bindings, "crm").ToExternal(ctx, "customer", "2")
-	fmt.Println("remote records:", api.Count("contacts"), "customer 2 is", ext)
+	id, _ := strconv.ParseInt(ext, 10, 64)
+	remote, _ := api.Record("contacts", id)
+	fmt.Println("remote records:", api.Count("contacts"), "customer 2:", remote.Get("email"))
 
 	// Deleting locally propagates.
 	_ = customers.Delete(ctx, "1")
@@ -54,6 +57,6 @@ func ExampleBatch() {
 	// Output:
 	// created 2, updated 0, skipped 0, err <nil>
 	// created 0, updated 1, skipped 1
-	// remote records: 2 customer 2 is 2
+	// remote records: 2 customer 2: bob@example.org
 	// deleted remote records: 1
 }

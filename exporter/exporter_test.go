@@ -284,6 +284,8 @@ func TestExportFailuresAndSkip(t *testing.T) {
 
 	_, err = exp.Export(ctx, "404")
 	require.ErrorIs(t, err, local.ErrNotFound)
+	_, err = bs.GetByLocal(ctx, "shop", "product", "404")
+	require.ErrorIs(t, err, binding.ErrNotFound, "no binding left for a record that does not exist")
 	_, err = exp.Export(ctx, "")
 	require.Error(t, err)
 	assert.Equal(t, 0, srv.Count("products"))

@@ -358,6 +358,14 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 		res.Binding.Status, res.Action = binding.StatusSkipped, Skipped
 		return res, nil
 	}
+	if err != nil && step == "read" && errors.Is(err, local.ErrNotFound) && nb.ExternalID == "" {
+		// No such local record and nothing remote: leave no binding behind.
+		if derr := r.bindings.Delete(context.WithoutCancel(ctx), nb.ID); derr != nil && !errors.Is(derr, binding.ErrNotFound) {
+			return res, errors.Join(r.fail(localID, step, err), r.fail(localID, "bind", derr))
+		}
+		res.Binding = binding.Binding{}
+		return res, r.fail(localID, step, err)
+	}
 	if err != nil {
 		ferr := r.fail(localID, step, err)
 		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, ferr.Error()); merr == nil {
