@@ -211,24 +211,23 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		}
 	}()
 
-	results := make([]itemResult, b.cfg.pageSize)
-	for pg := range pages {
-		if pg.err != nil {
-			sum.Elapsed = time.Since(start)
-			return sum, fmt.Errorf("importer: listing %s %s: %w", b.rec.backend, b.rec.model, pg.err)
-		}
-		res := results[:len(pg.recs)]
-		clear(res)
-		if err := b.page(ctx, pg.recs, res); err != nil {
-			sum.Elapsed = time.Since(start)
-			return sum, err
+	// A page's bindings are committed in the background while the next page is
+	// prepared (binding lookups and local writes); commits, tallies and watermark moves
+	// stay in page order, one commit in flight at a time.
+	type inflight struct {
+		done chan error
+		res  []itemResult
+	}
+	finish := func(f *inflight) error {
+		if err := <-f.done; err != nil {
+			return err
 		}
 		// Tally, and find how far the watermark may move: up to the newest record of the
 		// page, or the oldest failure.
 		var newest, oldestFail time.Time
 		pageFails := 0
-		for i := range res {
-			r := &res[i]
+		for i := range f.res {
+			r := &f.res[i]
 			switch r.action {
 			case Created:
 				sum.Created++
@@ -268,8 +267,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		}
 		if b.cfg.state != nil && next.After(wm) {
 			if err := b.cfg.state.Put(ctx, b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
-				sum.Elapsed = time.Since(start)
-				return sum, fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
+				return fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
 			}
 			wm = next
 			sum.Watermark = wm
@@ -277,6 +275,48 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		if b.cfg.progress != nil {
 			el := time.Since(start)
 			b.cfg.progress(Progress{Done: sum.Done(), Failed: sum.Failed, Rate: float64(sum.Done()) / el.Seconds(), Elapsed: el})
+		}
+		return nil
+	}
+	var fl *inflight
+	fail := func(err error) (Summary, error) {
+		if fl != nil {
+			if ferr := finish(fl); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}
+		sum.Elapsed = time.Since(start)
+		return sum, err
+	}
+	for pg := range pages {
+		if pg.err != nil {
+			return fail(fmt.Errorf("importer: listing %s %s: %w", b.rec.backend, b.rec.model, pg.err))
+		}
+		res := make([]itemResult, len(pg.recs))
+		commit, err := b.page(ctx, pg.recs, res)
+		if err != nil {
+			return fail(err)
+		}
+		if fl != nil {
+			err := finish(fl)
+			fl = nil
+			if err != nil {
+				return fail(err)
+			}
+		}
+		f := &inflight{done: make(chan error, 1), res: res}
+		if commit == nil {
+			f.done <- nil
+		} else {
+			go func() { f.done <- commit() }()
+		}
+		fl = f
+	}
+	if fl != nil {
+		err := finish(fl)
+		fl = nil
+		if err != nil {
+			return fail(err)
 		}
 	}
 	sum.Elapsed = time.Since(start)
@@ -318,9 +358,9 @@ func parallel(n, conc int, f func(i int)) {
 	wg.Wait()
 }
 
-// page imports one page of records, filling res. It returns an error only when the page
-// could not be committed.
-func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResult) error {
+// page imports one page of records, filling res, and returns what is left to commit (nil
+// when nothing is). It returns an error only when the run must stop.
+func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResult) (func() error, error) {
 	r := b.rec
 	if b.cfg.enqueue != nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
@@ -336,7 +376,7 @@ func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResu
 				res[i].action = Failed
 			}
 		})
-		return nil
+		return nil, ctx.Err()
 	}
 	if b.cfg.perRecord || r.keyed == nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
@@ -349,14 +389,14 @@ func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResu
 			out, err := r.importParsed(ctx, p, b.cfg.force)
 			res[i].action, res[i].err = out.Action, err
 		})
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	return b.bulkPage(ctx, recs, res)
 }
 
-// bulkPage reads each binding once, writes local records with keyed creates and stores
-// the page's bindings in one UpsertBatch.
-func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []itemResult) error {
+// bulkPage reads each binding once and writes local records with keyed creates; the
+// returned commit stores the page's bindings in one UpsertBatch.
+func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []itemResult) (func() error, error) {
 	r := b.rec
 	n := len(recs)
 	ups := make([]binding.Binding, n)
@@ -431,10 +471,12 @@ func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []item
 		}
 	}
 	if len(batch) == 0 {
+		return nil, ctx.Err()
+	}
+	return func() error {
+		if _, err := r.bindings.UpsertBatch(ctx, batch); err != nil {
+			return fmt.Errorf("importer: writing the bindings of a page of %d %s %s records (the local records are written; a rerun binds them without duplicates): %w", len(batch), r.backend, r.model, err)
+		}
 		return nil
-	}
-	if _, err := r.bindings.UpsertBatch(ctx, batch); err != nil {
-		return fmt.Errorf("importer: writing the bindings of a page of %d %s %s records (the local records are written; a rerun binds them without duplicates): %w", len(batch), r.backend, r.model, err)
-	}
-	return nil
+	}, ctx.Err()
 }

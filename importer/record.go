@@ -481,19 +481,26 @@ func (r *Record[T]) apply(ctx context.Context, p parsed, localID string) (Action
 		// The app deleted the local record: create it again and rebind.
 		r.cfg.logger.Info("importer: local record gone, creating it again", "backend", r.backend, "model", r.model, "external_id", p.extID, "local_id", localID)
 	}
-	id, err := r.create(ctx, p.extID, v)
+	if r.keyed == nil {
+		id, err := r.store.Create(ctx, v)
+		if err != nil {
+			return Failed, "", "create", err
+		}
+		return Created, id, "", nil
+	}
+	id, created, err := r.keyed.CreateKeyed(ctx, r.key(p.extID), v)
 	if err != nil {
 		return Failed, "", "create", err
 	}
-	return Created, id, "", nil
-}
-
-func (r *Record[T]) create(ctx context.Context, extID string, v T) (string, error) {
-	if r.keyed != nil {
-		id, _, err := r.keyed.CreateKeyed(ctx, r.key(extID), v)
-		return id, err
+	if created {
+		return Created, id, "", nil
 	}
-	return r.store.Create(ctx, v)
+	// Created before, by a run that crashed before binding it or by a concurrent one:
+	// bring it up to date.
+	if err := r.store.Update(ctx, id, v); err != nil {
+		return Failed, id, "update", err
+	}
+	return Updated, id, "", nil
 }
 
 func (r *Record[T]) importDeps(ctx context.Context, rec gjson.Result) error {
