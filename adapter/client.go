@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,40 +36,81 @@ type Client struct {
 	dialer net.Dialer
 	ref    Refresher // cfg.auth when it can refresh
 
-	// reqHdrMemo remembers the last request header and its redacted copy: most calls
-	// send the same headers, and redacting them is the costliest part of auditing.
-	reqHdrMemo atomic.Pointer[headerMemo]
+	// memo caches redacted header values: most calls send and receive the same
+	// headers, and redacting them is the costliest part of auditing.
+	memo      redactMemo
+	secretGen atomic.Uint64 // bumped when the client registers secrets; empties memo
 }
 
-type headerMemo struct{ raw, red http.Header }
-
-// redactRequestHeader returns a redacted copy of h, reusing the last result when h is
-// unchanged.
-func (c *Client) redactRequestHeader(h http.Header) http.Header {
-	if m := c.reqHdrMemo.Load(); m != nil && sameHeader(m.raw, h) {
-		return m.red.Clone()
-	}
-	red := c.red.Header(h)
-	c.reqHdrMemo.Store(&headerMemo{raw: h.Clone(), red: red.Clone()})
-	return red
+// addSecrets registers secrets with the redactor and invalidates cached redactions.
+func (c *Client) addSecrets(v ...string) {
+	c.red.AddSecrets(v...)
+	c.secretGen.Add(1)
 }
 
-func sameHeader(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
+type headerKey struct{ name, value string }
+
+// redactMemo maps (header name, raw value) to the redacted value.
+type redactMemo struct {
+	mu  sync.RWMutex
+	gen uint64
+	m   map[headerKey]string
+}
+
+// memoLimit bounds the memo; unique values (request IDs, signatures) refill it.
+const memoLimit = 1024
+
+// redactHeader is c.red.Header with a cache: only values not seen before go through the
+// redactor. Secrets registered directly on a shared redactor after New are not noticed
+// by the cache; register them with WithSecrets or before New.
+func (c *Client) redactHeader(h http.Header) http.Header {
+	if h == nil {
+		return nil
 	}
-	for k, av := range a {
-		bv, ok := b[k]
-		if !ok || len(av) != len(bv) {
-			return false
-		}
-		for i := range av {
-			if av[i] != bv[i] {
-				return false
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	all := make([]string, n)
+	out := make(http.Header, len(h))
+	gen := c.secretGen.Load()
+	var misses http.Header
+	c.memo.mu.RLock()
+	valid := c.memo.gen == gen
+	for k, vs := range h {
+		nv := all[:len(vs):len(vs)]
+		all = all[len(vs):]
+		out[k] = nv
+		for i, v := range vs {
+			if r, ok := c.memo.m[headerKey{k, v}]; ok && valid {
+				nv[i] = r
+				continue
 			}
+			if misses == nil {
+				misses = http.Header{}
+			}
+			misses[k] = vs
+			break
 		}
 	}
-	return true
+	c.memo.mu.RUnlock()
+	if misses == nil {
+		return out
+	}
+	red := c.red.Header(misses)
+	c.memo.mu.Lock()
+	if c.memo.m == nil || c.memo.gen != gen || len(c.memo.m) >= memoLimit {
+		c.memo.m, c.memo.gen = make(map[headerKey]string, 64), gen
+	}
+	for k, vs := range misses {
+		rv := red[k]
+		copy(out[k], rv)
+		for i, v := range vs {
+			c.memo.m[headerKey{k, v}] = rv[i]
+		}
+	}
+	c.memo.mu.Unlock()
+	return out
 }
 
 // New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
@@ -127,7 +169,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.red == nil {
 		c.red = synclog.NewRedactor()
 	}
-	c.red.AddSecrets(cfg.secrets...)
+	c.addSecrets(cfg.secrets...)
 	c.rec = cfg.recorder
 	c.log = cfg.logger
 	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now)
@@ -172,7 +214,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 
 	if cfg.auth != nil {
 		if s, ok := cfg.auth.(SecretHolder); ok {
-			c.red.AddSecrets(s.Secrets()...)
+			c.addSecrets(s.Secrets()...)
 		}
 		if b, ok := cfg.auth.(clientBinder); ok {
 			b.bindClient(c)
@@ -545,12 +587,12 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if reqHeader == nil && st.hreq != nil {
 		reqHeader = st.hreq.Header
 	}
-	ent.RequestHeader = c.redactRequestHeader(reqHeader)
+	ent.RequestHeader = c.redactHeader(reqHeader)
 	respHeader := st.lastHeader
 	if resp != nil {
 		ent.Status, respHeader = resp.StatusCode, resp.Header
 	}
-	ent.ResponseHeader = c.red.Header(respHeader)
+	ent.ResponseHeader = c.redactHeader(respHeader)
 	var cut1, cut2 bool
 	if len(st.reqBody) > 0 {
 		ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)

@@ -100,7 +100,7 @@ func (a *oauthAuth) bindClient(c *Client) {
 	a.hc = c.tokenC
 	a.timeout = c.cfg.connectTimeout + c.cfg.readTimeout
 	a.log = c.log
-	a.addFuncs = append(a.addFuncs, c.red.AddSecrets)
+	a.addFuncs = append(a.addFuncs, c.addSecrets)
 }
 
 func (a *oauthAuth) Secrets() []string { return a.secrets }

@@ -205,6 +205,8 @@ func WithRecorder(r synclog.Recorder) Option { return func(c *config) { c.record
 
 // WithRedactor sets the redactor for audit entries, logs and errors (default: a new
 // synclog.NewRedactor()). The client registers its credentials on it with AddSecrets.
+// Register further secrets with WithSecrets (or on r before New): the client caches
+// redacted header values and does not notice secrets added to r later by others.
 func WithRedactor(r *synclog.Redactor) Option { return func(c *config) { c.redactor = r } }
 
 // WithAuditBodyLimit bounds each body stored in an audit entry (default 64 KiB); 0 or less
