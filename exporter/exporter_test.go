@@ -303,6 +303,9 @@ func TestExportBadConfig(t *testing.T) {
 	assert.Error(t, err)
 	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, exporter.WithIDPath(""))
 	assert.Error(t, err)
+	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct,
+		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(order) []string { return nil }, Exporter: &exporter.Record[order]{}}))
+	assert.ErrorContains(t, err, "Dependency[exporter_test.product]")
 
 	srv := fakeapi.New()
 	defer srv.Close()

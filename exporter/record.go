@@ -123,6 +123,7 @@ type Dependency[T any] struct {
 
 type dep struct {
 	ids    func(any) []string
+	fits   func(any) bool // the dependency was declared for this record type
 	exp    Dependent
 	always bool
 }
@@ -167,7 +168,12 @@ func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound
 // WithDependency adds a dependency exported before the record.
 func WithDependency[T any](d Dependency[T]) Option {
 	return func(c *config) {
-		c.deps = append(c.deps, dep{ids: func(v any) []string { return d.LocalIDs(v.(T)) }, exp: d.Exporter, always: d.Always})
+		c.deps = append(c.deps, dep{
+			ids:    func(v any) []string { return d.LocalIDs(v.(T)) },
+			fits:   func(v any) bool { _, ok := v.(T); return ok },
+			exp:    d.Exporter,
+			always: d.Always,
+		})
 	}
 }
 
@@ -262,6 +268,12 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	}
 	if c.idPath == "" {
 		return nil, errors.New("exporter: the response ID path may not be empty")
+	}
+	var zero T
+	for i, d := range c.deps {
+		if d.exp == nil || !d.fits(zero) {
+			return nil, fmt.Errorf("exporter: dependency %d of %s: needs an Exporter and must be a Dependency[%T]", i, model, zero)
+		}
 	}
 	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn}, nil
 }
