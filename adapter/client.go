@@ -302,6 +302,8 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			Body:       st.lastBody,
 			URL:        resp.Request.URL,
 			Method:     st.method,
+			client:     c,
+			op:         req.Operation,
 		}
 	}
 	if err == nil && resp == nil {
@@ -619,24 +621,46 @@ type bufferedBody struct{ bytes.Reader }
 
 func (*bufferedBody) Close() error { return nil }
 
-// ValidJSON returns an error matching ErrBadResponse when the body is not valid JSON.
+// ValidJSON returns an *Error matching ErrBadResponse when the body is not valid JSON
+// (an empty body included).
 func (r *Response) ValidJSON() error {
 	if len(r.Body) == 0 {
-		return fmt.Errorf("%w: %s response from %s has an empty body", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL))
+		return r.badJSON(errors.New("the body is empty"))
 	}
 	if !json.Valid(r.Body) {
-		return fmt.Errorf("%w: %s response from %s (Content-Type %q) is not valid JSON", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL), r.Header.Get("Content-Type"))
+		return r.badJSON(fmt.Errorf("the body (Content-Type %q) is not valid JSON", r.Header.Get("Content-Type")))
 	}
 	return nil
 }
 
-// DecodeJSON unmarshals the body into v; invalid JSON yields an error matching
+// DecodeJSON unmarshals the body into v; invalid JSON yields an *Error matching
 // ErrBadResponse.
 func (r *Response) DecodeJSON(v any) error {
 	if err := json.Unmarshal(r.Body, v); err != nil {
-		return fmt.Errorf("%w: decoding %s response from %s into %T: %v", ErrBadResponse, statusLine(r.StatusCode), redactedURL(r.URL), v, err)
+		return r.badJSON(fmt.Errorf("decoding into %T: %w", v, err))
 	}
 	return nil
+}
+
+// badJSON builds the ErrBadResponse error for this response.
+func (r *Response) badJSON(cause error) error {
+	e := &Error{Method: r.Method, Status: r.StatusCode, Attempts: r.Attempts, URL: redactedURL(r.URL), Err: cause, kind: ErrBadResponse, Op: r.op}
+	if e.Method == "" {
+		e.Method = http.MethodGet
+	}
+	if r.Header != nil {
+		e.RequestID = requestID(r.Header)
+	}
+	if c := r.client; c != nil {
+		e.URL = c.red.String(e.URL)
+		e.RequestID = c.red.String(e.RequestID)
+		b := c.red.Body(r.Body, r.Header.Get("Content-Type"))
+		e.Body, _ = synclog.Truncate(b, bodyExcerptLimit)
+		if msg := cause.Error(); c.red.String(msg) != msg {
+			e.Err = &redactedError{msg: c.red.String(msg), cause: cause}
+		}
+	}
+	return e
 }
 
 func statusLine(code int) string {

@@ -210,20 +210,33 @@ func TestInvalidJSONIsBadResponse(t *testing.T) {
 		io.WriteString(w, `{"id": 7,`)
 	}))
 	c, _ := newClient(t, srv.URL)
-	resp, err := c.Get(context.Background(), "broken?token=abc")
+	resp, err := c.Get(context.Background(), "broken?token=abc", WithOperation("import product"))
 	require.NoError(t, err, "the call itself succeeds; JSON is checked on demand")
 	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
+	var e *Error
+	require.ErrorAs(t, resp.ValidJSON(), &e)
+	assert.Equal(t, 200, e.Status)
+	assert.Equal(t, "import product", e.Op)
+	assert.Equal(t, `{"id": 7,`, e.Body)
+	assert.Equal(t, "adapter: import product: GET "+srv.URL+"/broken?token=[REDACTED]: 200 OK: bad response: body is not valid JSON: the body (Content-Type \"application/json\") is not valid JSON", resp.ValidJSON().Error())
 	assert.NotContains(t, resp.ValidJSON().Error(), "abc")
 	var v map[string]any
 	require.ErrorIs(t, resp.DecodeJSON(&v), ErrBadResponse)
 	_, err = Decode[map[string]any](resp)
 	require.ErrorIs(t, err, ErrBadResponse)
+	require.ErrorAs(t, err, &e)
 	assert.Contains(t, err.Error(), "token=[REDACTED]")
+	assert.Contains(t, err.Error(), "decoding into map[string]interface {}")
+
+	// A Response built by a test double (no client) still gives a typed error.
+	bare := &Response{StatusCode: 200, Body: []byte("<html>")}
+	require.ErrorIs(t, bare.ValidJSON(), ErrBadResponse)
+	require.ErrorAs(t, bare.ValidJSON(), &e)
 
 	resp, err = c.Get(context.Background(), "empty")
 	require.NoError(t, err)
 	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
-	assert.Contains(t, resp.ValidJSON().Error(), "empty body")
+	assert.Contains(t, resp.ValidJSON().Error(), "the body is empty")
 }
 
 func TestNewIdempotencyKey(t *testing.T) {
@@ -252,4 +265,45 @@ func TestDoWithNilRequestAndContext(t *testing.T) {
 	resp, err := c.Do(nil, nil) //nolint:staticcheck
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
+}
+
+func TestHeadNoContentAndRedirect(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/head":
+			w.Header().Set("Content-Length", "1234")
+			w.WriteHeader(200)
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/old":
+			http.Redirect(w, r, "/new", http.StatusMovedPermanently)
+		case "/new":
+			io.WriteString(w, `{"moved":true}`)
+		}
+	}))
+	c, _ := newClient(t, srv.URL)
+	ctx := context.Background()
+	resp, err := c.Do(ctx, &Request{Method: http.MethodHead, Path: "head"})
+	require.NoError(t, err)
+	assert.Empty(t, resp.Body)
+	resp, err = c.Delete(ctx, "empty")
+	require.NoError(t, err)
+	assert.Equal(t, 204, resp.StatusCode)
+	assert.Empty(t, resp.Body)
+	resp, err = c.Get(ctx, "old")
+	require.NoError(t, err)
+	assert.True(t, resp.Get("moved").Bool())
+	assert.Equal(t, "/new", resp.URL.Path)
+	assert.Equal(t, 1, resp.Attempts, "a redirect is not a retry")
+}
+
+func TestNotRetriedPOSTIsLogged(t *testing.T) {
+	s := &scripted{statuses: []int{503, 200}}
+	srv := serve(t, s)
+	var msgs []string
+	h := &captureHandler{fn: func(msg string, attrs map[string]string) { msgs = append(msgs, msg+": "+attrs["reason"]) }}
+	c, _ := newClient(t, srv.URL, WithLogger(newSlog(h)))
+	_, err := c.Post(context.Background(), "orders", "{}")
+	require.ErrorIs(t, err, ErrServer)
+	assert.Equal(t, []string{"adapter: not retrying a non-idempotent request without an idempotency key: status 503"}, msgs)
 }

@@ -55,6 +55,9 @@ type Response struct {
 	Duration time.Duration
 	// Method is the request's HTTP method.
 	Method string
+
+	client *Client // for redacting errors about this response; nil in test doubles
+	op     string  // Request.Operation
 }
 
 // JSON returns a gjson view of the body. It does not validate the body; use ValidJSON or
@@ -75,7 +78,7 @@ type Doer interface {
 func Decode[T any](r *Response) (T, error) {
 	var v T
 	if err := json.Unmarshal(r.Body, &v); err != nil {
-		return v, fmt.Errorf("%w: decoding %s response from %s into %T: %v", ErrBadResponse, http.StatusText(r.StatusCode), redactedURL(r.URL), v, err)
+		return v, r.badJSON(fmt.Errorf("decoding into %T: %w", v, err))
 	}
 	return v, nil
 }

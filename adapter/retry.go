@@ -51,7 +51,8 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		case errors.As(err, &tl), errors.As(err, &cv), errors.Is(err, ErrInvalidRequest):
 			return false, nil // permanent
 		case !st.idempotent && st.sent:
-			return false, nil // may have reached the server; repeating could duplicate it
+			c.notRetried(ctx, st, "error after the request may have reached the server")
+			return false, nil // repeating could duplicate it
 		}
 		return c.scheduleRetry(st, 0, false, "error: "+c.red.String(stripURLError(err).Error())), nil
 	}
@@ -82,9 +83,23 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		}
 	}
 	if !st.idempotent {
+		c.notRetried(ctx, st, "status "+strconv.Itoa(code))
 		return false, nil // the server saw the request
 	}
 	return c.scheduleRetry(st, wait, hasWait, "status "+strconv.Itoa(code)), nil
+}
+
+// notRetried logs why a retryable failure of a non-idempotent request was not retried:
+// it is the caller's to resolve (check the remote state, or send an idempotency key).
+func (c *Client) notRetried(ctx context.Context, st *call, reason string) {
+	if c.log == nil {
+		return
+	}
+	c.log.LogAttrs(ctx, slog.LevelDebug, "adapter: not retrying a non-idempotent request without an idempotency key",
+		slog.String("backend", c.cfg.backend),
+		slog.String("method", st.method),
+		slog.String("url", c.red.URL(st.rawURL)),
+		slog.String("reason", reason))
 }
 
 // scheduleRetry books one retry if any are left.
