@@ -2,10 +2,13 @@ package adapter
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,4 +197,32 @@ func TestTimeoutErrorIsNotContextError(t *testing.T) {
 	assert.True(t, errors.Is(te, ErrTimeout))
 	assert.False(t, errors.Is(te, context.DeadlineExceeded))
 	assert.True(t, te.Timeout())
+}
+
+func TestHTTPSAndHTTP2ThroughOwnTLSDialer(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Proto", r.Proto)
+			io.WriteString(w, `{"ok":true}`)
+		}))
+		srv.EnableHTTP2 = h2
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		pool := x509.NewCertPool()
+		pool.AddCert(srv.Certificate())
+		c, _ := newClient(t, srv.URL, WithTLSConfig(&tls.Config{RootCAs: pool}), WithReadTimeout(time.Second))
+		resp, err := c.Get(context.Background(), "x")
+		require.NoError(t, err, "h2=%v", h2)
+		want := "HTTP/1.1"
+		if h2 {
+			want = "HTTP/2.0"
+		}
+		assert.Equal(t, want, resp.Header.Get("X-Proto"))
+
+		// Without the CA the certificate is refused, and not retried.
+		bad, ft := newClient(t, srv.URL)
+		_, err = bad.Get(context.Background(), "x")
+		require.ErrorIs(t, err, ErrTransport)
+		assert.Empty(t, ft.Waits(), "a certificate error is permanent")
+	}
 }
