@@ -90,20 +90,6 @@ func (a *queryAuth) Apply(req *http.Request) error {
 
 func (a *queryAuth) Secrets() []string { return []string{a.key} }
 
-// HMAC request signing.
-//
-// HMACAuth signs every attempt with HMAC-SHA256. The signed string is four lines joined
-// by "\n":
-//
-//	METHOD            upper case, as sent ("POST")
-//	PATH?QUERY        the request URI as sent: escaped path, plus "?" and the raw query when there is one
-//	TIMESTAMP         Unix seconds, also sent in the timestamp header
-//	BODY              the raw body bytes (empty for no body)
-//
-// The signature is the lower-case hex digest (or base64 with HMACBase64), with an
-// optional prefix such as "sha256=", in the signature header. SignHMAC computes the same
-// value, for servers and tests that verify it.
-
 // HMACOption configures HMACAuth.
 type HMACOption func(*hmacAuth)
 
@@ -130,7 +116,18 @@ type hmacAuth struct {
 	now                 func() time.Time
 }
 
-// HMACAuth returns an Auth that signs each request as described above.
+// HMACAuth returns an Auth that signs every attempt with HMAC-SHA256 of secret. The
+// signed string is four lines joined by "\n":
+//
+//	METHOD       upper case, as sent ("POST")
+//	PATH?QUERY   the request URI as sent: escaped path, plus "?" and the raw query when there is one
+//	TIMESTAMP    Unix seconds, also sent in the timestamp header (default "X-Timestamp")
+//	BODY         the raw body bytes (empty for no body)
+//
+// The signature — lower-case hex (or base64 with HMACBase64), after an optional prefix
+// such as "sha256=" — goes in the signature header (default "X-Signature"). Retries are
+// signed afresh. SignHMAC computes the same value for servers and tests that verify it;
+// a server should also reject timestamps outside a short window to stop replays.
 func HMACAuth(secret []byte, opts ...HMACOption) Auth {
 	a := &hmacAuth{secret: secret, sigHeader: "X-Signature", tsHeader: "X-Timestamp", now: time.Now}
 	for _, o := range opts {
