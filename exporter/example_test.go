@@ -18,7 +18,7 @@ type Customer struct {
 	Email string
 }
 
-func ExampleBatch() {
+func Example() {
 	ctx := context.Background()
 	api := fakeapi.New() // stands in for the external API
 	defer api.Close()

@@ -20,7 +20,7 @@ type Product struct {
 	SKU  string
 }
 
-func ExampleBatch() {
+func Example() {
 	ctx := context.Background()
 	api := fakeapi.New() // stands in for the external API
 	defer api.Close()
