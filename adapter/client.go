@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -615,11 +614,6 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 			slog.String("backend", c.cfg.backend), slog.String("url", ent.URL), slog.String("error", c.red.String(err.Error())))
 	}
 }
-
-// bufferedBody replaces a response body that was read into memory.
-type bufferedBody struct{ bytes.Reader }
-
-func (*bufferedBody) Close() error { return nil }
 
 // ValidJSON returns an *Error matching ErrBadResponse when the body is not valid JSON
 // (an empty body included).

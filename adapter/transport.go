@@ -153,9 +153,8 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, t.attemptError(ctx, actx, a, err)
 	}
 	st.lastBody = body
-	bb := &bufferedBody{}
-	bb.Reset(body)
-	resp.Body = bb
+	// The body lives on in st.lastBody; retryablehttp and redirects only drain this.
+	resp.Body = http.NoBody
 	return resp, nil
 }
 
