@@ -51,12 +51,17 @@ func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, ar
 // retried: the next attempt finds the row and updates it.
 func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
+		var cache *stmtCache
 		err := s.db.inTx(ctx, func(tx *sql.Tx) error {
 			if s.db.dialect == SQLite {
-				return fn(newStmtCache(tx))
+				cache = newStmtCache(tx, s.db.wq)
+				return fn(cache)
 			}
 			return fn(tx)
 		})
+		if cache != nil && len(cache.misses) > 0 && err == nil {
+			s.db.wq.warm(ctx, cache.misses)
+		}
 		var race *insertRace
 		if errors.As(err, &race) && attempt < 3 {
 			continue
@@ -109,7 +114,7 @@ func notFoundID(op string, id int64) error {
 
 // Get implements binding.Store.
 func (s *BindingStore) Get(ctx context.Context, id int64) (binding.Binding, error) {
-	b, ok, err := s.queryOne(ctx, s.db.r, `id = ?`, id)
+	b, ok, err := s.queryOne(ctx, s.db.rq, `id = ?`, id)
 	if err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: get %d: %w", id, err)
 	}
@@ -134,7 +139,7 @@ func (s *BindingStore) getBy(ctx context.Context, side, backend, model, id strin
 		return binding.Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
 	}
 	if id != "" {
-		b, ok, err := s.queryOne(ctx, s.db.r, `backend = ? AND model = ? AND `+side+`_id = ?`, backend, model, id)
+		b, ok, err := s.queryOne(ctx, s.db.rq, `backend = ? AND model = ? AND `+side+`_id = ?`, backend, model, id)
 		if err != nil {
 			return binding.Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
 		}
@@ -215,6 +220,12 @@ func (s *BindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
 		s.db.timeArg(now), s.db.timeArg(now)}
 }
 
+const upsertByExternal = insertBinding + ` ON CONFLICT (backend, model, external_id) WHERE external_id IS NOT NULL
+	DO UPDATE SET status = excluded.status, last_error = excluded.last_error, retry_count = excluded.retry_count,
+	synced_at = excluded.synced_at, external_updated_at = excluded.external_updated_at, hash = excluded.hash,
+	no_export = excluded.no_export, updated_at = excluded.updated_at
+	RETURNING ` + bindingCols
+
 const updateBinding = `UPDATE connkit_bindings SET backend = ?, model = ?, local_id = COALESCE(?, local_id),
 	external_id = COALESCE(?, external_id), status = ?, last_error = ?, retry_count = ?, synced_at = ?,
 	external_updated_at = ?, hash = ?, no_export = ?, updated_at = ?
@@ -278,6 +289,12 @@ func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([
 
 // upsert resolves which stored binding b is and writes it, inside a write transaction.
 func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding, now time.Time) (binding.Binding, error) {
+	if b.ID == 0 && b.LocalID == "" {
+		// Keyed by external ID alone (the common import case): one atomic statement. No
+		// other unique key is involved, so it cannot conflict, and on Postgres concurrent
+		// inserts of one key cannot race.
+		return scanBinding(q.QueryRowContext(ctx, s.db.q(upsertByExternal), s.insertArgs(b, now)...))
+	}
 	var curID int64
 	if b.ID != 0 {
 		var n int
@@ -346,7 +363,7 @@ func (s *BindingStore) update(ctx context.Context, op string, id int64, query st
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
 	}
-	b, err := scanBinding(s.db.w.QueryRowContext(ctx, s.db.q(query), args...))
+	b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(query), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return binding.Binding{}, notFoundID(op, id)
 	}
@@ -408,7 +425,7 @@ func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl ti
 			return binding.Binding{}, fmt.Errorf("binding: claim %d: %w", id, err)
 		}
 		now := s.db.clock()
-		b, err := scanBinding(s.db.w.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = ?, lease_expires_at = ?
+		b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = ?, lease_expires_at = ?
 			WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?) RETURNING `+bindingCols),
 			owner, s.db.timeArg(now.Add(ttl)), id, owner, s.db.timeArg(now)))
 		if err == nil {
@@ -417,7 +434,7 @@ func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl ti
 		if !errors.Is(err, sql.ErrNoRows) {
 			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
 		}
-		cur, ok, err := s.queryOne(ctx, s.db.w, `id = ?`, id)
+		cur, ok, err := s.queryOne(ctx, s.db.wq, `id = ?`, id)
 		if err != nil {
 			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
 		}
@@ -439,7 +456,7 @@ func (s *BindingStore) Release(ctx context.Context, id int64, owner string) erro
 	if owner == "" {
 		return nil
 	}
-	if _, err := s.db.w.ExecContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = NULL, lease_expires_at = NULL
+	if _, err := s.db.wq.ExecContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = NULL, lease_expires_at = NULL
 		WHERE id = ? AND lease_owner = ?`), id, owner); err != nil {
 		return fmt.Errorf("binding: release %d for %q: %w", id, owner, err)
 	}
@@ -451,7 +468,7 @@ func (s *BindingStore) Delete(ctx context.Context, id int64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding: delete %d: %w", id, err)
 	}
-	res, err := s.db.w.ExecContext(ctx, s.db.q(`DELETE FROM connkit_bindings WHERE id = ?`), id)
+	res, err := s.db.wq.ExecContext(ctx, s.db.q(`DELETE FROM connkit_bindings WHERE id = ?`), id)
 	if err != nil {
 		return fmt.Errorf("binding: delete %d: %w", id, err)
 	}
@@ -525,7 +542,7 @@ func (s *BindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[bin
 }
 
 func (s *BindingStore) page(ctx context.Context, query string, args []any) ([]binding.Binding, error) {
-	rows, err := s.db.r.QueryContext(ctx, query, args...)
+	rows, err := s.db.rq.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -553,7 +570,7 @@ func (s *BindingStore) Counts(ctx context.Context, backend, model string) (map[b
 		where = append(where, `model = ?`)
 		args = append(args, model)
 	}
-	rows, err := s.db.r.QueryContext(ctx, s.db.q(`SELECT status, COUNT(*) FROM connkit_bindings WHERE `+
+	rows, err := s.db.rq.QueryContext(ctx, s.db.q(`SELECT status, COUNT(*) FROM connkit_bindings WHERE `+
 		strings.Join(where, ` AND `)+` GROUP BY status`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -45,6 +46,9 @@ type DB struct {
 	w *sql.DB
 	// r takes reads; it is w except for file-backed SQLite.
 	r *sql.DB
+
+	// wq and rq run queries on w and r; on SQLite they reuse prepared statements.
+	wq, rq *pool
 
 	now      func() time.Time
 	log      *slog.Logger
@@ -158,6 +162,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	db.wq = newPool(db.w, db.dialect == SQLite)
+	db.rq = db.wq
+	if db.r != db.w {
+		db.rq = newPool(db.r, true)
 	}
 	if o.migrate {
 		if err := db.Migrate(ctx); err != nil {
@@ -291,6 +300,10 @@ func (db *DB) SQL() *sql.DB { return db.w }
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.wq.close()
+	if db.rq != db.wq {
+		db.rq.close()
+	}
 	err := db.w.Close()
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
@@ -398,24 +411,127 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// stmtCache prepares each query once per transaction: a batch reuses its statements.
-type stmtCache struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+// pool runs queries on a *sql.DB. With prepare set (SQLite, where parsing a statement
+// costs about as much as running it) it keeps one prepared statement per query text;
+// database/sql prepares it again on each connection that needs it. Postgres skips this:
+// pgx already caches prepared statements per connection.
+type pool struct {
+	db      *sql.DB
+	prepare bool
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
 }
 
-func newStmtCache(tx *sql.Tx) *stmtCache { return &stmtCache{tx: tx, stmts: make(map[string]*sql.Stmt)} }
+func newPool(db *sql.DB, prepare bool) *pool {
+	return &pool{db: db, prepare: prepare, stmts: make(map[string]*sql.Stmt)}
+}
+
+// stmt returns the prepared statement of query, or nil when the pool does not prepare.
+func (p *pool) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if !p.prepare {
+		return nil, nil
+	}
+	if s := p.cached(query); s != nil {
+		return s, nil
+	}
+	// Prepare without holding mu: preparing waits for a free connection, and the
+	// goroutine holding SQLite's write connection may need mu (cached) to finish.
+	s, err := p.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.stmts[query]; ok {
+		s.Close()
+		return prev, nil
+	}
+	p.stmts[query] = s
+	return s, nil
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.stmts {
+		s.Close()
+	}
+	clear(p.stmts)
+}
+
+func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := p.stmt(ctx, query)
+	if err != nil || s == nil {
+		return p.db.ExecContext(ctx, query, args...)
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := p.stmt(ctx, query)
+	if err != nil || s == nil {
+		return p.db.QueryContext(ctx, query, args...)
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := p.stmt(ctx, query)
+	if err != nil || s == nil {
+		return p.db.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// cached returns the pool's prepared statement of query if it has one; it never
+// prepares, so it is safe while a transaction holds the only connection.
+func (p *pool) cached(query string) *sql.Stmt {
+	if !p.prepare {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stmts[query]
+}
+
+// stmtCache binds the pool's prepared statements to one transaction, once per query.
+// Queries the pool has not prepared yet are prepared on the transaction and remembered
+// in misses, for warm to prepare on the pool once the transaction has ended (preparing
+// on the pool inside it would wait forever for SQLite's single write connection).
+type stmtCache struct {
+	tx     *sql.Tx
+	pool   *pool
+	stmts  map[string]*sql.Stmt
+	misses []string
+}
+
+func newStmtCache(tx *sql.Tx, p *pool) *stmtCache {
+	return &stmtCache{tx: tx, pool: p, stmts: make(map[string]*sql.Stmt)}
+}
 
 func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := c.stmts[query]; ok {
 		return s, nil
 	}
-	s, err := c.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	var s *sql.Stmt
+	if ps := c.pool.cached(query); ps != nil {
+		s = c.tx.StmtContext(ctx, ps)
+	} else {
+		var err error
+		if s, err = c.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		c.misses = append(c.misses, query)
 	}
 	c.stmts[query] = s
 	return s, nil
+}
+
+// warm prepares queries on the pool; errors only mean they stay unprepared.
+func (p *pool) warm(ctx context.Context, queries []string) {
+	for _, q := range queries {
+		p.stmt(ctx, q)
+	}
 }
 
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

@@ -69,7 +69,7 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if err != nil {
 		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
 	}
-	_, err = r.db.w.ExecContext(ctx, r.db.q(`INSERT INTO connkit_sync_log (started_at, backend, operation, direction,
+	_, err = r.db.wq.ExecContext(ctx, r.db.q(`INSERT INTO connkit_sync_log (started_at, backend, operation, direction,
 		method, url, request_header, response_header, request_body, response_body, truncated, status, duration_us,
 		attempts, error, model, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.db.timeArg(e.Time), e.Backend, e.Operation, string(e.Direction), e.Method, e.URL, reqH, respH,
@@ -195,7 +195,7 @@ func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[syn
 }
 
 func (r *LogRecorder) page(ctx context.Context, query string, args []any) ([]synclog.Entry, error) {
-	rows, err := r.db.r.QueryContext(ctx, query, args...)
+	rows, err := r.db.rq.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func parseHeader(s string) (http.Header, error) {
 // Prune deletes the entries that started before olderThan and reports how many it
 // deleted: call it on a schedule to keep the log to a retention period.
 func (r *LogRecorder) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
-	res, err := r.db.w.ExecContext(ctx, r.db.q(`DELETE FROM connkit_sync_log WHERE started_at < ?`), r.db.timeArg(olderThan))
+	res, err := r.db.wq.ExecContext(ctx, r.db.q(`DELETE FROM connkit_sync_log WHERE started_at < ?`), r.db.timeArg(olderThan))
 	if err != nil {
 		return 0, fmt.Errorf("synclog: prune entries before %s: %w", olderThan.Format(time.RFC3339), err)
 	}

@@ -146,7 +146,7 @@ func TestLogRecorderContent(t *testing.T) {
 				URL:            "https://api.example.com/x",
 				RequestHeader:  http.Header{"Content-Type": {"application/json"}, "X-Multi": {"a", "b"}},
 				ResponseHeader: http.Header{},
-				RequestBody:    "1234567é", // the é straddles the limit: cut before it
+				RequestBody:    "1234567é",     // the é straddles the limit: cut before it
 				ResponseBody:   "\x00\xff\xfe", // binary, not UTF-8
 				Status:         201,
 			}

@@ -21,7 +21,7 @@ func (s *StateStore) Get(ctx context.Context, backend, name string) ([]byte, err
 		return nil, err
 	}
 	var v []byte
-	err := s.db.r.QueryRowContext(ctx, s.db.q(`SELECT value FROM connkit_sync_state WHERE backend = ? AND name = ?`),
+	err := s.db.rq.QueryRowContext(ctx, s.db.q(`SELECT value FROM connkit_sync_state WHERE backend = ? AND name = ?`),
 		backend, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get state %q of backend %q: %w", name, backend, state.ErrNotFound)
@@ -40,7 +40,7 @@ func (s *StateStore) Put(ctx context.Context, backend, name string, value []byte
 	if err := state.CheckKey(backend, name); err != nil {
 		return err
 	}
-	_, err := s.db.w.ExecContext(ctx, s.db.q(`INSERT INTO connkit_sync_state (backend, name, value, updated_at) VALUES (?, ?, ?, ?)
+	_, err := s.db.wq.ExecContext(ctx, s.db.q(`INSERT INTO connkit_sync_state (backend, name, value, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (backend, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
 		backend, name, nonNil(value), s.db.timeArg(s.db.clock()))
 	if err != nil {
@@ -59,10 +59,10 @@ func (s *StateStore) CompareAndSwap(ctx context.Context, backend, name string, o
 	var res sql.Result
 	var err error
 	if old == nil {
-		res, err = s.db.w.ExecContext(ctx, s.db.q(`INSERT INTO connkit_sync_state (backend, name, value, updated_at)
+		res, err = s.db.wq.ExecContext(ctx, s.db.q(`INSERT INTO connkit_sync_state (backend, name, value, updated_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (backend, name) DO NOTHING`), backend, name, nonNil(new), now)
 	} else {
-		res, err = s.db.w.ExecContext(ctx, s.db.q(`UPDATE connkit_sync_state SET value = ?, updated_at = ?
+		res, err = s.db.wq.ExecContext(ctx, s.db.q(`UPDATE connkit_sync_state SET value = ?, updated_at = ?
 			WHERE backend = ? AND name = ? AND value = ?`), nonNil(new), now, backend, name, nonNil(old))
 	}
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *StateStore) Delete(ctx context.Context, backend, name string) error {
 	if err := state.CheckKey(backend, name); err != nil {
 		return err
 	}
-	if _, err := s.db.w.ExecContext(ctx, s.db.q(`DELETE FROM connkit_sync_state WHERE backend = ? AND name = ?`), backend, name); err != nil {
+	if _, err := s.db.wq.ExecContext(ctx, s.db.q(`DELETE FROM connkit_sync_state WHERE backend = ? AND name = ?`), backend, name); err != nil {
 		return fmt.Errorf("state: delete %q of backend %q: %w", name, backend, err)
 	}
 	return nil
