@@ -137,6 +137,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 			o(&cfg)
 		}
 	}
+	if cfg.waitMin > cfg.waitMax {
+		cfg.fail("WithRetryWait: the minimum wait %v exceeds the maximum %v", cfg.waitMin, cfg.waitMax)
+	}
 	if len(cfg.errs) > 0 {
 		return nil, fmt.Errorf("adapter.New(%q): %w", baseURL, errors.Join(cfg.errs...))
 	}

@@ -51,6 +51,8 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"https://x", []Option{WithReadTimeout(-1)}, "WithReadTimeout"},
 		{"https://x", []Option{WithRetries(-1)}, "WithRetries"},
 		{"https://x", []Option{WithRetryWait(time.Second, time.Millisecond)}, "WithRetryWait"},
+		{"https://x", []Option{WithRetryWait(time.Minute, 0)}, "exceeds the maximum"},
+		{"https://x", []Option{WithRetryWait(-1, 0)}, "negative"},
 		{"https://x", []Option{WithRateLimit(0, 1)}, "WithRateLimit"},
 		{"https://x", []Option{WithMaxResponseSize(0)}, "WithMaxResponseSize"},
 		{"https://x", []Option{WithIdempotencyHeader("")}, "WithIdempotencyHeader"},
@@ -59,6 +61,17 @@ func TestNewRejectsBadInput(t *testing.T) {
 		require.Error(t, err, tc.base)
 		assert.Contains(t, err.Error(), tc.want)
 	}
+}
+
+func TestRetryWaitZeroKeepsDefault(t *testing.T) {
+	c, err := New("https://x", WithRetryWait(0, 5*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, DefaultRetryWaitMin, c.cfg.waitMin)
+	assert.Equal(t, 5*time.Second, c.cfg.waitMax)
+	c, err = New("https://x", WithRetryWait(2*time.Second, 0))
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Second, c.cfg.waitMin)
+	assert.Equal(t, DefaultRetryWaitMax, c.cfg.waitMax)
 }
 
 func TestRelativePathWithoutBaseURL(t *testing.T) {

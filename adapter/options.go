@@ -108,15 +108,20 @@ func WithRetries(n int) Option {
 }
 
 // WithRetryWait sets the bounds of the exponential backoff between retries (defaults
-// 500 ms and 30 s). Each wait is min·2^(retry-1), capped at max, with jitter taking it
-// down to as little as half.
+// 500 ms and 30 s); zero keeps a bound's default. Each wait is min·2^(retry-1), capped at
+// max, with jitter taking it down to as little as half.
 func WithRetryWait(min, max time.Duration) Option {
 	return func(c *config) {
-		if min <= 0 || max < min {
-			c.fail("WithRetryWait(%v, %v): need 0 < min <= max", min, max)
+		if min < 0 || max < 0 {
+			c.fail("WithRetryWait(%v, %v): the waits cannot be negative", min, max)
 			return
 		}
-		c.waitMin, c.waitMax = min, max
+		if min > 0 {
+			c.waitMin = min
+		}
+		if max > 0 {
+			c.waitMax = max
+		}
 	}
 }
 
