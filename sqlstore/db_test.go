@@ -314,3 +314,32 @@ func TestStateAcrossHandles(t *testing.T) {
 		t.Fatalf("Get of a missing value: %v", err)
 	}
 }
+
+// Several processes starting at once on a new file: all open, the schema is migrated once.
+func TestConcurrentOpenSQLite(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "connkit.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := sqlstore.Open(context.Background(), dsn)
+			if err == nil {
+				db.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("opener %d: %v", i, err)
+		}
+	}
+	db := mustOpen(t, dsn)
+	var rows int
+	if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM connkit_schema_migrations`).Scan(&rows); err != nil || rows != sqlstore.LatestSchemaVersion() {
+		t.Fatalf("connkit_schema_migrations has %d rows (%v), want %d", rows, err, sqlstore.LatestSchemaVersion())
+	}
+}

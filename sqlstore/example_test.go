@@ -1,0 +1,120 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/sqlstore"
+	"github.com/connkit/connkit/synclog"
+)
+
+// Open a SQLite file (created and migrated on open) and use the three stores it holds.
+func ExampleOpen() {
+	dir, err := os.MkdirTemp("", "connkit-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "connkit.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	// Bindings: which local record is which external one.
+	bindings := db.Bindings()
+	b, created, err := bindings.Ensure(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "gid://shop/Product/1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err = bindings.MarkSuccess(ctx, b.ID, binding.Success{LocalID: "42", Hash: "sha256:…"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(created, b.Status, b.LocalID)
+
+	// State: the cursor an incremental import resumes from.
+	if err := db.State().Put(ctx, "shop", "product.cursor", []byte("page-7")); err != nil {
+		log.Fatal(err)
+	}
+	cursor, _ := db.State().Get(ctx, "shop", "product.cursor")
+	fmt.Println(string(cursor))
+
+	// Log: the audit trail of HTTP exchanges.
+	rec := db.Log()
+	if err := rec.Record(ctx, synclog.Entry{Backend: "shop", Method: "GET", URL: "https://shop.example/products/1", Status: 200}); err != nil {
+		log.Fatal(err)
+	}
+	for e, err := range rec.Query(ctx, synclog.Filter{Backend: "shop", Limit: 10}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Method, e.URL, e.Status)
+	}
+
+	v, _ := db.SchemaVersion(ctx)
+	fmt.Println(db.Dialect(), v == sqlstore.LatestSchemaVersion())
+	// Output:
+	// true success 42
+	// page-7
+	// GET https://shop.example/products/1 200
+	// sqlite true
+}
+
+// Two workers share one database; the lease keeps them off the same record.
+func ExampleBindingStore_Claim() {
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Bindings()
+	b, _ := s.Upsert(ctx, binding.Binding{Backend: "crm", Model: "contact", LocalID: "c-1"})
+
+	if _, err := s.Claim(ctx, b.ID, "worker-1", time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	_, err = s.Claim(ctx, b.ID, "worker-2", time.Minute)
+	var locked *binding.LockedError
+	if errors.As(err, &locked) {
+		fmt.Println("locked by", locked.Owner)
+	}
+	_ = s.Release(ctx, b.ID, "worker-1")
+	if _, err := s.Claim(ctx, b.ID, "worker-2", time.Minute); err == nil {
+		fmt.Println("worker-2 got it")
+	}
+	// Output:
+	// locked by worker-1
+	// worker-2 got it
+}
+
+// Keep the audit trail to a retention period.
+func ExampleLogRecorder_Prune() {
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	rec := db.Log(sqlstore.WithBodyLimit(1 << 10))
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	_ = rec.Record(ctx, synclog.Entry{Time: now.AddDate(0, 0, -40), Backend: "shop", Method: "GET", URL: "https://shop.example/old"})
+	_ = rec.Record(ctx, synclog.Entry{Time: now, Backend: "shop", Method: "GET", URL: "https://shop.example/new"})
+
+	n, err := rec.Prune(ctx, now.AddDate(0, 0, -30))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("pruned", n)
+	// Output:
+	// pruned 1
+}
