@@ -173,9 +173,14 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		err  error
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	pages := make(chan page, 1)
+	producerDone := make(chan struct{})
+	defer func() {
+		cancel()
+		<-producerDone // no goroutine outlives Run
+	}()
 	go func() {
+		defer close(producerDone)
 		defer close(pages)
 		buf := make([]gjson.Result, 0, b.cfg.pageSize)
 		for rec, err := range b.list(ctx, since) {

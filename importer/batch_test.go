@@ -314,3 +314,36 @@ func TestBatchBadOptions(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "delete it to start over")
 }
+
+func TestBatchCancelled(t *testing.T) {
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 100)
+	st := state.NewMemory()
+	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithPageSize(10),
+		importer.WithWatermark(st, "wm", 0),
+		importer.WithProgress(func(p importer.Progress) {
+			if p.Done >= 30 {
+				cancel()
+			}
+		}))
+	require.NoError(t, err)
+	sum, err := batch.Run(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.GreaterOrEqual(t, sum.Created, 30)
+	assert.Less(t, sum.Created, 100)
+	wm, err := batch.Watermark(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, sum.Watermark, wm)
+
+	// Local records of a page prepared but not committed when the run stopped are bound
+	// by the next run, not created again.
+	sum, err = batch.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 100, store.Len())
+	assert.Equal(t, 100, store.Creates())
+	assert.Zero(t, sum.Failed)
+}
