@@ -173,8 +173,8 @@ type Store interface {
 	// and hold no lock or connection while yielding: the loop body may write to the store.
 	// An invalid filter (see Filter.Validate) yields a single error matching ErrInvalid.
 	List(ctx context.Context, f Filter) iter.Seq2[Binding, error]
-	// Counts returns how many bindings of backend (and model, when not empty) are in each
-	// status. Statuses no binding has may be absent from the map.
+	// Counts returns how many bindings of backend and model are in each status; an empty
+	// backend or model counts them all. Statuses no binding has may be absent from the map.
 	Counts(ctx context.Context, backend, model string) (map[Status]int, error)
 }
 

@@ -500,7 +500,7 @@ func (s *MemoryStore) page(f *Filter, after int64, n int) (page []Binding, last 
 	return page, last, i >= len(s.order)
 }
 
-// Counts implements Store. An empty backend counts every backend.
+// Counts implements Store.
 func (s *MemoryStore) Counts(ctx context.Context, backend, model string) (map[Status]int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)

@@ -179,5 +179,7 @@ func init() {
 		check(backendA, modelC, map[binding.Status]int{binding.StatusSuccess: 1, binding.StatusFailed: 1})
 		check(backendB, "", map[binding.Status]int{binding.StatusSkipped: 1})
 		check("nope", "", nil)
+		check("", modelP, map[binding.Status]int{binding.StatusPending: 2, binding.StatusFailed: 1, binding.StatusSkipped: 1})
+		check("", "", map[binding.Status]int{binding.StatusPending: 2, binding.StatusFailed: 2, binding.StatusSuccess: 1, binding.StatusSkipped: 1})
 	})
 }
