@@ -174,7 +174,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	c.addSecrets(cfg.secrets...)
 	c.rec = cfg.recorder
 	c.log = cfg.logger
-	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now)
+	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now, cfg.maxRetryAfter)
 
 	base := cfg.baseTransport
 	if base == nil {

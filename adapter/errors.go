@@ -235,6 +235,8 @@ func classifyTransportError(err error) error {
 		return ErrResponseTooLarge
 	case errors.Is(err, ErrInvalidRequest):
 		return ErrInvalidRequest
+	case errors.Is(err, ErrRateLimited):
+		return ErrRateLimited
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil
 	}

@@ -15,7 +15,9 @@ import (
 // Limiter is a Client's client-side rate limit, shared by every goroutine using the
 // client. It combines a token bucket (golang.org/x/time/rate) with a pause: a time before
 // which no request is sent at all. The client halves the rate and pauses on 429; hooks
-// (RateLimitHook) adjust it from the API's own rate-limit headers.
+// (RateLimitHook) adjust it from the API's own rate-limit headers. While a pause longer
+// than WithMaxRetryAfter lasts, requests fail at once with ErrRateLimited instead of
+// sleeping through it.
 type Limiter struct {
 	lim     *rate.Limiter
 	base    atomic.Uint64 // the normal rate, as math.Float64bits
@@ -23,16 +25,28 @@ type Limiter struct {
 	slowed  atomic.Bool   // the current rate is below base after a 429
 	pause   atomic.Int64  // Unix nanoseconds before which nothing is sent; 0: none
 	now     func() time.Time
+	maxWait time.Duration // longer pauses fail fast instead of sleeping
 }
+
+// pausedError reports a pause longer than the client accepts to wait.
+type pausedError struct{ wait, max time.Duration }
+
+func (e *pausedError) Error() string {
+	return "the API's rate limit holds requests for another " + e.wait.Round(time.Second).String() +
+		", more than the accepted maximum of " + e.max.String() + " (WithMaxRetryAfter); try again later"
+}
+
+// Is makes the error match ErrRateLimited.
+func (e *pausedError) Is(target error) bool { return target == ErrRateLimited }
 
 // minSlowRate is the floor the rate is halved to after repeated 429s.
 const minSlowRate = rate.Limit(0.05)
 
-func newLimiter(r rate.Limit, burst int, now func() time.Time) *Limiter {
+func newLimiter(r rate.Limit, burst int, now func() time.Time, maxWait time.Duration) *Limiter {
 	if burst < 1 {
 		burst = 1
 	}
-	l := &Limiter{lim: rate.NewLimiter(r, burst), now: now}
+	l := &Limiter{lim: rate.NewLimiter(r, burst), now: now, maxWait: maxWait}
 	l.base.Store(math.Float64bits(float64(r)))
 	l.limited.Store(r != rate.Inf)
 	return l
@@ -77,10 +91,14 @@ func (l *Limiter) PausedUntil() time.Time {
 	return time.Time{}
 }
 
-// wait blocks (through sleep) until a request may go out, or ctx is done.
+// wait blocks (through sleep) until a request may go out, or ctx is done. A pause
+// longer than maxWait fails at once with an error matching ErrRateLimited.
 func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Duration) error) error {
 	if p := l.pause.Load(); p != 0 {
 		if d := time.Unix(0, p).Sub(l.now()); d > 0 {
+			if d > l.maxWait {
+				return &pausedError{wait: d, max: l.maxWait}
+			}
 			if err := sleep(ctx, d); err != nil {
 				return err
 			}

@@ -73,7 +73,7 @@ func TestRateLimit429PausesUnlimitedClient(t *testing.T) {
 }
 
 func TestRateLimitRepeated429sHitTheFloor(t *testing.T) {
-	l := newLimiter(1, 1, time.Now)
+	l := newLimiter(1, 1, time.Now, time.Hour)
 	for range 20 {
 		l.observe(&http.Response{StatusCode: 429, Header: http.Header{}})
 	}
@@ -120,7 +120,7 @@ func TestShopifyCallLimitParsing(t *testing.T) {
 		"x/40":    0,
 		" 39/40 ": 2 * time.Second,
 	} {
-		l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
 		ShopifyCallLimit(2)(&http.Response{Header: http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}}, l)
 		if want == 0 {
 			assert.True(t, l.PausedUntil().IsZero(), v)
@@ -144,7 +144,7 @@ func TestRateLimitHeadersHook(t *testing.T) {
 		{"", "30", time.Time{}},
 		{"0", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10), time.Time{}},
 	} {
-		l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
 		h := http.Header{}
 		if tc.remaining != "" {
 			h.Set("X-RateLimit-Remaining", tc.remaining)
@@ -157,7 +157,7 @@ func TestRateLimitHeadersHook(t *testing.T) {
 
 func TestLimiterSetRateAndPauseNeverShortens(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(rate.Inf, 1, func() time.Time { return now })
+	l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
 	l.SetRate(3, 2)
 	assert.Equal(t, rate.Limit(3), l.Rate())
 	l.PauseUntil(now.Add(time.Minute))
@@ -168,7 +168,7 @@ func TestLimiterSetRateAndPauseNeverShortens(t *testing.T) {
 
 func TestLimiterWaitHonoursContext(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiter(1, 1, func() time.Time { return now })
+	l := newLimiter(1, 1, func() time.Time { return now }, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	sleep := func(ctx context.Context, d time.Duration) error { return ctx.Err() }
@@ -178,4 +178,28 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 	var got time.Duration
 	require.NoError(t, l.wait(context.Background(), func(_ context.Context, d time.Duration) error { got = d; return nil }))
 	assert.Equal(t, time.Second, got)
+}
+
+func TestLongPauseFailsFastInsteadOfSleeping(t *testing.T) {
+	s := &scripted{statuses: []int{429, 200}, header: http.Header{"Retry-After": {"3600"}}}
+	srv := serve(t, s)
+	ft := newFakeTime()
+	c, err := New(srv.URL, append(ft.opts(), WithMaxRetryAfter(time.Minute))...)
+	require.NoError(t, err)
+	_, err = c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrRateLimited)
+
+	// Every goroutine now holds back for the hour the API asked for: by failing at once.
+	resp, err := c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, ErrRateLimited)
+	assert.Nil(t, resp)
+	assert.Contains(t, err.Error(), "holds requests for another 1h0m0s")
+	assert.Equal(t, int32(1), s.hits.Load(), "nothing was sent")
+	assert.Empty(t, ft.Waits(), "nobody slept")
+
+	ft.mu.Lock()
+	ft.now = ft.now.Add(time.Hour)
+	ft.mu.Unlock()
+	_, err = c.Get(context.Background(), "x")
+	require.NoError(t, err)
 }

@@ -48,7 +48,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 		var tl *tooLargeError
 		var cv *tls.CertificateVerificationError
 		switch {
-		case errors.As(err, &tl), errors.As(err, &cv), errors.Is(err, ErrInvalidRequest):
+		case errors.As(err, &tl), errors.As(err, &cv), errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrRateLimited):
 			return false, nil // permanent
 		case !st.idempotent && st.sent:
 			c.notRetried(ctx, st, "error after the request may have reached the server")
