@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ func setup(t *testing.T, opts ...exporter.Option) *env {
 	t.Cleanup(srv.Close)
 	e := &env{srv: srv, bs: binding.NewMemoryStore(), store: local.NewMemory[product]()}
 	var err error
+	opts = append([]exporter.Option{exporter.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	e.exp, err = exporter.New(newClient(t, srv.URL), e.bs, e.store, "shop", "product", "/products", mapProduct, opts...)
 	require.NoError(t, err)
 	return e
