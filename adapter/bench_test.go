@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,56 @@ func BenchmarkGet(b *testing.B) {
 	b.Run("adapter", adapterGet(srv.URL, &ad))
 	b.Run("ratio", func(b *testing.B) { interleaved(b, srv.URL, raw, ad, WithRecorder(synclog.NewRing(1000))) })
 	b.Run("ratio-noaudit", func(b *testing.B) { interleaved(b, srv.URL, 0, 0) })
+	b.Run("ratio-concurrent", func(b *testing.B) { concurrent(b, srv.URL) })
+}
+
+// concurrent runs raw and adapter requests at the same time from 2×GOMAXPROCS
+// goroutines (half of each kind) and reports x-baseline = raw mean latency / adapter
+// mean latency under that identical load.
+func concurrent(b *testing.B, url string) {
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	c, err := New(url, WithRecorder(synclog.NewRing(1000)), WithBackendName("bench"), WithAuth(BearerAuth("bench-token")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var role atomic.Int32
+	var rawN, adN, rawT, adT atomic.Int64
+	b.SetParallelism(2)
+	b.RunParallel(func(pb *testing.PB) {
+		adapterSide := role.Add(1)%2 == 0
+		ctx := context.Background()
+		for pb.Next() {
+			t0 := time.Now()
+			if adapterSide {
+				if _, err := c.Get(ctx, "products/42.json"); err != nil {
+					b.Error(err)
+					return
+				}
+				adT.Add(int64(time.Since(t0)))
+				adN.Add(1)
+				continue
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/products/42.json", nil)
+			req.Header.Set("Accept", "application/json")
+			req.Header.Set("Authorization", "Bearer bench-token")
+			resp, err := hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.ReadAll(resp.Body)
+			resp.Body.Close()
+			rawT.Add(int64(time.Since(t0)))
+			rawN.Add(1)
+		}
+	})
+	if rawN.Load() > 0 && adN.Load() > 0 {
+		rawMean := float64(rawT.Load()) / float64(rawN.Load())
+		adMean := float64(adT.Load()) / float64(adN.Load())
+		b.ReportMetric(rawMean/adMean, "x-baseline")
+	}
 }
 
 // interleaved reports x-baseline for the adapter configured with opts (plus bearer auth)
@@ -139,54 +190,4 @@ func interleaved(b *testing.B, url string, raw, ad float64, opts ...Option) {
 			b.ReportMetric(raw/ad, "x-baseline-separate")
 		}
 	}
-}
-
-// BenchmarkGetParallel is BenchmarkGet with GOMAXPROCS goroutines sharing one client.
-func BenchmarkGetParallel(b *testing.B) {
-	srv := benchServer(b)
-	var raw, ad float64
-	b.Run("raw", func(b *testing.B) {
-		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
-		defer tr.CloseIdleConnections()
-		hc := &http.Client{Transport: tr}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/products/42.json", nil)
-				req.Header.Set("Accept", "application/json")
-				req.Header.Set("Authorization", "Bearer bench-token")
-				resp, err := hc.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.ReadAll(resp.Body)
-				resp.Body.Close()
-			}
-		})
-		raw = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("adapter", func(b *testing.B) {
-		c, err := New(srv.URL, WithRecorder(synclog.NewRing(1000)), WithAuth(BearerAuth("bench-token")))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := c.Get(context.Background(), "products/42.json"); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		ad = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("ratio", func(b *testing.B) {
-		for b.Loop() {
-		}
-		if raw > 0 && ad > 0 {
-			b.ReportMetric(raw/ad, "x-baseline")
-		}
-	})
 }

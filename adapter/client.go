@@ -39,6 +39,44 @@ type Client struct {
 	// headers, and redacting them is the costliest part of auditing.
 	memo      redactMemo
 	secretGen atomic.Uint64 // bumped when the client registers secrets; empties memo
+	// reqHeaders is the last request header and its redacted form: most calls send the
+	// very same headers. The redacted map is shared by the entries that use it.
+	reqHeaders atomic.Pointer[headerMemo]
+}
+
+type headerMemo struct {
+	gen      uint64
+	raw, red http.Header
+}
+
+// redactRequestHeader is redactHeader with a whole-header shortcut. The returned map may
+// be shared with other audit entries: recorders treat entry headers as read-only.
+func (c *Client) redactRequestHeader(h http.Header) http.Header {
+	gen := c.secretGen.Load()
+	if m := c.reqHeaders.Load(); m != nil && m.gen == gen && sameHeader(m.raw, h) {
+		return m.red
+	}
+	red := c.redactHeader(h)
+	c.reqHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
+	return red
+}
+
+func sameHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, av := range a {
+		bv, ok := b[k]
+		if !ok || len(av) != len(bv) {
+			return false
+		}
+		for i := range av {
+			if av[i] != bv[i] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // addSecrets registers secrets with the redactor and invalidates cached redactions.
@@ -591,7 +629,7 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if reqHeader == nil && st.hreq != nil {
 		reqHeader = st.hreq.Header
 	}
-	ent.RequestHeader = c.redactHeader(reqHeader)
+	ent.RequestHeader = c.redactRequestHeader(reqHeader)
 	respHeader := st.lastHeader
 	if resp != nil {
 		ent.Status, respHeader = resp.StatusCode, resp.Header
