@@ -23,17 +23,21 @@ import (
 // Client talks HTTP to one external API. It is safe for concurrent use; create one per
 // backend and share it, so connections, the rate limit and OAuth2 tokens are shared too.
 type Client struct {
-	cfg    config
-	base   string // base URL with a trailing slash; "" when none
-	rc     *retryablehttp.Client
-	tokenC *http.Client // one attempt per call, for OAuth2 token requests
-	lim    *Limiter
-	red    *synclog.Redactor
-	rec    synclog.Recorder // nil: no auditing
-	log    *slog.Logger     // nil: no logging
-	header http.Header
-	dialer net.Dialer
-	ref    Refresher // cfg.auth when it can refresh
+	cfg  config
+	base string // base URL with a trailing slash; "" when none
+	rc   *retryablehttp.Client
+	// base is the transport under the attempt layer. The attempt layer deliberately does
+	// not pass retryablehttp's CloseIdleConnections calls (made after every failed call)
+	// down: that would drop every goroutine's pooled connections whenever one call fails.
+	transport http.RoundTripper
+	tokenC    *http.Client // one attempt per call, for OAuth2 token requests
+	lim       *Limiter
+	red       *synclog.Redactor
+	rec       synclog.Recorder // nil: no auditing
+	log       *slog.Logger     // nil: no logging
+	header    http.Header
+	dialer    net.Dialer
+	ref       Refresher // cfg.auth when it can refresh
 
 	// memo caches redacted header values: most calls send and receive the same
 	// headers, and redacting them is the costliest part of auditing.
@@ -237,6 +241,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 			ExpectContinueTimeout: time.Second,
 		}
 	}
+	c.transport = base
 	c.tokenC = &http.Client{Transport: base, Timeout: cfg.connectTimeout + cfg.readTimeout}
 	c.rc = &retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: &attemptTransport{c: c, base: base}},
@@ -272,6 +277,14 @@ type clientBinder interface{ bindClient(*Client) }
 
 // Redactor returns the client's redactor, with the configured credentials registered.
 func (c *Client) Redactor() *synclog.Redactor { return c.red }
+
+// CloseIdleConnections closes the client's idle keep-alive connections, for example at
+// shutdown. The client stays usable.
+func (c *Client) CloseIdleConnections() {
+	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
 
 // Limiter returns the client's shared rate limiter.
 func (c *Client) Limiter() *Limiter { return c.lim }

@@ -308,6 +308,9 @@ func TestHeadNoContentAndRedirect(t *testing.T) {
 	assert.True(t, resp.Get("moved").Bool())
 	assert.Equal(t, "/new", resp.URL.Path)
 	assert.Equal(t, 1, resp.Attempts, "a redirect is not a retry")
+	c.CloseIdleConnections()
+	_, err = c.Get(ctx, "new")
+	require.NoError(t, err, "still usable after closing idle connections")
 }
 
 func TestNotRetriedPOSTIsLogged(t *testing.T) {
