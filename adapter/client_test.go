@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,9 +311,34 @@ func TestHeadNoContentAndRedirect(t *testing.T) {
 	assert.True(t, resp.Get("moved").Bool())
 	assert.Equal(t, "/new", resp.URL.Path)
 	assert.Equal(t, 1, resp.Attempts, "a redirect is not a retry")
+}
+
+func TestCloseIdleConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, _ := newClient(t, srv.URL)
+	for range 3 {
+		_, err := c.Get(context.Background(), "x")
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int32(1), conns.Load(), "keep-alive reuses the connection")
 	c.CloseIdleConnections()
-	_, err = c.Get(ctx, "new")
-	require.NoError(t, err, "still usable after closing idle connections")
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err, "still usable")
+	assert.Equal(t, int32(2), conns.Load(), "the idle connection was closed")
+
+	// A failed call does not drop the pool (retryablehttp would).
+	_, _ = c.Get(context.Background(), "http://"+closedAddr(t)+"/x")
+	_, err = c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), conns.Load())
 }
 
 func TestNotRetriedPOSTIsLogged(t *testing.T) {
