@@ -24,11 +24,19 @@ func benchServer(b *testing.B) *httptest.Server {
 	return srv
 }
 
+// rawTransport is the baseline's transport: http.DefaultTransport's settings (proxy from
+// the environment, 90 s idle timeout, …) with the adapter's pool size.
+func rawTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 64
+	return tr
+}
+
 // rawGet is the hand-written baseline: net/http with a pooled transport, reading the
 // whole body, checking the status.
 func rawGet(url string, nsPerOp *float64) func(b *testing.B) {
 	return func(b *testing.B) {
-		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+		tr := rawTransport()
 		defer tr.CloseIdleConnections()
 		hc := &http.Client{Transport: tr}
 		ctx := context.Background()
@@ -93,7 +101,7 @@ func BenchmarkGet(b *testing.B) {
 // goroutines (half of each kind) and reports x-baseline = raw mean latency / adapter
 // mean latency under that identical load.
 func concurrent(b *testing.B, url string) {
-	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+	tr := rawTransport()
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
 	c, err := New(url, WithRecorder(synclog.NewRing(1000)), WithBackendName("bench"), WithAuth(BearerAuth("bench-token")))
@@ -144,7 +152,7 @@ func interleaved(b *testing.B, url string, raw, ad float64, opts ...Option) {
 	{
 		// Interleaved: each iteration sends one raw and one adapter request and times
 		// both, so load changes on the machine hit both sides alike.
-		tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64}
+		tr := rawTransport()
 		defer tr.CloseIdleConnections()
 		hc := &http.Client{Transport: tr}
 		c, err := New(url, append(opts, WithBackendName("bench"), WithAuth(BearerAuth("bench-token")))...)
