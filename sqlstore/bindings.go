@@ -240,11 +240,17 @@ func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.B
 		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
 	var got binding.Binding
-	err := s.writeTx(ctx, func(q querier) error {
-		var err error
-		got, err = s.upsert(ctx, q, &b, s.db.clock())
-		return err
-	})
+	var err error
+	if b.ID == 0 && b.LocalID == "" {
+		// One atomic statement (see upsert): no explicit transaction needed.
+		got, err = s.upsert(ctx, s.db.wq, &b, s.db.clock())
+	} else {
+		err = s.writeTx(ctx, func(q querier) error {
+			var err error
+			got, err = s.upsert(ctx, q, &b, s.db.clock())
+			return err
+		})
+	}
 	if err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
