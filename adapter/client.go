@@ -53,7 +53,6 @@ func (c *Client) addSecrets(v ...string) {
 	c.secretGen.Add(1)
 }
 
-
 // New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
 // given to Get, Post, … are joined to it. baseURL may be empty when every request uses
 // an absolute URL. Without options the client has a 5 s connect timeout, a 15 s read
