@@ -17,8 +17,9 @@
 //     ([Request.IdempotencyKey], [NewIdempotencyKey], [WithAutoIdempotencyKey]) or when
 //     they provably never left (the connection could not be made).
 //   - A client-side rate limit ([Limiter], golang.org/x/time/rate) shared by all
-//     goroutines, that slows down on 429 and can follow the API's own headers
-//     ([RateLimitHeaders], [ShopifyCallLimit]).
+//     goroutines, that slows down and pauses everyone on 429 and can follow the API's own
+//     headers ([RateLimitHeaders], [ShopifyCallLimit]). A pause longer than the accepted
+//     maximum fails calls at once with [ErrRateLimited] instead of sleeping through it.
 //   - Authentication strategies ([Auth]): [BasicAuth], [BearerAuth], [APIKeyHeader],
 //     [APIKeyQuery], [OAuth2ClientCredentials], [OAuth2RefreshToken], [HMACAuth] and
 //     [AuthFunc].
@@ -27,7 +28,8 @@
 //     [ErrUnauthorized], [ErrNotFound], [ErrRateLimited], [ErrTimeout], [ErrServer], ….
 //   - An audit trail: one synclog.Entry per call (not per attempt), with headers, URL,
 //     bodies and error text redacted by a synclog.Redactor that knows the client's
-//     credentials.
+//     credentials. Entries may share their (redacted) header maps: recorders must treat
+//     them as read-only.
 //
 // Pagination over a [Doer] lives in this package's paginate files.
 package adapter
