@@ -1,6 +1,8 @@
 package sqlstore_test
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +26,48 @@ func TestBindingConformance(t *testing.T) {
 				clk, _ := clocks.Load(s)
 				clk.(*fakeClock).Advance(d)
 			}))
+		})
+	}
+}
+
+// Concurrent upserts of one new key with both IDs take the lookup-then-insert path; on
+// Postgres the losers of the insert race must retry and update, not fail.
+func TestConcurrentUpsertOfOneNewKey(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := e.open(t).Bindings()
+			for round := range 5 {
+				var wg sync.WaitGroup
+				errs := make(chan error, 8)
+				for w := range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						_, err := s.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product",
+							ExternalID: fmt.Sprint("E", round), LocalID: fmt.Sprint("L", round), Hash: fmt.Sprint(w)})
+						if err != nil {
+							errs <- err
+						}
+					}()
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatalf("round %d: %v", round, err)
+				}
+			}
+			n := 0
+			for _, err := range s.List(ctx, binding.Filter{Backend: "shop"}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+			if n != 5 {
+				t.Fatalf("%d bindings, want 5", n)
+			}
 		})
 	}
 }
