@@ -281,8 +281,12 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, error) {
 	r := st.req
 	st.method = r.Method
-	if st.method == "" {
+	switch up := strings.ToUpper(st.method); up {
+	case "":
 		st.method = http.MethodGet
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace:
+		st.method = up // "post" means POST; custom methods stay as written
 	}
 	st.connectTimeout, st.readTimeout = c.cfg.connectTimeout, c.cfg.readTimeout
 	if r.ConnectTimeout > 0 {

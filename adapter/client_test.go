@@ -351,3 +351,23 @@ func TestNotRetriedPOSTIsLogged(t *testing.T) {
 	require.ErrorIs(t, err, ErrServer)
 	assert.Equal(t, []string{"adapter: not retrying a non-idempotent request without an idempotency key: status 503"}, msgs)
 }
+
+// fakeRT is a test double for WithBaseTransport.
+type fakeRT func(*http.Request) (*http.Response, error)
+
+func (f fakeRT) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestBaseTransportTestDoubleAndMethodCase(t *testing.T) {
+	var methods []string
+	rt := fakeRT(func(r *http.Request) (*http.Response, error) {
+		methods = append(methods, r.Method)
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"n":1}`)), ContentLength: -1, Request: r}, nil
+	})
+	c, _ := newClient(t, "https://api.example.com", WithBaseTransport(rt))
+	resp, err := c.Do(context.Background(), &Request{Method: "post", Path: "x", IdempotencyKey: "k"})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), resp.Get("n").Int())
+	_, err = c.Do(context.Background(), &Request{Method: "PURGE", Path: "x"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"POST", "PURGE"}, methods)
+}
