@@ -215,7 +215,7 @@ func statusOrPending(st binding.Status) string {
 }
 
 func (s *BindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
-	return []any{b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), b.LastError,
+	return []any{b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), s.db.text(b.LastError),
 		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
 		s.db.timeArg(now), s.db.timeArg(now)}
 }
@@ -355,7 +355,7 @@ func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding
 		return got, err
 	}
 	got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(updateBinding),
-		b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), b.LastError,
+		b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), s.db.text(b.LastError),
 		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
 		s.db.timeArg(now), curID))
 	if detail, ok := uniqueViolation(err); ok {
@@ -407,7 +407,7 @@ func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Suc
 func (s *BindingStore) MarkFailed(ctx context.Context, id int64, errText string) (binding.Binding, error) {
 	return s.update(ctx, "mark failed", id, `UPDATE connkit_bindings SET status = ?, last_error = ?,
 		retry_count = retry_count + 1, updated_at = ? WHERE id = ? RETURNING `+bindingCols,
-		string(binding.StatusFailed), errText, s.db.timeArg(s.db.clock()), id)
+		string(binding.StatusFailed), s.db.text(errText), s.db.timeArg(s.db.clock()), id)
 }
 
 // SetStatus implements binding.Store.

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,29 @@ func TestConcurrentUpsertOfOneNewKey(t *testing.T) {
 			}
 			if n != 5 {
 				t.Fatalf("%d bindings, want 5", n)
+			}
+		})
+	}
+}
+
+// An error text with NUL bytes or invalid UTF-8 (a binary response excerpt) must not make
+// MarkFailed fail: the failure would go unrecorded. Postgres gets U+FFFD instead.
+func TestMarkFailedWithBinaryErrorText(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := e.open(t).Bindings()
+			b, err := s.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "E1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.MarkFailed(ctx, b.ID, "bad body: \x00\xff")
+			if err != nil {
+				t.Fatalf("MarkFailed: %v", err)
+			}
+			if got.Status != binding.StatusFailed || got.RetryCount != 1 || !strings.HasPrefix(got.LastError, "bad body: ") {
+				t.Fatalf("after MarkFailed: %+v", got)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
@@ -395,6 +396,16 @@ func (n nullString) Scan(src any) error {
 		return fmt.Errorf("sqlstore: cannot read %T as a string", src)
 	}
 	return nil
+}
+
+// text makes free-form text (error messages, log fields) storable: Postgres TEXT rejects
+// NUL bytes and invalid UTF-8, which would lose the whole write, so on Postgres they
+// become U+FFFD. Identifiers are never cleaned: a bad one must fail, not alias another.
+func (db *DB) text(s string) string {
+	if db.dialect != Postgres || (utf8.ValidString(s) && !strings.Contains(s, "\x00")) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func strArg(s string) any {

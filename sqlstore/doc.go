@@ -40,6 +40,11 @@
 // Postgres and as integer microseconds since the Unix epoch on SQLite, where they sort
 // and compare as numbers.
 //
+// Postgres TEXT cannot hold NUL bytes or invalid UTF-8. Free text (a binding's LastError,
+// a log entry's URL, error and names) has such bytes replaced with U+FFFD there, so a
+// failure report is never lost to its own content; IDs are stored as given, and bodies
+// are stored as bytes (BLOB / BYTEA) on both engines.
+//
 // # Concurrency and leases
 //
 // Every store is safe for concurrent use, and safe across processes sharing the database:

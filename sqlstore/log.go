@@ -72,9 +72,10 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	_, err = r.db.wq.ExecContext(ctx, r.db.q(`INSERT INTO connkit_sync_log (started_at, backend, operation, direction,
 		method, url, request_header, response_header, request_body, response_body, truncated, status, duration_us,
 		attempts, error, model, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		r.db.timeArg(e.Time), e.Backend, e.Operation, string(e.Direction), e.Method, e.URL, reqH, respH,
-		[]byte(e.RequestBody), []byte(e.ResponseBody), e.Truncated, e.Status, e.Duration.Microseconds(),
-		e.Attempts, e.Error, e.Model, e.Record)
+		r.db.timeArg(e.Time), r.db.text(e.Backend), r.db.text(e.Operation), r.db.text(string(e.Direction)),
+		r.db.text(e.Method), r.db.text(e.URL), reqH, respH, []byte(e.RequestBody), []byte(e.ResponseBody),
+		e.Truncated, e.Status, e.Duration.Microseconds(), e.Attempts, r.db.text(e.Error), r.db.text(e.Model),
+		r.db.text(e.Record))
 	if err != nil {
 		return fmt.Errorf("synclog: record %s %s of backend %q: %w", e.Method, e.URL, e.Backend, err)
 	}

@@ -181,12 +181,20 @@ func TestLogRecorderContent(t *testing.T) {
 				t.Errorf("entry without headers = %+v", other)
 			}
 
+			// Free text with NUL or invalid UTF-8 is stored (cleaned on Postgres), not lost.
+			if err := rec.Record(ctx, synclog.Entry{Backend: "odd", URL: "https://x/\xff", Error: "eof\x00"}); err != nil {
+				t.Fatalf("Record with binary text: %v", err)
+			}
+			if odd := queryAll(t, rec, synclog.Filter{Backend: "odd"}); len(odd) != 1 {
+				t.Fatalf("entry with binary text: got %d entries", len(odd))
+			}
+
 			// Prune keeps entries at or after the cutoff.
 			n, err := rec.Prune(ctx, clk.Now().Add(-24*time.Hour))
 			if err != nil || n != 1 {
 				t.Fatalf("Prune = %d, %v; want 1 entry deleted", n, err)
 			}
-			if left := queryAll(t, rec, synclog.Filter{}); len(left) != 1 || left[0].Backend != "shop" {
+			if left := queryAll(t, rec, synclog.Filter{Backend: "shop"}); len(left) != 1 {
 				t.Fatalf("after Prune: %+v", left)
 			}
 
