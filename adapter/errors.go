@@ -98,6 +98,8 @@ func (e *Error) Error() string {
 		}
 	} else if e.kind != nil {
 		b.WriteString(e.kind.Error())
+	} else if errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded) {
+		b.WriteString("stopped by the caller's context")
 	} else {
 		b.WriteString("request failed")
 	}

@@ -111,6 +111,7 @@ func TestContextWinsOverReadTimeout(t *testing.T) {
 	_, err := c.Get(ctx, "slow")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NotErrorIs(t, err, ErrTimeout)
+	assert.Contains(t, err.Error(), "stopped by the caller's context: context deadline exceeded")
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, 1, e.Attempts, "no retry once the context is done")
