@@ -195,3 +195,16 @@ func TestRecorderFailureIsLoggedNotReturned(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"adapter: audit recorder failed"}, msgs)
 }
+
+func TestCustomRedactorGetsClientSecrets(t *testing.T) {
+	s := &scripted{statuses: []int{200}, body: `{"sku":"LAMP-1","page_token":"p-123","note":"key-abcdef"}`}
+	srv := serve(t, s)
+	red := synclog.NewRedactor(synclog.WithJSONFields("sku"), synclog.WithAllowed("page_token"))
+	ring := synclog.NewRing(10)
+	c, _ := newClient(t, srv.URL, WithRedactor(red), WithRecorder(ring), WithAuth(APIKeyHeader("X-Key", "key-abcdef")))
+	assert.Same(t, red, c.Redactor())
+	_, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	body := ring.Entries(synclog.Filter{})[0].ResponseBody
+	assert.Equal(t, `{"sku":"[REDACTED]","page_token":"p-123","note":"[REDACTED]"}`, body)
+}
