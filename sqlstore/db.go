@@ -250,9 +250,13 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, w, o.busyTimeout); err != nil {
 		w.Close()
-		return fmt.Errorf("sqlstore: open sqlite %q (does its directory exist?): %w", path, err)
+		hint := "does its directory exist?"
+		if isBusy(err) {
+			hint = "another process held a lock longer than the busy timeout"
+		}
+		return fmt.Errorf("sqlstore: open sqlite %q (%s): %w", path, hint, err)
 	}
 	db.w, db.r = w, w
 	if memory {
@@ -265,13 +269,33 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 	}
 	r.SetMaxOpenConns(o.readConns)
 	r.SetMaxIdleConns(o.readConns)
-	if err := r.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, r, o.busyTimeout); err != nil {
 		w.Close()
 		r.Close()
 		return fmt.Errorf("sqlstore: open sqlite %q for reading: %w", path, err)
 	}
 	db.r = r
 	return nil
+}
+
+// pingSQLite opens the first connection. Switching a new file to WAL takes an exclusive
+// lock and SQLite does not always wait on busy_timeout for it, so when several processes
+// open a new file at once, some get SQLITE_BUSY here: retry them within the busy timeout.
+func pingSQLite(ctx context.Context, db *sql.DB, busyTimeout time.Duration) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
