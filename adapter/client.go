@@ -555,7 +555,3 @@ func (r *Response) badJSON(cause error) error {
 	}
 	return e
 }
-
-func statusLine(code int) string {
-	return fmt.Sprintf("%d %s", code, http.StatusText(code))
-}

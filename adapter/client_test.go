@@ -371,3 +371,28 @@ func TestBaseTransportTestDoubleAndMethodCase(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"POST", "PURGE"}, methods)
 }
+
+func TestOptionsCoverage(t *testing.T) {
+	s := &scripted{statuses: []int{200}, seen: make(chan *http.Request, 2)}
+	srv := serve(t, s)
+	c, _ := newClient(t, srv.URL, WithUserAgent("shop-sync/2"))
+	_, err := c.Get(context.Background(), "x", WithQueryValues(url.Values{"a": {"1", "2"}}), WithQuery("b", "3"))
+	require.NoError(t, err)
+	r := <-s.seen
+	assert.Equal(t, "shop-sync/2", r.Header.Get("User-Agent"))
+	assert.Equal(t, "a=1&a=2&b=3", r.URL.RawQuery)
+
+	_, err = New("http://x", WithMaxRetryAfter(-time.Second))
+	require.ErrorContains(t, err, "WithMaxRetryAfter")
+	var tl error = &tooLargeError{limit: 1}
+	assert.ErrorIs(t, tl, ErrResponseTooLarge)
+}
+
+func TestRealSleeper(t *testing.T) {
+	require.NoError(t, sleepCtx(context.Background(), time.Millisecond))
+	require.NoError(t, sleepCtx(context.Background(), 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, sleepCtx(ctx, time.Hour), context.Canceled)
+	require.ErrorIs(t, sleepCtx(ctx, 0), context.Canceled)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -207,4 +208,43 @@ func TestCustomRedactorGetsClientSecrets(t *testing.T) {
 	require.NoError(t, err)
 	body := ring.Entries(synclog.Filter{})[0].ResponseBody
 	assert.Equal(t, `{"sku":"[REDACTED]","page_token":"p-123","note":"[REDACTED]"}`, body)
+}
+
+func TestAuditRequestHeadersFollowEachCall(t *testing.T) {
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	ring := synclog.NewRing(10)
+	c, _ := newClient(t, srv.URL, WithRecorder(ring))
+	ctx := context.Background()
+	for _, v := range []string{"one", "one", "two", "one"} {
+		_, err := c.Get(ctx, "x", WithHeader("X-Trace", v))
+		require.NoError(t, err)
+	}
+	_, err := c.Get(ctx, "x", WithHeader("X-Trace", "one"), WithHeader("X-Extra", "e"))
+	require.NoError(t, err)
+	_, err = c.Get(ctx, "x", WithHeader("X-Other", "one"))
+	require.NoError(t, err)
+	es := ring.Entries(synclog.Filter{})
+	var got []string
+	for i := len(es) - 1; i >= 0; i-- {
+		h := es[i].RequestHeader
+		got = append(got, h.Get("X-Trace")+"/"+h.Get("X-Extra")+"/"+h.Get("X-Other"))
+	}
+	assert.Equal(t, []string{"one//", "one//", "two//", "one//", "one/e/", "//one"}, got)
+	assert.False(t, sameHeader(http.Header{"A": {"1"}}, http.Header{"A": {"1", "2"}}))
+	assert.False(t, sameHeader(http.Header{"A": {"1"}}, http.Header{"B": {"1"}}))
+}
+
+func TestSecretInAuthErrorIsRedacted(t *testing.T) {
+	const secret = "vault-token-998877"
+	boom := errors.New("vault refused token " + secret)
+	s := &scripted{statuses: []int{200}}
+	srv := serve(t, s)
+	ring := synclog.NewRing(10)
+	c, _ := newClient(t, srv.URL, WithSecrets(secret), WithRecorder(ring), WithAuth(AuthFunc(func(*http.Request) error { return boom })))
+	_, err := c.Get(context.Background(), "x")
+	require.ErrorIs(t, err, boom, "the cause is still reachable")
+	assert.NotContains(t, err.Error(), secret)
+	assert.Contains(t, err.Error(), "vault refused token [REDACTED]")
+	assert.NotContains(t, ring.Entries(synclog.Filter{})[0].Error, secret)
 }
