@@ -457,6 +457,10 @@ type pool struct {
 	stmts   map[string]*sql.Stmt
 }
 
+// maxPrepared bounds the statements a pool keeps: List and Query build their WHERE
+// clauses from the filter, so the set of query texts is finite but can be large.
+const maxPrepared = 256
+
 func newPool(db *sql.DB, prepare bool) *pool {
 	return &pool{db: db, prepare: prepare, stmts: make(map[string]*sql.Stmt)}
 }
@@ -468,6 +472,12 @@ func (p *pool) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	}
 	if s := p.cached(query); s != nil {
 		return s, nil
+	}
+	p.mu.Lock()
+	full := len(p.stmts) >= maxPrepared
+	p.mu.Unlock()
+	if full {
+		return nil, nil // rare filter combinations run unprepared
 	}
 	// Prepare without holding mu: preparing waits for a free connection, and the
 	// goroutine holding SQLite's write connection may need mu (cached) to finish.
