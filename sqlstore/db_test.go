@@ -343,3 +343,21 @@ func TestConcurrentOpenSQLite(t *testing.T) {
 		t.Fatalf("connkit_schema_migrations has %d rows (%v), want %d", rows, err, sqlstore.LatestSchemaVersion())
 	}
 }
+
+// A Postgres that cannot be reached fails Open with an error that names the server but
+// not the password.
+func TestOpenPostgresUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	db, err := sqlstore.Open(ctx, "postgres://connkit:s3cret@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
+	if err == nil {
+		db.Close()
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error does not name the server: %v", err)
+	}
+}
