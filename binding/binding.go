@@ -128,6 +128,11 @@ type Store interface {
 	GetByExternal(ctx context.Context, backend, model, externalID string) (Binding, error)
 	// GetByLocal returns the binding of a local ID, or ErrNotFound.
 	GetByLocal(ctx context.Context, backend, model, localID string) (Binding, error)
+	// GetManyByExternal returns the bindings of many external IDs at once, keyed by
+	// external ID; IDs without a binding (and empty IDs) are absent from the map, which is
+	// not an error. Repeated IDs are allowed. Batch importers use it to read a page's
+	// bindings in one round trip instead of one per record.
+	GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]Binding, error)
 
 	// Ensure returns the binding matching b's ExternalID (or, when that is empty, its
 	// LocalID), inserting b when there is none. created reports an insert. It is atomic:

@@ -85,6 +85,25 @@ func (s *MemoryStore) GetByLocal(ctx context.Context, backend, model, localID st
 	return s.getBy(ctx, s.byLocal, "local", backend, model, localID)
 }
 
+// GetManyByExternal implements Store, under one read lock.
+func (s *MemoryStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]Binding, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("binding: get %d %s/%s by external ID: %w", len(externalIDs), backend, model, err)
+	}
+	out := make(map[string]Binding, len(externalIDs))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, id := range externalIDs {
+		if id == "" {
+			continue
+		}
+		if bid, ok := s.byExt[memKey{backend, model, id}]; ok {
+			out[id] = *s.byID[bid]
+		}
+	}
+	return out, nil
+}
+
 func (s *MemoryStore) getBy(ctx context.Context, idx map[memKey]int64, side, backend, model, id string) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)

@@ -129,6 +129,26 @@ func (s *BindingStore) GetByExternal(ctx context.Context, backend, model, extern
 	return s.getBy(ctx, "external", backend, model, externalID)
 }
 
+// GetManyByExternal implements binding.Store.
+// TODO(session 2): one IN/ANY query per chunk; this loop is the placeholder.
+func (s *BindingStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]binding.Binding, error) {
+	out := make(map[string]binding.Binding, len(externalIDs))
+	for _, id := range externalIDs {
+		if id == "" {
+			continue
+		}
+		b, err := s.getBy(ctx, "external", backend, model, id)
+		if errors.Is(err, binding.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = b
+	}
+	return out, nil
+}
+
 // GetByLocal implements binding.Store.
 func (s *BindingStore) GetByLocal(ctx context.Context, backend, model, localID string) (binding.Binding, error) {
 	return s.getBy(ctx, "local", backend, model, localID)
