@@ -129,24 +129,98 @@ func (s *BindingStore) GetByExternal(ctx context.Context, backend, model, extern
 	return s.getBy(ctx, "external", backend, model, externalID)
 }
 
-// GetManyByExternal implements binding.Store.
-// TODO(session 2): one IN/ANY query per chunk; this loop is the placeholder.
+// GetManyByExternal implements binding.Store with one query per chunk of IDs: on SQLite
+// "external_id IN (?, …)" with at most sqliteInChunk IDs (bound variables are limited),
+// on Postgres "external_id = ANY($3)" with a text array of at most pgInChunk IDs.
 func (s *BindingStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]binding.Binding, error) {
-	out := make(map[string]binding.Binding, len(externalIDs))
-	for _, id := range externalIDs {
+	ids := uniqueNonEmpty(externalIDs)
+	out := make(map[string]binding.Binding, len(ids))
+	chunk := sqliteInChunk
+	if s.db.dialect == Postgres {
+		chunk = pgInChunk
+	}
+	// Checked up front too, so a cancelled caller gets its context error even when there is
+	// nothing to query; each chunk's query checks it again.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("binding: get %d %s/%s bindings by external ID: %w", len(ids), backend, model, err)
+	}
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		if err := s.getManyChunk(ctx, backend, model, part, out); err != nil {
+			return nil, fmt.Errorf("binding: get %d %s/%s bindings by external ID (IDs %d to %d): %w",
+				len(ids), backend, model, start, start+len(part)-1, err)
+		}
+	}
+	return out, nil
+}
+
+// Chunk sizes of GetManyByExternal. SQLite allows 32766 bound variables; smaller chunks
+// keep each statement cheap to prepare. Postgres binds one array whatever its length; the
+// cap bounds one round trip's result.
+const (
+	sqliteInChunk = 500
+	pgInChunk     = 5000
+)
+
+// uniqueNonEmpty returns ids without empty and repeated IDs, in first-seen order.
+func uniqueNonEmpty(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
 		if id == "" {
 			continue
 		}
-		b, err := s.getBy(ctx, "external", backend, model, id)
-		if errors.Is(err, binding.ErrNotFound) {
+		if _, dup := seen[id]; dup {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		out[id] = b
+		seen[id] = struct{}{}
+		out = append(out, id)
 	}
-	return out, nil
+	return out
+}
+
+// inListSize rounds n up to the next of a few fixed IN-list lengths, so GetManyByExternal
+// prepares (and caches) a handful of statement texts instead of one per length. The slots
+// past n repeat an ID, which IN ignores.
+func inListSize(n int) int {
+	for size := 1; size < sqliteInChunk; size *= 4 {
+		if n <= size {
+			return size
+		}
+	}
+	return sqliteInChunk
+}
+
+// getManyChunk reads the bindings of ids (unique, non-empty, at most one chunk) into out.
+func (s *BindingStore) getManyChunk(ctx context.Context, backend, model string, ids []string, out map[string]binding.Binding) error {
+	var query string
+	var args []any
+	if s.db.dialect == Postgres {
+		query = `SELECT ` + bindingCols + ` FROM connkit_bindings WHERE backend = $1 AND model = $2 AND external_id = ANY($3)`
+		args = []any{backend, model, ids}
+	} else {
+		size := inListSize(len(ids))
+		query = `SELECT ` + bindingCols + ` FROM connkit_bindings WHERE backend = ? AND model = ? AND external_id IN (?` +
+			strings.Repeat(`, ?`, size-1) + `)`
+		args = make([]any, 0, size+2)
+		args = append(args, backend, model)
+		for i := range size {
+			args = append(args, ids[min(i, len(ids)-1)])
+		}
+	}
+	rows, err := s.db.rq.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return err
+		}
+		out[b.ExternalID] = b
+	}
+	return rows.Err()
 }
 
 // GetByLocal implements binding.Store.
