@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/binding"
 )
 
 // measure times fn outside the testing.B machinery (testing.Benchmark cannot be nested
@@ -254,4 +256,77 @@ func BenchmarkExport(b *testing.B) {
 	b.ReportMetric(mAllocs, "mapper-allocs/rec")
 	b.ReportMetric(jNs, "json_marshal-ns/rec")
 	b.ReportMetric(mNs/jNs, "x-json_marshal")
+}
+
+// benchLocal is the app's type for benchRules' 20 local fields.
+type benchLocal struct {
+	ExternalID   string    `mapper:"external_id"`
+	Name         string    `mapper:"name"`
+	Slug         string    `mapper:"slug"`
+	Description  string    `mapper:"description"`
+	Vendor       string    `mapper:"vendor"`
+	Category     string    `mapper:"category"`
+	State        string    `mapper:"state"`
+	Tags         string    `mapper:"tags"`
+	ListPrice    float64   `mapper:"list_price"`
+	ComparePrice float64   `mapper:"compare_price"`
+	Qty          int       `mapper:"qty_available"`
+	Weight       float64   `mapper:"weight"`
+	Taxable      bool      `mapper:"taxable"`
+	Shippable    bool      `mapper:"shippable"`
+	CreateDate   time.Time `mapper:"create_date"`
+	WriteDate    time.Time `mapper:"write_date"`
+	DefaultCode  string    `mapper:"default_code"`
+	Barcode      string    `mapper:"barcode"`
+	VariantPrice float64   `mapper:"variant_price"`
+	ImageURL     string    `mapper:"image_url"`
+}
+
+// BenchmarkGlue measures what ImportFunc and ExportFunc add to the mapping itself: the
+// importer's MapFunc against MapTo on the same record bytes, the exporter's MapFunc
+// against MapFrom, in one run (goal: ratios ≈ 1).
+func BenchmarkGlue(b *testing.B) {
+	ctx := context.Background()
+	imp := must(NewImport("product", benchRules()))
+	var rules []Rule
+	for _, r := range benchRules() {
+		rules = append(rules, Direct(r.to, strings.ReplaceAll(r.from, ".1.", ".")))
+	}
+	exp := must(NewExport("product", rules))
+	importFn := ImportFunc[benchLocal](imp)
+	exportFn := ExportFunc[benchLocal](exp)
+	rec := gjson.ParseBytes(benchRecord) // what the importer hands over
+	p := must(MapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}))
+	bnd := binding.Binding{LocalID: "1", ExternalID: "1234567"}
+	if got := must(importFn(ctx, rec, true)); got != p {
+		b.Fatalf("ImportFunc %+v != MapTo %+v", got, p)
+	}
+	viaFn := must(exportFn(ctx, p, bnd, false)).(json.RawMessage)
+	if direct := must(MapFrom(ctx, exp, p, Options{})); string(viaFn) != string(direct) {
+		b.Fatalf("ExportFunc %s != MapFrom %s", viaFn, direct)
+	}
+	ns, allocs := measureAll(b,
+		func() error { _, err := importFn(ctx, rec, true); return err },
+		func() error { _, err := MapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}); return err },
+		func() error { _, err := exportFn(ctx, p, bnd, false); return err },
+		func() error {
+			body, err := MapFrom(ctx, exp, p, Options{RecordID: bnd.LocalID})
+			_ = json.RawMessage(body)
+			return err
+		})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := importFn(ctx, rec, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(ns[0], "importfunc-ns/rec")
+	b.ReportMetric(ns[1], "mapto-ns/rec")
+	b.ReportMetric(allocs[0]-allocs[1], "importfunc-extra-allocs")
+	b.ReportMetric(ns[0]/ns[1], "x-baseline-import")
+	b.ReportMetric(ns[2], "exportfunc-ns/rec")
+	b.ReportMetric(ns[3], "mapfrom-ns/rec")
+	b.ReportMetric(allocs[2]-allocs[3], "exportfunc-extra-allocs")
+	b.ReportMetric(ns[2]/ns[3], "x-baseline-export")
 }

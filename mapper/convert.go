@@ -31,7 +31,8 @@ func (c Converter) Convert(v any) (any, error) { return c.fn(v) }
 
 func (c Converter) applyRule(r *Rule) { r.convs = append(r.convs, c) }
 
-// Convert makes a custom converter from a Go func; name is used in error messages.
+// Convert makes a custom converter from a Go func; name is used in error messages. An
+// error fn returns is reported wrapped in [ErrConvert] (and stays matchable itself).
 func Convert(name string, fn func(any) (any, error)) Converter {
 	return Converter{name: name, fn: fn}
 }

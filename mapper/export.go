@@ -184,7 +184,7 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		if err != nil {
 			return err
 		}
-		if !exists || v == nil || v == false {
+		if !exists || noRef(v) {
 			v, ok, err := finish(r, nil, exists)
 			if err != nil || !ok {
 				return err
@@ -317,6 +317,9 @@ func (m *ExportMapper) relate(ctx context.Context, r *Rule, v any) (any, bool, e
 	}
 	ids := make([]any, 0, len(list))
 	for _, x := range list {
+		if noRef(x) {
+			continue
+		}
 		id, ok, err := m.resolveOne(ctx, r, x)
 		if err != nil {
 			return nil, false, err

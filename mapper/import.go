@@ -87,15 +87,17 @@ var ErrInvalidRecord = errors.New("record is not a valid JSON object")
 // Errors are *MappingError (or errors.Join of them with AllErrors); nothing is partially
 // returned on error.
 func (m *ImportMapper) Map(ctx context.Context, record []byte, opts Options) (Values, error) {
-	return m.mapString(ctx, string(record), &opts, m.name)
+	return m.mapString(ctx, string(record), &opts, m.name, m.cfg.idPath)
 }
 
-func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options, label string) (Values, error) {
+// mapString maps raw; idPath is where the record ID is read for errors when
+// opts.RecordID is empty (read only when an error is reported).
+func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options, label, idPath string) (Values, error) {
 	recordID := func() string {
-		if opts.RecordID != "" || m.cfg.idPath == "" {
+		if opts.RecordID != "" || idPath == "" {
 			return opts.RecordID
 		}
-		return gjson.Get(raw, m.cfg.idPath).String()
+		return gjson.Get(raw, idPath).String()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: err}
@@ -273,7 +275,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		var errs []error
 		n := 0
 		for _, el := range res.Array() {
-			l, err := child.mapString(ctx, el.Raw, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]")
+			l, err := child.mapString(ctx, el.Raw, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]", child.cfg.idPath)
 			n++
 			if err != nil {
 				if !(rec.opts.AllErrors || m.cfg.collect) {
@@ -296,6 +298,9 @@ func opts(rec *Record) *Options { return rec.opts }
 
 // relate resolves external IDs (one or an array) to local IDs.
 func (m *ImportMapper) relate(ctx context.Context, r *Rule, v any, exists bool) (any, bool, error) {
+	if noRef(v) {
+		v = nil // "" and false are no reference, not an ID to resolve
+	}
 	v, ok, err := finish(r, v, exists)
 	if err != nil || !ok || v == nil {
 		return v, ok, err
@@ -303,6 +308,9 @@ func (m *ImportMapper) relate(ctx context.Context, r *Rule, v any, exists bool) 
 	if arr, isArr := v.([]any); isArr {
 		ids := make([]string, 0, len(arr))
 		for _, x := range arr {
+			if noRef(x) {
+				continue
+			}
 			id, found, err := m.resolveOne(ctx, r, x)
 			if err != nil {
 				return nil, false, err

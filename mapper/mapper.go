@@ -348,6 +348,9 @@ func finish(r *Rule, v any, exists bool) (any, bool, error) {
 	for _, c := range r.convs {
 		var err error
 		if v, err = c.fn(v); err != nil {
+			if !errors.Is(err, ErrConvert) { // a custom converter's own error
+				err = fmt.Errorf("%w with %s: %w", ErrConvert, c.name, err)
+			}
 			return nil, false, err
 		}
 	}
@@ -405,6 +408,10 @@ func decodeJSON(r gjson.Result) any {
 	}
 	return jsonValue(r)
 }
+
+// noRef reports whether a relational value means "no related record": null, false
+// (Odoo's empty many2one) or "" (an unset string ID). None of them is an ID to resolve.
+func noRef(v any) bool { return v == nil || v == false || v == "" }
 
 func idString(v any) (string, error) {
 	switch x := v.(type) {

@@ -139,8 +139,11 @@ func localGet(ctx context.Context, v Values, path string, models []string, rel R
 		if last {
 			return next, true, nil
 		}
+		if noRef(next) { // Odoo's False for an empty many2one, or an unset ID
+			return nil, false, nil
+		}
 		switch next.(type) {
-		case nil, bool: // Odoo's False for an empty many2one
+		case bool:
 			return nil, false, nil
 		case map[string]any, []any, []Values:
 			cur = next

@@ -190,7 +190,8 @@ func Func(name string, fn MapFunc, opts ...RuleOption) Rule {
 // unbound ID is handled by [OnMissing] on import; on export it fails with a
 // [MissingDependencyError] naming the local record to export first (or is skipped with
 // SkipMissing; ImportMissing means FailMissing there, since the exporter exports
-// dependencies itself). A null/false/missing reference maps to null/nothing.
+// dependencies itself). A null, false or "" reference (and such elements of an array)
+// means "no related record": it maps to null, or nothing when missing.
 func Relation(from, to, model string, opts ...RuleOption) Rule {
 	r := newRule(kindRelation, from, to, opts)
 	r.model = model
