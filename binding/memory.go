@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"slices"
 	"sync"
 	"time"
 )
@@ -17,18 +16,99 @@ const listPageSize = 500
 type MemoryStore struct {
 	now func() time.Time
 
-	mu      sync.RWMutex
-	nextID  int64
-	byID    map[int64]*Binding
-	byExt   map[memKey]int64
-	byLocal map[memKey]int64
-	// order holds IDs in ascending order for List; deleted IDs stay until compaction
-	// (dead counts them), so Delete stays O(1) amortised.
-	order []int64
-	dead  int
+	mu sync.RWMutex
+	// rows holds binding ID n at row n-1, so IDs need no index of their own and List
+	// walks rows in ID order. A deleted binding leaves a zeroed tombstone (ID 0): IDs are
+	// never reused, and a long-lived store with heavy deletes keeps one empty slot each.
+	rows    rows
+	byExt   index
+	byLocal index
 }
 
-type memKey struct{ backend, model, id string }
+// rows is a growable array of bindings in fixed-size chunks: appending never copies the
+// bindings already stored (a single slice of 100,000 bindings spent most of an import's
+// binding time re-copying itself as it grew), and pointers to rows stay valid.
+type rows struct {
+	chunks [][]Binding
+	n      int
+}
+
+const chunkBits = 8 // 256 bindings, about 70 KiB, per chunk
+
+func (r *rows) at(i int) *Binding { return &r.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
+
+func (r *rows) append(b *Binding) {
+	if r.n == len(r.chunks)<<chunkBits {
+		r.chunks = append(r.chunks, make([]Binding, 1<<chunkBits))
+	}
+	*r.at(r.n) = *b
+	r.n++
+}
+
+// truncate drops the rows from n on (chunks stay allocated for reuse).
+func (r *rows) truncate(n int) {
+	for i := n; i < r.n; i++ {
+		*r.at(i) = Binding{}
+	}
+	r.n = n
+}
+
+// index maps (backend, model, ID) to a binding ID through one inner map per scope, so a
+// lookup hashes the record's ID rather than three strings.
+type index map[scope]map[string]int64
+
+type scope struct{ backend, model string }
+
+// get returns the binding ID of id in the scope, 0 when there is none (id "" never has one).
+func (x index) get(backend, model, id string) int64 {
+	if id == "" {
+		return 0
+	}
+	return x[scope{backend, model}][id]
+}
+
+func (x index) put(backend, model, id string, bid int64) {
+	if id == "" {
+		return
+	}
+	sc := scope{backend, model}
+	m := x[sc]
+	if m == nil {
+		m = make(map[string]int64)
+		x[sc] = m
+	}
+	m[id] = bid
+}
+
+// scopeCache holds the index maps of the scope a batch last wrote to, so that a batch of
+// one scope looks its scope up once rather than four times per binding.
+type scopeCache struct {
+	sc       scope
+	ext, loc map[string]int64
+}
+
+// maps returns the external and local index maps of (backend, model), creating them.
+func (c *scopeCache) maps(s *MemoryStore, backend, model string) (ext, loc map[string]int64) {
+	if c.ext != nil && c.sc.backend == backend && c.sc.model == model {
+		return c.ext, c.loc
+	}
+	c.sc = scope{backend, model}
+	if c.ext = s.byExt[c.sc]; c.ext == nil {
+		c.ext = make(map[string]int64)
+		s.byExt[c.sc] = c.ext
+	}
+	if c.loc = s.byLocal[c.sc]; c.loc == nil {
+		c.loc = make(map[string]int64)
+		s.byLocal[c.sc] = c.loc
+	}
+	return c.ext, c.loc
+}
+
+func (x index) del(backend, model, id string) {
+	if id != "" {
+		delete(x[scope{backend, model}], id)
+	}
+}
 
 var _ Store = (*MemoryStore)(nil)
 
@@ -47,12 +127,7 @@ func WithClock(now func() time.Time) MemoryOption {
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
-	s := &MemoryStore{
-		now:     time.Now,
-		byID:    make(map[int64]*Binding),
-		byExt:   make(map[memKey]int64),
-		byLocal: make(map[memKey]int64),
-	}
+	s := &MemoryStore{now: time.Now, byExt: index{}, byLocal: index{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -61,6 +136,18 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 
 func (s *MemoryStore) clock() time.Time { return UTC(s.now()) }
 
+// row returns the live binding with the given ID, or nil.
+func (s *MemoryStore) row(id int64) *Binding {
+	if id < 1 || id > int64(s.rows.n) {
+		return nil
+	}
+	b := s.rows.at(int(id - 1))
+	if b.ID == 0 {
+		return nil
+	}
+	return b
+}
+
 // Get implements Store.
 func (s *MemoryStore) Get(ctx context.Context, id int64) (Binding, error) {
 	if err := ctx.Err(); err != nil {
@@ -68,8 +155,8 @@ func (s *MemoryStore) Get(ctx context.Context, id int64) (Binding, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	b, ok := s.byID[id]
-	if !ok {
+	b := s.row(id)
+	if b == nil {
 		return Binding{}, notFoundID("get", id)
 	}
 	return *b, nil
@@ -88,36 +175,41 @@ func (s *MemoryStore) GetByLocal(ctx context.Context, backend, model, localID st
 // GetManyByExternal implements Store, under one read lock.
 func (s *MemoryStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]Binding, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("binding: get %d %s/%s by external ID: %w", len(externalIDs), backend, model, err)
+		return nil, fmt.Errorf("binding: get %d %s/%s bindings by external ID: %w", len(externalIDs), backend, model, err)
 	}
 	out := make(map[string]Binding, len(externalIDs))
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	ids := s.byExt[scope{backend, model}]
 	for _, id := range externalIDs {
-		if id == "" {
-			continue
-		}
-		if bid, ok := s.byExt[memKey{backend, model, id}]; ok {
-			out[id] = *s.byID[bid]
+		if bid, ok := ids[id]; ok {
+			out[id] = *s.rows.at(int(bid - 1))
 		}
 	}
 	return out, nil
 }
 
-func (s *MemoryStore) getBy(ctx context.Context, idx map[memKey]int64, side, backend, model, id string) (Binding, error) {
+func (s *MemoryStore) getBy(ctx context.Context, idx index, side, backend, model, id string) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if id != "" {
-		if bid, ok := idx[memKey{backend, model, id}]; ok {
-			return *s.byID[bid], nil
-		}
+	if bid := idx.get(backend, model, id); bid != 0 {
+		return *s.rows.at(int(bid - 1)), nil
 	}
-	return Binding{}, fmt.Errorf("binding: no binding of %s ID %q for model %q on backend %q: %w",
-		side, id, model, backend, ErrNotFound)
+	return Binding{}, &notFoundKey{side: side, backend: backend, model: model, id: id}
 }
+
+// notFoundKey is the ErrNotFound of a lookup by local or external ID. Importers miss often
+// (every new record), so the message is built only when someone reads it.
+type notFoundKey struct{ side, backend, model, id string }
+
+func (e *notFoundKey) Error() string {
+	return fmt.Sprintf("binding: no binding of %s ID %q for model %q on backend %q: %v", e.side, e.id, e.model, e.backend, ErrNotFound)
+}
+
+func (e *notFoundKey) Unwrap() error { return ErrNotFound }
 
 // Ensure implements Store.
 func (s *MemoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, error) {
@@ -129,19 +221,19 @@ func (s *MemoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	idx, id := s.byExt, b.ExternalID
-	if id == "" {
-		idx, id = s.byLocal, b.LocalID
+	bid := s.byExt.get(b.Backend, b.Model, b.ExternalID)
+	if b.ExternalID == "" {
+		bid = s.byLocal.get(b.Backend, b.Model, b.LocalID)
 	}
-	if bid, ok := idx[memKey{b.Backend, b.Model, id}]; ok {
-		return *s.byID[bid], false, nil
+	if bid != 0 {
+		return *s.rows.at(int(bid - 1)), false, nil
 	}
-	b.ID = 0
-	got, err := s.writeLocked(nil, b, nil)
-	if err != nil {
+	// The binding's other ID may belong to another binding.
+	if err := s.checkUnique(&b, 0); err != nil {
 		return Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
-	return got, true, nil
+	ext, loc := (&scopeCache{}).maps(s, b.Backend, b.Model)
+	return s.insertLocked(b, s.clock(), ext, loc), true, nil
 }
 
 // Upsert implements Store.
@@ -151,7 +243,7 @@ func (s *MemoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	got, err := s.upsertLocked(b, nil)
+	got, err := s.upsertLocked(b, s.clock(), nil, &scopeCache{})
 	if err != nil {
 		return Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
@@ -166,10 +258,12 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := &undoLog{steps: make([]undoStep, 0, len(bs)), nextID: s.nextID, orderLen: len(s.order)}
+	now := s.clock()
+	u := &undoLog{rowsLen: s.rows.n}
+	var c scopeCache
 	out := make([]Binding, len(bs))
-	for i, b := range bs {
-		got, err := s.upsertLocked(b, u)
+	for i := range bs {
+		got, err := s.upsertLocked(bs[i], now, u, &c)
 		if err != nil {
 			s.rollback(u)
 			return nil, &BatchError{Index: i, Err: err}
@@ -179,156 +273,151 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	return out, nil
 }
 
-// undoLog remembers what a batch changed so that a failure can restore it.
+// undoLog remembers what a batch changed so that a failure can restore it: inserts are
+// the rows past rowsLen, updates keep the binding as it was.
 type undoLog struct {
-	steps    []undoStep
-	nextID   int64
-	orderLen int
-}
-
-// undoStep is one write of a batch: the binding's ID and its value before (nil: inserted).
-type undoStep struct {
-	id   int64
-	prev *Binding
+	rowsLen int
+	updates []Binding
 }
 
 func (s *MemoryStore) rollback(u *undoLog) {
-	// Undo the writes last to first: each step restores the state before that write,
-	// so indexes stay consistent at every step.
-	for i := len(u.steps) - 1; i >= 0; i-- {
-		st := u.steps[i]
-		s.unindex(s.byID[st.id])
-		if st.prev == nil {
-			delete(s.byID, st.id)
-			continue
-		}
-		cur := s.byID[st.id]
-		*cur = *st.prev
+	// Undo updates last to first (a binding updated twice ends at its first value), then
+	// drop the inserted rows; indexes stay consistent at every step.
+	for i := len(u.updates) - 1; i >= 0; i-- {
+		prev := u.updates[i]
+		cur := s.rows.at(int(prev.ID - 1))
+		s.unindex(cur)
+		*cur = prev
 		s.index(cur)
 	}
-	s.nextID = u.nextID
-	s.order = s.order[:u.orderLen]
+	for i := s.rows.n - 1; i >= u.rowsLen; i-- {
+		s.unindex(s.rows.at(i))
+	}
+	s.rows.truncate(u.rowsLen)
 }
 
 // upsertLocked resolves which binding b is, then writes it. u, when not nil, records the
 // previous state for rollback.
-func (s *MemoryStore) upsertLocked(b Binding, u *undoLog) (Binding, error) {
+func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scopeCache) (Binding, error) {
 	if b.ID != 0 {
 		if err := b.Validate(); err != nil {
 			return Binding{}, err
 		}
-		cur, ok := s.byID[b.ID]
-		if !ok {
+		cur := s.row(b.ID)
+		if cur == nil {
 			return Binding{}, notFoundID("upsert", b.ID)
 		}
-		return s.writeLocked(cur, b, u)
+		next := s.merge(cur, b, now)
+		// The binding may move to other IDs, or another scope.
+		if err := s.checkUnique(&next, next.ID); err != nil {
+			return Binding{}, err
+		}
+		return s.replaceLocked(cur, next, u), nil
 	}
 	if err := b.validateKeyed("binding: upsert"); err != nil {
 		return Binding{}, err
 	}
+	ext, loc := c.maps(s, b.Backend, b.Model)
 	var extOwner, localOwner int64
 	if b.ExternalID != "" {
-		extOwner = s.byExt[memKey{b.Backend, b.Model, b.ExternalID}]
+		extOwner = ext[b.ExternalID]
 	}
 	if b.LocalID != "" {
-		localOwner = s.byLocal[memKey{b.Backend, b.Model, b.LocalID}]
+		localOwner = loc[b.LocalID]
 	}
-	if extOwner != 0 && localOwner != 0 && extOwner != localOwner {
+	switch {
+	case extOwner != 0 && localOwner != 0 && extOwner != localOwner:
 		return Binding{}, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
 			b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, ErrConflict)
+	case extOwner == 0 && localOwner == 0:
+		// Neither ID is bound in this scope, so the new binding is unique.
+		got := s.insertLocked(b, now, ext, loc)
+		return got, nil
 	}
-	var cur *Binding
-	if extOwner != 0 {
-		cur = s.byID[extOwner]
-	} else if localOwner != 0 {
-		cur = s.byID[localOwner]
-	}
-	return s.writeLocked(cur, b, u)
+	// Found by one of its IDs in its own scope: the other ID is either empty, this
+	// binding's own, or unbound, so the result stays unique.
+	cur := s.rows.at(int(max(extOwner, localOwner) - 1))
+	return s.replaceLocked(cur, s.merge(cur, b, now), u), nil
 }
 
-// writeLocked stores b over cur (nil: insert), applying the merge rules and checking
-// uniqueness of the result.
-func (s *MemoryStore) writeLocked(cur *Binding, b Binding, u *undoLog) (Binding, error) {
-	now := s.clock()
+// merge returns b written over cur with Upsert's rules: the stored ID, creation time and
+// lease stay, and empty IDs keep the stored ones.
+func (s *MemoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 	next := b
-	next.SyncedAt = UTC(b.SyncedAt)
-	next.ExternalUpdatedAt = UTC(b.ExternalUpdatedAt)
-	next.UpdatedAt = now
+	next.ID, next.CreatedAt, next.UpdatedAt = cur.ID, cur.CreatedAt, now
+	next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
+	next.SyncedAt, next.ExternalUpdatedAt = UTC(b.SyncedAt), UTC(b.ExternalUpdatedAt)
 	if next.Status == "" {
 		next.Status = StatusPending
 	}
-	if cur != nil {
-		next.ID = cur.ID
-		next.CreatedAt = cur.CreatedAt
-		next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
-		if next.LocalID == "" {
-			next.LocalID = cur.LocalID
-		}
-		if next.ExternalID == "" {
-			next.ExternalID = cur.ExternalID
-		}
-	} else {
-		next.ID = s.nextID + 1
-		next.CreatedAt = now
-		next.LeaseOwner, next.LeaseExpiresAt = "", time.Time{}
+	if next.LocalID == "" {
+		next.LocalID = cur.LocalID
 	}
-	if err := s.checkUnique(&next); err != nil {
-		return Binding{}, err
+	if next.ExternalID == "" {
+		next.ExternalID = cur.ExternalID
 	}
-	if u != nil {
-		var old *Binding
-		if cur != nil {
-			c := *cur
-			old = &c
-		}
-		u.steps = append(u.steps, undoStep{next.ID, old})
-	}
-	if cur != nil {
-		s.unindex(cur)
-		*cur = next
-		s.index(cur)
-	} else {
-		s.nextID = next.ID
-		nb := next
-		s.byID[nb.ID] = &nb
-		s.index(&nb)
-		s.order = append(s.order, nb.ID)
-	}
-	return next, nil
+	return next
 }
 
-func (s *MemoryStore) checkUnique(b *Binding) error {
+// insertLocked appends b as a new binding and indexes it in ext and loc, the maps of its
+// scope; the caller has checked uniqueness.
+func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64) Binding {
+	b.ID = int64(s.rows.n) + 1
+	b.CreatedAt, b.UpdatedAt = now, now
+	b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
+	b.SyncedAt, b.ExternalUpdatedAt = UTC(b.SyncedAt), UTC(b.ExternalUpdatedAt)
+	if b.Status == "" {
+		b.Status = StatusPending
+	}
+	s.rows.append(&b)
 	if b.ExternalID != "" {
-		if other, ok := s.byExt[memKey{b.Backend, b.Model, b.ExternalID}]; ok && other != b.ID {
-			return fmt.Errorf("%s/%s external ID %q is already bound to binding %d: %w",
-				b.Backend, b.Model, b.ExternalID, other, ErrConflict)
-		}
+		ext[b.ExternalID] = b.ID
 	}
 	if b.LocalID != "" {
-		if other, ok := s.byLocal[memKey{b.Backend, b.Model, b.LocalID}]; ok && other != b.ID {
-			return fmt.Errorf("%s/%s local ID %q is already bound to binding %d: %w",
-				b.Backend, b.Model, b.LocalID, other, ErrConflict)
-		}
+		loc[b.LocalID] = b.ID
+	}
+	return b
+}
+
+// replaceLocked stores next over cur, re-indexing it when its keys change; the caller has
+// checked uniqueness.
+func (s *MemoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Binding {
+	if u != nil {
+		u.updates = append(u.updates, *cur)
+	}
+	moved := cur.Backend != next.Backend || cur.Model != next.Model ||
+		cur.ExternalID != next.ExternalID || cur.LocalID != next.LocalID
+	if moved {
+		s.unindex(cur)
+	}
+	*cur = next
+	if moved {
+		s.index(cur)
+	}
+	return next
+}
+
+// checkUnique fails with ErrConflict when b's IDs are bound to a binding other than self.
+func (s *MemoryStore) checkUnique(b *Binding, self int64) error {
+	if other := s.byExt.get(b.Backend, b.Model, b.ExternalID); other != 0 && other != self {
+		return fmt.Errorf("%s/%s external ID %q is already bound to binding %d: %w",
+			b.Backend, b.Model, b.ExternalID, other, ErrConflict)
+	}
+	if other := s.byLocal.get(b.Backend, b.Model, b.LocalID); other != 0 && other != self {
+		return fmt.Errorf("%s/%s local ID %q is already bound to binding %d: %w",
+			b.Backend, b.Model, b.LocalID, other, ErrConflict)
 	}
 	return nil
 }
 
 func (s *MemoryStore) index(b *Binding) {
-	if b.ExternalID != "" {
-		s.byExt[memKey{b.Backend, b.Model, b.ExternalID}] = b.ID
-	}
-	if b.LocalID != "" {
-		s.byLocal[memKey{b.Backend, b.Model, b.LocalID}] = b.ID
-	}
+	s.byExt.put(b.Backend, b.Model, b.ExternalID, b.ID)
+	s.byLocal.put(b.Backend, b.Model, b.LocalID, b.ID)
 }
 
 func (s *MemoryStore) unindex(b *Binding) {
-	if b.ExternalID != "" {
-		delete(s.byExt, memKey{b.Backend, b.Model, b.ExternalID})
-	}
-	if b.LocalID != "" {
-		delete(s.byLocal, memKey{b.Backend, b.Model, b.LocalID})
-	}
+	s.byExt.del(b.Backend, b.Model, b.ExternalID)
+	s.byLocal.del(b.Backend, b.Model, b.LocalID)
 }
 
 // update runs fn on the stored binding id under the write lock and returns the result.
@@ -338,8 +427,8 @@ func (s *MemoryStore) update(ctx context.Context, op string, id int64, fn func(b
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.byID[id]
-	if !ok {
+	b := s.row(id)
+	if b == nil {
 		return Binding{}, notFoundID(op, id)
 	}
 	if err := fn(b, s.clock()); err != nil {
@@ -358,7 +447,7 @@ func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Bi
 		if sc.ExternalID != "" {
 			next.ExternalID = sc.ExternalID
 		}
-		if err := s.checkUnique(&next); err != nil {
+		if err := s.checkUnique(&next, next.ID); err != nil {
 			return err
 		}
 		if sc.Hash != "" {
@@ -373,9 +462,7 @@ func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Bi
 		}
 		next.Status, next.LastError, next.RetryCount = StatusSuccess, "", 0
 		next.UpdatedAt = now
-		s.unindex(b)
-		*b = next
-		s.index(b)
+		s.replaceLocked(b, next, nil)
 		return nil
 	})
 }
@@ -413,8 +500,8 @@ func (s *MemoryStore) Claim(ctx context.Context, id int64, owner string, ttl tim
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.byID[id]
-	if !ok {
+	b := s.row(id)
+	if b == nil {
 		return Binding{}, notFoundID("claim", id)
 	}
 	now := s.clock()
@@ -432,7 +519,7 @@ func (s *MemoryStore) Release(ctx context.Context, id int64, owner string) error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.byID[id]; ok && owner != "" && b.LeaseOwner == owner {
+	if b := s.row(id); b != nil && owner != "" && b.LeaseOwner == owner {
 		b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
 	}
 	return nil
@@ -445,17 +532,12 @@ func (s *MemoryStore) Delete(ctx context.Context, id int64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.byID[id]
-	if !ok {
+	b := s.row(id)
+	if b == nil {
 		return notFoundID("delete", id)
 	}
 	s.unindex(b)
-	delete(s.byID, id)
-	s.dead++
-	if s.dead > 64 && s.dead > len(s.order)/2 {
-		s.order = slices.DeleteFunc(s.order, func(id int64) bool { _, ok := s.byID[id]; return !ok })
-		s.dead = 0
-	}
+	*b = Binding{} // tombstone: frees the strings, keeps the slot
 	return nil
 }
 
@@ -499,24 +581,21 @@ func (s *MemoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, err
 }
 
 // page copies up to n bindings matching f with IDs above after. It examines a bounded
-// number of entries so that a sparse filter does not hold the lock for a full scan; last
-// is the highest ID examined, done reports the end of the store.
+// number of rows so that a sparse filter does not hold the lock for a full scan; last is
+// the highest ID examined, done reports the end of the store.
 func (s *MemoryStore) page(f *Filter, after int64, n int) (page []Binding, last int64, done bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, _ := slices.BinarySearch(s.order, after+1)
 	budget := 8 * listPageSize
 	page = make([]Binding, 0, min(n, 64))
-	last = after
-	for ; i < len(s.order) && len(page) < n && budget > 0; i++ {
+	i := int(after) // rows[i] holds ID i+1
+	for ; i < s.rows.n && len(page) < n && budget > 0; i++ {
 		budget--
-		id := s.order[i]
-		last = id
-		if b, ok := s.byID[id]; ok && f.Match(b) {
+		if b := s.rows.at(i); b.ID != 0 && f.Match(b) {
 			page = append(page, *b)
 		}
 	}
-	return page, last, i >= len(s.order)
+	return page, int64(i), i >= s.rows.n
 }
 
 // Counts implements Store.
@@ -527,8 +606,9 @@ func (s *MemoryStore) Counts(ctx context.Context, backend, model string) (map[St
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make(map[Status]int)
-	for _, b := range s.byID {
-		if (backend == "" || b.Backend == backend) && (model == "" || b.Model == model) {
+	for i := range s.rows.n {
+		b := s.rows.at(i)
+		if b.ID != 0 && (backend == "" || b.Backend == backend) && (model == "" || b.Model == model) {
 			out[b.Status]++
 		}
 	}

@@ -53,7 +53,7 @@ func TestMemoryStoreConformance(t *testing.T) {
 	})
 }
 
-func TestMemoryStoreDeleteCompaction(t *testing.T) {
+func TestMemoryStoreListAfterDeletes(t *testing.T) {
 	ctx := t.Context()
 	s := binding.NewMemoryStore()
 	var ids []int64
@@ -64,7 +64,7 @@ func TestMemoryStoreDeleteCompaction(t *testing.T) {
 		}
 		ids = append(ids, b.ID)
 	}
-	// Delete all but every tenth: crosses the compaction threshold more than once.
+	// Delete all but every tenth: List must step over the tombstones.
 	var kept []int64
 	for i, id := range ids {
 		if i%10 == 0 {

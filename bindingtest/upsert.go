@@ -197,6 +197,41 @@ func init() {
 		eq(t, "bindings", e.count(t, binding.Filter{}), 3)
 	})
 
+	register("UpsertBatchAllOrNothingAcrossScopes", func(t *testing.T, e *env) {
+		s, ctx := e.store, e.ctx
+		a := e.upsert(t, binding.Binding{ExternalID: "E1", LocalID: "L1"})
+		_, err := s.UpsertBatch(ctx, []binding.Binding{
+			{Backend: backendA, Model: modelC, ExternalID: "C1", LocalID: "L1"}, // same IDs, other model
+			{Backend: backendB, Model: modelP, ExternalID: "E1"},                // same ID, other backend
+			{Backend: backendA, Model: modelC, ExternalID: "C1", Hash: "again"}, // updates item 0
+			{Backend: backendA, Model: modelP, ExternalID: "E3", LocalID: "LX"}, // insert
+			{Backend: backendA, Model: modelP, ExternalID: "E1", LocalID: "LX"}, // E1 is a's, LX item 3's
+		})
+		wantErr(t, "UpsertBatch ending in a conflict", err, binding.ErrConflict)
+		for _, k := range []struct{ backend, model, ext string }{{backendA, modelC, "C1"}, {backendB, modelP, "E1"}, {backendA, modelP, "E3"}} {
+			_, err := s.GetByExternal(ctx, k.backend, k.model, k.ext)
+			wantErr(t, "GetByExternal "+k.backend+"/"+k.model+"/"+k.ext+" after a failed batch", err, binding.ErrNotFound)
+		}
+		for _, k := range []struct{ model, local string }{{modelC, "L1"}, {modelP, "LX"}} {
+			_, err = s.GetByLocal(ctx, backendA, k.model, k.local)
+			wantErr(t, "GetByLocal("+k.model+" "+k.local+") after a failed batch", err, binding.ErrNotFound)
+		}
+		got, err := s.GetByLocal(ctx, backendA, modelP, "L1")
+		noErr(t, "GetByLocal(product L1)", err)
+		eq(t, "GetByLocal(product L1).ID", got.ID, a.ID)
+		eq(t, "bindings after a failed batch", e.count(t, binding.Filter{}), 1)
+		// The same batch without the conflict lands whole.
+		out, err := s.UpsertBatch(ctx, []binding.Binding{
+			{Backend: backendA, Model: modelC, ExternalID: "C1", LocalID: "L1"},
+			{Backend: backendB, Model: modelP, ExternalID: "E1"},
+			{Backend: backendA, Model: modelC, ExternalID: "C1", Hash: "again"},
+		})
+		noErr(t, "UpsertBatch without the conflict", err)
+		eq(t, "item 2 updated item 0", out[2].ID, out[0].ID)
+		eq(t, "item 2 kept item 0's local ID", out[2].LocalID, "L1")
+		eq(t, "bindings", e.count(t, binding.Filter{}), 3)
+	})
+
 	register("MarkSuccess", func(t *testing.T, e *env) {
 		s, ctx := e.store, e.ctx
 		a := e.upsert(t, binding.Binding{LocalID: "L1", Status: binding.StatusFailed, LastError: "boom", RetryCount: 3, Hash: "old"})
