@@ -78,6 +78,9 @@ type Redactor struct {
 	fieldSub    *substrings
 	textSub     *substrings // headerSub ∪ fieldSub
 	allowed     map[string]bool
+	nameList    []string // every name and word the passes look for, lower case
+	names       *scanner // the fast path's detector while no literal secret is registered
+	slowOnly    bool     // tests: never take the fast path
 
 	pendingSecrets []string // collected by options, registered by NewRedactor
 
@@ -155,6 +158,11 @@ func NewRedactor(opts ...RedactOption) *Redactor {
 	}
 	r.formExact = union(r.queryExact, r.jsonExact)
 	r.textExact = union(r.formExact, r.headerExact)
+	for n := range r.textExact {
+		r.nameList = append(r.nameList, n)
+	}
+	r.nameList = append(append(r.nameList, r.textSub.words...), "bearer")
+	r.names = newScanner(r.nameList, nil)
 	r.AddSecrets(r.pendingSecrets...)
 	r.pendingSecrets = nil
 	return r
@@ -379,6 +387,9 @@ func (r *Redactor) URL(raw string) string {
 	if !strings.ContainsAny(raw, "?#@") {
 		return r.scrubLiteral(raw)
 	}
+	if strings.IndexByte(raw, '@') < 0 && r.clean(raw) {
+		return raw // no userinfo, no secret parameter name, no literal secret
+	}
 	base, frag, hasFrag := strings.Cut(raw, "#")
 	u, err := url.Parse(base)
 	if err != nil {
@@ -463,8 +474,8 @@ func (r *Redactor) Body(body []byte, contentType string) string {
 }
 
 func (r *Redactor) body(s, contentType string) string {
-	if s == "" {
-		return ""
+	if s == "" || r.clean(s) {
+		return s
 	}
 	mt := contentType
 	if i := strings.IndexByte(mt, ';'); i >= 0 {
@@ -496,8 +507,8 @@ func (r *Redactor) body(s, contentType string) string {
 // scheme), passwords in scheme://user:password@host URLs, the text of XML elements with
 // a secret name, and the token after a free-standing "Bearer ".
 func (r *Redactor) String(s string) string {
-	if s == "" {
-		return ""
+	if s == "" || r.clean(s) {
+		return s
 	}
 	return r.freeText(r.scrubLiteral(s))
 }

@@ -17,6 +17,7 @@ type secretSet struct {
 	seen     map[string]struct{} // membership of values
 	patterns []string            // every value and its encoded variants, longest first
 	rep      *strings.Replacer   // patterns → Redacted
+	scan     *scanner            // the fast path's detector: the Redactor's names and patterns
 }
 
 // fewPatterns is how many patterns scrubLiteral checks one by one with strings.Contains
@@ -59,10 +60,10 @@ func (r *Redactor) AddSecrets(values ...string) {
 	if len(all) > maxSecrets {
 		all = all[len(all)-maxSecrets:]
 	}
-	r.secrets.Store(newSecretSet(all))
+	r.secrets.Store(newSecretSet(all, r.nameList))
 }
 
-func newSecretSet(values []string) *secretSet {
+func newSecretSet(values, names []string) *secretSet {
 	set := &secretSet{values: values, seen: make(map[string]struct{}, len(values))}
 	var variants []string
 	for _, v := range values {
@@ -79,6 +80,7 @@ func newSecretSet(values []string) *secretSet {
 		pairs = append(pairs, v, Redacted)
 	}
 	set.rep = strings.NewReplacer(pairs...)
+	set.scan = newScanner(names, variants)
 	return set
 }
 
