@@ -3,6 +3,7 @@ package mapper
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -48,6 +49,37 @@ func convErr(conv string, v any, why string) error {
 	return fmt.Errorf("%w %T(%q) with %s%s", ErrConvert, v, s, conv, why)
 }
 
+// widen turns Go integers of every size into int64 (a uint beyond int64 stays uint64)
+// and float32 into float64, so converters handle local values of any numeric type.
+func widen(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case int8:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case uint8:
+		return int64(x)
+	case uint16:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case uint:
+		if uint64(x) <= math.MaxInt64 {
+			return int64(x)
+		}
+		return uint64(x)
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+	}
+	return v
+}
+
 // String converts to string: numbers in their shortest form, bools as "true"/"false",
 // times as RFC 3339. Objects and arrays are an error.
 func String() Converter { return Converter{name: "string", fn: toString} }
@@ -58,10 +90,10 @@ func toString(v any) (any, error) {
 		return x, nil
 	case int64:
 		return strconv.FormatInt(x, 10), nil
-	case int:
-		return strconv.Itoa(x), nil
-	case int32:
-		return strconv.FormatInt(int64(x), 10), nil
+	case int, int8, int16, int32, uint, uint8, uint16, uint32:
+		return toString(widen(x))
+	case uint64:
+		return strconv.FormatUint(x, 10), nil
 	case float64:
 		return strconv.FormatFloat(x, 'f', -1, 64), nil
 	case float32:
@@ -83,16 +115,17 @@ func toString(v any) (any, error) {
 func Int() Converter { return Converter{name: "int", fn: toInt} }
 
 func toInt(v any) (any, error) {
-	switch x := v.(type) {
+	switch x := widen(v).(type) {
 	case int64:
 		return x, nil
-	case int:
-		return int64(x), nil
-	case int32:
-		return int64(x), nil
+	case uint64:
+		return nil, convErr("int", v, "out of the int64 range")
 	case float64:
-		if x != math.Trunc(x) || math.IsInf(x, 0) || math.IsNaN(x) || math.Abs(x) > 9.2e18 {
+		if x != math.Trunc(x) || math.IsInf(x, 0) || math.IsNaN(x) {
 			return nil, convErr("int", v, "not an integer")
+		}
+		if x < -(1<<63) || x >= 1<<63 { // exactly the float64 values int64 holds
+			return nil, convErr("int", v, "out of the int64 range")
 		}
 		return int64(x), nil
 	case float32:
@@ -121,14 +154,12 @@ func toInt(v any) (any, error) {
 func Float() Converter { return Converter{name: "float", fn: toFloat} }
 
 func toFloat(v any) (any, error) {
-	switch x := v.(type) {
+	switch x := widen(v).(type) {
 	case float64:
 		return x, nil
 	case int64:
 		return float64(x), nil
-	case int:
-		return float64(x), nil
-	case int32:
+	case uint64:
 		return float64(x), nil
 	case float32:
 		return float64(x), nil
@@ -154,15 +185,19 @@ func toFloat(v any) (any, error) {
 func Bool() Converter { return Converter{name: "bool", fn: toBool} }
 
 func toBool(v any) (any, error) {
-	switch x := v.(type) {
+	switch x := widen(v).(type) {
 	case bool:
 		return x, nil
 	case int64:
 		return x != 0, nil
-	case int:
+	case uint64:
 		return x != 0, nil
 	case float64:
 		return x != 0, nil
+	case float32:
+		return x != 0, nil
+	case json.Number:
+		return toBool(string(x))
 	case string:
 		switch strings.ToLower(strings.TrimSpace(x)) {
 		case "true", "1", "yes", "y", "on", "t":
@@ -192,7 +227,7 @@ func TimeIn(loc *time.Location, layouts ...string) Converter {
 		layouts = DefaultTimeLayouts
 	}
 	return Converter{name: "time", fn: func(v any) (any, error) {
-		switch x := v.(type) {
+		switch x := widen(v).(type) {
 		case time.Time:
 			return x, nil
 		case string:
@@ -206,6 +241,9 @@ func TimeIn(loc *time.Location, layouts ...string) Converter {
 		case int64:
 			return time.Unix(x, 0).In(loc), nil
 		case float64:
+			if math.IsNaN(x) || x < -(1<<63) || x >= 1<<63 {
+				return nil, convErr("time", v, "not a Unix time")
+			}
 			sec, frac := math.Modf(x)
 			return time.Unix(int64(sec), int64(frac*1e9)).In(loc), nil
 		}
@@ -234,6 +272,7 @@ func FormatTime(layout string, loc *time.Location) Converter {
 }
 
 // Enum maps values through a table keyed by the value's string form (see [String]).
+// The table is copied.
 // A value not in the table is an error; use [EnumDefault] to fall back instead.
 func Enum(table map[string]any) Converter { return enumConv(table, nil, false) }
 
@@ -241,6 +280,7 @@ func Enum(table map[string]any) Converter { return enumConv(table, nil, false) }
 func EnumDefault(table map[string]any, def any) Converter { return enumConv(table, def, true) }
 
 func enumConv(table map[string]any, def any, hasDef bool) Converter {
+	table = maps.Clone(table) // the caller may change its map; mappers run concurrently
 	return Converter{name: "enum", fn: func(v any) (any, error) {
 		k, err := toString(v)
 		if err != nil {

@@ -19,6 +19,16 @@
 // from the caller). [LoadImport] and [LoadExport] build mappers from JSON or YAML files
 // (see [Spec]).
 //
+// # Importer and exporter
+//
+// [ImportFunc] and [ExportFunc] turn mappers into the importer's and exporter's
+// MapFunc, with Options.Create, the record ID, the request data and (for export) the
+// changed fields filled in:
+//
+//	imp, _ := importer.New(bindings, products, "shop", "product", mapper.ImportFunc[Product](productImport))
+//	exp, _ := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
+//		mapper.ExportFunc[Customer](customerExport, mapper.ChangedFrom(changedFields)))
+//
 // # Rules
 //
 // Rules run in order; each writes into the result:
@@ -31,7 +41,9 @@
 //   - [Expr] (evaluate mode) and [Exec] (execute mode): expressions.
 //   - [Children]: one-to-many lines with their own mapper.
 //
-// Any rule can be limited with [OnlyCreate] and [ChangedBy].
+// Any rule can be limited with [OnlyCreate] and [ChangedBy]. Unlike OCA's mappers,
+// where a known list of changed fields also drops the direct mappings of unchanged
+// fields, only rules marked ChangedBy depend on [Options].Changed here.
 //
 // Paths: on import, "from" is a gjson path ("variants.0.price",
 // "items.#(sku==\"A\").qty") and "to" a flat local field; on export, "from" is a dotted
@@ -49,18 +61,21 @@
 //	request  Options.Request (BJ's request_data)
 //	value    the value at the rule's source path, if it has one
 //	create   Options.Create
-//	field(p) one path of the source record, without decoding all of it
+//	field(p) one path of the source record, without decoding all of it (on export,
+//	         related records are crossed with the rule's Through models)
 //
 // plus expr's built-ins (upper, lower, trim, split, replace, hasPrefix, len, sum, map,
 // filter, now, date, duration, toJSON, fromJSON…) and b64encode, b64decode,
 // parseTime(layout, s), formatTime(t, layout), today() and coalesce(a, b, …).
 //
-// Sandbox: expressions have no I/O functions and cannot call methods of Go values
-// other than time.Time's; the environment holds data only. expr has no loops; the node
-// limit at compile time and the memory budget at run time ([WithExprLimits]) bound what
-// one evaluation can do, so a hostile expression fails with [ErrExpression] rather than
-// hanging or exhausting the process. expr's VM cannot be interrupted by a context, so
-// Map checks ctx between records, not inside an expression.
+// Sandbox: expressions have no I/O functions, and the mapper checks each one when it is
+// built: it may call those functions and the methods of time values (now().Year()),
+// nothing else, so the methods of Go values found in local values are out of reach
+// (string() and toJSON() still use their String and MarshalJSON, as converters do).
+// expr has no loops; the node limit at compile time and, at run time, the memory budget,
+// string size limits and timeout ([WithExprLimits]) bound what one evaluation can do, so
+// a hostile expression fails with [ErrExpression] rather than hanging or exhausting the
+// process. The Map context's cancellation stops an evaluation too.
 //
 // # Errors
 //

@@ -44,7 +44,8 @@ type MappingError struct {
 	Cause error
 }
 
-// Error formats the error as `mapping <mapper> rule <rule> field "<field>" record "<id>": <cause>`.
+// Error formats the error as `mapper "<mapper>" rule <rule> field "<field>" record "<id>": <cause>`,
+// leaving out the parts that are empty.
 func (e *MappingError) Error() string {
 	var b strings.Builder
 	b.WriteString("mapper ")

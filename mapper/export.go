@@ -24,7 +24,8 @@ type ExportMapper struct {
 // NewExport builds an export mapper from rules, checking every rule and compiling every
 // expression now. Problems are reported together, each as a [*SpecError].
 func NewExport(name string, rules []Rule, opts ...Option) (*ExportMapper, error) {
-	m := &ExportMapper{base: base{name: name, cfg: newConfig(opts), rules: rules}}
+	// A copy: the caller may reuse its slice, and the mapper is shared by goroutines.
+	m := &ExportMapper{base: base{name: name, cfg: newConfig(opts), rules: slices.Clone(rules)}}
 	if err := m.build(true); err != nil {
 		return nil, fmt.Errorf("building export mapper %q: %w", name, err)
 	}
@@ -74,7 +75,7 @@ func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Option
 		out.raw = make([]byte, 0, 64*len(m.rules)+2)
 		out.raw = append(out.raw, '{', '}')
 	}
-	if m.hasExpr {
+	if m.hasExpr || m.hasFunc { // only they read what earlier rules wrote
 		out.written = make(Values, len(m.rules))
 	}
 	rec := Record{local: local, opts: opts, mapped: out.written, ctx: ctx, rel: m.cfg.related}
@@ -210,7 +211,10 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 			env.Value = v
 		}
 		if p.usesField {
-			env.Field = func(path string) any { v, _ := rec.Get(path); return v }
+			env.Field = func(path string) (any, error) {
+				v, _, err := localGet(ctx, rec.local, path, r.through, m.cfg.related)
+				return v, err
+			}
 		}
 		v, err := p.run(ctx, &env)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -30,8 +31,9 @@ type exprEnv struct {
 	Value any `expr:"value"`
 	// Create is Options.Create.
 	Create bool `expr:"create"`
-	// Field reads one path of the source record without decoding all of it.
-	Field func(string) any `expr:"field"`
+	// Field reads one path of the source record without decoding all of it. Its error
+	// (a related record that cannot be read) fails the evaluation.
+	Field func(string) (any, error) `expr:"field"`
 	// Guard enforces the run-time limits (see guardPatcher).
 	Guard *guard `expr:"__g"`
 }
@@ -108,6 +110,16 @@ func (guardPatcher) Visit(n *ast.Node) {
 	})
 }
 
+// strArg returns argument i of a function as a string. Arguments typed any (record
+// values) reach the function unchecked, so a wrong type is an error, not a panic.
+func strArg(fn string, p []any, i int) (string, error) {
+	s, ok := p[i].(string)
+	if !ok {
+		return "", fmt.Errorf("%s: argument %d is %T, not a string", fn, i+1, p[i])
+	}
+	return s, nil
+}
+
 func sizeErr(fn string, n, limit int) error {
 	return fmt.Errorf("%w: %s would produce %d bytes (max %d)", errLimit, fn, n, limit)
 }
@@ -155,24 +167,48 @@ func exprOptions(l ExprLimits) []expr.Option {
 			return p[1], nil
 		}, new(func(*guard, any) any)),
 		expr.Function("b64encode", func(p ...any) (any, error) {
-			return base64.StdEncoding.EncodeToString([]byte(p[0].(string))), nil
+			s, err := strArg("b64encode", p, 0)
+			if err != nil {
+				return nil, err
+			}
+			return base64.StdEncoding.EncodeToString([]byte(s)), nil
 		}, new(func(string) string)),
 		expr.Function("b64decode", func(p ...any) (any, error) {
-			b, err := base64.StdEncoding.DecodeString(p[0].(string))
+			s, err := strArg("b64decode", p, 0)
+			if err != nil {
+				return nil, err
+			}
+			b, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
 				return nil, fmt.Errorf("b64decode: %w", err)
 			}
 			return string(b), nil
 		}, new(func(string) string)),
 		expr.Function("parseTime", func(p ...any) (any, error) {
-			t, err := time.Parse(p[0].(string), p[1].(string))
+			layout, err := strArg("parseTime", p, 0)
+			if err != nil {
+				return nil, err
+			}
+			value, err := strArg("parseTime", p, 1)
+			if err != nil {
+				return nil, err
+			}
+			t, err := time.Parse(layout, value)
 			if err != nil {
 				return nil, fmt.Errorf("parseTime: %w", err)
 			}
 			return t, nil
 		}, new(func(layout, value string) time.Time)),
 		expr.Function("formatTime", func(p ...any) (any, error) {
-			return p[0].(time.Time).Format(p[1].(string)), nil
+			t, ok := p[0].(time.Time)
+			if !ok {
+				return nil, fmt.Errorf("formatTime: argument 1 is %T, not a time (parse it first)", p[0])
+			}
+			layout, err := strArg("formatTime", p, 1)
+			if err != nil {
+				return nil, err
+			}
+			return t.Format(layout), nil
 		}, new(func(t time.Time, layout string) string)),
 		expr.Function("today", func(p ...any) (any, error) {
 			return time.Now().UTC().Format(time.DateOnly), nil
@@ -189,7 +225,14 @@ func exprOptions(l ExprLimits) []expr.Option {
 		// before the guard sees the result.
 		expr.DisableBuiltin("replace"),
 		expr.Function("replace", func(p ...any) (any, error) {
-			s, old, nw := p[0].(string), p[1].(string), p[2].(string)
+			var args [3]string
+			for i := range args {
+				var err error
+				if args[i], err = strArg("replace", p, i); err != nil {
+					return nil, err
+				}
+			}
+			s, old, nw := args[0], args[1], args[2]
 			n := len(s)
 			if c := strings.Count(s, old); len(nw) > len(old) {
 				n += c * (len(nw) - len(old))
@@ -201,7 +244,19 @@ func exprOptions(l ExprLimits) []expr.Option {
 		}, new(func(s, old, new string) string)),
 		expr.DisableBuiltin("repeat"),
 		expr.Function("repeat", func(p ...any) (any, error) {
-			s, n := p[0].(string), p[1].(int)
+			s, err := strArg("repeat", p, 0)
+			if err != nil {
+				return nil, err
+			}
+			c, err := toInt(p[1]) // int64 when read from JSON
+			if err != nil {
+				return nil, fmt.Errorf("repeat: count: %w", err)
+			}
+			n64 := c.(int64)
+			if n64 > int64(max) {
+				n64 = int64(max) + 1 // too many either way; keeps n in int range
+			}
+			n := int(n64)
 			if n < 0 {
 				return nil, fmt.Errorf("repeat: negative count %d", n)
 			}
@@ -214,7 +269,10 @@ func exprOptions(l ExprLimits) []expr.Option {
 		expr.Function("join", func(p ...any) (any, error) {
 			sep := ""
 			if len(p) > 1 {
-				sep, _ = p[1].(string)
+				var err error
+				if sep, err = strArg("join", p, 1); err != nil {
+					return nil, err
+				}
 			}
 			rv := reflect.ValueOf(p[0])
 			if rv.Kind() != reflect.Slice && rv.Kind() != reflect.Array {
@@ -261,6 +319,71 @@ func exprOptions(l ExprLimits) []expr.Option {
 	}
 }
 
+// exprFuncs are the names an expression may call: expr's enabled builtins, the functions
+// exprOptions declares and the environment's field().
+var exprFuncs = sync.OnceValue(func() map[string]bool {
+	c := conf.CreateNew()
+	for _, o := range exprOptions(ExprLimits{}) {
+		o(c)
+	}
+	names := map[string]bool{"field": true}
+	for n := range c.Builtins {
+		if !c.Disabled[n] {
+			names[n] = true
+		}
+	}
+	for n := range c.Functions {
+		if !strings.HasPrefix(n, "__") {
+			names[n] = true
+		}
+	}
+	return names
+})
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// sandboxVisitor checks a type-checked expression: it may call the known functions and
+// methods of time values, nothing else. expr would otherwise call any exported method
+// of a Go value it reads, and export values may hold any Go value the app put there.
+// Variables cannot hide a function, so a call by name is always the function.
+type sandboxVisitor struct {
+	funcs map[string]bool
+	err   error
+}
+
+func (v *sandboxVisitor) Visit(n *ast.Node) {
+	if v.err != nil {
+		return
+	}
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		if strings.HasPrefix(x.Value, "__") {
+			v.err = fmt.Errorf("name %s is reserved", x.Value)
+		}
+	case *ast.VariableDeclaratorNode:
+		if v.funcs[x.Name] || strings.HasPrefix(x.Name, "__") {
+			v.err = fmt.Errorf("let %s: the name is taken by a function", x.Name)
+		}
+	case *ast.CallNode:
+		switch c := x.Callee.(type) {
+		case *ast.IdentifierNode:
+			if !v.funcs[c.Value] {
+				v.err = fmt.Errorf("%s is not a function an expression may call", c.Value)
+			}
+		case *ast.MemberNode:
+			if t := c.Node.Type(); t != timeType && t != durationType {
+				name := "a method"
+				if s, ok := c.Property.(*ast.StringNode); ok {
+					name = s.Value + "()"
+				}
+				v.err = fmt.Errorf("%s: only methods of time values may be called, not of %s", name, t)
+			}
+		default:
+			v.err = errors.New("only functions and methods of time values may be called")
+		}
+	}
+}
+
 // identVisitor records which environment names an expression uses.
 type identVisitor struct{ names map[string]bool }
 
@@ -279,12 +402,14 @@ func (v *identVisitor) Visit(n *ast.Node) {
 // hides static types), then with the guard calls that run.
 func compileExpr(code string, l ExprLimits) (*program, error) {
 	base := append([]expr.Option{expr.Env(exprEnv{}), expr.MaxNodes(l.MaxNodes)}, exprOptions(l)...)
-	if strings.Contains(code, "__g") {
-		return nil, errors.New("expression does not compile: names starting with __g are reserved")
-	}
 	plain, err := expr.Compile(code, base...)
 	if err != nil {
 		return nil, fmt.Errorf("expression does not compile: %w", err)
+	}
+	sb := &sandboxVisitor{funcs: exprFuncs()}
+	checked := plain.Node()
+	if ast.Walk(&checked, sb); sb.err != nil {
+		return nil, fmt.Errorf("expression is not allowed: %w", sb.err)
 	}
 	guarded, err := expr.Compile(code, append(base, expr.MaxNodes(4*l.MaxNodes), expr.Patch(guardPatcher{}))...)
 	if err != nil {
@@ -340,18 +465,8 @@ func (p *program) run(ctx context.Context, env *exprEnv) (out any, err error) {
 // (execute patches), never in place: the map may be the caller's.
 func normalize(v any) any {
 	switch x := v.(type) {
-	case int:
-		return int64(x)
-	case int32:
-		return int64(x)
-	case int16:
-		return int64(x)
-	case int8:
-		return int64(x)
-	case uint:
-		return int64(x)
-	case uint32:
-		return int64(x)
+	case int, int8, int16, int32, uint, uint8, uint16, uint32, uint64:
+		return widen(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {

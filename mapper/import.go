@@ -29,7 +29,8 @@ type ImportMapper struct {
 // NewImport builds an import mapper from rules, checking every rule and compiling every
 // expression now. Problems are reported together, each as a [*SpecError].
 func NewImport(name string, rules []Rule, opts ...Option) (*ImportMapper, error) {
-	m := &ImportMapper{base: base{name: name, cfg: newConfig(opts), rules: rules}}
+	// A copy: the caller may reuse its slice, and the mapper is shared by goroutines.
+	m := &ImportMapper{base: base{name: name, cfg: newConfig(opts), rules: slices.Clone(rules)}}
 	if err := m.build(false); err != nil {
 		return nil, fmt.Errorf("building import mapper %q: %w", name, err)
 	}
@@ -232,7 +233,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 			env.Record = rec.decoded()
 		}
 		if p.usesField {
-			env.Field = func(path string) any { return jsonValue(gjson.Get(rec.raw, path)) }
+			env.Field = func(path string) (any, error) { return jsonValue(gjson.Get(rec.raw, path)), nil }
 		}
 		v, err := p.run(ctx, &env)
 		if err != nil {
@@ -376,8 +377,16 @@ func (r *Record) source(i int, path string) gjson.Result {
 // Get reads a value of the source record: a gjson path on import (the JSON-decoded
 // value: string, float64/int64, bool, map[string]any, []any), a dotted local path on
 // export (related records are followed through the mapper's [Related] with the models
-// given, if any). ok is false when the path is missing or null.
+// given, if any). ok is false when the path is missing or null, and also when a related
+// record cannot be read; use [Record.Read] to tell those apart.
 func (r *Record) Get(path string, models ...string) (v any, ok bool) {
+	v, ok, _ = r.Read(path, models...)
+	return v, ok
+}
+
+// Read is [Record.Get] that reports why a related record could not be read (export),
+// so a [Func] rule can fail the record instead of mapping a missing value.
+func (r *Record) Read(path string, models ...string) (v any, ok bool, err error) {
 	if r.local != nil {
 		ctx := r.ctx
 		if ctx == nil {
@@ -385,15 +394,15 @@ func (r *Record) Get(path string, models ...string) (v any, ok bool) {
 		}
 		v, ok, err := localGet(ctx, r.local, path, models, r.rel)
 		if err != nil || v == nil {
-			return nil, false
+			return nil, false, err
 		}
-		return v, ok
+		return v, ok, nil
 	}
 	res := gjson.Get(r.raw, path)
 	if !res.Exists() || res.Type == gjson.Null {
-		return nil, false
+		return nil, false, nil
 	}
-	return jsonValue(res), true
+	return jsonValue(res), true, nil
 }
 
 // JSON returns the external record's raw JSON (import only; empty on export).

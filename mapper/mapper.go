@@ -2,6 +2,7 @@ package mapper
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -158,7 +159,8 @@ type base struct {
 	cfg     config
 	rules   []Rule
 	progs   []*program // per rule, for expression rules
-	hasExpr bool
+	hasExpr bool       // expression rules: they see `values`
+	hasFunc bool       // func rules: they see Record.Mapped
 	export  bool
 }
 
@@ -176,6 +178,9 @@ func (b *base) build(export bool) error {
 		if err := b.check(r, export); err != nil {
 			errs = append(errs, b.specErr(i, r, err))
 			continue
+		}
+		if r.kind == kindFunc {
+			b.hasFunc = true
 		}
 		if r.kind == kindExpr || r.kind == kindExec {
 			p, err := compileExpr(r.code, b.cfg.limits)
@@ -222,6 +227,19 @@ func (b *base) check(r *Rule, export bool) error {
 			return checkWritePath(r.to)
 		}
 		return checkLocalField(r.to)
+	}
+	// Options a kind does not use are mistakes, not something to ignore silently.
+	if r.onMissing != FailMissing && r.kind != kindRelation {
+		return errors.New("OnMissing applies to relational rules only")
+	}
+	if len(r.through) > 0 && (!export || r.kind == kindFunc || r.kind == kindExec) {
+		return errors.New("Through applies to export rules with a dotted local source path only")
+	}
+	if (r.kind == kindFunc || r.kind == kindExec) && (len(r.convs) > 0 || r.hasDef || r.required) {
+		return fmt.Errorf("converters, Default and Required do not apply to %s rules, which return several values", r.kind)
+	}
+	if r.kind == kindChildren && len(r.convs) > 0 {
+		return errors.New("converters do not apply to children rules; the lines have their own mapper")
 	}
 	switch r.kind {
 	case kindDirect:
@@ -358,8 +376,8 @@ func finish(r *Rule, v any, exists bool) (any, bool, error) {
 }
 
 // jsonValue turns a gjson result into a Go value: strings, bools, nil, int64 for
-// integral numbers that fit, float64 otherwise, and map[string]any / []any for
-// objects and arrays.
+// integral numbers that fit, json.Number for integers beyond int64 (an ID must not be
+// rounded), float64 otherwise, and map[string]any / []any for objects and arrays.
 func jsonValue(r gjson.Result) any {
 	switch r.Type {
 	case gjson.String:
@@ -370,15 +388,16 @@ func jsonValue(r gjson.Result) any {
 		return false
 	case gjson.Number:
 		raw := r.Raw
-		integral := len(raw) > 0 && len(raw) < 19
+		integral := len(raw) > 0
 		for i := 0; integral && i < len(raw); i++ {
 			c := raw[i]
-			integral = (c >= '0' && c <= '9') || (c == '-' && i == 0)
+			integral = (c >= '0' && c <= '9') || (c == '-' && i == 0 && len(raw) > 1)
 		}
 		if integral {
 			if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
 				return n
 			}
+			return json.Number(raw) // out of the int64 range
 		}
 		return r.Num
 	case gjson.JSON:
@@ -414,14 +433,12 @@ func decodeJSON(r gjson.Result) any {
 func noRef(v any) bool { return v == nil || v == false || v == "" }
 
 func idString(v any) (string, error) {
-	switch x := v.(type) {
+	switch x := widen(v).(type) {
 	case string:
 		return x, nil
-	case int64:
-		return strconv.FormatInt(x, 10), nil
-	case int:
-		return strconv.Itoa(x), nil
-	case float64:
+	case json.Number:
+		return string(x), nil
+	case int64, uint64, float64:
 		s, err := toString(x)
 		if err != nil {
 			return "", err

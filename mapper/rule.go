@@ -130,7 +130,9 @@ func Default(v any) RuleOption {
 	return ruleOptionFunc(func(r *Rule) { r.def, r.hasDef = v, true })
 }
 
-// Required makes a missing or null source value an error ([ErrRequired]).
+// Required makes a missing or null source value an error ([ErrRequired]). An empty
+// string or a zero number is a value: a struct given to [MapFrom] or [ExportFunc] has
+// every field, so use a pointer field (nil is null) for an optional one.
 func Required() RuleOption { return ruleOptionFunc(func(r *Rule) { r.required = true }) }
 
 // OnlyCreate runs the rule only when [Options].Create is true (OCA's @only_create).

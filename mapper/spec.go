@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -265,6 +266,9 @@ func (s *Spec) build(export bool, prefix string, opts []Option) (any, error) {
 }
 
 func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Option) (Rule, error) {
+	if err := rs.checkKeys(); err != nil {
+		return Rule{}, err
+	}
 	var ro []RuleOption
 	convs, err := rs.converters(cfg)
 	if err != nil {
@@ -339,6 +343,43 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 		return Children(from, to, m.(ChildMapper), ro...), nil
 	}
 	return Rule{}, fmt.Errorf("kind %q is not plain, relational, expression, children or function", rs.Kind)
+}
+
+// checkKeys rejects keys the rule's kind or converters do not use: a line with
+// `expression:` but no `kind: expression` would otherwise map the key silently.
+func (rs *RuleSpec) checkKeys() error {
+	kind := strings.ToLower(rs.Kind)
+	is := func(kinds ...string) bool { return slices.Contains(kinds, kind) }
+	var convs []string
+	for _, n := range append(strings.Split(rs.Converter, "|"), rs.Converters...) {
+		convs = append(convs, strings.ToLower(strings.TrimSpace(n)))
+	}
+	uses := func(names ...string) bool {
+		return slices.ContainsFunc(convs, func(c string) bool { return slices.Contains(names, c) })
+	}
+	var bad []string
+	if (rs.Model != "" || rs.OnMissing != "") && !is("relational", "relation") {
+		bad = append(bad, "model/on_missing (relational rules only)")
+	}
+	if (rs.Expression != "" || rs.Mode != "") && !is("expression", "expr") {
+		bad = append(bad, "expression/mode (kind: expression only)")
+	}
+	if rs.Func != "" && !is("function", "func") {
+		bad = append(bad, "func (kind: function only)")
+	}
+	if rs.Children != nil && !is("children") {
+		bad = append(bad, "children (kind: children only)")
+	}
+	if (rs.Enum != nil || rs.EnumDefault != nil) && !uses("enum") {
+		bad = append(bad, "enum/enum_default (converter enum only)")
+	}
+	if (rs.Layout != "" || len(rs.Layouts) > 0 || rs.Zone != "") && !uses("time", "datetime", "date", "format_time") {
+		bad = append(bad, "layout/layouts/zone (time and format_time converters only)")
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("keys not used by this rule: %s", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func (rs *RuleSpec) converters(cfg *config) ([]Converter, error) {

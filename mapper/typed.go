@@ -146,11 +146,27 @@ func assign(dst reflect.Value, v any, path string) error {
 		}
 		dst.SetInt(n.(int64))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		n, err := toInt(v)
-		if err != nil || n.(int64) < 0 || dst.OverflowUint(uint64(n.(int64))) {
-			return bad("")
+		var u uint64
+		switch x := widen(v).(type) {
+		case uint64:
+			u = x
+		case json.Number: // beyond int64, as read from JSON
+			n, err := strconv.ParseUint(string(x), 10, 64)
+			if err != nil {
+				return bad("")
+			}
+			u = n
+		default:
+			n, err := toInt(v)
+			if err != nil || n.(int64) < 0 {
+				return bad("")
+			}
+			u = uint64(n.(int64))
 		}
-		dst.SetUint(uint64(n.(int64)))
+		if dst.OverflowUint(u) {
+			return bad(" (overflow)")
+		}
+		dst.SetUint(u)
 	case reflect.Float32, reflect.Float64:
 		f, err := toFloat(v)
 		if err != nil {
