@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ var DefaultTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006
 func Time(layouts ...string) Converter { return TimeIn(time.UTC, layouts...) }
 
 // TimeIn is [Time] reading zone-less strings in loc (time.ParseInLocation). The result
-// keeps the zone it was parsed in.
+// keeps the zone it was parsed in. The layouts (or [DefaultTimeLayouts]) are copied.
 func TimeIn(loc *time.Location, layouts ...string) Converter {
 	if loc == nil {
 		loc = time.UTC
@@ -226,29 +227,32 @@ func TimeIn(loc *time.Location, layouts ...string) Converter {
 	if len(layouts) == 0 {
 		layouts = DefaultTimeLayouts
 	}
-	return Converter{name: "time", fn: func(v any) (any, error) {
-		switch x := widen(v).(type) {
-		case time.Time:
-			return x, nil
-		case string:
-			s := strings.TrimSpace(x)
-			for _, l := range layouts {
-				if t, err := time.ParseInLocation(l, s, loc); err == nil {
-					return t, nil
-				}
+	layouts = slices.Clone(layouts) // later changes to the caller's slice do not race with mapping
+	return Converter{name: "time", fn: func(v any) (any, error) { return parseTime(v, loc, layouts) }}
+}
+
+func parseTime(v any, loc *time.Location, layouts []string) (any, error) {
+	switch x := widen(v).(type) {
+	case time.Time:
+		return x, nil
+	case string:
+		s := strings.TrimSpace(x)
+		for _, l := range layouts {
+			if t, err := time.ParseInLocation(l, s, loc); err == nil {
+				return t, nil
 			}
-			return nil, convErr("time", v, "matches none of the layouts "+strings.Join(layouts, ", "))
-		case int64:
-			return time.Unix(x, 0).In(loc), nil
-		case float64:
-			if math.IsNaN(x) || x < -(1<<63) || x >= 1<<63 {
-				return nil, convErr("time", v, "not a Unix time")
-			}
-			sec, frac := math.Modf(x)
-			return time.Unix(int64(sec), int64(frac*1e9)).In(loc), nil
 		}
-		return nil, convErr("time", v, "not a time")
-	}}
+		return nil, convErr("time", v, "matches none of the layouts "+strings.Join(layouts, ", "))
+	case int64:
+		return time.Unix(x, 0).In(loc), nil
+	case float64:
+		if math.IsNaN(x) || x < -(1<<63) || x >= 1<<63 {
+			return nil, convErr("time", v, "not a Unix time")
+		}
+		sec, frac := math.Modf(x)
+		return time.Unix(int64(sec), int64(frac*1e9)).In(loc), nil
+	}
+	return nil, convErr("time", v, "not a time")
 }
 
 // FormatTime formats a time.Time (or a string [Time] can parse) with layout after

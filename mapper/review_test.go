@@ -316,3 +316,21 @@ func TestMapperCopiesRulesAndTables(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+// Time converters keep their own layouts: changing DefaultTimeLayouts or the caller's
+// slice later does not change (or race with) converters already built.
+func TestTimeCopiesLayouts(t *testing.T) {
+	layouts := []string{"02/01/2006"}
+	custom := Time(layouts...)
+	saved := DefaultTimeLayouts[len(DefaultTimeLayouts)-1]
+	def := Time()
+	layouts[0] = "2006"
+	DefaultTimeLayouts[len(DefaultTimeLayouts)-1] = "2006"
+	defer func() { DefaultTimeLayouts[len(DefaultTimeLayouts)-1] = saved }()
+	if _, err := custom.Convert("31/12/2023"); err != nil {
+		t.Errorf("custom layouts changed: %v", err)
+	}
+	if _, err := def.Convert("2024-03-01"); err != nil {
+		t.Errorf("default layouts changed: %v", err)
+	}
+}

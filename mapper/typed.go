@@ -184,7 +184,7 @@ func assign(dst reflect.Value, v any, path string) error {
 		dst.SetBool(b.(bool))
 	case reflect.Struct:
 		if dst.Type() == timeType {
-			t, err := Time().fn(v)
+			t, err := parseTime(v, time.UTC, DefaultTimeLayouts)
 			if err != nil {
 				return bad("")
 			}
