@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +57,85 @@ func BenchmarkVsDatabaseSQL(b *testing.B) {
 						b.Fatal(err)
 					}
 				}, func(i int) { base.upsertBatch(b, batch(i)) })
+			})
+			// An importer's page: 250 new bindings with both IDs (the local record was just
+			// created), then the next run's page, which updates them by ID.
+			page := func(i int) []binding.Binding {
+				bs := make([]binding.Binding, 250)
+				for j := range bs {
+					bs[j] = binding.Binding{Backend: "shop", Model: "product", ExternalID: fmt.Sprint("e", i, "-", j),
+						LocalID: fmt.Sprint("l", i, "-", j), Status: binding.StatusSuccess, Hash: "h",
+						SyncedAt: time.Unix(1700000000, 0), ExternalUpdatedAt: time.Unix(1690000000, 0)}
+				}
+				return bs
+			}
+			b.Run("ImportPage250", func(b *testing.B) {
+				db := e.open(b)
+				base := newBaseline(b, db)
+				s := db.Bindings()
+				ctx := b.Context()
+				compare(b, 250, func(i int) {
+					if _, err := s.UpsertBatch(ctx, page(i)); err != nil {
+						b.Fatal(err)
+					}
+				}, func(i int) { base.upsertBatch(b, page(i)) })
+			})
+			b.Run("ReimportPage250", func(b *testing.B) {
+				db := e.open(b)
+				base := newBaseline(b, db)
+				s := db.Bindings()
+				ctx := b.Context()
+				const pages = 40
+				stored := make([][]binding.Binding, pages)
+				for i := range pages {
+					got, err := s.UpsertBatch(ctx, page(i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					stored[i] = got
+					base.upsertBatch(b, page(i))
+				}
+				compare(b, 250, func(i int) {
+					bs := stored[i%pages]
+					for j := range bs {
+						bs[j].Hash = fmt.Sprint("h", i)
+					}
+					if _, err := s.UpsertBatch(ctx, bs); err != nil {
+						b.Fatal(err)
+					}
+				}, func(i int) {
+					bs := page(i % pages)
+					for j := range bs {
+						bs[j].Hash = fmt.Sprint("h", i)
+					}
+					base.upsertBatch(b, bs)
+				})
+			})
+			b.Run("GetManyByExternal250", func(b *testing.B) {
+				db := e.open(b)
+				base := newBaseline(b, db)
+				s := db.Bindings()
+				ctx := b.Context()
+				const pages = 40
+				for i := range pages {
+					if _, err := s.UpsertBatch(ctx, page(i)); err != nil {
+						b.Fatal(err)
+					}
+					base.upsertBatch(b, page(i))
+				}
+				ids := func(i int) []string {
+					out := make([]string, 250)
+					for j := range out {
+						out[j] = fmt.Sprint("e", i%pages, "-", j)
+					}
+					return out
+				}
+				compare(b, 250, func(i int) {
+					got, err := s.GetManyByExternal(ctx, "shop", "product", ids(i))
+					if err != nil || len(got) != 250 {
+						b.Fatal(len(got), err)
+					}
+				}, func(i int) { base.getMany(b, ids(i)) })
 			})
 			b.Run("Upsert", func(b *testing.B) {
 				db := e.open(b)
@@ -257,5 +337,43 @@ func (bl *baseline) get(b *testing.B, ext string) {
 	if err := bl.getStmt.QueryRowContext(context.Background(), "shop", "product", ext).Scan(&x.ID, &x.Backend, &x.Model,
 		&local, &extID, &status, &x.LastError, &x.RetryCount, &t1, &t2, &x.Hash, &x.NoExport, &owner, &t3, &t4, &t5); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// getMany is the hand-written lookup of many external IDs: one IN (…) query (ANY($3) on
+// Postgres) built for the call.
+func (bl *baseline) getMany(b *testing.B, ids []string) {
+	query := `SELECT id, backend, model, local_id, external_id, status, last_error, retry_count, synced_at,
+		external_updated_at, hash, no_export, lease_owner, lease_expires_at, created_at, updated_at
+		FROM bench_bindings WHERE backend = ? AND model = ? AND external_id `
+	args := []any{"shop", "product"}
+	if bl.pg {
+		query = pgRebind(query + `= ANY(?)`)
+		args = append(args, ids)
+	} else {
+		query += `IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+		for _, id := range ids {
+			args = append(args, id)
+		}
+	}
+	rows, err := bl.db.QueryContext(context.Background(), query, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var x binding.Binding
+		var local, extID, owner sql.NullString
+		var status string
+		var t1, t2, t3, t4, t5 any
+		if err := rows.Scan(&x.ID, &x.Backend, &x.Model, &local, &extID, &status, &x.LastError, &x.RetryCount,
+			&t1, &t2, &x.Hash, &x.NoExport, &owner, &t3, &t4, &t5); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil || n != len(ids) {
+		b.Fatal(n, err)
 	}
 }

@@ -48,7 +48,8 @@ func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, ar
 // writeTx runs fn in a write transaction. On SQLite the transaction prepares each query
 // once (batches reuse them); pgx already caches prepared statements per connection.
 // A lost insert race (Postgres: a concurrent transaction inserted the same key first) is
-// retried: the next attempt finds the row and updates it.
+// retried: the next attempt finds the row and updates it. So is a *retryBatch, which
+// UpsertBatch's next attempt runs one item at a time.
 func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
 		var cache *stmtCache
@@ -63,11 +64,15 @@ func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) er
 			s.db.wq.warm(ctx, cache.misses)
 		}
 		var race *insertRace
-		if errors.As(err, &race) && attempt < 3 {
+		var retry *retryBatch
+		if (errors.As(err, &race) || errors.As(err, &retry)) && attempt < 3 {
 			continue
 		}
 		if errors.As(err, &race) {
 			return race.err
+		}
+		if errors.As(err, &retry) {
+			return retry.err
 		}
 		return err
 	}
@@ -335,7 +340,7 @@ func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.B
 	}
 	var got binding.Binding
 	var err error
-	if b.ID == 0 && b.LocalID == "" {
+	if b.ID != 0 || b.LocalID == "" {
 		// One atomic statement (see upsert): no explicit transaction needed.
 		got, err = s.upsert(ctx, s.db.wq, &b, s.db.clock())
 	} else {
@@ -351,7 +356,9 @@ func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.B
 	return got, nil
 }
 
-// UpsertBatch implements binding.Store: one transaction, all or nothing.
+// UpsertBatch implements binding.Store: one transaction, all or nothing. Consecutive
+// items without an ID are inserted with multi-row statements (see upsertRun); the rest
+// take Upsert's path one by one, in order.
 func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
@@ -366,8 +373,18 @@ func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([
 	}
 	out := make([]binding.Binding, len(bs))
 	failed := -1
+	attempt := 0
 	err := s.writeTx(ctx, func(q querier) error {
+		attempt++
 		now := s.db.clock()
+		if attempt == 1 {
+			var err error
+			failed, err = s.upsertRuns(ctx, q, bs, out, now)
+			return err
+		}
+		// A retry (a lost insert race, or a multi-row statement that failed without
+		// naming its item) goes one item at a time, so an error names its item.
+		failed = -1
 		for i := range bs {
 			got, err := s.upsert(ctx, q, &bs[i], now)
 			if err != nil {
@@ -387,59 +404,224 @@ func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([
 	return out, nil
 }
 
-// upsert resolves which stored binding b is and writes it, inside a write transaction.
+// batchKey is one unique key of a binding: its external or local ID in its scope.
+type batchKey struct {
+	backend, model string
+	local          bool
+	id             string
+}
+
+func keysOf(b *binding.Binding) (ext, local batchKey) {
+	return batchKey{b.Backend, b.Model, false, b.ExternalID}, batchKey{b.Backend, b.Model, true, b.LocalID}
+}
+
+// upsertRuns writes bs in order into out. It gathers runs of consecutive items that have
+// no ID and share no key, and writes each run with upsertRun; an item with an ID, or one
+// sharing a key with the run, ends the run first, so every item still sees the earlier
+// ones. It returns the index of the failing item, or -1 when the error names none.
+func (s *BindingStore) upsertRuns(ctx context.Context, q querier, bs, out []binding.Binding, now time.Time) (int, error) {
+	var run []int
+	keys := make(map[batchKey]struct{})
+	flush := func() (int, error) {
+		failed, err := s.upsertRun(ctx, q, bs, run, out, now)
+		run = run[:0]
+		clear(keys)
+		return failed, err
+	}
+	for i := range bs {
+		b := &bs[i]
+		if b.ID != 0 {
+			if failed, err := flush(); err != nil {
+				return failed, err
+			}
+			got, err := s.upsert(ctx, q, b, now)
+			if err != nil {
+				return i, err
+			}
+			out[i] = got
+			continue
+		}
+		ext, local := keysOf(b)
+		_, extSeen := keys[ext]
+		_, localSeen := keys[local]
+		if b.ExternalID != "" && extSeen || b.LocalID != "" && localSeen {
+			if failed, err := flush(); err != nil {
+				return failed, err
+			}
+		}
+		run = append(run, i)
+		if b.ExternalID != "" {
+			keys[ext] = struct{}{}
+		}
+		if b.LocalID != "" {
+			keys[local] = struct{}{}
+		}
+	}
+	return flush()
+}
+
+// insertRowSizes are the row counts of upsertRun's INSERT statements, largest first: a
+// run is cut into these so that a few statement texts (prepared once) serve every length.
+var insertRowSizes = [...]int{100, 25, 5, 1}
+
+// insertRows holds the multi-row INSERT … ON CONFLICT DO NOTHING RETURNING of each size.
+var insertRows = func() map[int]string {
+	m := make(map[int]string, len(insertRowSizes))
+	values := `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	head, _, _ := strings.Cut(insertBinding, `VALUES`)
+	for _, n := range insertRowSizes {
+		m[n] = head + `VALUES ` + values + strings.Repeat(`, `+values, n-1) + ` ON CONFLICT DO NOTHING RETURNING ` + bindingCols
+	}
+	return m
+}()
+
+// upsertRun writes the items bs[run[0]], bs[run[1]]…: items without an ID whose keys are
+// all distinct. A lone item takes Upsert's path. Otherwise the run is inserted with
+// multi-row INSERT … ON CONFLICT DO NOTHING statements; the items that were not inserted
+// because one of their IDs is already bound then take Upsert's path one by one, in
+// order. The order does not change the outcome: the items' keys are distinct, so no item
+// can find, move or conflict with another's binding.
+//
+// An error of a multi-row statement names no item: it is returned as a *retryBatch, and
+// UpsertBatch runs the batch again one item at a time.
+func (s *BindingStore) upsertRun(ctx context.Context, q querier, bs []binding.Binding, run []int, out []binding.Binding, now time.Time) (int, error) {
+	if len(run) == 0 {
+		return -1, nil
+	}
+	if len(run) == 1 {
+		got, err := s.upsert(ctx, q, &bs[run[0]], now)
+		if err != nil {
+			return run[0], err
+		}
+		out[run[0]] = got
+		return -1, nil
+	}
+	inserted := make(map[int]bool, len(run))
+	byKey := make(map[batchKey]int, len(run))
+	var args []any
+	for rest := run; len(rest) > 0; {
+		n := insertRowSizes[len(insertRowSizes)-1]
+		for _, size := range insertRowSizes {
+			if len(rest) >= size {
+				n = size
+				break
+			}
+		}
+		part := rest[:n]
+		rest = rest[n:]
+		clear(byKey)
+		args = args[:0]
+		for _, i := range part {
+			ext, local := keysOf(&bs[i])
+			if bs[i].ExternalID != "" {
+				byKey[ext] = i
+			} else {
+				byKey[local] = i
+			}
+			args = append(args, s.insertArgs(&bs[i], now)...)
+		}
+		if err := s.insertRows(ctx, q, insertRows[n], args, func(b binding.Binding) error {
+			k := batchKey{b.Backend, b.Model, b.ExternalID == "", b.ExternalID}
+			if b.ExternalID == "" {
+				k.id = b.LocalID
+			}
+			i, ok := byKey[k]
+			if !ok || inserted[i] {
+				return fmt.Errorf("insert returned binding %d (%s/%s external %q, local %q), which the batch did not ask for",
+					b.ID, b.Backend, b.Model, b.ExternalID, b.LocalID)
+			}
+			inserted[i] = true
+			out[i] = b
+			return nil
+		}); err != nil {
+			return -1, &retryBatch{err}
+		}
+	}
+	for _, i := range run {
+		if inserted[i] {
+			continue
+		}
+		got, err := s.upsert(ctx, q, &bs[i], now)
+		if err != nil {
+			return i, err
+		}
+		out[i] = got
+	}
+	return -1, nil
+}
+
+// insertRows runs a multi-row INSERT … RETURNING and hands each stored binding to fn.
+func (s *BindingStore) insertRows(ctx context.Context, q querier, query string, args []any, fn func(binding.Binding) error) error {
+	rows, err := q.QueryContext(ctx, s.db.q(query), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// retryBatch marks an error of a statement that wrote several items: writeTx rolls back
+// and UpsertBatch tries again one item at a time, which names the failing item.
+type retryBatch struct{ err error }
+
+func (e *retryBatch) Error() string { return e.err.Error() }
+func (e *retryBatch) Unwrap() error { return e.err }
+
+// upsert resolves which stored binding b is and writes it. Keyed by its ID or by its
+// external ID alone, it is one atomic statement; keyed by its local ID it needs a write
+// transaction (q is then one).
 func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding, now time.Time) (binding.Binding, error) {
-	if b.ID == 0 && b.LocalID == "" {
+	if b.ID != 0 {
+		return s.updateByID(ctx, q, b, b.ID, now, notFoundID("upsert", b.ID))
+	}
+	if b.LocalID == "" {
 		// Keyed by external ID alone (the common import case): one atomic statement. No
 		// other unique key is involved, so it cannot conflict, and on Postgres concurrent
 		// inserts of one key cannot race.
 		return scanBinding(q.QueryRowContext(ctx, s.db.q(upsertByExternal), s.insertArgs(b, now)...))
 	}
-	var curID int64
-	if b.ID != 0 {
-		var n int
-		if err := q.QueryRowContext(ctx, s.db.q(`SELECT COUNT(*) FROM connkit_bindings WHERE id = ?`), b.ID).Scan(&n); err != nil {
+	// One query finds the owners of both IDs (an empty ID binds NULL, which matches nothing).
+	rows, err := q.QueryContext(ctx, s.db.q(`SELECT id, external_id, local_id FROM connkit_bindings
+		WHERE backend = ? AND model = ? AND (external_id = ? OR local_id = ?)`),
+		b.Backend, b.Model, strArg(b.ExternalID), strArg(b.LocalID))
+	if err != nil {
+		return binding.Binding{}, err
+	}
+	var extOwner, localOwner int64
+	for rows.Next() {
+		var id int64
+		var ext, local string
+		if err := rows.Scan(&id, nullString{&ext}, nullString{&local}); err != nil {
+			rows.Close()
 			return binding.Binding{}, err
 		}
-		if n == 0 {
-			return binding.Binding{}, notFoundID("upsert", b.ID)
+		if b.ExternalID != "" && ext == b.ExternalID {
+			extOwner = id
 		}
-		curID = b.ID
-	} else {
-		// One query finds the owners of both IDs (an empty ID binds NULL, which matches nothing).
-		rows, err := q.QueryContext(ctx, s.db.q(`SELECT id, external_id, local_id FROM connkit_bindings
-			WHERE backend = ? AND model = ? AND (external_id = ? OR local_id = ?)`),
-			b.Backend, b.Model, strArg(b.ExternalID), strArg(b.LocalID))
-		if err != nil {
-			return binding.Binding{}, err
+		if local == b.LocalID {
+			localOwner = id
 		}
-		var extOwner, localOwner int64
-		for rows.Next() {
-			var id int64
-			var ext, local string
-			if err := rows.Scan(&id, nullString{&ext}, nullString{&local}); err != nil {
-				rows.Close()
-				return binding.Binding{}, err
-			}
-			if b.ExternalID != "" && ext == b.ExternalID {
-				extOwner = id
-			}
-			if b.LocalID != "" && local == b.LocalID {
-				localOwner = id
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return binding.Binding{}, err
-		}
-		if extOwner != 0 && localOwner != 0 && extOwner != localOwner {
-			return binding.Binding{}, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
-				b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, binding.ErrConflict)
-		}
-		curID = extOwner
-		if curID == 0 {
-			curID = localOwner
-		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return binding.Binding{}, err
+	}
+	if extOwner != 0 && localOwner != 0 && extOwner != localOwner {
+		return binding.Binding{}, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
+			b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, binding.ErrConflict)
+	}
+	curID := extOwner
+	if curID == 0 {
+		curID = localOwner
 	}
 	if curID == 0 {
 		got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(insertBinding+` RETURNING `+bindingCols), s.insertArgs(b, now)...))
@@ -448,12 +630,22 @@ func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding
 		}
 		return got, err
 	}
+	// The row was there a moment ago in this transaction: it cannot be missing.
+	return s.updateByID(ctx, q, b, curID, now, nil)
+}
+
+// updateByID writes b's fields to binding id (see Upsert for which); missing is returned
+// when there is no such binding.
+func (s *BindingStore) updateByID(ctx context.Context, q querier, b *binding.Binding, id int64, now time.Time, missing error) (binding.Binding, error) {
 	got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(updateBinding),
 		b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), s.db.text(b.LastError),
 		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
-		s.db.timeArg(now), curID))
+		s.db.timeArg(now), id))
 	if detail, ok := uniqueViolation(err); ok {
 		return binding.Binding{}, conflictError(detail, b)
+	}
+	if errors.Is(err, sql.ErrNoRows) && missing != nil {
+		return binding.Binding{}, missing
 	}
 	return got, err
 }

@@ -229,6 +229,7 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 		if !memory {
 			q.Set("_journal_mode", "WAL")
 			q.Set("_synchronous", "NORMAL") // durable across application crashes in WAL mode
+			q.Add("_pragma", "temp_store(MEMORY)")
 		}
 		if write {
 			q.Set("_txlock", "immediate")
