@@ -28,15 +28,46 @@ type Result struct {
 	Updated int `json:"updated"`
 	Skipped int `json:"skipped"`
 	Failed  int `json:"failed"`
+	// Enqueued counts records handed to a job queue to be synced later.
+	Enqueued int `json:"enqueued,omitempty"`
 }
 
 // Add returns the sum of r and o.
 func (r Result) Add(o Result) Result {
-	return Result{r.Created + o.Created, r.Updated + o.Updated, r.Skipped + o.Skipped, r.Failed + o.Failed}
+	return Result{r.Created + o.Created, r.Updated + o.Updated, r.Skipped + o.Skipped, r.Failed + o.Failed, r.Enqueued + o.Enqueued}
 }
 
 // Total is the number of records the result covers.
-func (r Result) Total() int { return r.Created + r.Updated + r.Skipped + r.Failed }
+func (r Result) Total() int { return r.Created + r.Updated + r.Skipped + r.Failed + r.Enqueued }
+
+// PartialError is what an Exporter or Operation returns when its run went through but
+// some records failed: the Result counts them, and Errors holds the first of their
+// errors (errors.Is and errors.As look into them).
+type PartialError struct {
+	// Failed is how many records failed; it may exceed len(Errors).
+	Failed int
+	Errors []error
+}
+
+// Error implements error.
+func (e *PartialError) Error() string {
+	if len(e.Errors) == 0 {
+		return fmt.Sprintf("%d record(s) failed", e.Failed)
+	}
+	return fmt.Sprintf("%d record(s) failed; first: %v", e.Failed, e.Errors[0])
+}
+
+// Unwrap returns the record errors.
+func (e *PartialError) Unwrap() []error { return e.Errors }
+
+// Partial returns a *PartialError for failed records with their errors, or nil when none
+// failed.
+func Partial(failed int, errs []error) error {
+	if failed == 0 {
+		return nil
+	}
+	return &PartialError{Failed: failed, Errors: errs}
+}
 
 // ConnectionTester is implemented by connectors that can check their credentials and
 // reachability cheaply (a GET on a small endpoint).
@@ -58,8 +89,9 @@ type Operation struct {
 	Run func(ctx context.Context, b *Backend) (Result, error)
 }
 
-// Exporter exports local records of one model to the external system. An exporter.Batch
-// satisfies it through a small adapter; any func can, through ExporterFunc.
+// Exporter exports local records of one model to the external system. An
+// *exporter.Batch is one; any func can be, through ExporterFunc. Records that fail are
+// counted in Result.Failed and reported with a *PartialError.
 type Exporter interface {
 	ExportRecords(ctx context.Context, localIDs []string) (Result, error)
 }

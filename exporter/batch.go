@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/connkit/connkit/backend"
 )
 
 // Summary is the outcome of a batch export.
@@ -111,3 +113,21 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 	sum.Elapsed = time.Since(start)
 	return sum, ctx.Err()
 }
+
+// ExportRecords exports localIDs and reports the outcome as a backend.Result, so that a
+// Batch is a backend.Exporter:
+//
+//	backend.WithExporter("product", productBatch)
+//
+// Records that failed are counted in Result.Failed and returned as a
+// *backend.PartialError holding their errors; a cancelled ctx is returned as is.
+func (b *Batch[T]) ExportRecords(ctx context.Context, localIDs []string) (backend.Result, error) {
+	sum, err := b.Export(ctx, localIDs)
+	res := backend.Result{Created: sum.Created, Updated: sum.Updated, Skipped: sum.Skipped, Failed: sum.Failed}
+	if err != nil {
+		return res, err
+	}
+	return res, backend.Partial(sum.Failed, sum.Errors)
+}
+
+var _ backend.Exporter = (*Batch[int])(nil)

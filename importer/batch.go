@@ -10,6 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/connkit/connkit/backend"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/state"
 )
@@ -150,9 +151,26 @@ type itemResult struct {
 	err     error
 }
 
+// page is one page of the listing on its way through a run: cut from the listing, parsed
+// and, in bulk mode, with its bindings read, before the run imports it.
+type page struct {
+	recs []parsed
+	res  []itemResult // res[i].action is set once recs[i] is decided (failed parse, repeat)
+	// current holds the page's stored bindings by external ID (bulk mode only).
+	current map[string]binding.Binding
+	// err stops the run: a listing or binding-store failure. recs is empty then.
+	err error
+}
+
 // Run walks the listing once and imports every record. It returns the summary so far and
 // the first error that stopped the run (a listing or binding-store error, or ctx); record
 // errors do not stop it and are in Summary.Errors.
+//
+// A run is a pipeline of three stages, so that two cores both work: one goroutine fetches
+// pages, parses their records and reads their bindings; the calling goroutine imports a
+// page (mapping and local writes, on up to WithConcurrency goroutines); a third commits the
+// page's bindings while the next page is imported. Commits, tallies and watermark moves
+// stay in page order, one commit in flight at a time.
 func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
 	var sum Summary
@@ -165,13 +183,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	if !since.IsZero() {
 		since = since.Add(-b.cfg.lookback)
 	}
-	held := false // a failure pinned the watermark for this run
 
-	// Fetch in a goroutine so the next page downloads while this one is imported.
-	type page struct {
-		recs []gjson.Result
-		err  error
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan page, 1)
 	producerDone := make(chan struct{})
@@ -182,111 +194,14 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	go func() {
 		defer close(producerDone)
 		defer close(pages)
-		buf := make([]gjson.Result, 0, b.cfg.pageSize)
-		for rec, err := range b.list(ctx, since) {
-			if err != nil {
-				if len(buf) > 0 {
-					select {
-					case pages <- page{recs: buf}:
-					case <-ctx.Done():
-						return
-					}
-				}
-				select {
-				case pages <- page{err: err}:
-				case <-ctx.Done():
-				}
-				return
-			}
-			buf = append(buf, rec)
-			if len(buf) == b.cfg.pageSize {
-				select {
-				case pages <- page{recs: buf}:
-				case <-ctx.Done():
-					return
-				}
-				buf = make([]gjson.Result, 0, b.cfg.pageSize)
-			}
-		}
-		if len(buf) > 0 {
-			select {
-			case pages <- page{recs: buf}:
-			case <-ctx.Done():
-			}
-		}
+		b.produce(ctx, since, pages)
 	}()
 
-	// A page's bindings are committed in the background while the next page is
-	// prepared (binding lookups and local writes); commits, tallies and watermark moves
-	// stay in page order, one commit in flight at a time.
-	type inflight struct {
-		done chan error
-		res  []itemResult
-	}
-	finish := func(f *inflight) error {
-		if err := <-f.done; err != nil {
-			return err
-		}
-		// Tally, and find how far the watermark may move: up to the newest record of the
-		// page, or the oldest failure.
-		var newest, oldestFail time.Time
-		pageFails := 0
-		for i := range f.res {
-			r := &f.res[i]
-			switch r.action {
-			case Created:
-				sum.Created++
-			case Updated:
-				sum.Updated++
-			case Skipped:
-				sum.Skipped++
-			case Enqueued:
-				sum.Enqueued++
-			default:
-				sum.Failed++
-				pageFails++
-				if len(sum.Errors) < b.cfg.maxErrors {
-					sum.Errors = append(sum.Errors, r.err)
-				}
-				if oldestFail.IsZero() || r.updated.Before(oldestFail) {
-					oldestFail = r.updated
-				}
-				continue
-			}
-			if r.updated.After(newest) {
-				newest = r.updated
-			}
-		}
-		sum.Pages++
-		next := wm
-		switch {
-		case held:
-		case pageFails > 0 && !oldestFail.IsZero():
-			// Records older than the oldest failure are committed; it and anything newer
-			// are listed again next run (the listing is inclusive of the watermark).
-			next, held = maxTime(wm, oldestFail), true
-		case pageFails > 0:
-			held = true // a failed record without a time: cannot tell how far is safe
-		default:
-			next = maxTime(wm, newest)
-		}
-		if b.cfg.state != nil && next.After(wm) {
-			if err := b.cfg.state.Put(ctx, b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
-				return fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
-			}
-			wm = next
-			sum.Watermark = wm
-		}
-		if b.cfg.progress != nil {
-			el := time.Since(start)
-			b.cfg.progress(Progress{Done: sum.Done(), Failed: sum.Failed, Rate: float64(sum.Done()) / el.Seconds(), Elapsed: el})
-		}
-		return nil
-	}
+	t := tally[T]{b: b, sum: &sum, wm: wm, start: start}
 	var fl *inflight
 	fail := func(err error) (Summary, error) {
 		if fl != nil {
-			if ferr := finish(fl); ferr != nil {
+			if ferr := t.finish(ctx, fl); ferr != nil {
 				err = errors.Join(err, ferr)
 			}
 		}
@@ -295,32 +210,28 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	}
 	for pg := range pages {
 		if pg.err != nil {
-			return fail(fmt.Errorf("importer: listing %s %s: %w", b.rec.backend, b.rec.model, pg.err))
+			return fail(pg.err)
 		}
-		res := make([]itemResult, len(pg.recs))
-		commit, err := b.page(ctx, pg.recs, res)
+		commit, err := b.importPage(ctx, &pg)
 		if err != nil {
 			return fail(err)
 		}
 		if fl != nil {
-			err := finish(fl)
+			err := t.finish(ctx, fl)
 			fl = nil
 			if err != nil {
 				return fail(err)
 			}
 		}
-		f := &inflight{done: make(chan error, 1), res: res}
+		fl = &inflight{done: make(chan error, 1), res: pg.res}
 		if commit == nil {
-			f.done <- nil
+			fl.done <- nil
 		} else {
-			go func() { f.done <- commit() }()
+			go func(f *inflight) { f.done <- commit() }(fl)
 		}
-		fl = f
 	}
 	if fl != nil {
-		err := finish(fl)
-		fl = nil
-		if err != nil {
+		if err := t.finish(ctx, fl); err != nil {
 			return fail(err)
 		}
 	}
@@ -329,6 +240,159 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// produce walks the listing and sends prepared pages until it ends, fails or ctx ends.
+func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- page) {
+	send := func(pg page) bool {
+		select {
+		case pages <- pg:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	buf := make([]gjson.Result, 0, b.cfg.pageSize)
+	flush := func() bool {
+		pg := b.prepare(ctx, buf)
+		buf = make([]gjson.Result, 0, b.cfg.pageSize) // the page keeps the old one
+		return send(pg)
+	}
+	for rec, err := range b.list(ctx, since) {
+		if err != nil {
+			if len(buf) > 0 && !flush() {
+				return
+			}
+			send(page{err: fmt.Errorf("importer: listing %s %s: %w", b.rec.backend, b.rec.model, err)})
+			return
+		}
+		buf = append(buf, rec)
+		if len(buf) == b.cfg.pageSize && !flush() {
+			return
+		}
+	}
+	if len(buf) > 0 {
+		flush()
+	}
+}
+
+// prepare parses a page's records, marks repeats within the page, and in bulk mode reads
+// the page's bindings in one call.
+func (b *Batch[T]) prepare(ctx context.Context, recs []gjson.Result) page {
+	r := b.rec
+	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs))}
+	bulk := b.cfg.enqueue == nil && !b.cfg.perRecord && r.keyed != nil
+	var seen map[string]struct{}
+	if bulk {
+		seen = make(map[string]struct{}, len(recs))
+	}
+	for i := range recs {
+		p, err := r.parse(recs[i])
+		pg.recs[i] = p
+		pg.res[i].updated = p.updated
+		if err != nil {
+			pg.res[i].action, pg.res[i].err = Failed, err
+			continue
+		}
+		if bulk {
+			if _, dup := seen[p.extID]; dup { // a page that repeats a record
+				pg.res[i].action = Skipped
+				continue
+			}
+			seen[p.extID] = struct{}{}
+		}
+	}
+	if !bulk || len(seen) == 0 {
+		return pg
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	cur, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, ids)
+	if err != nil {
+		// The store's failure, not a record's: stop the run rather than fail every record.
+		return page{err: fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(ids), r.backend, r.model, err)}
+	}
+	pg.current = cur
+	return pg
+}
+
+// inflight is a page whose bindings are being committed.
+type inflight struct {
+	done chan error
+	res  []itemResult
+}
+
+// tally adds committed pages to the summary and moves the watermark.
+type tally[T any] struct {
+	b     *Batch[T]
+	sum   *Summary
+	wm    time.Time
+	held  bool // a failure pinned the watermark for this run
+	start time.Time
+}
+
+// finish waits for f's commit, tallies its records and moves the watermark up to the
+// newest record of the page, or to the oldest failure.
+func (t *tally[T]) finish(ctx context.Context, f *inflight) error {
+	if err := <-f.done; err != nil {
+		return err
+	}
+	b, sum := t.b, t.sum
+	var newest, oldestFail time.Time
+	pageFails := 0
+	for i := range f.res {
+		r := &f.res[i]
+		switch r.action {
+		case Created:
+			sum.Created++
+		case Updated:
+			sum.Updated++
+		case Skipped:
+			sum.Skipped++
+		case Enqueued:
+			sum.Enqueued++
+		default:
+			sum.Failed++
+			pageFails++
+			if len(sum.Errors) < b.cfg.maxErrors {
+				sum.Errors = append(sum.Errors, r.err)
+			}
+			if oldestFail.IsZero() || r.updated.Before(oldestFail) {
+				oldestFail = r.updated
+			}
+			continue
+		}
+		if r.updated.After(newest) {
+			newest = r.updated
+		}
+	}
+	sum.Pages++
+	next := t.wm
+	switch {
+	case t.held:
+	case pageFails > 0 && !oldestFail.IsZero():
+		// Records older than the oldest failure are committed; it and anything newer
+		// are listed again next run (the listing is inclusive of the watermark).
+		next, t.held = maxTime(t.wm, oldestFail), true
+	case pageFails > 0:
+		t.held = true // a failed record without a time: cannot tell how far is safe
+	default:
+		next = maxTime(t.wm, newest)
+	}
+	if b.cfg.state != nil && next.After(t.wm) {
+		if err := b.cfg.state.Put(ctx, b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
+			return fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
+		}
+		t.wm = next
+		sum.Watermark = next
+	}
+	if b.cfg.progress != nil {
+		el := time.Since(t.start)
+		b.cfg.progress(Progress{Done: sum.Done(), Failed: sum.Failed, Rate: float64(sum.Done()) / el.Seconds(), Elapsed: el})
+	}
+	return nil
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -363,78 +427,54 @@ func parallel(n, conc int, f func(i int)) {
 	wg.Wait()
 }
 
-// page imports one page of records, filling res, and returns what is left to commit (nil
-// when nothing is). It returns an error only when the run must stop.
-func (b *Batch[T]) page(ctx context.Context, recs []gjson.Result, res []itemResult) (func() error, error) {
+// importPage imports a prepared page, filling pg.res, and returns what is left to commit
+// (nil when nothing is). It returns an error only when the run must stop.
+func (b *Batch[T]) importPage(ctx context.Context, pg *page) (func() error, error) {
 	r := b.rec
+	recs, res := pg.recs, pg.res
 	if b.cfg.enqueue != nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
-			p, err := r.parse(recs[i])
-			res[i].updated = p.updated
-			if err == nil {
-				if err = b.cfg.enqueue(ctx, recs[i]); err != nil {
-					err = r.fail(p.extID, "enqueue", err)
-				}
+			if res[i].action != "" {
+				return
 			}
-			res[i].action, res[i].err = Enqueued, err
+			err := b.cfg.enqueue(ctx, recs[i].rec)
+			res[i].action = Enqueued
 			if err != nil {
-				res[i].action = Failed
+				res[i].action, res[i].err = Failed, r.fail(recs[i].extID, "enqueue", err)
 			}
 		})
 		return nil, ctx.Err()
 	}
-	if b.cfg.perRecord || r.keyed == nil {
+	if pg.current == nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
-			p, err := r.parse(recs[i])
-			res[i].updated = p.updated
-			if err != nil {
-				res[i].action, res[i].err = Failed, err
+			if res[i].action != "" {
 				return
 			}
-			out, err := r.importParsed(ctx, p, b.cfg.force)
+			out, err := r.importParsed(ctx, recs[i], b.cfg.force)
 			res[i].action, res[i].err = out.Action, err
 		})
 		return nil, ctx.Err()
 	}
-	return b.bulkPage(ctx, recs, res)
+	return b.bulkPage(ctx, pg)
 }
 
-// bulkPage reads each binding once and writes local records with keyed creates; the
-// returned commit stores the page's bindings in one UpsertBatch.
-func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []itemResult) (func() error, error) {
+// bulkPage imports a page whose bindings were read in prepare, writing local records with
+// keyed creates; the returned commit stores the page's bindings in one UpsertBatch.
+func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error) {
 	r := b.rec
+	recs, res := pg.recs, pg.res
 	n := len(recs)
+	// ups[i] is record i's binding to write; ID 0 with no ExternalID means none.
 	ups := make([]binding.Binding, n)
-	write := make([]bool, n) // ups[i] is to be written
-	ps := make([]parsed, n)
-	seen := make(map[string]int, n)
-	for i := range recs {
-		p, err := r.parse(recs[i])
-		ps[i] = p
-		res[i].updated = p.updated
-		if err != nil {
-			res[i].action, res[i].err = Failed, err
-			continue
-		}
-		if _, dup := seen[p.extID]; dup { // a page that repeats a record
-			res[i].action = Skipped
-			continue
-		}
-		seen[p.extID] = i
-	}
 	now := r.cfg.now()
 	parallel(n, b.cfg.concurrency, func(i int) {
 		if res[i].action != "" {
 			return
 		}
-		p := ps[i]
-		cur, err := r.bindings.GetByExternal(ctx, r.backend, r.model, p.extID)
-		switch {
-		case errors.Is(err, binding.ErrNotFound):
+		p := recs[i]
+		cur, ok := pg.current[p.extID]
+		if !ok {
 			cur = binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID}
-		case err != nil:
-			res[i].action, res[i].err = Failed, r.fail(p.extID, "bind", err)
-			return
 		}
 		if !b.cfg.force && p.unchanged(&cur) {
 			res[i].action = Skipped
@@ -467,11 +507,12 @@ func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []item
 			u.LocalID, u.Status, u.LastError, u.RetryCount = localID, binding.StatusSuccess, "", 0
 			u.Hash, u.ExternalUpdatedAt, u.SyncedAt = p.hash, p.updated, now
 		}
-		ups[i], write[i] = u, true
+		ups[i] = u
 	})
-	batch := make([]binding.Binding, 0, n)
+	// Keep the bindings to write, in page order, in place.
+	batch := ups[:0]
 	for i := range ups {
-		if write[i] {
+		if ups[i].ExternalID != "" {
 			batch = append(batch, ups[i])
 		}
 	}
@@ -484,4 +525,21 @@ func (b *Batch[T]) bulkPage(ctx context.Context, recs []gjson.Result, res []item
 		}
 		return nil
 	}, ctx.Err()
+}
+
+// Sync runs the batch and reports the outcome as a backend.Result. Its signature is a
+// backend operation's, so a Batch registers as one:
+//
+//	backend.WithOperation("import_products", productImport.Sync)
+//
+// Records that failed are counted in Result.Failed and returned as a
+// *backend.PartialError holding their errors; an error that stopped the run (listing,
+// binding store, ctx) is returned as is, with the counts so far.
+func (b *Batch[T]) Sync(ctx context.Context, _ *backend.Backend) (backend.Result, error) {
+	sum, err := b.Run(ctx)
+	res := backend.Result{Created: sum.Created, Updated: sum.Updated, Skipped: sum.Skipped, Failed: sum.Failed, Enqueued: sum.Enqueued}
+	if err != nil {
+		return res, err
+	}
+	return res, backend.Partial(sum.Failed, sum.Errors)
 }
