@@ -84,9 +84,61 @@ type Redactor struct {
 
 	pendingSecrets []string // collected by options, registered by NewRedactor
 
-	mu      sync.Mutex                // serialises writers of secrets
+	mu      sync.Mutex                // serialises writers of secrets and of headerNames
 	secrets atomic.Pointer[secretSet] // copy-on-write; nil until the first secret
+	gen     atomic.Uint64             // bumped by every change to secrets
+
+	// headerNames caches the verdict on header names (copy-on-write, bounded): the same
+	// few names come with every exchange, and names are fixed at construction.
+	headerNames atomic.Pointer[map[string]headerVerdict]
 }
+
+// headerVerdict is what Header does with a header's values.
+type headerVerdict uint8
+
+const (
+	headerPlain  headerVerdict = iota + 1 // scrubbed like free text
+	headerSecret                          // replaced by Redacted
+	headerAuth                            // the scheme is kept: "Bearer [REDACTED]"
+)
+
+// maxCachedHeaderNames bounds headerNames: header names come from the other side too.
+const maxCachedHeaderNames = 256
+
+// headerVerdict returns the verdict on header name k, from the cache when it can.
+func (r *Redactor) headerVerdict(k string) headerVerdict {
+	if m := r.headerNames.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	v := headerPlain
+	switch {
+	case isAuthName(k):
+		v = headerAuth
+	case r.isHeaderSecret(k):
+		v = headerSecret
+	}
+	r.mu.Lock()
+	old := r.headerNames.Load()
+	if old == nil || len(*old) < maxCachedHeaderNames {
+		m := make(map[string]headerVerdict, 8)
+		if old != nil {
+			m = make(map[string]headerVerdict, len(*old)+1)
+			for name, ov := range *old {
+				m[name] = ov
+			}
+		}
+		m[k] = v
+		r.headerNames.Store(&m)
+	}
+	r.mu.Unlock()
+	return v
+}
+
+// Generation returns a number that changes whenever literal secrets are added. A cache of
+// redacted output is valid as long as the generation it was made under is current.
+func (r *Redactor) Generation() uint64 { return r.gen.Load() }
 
 // RedactOption configures a [Redactor].
 type RedactOption func(*Redactor)
@@ -331,14 +383,14 @@ func (r *Redactor) Header(h http.Header) http.Header {
 	for k, vs := range h {
 		nv := all[:len(vs):len(vs)]
 		all = all[len(vs):]
-		secret, auth := r.isHeaderSecret(k), isAuthName(k)
+		verdict := r.headerVerdict(k)
 		for i, v := range vs {
 			switch {
 			case v == "":
 				nv[i] = ""
-			case auth:
+			case verdict == headerAuth:
 				nv[i] = r.scrubLiteral(redactAuth(v))
-			case secret:
+			case verdict == headerSecret:
 				nv[i] = Redacted
 			default:
 				nv[i] = r.String(v)

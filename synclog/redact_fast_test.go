@@ -164,3 +164,46 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 		check(i, "json key "+k, nil, nil, e)
 	}
 }
+
+func TestGeneration(t *testing.T) {
+	r := NewRedactor()
+	g0 := r.Generation()
+	r.AddSecrets("abc")       // too short: ignored
+	r.AddSecrets()            // nothing
+	if r.Generation() != g0 { // nothing changed
+		t.Fatalf("generation moved without a new secret")
+	}
+	r.AddSecrets("secret-one")
+	g1 := r.Generation()
+	if g1 == g0 {
+		t.Fatal("generation did not move when a secret was added")
+	}
+	r.AddSecrets("secret-one")
+	if r.Generation() != g1 {
+		t.Fatal("generation moved for a secret already known")
+	}
+}
+
+// TestHeaderVerdictCacheBounded: past the cache's bound, header names are still judged
+// (and secret ones redacted); the cache itself stops growing.
+func TestHeaderVerdictCacheBounded(t *testing.T) {
+	r := NewRedactor()
+	for i := range maxCachedHeaderNames + 50 {
+		h := http.Header{fmt.Sprintf("X-Plain-%d", i): {"v"}, fmt.Sprintf("X-Token-%d", i): {"t"}}
+		out := r.Header(h)
+		if got := out.Get(fmt.Sprintf("X-Token-%d", i)); got != Redacted {
+			t.Fatalf("header %d: secret header kept %q", i, got)
+		}
+		if got := out.Get(fmt.Sprintf("X-Plain-%d", i)); got != "v" {
+			t.Fatalf("header %d: plain header became %q", i, got)
+		}
+	}
+	if n := len(*r.headerNames.Load()); n > maxCachedHeaderNames {
+		t.Fatalf("header name cache grew to %d entries", n)
+	}
+	// Cached verdicts are the verdicts: the same names again give the same result.
+	out := r.Header(http.Header{"X-Token-1": {"t"}, "Authorization": {"Bearer abc"}, "Authorization2": {"x"}})
+	if out.Get("X-Token-1") != Redacted || out.Get("Authorization") != "Bearer "+Redacted || out.Get("Authorization2") != "x" {
+		t.Fatalf("cached verdicts wrong: %v", out)
+	}
+}

@@ -61,6 +61,7 @@ func (r *Redactor) AddSecrets(values ...string) {
 		all = all[len(all)-maxSecrets:]
 	}
 	r.secrets.Store(newSecretSet(all, r.nameList))
+	r.gen.Add(1)
 }
 
 func newSecretSet(values, names []string) *secretSet {
