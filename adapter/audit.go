@@ -4,13 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync"
 
 	"github.com/connkit/connkit/synclog"
 )
 
-// Auditing: one synclog.Entry per call, built from redacted parts. Redaction is the
-// costliest part of the hot path, so header values are redacted once and cached.
+// Auditing: one synclog.Entry per call, built from redacted parts. The request headers
+// are usually the very same on every call, so their redacted copy is cached whole.
 
 // record writes the call's audit entry.
 func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *Error) {
@@ -48,7 +47,7 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if resp != nil {
 		ent.Status, respHeader = resp.StatusCode, resp.Header
 	}
-	ent.ResponseHeader = c.redactHeader(respHeader)
+	ent.ResponseHeader = c.red.Header(respHeader)
 	var cut1, cut2 bool
 	if len(st.reqBody) > 0 {
 		ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
@@ -75,14 +74,15 @@ type headerMemo struct {
 	raw, red http.Header
 }
 
-// redactRequestHeader is redactHeader with a whole-header shortcut. The returned map may
-// be shared with other audit entries: recorders treat entry headers as read-only.
+// redactRequestHeader is c.red.Header with a whole-header cache, valid while the
+// redactor's secrets do not change. The returned map may be shared with other audit
+// entries: recorders treat entry headers as read-only.
 func (c *Client) redactRequestHeader(h http.Header) http.Header {
-	gen := c.secretGen.Load()
+	gen := c.red.Generation()
 	if m := c.reqHeaders.Load(); m != nil && m.gen == gen && sameHeader(m.raw, h) {
 		return m.red
 	}
-	red := c.redactHeader(h)
+	red := c.red.Header(h)
 	c.reqHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
 	return red
 }
@@ -103,69 +103,4 @@ func sameHeader(a, b http.Header) bool {
 		}
 	}
 	return true
-}
-
-type headerKey struct{ name, value string }
-
-// redactMemo maps (header name, raw value) to the redacted value.
-type redactMemo struct {
-	mu  sync.RWMutex
-	gen uint64
-	m   map[headerKey]string
-}
-
-// memoLimit bounds the memo; unique values (request IDs, signatures) refill it.
-const memoLimit = 1024
-
-// redactHeader is c.red.Header with a cache: only values not seen before go through the
-// redactor. Secrets registered directly on a shared redactor after New are not noticed
-// by the cache; register them with WithSecrets or before New.
-func (c *Client) redactHeader(h http.Header) http.Header {
-	if h == nil {
-		return nil
-	}
-	n := 0
-	for _, vs := range h {
-		n += len(vs)
-	}
-	all := make([]string, n)
-	out := make(http.Header, len(h))
-	gen := c.secretGen.Load()
-	var misses http.Header
-	c.memo.mu.RLock()
-	valid := c.memo.gen == gen
-	for k, vs := range h {
-		nv := all[:len(vs):len(vs)]
-		all = all[len(vs):]
-		out[k] = nv
-		for i, v := range vs {
-			if r, ok := c.memo.m[headerKey{k, v}]; ok && valid {
-				nv[i] = r
-				continue
-			}
-			if misses == nil {
-				misses = http.Header{}
-			}
-			misses[k] = vs
-			break
-		}
-	}
-	c.memo.mu.RUnlock()
-	if misses == nil {
-		return out
-	}
-	red := c.red.Header(misses)
-	c.memo.mu.Lock()
-	if c.memo.m == nil || c.memo.gen != gen || len(c.memo.m) >= memoLimit {
-		c.memo.m, c.memo.gen = make(map[headerKey]string, 64), gen
-	}
-	for k, vs := range misses {
-		rv := red[k]
-		copy(out[k], rv)
-		for i, v := range vs {
-			c.memo.m[headerKey{k, v}] = rv[i]
-		}
-	}
-	c.memo.mu.Unlock()
-	return out
 }

@@ -46,12 +46,22 @@ func (f AuthFunc) Apply(req *http.Request) error { return f(req) }
 
 // headerAuth sets one fixed header.
 type headerAuth struct {
-	name, value string
-	secrets     []string
+	name    string   // canonical
+	values  []string // the one value, len == cap: shared by every request, never written to
+	secrets []string
 }
 
+func newHeaderAuth(name, value string, secrets ...string) *headerAuth {
+	return &headerAuth{name: http.CanonicalHeaderKey(name), values: []string{value}[:1:1], secrets: secrets}
+}
+
+// Apply sets the header. The value slice is shared, as Set would not: an Add on the
+// request reallocates (len == cap), and nothing writes into header values in place.
 func (a *headerAuth) Apply(req *http.Request) error {
-	req.Header.Set(a.name, a.value)
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header[a.name] = a.values
 	return nil
 }
 
@@ -60,17 +70,17 @@ func (a *headerAuth) Secrets() []string { return a.secrets }
 // BasicAuth sends HTTP Basic credentials (RFC 7617).
 func BasicAuth(user, password string) Auth {
 	enc := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
-	return &headerAuth{name: "Authorization", value: "Basic " + enc, secrets: []string{password, enc}}
+	return newHeaderAuth("Authorization", "Basic "+enc, password, enc)
 }
 
 // BearerAuth sends "Authorization: Bearer <token>".
 func BearerAuth(token string) Auth {
-	return &headerAuth{name: "Authorization", value: "Bearer " + token, secrets: []string{token}}
+	return newHeaderAuth("Authorization", "Bearer "+token, token)
 }
 
 // APIKeyHeader sends key in the named header ("X-API-Key: key").
 func APIKeyHeader(header, key string) Auth {
-	return &headerAuth{name: header, value: key, secrets: []string{key}}
+	return newHeaderAuth(header, key, key)
 }
 
 // APIKeyQuery sends key as the named query parameter ("?api_key=key"). Prefer a header

@@ -38,20 +38,14 @@ type Client struct {
 	dialer    net.Dialer
 	ref       Refresher // cfg.auth when it can refresh
 
-	// memo caches redacted header values: most calls send and receive the same
-	// headers, and redacting them is the costliest part of auditing.
-	memo      redactMemo
-	secretGen atomic.Uint64 // bumped when the client registers secrets; empties memo
 	// reqHeaders is the last request header and its redacted form: most calls send the
 	// very same headers. The redacted map is shared by the entries that use it.
 	reqHeaders atomic.Pointer[headerMemo]
 }
 
-// addSecrets registers secrets with the redactor and invalidates cached redactions.
-func (c *Client) addSecrets(v ...string) {
-	c.red.AddSecrets(v...)
-	c.secretGen.Add(1)
-}
+// addSecrets registers secrets with the redactor (which invalidates cached redactions:
+// they are keyed on its Generation).
+func (c *Client) addSecrets(v ...string) { c.red.AddSecrets(v...) }
 
 // New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
 // given to Get, Post, … are joined to it. baseURL may be empty when every request uses
@@ -216,13 +210,13 @@ func (c *Client) Patch(ctx context.Context, path string, body any, opts ...Reque
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body any, opts []RequestOption) (*Response, error) {
-	r := Request{Method: method, Path: path, Body: body}
+	st := &call{reqv: Request{Method: method, Path: path, Body: body}} // one allocation for the call's state and its Request
 	for _, o := range opts {
 		if o != nil {
-			o(&r)
+			o(&st.reqv)
 		}
 	}
-	return c.Do(ctx, &r)
+	return c.do(ctx, st, &st.reqv)
 }
 
 // Do sends req, retrying as configured, and returns the complete response. A status of
@@ -231,14 +225,19 @@ func (c *Client) send(ctx context.Context, method, path string, body any, opts [
 // nil Response. When ctx is canceled or expires the error matches ctx.Err(), never
 // ErrTimeout. Every call, successful or not, produces one audit entry.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	return c.do(ctx, &call{}, req)
+}
+
+func (c *Client) do(ctx context.Context, st *call, req *Request) (*Response, error) {
 	if req == nil {
 		req = &Request{}
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	st := &call{c: c, req: req, start: c.cfg.now()}
-	rreq, err := c.build(ctx, st)
+	st.Context, st.c, st.req, st.start = ctx, c, req, c.cfg.now()
+	defer st.release()
+	rreq, err := c.build(st)
 	if err != nil {
 		return nil, c.finish(ctx, st, nil, err)
 	}
@@ -248,7 +247,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	}
 	var out *Response
 	if resp != nil {
-		out = &Response{
+		st.resp = Response{
 			StatusCode: resp.StatusCode,
 			Header:     resp.Header,
 			Body:       st.lastBody,
@@ -257,6 +256,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			client:     c,
 			op:         req.Operation,
 		}
+		out = &st.resp
 	}
 	if err == nil && resp == nil {
 		err = errors.New("no response") // not expected from retryablehttp; never report success without one
@@ -277,8 +277,9 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 }
 
 // build turns the Request into a retryablehttp request, applying headers, body and the
-// first attempt's credentials.
-func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, error) {
+// first attempt's credentials. The request's context is st itself: the caller's context
+// that also answers callFrom.
+func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 	r := st.req
 	st.method = r.Method
 	switch up := strings.ToUpper(st.method); up {
@@ -306,14 +307,14 @@ func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, e
 		return nil, err
 	}
 	st.reqBody = body
-	hreq, err := http.NewRequestWithContext(context.WithValue(ctx, callKey{}, st), st.method, rawURL, nil)
+	hreq, err := http.NewRequestWithContext(st, st.method, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, stripURLError(err))
 	}
 	st.hreq = hreq
 	// The static value slices are shared, not copied: they have len == cap (Clone in
 	// New), so Add on this request reallocates instead of writing into them.
-	h := make(http.Header, len(c.header)+len(r.Header)+2)
+	h := hreq.Header // fresh and empty
 	for k, vs := range c.header {
 		h[k] = vs
 	}
@@ -330,10 +331,10 @@ func (c *Client) build(ctx context.Context, st *call) (*retryablehttp.Request, e
 	if key != "" {
 		h.Set(c.cfg.idemHeader, key)
 	}
-	hreq.Header = h
 	st.idempotent = key != "" || idempotentMethod(st.method)
 
-	rreq := &retryablehttp.Request{Request: hreq}
+	st.rreq.Request = hreq
+	rreq := &st.rreq
 	if body != nil {
 		if err := rreq.SetBody(body); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)

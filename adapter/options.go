@@ -210,8 +210,7 @@ func WithRecorder(r synclog.Recorder) Option { return func(c *config) { c.record
 
 // WithRedactor sets the redactor for audit entries, logs and errors (default: a new
 // synclog.NewRedactor()). The client registers its credentials on it with AddSecrets.
-// Register further secrets with WithSecrets (or on r before New): the client caches
-// redacted header values and does not notice secrets added to r later by others.
+// Secrets added to r later, by the client or anyone else, apply to the following calls.
 func WithRedactor(r *synclog.Redactor) Option { return func(c *config) { c.redactor = r } }
 
 // WithAuditBodyLimit bounds each body stored in an audit entry (default 64 KiB); 0 or less

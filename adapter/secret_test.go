@@ -248,3 +248,26 @@ func TestSecretInAuthErrorIsRedacted(t *testing.T) {
 	assert.Contains(t, err.Error(), "vault refused token [REDACTED]")
 	assert.NotContains(t, ring.Entries(synclog.Filter{})[0].Error, secret)
 }
+
+// TestSecretAddedToSharedRedactorLater: a secret registered on a shared redactor after
+// New applies to the next call's audit entry, although its request headers are the same
+// as before (the cached redacted headers must not be reused).
+func TestSecretAddedToSharedRedactorLater(t *testing.T) {
+	srv := serve(t, &scripted{statuses: []int{200}, header: http.Header{"X-Echo": {"late-secret-0042"}}})
+	ring := synclog.NewRing(10)
+	red := synclog.NewRedactor()
+	c, _ := newClient(t, srv.URL, WithRecorder(ring), WithRedactor(red))
+	ctx := context.Background()
+	for i := range 2 {
+		if i == 1 {
+			red.AddSecrets("late-secret-0042")
+		}
+		_, err := c.Get(ctx, "x", WithHeader("X-Note", "late-secret-0042"))
+		require.NoError(t, err)
+	}
+	es := ring.Entries(synclog.Filter{})
+	require.Len(t, es, 2)
+	assert.Equal(t, "late-secret-0042", es[1].RequestHeader.Get("X-Note"), "not yet a secret")
+	assert.Equal(t, synclog.Redacted, es[0].RequestHeader.Get("X-Note"))
+	assert.Equal(t, synclog.Redacted, es[0].ResponseHeader.Get("X-Echo"))
+}

@@ -18,10 +18,17 @@ import (
 
 // call is the state of one logical call across its attempts. Attempts run one after
 // another, so only fields touched from transport goroutines need synchronisation.
+//
+// A call is also the context of its requests: the caller's context, which answers
+// callKey with the call. That saves the allocation of a context.WithValue per call, and
+// the Request, Response and first attempt live inside it for the same reason.
 type call struct {
+	context.Context // the caller's
+
 	c     *Client
 	req   *Request
 	hreq  *http.Request
+	rreq  retryablehttp.Request
 	start time.Time
 
 	method                      string
@@ -48,9 +55,28 @@ type call struct {
 	lastHeader    http.Header
 	lastBody      []byte
 	finalURL      *url.URL
+
+	reqv      Request  // the Request, when the call built it (Get, Post, …)
+	resp      Response // the Response handed to the caller
+	first     attempt  // the first attempt's timer state
+	firstUsed bool
 }
 
 type callKey struct{}
+
+// Value answers callKey with the call and asks the caller's context for everything else.
+func (st *call) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
+// release drops what the call no longer needs once Do returns, so that a Response the
+// caller keeps does not keep the request body and the request alive with it.
+func (st *call) release() {
+	st.hreq, st.rreq, st.reqBody, st.lastReqHeader, st.lastURL = nil, retryablehttp.Request{}, nil, nil, nil
+}
 
 func callFrom(ctx context.Context) *call {
 	st, _ := ctx.Value(callKey{}).(*call)
@@ -84,6 +110,7 @@ var errReadTimeout = errors.New("adapter: read timeout")
 type attempt struct {
 	d         time.Duration
 	cancel    context.CancelCauseFunc
+	trace     httptrace.ClientTrace
 	connected atomic.Bool
 	mu        sync.Mutex
 	timer     *time.Timer
@@ -124,11 +151,19 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	st.lastURL, st.lastReqHeader = req.URL, req.Header
 	st.lastStatus, st.lastHeader, st.lastBody, st.sent, st.tooLarge = 0, nil, nil, false, false
 
-	a := &attempt{d: st.readTimeout}
+	// A late timer of an earlier attempt may still fire into its attempt: only the first
+	// attempt (which has no earlier one) uses the state inside the call.
+	a := &st.first
+	if st.firstUsed {
+		a = &attempt{}
+	}
+	st.firstUsed = true
+	a.d = st.readTimeout
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	a.cancel = cancel
-	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: a.gotConn})
+	a.trace.GotConn = a.gotConn
+	actx = httptrace.WithClientTrace(actx, &a.trace)
 
 	resp, err := t.base.RoundTrip(req.WithContext(actx))
 	if err != nil {
