@@ -307,11 +307,21 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// redactDSN hides the password of a URL DSN for error messages.
+// redactDSN hides the secrets of a URL DSN for error messages: the userinfo password and
+// every query parameter whose name mentions a password (password, sslpassword…).
 func redactDSN(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "(unparsable DSN)"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "pass") {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

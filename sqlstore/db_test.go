@@ -344,20 +344,28 @@ func TestConcurrentOpenSQLite(t *testing.T) {
 	}
 }
 
-// A Postgres that cannot be reached fails Open with an error that names the server but
-// not the password.
-func TestOpenPostgresUnreachable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	db, err := sqlstore.Open(ctx, "postgres://connkit:s3cret@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
-	if err == nil {
-		db.Close()
-		t.Fatal("Open of an unreachable server succeeded")
-	}
-	if strings.Contains(err.Error(), "s3cret") {
-		t.Fatalf("error leaks the password: %v", err)
-	}
-	if !strings.Contains(err.Error(), "127.0.0.1:1") {
-		t.Errorf("error does not name the server: %v", err)
+// A Postgres that cannot be reached, or a DSN that cannot be parsed, fails Open with an
+// error that names the server but no password, wherever the DSN carries it.
+func TestOpenPostgresErrorsHideSecrets(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://connkit:s3cret@127.0.0.1:1/none?sslmode=disable&connect_timeout=2",
+		"postgres://connkit@127.0.0.1:1/none?sslmode=disable&connect_timeout=2&password=s3cret",
+		"postgresql://connkit@127.0.0.1:1/none?connect_timeout=2&sslmode=disable&sslpassword=s3cret",
+		"postgres://connkit:s3cret@127.0.0.1:notaport/none?sslmode=disable",
+		"postgres://connkit:s3cret@127.0.0.1:1/none?sslmode=bogus",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		db, err := sqlstore.Open(ctx, dsn)
+		cancel()
+		if err == nil {
+			db.Close()
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q): error leaks the password: %v", dsn, err)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("Open(%q): error does not name the server: %v", dsn, err)
+		}
 	}
 }
