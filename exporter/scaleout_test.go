@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +57,15 @@ const (
 	scaleChildEnv  = "CONNKIT_EXPORTER_SCALE_CHILD"
 	scaleSchemaEnv = "CONNKIT_EXPORTER_SCALE_SCHEMA"
 	scaleURLEnv    = "CONNKIT_EXPORTER_SCALE_API"
+	// scaleRoleEnv is "wedge" for the worker that is killed, "worker" for
+	// one that never runs River's maintenance, "" for one that does.
+	scaleRoleEnv = "CONNKIT_EXPORTER_SCALE_ROLE"
+
+	// scaleJobTimeout bounds an export job; River counts a job as stuck
+	// (its process died) once it has run scaleRescueAfter, which River wants
+	// at least as long as the job timeout.
+	scaleJobTimeout  = 2 * time.Second
+	scaleRescueAfter = 2 * time.Second
 )
 
 func withSearchPath(dsn, schema string) string {
@@ -79,10 +90,12 @@ func riverOptions(schema string) []riverqueue.Option {
 	return []riverqueue.Option{
 		riverqueue.WithSchema(schema),
 		riverqueue.WithWorkers(3),
-		riverqueue.WithJobTimeout(5 * time.Second),
+		riverqueue.WithJobTimeout(scaleJobTimeout),
+		riverqueue.WithRescueStuckJobsAfter(scaleRescueAfter),
 		riverqueue.WithBackoff(func(int) time.Duration { return 200 * time.Millisecond }),
 		riverqueue.WithFetchPollInterval(100 * time.Millisecond),
-		riverqueue.WithRiverConfig(func(c *river.Config) { c.RescueStuckJobsAfter = 6 * time.Second }),
+		// No random start-up delay of up to 1 s before the first rescue.
+		riverqueue.WithRiverConfig(func(c *river.Config) { c.TestOnly = true }),
 	}
 }
 
@@ -102,8 +115,19 @@ func TestScaleOutWorker(t *testing.T) {
 	require.NoError(t, err)
 	batch, err := exporter.NewBatch(exp, exporter.WithConcurrency(4))
 	require.NoError(t, err)
+	role := os.Getenv(scaleRoleEnv)
 	workers := queue.NewWorkers()
 	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[exportJob]) error {
+		if role == "wedge" {
+			// Export half the chunk, then hang (ignoring ctx) until killed:
+			// a process that dies in the middle of a job.
+			half := job.Args.LocalIDs[:len(job.Args.LocalIDs)/2]
+			if _, err := batch.Export(ctx, half); err != nil {
+				return err
+			}
+			fmt.Printf("wedged %d\n", job.ID)
+			select {}
+		}
 		sum, err := batch.Export(ctx, job.Args.LocalIDs)
 		if err != nil {
 			return err
@@ -116,7 +140,15 @@ func TestScaleOutWorker(t *testing.T) {
 	})
 	pool, err := pgPool(ctx, dsn, schema)
 	require.NoError(t, err)
-	q, err := riverqueue.NewPostgres(ctx, pool, workers, append(riverOptions(schema), riverqueue.WithoutMigrate())...)
+	opts := append(riverOptions(schema), riverqueue.WithoutMigrate())
+	if role != "" {
+		// Maintenance (the rescuer) runs only in the process started after
+		// the kill, so its first rescue pass, right at start, finds the
+		// dead process's jobs already stuck; River's rescuer otherwise looks
+		// only every 30 s.
+		opts = append(opts, riverqueue.WithoutMaintenance())
+	}
+	q, err := riverqueue.NewPostgres(ctx, pool, workers, opts...)
 	require.NoError(t, err)
 	require.NoError(t, q.Start(ctx))
 	fmt.Println("started")
@@ -129,7 +161,7 @@ func TestScaleOutExportPostgres(t *testing.T) {
 		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres + River scale-out test")
 	}
 	if testing.Short() {
-		t.Skip("spawns worker processes and waits for River's rescuer (~30 s); skipped with -short")
+		t.Skip("spawns worker processes and waits for River's rescuer (a few seconds); skipped with -short")
 	}
 	ctx := context.Background()
 	b := make([]byte, 6)
@@ -180,9 +212,9 @@ func TestScaleOutExportPostgres(t *testing.T) {
 		cmd   *exec.Cmd
 		lines chan string
 	}
-	start := func(name string) *worker {
+	start := func(name, role string) *worker {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestScaleOutWorker$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), scaleChildEnv+"="+name, scaleSchemaEnv+"="+schema, scaleURLEnv+"="+srv.URL)
+		cmd.Env = append(os.Environ(), scaleChildEnv+"="+name, scaleSchemaEnv+"="+schema, scaleURLEnv+"="+srv.URL, scaleRoleEnv+"="+role)
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		cmd.Stderr = os.Stderr
@@ -204,26 +236,45 @@ func TestScaleOutExportPostgres(t *testing.T) {
 		})
 		return w
 	}
-	workers := []*worker{start("w1"), start("w2"), start("w3")}
+	began := time.Now()
+	// w1 wedges in every job it takes; w2 works normally alongside it.
+	// Neither runs River's maintenance.
+	w1, _ := start("w1", "wedge"), start("w2", "worker")
 
-	// Kill w1 as soon as it has finished one job: it is in the middle of others.
+	// Kill w1 once it is stuck in the middle of a job, after a moment to
+	// take up its other worker slots.
+	wedged := map[int64]bool{}
 	deadline := time.After(60 * time.Second)
+	var settle <-chan time.Time
 wait:
 	for {
 		select {
-		case l, ok := <-workers[0].lines:
+		case l, ok := <-w1.lines:
 			require.True(t, ok, "worker 1 exited on its own")
-			if strings.HasPrefix(l, "exported") {
-				break wait
+			if id, found := strings.CutPrefix(l, "wedged "); found {
+				n, err := strconv.ParseInt(id, 10, 64)
+				require.NoError(t, err)
+				wedged[n] = true
+				if settle == nil {
+					settle = time.After(300 * time.Millisecond)
+				}
 			}
+		case <-settle:
+			break wait
 		case <-deadline:
-			t.Fatal("worker 1 finished no job within 60 s")
+			t.Fatal("worker 1 took no job within 60 s")
 		}
 	}
-	require.NoError(t, workers[0].cmd.Process.Signal(syscall.SIGKILL))
-	t.Log("worker 1 killed")
+	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGKILL))
+	_ = w1.cmd.Wait()
+	killed := time.Now()
+	t.Logf("worker 1 killed %s after start, in the middle of jobs %v", killed.Sub(began).Round(time.Millisecond), slices.Sorted(maps.Keys(wedged)))
 
-	// The survivors finish, including the jobs River rescues from worker 1.
+	// Every job w1 held started before the kill, so all are stuck once
+	// scaleRescueAfter has passed; w3 runs River's rescuer when it starts.
+	time.Sleep(time.Until(killed.Add(scaleRescueAfter + 100*time.Millisecond)))
+	start("w3", "")
+
 	done := func() (int, error) {
 		c := 0
 		for j, err := range q.ListJobs(ctx, queue.ListFilter{Kinds: []string{exportJob{}.Kind()}}) {
@@ -237,7 +288,7 @@ wait:
 		return c, nil
 	}
 	var completed int
-	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		completed, err = done()
 		require.NoError(t, err)
 		if completed == n/chunk {
@@ -245,6 +296,16 @@ wait:
 		}
 	}
 	require.Equal(t, n/chunk, completed, "every export job completed")
+	t.Logf("all jobs completed %s after the kill", time.Since(killed).Round(time.Millisecond))
+
+	// The jobs w1 died in were rescued and finished by another process.
+	for id := range wedged {
+		j, err := q.GetJob(ctx, id)
+		require.NoError(t, err)
+		require.NotEmpty(t, j.Errors, "job %d", id)
+		assert.Contains(t, j.Errors[0].Error, "rescued", "job %d: first attempt ended by River's rescuer", id)
+		assert.GreaterOrEqual(t, j.Attempt, 2, "job %d", id)
+	}
 
 	st := srv.Stats()
 	t.Logf("creates %d, create requests %d, replays %d", st.Creates, st.CreateRequests, st.Replays)

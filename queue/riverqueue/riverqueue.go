@@ -81,6 +81,8 @@ type config struct {
 	schema       string
 	pollInterval time.Duration
 	timeout      time.Duration
+	rescueAfter  time.Duration
+	noLeader     bool
 	migrate      bool
 	tweak        []func(*river.Config)
 }
@@ -123,17 +125,48 @@ func WithFetchPollInterval(d time.Duration) Option {
 }
 
 // WithJobTimeout bounds each attempt: the job's context is cancelled after
-// d (default queue.DefaultJobTimeout); d <= 0 means no limit. River rescues
-// jobs left running by a crashed process after max(1h, d+1h), so a job may
-// run twice if it runs longer than that.
+// d (default queue.DefaultJobTimeout); d <= 0 means no limit. River runs the
+// jobs of a process that died again once they have been running for
+// d + 1h (see WithRescueStuckJobsAfter), so a job may run twice if its
+// worker ignores its context that long. Without a limit River never does:
+// a dead process's jobs stay running until retried by hand.
 func WithJobTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithRescueStuckJobsAfter sets how long a job may stay running before
+// River decides the process running it died and runs it again elsewhere
+// (River's RescueStuckJobsAfter; default: the job timeout plus one hour).
+// Shorter values bring back the jobs of a killed process sooner; the price
+// is that a job still running on a live process after d runs a second time
+// in parallel, so jobs must be safe to repeat. d must be at least the job
+// timeout (see WithJobTimeout), so that only jobs whose context has already
+// been cancelled count as stuck, and it needs a job timeout. The rescuer
+// runs in one process (see WithoutMaintenance) when it starts and then every
+// 30 seconds (not configurable in River), and rescued jobs wait for River's
+// scheduler (every 5 s): a dead process's jobs run again roughly between d
+// and d+35s after they started.
+func WithRescueStuckJobsAfter(d time.Duration) Option {
+	return func(c *config) { c.rescueAfter = d }
+}
+
+// WithoutMaintenance keeps this process out of River's leader election, so
+// it never runs River's maintenance: rescuing the jobs of dead processes
+// (see WithRescueStuckJobsAfter), moving retries and delayed jobs to
+// available when they come due more than 5 seconds after being set, and
+// deleting old finished jobs. It still works jobs. Use it for processes that
+// come and go, so maintenance stays with long-lived ones; at least one
+// started process per database must run without it.
+func WithoutMaintenance() Option { return func(c *config) { c.noLeader = true } }
 
 // WithoutMigrate skips running River's migrations on construction, for
 // deployments that migrate separately (e.g. with the river CLI).
 func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
 
 // WithRiverConfig edits River's configuration after this package filled it
-// in: an escape hatch for River settings not covered here.
+// in: an escape hatch for River settings not covered here. Append to
+// Middleware rather than replace it; this package adds its own insert
+// middleware after fn ran, innermost, to Middleware (or to
+// JobInsertMiddleware if fn used the older JobInsertMiddleware and
+// WorkerMiddleware fields, since River refuses a mix).
 func WithRiverConfig(fn func(*river.Config)) Option {
 	return func(c *config) { c.tweak = append(c.tweak, fn) }
 }
@@ -198,6 +231,15 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
+	if cfg.rescueAfter < 0 {
+		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter(%s) is negative", queue.ErrInvalidOption, cfg.rescueAfter)
+	}
+	if cfg.rescueAfter > 0 && cfg.timeout <= 0 {
+		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter has no effect without a job timeout: River never rescues jobs that have no time limit", queue.ErrInvalidOption)
+	}
+	if cfg.rescueAfter > 0 && cfg.rescueAfter < cfg.timeout {
+		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter(%s) is shorter than the job timeout %s; jobs still running within their timeout would be run twice", queue.ErrInvalidOption, cfg.rescueAfter, cfg.timeout)
+	}
 	queues := map[string]river.QueueConfig{queue.DefaultQueueName: {MaxWorkers: max(cfg.workers, 1)}}
 	for name, n := range cfg.queues {
 		if err := queue.ValidQueueName(name); err != nil {
@@ -221,14 +263,15 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	}
 
 	rc := &river.Config{
-		Logger:              cfg.logger,
-		MaxAttempts:         queue.DefaultMaxAttempts,
-		Queues:              queues,
-		Workers:             rw,
-		RetryPolicy:         retryPolicy{backoff: cfg.backoff},
-		Schema:              cfg.schema,
-		JobTimeout:          cmp.Or(max(cfg.timeout, -1), -1),
-		JobInsertMiddleware: []rivertype.JobInsertMiddleware{&soonAvailable{}},
+		Logger:                 cfg.logger,
+		MaxAttempts:            queue.DefaultMaxAttempts,
+		Queues:                 queues,
+		Workers:                rw,
+		RetryPolicy:            retryPolicy{backoff: cfg.backoff},
+		Schema:                 cfg.schema,
+		JobTimeout:             cmp.Or(max(cfg.timeout, -1), -1),
+		RescueStuckJobsAfter:   cfg.rescueAfter,
+		LeaderElectionDisabled: cfg.noLeader,
 	}
 	if cfg.pollInterval > 0 {
 		rc.FetchPollInterval = cfg.pollInterval
@@ -236,6 +279,14 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	}
 	for _, fn := range cfg.tweak {
 		fn(rc)
+	}
+	// Added after the tweaks so a tweak cannot drop it, innermost so it sees
+	// the final scheduled time, and in whichever middleware field the tweaks
+	// used: River refuses both at once.
+	if len(rc.JobInsertMiddleware) > 0 || len(rc.WorkerMiddleware) > 0 {
+		rc.JobInsertMiddleware = append(rc.JobInsertMiddleware, &soonAvailable{})
+	} else {
+		rc.Middleware = append(rc.Middleware, &soonAvailable{})
 	}
 	client, err := river.NewClient(driver, rc)
 	if err != nil {
