@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -87,4 +88,47 @@ func TestBatchBindingStoreDownStopsRun(t *testing.T) {
 	wm, err := batch.Watermark(ctx)
 	require.NoError(t, err)
 	assert.True(t, wm.IsZero(), "the watermark did not move")
+}
+
+// failingState fails every Put from the nth on: the watermark cannot be saved.
+type failingState struct {
+	state.Store
+	puts, failFrom int
+}
+
+var errStateDown = errors.New("state store is down")
+
+func (f *failingState) Put(ctx context.Context, backend, name string, v []byte) error {
+	f.puts++
+	if f.puts >= f.failFrom {
+		return errStateDown
+	}
+	return f.Store.Put(ctx, backend, name, v)
+}
+
+// A watermark that cannot be saved stops the run with the store's error — also when it
+// is the last page's (that path once waited forever for a commit it had already seen).
+func TestBatchWatermarkSaveFails(t *testing.T) {
+	for _, failFrom := range []int{1, 2, 3} {
+		ctx := context.Background()
+		s := fakeapi.New(fakeapi.WithClock(tick()))
+		seedProducts(s, 30)
+		imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+		st := &failingState{Store: state.NewMemory(), failFrom: failFrom}
+		batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithPageSize(10), importer.WithWatermark(st, "wm", 0))
+		require.NoError(t, err)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sum, err := batch.Run(ctx)
+			assert.ErrorIs(t, err, errStateDown)
+			assert.Equal(t, failFrom, sum.Pages, "pages tallied before the failing save")
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("Run with the watermark save failing at page %d did not return", failFrom)
+		}
+		s.Close()
+	}
 }

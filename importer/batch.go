@@ -231,7 +231,9 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 	if fl != nil {
-		if err := t.finish(ctx, fl); err != nil {
+		err := t.finish(ctx, fl)
+		fl = nil // finished: fail must not wait for it again
+		if err != nil {
 			return fail(err)
 		}
 	}
