@@ -143,6 +143,10 @@ func ExponentialBackoff(base, maxDelay time.Duration) Backoff {
 	return func(attempt int) time.Duration {
 		d := base
 		for i := 1; i < attempt && d < maxDelay; i++ {
+			if d > maxDelay/2 {
+				d = maxDelay // doubling would pass the cap, or overflow near MaxInt64
+				break
+			}
 			d *= 2
 		}
 		d = min(d, maxDelay)
@@ -152,5 +156,7 @@ func ExponentialBackoff(base, maxDelay time.Duration) Backoff {
 }
 
 // DefaultBackoff is ExponentialBackoff(10s, 1h): with DefaultMaxAttempts the
-// retries of a job span roughly one to three hours.
+// nine retries of a job wait 10s, 20s, ... 2560s (each jittered down by up
+// to half), so a failing job is discarded roughly 43 to 85 minutes after
+// its first attempt, plus the attempts' own run time.
 var DefaultBackoff = ExponentialBackoff(10*time.Second, time.Hour)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -20,16 +21,21 @@ import (
 type Pool struct {
 	workers *Workers
 	cfg     poolConfig
+	cfgErr  error // a bad option, reported by Start
 
-	mu       sync.Mutex
-	state    poolState
-	nextID   int64
-	jobs     map[int64]*poolJob
-	queues   map[string]*poolQueue
-	delayed  jobHeap // scheduled and retryable jobs, by due time
-	identity map[string]int64
-	finished []int64 // finished job IDs, oldest first, for retention
-	running  sync.WaitGroup
+	mu      sync.Mutex
+	state   poolState
+	nextID  int64
+	jobs    map[int64]*poolJob
+	queues  map[string]*poolQueue
+	delayed jobHeap // scheduled and retryable jobs, by due time
+	// delayedCompactAt is delayed's length that triggers a sweep of stale entries.
+	delayedCompactAt int
+	identity         map[string]int64
+	finished         []int64 // finished job IDs, oldest first, for retention
+	running          sync.WaitGroup
+
+	startCtx context.Context // the ctx given to Start; when done, the pool is hard-stopped
 
 	wake     chan struct{}
 	stopCh   chan struct{}
@@ -63,7 +69,8 @@ func WithWorkers(n int) PoolOption { return func(c *poolConfig) { c.workers = n 
 
 // WithQueue adds a named queue running at most maxWorkers jobs at once. Jobs
 // enqueued to a queue the pool does not have are refused with
-// ErrInvalidOption, since nothing would ever run them.
+// ErrInvalidOption, since nothing would ever run them. An invalid name (see
+// ValidQueueName) makes Start fail with ErrInvalidOption.
 func WithQueue(name string, maxWorkers int) PoolOption {
 	return func(c *poolConfig) {
 		if c.queues == nil {
@@ -85,13 +92,15 @@ func WithLogger(l *slog.Logger) PoolOption { return func(c *poolConfig) { c.logg
 
 // WithRetention sets how many finished jobs (completed, discarded,
 // cancelled) are kept for ListJobs and RetryJob before the oldest are
-// forgotten (default 10000), so memory stays bounded.
+// forgotten (default 10000), so memory stays bounded. 0 (or less) keeps
+// none: a job is forgotten as soon as it finishes.
 func WithRetention(n int) PoolOption { return func(c *poolConfig) { c.retention = n } }
 
 type poolQueue struct {
-	limit   int
-	running int
-	ready   jobHeap
+	limit     int
+	running   int
+	ready     jobHeap
+	compactAt int // ready's length that triggers a sweep of stale entries
 }
 
 type poolJob struct {
@@ -120,6 +129,7 @@ func NewPool(workers *Workers, opts ...PoolOption) *Pool {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
+	cfg.retention = max(cfg.retention, 0)
 	if workers == nil {
 		workers = NewWorkers()
 	}
@@ -135,6 +145,10 @@ func NewPool(workers *Workers, opts ...PoolOption) *Pool {
 		drained:  make(chan struct{}),
 	}
 	for name, n := range cfg.queues {
+		if err := ValidQueueName(name); err != nil && p.cfgErr == nil {
+			// No job can be enqueued to it; Start reports the mistake.
+			p.cfgErr = fmt.Errorf("queue: WithQueue: %w", err)
+		}
 		p.queues[name] = &poolQueue{limit: max(n, 1)}
 	}
 	return p
@@ -163,7 +177,7 @@ func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state >= poolStopping {
+	if p.stoppedLocked() {
 		return JobInfo{}, fmt.Errorf("%w: cannot enqueue %s job", ErrStopped, kind)
 	}
 	q, ok := p.queues[o.QueueName]
@@ -206,19 +220,30 @@ func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 }
 
 // Start starts the dispatcher. Cancelling ctx is a hard stop: no more jobs
-// are started and running jobs see their context cancelled.
+// are started, running jobs see their context cancelled, and Enqueue and
+// Start then fail with ErrStopped (Stop still waits for running jobs).
 func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch p.state {
-	case poolStarted:
-		return ErrAlreadyStarted
-	case poolStopping, poolStopped:
+	if p.stoppedLocked() {
 		return fmt.Errorf("%w: a stopped pool cannot be started again; create a new one", ErrStopped)
 	}
+	if p.state == poolStarted {
+		return ErrAlreadyStarted
+	}
+	if p.cfgErr != nil {
+		return p.cfgErr
+	}
 	p.state = poolStarted
+	p.startCtx = ctx
 	go p.loop(ctx)
 	return nil
+}
+
+// stoppedLocked reports whether the pool takes no more work: Stop was called
+// or the context given to Start is done. Called with p.mu held.
+func (p *Pool) stoppedLocked() bool {
+	return p.state >= poolStopping || (p.state == poolStarted && p.startCtx.Err() != nil)
 }
 
 // Stop stops starting jobs and waits until running jobs return or ctx is
@@ -284,7 +309,7 @@ func (p *Pool) ListJobs(ctx context.Context, f ListFilter) iter.Seq2[JobInfo, er
 			}
 		}
 		p.mu.Unlock()
-		slices.SortFunc(out, func(a, b JobInfo) int { return int(a.ID - b.ID) })
+		slices.SortFunc(out, func(a, b JobInfo) int { return cmp.Compare(a.ID, b.ID) })
 		if f.Limit > 0 && len(out) > f.Limit {
 			out = out[:f.Limit]
 		}
@@ -368,12 +393,26 @@ func (j *poolJob) snapshot() JobInfo {
 func (p *Pool) pushReady(q *poolQueue, j *poolJob) {
 	j.gen++
 	j.info.State = StateAvailable
-	heap.Push(&q.ready, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt})
+	pushEntry(&q.ready, &q.compactAt, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt})
 }
 
 func (p *Pool) pushDelayed(j *poolJob) {
 	j.gen++
-	heap.Push(&p.delayed, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt, byTime: true})
+	pushEntry(&p.delayed, &p.delayedCompactAt, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt, byTime: true})
+}
+
+// pushEntry adds e to h. Cancelled and re-queued jobs leave stale entries
+// behind, skipped when they reach the top; a delayed one would otherwise
+// stay until its due time (hours, for a debounce that cancels and
+// re-enqueues), holding the job and its arguments. So once h has doubled
+// since the last sweep, stale entries are dropped: amortized O(1) per push.
+func pushEntry(h *jobHeap, compactAt *int, e heapEntry) {
+	if len(*h) >= *compactAt {
+		*h = slices.DeleteFunc(*h, func(x heapEntry) bool { return x.gen != x.job.gen })
+		heap.Init(h)
+		*compactAt = max(2*len(*h), 64)
+	}
+	heap.Push(h, e)
 }
 
 // finish moves j to a final state; called with p.mu held.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -333,5 +335,75 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A backoff without a practical cap doubles until it would overflow; it
+// must stay within [cap/2, cap] instead of going negative (rand.N panics).
+func TestExponentialBackoffDoesNotOverflow(t *testing.T) {
+	b := queue.ExponentialBackoff(time.Hour, math.MaxInt64)
+	for _, attempt := range []int{30, 40, 63, 64, 100, 1000} {
+		if got := b(attempt); got < math.MaxInt64/2 {
+			t.Errorf("attempt %d: %d, want at least MaxInt64/2", attempt, got)
+		}
+	}
+}
+
+func TestPoolNegativeRetentionKeepsNone(t *testing.T) {
+	w := queue.NewWorkers()
+	ran := make(chan struct{}, 1)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[sleepArgs]) error {
+		ran <- struct{}{}
+		return nil
+	})
+	p := queue.NewPool(w, queue.WithRetention(-1), queue.WithLogger(quiet))
+	ctx := context.Background()
+	info, err := p.Enqueue(ctx, sleepArgs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-ran
+	waitFor(t, func() bool {
+		_, err := p.GetJob(ctx, info.ID)
+		return errors.Is(err, queue.ErrJobNotFound)
+	})
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPoolInvalidQueueNameFailsStart(t *testing.T) {
+	p := queue.NewPool(queue.NewWorkers(), queue.WithQueue("Bulk Jobs", 2), queue.WithLogger(quiet))
+	err := p.Start(context.Background())
+	if !errors.Is(err, queue.ErrInvalidOption) || !strings.Contains(err.Error(), "Bulk Jobs") {
+		t.Fatalf("Start with an invalid queue name: %v, want ErrInvalidOption naming it", err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// After a hard stop (Start's ctx cancelled) nothing runs jobs any more, so
+// Enqueue must refuse them instead of keeping them silently.
+func TestPoolRefusesWorkAfterHardStop(t *testing.T) {
+	w := queue.NewWorkers()
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[sleepArgs]) error { return nil })
+	p := queue.NewPool(w, queue.WithLogger(quiet))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := p.Enqueue(context.Background(), sleepArgs{}); !errors.Is(err, queue.ErrStopped) {
+		t.Errorf("Enqueue after hard stop: %v, want ErrStopped", err)
+	}
+	if err := p.Start(context.Background()); !errors.Is(err, queue.ErrStopped) {
+		t.Errorf("Start after hard stop: %v, want ErrStopped", err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Errorf("Stop after hard stop: %v", err)
 	}
 }
