@@ -56,3 +56,28 @@ func ExampleMemoryStore_Claim() {
 	// locked by worker-a until 9:05AM
 	// worker-b <nil>
 }
+
+// A Claimer takes a record's lease for one sync, waiting while another worker holds it.
+func ExampleClaimer() {
+	ctx := context.Background()
+	store := binding.NewMemoryStore()
+	b, _ := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "p-1"})
+
+	c := &binding.Claimer{Store: store, Owner: "worker-a", MaxWait: time.Second}
+	owner := c.NewOwner()
+	leased, err := c.Claim(ctx, b.ID, owner)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Release(ctx, leased.ID, owner)
+	fmt.Println("leased to", leased.LeaseOwner)
+
+	// Another worker gives up after its MaxWait.
+	other := &binding.Claimer{Store: store, Owner: "worker-b", MaxWait: 50 * time.Millisecond}
+	_, err = other.Claim(ctx, b.ID, other.NewOwner())
+	fmt.Println(errors.Is(err, binding.ErrLocked))
+	// Output:
+	// leased to worker-a-1
+	// true
+}

@@ -22,16 +22,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/local"
 )
 
@@ -145,6 +143,11 @@ type config struct {
 	logger       *slog.Logger
 }
 
+func (c *config) claimer(s binding.Store) *binding.Claimer {
+	return &binding.Claimer{Store: s, TTL: c.leaseTTL, MaxWait: c.maxWait, Backoff: c.backoff, MaxBackoff: c.maxBackoff,
+		Sleep: c.sleep, Now: c.now, Owner: c.owner}
+}
+
 // Option configures a Record exporter.
 type Option func(*config)
 
@@ -223,7 +226,7 @@ type Record[T any] struct {
 	model    string
 	path     string
 	mapFn    MapFunc[T]
-	seq      atomic.Int64
+	claimer  *binding.Claimer
 }
 
 var _ Dependent = (*Record[int])(nil)
@@ -243,16 +246,13 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	case backend == "" || model == "" || path == "":
 		return nil, fmt.Errorf("exporter: New needs a backend, a model and a path (got %q, %q, %q)", backend, model, path)
 	}
-	host, _ := os.Hostname()
 	c := config{
 		updateMethod: http.MethodPut,
 		idPath:       "id",
-		owner:        fmt.Sprintf("%s-%d-%x", host, os.Getpid(), rand.Uint32()),
 		leaseTTL:     5 * time.Minute,
 		maxWait:      30 * time.Second,
 		backoff:      20 * time.Millisecond,
 		maxBackoff:   time.Second,
-		sleep:        sleepCtx,
 		now:          time.Now,
 		logger:       slog.Default(),
 	}
@@ -275,18 +275,8 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 			return nil, fmt.Errorf("exporter: dependency %d of %s: needs an Exporter and must be a Dependency[%T]", i, model, zero)
 		}
 	}
-	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn}, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn,
+		claimer: c.claimer(bindings)}, nil
 }
 
 // Model returns the model name.
@@ -329,7 +319,7 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	if localID == "" {
 		return res, r.fail(localID, "read", errors.New("empty local ID"))
 	}
-	if inChain(ctx, r.backend, r.model, localID) {
+	if depchain.Has(ctx, "export", r.backend, r.model, localID) {
 		res.Action = Skipped // a dependency cycle: an outer export of this record is running
 		return res, nil
 	}
@@ -345,8 +335,8 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	if !ec.force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
 		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
-	owner := r.cfg.owner + "-" + strconv.FormatInt(r.seq.Add(1), 10)
-	if b, err = r.claim(ctx, b.ID, owner); err != nil {
+	owner := r.claimer.NewOwner()
+	if b, err = r.claimLease(ctx, b.ID, owner); err != nil {
 		return res, r.fail(localID, "claim", err)
 	}
 	held := b.ID
@@ -399,7 +389,7 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 		return Failed, b, "read", err
 	}
 	if len(r.cfg.deps) > 0 {
-		dctx := withChain(ctx, r.backend, r.model, b.LocalID)
+		dctx := depchain.With(ctx, "export", r.backend, r.model, b.LocalID)
 		for _, d := range r.cfg.deps {
 			for _, id := range d.ids(v) {
 				if id == "" {
@@ -534,8 +524,8 @@ func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) 
 	if err != nil {
 		return res, r.fail(localID, "bind", err)
 	}
-	owner := r.cfg.owner + "-" + strconv.FormatInt(r.seq.Add(1), 10)
-	if b, err = r.claim(ctx, b.ID, owner); err != nil {
+	owner := r.claimer.NewOwner()
+	if b, err = r.claimLease(ctx, b.ID, owner); err != nil {
 		return res, r.fail(localID, "claim", err)
 	}
 	res.Binding, res.ExternalID = b, b.ExternalID
@@ -558,46 +548,11 @@ func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) 
 	return res, nil
 }
 
-func (r *Record[T]) claim(ctx context.Context, id int64, owner string) (binding.Binding, error) {
-	deadline := r.cfg.now().Add(r.cfg.maxWait)
-	delay := r.cfg.backoff
-	for {
-		b, err := r.bindings.Claim(ctx, id, owner, r.cfg.leaseTTL)
-		if err == nil {
-			return b, nil
-		}
-		if !errors.Is(err, binding.ErrLocked) {
-			return b, err
-		}
-		wait := delay/2 + rand.N(delay/2+1)
-		if r.cfg.now().Add(wait).After(deadline) {
-			return b, fmt.Errorf("%w: gave up after %s: %w", ErrBusy, r.cfg.maxWait, err)
-		}
-		if err := r.cfg.sleep(ctx, wait); err != nil {
-			return b, err
-		}
-		delay = min(delay*2, r.cfg.maxBackoff)
+// claimLease takes the binding's lease, waiting while another worker holds it.
+func (r *Record[T]) claimLease(ctx context.Context, id int64, owner string) (binding.Binding, error) {
+	b, err := r.claimer.Claim(ctx, id, owner)
+	if errors.Is(err, binding.ErrLocked) {
+		err = fmt.Errorf("%w: %w", ErrBusy, err)
 	}
-}
-
-type chainKey struct{}
-
-type chain struct {
-	key  string
-	next *chain
-}
-
-func withChain(ctx context.Context, backend, model, id string) context.Context {
-	parent, _ := ctx.Value(chainKey{}).(*chain)
-	return context.WithValue(ctx, chainKey{}, &chain{key: backend + "\x00" + model + "\x00" + id, next: parent})
-}
-
-func inChain(ctx context.Context, backend, model, id string) bool {
-	k := backend + "\x00" + model + "\x00" + id
-	for c, _ := ctx.Value(chainKey{}).(*chain); c != nil; c = c.next {
-		if c.key == k {
-			return true
-		}
-	}
-	return false
+	return b, err
 }

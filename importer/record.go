@@ -20,15 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/local"
 )
 
@@ -135,6 +133,11 @@ type config struct {
 	logger        *slog.Logger
 }
 
+func (c *config) claimer(s binding.Store) *binding.Claimer {
+	return &binding.Claimer{Store: s, TTL: c.leaseTTL, MaxWait: c.maxWait, Backoff: c.backoff, MaxBackoff: c.maxBackoff,
+		Sleep: c.sleep, Now: c.now, Owner: c.owner}
+}
+
 // Option configures a Record importer.
 type Option func(*config)
 
@@ -206,7 +209,7 @@ type Record[T any] struct {
 	store    local.Store[T]
 	keyed    local.KeyedCreator[T]
 	mapFn    MapFunc[T]
-	seq      atomic.Int64
+	claimer  *binding.Claimer
 }
 
 var _ Dependent = (*Record[int])(nil)
@@ -224,17 +227,14 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 	case backend == "" || model == "":
 		return nil, fmt.Errorf("importer: New needs a backend and a model name (got %q, %q)", backend, model)
 	}
-	host, _ := os.Hostname()
 	c := config{
 		idPath:        "id",
 		updatedAtPath: "updated_at",
 		hash:          true,
-		owner:         fmt.Sprintf("%s-%d-%x", host, os.Getpid(), rand.Uint32()),
 		leaseTTL:      5 * time.Minute,
 		maxWait:       30 * time.Second,
 		backoff:       20 * time.Millisecond,
 		maxBackoff:    time.Second,
-		sleep:         sleepCtx,
 		now:           time.Now,
 		logger:        slog.Default(),
 	}
@@ -249,20 +249,10 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 			return nil, fmt.Errorf("importer: dependency %d of %s needs a Path and an Importer", i, model)
 		}
 	}
-	r := &Record[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, mapFn: mapFn}
+	r := &Record[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, mapFn: mapFn,
+		claimer: c.claimer(bindings)}
 	r.keyed, _ = store.(local.KeyedCreator[T])
 	return r, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Model returns the model name.
@@ -291,7 +281,7 @@ func (r *Record[T]) Import(ctx context.Context, externalID string, opts ...Impor
 	if externalID == "" {
 		return Result{Action: Failed}, r.fail("", "fetch", ErrNoExternalID)
 	}
-	if inChain(ctx, r.backend, r.model, externalID) {
+	if depchain.Has(ctx, "import", r.backend, r.model, externalID) {
 		// A dependency cycle: an outer import of this very record is in progress.
 		return Result{ExternalID: externalID, Action: Skipped}, nil
 	}
@@ -411,8 +401,8 @@ func (r *Record[T]) importParsed(ctx context.Context, p parsed, force bool) (Res
 	if !force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
 		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
-	owner := r.cfg.owner + "-" + strconv.FormatInt(r.seq.Add(1), 10)
-	b, err = r.claim(ctx, b.ID, owner)
+	owner := r.claimer.NewOwner()
+	b, err = r.claimLease(ctx, b.ID, owner)
 	if err != nil {
 		return res, r.fail(p.extID, "claim", err)
 	}
@@ -462,7 +452,7 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 // local ID and, on error, the step that failed.
 func (r *Record[T]) apply(ctx context.Context, p parsed, localID string) (Action, string, string, error) {
 	if len(r.cfg.deps) > 0 {
-		if err := r.importDeps(withChain(ctx, r.backend, r.model, p.extID), p.rec); err != nil {
+		if err := r.importDeps(depchain.With(ctx, "import", r.backend, r.model, p.extID), p.rec); err != nil {
 			return Failed, localID, "dependency", err
 		}
 	}
@@ -535,47 +525,11 @@ func (r *Record[T]) importDeps(ctx context.Context, rec gjson.Result) error {
 	return nil
 }
 
-// claim takes the binding's lease, waiting with backoff while another worker holds it.
-func (r *Record[T]) claim(ctx context.Context, id int64, owner string) (binding.Binding, error) {
-	deadline := r.cfg.now().Add(r.cfg.maxWait)
-	delay := r.cfg.backoff
-	for {
-		b, err := r.bindings.Claim(ctx, id, owner, r.cfg.leaseTTL)
-		if err == nil {
-			return b, nil
-		}
-		if !errors.Is(err, binding.ErrLocked) {
-			return b, err
-		}
-		wait := delay/2 + rand.N(delay/2+1)
-		if r.cfg.now().Add(wait).After(deadline) {
-			return b, fmt.Errorf("%w: gave up after %s: %w", ErrBusy, r.cfg.maxWait, err)
-		}
-		if err := r.cfg.sleep(ctx, wait); err != nil {
-			return b, err
-		}
-		delay = min(delay*2, r.cfg.maxBackoff)
+// claimLease takes the binding's lease, waiting while another worker holds it.
+func (r *Record[T]) claimLease(ctx context.Context, id int64, owner string) (binding.Binding, error) {
+	b, err := r.claimer.Claim(ctx, id, owner)
+	if errors.Is(err, binding.ErrLocked) {
+		err = fmt.Errorf("%w: %w", ErrBusy, err)
 	}
-}
-
-type chainKey struct{}
-
-type chain struct {
-	key  string
-	next *chain
-}
-
-func withChain(ctx context.Context, backend, model, extID string) context.Context {
-	parent, _ := ctx.Value(chainKey{}).(*chain)
-	return context.WithValue(ctx, chainKey{}, &chain{key: backend + "\x00" + model + "\x00" + extID, next: parent})
-}
-
-func inChain(ctx context.Context, backend, model, extID string) bool {
-	k := backend + "\x00" + model + "\x00" + extID
-	for c, _ := ctx.Value(chainKey{}).(*chain); c != nil; c = c.next {
-		if c.key == k {
-			return true
-		}
-	}
-	return false
+	return b, err
 }
