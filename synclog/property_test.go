@@ -198,6 +198,12 @@ func genCase(rng *rand.Rand) propCase {
 		e.ResponseHeader.Set("Content-Type", pick(rng, []string{"application/xml", "text/xml; charset=utf-8", "application/soap+xml"}))
 		e.ResponseBody = "<?xml version=\"1.0\"?><r><" + pick(rng, benignWords) + ">1</" + "x><ns:" + name + ` a="b">` + s + "</ns:" + name + "></r>"
 		c.where = "xml " + name
+		if rng.IntN(2) == 0 { // as an attribute, with any white space around '='
+			ws := func() string { return pick(rng, []string{"", " ", "\n", "\t ", "  "}) }
+			q := pick(rng, []string{`"`, `'`})
+			e.ResponseBody = "<r><el id=\"1\" " + name + ws() + "=" + ws() + q + s + q + ws() + "/></r>"
+			c.where = "xml attribute " + name
+		}
 	default: // a literal secret, registered at runtime, anywhere
 		c.literal = true
 		c.where = "literal"

@@ -374,29 +374,27 @@ func (r *Redactor) Header(h http.Header) http.Header {
 	if h == nil {
 		return nil
 	}
-	n := 0
-	for _, vs := range h {
-		n += len(vs)
-	}
-	all := make([]string, n) // one backing array, as http.Header.Clone does
+	// One backing array for the values, as http.Header.Clone does, sized for the usual
+	// one value per header. When it has to grow, the slices already handed out keep the
+	// old array: it is never written again.
+	all := make([]string, 0, len(h))
 	out := make(http.Header, len(h))
 	for k, vs := range h {
-		nv := all[:len(vs):len(vs)]
-		all = all[len(vs):]
+		start := len(all)
 		verdict := r.headerVerdict(k)
-		for i, v := range vs {
+		for _, v := range vs {
 			switch {
 			case v == "":
-				nv[i] = ""
 			case verdict == headerAuth:
-				nv[i] = r.scrubLiteral(redactAuth(v))
+				v = r.scrubLiteral(redactAuth(v))
 			case verdict == headerSecret:
-				nv[i] = Redacted
+				v = Redacted
 			default:
-				nv[i] = r.String(v)
+				v = r.String(v)
 			}
+			all = append(all, v)
 		}
-		out[k] = nv
+		out[k] = all[start:len(all):len(all)]
 	}
 	return out
 }
@@ -556,8 +554,9 @@ func (r *Redactor) body(s, contentType string) string {
 // String scrubs free text such as an error message or an unknown body: literal secrets,
 // the values in key=value, key: value and "key":"value" pairs whose key is a secret name
 // (including Go-quoted \"key\":\"value\" and "Authorization: Bearer x", which keeps the
-// scheme), passwords in scheme://user:password@host URLs, the text of XML elements with
-// a secret name, and the token after a free-standing "Bearer ".
+// scheme), passwords in scheme://user:password@host URLs, the text of XML elements and
+// the values of XML attributes with a secret name, and the token after a free-standing
+// "Bearer ".
 func (r *Redactor) String(s string) string {
 	if s == "" || r.clean(s) {
 		return s

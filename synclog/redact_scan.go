@@ -189,6 +189,9 @@ func (r *Redactor) freeText(s string) string {
 	if strings.Contains(s, "</") {
 		s = r.scrubXML(s)
 	}
+	if strings.IndexByte(s, '<') >= 0 && strings.IndexByte(s, '=') >= 0 {
+		s = r.scrubXMLAttrs(s)
+	}
 	if strings.Contains(s, "earer ") || strings.Contains(s, "EARER ") {
 		s = scrubBearer(s)
 	}
@@ -243,6 +246,92 @@ func (r *Redactor) scrubXML(s string) string {
 	b.WriteString(s[last:])
 	return b.String()
 }
+
+// scrubXMLAttrs replaces the values of XML (and HTML) attributes with a secret name:
+// <auth password="x">, <cred token = 'x'/>, <a ns:api_key=x>. scrubPairs already sees
+// most of them as key=value pairs; this pass is the one that knows the XML grammar, with
+// white space (new lines included) on either side of the '='.
+func (r *Redactor) scrubXMLAttrs(s string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] != '<' || i+1 >= len(s) || !isXMLNameStart(s[i+1]) {
+			continue
+		}
+		// Inside a start tag: name, then attributes until '>' or '/>'.
+		j := i + 1
+		for j < len(s) && !isXMLSpace(s[j]) && s[j] != '>' && s[j] != '/' {
+			j++
+		}
+		for j < len(s) && s[j] != '>' && s[j] != '<' {
+			if isXMLSpace(s[j]) || s[j] == '/' {
+				j++
+				continue
+			}
+			ns := j
+			for j < len(s) && !isXMLSpace(s[j]) && !strings.ContainsRune("=>/<\"'", rune(s[j])) {
+				j++
+			}
+			name := s[ns:j]
+			if j == ns { // a stray quote or '=': not a tag after all
+				break
+			}
+			k := j
+			for k < len(s) && isXMLSpace(s[k]) {
+				k++
+			}
+			if k >= len(s) || s[k] != '=' {
+				continue // a valueless attribute
+			}
+			k++
+			for k < len(s) && isXMLSpace(s[k]) {
+				k++
+			}
+			var vs, ve int
+			if k < len(s) && (s[k] == '"' || s[k] == '\'') {
+				vs = k + 1
+				ve = strings.IndexByte(s[vs:], s[k])
+				if ve < 0 {
+					ve = len(s) // unterminated: hide the rest
+				} else {
+					ve += vs
+				}
+				j = min(ve+1, len(s))
+			} else {
+				vs, ve = k, k
+				for ve < len(s) && !isXMLSpace(s[ve]) && s[ve] != '>' {
+					ve++
+				}
+				j = ve
+			}
+			if c := strings.LastIndexByte(name, ':'); c >= 0 {
+				name = name[c+1:]
+			}
+			if ve <= vs || vs < last || !isQuotedKey(name) || !r.isTextSecret(name) ||
+				s[vs:ve] == Redacted {
+				continue
+			}
+			if b.Cap() == 0 {
+				b.Grow(len(s))
+			}
+			b.WriteString(s[last:vs])
+			b.WriteString(Redacted)
+			last = ve
+		}
+		i = j - 1 // j > i: the loop goes on after the tag
+	}
+	if b.Cap() == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isXMLNameStart(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c == ':' || c >= 0x80
+}
+
+func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // scrubBearer replaces the credential after a free-standing "Bearer " in text that
 // does not name the header ("sent Bearer abc…").

@@ -369,3 +369,42 @@ func TestInvalidInputsDoNotPanic(t *testing.T) {
 		_ = r.URL(in)
 	}
 }
+
+// TestXMLAttributeRedaction: XML (and HTML) attributes with a secret name lose their
+// value whatever the quoting and the white space around '=', in XML bodies and free text.
+func TestXMLAttributeRedaction(t *testing.T) {
+	r := NewRedactor()
+	tests := []struct{ name, in, want string }{
+		{"double quotes", `<auth password="hunter2">x</auth>`, `<auth password="[REDACTED]">[REDACTED]</auth>`},
+		{"single quotes, empty element", `<cred token='abc123'/>`, `<cred token='[REDACTED]'/>`},
+		{"spaces around =", `<auth password = "hunter2">`, `<auth password = "[REDACTED]">`},
+		{"new lines around =", "<a password\n=\n'hunter2'>", "<a password\n=\n'[REDACTED]'>"},
+		{"space before self-closing", `<a token = 'abc123' />`, `<a token = '[REDACTED]' />`},
+		{"upper case, among others", `<Auth User="bob" Token = "abc123" id="7">`, `<Auth User="bob" Token = "[REDACTED]" id="7">`},
+		{"namespaced name", `<a ns:api_key = "k-1"/>`, `<a ns:api_key = "[REDACTED]"/>`},
+		{"unquoted value", `<a secret = s3cr3t>`, `<a secret = [REDACTED]>`},
+		{"'>' inside the value", `<a password = "x>y">`, `<a password = "[REDACTED]">`},
+		{"unterminated value", `<a token = "abc`, `<a token = "[REDACTED]`},
+		{"harmless attributes kept", `<a id = "1" href = "/x">t</a>`, `<a id = "1" href = "/x">t</a>`},
+		{"empty value kept", `<a password = "">`, `<a password = "">`},
+		{"comparison is not a tag", `if a < b and c = "d"`, `if a < b and c = "d"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, ct := range []string{"application/xml", "text/html", ""} {
+				if got := r.Body([]byte(tt.in), ct); got != tt.want {
+					t.Errorf("Body(%q, %q) = %q, want %q", tt.in, ct, got, tt.want)
+				}
+			}
+			if got := r.String("fault: " + tt.in); got != "fault: "+tt.want {
+				t.Errorf("String(%q) = %q, want %q", tt.in, got, "fault: "+tt.want)
+			}
+		})
+	}
+	// Inside a JSON string the document stays valid JSON.
+	in := `{"soap":"<auth password = \"hunter2\" user=\"bob\"/>"}`
+	got := r.Body([]byte(in), "application/json")
+	if strings.Contains(got, "hunter2") || !gjson.Valid(got) {
+		t.Errorf("Body(%s) = %s", in, got)
+	}
+}
