@@ -1,7 +1,10 @@
 package adapter
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 
@@ -59,14 +62,78 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if e != nil {
 		ent.Error = e.Error() // built from redacted parts
 	}
+	c.emit(ctx, &ent)
+}
+
+// emit hands ent to the recorder; a recorder failure is logged, never returned.
+func (c *Client) emit(ctx context.Context, ent *synclog.Entry) {
 	rctx := ctx
 	if ctx.Done() != nil {
 		rctx = context.WithoutCancel(ctx) // record the call even when the caller gave up
 	}
-	if err := c.rec.Record(rctx, ent); err != nil && c.log != nil {
+	if err := c.rec.Record(rctx, *ent); err != nil && c.log != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "adapter: audit recorder failed",
 			slog.String("backend", c.cfg.backend), slog.String("url", ent.URL), slog.String("error", c.red.String(err.Error())))
 	}
+}
+
+// TokenOperation is the Operation of the audit entries of OAuth2 token requests.
+const TokenOperation = "oauth2 token"
+
+// tokenBodyLimit is how much of a token response is read: golang.org/x/oauth2 reads no
+// more either.
+const tokenBodyLimit = 1 << 20
+
+// tokenAudit records the OAuth2 token requests, which go through the client's transport
+// but not through Do, in the audit trail: one entry per request, redacted like every
+// other exchange — the client secret (Basic header or client_secret field), the refresh
+// token sent, and the tokens received.
+type tokenAudit struct {
+	c    *Client
+	base http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := t.c
+	ent := synclog.Entry{
+		Time:          c.cfg.now(),
+		Backend:       c.cfg.backend,
+		Operation:     TokenOperation,
+		Direction:     synclog.Outbound,
+		Method:        req.Method,
+		URL:           c.red.URL(req.URL.String()),
+		RequestHeader: c.red.Header(req.Header),
+		Attempts:      1,
+	}
+	var cut1, cut2 bool
+	if req.GetBody != nil {
+		if rc, err := req.GetBody(); err == nil {
+			b, _ := io.ReadAll(io.LimitReader(rc, tokenBodyLimit))
+			rc.Close()
+			ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(b, req.Header.Get("Content-Type")), c.cfg.auditLimit)
+		}
+	}
+	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		// Read the body here, to record it, and hand the same bytes on.
+		b, rerr := io.ReadAll(io.LimitReader(resp.Body, tokenBodyLimit))
+		resp.Body.Close()
+		ent.Status, ent.ResponseHeader = resp.StatusCode, c.red.Header(resp.Header)
+		if rerr != nil {
+			resp, err = nil, fmt.Errorf("reading the token response: %w", rerr)
+		} else {
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			ent.ResponseBody, cut2 = synclog.Truncate(c.red.Body(b, resp.Header.Get("Content-Type")), c.cfg.auditLimit)
+		}
+	}
+	ent.Truncated = cut1 || cut2
+	ent.Duration = c.cfg.now().Sub(ent.Time)
+	if err != nil {
+		ent.Error = c.red.String(stripURLError(err).Error())
+	}
+	c.emit(req.Context(), &ent)
+	return resp, err
 }
 
 type headerMemo struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connkit/connkit/synclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
@@ -355,13 +356,89 @@ func TestOAuth2RotationCallbackFailureIsLogged(t *testing.T) {
 	tokenURL := serve(t, ts).URL
 	_, api := apiServer(t, "tok-1")
 	var logged atomic.Int32
-	h := &captureHandler{fn: func(msg string, _ map[string]string) { logged.Add(1) }}
+	var mu sync.Mutex
+	var texts []string
+	h := &captureHandler{fn: func(msg string, attrs map[string]string) {
+		logged.Add(1)
+		mu.Lock()
+		texts = append(texts, msg+" "+attrs["error"])
+		mu.Unlock()
+	}}
 	cfg := &oauth2.Config{ClientID: "id", Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}
-	auth := OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt-0"}, func(context.Context, *oauth2.Token) error {
-		return errors.New("disk full")
+	auth := OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt-0"}, func(_ context.Context, tok *oauth2.Token) error {
+		// The caller's error quotes both new tokens: the log line must not.
+		return fmt.Errorf("disk full while saving %s / %s", tok.AccessToken, tok.RefreshToken)
 	})
 	c, _ := newClient(t, api, WithAuth(auth), WithLogger(newSlog(h)))
 	_, err := c.Get(context.Background(), "x")
 	require.NoError(t, err, "the new token is still used")
 	assert.Equal(t, int32(1), logged.Load())
+	require.Len(t, texts, 1)
+	assert.Contains(t, texts[0], "disk full while saving")
+	assert.NotContains(t, texts[0], "tok-1")
+	assert.NotContains(t, texts[0], "rt-2")
+}
+
+// TestOAuth2TokenRequestsAreAudited: every token request (client credentials and refresh
+// token) is an audit entry, with the client secret, the refresh token sent and the tokens
+// received redacted.
+func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		auth  func(tokenURL string) Auth
+		grant string
+	}{
+		{"client credentials, secret in header", func(u string) Auth {
+			return OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "client-secret-1", TokenURL: u, AuthStyle: oauth2.AuthStyleInHeader})
+		}, "grant_type=client_credentials"},
+		{"client credentials, secret in body", func(u string) Auth {
+			return OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "client-secret-1", TokenURL: u, AuthStyle: oauth2.AuthStyleInParams})
+		}, "grant_type=client_credentials"},
+		{"refresh token", func(u string) Auth {
+			cfg := &oauth2.Config{ClientID: "id", ClientSecret: "client-secret-1", Endpoint: oauth2.Endpoint{TokenURL: u, AuthStyle: oauth2.AuthStyleInParams}}
+			return OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: "rt-start-0"}, nil)
+		}, "grant_type=refresh_token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := &tokenServer{}
+			tokenURL := serve(t, ts).URL
+			_, api := apiServer(t, "tok-1")
+			ring := synclog.NewRing(10)
+			c, _ := newClient(t, api, WithAuth(tc.auth(tokenURL+"/token")), WithRecorder(ring), WithBackendName("crm"))
+			_, err := c.Get(context.Background(), "x")
+			require.NoError(t, err)
+
+			es := ring.Entries(synclog.Filter{Operation: TokenOperation})
+			require.Len(t, es, 1, "one audit entry for the token request")
+			e := es[0]
+			assert.Equal(t, "crm", e.Backend)
+			assert.Equal(t, http.MethodPost, e.Method)
+			assert.Equal(t, tokenURL+"/token", e.URL)
+			assert.Equal(t, 200, e.Status)
+			assert.Equal(t, 1, e.Attempts)
+			assert.Contains(t, e.RequestBody, tc.grant)
+			assert.Contains(t, e.ResponseBody, `"access_token":"[REDACTED]"`)
+			assert.Contains(t, e.ResponseBody, `"expires_in":3600`, "the rest of the response stays readable")
+			for _, secret := range []string{"client-secret-1", "tok-1", "rt-2", "rt-start-0", "aWQ6Y2xpZW50LXNlY3JldC0x"} {
+				for name, text := range map[string]string{"request body": e.RequestBody, "response body": e.ResponseBody,
+					"request header": fmt.Sprint(e.RequestHeader), "response header": fmt.Sprint(e.ResponseHeader), "url": e.URL} {
+					assert.NotContains(t, text, secret, "%s leaks %s", name, secret)
+				}
+			}
+			assert.Len(t, ring.Entries(synclog.Filter{}), 2, "the token request and the call")
+		})
+	}
+
+	// A failing token request is audited too, as a failure.
+	ts := &tokenServer{fail: true}
+	tokenURL := serve(t, ts).URL
+	ring := synclog.NewRing(10)
+	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "client-secret-1", TokenURL: tokenURL})
+	c, _ := newClient(t, "http://127.0.0.1:1", WithAuth(auth), WithRecorder(ring))
+	_, err := c.Get(context.Background(), "x")
+	require.Error(t, err)
+	es := ring.Entries(synclog.Filter{Operation: TokenOperation, FailedOnly: true})
+	require.NotEmpty(t, es)
+	assert.Equal(t, 400, es[0].Status)
+	assert.Contains(t, es[0].ResponseBody, "invalid_client")
 }

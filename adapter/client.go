@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -136,6 +137,9 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	c.transport = base
 	c.tokenC = &http.Client{Transport: base, Timeout: cfg.connectTimeout + cfg.readTimeout}
+	if c.rec != nil {
+		c.tokenC.Transport = &tokenAudit{c: c, base: base}
+	}
 	c.rc = &retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: &attemptTransport{c: c, base: base}},
 		RetryWaitMin: cfg.waitMin,
@@ -314,10 +318,8 @@ func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 	st.hreq = hreq
 	// The static value slices are shared, not copied: they have len == cap (Clone in
 	// New), so Add on this request reallocates instead of writing into them.
-	h := hreq.Header // fresh and empty
-	for k, vs := range c.header {
-		h[k] = vs
-	}
+	h := http.Header(maps.Clone(c.header)) // copies the small map whole, faster than inserting
+	hreq.Header = h
 	for k, vs := range r.Header {
 		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
 	}

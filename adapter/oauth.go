@@ -17,8 +17,9 @@ import (
 // client-credentials grant (RFC 6749 §4.4) and sends them as bearer tokens. Tokens are
 // cached until they expire, fetched once for all goroutines however many need one at the
 // same time, and refreshed once when the API answers 401. Token requests use the client's
-// transport and timeouts; they are not retried and not audited. The client secret and
-// every fetched token are registered as secrets with the client's redactor.
+// transport and timeouts; they are not retried. Each one is audited as an entry with
+// Operation TokenOperation. The client secret and every fetched token are registered as
+// secrets with the client's redactor.
 func OAuth2ClientCredentials(cfg *clientcredentials.Config) Auth {
 	a := newOAuth(cfg.ClientSecret)
 	a.fetch = func(ctx context.Context) (*oauth2.Token, error) { return cfg.Token(ctx) }
@@ -57,7 +58,8 @@ func OAuth2RefreshToken(cfg *oauth2.Config, tok *oauth2.Token, onRotate func(ctx
 			a.mu.Lock()
 			a.refresh = nt.RefreshToken
 			a.mu.Unlock()
-			a.addSecrets(nt.RefreshToken)
+			// Both are secrets before onRotate runs: its error may quote them.
+			a.addSecrets(nt.RefreshToken, nt.AccessToken)
 			if onRotate != nil {
 				if err := onRotate(ctx, nt); err != nil {
 					a.logError(ctx, "adapter: persisting the rotated OAuth2 refresh token failed; it is kept in memory only", err)
@@ -81,6 +83,7 @@ type oauthAuth struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	addFuncs []func(...string)
+	redacts  []func(string) string // the bound clients' redactors, for logged errors
 }
 
 // tokenFlight is one token request that every waiting goroutine shares.
@@ -101,6 +104,7 @@ func (a *oauthAuth) bindClient(c *Client) {
 	a.timeout = c.cfg.connectTimeout + c.cfg.readTimeout
 	a.log = c.log
 	a.addFuncs = append(a.addFuncs, c.addSecrets)
+	a.redacts = append(a.redacts, c.red.String)
 }
 
 func (a *oauthAuth) Secrets() []string { return a.secrets }
@@ -114,13 +118,19 @@ func (a *oauthAuth) addSecrets(v ...string) {
 	}
 }
 
+// logError logs err, redacted: it may come from the caller's code and quote a token.
 func (a *oauthAuth) logError(ctx context.Context, msg string, err error) {
 	a.mu.Lock()
-	l := a.log
+	l, redacts := a.log, a.redacts
 	a.mu.Unlock()
-	if l != nil {
-		l.LogAttrs(ctx, slog.LevelError, msg, slog.String("error", err.Error()))
+	if l == nil {
+		return
 	}
+	text := err.Error()
+	for _, r := range redacts {
+		text = r(text)
+	}
+	l.LogAttrs(ctx, slog.LevelError, msg, slog.String("error", text))
 }
 
 // Apply sets the bearer token, fetching one first when needed.
