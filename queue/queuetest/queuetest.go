@@ -68,6 +68,7 @@ func Run(t *testing.T, newQueue Factory) {
 		{"RetryAfterHonoured", testRetryAfterHonoured},
 		{"IdentityKeyDedup", testIdentityKeyDedup},
 		{"RetryJobRunsDiscardedAgain", testRetryJobRunsDiscardedAgain},
+		{"RetryJobKeepsIdentityKeyUnique", testRetryJobKeepsIdentityKeyUnique},
 		{"CancelJob", testCancelJob},
 		{"GracefulStopWaitsForRunningJobs", testGracefulStop},
 		{"BadInputRefused", testBadInputRefused},
@@ -423,14 +424,66 @@ func testRetryJobRunsDiscardedAgain(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testCancelJob(t *testing.T, newQueue Factory) {
+// RetryJob must not bring back a job whose identity key another pending
+// job now holds: that would run two jobs the key was meant to keep apart.
+func testRetryJobKeepsIdentityKeyUnique(t *testing.T, newQueue Factory) {
 	w := queue.NewWorkers()
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error { return nil })
 	q := newQueue(t, w, Config{})
+	ctx := context.Background()
+	first := enqueue(t, q, EchoArgs{Name: "first"}, queue.WithIdentityKey("sync:42"), queue.WithDelay(time.Hour))
+	if _, err := q.CancelJob(ctx, first.ID); err != nil {
+		t.Fatalf("CancelJob: %v", err)
+	}
+	second := enqueue(t, q, EchoArgs{Name: "second"}, queue.WithIdentityKey("sync:42"), queue.WithDelay(time.Hour))
+	if second.Duplicate {
+		t.Fatalf("key free again after cancel, got a duplicate: %+v", second)
+	}
+	if _, err := q.RetryJob(ctx, first.ID); !errors.Is(err, queue.ErrInvalidOption) {
+		t.Errorf("RetryJob of a job whose key is held by job %d: %v, want ErrInvalidOption", second.ID, err)
+	}
+	if got, err := q.GetJob(ctx, first.ID); err != nil || got.State != queue.StateCancelled {
+		t.Errorf("refused retry changed the job: %+v, %v", got, err)
+	}
+	if dup := enqueue(t, q, EchoArgs{Name: "third"}, queue.WithIdentityKey("sync:42")); !dup.Duplicate || dup.ID != second.ID {
+		t.Errorf("key holder after the refused retry: %+v, want job %d", dup, second.ID)
+	}
+	// Once the holder is gone, the retry is allowed.
+	if _, err := q.CancelJob(ctx, second.ID); err != nil {
+		t.Fatalf("CancelJob: %v", err)
+	}
+	if got, err := q.RetryJob(ctx, first.ID); err != nil || got.State.Final() {
+		t.Errorf("RetryJob with the key free: %+v, %v; want pending", got, err)
+	}
+}
+
+func testCancelJob(t *testing.T, newQueue Factory) {
+	w := queue.NewWorkers()
+	ran := make(chan string, 2)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[EchoArgs]) error {
+		ran <- job.Args.Name
+		return nil
+	})
+	q := newQueue(t, w, Config{MaxWorkers: 1})
 	info := enqueue(t, q, EchoArgs{Name: "never"}, queue.WithDelay(time.Hour))
-	got, err := q.CancelJob(context.Background(), info.ID)
-	if err != nil || got.State != queue.StateCancelled {
-		t.Fatalf("CancelJob = %+v, %v; want cancelled", got, err)
+	soon := enqueue(t, q, EchoArgs{Name: "never soon"}, queue.WithDelay(50*time.Millisecond))
+	for _, id := range []int64{info.ID, soon.ID} {
+		got, err := q.CancelJob(context.Background(), id)
+		if err != nil || got.State != queue.StateCancelled {
+			t.Fatalf("CancelJob(%d) = %+v, %v; want cancelled", id, got, err)
+		}
+	}
+	// Jobs run one at a time in order of due time: once a job enqueued
+	// after the cancelled one came due has run, the cancelled one would have.
+	start(t, q)
+	time.Sleep(100 * time.Millisecond)
+	after := enqueue(t, q, EchoArgs{Name: "after"})
+	waitState(t, q, after.ID, queue.StateCompleted)
+	if name := <-ran; name != "after" {
+		t.Errorf("cancelled job %q ran", name)
+	}
+	if got, _ := q.GetJob(context.Background(), soon.ID); got.State != queue.StateCancelled || got.Attempt != 0 {
+		t.Errorf("cancelled job now %+v, want cancelled, never attempted", got)
 	}
 	if _, err := q.CancelJob(context.Background(), 1<<40); !errors.Is(err, queue.ErrJobNotFound) {
 		t.Errorf("CancelJob(unknown) error = %v, want ErrJobNotFound", err)

@@ -9,7 +9,10 @@
 //     many machines share the work.
 //
 // River's tables are created or upgraded on construction (rivermigrate)
-// unless [WithoutMigrate] is given.
+// unless [WithoutMigrate] is given. On Postgres, processes starting together
+// take turns (an advisory lock per schema), so a fleet can start on a fresh
+// database. River's migrator itself takes no lock, so with SQLite let one
+// process create the file before others open it.
 //
 // Mapping onto River: priorities 1..4 are River's; [queue.Permanent] is
 // river.JobCancel (the job ends cancelled); [queue.RetryAfter] is a normal
@@ -29,12 +32,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"iter"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
@@ -44,7 +49,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite" for OpenSQLite
+	"modernc.org/sqlite" // also the database/sql driver "sqlite" for OpenSQLite
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/connkit/connkit/queue"
 )
@@ -179,7 +185,7 @@ func NewSQLite(ctx context.Context, db *sql.DB, workers *queue.Workers, opts ...
 	if db == nil {
 		return nil, errors.New("riverqueue: NewSQLite: db is nil")
 	}
-	return newQueue(ctx, riversqlite.New(db), workers, opts)
+	return newQueue(ctx, riversqlite.New(db), workers, opts, nil)
 }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path with WAL
@@ -212,10 +218,32 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, workers *queue.Workers
 	if pool == nil {
 		return nil, errors.New("riverqueue: NewPostgres: pool is nil")
 	}
-	return newQueue(ctx, riverpgxv5.New(pool), workers, opts)
+	return newQueue(ctx, riverpgxv5.New(pool), workers, opts, func(ctx context.Context, schema string) (func(), error) {
+		return lockPostgresMigrations(ctx, pool, schema)
+	})
 }
 
-func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *queue.Workers, opts []Option) (*Queue[TTx], error) {
+// lockPostgresMigrations serializes River migrations of one schema across
+// processes with a session advisory lock, taken on a connection of its own
+// so the migrator can use the pool (even a one-connection pool) meanwhile.
+// River's migrator takes no lock: processes starting together on a fresh
+// database all try to create the same tables, and all but one fail.
+func lockPostgresMigrations(ctx context.Context, pool *pgxpool.Pool, schema string) (func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to lock migrations: %w", err)
+	}
+	key := fnv.New64a()
+	_, _ = key.Write([]byte("connkit/riverqueue migrate " + schema))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(key.Sum64())); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("waiting for another process's migrations: %w", err)
+	}
+	// Closing the session releases the lock.
+	return func() { _ = conn.Close(context.WithoutCancel(ctx)) }, nil
+}
+
+func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *queue.Workers, opts []Option, lockMigrations func(context.Context, string) (func(), error)) (*Queue[TTx], error) {
 	cfg := config{workers: 10, backoff: queue.DefaultBackoff, migrate: true, timeout: queue.DefaultJobTimeout}
 	for _, o := range opts {
 		if o != nil {
@@ -248,12 +276,8 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
 	}
 	if cfg.migrate {
-		migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.logger, Schema: cfg.schema})
-		if err != nil {
-			return nil, fmt.Errorf("riverqueue: preparing River migrations: %w", err)
-		}
-		if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-			return nil, fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", cfg.schema, err)
+		if err := migrate(ctx, driver, cfg, lockMigrations); err != nil {
+			return nil, err
 		}
 	}
 
@@ -293,6 +317,24 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 		return nil, fmt.Errorf("riverqueue: creating River client: %w", err)
 	}
 	return &Queue[TTx]{client: client, workers: workers}, nil
+}
+
+func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg config, lock func(context.Context, string) (func(), error)) error {
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.logger, Schema: cfg.schema})
+	if err != nil {
+		return fmt.Errorf("riverqueue: preparing River migrations: %w", err)
+	}
+	if lock != nil {
+		unlock, err := lock(ctx, cfg.schema)
+		if err != nil {
+			return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", cfg.schema, err)
+		}
+		defer unlock()
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", cfg.schema, err)
+	}
+	return nil
 }
 
 // Client returns the River client, for River features this package does
@@ -424,10 +466,23 @@ func (q *Queue[TTx]) RetryJob(ctx context.Context, id int64) (queue.JobInfo, err
 		// for available ones already due.
 		return q.GetJob(ctx, id)
 	}
+	if isUniqueViolation(err) {
+		// Only the identity key is unique: another pending job holds it.
+		return queue.JobInfo{}, fmt.Errorf("%w: cannot retry job %d: another pending job has the same identity key", queue.ErrInvalidOption, id)
+	}
 	if err != nil {
 		return queue.JobInfo{}, notFound(err, "retrying", id)
 	}
 	return toInfo(row), nil
+}
+
+// isUniqueViolation reports whether err is a unique constraint violation
+// from Postgres or SQLite.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	var sqliteErr *sqlite.Error
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" ||
+		errors.As(err, &sqliteErr) && sqliteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 // CancelJob cancels a job that has not finished. A running job is marked

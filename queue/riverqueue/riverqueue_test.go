@@ -239,6 +239,38 @@ func TestPostgresClientsShareWork(t *testing.T) {
 	}
 }
 
+// Worker processes starting together on a fresh database all migrate: they
+// must take turns, not fail on each other's half-created tables. One
+// connection per pool also shows the lock does not starve the migrator.
+func TestPostgresConcurrentMigrations(t *testing.T) {
+	_, schema := pgPool(t)
+	cfg, err := pgxpool.ParseConfig(os.Getenv("CONNKIT_TEST_POSTGRES_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 1
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer pool.Close()
+			_, err = riverqueue.NewPostgres(context.Background(), pool, queue.NewWorkers(), riverqueue.WithSchema(schema), riverqueue.WithLogger(quiet))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("NewPostgres while others migrate: %v", err)
+		}
+	}
+}
+
 func TestEnqueueTxCommitsWithTheTransaction(t *testing.T) {
 	w := queue.NewWorkers()
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error { return nil })
