@@ -334,3 +334,40 @@ func TestConcurrentUpsertBatchOfNewKeys(t *testing.T) {
 		})
 	}
 }
+
+// Concurrent batches over the same keys in opposite orders lock rows in opposite orders:
+// Postgres aborts one of them as a deadlock, which the store must retry, not report.
+func TestConcurrentUpsertBatchOppositeOrders(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := e.open(t).Bindings()
+			for round := range 6 {
+				errs := make(chan error, 2)
+				for w := range 2 {
+					go func() {
+						bs := make([]binding.Binding, 50)
+						for i := range bs {
+							k := i
+							if w == 1 {
+								k = len(bs) - 1 - i
+							}
+							bs[i] = binding.Binding{Backend: "shop", Model: "product", ExternalID: fmt.Sprint("E", k), Hash: fmt.Sprint(round, w)}
+							if round%2 == 1 { // with local IDs: the lookup-then-write path
+								bs[i].LocalID = fmt.Sprint("L", k)
+							}
+						}
+						_, err := s.UpsertBatch(ctx, bs)
+						errs <- err
+					}()
+				}
+				for range 2 {
+					if err := <-errs; err != nil {
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
+			}
+		})
+	}
+}

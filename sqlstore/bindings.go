@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -48,8 +49,9 @@ func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, ar
 // writeTx runs fn in a write transaction. On SQLite the transaction prepares each query
 // once (batches reuse them); pgx already caches prepared statements per connection.
 // A lost insert race (Postgres: a concurrent transaction inserted the same key first) is
-// retried: the next attempt finds the row and updates it. So is a *retryBatch, which
-// UpsertBatch's next attempt runs one item at a time.
+// retried: the next attempt finds the row and updates it. So are a *retryBatch, which
+// UpsertBatch's next attempt runs one item at a time, and a transaction Postgres aborted
+// as a deadlock (concurrent batches writing the same keys in different orders).
 func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
 		var cache *stmtCache
@@ -65,7 +67,19 @@ func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) er
 		}
 		var race *insertRace
 		var retry *retryBatch
-		if (errors.As(err, &race) || errors.As(err, &retry)) && attempt < 3 {
+		if mustRetry(err) && attempt < maxTxAttempts {
+			// Give the transaction that won time to finish: retried at once, the two
+			// would likely lock each other again.
+			t := time.NewTimer(time.Duration(attempt) * time.Duration(10+rand.IntN(40)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+			continue
+		}
+		if (errors.As(err, &race) || errors.As(err, &retry)) && attempt < maxTxAttempts {
 			continue
 		}
 		if errors.As(err, &race) {
@@ -77,6 +91,9 @@ func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) er
 		return err
 	}
 }
+
+// maxTxAttempts bounds writeTx's attempts.
+const maxTxAttempts = 8
 
 // insertRace marks a unique violation on insert, which (the lookup having found no row)
 // means another transaction inserted the key concurrently.

@@ -38,3 +38,11 @@ func isBusy(err error) bool {
 	}
 	return false
 }
+
+// mustRetry reports whether err is Postgres aborting a transaction for another's sake: a
+// deadlock (40P01) or a serialization failure (40001). The transaction was rolled back
+// whole, so running it again is safe.
+func mustRetry(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}

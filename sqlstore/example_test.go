@@ -118,3 +118,46 @@ func ExampleLogRecorder_Prune() {
 	// Output:
 	// pruned 1
 }
+
+// A batch importer reads a page's bindings in one query, then writes the page in one
+// transaction.
+func ExampleBindingStore_GetManyByExternal() {
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, ":memory:")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Bindings()
+	if _, err := s.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "p-2", LocalID: "20"}); err != nil {
+		log.Fatal(err)
+	}
+
+	page := []string{"p-1", "p-2", "p-3"}
+	known, err := s.GetManyByExternal(ctx, "shop", "product", page)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var writes []binding.Binding
+	for i, ext := range page {
+		b, ok := known[ext]
+		if !ok {
+			b = binding.Binding{Backend: "shop", Model: "product", ExternalID: ext, LocalID: fmt.Sprint(i+1, "0")}
+		}
+		b.Status = binding.StatusSuccess
+		writes = append(writes, b)
+	}
+	stored, err := s.UpsertBatch(ctx, writes)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(known), "known")
+	for _, b := range stored {
+		fmt.Println(b.ExternalID, b.LocalID, b.Status)
+	}
+	// Output:
+	// 1 known
+	// p-1 10 success
+	// p-2 20 success
+	// p-3 30 success
+}
