@@ -199,11 +199,16 @@ func TestLogRecorderContent(t *testing.T) {
 			}
 
 			// Bad input: a negative limit is an error, not "everything".
+			var queryErr error
 			for _, err := range rec.Query(ctx, synclog.Filter{Limit: -1}) {
 				if err == nil {
 					t.Fatalf("Query with Limit -1 yielded an entry, want an error")
 				}
+				queryErr = err
 				break
+			}
+			if queryErr == nil {
+				t.Fatalf("Query with Limit -1 yielded nothing, want an error")
 			}
 		})
 	}
