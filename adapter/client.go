@@ -76,21 +76,31 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if cfg.waitMin > cfg.waitMax {
 		cfg.fail("WithRetryWait: the minimum wait %v exceeds the maximum %v", cfg.waitMin, cfg.waitMax)
 	}
+	// Errors quote the base URL without its query values and userinfo password, and
+	// without the configured secrets: an API key in the URL is a common reason to fail.
+	shown := func() string {
+		red := cfg.redactor
+		if red == nil {
+			red = synclog.NewRedactor()
+		}
+		red.AddSecrets(cfg.secrets...)
+		return red.String(redactURLString(baseURL))
+	}
 	if len(cfg.errs) > 0 {
-		return nil, fmt.Errorf("adapter.New(%q): %w", baseURL, errors.Join(cfg.errs...))
+		return nil, fmt.Errorf("adapter.New(%q): %w", shown(), errors.Join(cfg.errs...))
 	}
 	c := &Client{cfg: cfg}
 	if baseURL != "" {
 		u, err := url.Parse(baseURL)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("adapter.New: base URL %q does not parse: %w", baseURL, err)
+			return nil, fmt.Errorf("adapter.New: base URL %q does not parse: %w", shown(), stripURLError(err))
 		case u.Scheme != "http" && u.Scheme != "https":
-			return nil, fmt.Errorf("adapter.New: base URL %q must start with http:// or https://", baseURL)
+			return nil, fmt.Errorf("adapter.New: base URL %q must start with http:// or https://", shown())
 		case u.Host == "":
-			return nil, fmt.Errorf("adapter.New: base URL %q has no host", baseURL)
+			return nil, fmt.Errorf("adapter.New: base URL %q has no host", shown())
 		case u.RawQuery != "" || u.Fragment != "":
-			return nil, fmt.Errorf("adapter.New: base URL %q must not carry a query or fragment; use Request.Query, WithQuery or APIKeyQuery", baseURL)
+			return nil, fmt.Errorf("adapter.New: base URL %q must not carry a query or fragment; use Request.Query, WithQuery or APIKeyQuery", shown())
 		}
 		c.base = strings.TrimRight(baseURL, "/") + "/"
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Every error the Client returns for a failed call is an *Error that
@@ -121,7 +122,11 @@ func (e *Error) Error() string {
 	}
 	if body := strings.TrimSpace(e.Body); body != "" && e.Status >= 400 {
 		if len(body) > msgBodyLimit {
-			body = body[:msgBodyLimit] + "…"
+			cut := msgBodyLimit
+			for cut > 0 && !utf8.RuneStart(body[cut]) {
+				cut-- // never split a character: the message stays valid UTF-8
+			}
+			body = body[:cut] + "…"
 		}
 		b.WriteString("; response: ")
 		b.WriteString(body)

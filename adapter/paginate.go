@@ -15,7 +15,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/connkit/connkit/synclog"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
@@ -223,7 +225,9 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 		return gjson.Result{}, true, nil
 	}
 	if !gjson.ValidBytes(resp.Body) {
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), ErrBadResponse, len(resp.Body), pageExcerpt(resp.Body, 64))
+		// Redacted before it is cut: a cut secret can no longer be recognised.
+		excerpt := pageExcerpt(pageRedactor(resp).Body(resp.Body, resp.Header.Get("Content-Type")), 64)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), ErrBadResponse, len(resp.Body), excerpt)
 	}
 	if path == "" || path == "@this" {
 		records = gjson.ParseBytes(resp.Body)
@@ -271,11 +275,24 @@ func pageJSONKind(r gjson.Result) string {
 	return "a " + r.Type.String()
 }
 
-func pageExcerpt(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
+// pageExcerpt cuts s to about n bytes, on a character boundary.
+func pageExcerpt(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return string(b)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// pageRedactor returns the redactor for texts quoted from resp: its client's, which knows
+// the client's credentials, or the default one for responses from other Doers.
+func pageRedactor(resp *Response) *synclog.Redactor {
+	if resp != nil && resp.client != nil {
+		return resp.client.red
+	}
+	return synclog.DefaultRedactor()
 }
 
 func pageCloneRequest(r *Request) Request {
@@ -776,7 +793,10 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 	}
 	ref, err := url.Parse(raw)
 	if err != nil {
-		return false, fmt.Errorf("%w: next URL %q from the %s does not parse: %v", ErrBadPage, raw, from, err)
+		// Next links can carry credentials (Facebook's paging.next holds the access
+		// token), and url.Parse's error repeats the link: quote neither as it is.
+		return false, fmt.Errorf("%w: next URL %q from the %s does not parse: %v", ErrBadPage,
+			pageRedactor(resp).URL(raw), from, pageRedactor(resp).String(stripURLError(err).Error()))
 	}
 	base := resp.URL
 	if base == nil || !base.IsAbs() {

@@ -43,9 +43,13 @@ type RequestOption func(*Request)
 // Response is a complete response: the body has been read (up to the client's limit) and
 // the connection released.
 type Response struct {
+	// StatusCode is the HTTP status of the last attempt.
 	StatusCode int
-	Header     http.Header
-	Body       []byte
+	// Header is the response header of the last attempt. It is the caller's: the audit
+	// entry holds its own redacted copy.
+	Header http.Header
+	// Body is the whole response body, read up to the client's limit (WithMaxResponseSize).
+	Body []byte
 	// URL is the final request URL (secrets not stripped: do not log it; the audit log
 	// and errors carry a redacted copy).
 	URL *url.URL

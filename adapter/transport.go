@@ -167,6 +167,9 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 	resp, err := t.base.RoundTrip(req.WithContext(actx))
 	if err != nil {
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close() // a RoundTripper that breaks the contract must not leak a connection
+		}
 		a.stop()
 		st.sent = a.connected.Load()
 		return nil, t.attemptError(ctx, actx, a, err)

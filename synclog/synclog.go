@@ -83,6 +83,7 @@ var Discard Recorder = RecorderFunc(func(context.Context, Entry) error { return 
 
 // Filter selects entries in a query. Zero fields match everything.
 type Filter struct {
+	// Backend, Operation and Direction match Entry fields exactly.
 	Backend   string
 	Operation string
 	Direction Direction
