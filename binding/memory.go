@@ -233,7 +233,7 @@ func (s *MemoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, err
 		return Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
 	ext, loc := (&scopeCache{}).maps(s, b.Backend, b.Model)
-	return s.insertLocked(b, s.clock(), ext, loc), true, nil
+	return s.insertLocked(b, s.clock(), ext, loc, nil), true, nil
 }
 
 // Upsert implements Store.
@@ -273,25 +273,34 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	return out, nil
 }
 
-// undoLog remembers what a batch changed so that a failure can restore it: inserts are
-// the rows past rowsLen, updates keep the binding as it was.
+// undoLog remembers what a batch changed so that a failure can restore it: every write
+// in order (inserts append rows past rowsLen; updates keep the binding as it was).
 type undoLog struct {
 	rowsLen int
+	steps   []undoStep
 	updates []Binding
 }
 
+// undoStep is one write: binding id, and the index in updates of its previous value (-1:
+// it was inserted).
+type undoStep struct {
+	id   int64
+	prev int
+}
+
 func (s *MemoryStore) rollback(u *undoLog) {
-	// Undo updates last to first (a binding updated twice ends at its first value), then
-	// drop the inserted rows; indexes stay consistent at every step.
-	for i := len(u.updates) - 1; i >= 0; i-- {
-		prev := u.updates[i]
-		cur := s.rows.at(int(prev.ID - 1))
+	// Undo the writes last to first: each step then finds the store exactly as that write
+	// left it, so taking its keys out of the indexes never removes a key that an earlier
+	// write (now restored) owns.
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		st := u.steps[i]
+		cur := s.rows.at(int(st.id - 1))
 		s.unindex(cur)
-		*cur = prev
+		if st.prev < 0 {
+			continue // inserted: the row goes with the truncation below
+		}
+		*cur = u.updates[st.prev]
 		s.index(cur)
-	}
-	for i := s.rows.n - 1; i >= u.rowsLen; i-- {
-		s.unindex(s.rows.at(i))
 	}
 	s.rows.truncate(u.rowsLen)
 }
@@ -331,7 +340,7 @@ func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scop
 			b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, ErrConflict)
 	case extOwner == 0 && localOwner == 0:
 		// Neither ID is bound in this scope, so the new binding is unique.
-		got := s.insertLocked(b, now, ext, loc)
+		got := s.insertLocked(b, now, ext, loc, u)
 		return got, nil
 	}
 	// Found by one of its IDs in its own scope: the other ID is either empty, this
@@ -361,7 +370,7 @@ func (s *MemoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 
 // insertLocked appends b as a new binding and indexes it in ext and loc, the maps of its
 // scope; the caller has checked uniqueness.
-func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64) Binding {
+func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64, u *undoLog) Binding {
 	b.ID = int64(s.rows.n) + 1
 	b.CreatedAt, b.UpdatedAt = now, now
 	b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
@@ -370,6 +379,9 @@ func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string
 		b.Status = StatusPending
 	}
 	s.rows.append(&b)
+	if u != nil {
+		u.steps = append(u.steps, undoStep{id: b.ID, prev: -1})
+	}
 	if b.ExternalID != "" {
 		ext[b.ExternalID] = b.ID
 	}
@@ -383,6 +395,7 @@ func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string
 // checked uniqueness.
 func (s *MemoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Binding {
 	if u != nil {
+		u.steps = append(u.steps, undoStep{id: cur.ID, prev: len(u.updates)})
 		u.updates = append(u.updates, *cur)
 	}
 	moved := cur.Backend != next.Backend || cur.Model != next.Model ||

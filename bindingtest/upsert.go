@@ -232,6 +232,34 @@ func init() {
 		eq(t, "bindings", e.count(t, binding.Filter{}), 3)
 	})
 
+	register("UpsertBatchRollbackRestoresMovedIDs", func(t *testing.T, e *env) {
+		// Item 0 moves x's local ID away, item 1 takes it for a new binding, item 2 fails:
+		// the rollback must give L1 back to x, not drop it with the new binding.
+		s, ctx := e.store, e.ctx
+		x := e.upsert(t, binding.Binding{ExternalID: "E1", LocalID: "L1"})
+		e.upsert(t, binding.Binding{ExternalID: "E9"})
+		e.upsert(t, binding.Binding{LocalID: "L9"})
+		_, err := s.UpsertBatch(ctx, []binding.Binding{
+			{Backend: backendA, Model: modelP, ExternalID: "E1", LocalID: "L2"},
+			{Backend: backendA, Model: modelP, ExternalID: "E2", LocalID: "L1"},
+			{Backend: backendA, Model: modelP, ExternalID: "E9", LocalID: "L9"}, // two bindings: conflict
+		})
+		wantErr(t, "UpsertBatch ending in a conflict", err, binding.ErrConflict)
+		got, err := s.GetByLocal(ctx, backendA, modelP, "L1")
+		noErr(t, "GetByLocal(L1) after the rollback", err)
+		eq(t, "GetByLocal(L1).ID", got.ID, x.ID)
+		got, err = s.GetByExternal(ctx, backendA, modelP, "E1")
+		noErr(t, "GetByExternal(E1) after the rollback", err)
+		eq(t, "GetByExternal(E1).LocalID", got.LocalID, "L1")
+		_, err = s.GetByLocal(ctx, backendA, modelP, "L2")
+		wantErr(t, "GetByLocal(L2) after the rollback", err, binding.ErrNotFound)
+		_, err = s.GetByExternal(ctx, backendA, modelP, "E2")
+		wantErr(t, "GetByExternal(E2) after the rollback", err, binding.ErrNotFound)
+		// The index is whole: binding another external ID to L1 is a conflict with x.
+		_, err = s.UpsertBatch(ctx, []binding.Binding{{Backend: backendA, Model: modelP, ExternalID: "E9", LocalID: "L1"}})
+		wantErr(t, "binding E9 (bound elsewhere) to L1", err, binding.ErrConflict)
+	})
+
 	register("MarkSuccess", func(t *testing.T, e *env) {
 		s, ctx := e.store, e.ctx
 		a := e.upsert(t, binding.Binding{LocalID: "L1", Status: binding.StatusFailed, LastError: "boom", RetryCount: 3, Hash: "old"})
