@@ -27,8 +27,36 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// failureLog returns a logger that keeps River's warnings and errors and prints them
+// only if t fails, so that a rare failure (a start timeout under load) says which of
+// River's steps timed out. Records after the test ended stay in the buffer: t.Log would
+// panic then.
+func failureLog(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() && buf.Len() > 0 {
+			t.Logf("River logged:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
 // testOptions keep cases fast: short polls, tiny backoff, no start-up stagger.
-func testOptions(cfg queuetest.Config) []riverqueue.Option {
+func testOptions(t *testing.T, cfg queuetest.Config) []riverqueue.Option {
 	n := cfg.MaxWorkers
 	if n == 0 {
 		n = 4
@@ -37,7 +65,7 @@ func testOptions(cfg queuetest.Config) []riverqueue.Option {
 		riverqueue.WithWorkers(n),
 		riverqueue.WithBackoff(queuetest.FastBackoff),
 		riverqueue.WithFetchPollInterval(50 * time.Millisecond),
-		riverqueue.WithLogger(quiet),
+		riverqueue.WithLogger(failureLog(t)),
 		riverqueue.WithRiverConfig(func(c *river.Config) {
 			c.TestOnly = true
 			c.FetchCooldown = 10 * time.Millisecond
@@ -91,7 +119,7 @@ func migratedSQLiteFile(t *testing.T) string {
 func newSQLiteQueue(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
 	t.Helper()
 	// Migrating again is a cheap no-op check on the copied template.
-	q, err := riverqueue.OpenSQLite(context.Background(), migratedSQLiteFile(t), w, testOptions(cfg)...)
+	q, err := riverqueue.OpenSQLite(context.Background(), migratedSQLiteFile(t), w, testOptions(t, cfg)...)
 	if err != nil {
 		t.Fatalf("OpenSQLite: %v", err)
 	}
@@ -157,7 +185,7 @@ func pgPool(t *testing.T) (*pgxpool.Pool, string) {
 func newPostgresQueue(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
 	t.Helper()
 	pool, schema := pgPool(t)
-	q, err := riverqueue.NewPostgres(context.Background(), pool, w, append(testOptions(cfg), riverqueue.WithSchema(schema))...)
+	q, err := riverqueue.NewPostgres(context.Background(), pool, w, append(testOptions(t, cfg), riverqueue.WithSchema(schema))...)
 	if err != nil {
 		t.Fatalf("NewPostgres: %v", err)
 	}
@@ -199,7 +227,7 @@ func TestPostgresClientsShareWork(t *testing.T) {
 			return nil
 		})
 		q, err := riverqueue.NewPostgres(context.Background(), pool, w,
-			append(testOptions(queuetest.Config{MaxWorkers: 2}), riverqueue.WithSchema(schema))...)
+			append(testOptions(t, queuetest.Config{MaxWorkers: 2}), riverqueue.WithSchema(schema))...)
 		if err != nil {
 			t.Fatal(err)
 		}
