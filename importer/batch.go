@@ -88,10 +88,10 @@ func WithEnqueue(f EnqueueFunc) BatchOption { return func(c *batchConfig) { c.en
 
 // PerRecord imports every record through Record.ImportRecord, taking its lease, instead of
 // the bulk path. Bulk (the default when the local store implements local.KeyedCreator)
-// reads each binding once and writes a page's bindings in one UpsertBatch; it is safe
-// against duplicates because local creates are keyed, and records leased by another
-// worker are still imported through their lease. Without a KeyedCreator the batch is
-// always per record.
+// reads a page's bindings in one GetManyByExternal and writes them in one UpsertBatch.
+// It is safe against duplicates because local creates are keyed, and records leased by
+// another worker are still imported through their lease. Without a KeyedCreator the
+// batch is always per record.
 func PerRecord() BatchOption { return func(c *batchConfig) { c.perRecord = true } }
 
 // WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
