@@ -30,12 +30,8 @@ import (
 
 const benchPage = 250
 
-// baselineImport is the hand-written loop connkit is measured against: net/http, gjson, a
-// map of bindings and a map of records, one goroutine, no leases, no watermark.
-func baselineImport(tb testing.TB, base string) int {
-	records := map[string]product{}
-	bindings := map[string]string{} // external ID -> local ID
-	next := 0
+// walkPages is the hand-written loops' listing: net/http, a cursor, gjson.
+func walkPages(tb testing.TB, base string, page func(gjson.Result)) {
 	cursor := ""
 	for {
 		q := url.Values{"limit": {strconv.Itoa(benchPage)}}
@@ -51,7 +47,21 @@ func baselineImport(tb testing.TB, base string) int {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		page := gjson.ParseBytes(body)
+		p := gjson.ParseBytes(body)
+		page(p)
+		if cursor = p.Get("next_cursor").String(); cursor == "" {
+			return
+		}
+	}
+}
+
+// baselineImport is the hand-written loop connkit is measured against: net/http, gjson, a
+// map of bindings and a map of records, one goroutine, no leases, no watermark.
+func baselineImport(tb testing.TB, base string) int {
+	records := map[string]product{}
+	bindings := map[string]string{} // external ID -> local ID
+	next := 0
+	walkPages(tb, base, func(page gjson.Result) {
 		page.Get("items").ForEach(func(_, rec gjson.Result) bool {
 			ext := rec.Get("id").String()
 			p := product{Name: rec.Get("name").String(), SKU: rec.Get("sku").String()}
@@ -65,11 +75,8 @@ func baselineImport(tb testing.TB, base string) int {
 			bindings[ext] = id
 			return true
 		})
-		cursor = page.Get("next_cursor").String()
-		if cursor == "" {
-			return len(records)
-		}
-	}
+	})
+	return len(records)
 }
 
 // guardedImport is a second hand-written loop: the same single goroutine, but doing per
@@ -88,22 +95,7 @@ func guardedImport(tb testing.TB, base string) int {
 	byExt := map[string]*bindingRow{} // external ID -> binding
 	byLocal := map[string]string{}    // local ID -> external ID
 	next := 0
-	cursor := ""
-	for {
-		q := url.Values{"limit": {strconv.Itoa(benchPage)}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
-		}
-		resp, err := http.Get(base + "/products?" + q.Encode())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		page := gjson.ParseBytes(body)
+	walkPages(tb, base, func(page gjson.Result) {
 		now := time.Now()
 		page.Get("items").ForEach(func(_, rec gjson.Result) bool {
 			ext := rec.Get("id").String()
@@ -138,11 +130,8 @@ func guardedImport(tb testing.TB, base string) int {
 			byLocal[id] = ext
 			return true
 		})
-		cursor = page.Get("next_cursor").String()
-		if cursor == "" {
-			return len(records)
-		}
-	}
+	})
+	return len(records)
 }
 
 func connkitImport(tb testing.TB, c *adapter.Client, bs binding.Store, store local.Store[product], opts ...importer.BatchOption) importer.Summary {
