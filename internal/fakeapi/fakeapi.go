@@ -9,20 +9,23 @@
 //	GET    /R?limit=&offset=   | ?page=&per_page= | ?cursor=   list, oldest updated_at first
 //	       &updated_at_min=RFC3339                              only records updated at or after
 //	GET    /R/{id}                                              one record
-//	POST   /R                                                   create (Idempotency-Key honoured)
+//	POST   /R                                                   create; a repeated Idempotency-Key
+//	                                                            replays the first response
 //	PUT    /R/{id}, PATCH /R/{id}                               replace / merge fields
 //	DELETE /R/{id}                                              delete
 //
 // A list answers {"items": [...], "total": n, "next_cursor": "...", "next": "URL"} plus a
 // Link header with rel="next" while there are more records; [WithPagination] keeps only
 // one style's metadata. Records are JSON objects with a numeric "id" and an RFC 3339
-// "updated_at" the server maintains. The server is safe for concurrent use.
+// "updated_at" the server maintains; numbers are stored digit for digit. The server is safe
+// for concurrent use.
 package fakeapi
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -77,9 +80,9 @@ type record struct {
 type resource struct {
 	nextID  int64
 	byID    map[int64]*record
-	order   []*record // sorted by (updated, id)
-	keys    map[string]int64
-	synth   int // > 0: read-only synthetic records 1..synth
+	order   []*record         // sorted by (updated, id)
+	keys    map[string][]byte // Idempotency-Key -> the create's response body
+	synth   int               // > 0: read-only synthetic records 1..synth
 	synBase time.Time
 }
 
@@ -138,7 +141,7 @@ func New(opts ...Option) *Server {
 func (s *Server) res(name string) *resource {
 	r := s.resources[name]
 	if r == nil {
-		r = &resource{byID: make(map[int64]*record), keys: make(map[string]int64)}
+		r = &resource{byID: make(map[int64]*record), keys: make(map[string][]byte)}
 		s.resources[name] = r
 	}
 	return r
@@ -329,7 +332,9 @@ func (s *Server) RejectWrites(f func(resource string, body gjson.Result) string)
 func (s *Server) updateLocked(r *resource, rec *record, fields map[string]any, merge bool) {
 	m := map[string]any{}
 	if merge {
-		_ = json.Unmarshal(rec.body, &m)
+		if cur, err := decodeObject(rec.body); err == nil {
+			m = cur
+		}
 	}
 	for k, v := range fields {
 		m[k] = v
@@ -451,14 +456,29 @@ func readObject(w http.ResponseWriter, req *http.Request) (map[string]any, []byt
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		return nil, nil, false
 	}
-	var m map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &m); err != nil || m == nil {
+	m, err := decodeObject(buf.Bytes())
+	if err != nil || m == nil {
 		writeError(w, http.StatusBadRequest, "body must be a JSON object")
 		return nil, nil, false
 	}
 	delete(m, "id")
 	delete(m, "updated_at")
 	return m, buf.Bytes(), true
+}
+
+// decodeObject decodes a JSON object keeping numbers as json.Number, so integers beyond
+// 2^53 are stored digit for digit instead of rounded through float64.
+func decodeObject(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("trailing data after the JSON object")
+	}
+	return m, nil
 }
 
 func (s *Server) create(w http.ResponseWriter, req *http.Request, name string, f *Fault) {
@@ -486,9 +506,10 @@ func (s *Server) create(w http.ResponseWriter, req *http.Request, name string, f
 		}
 	}
 	if s.idempotency && key != "" {
-		if id, seen := r.keys[key]; seen && r.byID[id] != nil {
+		// Like APIs that store idempotent responses, a replay answers what the first
+		// request got, even if the record changed or was deleted since.
+		if body, seen := r.keys[key]; seen {
 			s.stats.Replays++
-			body := r.byID[id].body
 			s.mu.Unlock()
 			if f != nil && f.Kind == FaultResetAfterWrite {
 				hijackClose(w)
@@ -501,7 +522,7 @@ func (s *Server) create(w http.ResponseWriter, req *http.Request, name string, f
 	}
 	rec := s.insertLocked(r, fields)
 	if s.idempotency && key != "" {
-		r.keys[key] = rec.id
+		r.keys[key] = rec.body // updates replace rec.body, never change this slice
 	}
 	s.stats.Creates++
 	body := rec.body
@@ -645,6 +666,15 @@ func (v view) search(u time.Time, id int64, strict bool) int {
 	return lo
 }
 
+// skip returns the index n*size records after lo, at most end, without overflowing
+// however large n is (an offset or page number straight from a query).
+func skip(lo, end, n, size int) int {
+	if n >= (end-lo+size-1)/size+1 {
+		return end
+	}
+	return min(lo+n*size, end)
+}
+
 func (s *Server) list(w http.ResponseWriter, req *http.Request, name string, repeat bool) {
 	q := req.URL.Query()
 	limit, err := intParam(q, "limit", 0)
@@ -658,7 +688,7 @@ func (s *Server) list(w http.ResponseWriter, req *http.Request, name string, rep
 	if limit == 0 {
 		limit = s.defLimit
 	}
-	limit = min(limit, s.maxLimit)
+	limit = max(1, min(limit, s.maxLimit))
 	var since time.Time
 	if v := q.Get("updated_at_min"); v != "" {
 		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
@@ -689,7 +719,7 @@ func (s *Server) list(w http.ResponseWriter, req *http.Request, name string, rep
 			writeError(w, http.StatusBadRequest, "page must be an integer >= 1")
 			return
 		}
-		start = lo + (page-1)*limit
+		start = skip(lo, v.len(), page-1, limit)
 	default:
 		off, err := intParam(q, "offset", 0)
 		if err != nil {
@@ -697,17 +727,16 @@ func (s *Server) list(w http.ResponseWriter, req *http.Request, name string, rep
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		start = lo + off
+		start = skip(lo, v.len(), off, 1)
 	}
 	n := v.len()
-	start = min(start, n)
 	end := min(start+limit, n)
 	total := n - lo
 
 	buf := make([]byte, 0, 64+(end-start+1)*128)
 	buf = append(buf, `{"items":[`...)
 	first := true
-	if repeat && start > lo {
+	if repeat && start > lo && start < end { // only a page with records of its own repeats one
 		buf = v.appendBody(buf, start-1)
 		first = false
 	}
