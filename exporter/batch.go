@@ -12,10 +12,13 @@ import (
 
 // Summary is the outcome of a batch export.
 type Summary struct {
-	// Exported = Created + Updated.
+	// Exported = Created + Updated. Skipped counts records that sent nothing (no-export,
+	// unchanged, ErrSkip); Failed counts records whose export returned an error.
 	Exported, Created, Updated, Skipped, Failed int
-	// Errors holds the per-record errors (the first MaxErrors of them).
-	Errors  []error
+	// Errors holds the per-record errors (the first MaxErrors of them), each a
+	// *RecordError.
+	Errors []error
+	// Elapsed is the run's duration.
 	Elapsed time.Duration
 }
 
@@ -58,35 +61,42 @@ func NewBatch[T any](rec *Record[T], opts ...BatchOption) (*Batch[T], error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.chunk <= 0 || c.concurrency <= 0 {
-		return nil, fmt.Errorf("exporter: chunk size (%d) and concurrency (%d) must be positive", c.chunk, c.concurrency)
+	if c.chunk <= 0 || c.concurrency <= 0 || c.maxErrors < 0 {
+		return nil, fmt.Errorf("exporter: chunk size (%d) and concurrency (%d) must be positive, max errors (%d) not negative", c.chunk, c.concurrency, c.maxErrors)
 	}
 	return &Batch[T]{rec: rec, cfg: c}, nil
 }
 
-// Export exports the given local records, chunk by chunk. Record errors are counted in
-// the Summary and do not stop the run; only ctx does (the error is ctx's, and the summary
-// covers the chunks finished).
+// Export exports the given local records, chunk by chunk, with up to WithConcurrency
+// records of a chunk at once. Record errors are counted in the Summary and do not stop the
+// run; only ctx does: no record starts once ctx is done, and the error is ctx's. Records
+// that ctx cut short are in no count (and their bindings are not marked failed), so the
+// Summary tells what the run finished.
 func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...ExportOption) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	var mu sync.Mutex
-	for lo := 0; lo < len(localIDs); lo += b.cfg.chunk {
-		if err := ctx.Err(); err != nil {
-			sum.Elapsed = time.Since(start)
-			return sum, err
-		}
+	for lo := 0; lo < len(localIDs) && ctx.Err() == nil; lo += b.cfg.chunk {
 		chunk := localIDs[lo:min(lo+b.cfg.chunk, len(localIDs))]
 		sem := make(chan struct{}, b.cfg.concurrency)
 		var wg sync.WaitGroup
 		for _, id := range chunk {
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
 			wg.Go(func() {
 				defer func() { <-sem }()
 				res, err := b.rec.Export(ctx, id, opts...)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
+					if interrupted(ctx, err) {
+						return
+					}
 					sum.Failed++
 					if len(sum.Errors) < b.cfg.maxErrors {
 						sum.Errors = append(sum.Errors, err)
@@ -106,7 +116,7 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 			})
 		}
 		wg.Wait()
-		if b.cfg.progress != nil {
+		if b.cfg.progress != nil && ctx.Err() == nil {
 			b.cfg.progress(lo+len(chunk), len(localIDs))
 		}
 	}

@@ -23,9 +23,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
@@ -34,9 +37,10 @@ import (
 )
 
 // MapFunc turns a local record into the request body sent to the API: a value encoded as
-// JSON, or []byte / json.RawMessage sent as is. b is the record's binding (its ExternalID
-// is empty on create); create tells which request will be sent. Returning an error
-// matching ErrSkip skips the record.
+// JSON, or a string, []byte or json.RawMessage holding JSON, sent as is. A nil payload is
+// an error (return ErrSkip to send nothing). b is the record's binding (its ExternalID is
+// empty on create); create tells which request will be sent. Returning an error matching
+// ErrSkip skips the record. A panic is recovered and fails the record with ErrPanic.
 type MapFunc[T any] func(ctx context.Context, v T, b binding.Binding, create bool) (any, error)
 
 // Errors matched with errors.Is.
@@ -51,6 +55,9 @@ var (
 	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
 	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry.
 	ErrTooManyRetries = errors.New("exporter: record failed too many times")
+	// ErrPanic: a MapFunc or a Dependency's LocalIDs panicked. The record fails (its lease
+	// released, its binding marked failed) instead of the process; the stack is logged.
+	ErrPanic = errors.New("exporter: callback panicked")
 )
 
 // RecordError is the error of one record's export: which record, in which step.
@@ -75,19 +82,29 @@ type Action string
 
 // Actions.
 const (
+	// Created: the record was created remotely (POST) and bound to the new external ID.
 	Created Action = "created"
+	// Updated: the remote record was replaced or patched (PUT/PATCH).
 	Updated Action = "updated"
+	// Skipped: nothing was sent — no-export binding, unchanged payload, ErrSkip from the
+	// MapFunc, a dependency cycle, or (Delete) nothing bound.
 	Skipped Action = "skipped"
+	// Deleted: Delete removed the remote record (or found it gone) and the binding.
 	Deleted Action = "deleted"
-	Failed  Action = "failed"
+	// Failed: the export failed; the error says which step.
+	Failed Action = "failed"
 )
 
 // Result describes one export.
 type Result struct {
-	LocalID    string
+	// LocalID is the record exported.
+	LocalID string
+	// ExternalID is the remote record's ID ("" when there is none yet).
 	ExternalID string
-	Action     Action
-	Binding    binding.Binding
+	// Action says what the export did.
+	Action Action
+	// Binding is the binding as it stands after the export (zero when it was removed).
+	Binding binding.Binding
 }
 
 // NotFoundPolicy says what to do when an update answers 404.
@@ -102,9 +119,11 @@ const (
 
 // Dependent is what a Dependency exports through; every *Record[T] implements it.
 type Dependent interface {
+	// Export exports one local record.
 	Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error)
 	// Bound reports whether the local record already has an external ID.
 	Bound(ctx context.Context, localID string) (bool, error)
+	// Model names the dependency's model.
 	Model() string
 }
 
@@ -171,8 +190,12 @@ func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound
 // WithDependency adds a dependency exported before the record.
 func WithDependency[T any](d Dependency[T]) Option {
 	return func(c *config) {
+		var ids func(any) []string
+		if d.LocalIDs != nil {
+			ids = func(v any) []string { return d.LocalIDs(v.(T)) }
+		}
 		c.deps = append(c.deps, dep{
-			ids:    func(v any) []string { return d.LocalIDs(v.(T)) },
+			ids:    ids,
 			fits:   func(v any) bool { _, ok := v.(T); return ok },
 			exp:    d.Exporter,
 			always: d.Always,
@@ -184,7 +207,8 @@ func WithDependency[T any](d Dependency[T]) Option {
 func WithOwner(owner string) Option { return func(c *config) { c.owner = owner } }
 
 // WithLease sets the lease duration (default 5 min) and how long to wait for another
-// worker's lease before failing with ErrBusy (default 30 s).
+// worker's lease before failing with ErrBusy (default 30 s). ttl must be positive and
+// maxWait not negative.
 func WithLease(ttl, maxWait time.Duration) Option {
 	return func(c *config) { c.leaseTTL, c.maxWait = ttl, maxWait }
 }
@@ -269,10 +293,13 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	if c.idPath == "" {
 		return nil, errors.New("exporter: the response ID path may not be empty")
 	}
+	if c.leaseTTL <= 0 || c.maxWait < 0 {
+		return nil, fmt.Errorf("exporter: WithLease(%s, %s): the lease must last a positive time and the wait may not be negative", c.leaseTTL, c.maxWait)
+	}
 	var zero T
 	for i, d := range c.deps {
-		if d.exp == nil || !d.fits(zero) {
-			return nil, fmt.Errorf("exporter: dependency %d of %s: needs an Exporter and must be a Dependency[%T]", i, model, zero)
+		if d.exp == nil || d.ids == nil || !d.fits(zero) {
+			return nil, fmt.Errorf("exporter: dependency %d of %s: needs LocalIDs and an Exporter and must be a Dependency[%T]", i, model, zero)
 		}
 	}
 	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn,
@@ -309,7 +336,11 @@ func (r *Record[T]) fail(localID, step string, err error) error {
 	return &RecordError{Backend: r.backend, Model: r.model, LocalID: localID, Step: step, Err: err}
 }
 
-// Export exports the local record with the given ID.
+// Export exports the local record with the given ID: it claims the binding's lease, skips
+// a no-export binding, exports the dependencies, maps the record and creates or updates it
+// remotely, then marks the binding. An error is a *RecordError naming the step that
+// failed; the binding is then marked failed (its RetryCount grows), except when ctx ended
+// the export: an interruption is not the record's failure.
 func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error) {
 	var ec exportConfig
 	for _, o := range opts {
@@ -370,6 +401,9 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	}
 	if err != nil {
 		ferr := r.fail(localID, step, err)
+		if interrupted(ctx, err) {
+			return res, ferr // not the record's fault: no failure counted against it
+		}
 		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, ferr.Error()); merr == nil {
 			res.Binding = fb
 		} else {
@@ -379,6 +413,12 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	}
 	res.Action = action
 	return res, nil
+}
+
+// interrupted reports whether err is ctx ending, rather than the record failing.
+func interrupted(ctx context.Context, err error) bool {
+	cerr := ctx.Err()
+	return cerr != nil && errors.Is(err, cerr)
 }
 
 // export runs under the lease. It returns the action, the binding as it ends up, and on
@@ -391,7 +431,11 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 	if len(r.cfg.deps) > 0 {
 		dctx := depchain.With(ctx, "export", r.backend, r.model, b.LocalID)
 		for _, d := range r.cfg.deps {
-			for _, id := range d.ids(v) {
+			ids, err := r.dependencyIDs(d, v)
+			if err != nil {
+				return Failed, b, "dependency", err
+			}
+			for _, id := range ids {
 				if id == "" {
 					continue
 				}
@@ -411,16 +455,10 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 		}
 	}
 	create := b.ExternalID == ""
-	payload, err := r.mapFn(ctx, v, b, create)
+	body, hash, err := r.mapBody(ctx, v, b, create)
 	if err != nil {
 		return Failed, b, "map", err
 	}
-	body, err := encodeBody(payload)
-	if err != nil {
-		return Failed, b, "map", err
-	}
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:16])
 	if !force && !create && b.Status == binding.StatusSuccess && b.Hash == hash {
 		return Skipped, b, "", nil
 	}
@@ -449,18 +487,17 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 			if err != nil {
 				return Failed, b, "bind", err
 			}
-			if nb, err = r.bindings.Claim(ctx, nb.ID, owner, r.cfg.leaseTTL); err != nil {
+			// Another worker may have ensured it in between: wait for its lease like any claim.
+			if nb, err = r.claimLease(ctx, nb.ID, owner); err != nil {
 				return Failed, nb, "claim", err
 			}
 			*held, b = nb.ID, nb
-			if payload, err = r.mapFn(ctx, v, b, true); err != nil {
+			if b.ExternalID != "" { // that worker created it again already
+				return Skipped, b, "", nil
+			}
+			if body, hash, err = r.mapBody(ctx, v, b, true); err != nil {
 				return Failed, b, "map", err
 			}
-			if body, err = encodeBody(payload); err != nil {
-				return Failed, b, "map", err
-			}
-			sum = sha256.Sum256(body)
-			hash = hex.EncodeToString(sum[:16])
 			if extID, err = r.create(ctx, b, body); err != nil {
 				return Failed, b, "create", err
 			}
@@ -469,11 +506,49 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 			return Failed, b, "update", err
 		}
 	}
-	sb, err := r.bindings.MarkSuccess(ctx, b.ID, binding.Success{ExternalID: extID, Hash: hash, At: r.cfg.now()})
+	// The remote write happened: record it even if ctx ends now, or the next export
+	// would create the record a second time on an API that ignores idempotency keys.
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{ExternalID: extID, Hash: hash, At: r.cfg.now()})
 	if err != nil {
 		return Failed, b, "mark", err
 	}
 	return action, sb, "", nil
+}
+
+// mapBody maps v and encodes the payload; hash identifies the body for the unchanged check.
+func (r *Record[T]) mapBody(ctx context.Context, v T, b binding.Binding, create bool) (body []byte, hash string, err error) {
+	payload, err := r.mapRecord(ctx, v, b, create)
+	if err != nil {
+		return nil, "", err
+	}
+	if body, err = encodeBody(payload); err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(body)
+	return body, hex.EncodeToString(sum[:16]), nil
+}
+
+// mapRecord calls the MapFunc, turning a panic into ErrPanic so that one bad record fails
+// alone instead of taking the batch (and the process) down.
+func (r *Record[T]) mapRecord(ctx context.Context, v T, b binding.Binding, create bool) (payload any, err error) {
+	defer r.recoverInto(&err, "MapFunc", b.LocalID)
+	return r.mapFn(ctx, v, b, create)
+}
+
+// dependencyIDs calls a Dependency's LocalIDs, turning a panic into ErrPanic.
+func (r *Record[T]) dependencyIDs(d dep, v T) (ids []string, err error) {
+	defer r.recoverInto(&err, "Dependency.LocalIDs", "")
+	return d.ids(v), nil
+}
+
+func (r *Record[T]) recoverInto(err *error, what, localID string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	r.cfg.logger.Error("exporter: "+what+" panicked", "backend", r.backend, "model", r.model, "local_id", localID,
+		"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	*err = fmt.Errorf("%w: %s: %v", ErrPanic, what, p)
 }
 
 func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, error) {
@@ -482,16 +557,36 @@ func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) 
 	if err != nil {
 		return "", err
 	}
-	id := resp.Get(r.cfg.idPath).String()
-	if id == "" {
-		return "", fmt.Errorf("%w at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, r.cfg.idPath, resp.StatusCode, resp.Body)
+	v := resp.Get(r.cfg.idPath)
+	// Only a string or a number is an ID; an object there means the path stops short
+	// ("product" for "product.id") and would bind its whole JSON as the external ID.
+	if id := v.String(); id != "" && (v.Type == gjson.String || v.Type == gjson.Number) {
+		return id, nil
 	}
-	return id, nil
+	what := "no value"
+	if v.Exists() && v.Type != gjson.Null {
+		what = jsonKind(v) + ", not an ID,"
+	}
+	return "", fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
+}
+
+func jsonKind(v gjson.Result) string {
+	switch {
+	case v.IsObject():
+		return "a JSON object"
+	case v.IsArray():
+		return "a JSON array"
+	case v.IsBool():
+		return "a boolean"
+	}
+	return "an empty string"
 }
 
 func encodeBody(payload any) ([]byte, error) {
 	var body []byte
 	switch p := payload.(type) {
+	case nil:
+		return nil, errors.New("the MapFunc returned no payload (return exporter.ErrSkip to send nothing)")
 	case json.RawMessage:
 		body = p
 	case []byte:
@@ -513,7 +608,9 @@ func encodeBody(payload any) ([]byte, error) {
 
 // Delete propagates the deletion of a local record: it deletes the remote record (a 404
 // counts as already deleted) and removes the binding. A record that was never exported
-// only loses its binding; one without a binding is a no-op (Action Skipped).
+// only loses its binding; one without a binding is a no-op (Action Skipped). A no-export
+// binding is left alone, remote record included (Action Skipped): no-export means the
+// exporter never writes to the remote side for that record.
 func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) {
 	res := Result{LocalID: localID, Action: Failed}
 	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
@@ -524,27 +621,45 @@ func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) 
 	if err != nil {
 		return res, r.fail(localID, "bind", err)
 	}
+	res.Binding, res.ExternalID = b, b.ExternalID
+	if b.NoExport {
+		res.Action = Skipped
+		return res, nil
+	}
 	owner := r.claimer.NewOwner()
 	if b, err = r.claimLease(ctx, b.ID, owner); err != nil {
+		if errors.Is(err, binding.ErrNotFound) { // deleted by another worker meanwhile
+			res.Binding, res.Action = binding.Binding{}, Skipped
+			return res, nil
+		}
 		return res, r.fail(localID, "claim", err)
 	}
+	release := func() { _ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner) }
 	res.Binding, res.ExternalID = b, b.ExternalID
+	if b.NoExport { // set while we waited for the lease
+		release()
+		res.Action = Skipped
+		return res, nil
+	}
 	if b.ExternalID != "" {
 		_, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodDelete, Path: r.cfg.updatePath(b.ExternalID), Operation: "delete", Model: r.model, Record: localID})
 		if err != nil && !errors.Is(err, adapter.ErrNotFound) {
 			ferr := r.fail(localID, "delete", err)
-			if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
-				res.Binding = fb
+			if !interrupted(ctx, err) {
+				if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
+					res.Binding = fb
+				}
 			}
-			_ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner)
+			release()
 			return res, ferr
 		}
 	}
-	if err := r.bindings.Delete(ctx, b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
-		_ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner)
+	// The remote record is gone: drop the binding even if ctx ends now.
+	if err := r.bindings.Delete(context.WithoutCancel(ctx), b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
+		release()
 		return res, r.fail(localID, "bind", err)
 	}
-	res.Action = Deleted
+	res.Binding, res.Action = binding.Binding{}, Deleted
 	return res, nil
 }
 
