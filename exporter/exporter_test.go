@@ -371,20 +371,28 @@ func TestExportDependenciesFirst(t *testing.T) {
 	assert.Equal(t, "1", rec.Get("customer_id").String())
 }
 
+// The lease alone keeps concurrent exports of one record from creating it twice: the
+// server ignores idempotency keys, so they cannot be what saves it.
 func TestExportConcurrentSameRecordCreatesOnce(t *testing.T) {
 	ctx := context.Background()
-	e := setup(t, exporter.WithBackoff(time.Microsecond, time.Millisecond))
-	e.store.Put("1", product{Name: "A"})
+	srv := fakeapi.New(fakeapi.WithoutIdempotency())
+	defer srv.Close()
+	store := local.NewMemory[product]()
+	store.Put("1", product{Name: "A"})
+	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemoryStore(), store, "shop", "product", "/products", mapProduct,
+		exporter.WithBackoff(time.Microsecond, time.Millisecond), exporter.WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			_, err := e.exp.Export(ctx, "1", exporter.Force())
+			_, err := exp.Export(ctx, "1", exporter.Force())
 			assert.NoError(t, err)
 		})
 	}
 	wg.Wait()
-	assert.Equal(t, 1, e.srv.Count("products"))
-	assert.Equal(t, 1, e.srv.Stats().Creates)
+	assert.Equal(t, 1, srv.Count("products"))
+	assert.Equal(t, 1, srv.Stats().Creates)
+	assert.Equal(t, 7, srv.Stats().Updates, "the others waited, then updated the record the first created")
 }
 
 func TestBatchExportUnderFaults(t *testing.T) {
