@@ -35,6 +35,12 @@ type Store[T any] interface {
 // from the backend, model and external ID, so that an import interrupted between writing
 // the local record and writing its binding never creates that record twice when it is run
 // again. A store backed by SQL typically keeps the key in a unique column.
+//
+// A key whose record has since been deleted must create a new record (created true): the
+// importer recreates a local record the app deleted through the same key, and an ID that no
+// longer exists would fail that import on every run.
 type KeyedCreator[T any] interface {
+	// CreateKeyed stores v unless a live record was created under key, and returns the ID
+	// of the record now holding key; created reports whether v was stored.
 	CreateKeyed(ctx context.Context, key string, v T) (id string, created bool, err error)
 }

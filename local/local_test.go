@@ -77,3 +77,11 @@ func ExampleMemory() {
 	fmt.Println(id, v)
 	// Output: 1 hello, world
 }
+
+func TestMemoryIDsOrder(t *testing.T) {
+	m := local.NewMemory[int]()
+	for _, id := range []string{"b", "10", "-3", "9", "a", "007", "7", "ab"} {
+		m.Put(id, 0)
+	}
+	assert.Equal(t, []string{"-3", "007", "7", "9", "10", "a", "ab", "b"}, m.IDs())
+}

@@ -1,11 +1,13 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -13,6 +15,10 @@ import (
 // Memory is an in-memory Store for tests and examples. It is safe for concurrent use,
 // implements KeyedCreator, and counts the writes it receives so tests can assert that a sync
 // created each record exactly once. IDs are "1", "2", … in creation order.
+//
+// Records are stored as the values given: a T holding slices, maps or pointers shares them
+// with the caller, so changing one after Create, Update or Get changes the stored record
+// too (and is a data race if other goroutines read it). Store copies, or value types.
 type Memory[T any] struct {
 	mu      sync.RWMutex
 	next    int64
@@ -129,23 +135,30 @@ func (m *Memory[T]) Len() int {
 	return len(m.records)
 }
 
-// IDs returns the IDs of all records, sorted numerically when they are numbers.
+// IDs returns the IDs of all records: those that are integers first, in numeric order,
+// then the others in string order.
 func (m *Memory[T]) IDs() []string {
 	m.mu.RLock()
 	ids := slices.Collect(maps.Keys(m.records))
 	m.mu.RUnlock()
-	slices.SortFunc(ids, func(a, b string) int {
-		if len(a) != len(b) {
-			return len(a) - len(b)
-		}
-		if a < b {
-			return -1
-		} else if a > b {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(ids, compareIDs)
 	return ids
+}
+
+func compareIDs(a, b string) int {
+	na, ea := strconv.ParseInt(a, 10, 64)
+	nb, eb := strconv.ParseInt(b, 10, 64)
+	switch {
+	case ea == nil && eb == nil:
+		if c := cmp.Compare(na, nb); c != 0 {
+			return c
+		}
+	case ea == nil:
+		return -1
+	case eb == nil:
+		return 1
+	}
+	return strings.Compare(a, b) // "7" and "007": a fixed order all the same
 }
 
 // Snapshot returns a copy of all records by ID.
