@@ -44,8 +44,8 @@ auth: {type: bearer, token: "${SHOP_TOKEN}"}
 	_, err = b.ExportRecords(ctx, "sale.order", []string{"42"})
 	fmt.Println(errors.Is(err, backend.ErrExportNotImplemented))
 	// Output:
-	// orders: {Created:3 Updated:1 Skipped:0 Failed:0} failed=false
-	// products: {Created:0 Updated:0 Skipped:7 Failed:0} failed=true
+	// orders: {Created:3 Updated:1 Skipped:0 Failed:0 Enqueued:0} failed=false
+	// products: {Created:0 Updated:0 Skipped:7 Failed:0 Enqueued:0} failed=true
 	// sync all error: true
 	// true
 }
