@@ -60,3 +60,24 @@ func Example() {
 	// remote records: 2 customer 2: bob@example.org
 	// deleted remote records: 1
 }
+
+// The exporter keeps the remote record's updated_at from each write's response, so an
+// importer on the same bindings skips the echo of the export.
+func ExampleWithUpdatedAtPath() {
+	ctx := context.Background()
+	api := fakeapi.New()
+	defer api.Close()
+	client, _ := adapter.New(api.URL)
+	customers := local.NewMemory[Customer]()
+	customers.Put("1", Customer{"Ann", "ann@example.com"})
+	exp, _ := exporter.New(client, binding.NewMemoryStore(), customers, "crm", "customer", "/contacts",
+		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
+			return map[string]any{"full_name": c.Name}, nil
+		},
+		exporter.WithUpdatedAtPath("updated_at")) // the default; "" turns it off
+	res, _ := exp.Export(ctx, "1")
+	id, _ := strconv.ParseInt(res.ExternalID, 10, 64)
+	remote, _ := api.Record("contacts", id)
+	fmt.Println(res.Binding.ExternalUpdatedAt.Equal(binding.UTC(remote.Get("updated_at").Time())))
+	// Output: true
+}

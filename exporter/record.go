@@ -149,6 +149,7 @@ type config struct {
 	updatePath   func(externalID string) string
 	updateMethod string
 	idPath       string
+	updatedPath  string
 	onNotFound   NotFoundPolicy
 	deps         []dep
 	owner        string
@@ -183,6 +184,14 @@ func WithUpdateMethod(m string) Option {
 // WithIDPath sets the gjson path of the new external ID in a create response (default
 // "id"; e.g. "product.id" or "data.id").
 func WithIDPath(path string) Option { return func(c *config) { c.idPath = path } }
+
+// WithUpdatedAtPath sets the gjson path of the remote record's modification time in
+// create and update responses (default "updated_at"; "" turns it off). The time, an
+// RFC 3339 string or Unix seconds, is stored as the binding's ExternalUpdatedAt, so that an
+// importer syncing the same model sees the change this export made as already synced
+// instead of importing its own echo — which, in a two-way sync, would trigger the next
+// export and so on. A response without a readable time leaves the stored time as it was.
+func WithUpdatedAtPath(path string) Option { return func(c *config) { c.updatedPath = path } }
 
 // OnNotFound sets what an update answering 404 does (default Recreate).
 func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound = p } }
@@ -273,6 +282,7 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	c := config{
 		updateMethod: http.MethodPut,
 		idPath:       "id",
+		updatedPath:  "updated_at",
 		leaseTTL:     5 * time.Minute,
 		maxWait:      30 * time.Second,
 		backoff:      20 * time.Millisecond,
@@ -326,7 +336,10 @@ func (r *Record[T]) Bound(ctx context.Context, localID string) (bool, error) {
 
 // IdempotencyKey returns the key sent with the create of binding b: a hash of backend,
 // model, local ID and binding ID. It is the same in every process and after a restart, and
-// changes only when the binding is replaced (after a remote 404 with Recreate).
+// changes only when the binding is replaced (after a remote 404 with Recreate). It relies
+// on the binding store never reusing an ID, as the SQL stores (AUTOINCREMENT, identity
+// columns) and a MemoryStore within one process guarantee: a reused ID would replay an
+// earlier create on APIs that keep keys, binding a record that may be deleted.
 func IdempotencyKey(b binding.Binding) string {
 	sum := sha256.Sum256([]byte(b.Backend + "\x00" + b.Model + "\x00" + b.LocalID + "\x00" + strconv.FormatInt(b.ID, 10)))
 	return "connkit-" + hex.EncodeToString(sum[:16])
@@ -465,14 +478,15 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 
 	action := Updated
 	var extID string
+	var resp *adapter.Response
 	if create {
 		action = Created
-		if extID, err = r.create(ctx, b, body); err != nil {
+		if extID, resp, err = r.create(ctx, b, body); err != nil {
 			return Failed, b, "create", err
 		}
 	} else {
 		extID = b.ExternalID
-		_, err = r.doer.Do(ctx, &adapter.Request{Method: r.cfg.updateMethod, Path: r.cfg.updatePath(extID), Body: json.RawMessage(body),
+		resp, err = r.doer.Do(ctx, &adapter.Request{Method: r.cfg.updateMethod, Path: r.cfg.updatePath(extID), Body: json.RawMessage(body),
 			Operation: "export", Model: r.model, Record: b.LocalID})
 		if errors.Is(err, adapter.ErrNotFound) {
 			if r.cfg.onNotFound == Fail {
@@ -498,7 +512,7 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 			if body, hash, err = r.mapBody(ctx, v, b, true); err != nil {
 				return Failed, b, "map", err
 			}
-			if extID, err = r.create(ctx, b, body); err != nil {
+			if extID, resp, err = r.create(ctx, b, body); err != nil {
 				return Failed, b, "create", err
 			}
 			action = Created
@@ -508,7 +522,8 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 	}
 	// The remote write happened: record it even if ctx ends now, or the next export
 	// would create the record a second time on an API that ignores idempotency keys.
-	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{ExternalID: extID, Hash: hash, At: r.cfg.now()})
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{ExternalID: extID, Hash: hash,
+		ExternalUpdatedAt: r.remoteUpdatedAt(resp), At: r.cfg.now()})
 	if err != nil {
 		return Failed, b, "mark", err
 	}
@@ -551,23 +566,45 @@ func (r *Record[T]) recoverInto(err *error, what, localID string) {
 	*err = fmt.Errorf("%w: %s: %v", ErrPanic, what, p)
 }
 
-func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, error) {
+// remoteUpdatedAt reads the remote record's modification time from a write's response;
+// zero (keep the stored one) when there is none or it cannot be read.
+func (r *Record[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
+	if resp == nil || r.cfg.updatedPath == "" {
+		return time.Time{}
+	}
+	v := resp.Get(r.cfg.updatedPath)
+	switch v.Type {
+	case gjson.String:
+		if t, err := time.Parse(time.RFC3339Nano, v.Str); err == nil {
+			return binding.UTC(t)
+		}
+	case gjson.Number:
+		// Seconds only: a value this large is milliseconds or worse, and guessing the unit
+		// wrong would make every later remote change look older than this one.
+		if sec := v.Float(); sec > 0 && sec < 1e11 {
+			return binding.UTC(time.Unix(0, int64(sec*1e9)))
+		}
+	}
+	return time.Time{}
+}
+
+func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, *adapter.Response, error) {
 	resp, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodPost, Path: r.path, Body: json.RawMessage(body),
 		IdempotencyKey: IdempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	v := resp.Get(r.cfg.idPath)
 	// Only a string or a number is an ID; an object there means the path stops short
 	// ("product" for "product.id") and would bind its whole JSON as the external ID.
 	if id := v.String(); id != "" && (v.Type == gjson.String || v.Type == gjson.Number) {
-		return id, nil
+		return id, resp, nil
 	}
 	what := "no value"
 	if v.Exists() && v.Type != gjson.Null {
 		what = jsonKind(v) + ", not an ID,"
 	}
-	return "", fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
+	return "", nil, fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
 }
 
 func jsonKind(v gjson.Result) string {

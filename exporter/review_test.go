@@ -356,3 +356,5 @@ func TestExportRecreateUsesFreshKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, b.LeaseOwner, "the new binding's lease is released")
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
