@@ -503,6 +503,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 		case err != nil:
 			ferr := r.fail(p.extID, step, err)
 			res[i].action, res[i].err = Failed, ferr
+
 			u.Status, u.LastError, u.RetryCount = binding.StatusFailed, ferr.Error(), cur.RetryCount+1
 		default:
 			res[i].action = action
@@ -522,7 +523,9 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 		return nil, ctx.Err()
 	}
 	return func() error {
-		if _, err := r.bindings.UpsertBatch(ctx, batch); err != nil {
+		// The page's local records are written: bind them even if ctx ends meanwhile,
+		// rather than leave the next run to find them by key.
+		if _, err := r.bindings.UpsertBatch(context.WithoutCancel(ctx), batch); err != nil {
 			return fmt.Errorf("importer: writing the bindings of a page of %d %s %s records (the local records are written; a rerun binds them without duplicates): %w", len(batch), r.backend, r.model, err)
 		}
 		return nil

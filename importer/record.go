@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"time"
 
@@ -327,7 +328,12 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 	if !rec.IsObject() {
 		return p, r.fail("", "parse", fmt.Errorf("%w: the record is not a JSON object: %.80s", ErrNoExternalID, rec.Raw))
 	}
-	p.extID = rec.Get(r.cfg.idPath).String()
+	id := rec.Get(r.cfg.idPath)
+	if id.Type != gjson.String && id.Type != gjson.Number {
+		// An object or array would become an "ID" made of raw JSON.
+		return p, r.fail("", "parse", fmt.Errorf("%w: the value at path %q is not a string or number in %.80s", ErrNoExternalID, r.cfg.idPath, rec.Raw))
+	}
+	p.extID = id.String()
 	if p.extID == "" {
 		return p, r.fail("", "parse", fmt.Errorf("%w at path %q in %.80s", ErrNoExternalID, r.cfg.idPath, rec.Raw))
 	}
@@ -345,39 +351,72 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 	return p, nil
 }
 
-// parseTime reads an RFC 3339 string or Unix seconds; a missing or null value is zero.
+// parseTime reads an RFC 3339 string or a Unix time (see epoch); a missing or null value
+// is zero.
 func parseTime(v gjson.Result) (time.Time, error) {
 	switch v.Type {
 	case gjson.Null:
 		return time.Time{}, nil
 	case gjson.Number:
-		sec := v.Float()
-		return time.Unix(0, int64(sec*1e9)).UTC(), nil
+		return epoch(v.Float())
 	case gjson.String:
 		if v.Str == "" {
 			return time.Time{}, nil
 		}
 		t, err := time.Parse(time.RFC3339Nano, v.Str)
 		if err != nil {
-			if n, nerr := strconv.ParseInt(v.Str, 10, 64); nerr == nil {
-				return time.Unix(n, 0).UTC(), nil
+			if f, nerr := strconv.ParseFloat(v.Str, 64); nerr == nil {
+				return epoch(f)
 			}
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor Unix seconds", v.Str)
+			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a Unix time", v.Str)
 		}
 		return t.UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("a %s is not a time", v.Type)
 }
 
-// unchanged reports whether b already holds this version of the record.
+// epoch reads a Unix time in seconds, milliseconds, microseconds or nanoseconds, told apart
+// by size: no API dates records after the year 5138 (1e11 s), and milliseconds since 1973
+// already exceed 1e11. Reading milliseconds as seconds would date a record tens of
+// thousands of years ahead, and every later change would look older and be skipped.
+func epoch(v float64) (time.Time, error) {
+	a := math.Abs(v)
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0) || a >= 1e20:
+		return time.Time{}, fmt.Errorf("%v is not a Unix time", v)
+	case a < 1e11:
+		return time.Unix(0, int64(v*1e9)).UTC(), nil
+	case a < 1e14:
+		return time.UnixMicro(int64(v * 1e3)).UTC(), nil // milliseconds
+	case a < 1e17:
+		return time.UnixMicro(int64(v)).UTC(), nil
+	default:
+		return time.Unix(0, int64(v)).UTC(), nil
+	}
+}
+
+// unchanged reports whether b already holds this version of the record: an older
+// updated-at than the one synced, or the same content. An equal updated-at alone is not
+// enough when there is a hash: APIs with second precision update a record twice within
+// one second.
 func (p *parsed) unchanged(b *binding.Binding) bool {
 	if b.Status != binding.StatusSuccess || b.LocalID == "" {
 		return false
 	}
-	if !p.updated.IsZero() && !b.ExternalUpdatedAt.IsZero() && !p.updated.After(b.ExternalUpdatedAt) {
-		return true
+	timed := !p.updated.IsZero() && !b.ExternalUpdatedAt.IsZero()
+	switch {
+	case timed && p.updated.Before(b.ExternalUpdatedAt):
+		return true // a stale copy (a late page, a lookback window)
+	case p.hash != "":
+		return p.hash == b.Hash
+	default:
+		return timed && !p.updated.After(b.ExternalUpdatedAt)
 	}
-	return p.hash != "" && p.hash == b.Hash
+}
+
+// cancelled reports whether err is ctx ending, not the record's fault.
+func cancelled(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 func (r *Record[T]) fail(extID, step string, err error) error {
@@ -433,6 +472,9 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 	}
 	if err != nil {
 		ferr := r.fail(p.extID, step, err)
+		if cancelled(ctx, err) {
+			return res, ferr // cut short, not failed: no retry is counted
+		}
 		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
 			res.Binding = fb
 		} else {
@@ -440,7 +482,9 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 		}
 		return res, ferr
 	}
-	sb, err := r.bindings.MarkSuccess(ctx, b.ID, binding.Success{LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: r.cfg.now()})
+	// The local record is written: bind it even if ctx ends now, or a store without
+	// keyed creates would create it again on the next run.
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: r.cfg.now()})
 	if err != nil {
 		return res, r.fail(p.extID, "mark", err)
 	}
