@@ -78,6 +78,11 @@ func WithProgress(f func(Progress)) BatchOption { return func(c *batchConfig) { 
 // "products.updated_at_min". A run lists records updated at or after the watermark minus
 // lookback (late-arriving data), and moves the watermark forward only past records that
 // were committed: a record that failed holds it back so the next run sees it again.
+//
+// The listing must be sorted by updated-at, oldest first. Prefer cursor or keyset paging:
+// with offset or page-number paging, a record updated during the run moves to the end of
+// the listing and shifts the others back, so one of them can slip between two pages; a
+// lookback at least as long as a run brings such a record back on the next run.
 func WithWatermark(st state.Store, name string, lookback time.Duration) BatchOption {
 	return func(c *batchConfig) { c.state, c.stateName, c.lookback = st, name, lookback }
 }
