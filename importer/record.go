@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -346,7 +347,7 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 	}
 	if r.cfg.hash {
 		sum := sha256.Sum256([]byte(rec.Raw))
-		p.hash = hex.EncodeToString(sum[:16])
+		p.hash = importHashPrefix + hex.EncodeToString(sum[:16])
 	}
 	return p, nil
 }
@@ -395,10 +396,17 @@ func epoch(v float64) (time.Time, error) {
 	}
 }
 
+// importHashPrefix marks the hashes the importer stores in Binding.Hash. The binding is
+// shared with the exporter, which stores its payload's hash there: the prefix tells
+// whose hash the binding holds.
+const importHashPrefix = "import:"
+
 // unchanged reports whether b already holds this version of the record: an older
 // updated-at than the one synced, or the same content. An equal updated-at alone is not
-// enough when there is a hash: APIs with second precision update a record twice within
-// one second.
+// enough when the binding holds the hash of an earlier import: APIs with second precision
+// update a record twice within one second. When it holds an export's hash instead, the
+// updated-at was read from the API's answer to that export, so an equal time is the
+// export's own write coming back, not a change.
 func (p *parsed) unchanged(b *binding.Binding) bool {
 	if b.Status != binding.StatusSuccess || b.LocalID == "" {
 		return false
@@ -407,6 +415,8 @@ func (p *parsed) unchanged(b *binding.Binding) bool {
 	switch {
 	case timed && p.updated.Before(b.ExternalUpdatedAt):
 		return true // a stale copy (a late page, a lookback window)
+	case timed && p.updated.Equal(b.ExternalUpdatedAt) && !strings.HasPrefix(b.Hash, importHashPrefix):
+		return true
 	case p.hash != "":
 		return p.hash == b.Hash
 	default:
