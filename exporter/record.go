@@ -33,6 +33,7 @@ import (
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/depchain"
+	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
 )
 
@@ -187,7 +188,8 @@ func WithIDPath(path string) Option { return func(c *config) { c.idPath = path }
 
 // WithUpdatedAtPath sets the gjson path of the remote record's modification time in
 // create and update responses (default "updated_at"; "" turns it off). The time, an
-// RFC 3339 string or Unix seconds, is stored as the binding's ExternalUpdatedAt, so that an
+// RFC 3339 string or a Unix time (seconds, or ms/µs/ns told apart by size, as the importer
+// reads it), is stored as the binding's ExternalUpdatedAt, so that an
 // importer syncing the same model sees the change this export made as already synced
 // instead of importing its own echo — which, in a two-way sync, would trigger the next
 // export and so on. A response without a readable time leaves the stored time as it was.
@@ -572,20 +574,12 @@ func (r *Record[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
 	if resp == nil || r.cfg.updatedPath == "" {
 		return time.Time{}
 	}
-	v := resp.Get(r.cfg.updatedPath)
-	switch v.Type {
-	case gjson.String:
-		if t, err := time.Parse(time.RFC3339Nano, v.Str); err == nil {
-			return binding.UTC(t)
-		}
-	case gjson.Number:
-		// Seconds only: a value this large is milliseconds or worse, and guessing the unit
-		// wrong would make every later remote change look older than this one.
-		if sec := v.Float(); sec > 0 && sec < 1e11 {
-			return binding.UTC(time.Unix(0, int64(sec*1e9)))
-		}
+	// Read as the importer reads it, so the importer finds the same time on the binding.
+	t, err := jsontime.Parse(resp.Get(r.cfg.updatedPath))
+	if err != nil {
+		return time.Time{}
 	}
-	return time.Time{}
+	return binding.UTC(t)
 }
 
 func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, *adapter.Response, error) {

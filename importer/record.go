@@ -20,8 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/depchain"
+	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
 )
 
@@ -339,7 +338,7 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 		return p, r.fail("", "parse", fmt.Errorf("%w at path %q in %.80s", ErrNoExternalID, r.cfg.idPath, rec.Raw))
 	}
 	if r.cfg.updatedAtPath != "" {
-		t, err := parseTime(rec.Get(r.cfg.updatedAtPath))
+		t, err := jsontime.Parse(rec.Get(r.cfg.updatedAtPath))
 		if err != nil {
 			return p, r.fail(p.extID, "parse", fmt.Errorf("%w at path %q: %v", ErrBadUpdatedAt, r.cfg.updatedAtPath, err))
 		}
@@ -350,50 +349,6 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 		p.hash = importHashPrefix + hex.EncodeToString(sum[:16])
 	}
 	return p, nil
-}
-
-// parseTime reads an RFC 3339 string or a Unix time (see epoch); a missing or null value
-// is zero.
-func parseTime(v gjson.Result) (time.Time, error) {
-	switch v.Type {
-	case gjson.Null:
-		return time.Time{}, nil
-	case gjson.Number:
-		return epoch(v.Float())
-	case gjson.String:
-		if v.Str == "" {
-			return time.Time{}, nil
-		}
-		t, err := time.Parse(time.RFC3339Nano, v.Str)
-		if err != nil {
-			if f, nerr := strconv.ParseFloat(v.Str, 64); nerr == nil {
-				return epoch(f)
-			}
-			return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a Unix time", v.Str)
-		}
-		return t.UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("a %s is not a time", v.Type)
-}
-
-// epoch reads a Unix time in seconds, milliseconds, microseconds or nanoseconds, told apart
-// by size: no API dates records after the year 5138 (1e11 s), and milliseconds since 1973
-// already exceed 1e11. Reading milliseconds as seconds would date a record tens of
-// thousands of years ahead, and every later change would look older and be skipped.
-func epoch(v float64) (time.Time, error) {
-	a := math.Abs(v)
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0) || a >= 1e20:
-		return time.Time{}, fmt.Errorf("%v is not a Unix time", v)
-	case a < 1e11:
-		return time.Unix(0, int64(v*1e9)).UTC(), nil
-	case a < 1e14:
-		return time.UnixMicro(int64(v * 1e3)).UTC(), nil // milliseconds
-	case a < 1e17:
-		return time.UnixMicro(int64(v)).UTC(), nil
-	default:
-		return time.Unix(0, int64(v)).UTC(), nil
-	}
 }
 
 // importHashPrefix marks the hashes the importer stores in Binding.Hash. The binding is
