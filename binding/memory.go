@@ -80,6 +80,12 @@ func (x index) put(backend, model, id string, bid int64) {
 	m[id] = bid
 }
 
+func (x index) del(backend, model, id string) {
+	if id != "" {
+		delete(x[scope{backend, model}], id)
+	}
+}
+
 // scopeCache holds the index maps of the scope a batch last wrote to, so that a batch of
 // one scope looks its scope up once rather than four times per binding.
 type scopeCache struct {
@@ -102,12 +108,6 @@ func (c *scopeCache) maps(s *MemoryStore, backend, model string) (ext, loc map[s
 		s.byLocal[c.sc] = c.loc
 	}
 	return c.ext, c.loc
-}
-
-func (x index) del(backend, model, id string) {
-	if id != "" {
-		delete(x[scope{backend, model}], id)
-	}
 }
 
 var _ Store = (*MemoryStore)(nil)
