@@ -151,7 +151,9 @@ type Store interface {
 	// UpsertBatch upserts every binding in bs with Upsert's rules, in order (a later item
 	// sees the earlier ones), and returns the stored bindings in the same order. It is all
 	// or nothing: on error nothing is written, and the error is a *BatchError naming the
-	// index of the failing binding.
+	// index of the failing binding. Items are checked on their own first: when any item is
+	// invalid (ErrInvalid), the error names the first invalid one, even if an earlier item
+	// would conflict; otherwise it names the first item that fails in order.
 	UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error)
 
 	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and

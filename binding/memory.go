@@ -256,6 +256,16 @@ func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
 	}
+	// Items invalid on their own are reported before any conflict (see Store.UpsertBatch).
+	for i := range bs {
+		err := bs[i].Validate()
+		if err == nil && bs[i].ID == 0 {
+			err = bs[i].validateKeyed("binding: upsert")
+		}
+		if err != nil {
+			return nil, &BatchError{Index: i, Err: err}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()

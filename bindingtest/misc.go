@@ -119,7 +119,9 @@ func init() {
 
 	register("ConcurrentMixed", func(t *testing.T, e *env) {
 		// Batches, single writes, reads and lists at once; each external ID ends up bound once.
-		errs := make(chan error, 400)
+		// Room for every error the calls below can send (Ensure: 10 × 50), so that a store
+		// failing them all makes the test fail, not hang.
+		errs := make(chan error, 10*50+30)
 		parallel(40, func(i int) {
 			switch i % 4 {
 			case 0:

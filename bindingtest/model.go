@@ -330,12 +330,9 @@ func (run *modelRun) opBatch() ([]modelKey, []int64) {
 		dry.rows[next.ID] = next
 	}
 	if failAt >= 0 {
-		// The contract names "the failing binding". When an earlier item fails by the
-		// store's contents and a later one is invalid on its own, both fail: a store that
-		// checks every item before writing (the SQL stores) names the invalid one.
-		firstInvalid := slices.IndexFunc(bs, func(b binding.Binding) bool { return !valid(b, b.ID == 0) })
-		var be *binding.BatchError
-		if firstInvalid > failAt && errors.As(err, &be) && be.Index == firstInvalid {
+		// Items invalid on their own are reported first, even after an item that would
+		// conflict (Store.UpsertBatch).
+		if firstInvalid := slices.IndexFunc(bs, func(b binding.Binding) bool { return !valid(b, b.ID == 0) }); firstInvalid >= 0 {
 			failAt, failErr = firstInvalid, binding.ErrInvalid
 		}
 		run.checkBatchErr(what, err, failAt, failErr)
