@@ -95,8 +95,11 @@ func WithEnqueue(f EnqueueFunc) BatchOption { return func(c *batchConfig) { c.en
 // the bulk path. Bulk (the default when the local store implements local.KeyedCreator)
 // reads a page's bindings in one GetManyByExternal and writes them in one UpsertBatch.
 // It is safe against duplicates because local creates are keyed, and records leased by
-// another worker are still imported through their lease. Without a KeyedCreator the
-// batch is always per record.
+// another worker when the page's bindings are read are imported through their lease. It
+// takes no lease itself: a worker that starts syncing one of the page's records while the
+// page is imported (a webhook import, an exporter) is not waited for, and the page's
+// binding write can overwrite what that worker recorded. Choose PerRecord when such
+// overlaps matter more than speed. Without a KeyedCreator the batch is always per record.
 func PerRecord() BatchOption { return func(c *batchConfig) { c.perRecord = true } }
 
 // WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
@@ -156,13 +159,13 @@ type itemResult struct {
 	err     error
 }
 
-// page is one page of the listing on its way through a run: cut from the listing, parsed
-// and, in bulk mode, with its bindings read, before the run imports it.
+// page is one page of the listing on its way through a run: cut from the listing and
+// parsed before the run imports it.
 type page struct {
 	recs []parsed
 	res  []itemResult // res[i].action is set once recs[i] is decided (failed parse, repeat)
-	// current holds the page's stored bindings by external ID (bulk mode only).
-	current map[string]binding.Binding
+	// ids are the page's distinct external IDs in bulk mode (nil otherwise).
+	ids []string
 	// err stops the run: a listing or binding-store failure. recs is empty then.
 	err error
 }
@@ -172,9 +175,9 @@ type page struct {
 // errors do not stop it and are in Summary.Errors.
 //
 // A run is a pipeline of three stages, so that two cores both work: one goroutine fetches
-// pages, parses their records and reads their bindings; the calling goroutine imports a
-// page (mapping and local writes, on up to WithConcurrency goroutines); a third commits the
-// page's bindings while the next page is imported. Commits, tallies and watermark moves
+// pages and parses their records; the calling goroutine reads a page's bindings and
+// imports it (mapping and local writes, on up to WithConcurrency goroutines); a third
+// commits the page's bindings while the next page is imported. Commits, tallies and watermark moves
 // stay in page order, one commit in flight at a time.
 func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
@@ -283,8 +286,8 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 	}
 }
 
-// prepare parses a page's records, marks repeats within the page, and in bulk mode reads
-// the page's bindings in one call.
+// prepare parses a page's records and, in bulk mode, marks repeats within the page and
+// lists its distinct external IDs.
 func (b *Batch[T]) prepare(ctx context.Context, recs []gjson.Result) page {
 	r := b.rec
 	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs))}
@@ -312,16 +315,10 @@ func (b *Batch[T]) prepare(ctx context.Context, recs []gjson.Result) page {
 	if !bulk || len(seen) == 0 {
 		return pg
 	}
-	ids := make([]string, 0, len(seen))
+	pg.ids = make([]string, 0, len(seen))
 	for id := range seen {
-		ids = append(ids, id)
+		pg.ids = append(pg.ids, id)
 	}
-	cur, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, ids)
-	if err != nil {
-		// The store's failure, not a record's: stop the run rather than fail every record.
-		return page{err: fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(ids), r.backend, r.model, err)}
-	}
-	pg.current = cur
 	return pg
 }
 
@@ -452,7 +449,7 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page) (func() error, erro
 		})
 		return nil, ctx.Err()
 	}
-	if pg.current == nil {
+	if pg.ids == nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
 			if res[i].action != "" {
 				return
@@ -470,6 +467,13 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page) (func() error, erro
 func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error) {
 	r := b.rec
 	recs, res := pg.recs, pg.res
+	// Read the page's bindings just before importing it, not when it was fetched, so the
+	// window in which another worker's change goes unseen stays as short as one page.
+	current, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, pg.ids)
+	if err != nil {
+		// The store's failure, not a record's: stop the run rather than fail every record.
+		return nil, fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(pg.ids), r.backend, r.model, err)
+	}
 	n := len(recs)
 	// ups[i] is record i's binding to write; ID 0 with no ExternalID means none.
 	ups := make([]binding.Binding, n)
@@ -479,7 +483,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 			return
 		}
 		p := recs[i]
-		cur, ok := pg.current[p.extID]
+		cur, ok := current[p.extID]
 		if !ok {
 			cur = binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID}
 		}
