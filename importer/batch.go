@@ -265,7 +265,7 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 	buf := make([]gjson.Result, 0, b.cfg.pageSize)
 	flush := func() bool {
 		pg := b.prepare(ctx, buf)
-		buf = make([]gjson.Result, 0, b.cfg.pageSize) // the page keeps the old one
+		buf = buf[:0] // the page holds copies of the records, not buf
 		return send(pg)
 	}
 	for rec, err := range b.list(ctx, since) {
