@@ -821,32 +821,21 @@ func (s *BindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[bin
 			args = append(args, s.db.timeArg(f.ChangedSince))
 		}
 		query := s.db.q(`SELECT ` + bindingCols + ` FROM connkit_bindings WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY id LIMIT ?`)
-		var after int64
-		left := f.Limit
-		for {
-			n := s.db.pageSize
-			if f.Limit > 0 && left < n {
-				n = left
+		pages := keysetPages(f.Limit, s.db.pageSize, func(last *binding.Binding, n int) ([]binding.Binding, error) {
+			var after int64
+			if last != nil {
+				after = last.ID
 			}
 			page, err := s.page(ctx, query, append(append([]any{after}, args...), n))
 			if err != nil {
-				yield(binding.Binding{}, fmt.Errorf("binding: list: %w", err))
+				return nil, fmt.Errorf("binding: list: %w", err)
+			}
+			return page, nil
+		})
+		for b, err := range pages {
+			if !yield(b, err) {
 				return
 			}
-			for _, b := range page {
-				if !yield(b, nil) {
-					return
-				}
-			}
-			if len(page) < n {
-				return
-			}
-			if f.Limit > 0 {
-				if left -= len(page); left <= 0 {
-					return
-				}
-			}
-			after = page[len(page)-1].ID
 		}
 	}
 }

@@ -158,13 +158,7 @@ func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[syn
 		}
 		first := r.db.q(base + `1 = 1 ORDER BY started_at DESC, id DESC LIMIT ?`)
 		next := r.db.q(base + `(started_at < ? OR (started_at = ? AND id < ?)) ORDER BY started_at DESC, id DESC LIMIT ?`)
-		left := f.Limit
-		var last *synclog.Entry
-		for {
-			n := r.db.pageSize
-			if f.Limit > 0 && left < n {
-				n = left
-			}
+		pages := keysetPages(f.Limit, r.db.pageSize, func(last *synclog.Entry, n int) ([]synclog.Entry, error) {
 			var page []synclog.Entry
 			var err error
 			if last == nil {
@@ -174,23 +168,14 @@ func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[syn
 				page, err = r.page(ctx, next, append(args[:len(args):len(args)], t, t, last.ID, n))
 			}
 			if err != nil {
-				yield(synclog.Entry{}, fmt.Errorf("synclog: query: %w", err))
+				return nil, fmt.Errorf("synclog: query: %w", err)
+			}
+			return page, nil
+		})
+		for e, err := range pages {
+			if !yield(e, err) {
 				return
 			}
-			for _, e := range page {
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if len(page) < n {
-				return
-			}
-			if f.Limit > 0 {
-				if left -= len(page); left <= 0 {
-					return
-				}
-			}
-			last = &page[len(page)-1]
 		}
 	}
 }
