@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/internal/ctxerr"
 )
 
 // Summary is the outcome of a batch export.
@@ -94,7 +95,7 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					if interrupted(ctx, err) {
+					if ctxerr.Interrupted(ctx, err) {
 						return
 					}
 					sum.Failed++

@@ -32,6 +32,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
@@ -416,7 +417,7 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	}
 	if err != nil {
 		ferr := r.fail(localID, step, err)
-		if interrupted(ctx, err) {
+		if ctxerr.Interrupted(ctx, err) {
 			return res, ferr // not the record's fault: no failure counted against it
 		}
 		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, ferr.Error()); merr == nil {
@@ -428,12 +429,6 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	}
 	res.Action = action
 	return res, nil
-}
-
-// interrupted reports whether err is ctx ending, rather than the record failing.
-func interrupted(ctx context.Context, err error) bool {
-	cerr := ctx.Err()
-	return cerr != nil && errors.Is(err, cerr)
 }
 
 // export runs under the lease. It returns the action, the binding as it ends up, and on
@@ -676,7 +671,7 @@ func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) 
 		_, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodDelete, Path: r.cfg.updatePath(b.ExternalID), Operation: "delete", Model: r.model, Record: localID})
 		if err != nil && !errors.Is(err, adapter.ErrNotFound) {
 			ferr := r.fail(localID, "delete", err)
-			if !interrupted(ctx, err) {
+			if !ctxerr.Interrupted(ctx, err) {
 				if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
 					res.Binding = fb
 				}

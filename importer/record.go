@@ -26,6 +26,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
@@ -379,11 +380,6 @@ func (p *parsed) unchanged(b *binding.Binding) bool {
 	}
 }
 
-// cancelled reports whether err is ctx ending, not the record's fault.
-func cancelled(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
-}
-
 func (r *Record[T]) fail(extID, step string, err error) error {
 	return &RecordError{Backend: r.backend, Model: r.model, ExternalID: extID, Step: step, Err: err}
 }
@@ -437,7 +433,7 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 	}
 	if err != nil {
 		ferr := r.fail(p.extID, step, err)
-		if cancelled(ctx, err) {
+		if ctxerr.Interrupted(ctx, err) {
 			return res, ferr // cut short, not failed: no retry is counted
 		}
 		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
