@@ -19,55 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
-
-// Result counts what one sync operation or export did.
-type Result struct {
-	Created int `json:"created"`
-	Updated int `json:"updated"`
-	Skipped int `json:"skipped"`
-	Failed  int `json:"failed"`
-	// Enqueued counts records handed to a job queue to be synced later.
-	Enqueued int `json:"enqueued,omitempty"`
-}
-
-// Add returns the sum of r and o.
-func (r Result) Add(o Result) Result {
-	return Result{r.Created + o.Created, r.Updated + o.Updated, r.Skipped + o.Skipped, r.Failed + o.Failed, r.Enqueued + o.Enqueued}
-}
-
-// Total is the number of records the result covers.
-func (r Result) Total() int { return r.Created + r.Updated + r.Skipped + r.Failed + r.Enqueued }
-
-// PartialError is what an Exporter or Operation returns when its run went through but
-// some records failed: the Result counts them, and Errors holds the first of their
-// errors (errors.Is and errors.As look into them).
-type PartialError struct {
-	// Failed is how many records failed; it may exceed len(Errors).
-	Failed int
-	Errors []error
-}
-
-// Error implements error.
-func (e *PartialError) Error() string {
-	if len(e.Errors) == 0 {
-		return fmt.Sprintf("%d record(s) failed", e.Failed)
-	}
-	return fmt.Sprintf("%d record(s) failed; first: %v", e.Failed, e.Errors[0])
-}
-
-// Unwrap returns the record errors.
-func (e *PartialError) Unwrap() []error { return e.Errors }
-
-// Partial returns a *PartialError for failed records with their errors, or nil when none
-// failed.
-func Partial(failed int, errs []error) error {
-	if failed == 0 {
-		return nil
-	}
-	return &PartialError{Failed: failed, Errors: errs}
-}
 
 // ConnectionTester is implemented by connectors that can check their credentials and
 // reachability cheaply (a GET on a small endpoint).
@@ -85,22 +39,22 @@ func (f ConnectionTesterFunc) TestConnection(ctx context.Context, b *Backend) er
 type Operation struct {
 	// Name identifies the operation in SyncAll reports and statistics.
 	Name string
-	// Run performs the sync. A non-nil error with a partial Result still records the counts.
-	Run func(ctx context.Context, b *Backend) (Result, error)
+	// Run performs the sync. A non-nil error with partial counts still records the counts.
+	Run func(ctx context.Context, b *Backend) (report.Counts, error)
 }
 
 // Exporter exports local records of one model to the external system. An
 // *exporter.Batch is one; any func can be, through ExporterFunc. Records that fail are
-// counted in Result.Failed and reported with a *PartialError.
+// counted in Counts.Failed and reported with a *report.PartialError.
 type Exporter interface {
-	ExportRecords(ctx context.Context, localIDs []string) (Result, error)
+	ExportRecords(ctx context.Context, localIDs []string) (report.Counts, error)
 }
 
 // ExporterFunc adapts a function to Exporter.
-type ExporterFunc func(ctx context.Context, localIDs []string) (Result, error)
+type ExporterFunc func(ctx context.Context, localIDs []string) (report.Counts, error)
 
 // ExportRecords calls f.
-func (f ExporterFunc) ExportRecords(ctx context.Context, ids []string) (Result, error) {
+func (f ExporterFunc) ExportRecords(ctx context.Context, ids []string) (report.Counts, error) {
 	return f(ctx, ids)
 }
 
@@ -135,7 +89,7 @@ func WithConnectionTester(t ConnectionTester) Option {
 
 // WithOperation registers a named sync operation. Operations run in registration order
 // in SyncAll; names must be unique.
-func WithOperation(name string, run func(ctx context.Context, b *Backend) (Result, error)) Option {
+func WithOperation(name string, run func(ctx context.Context, b *Backend) (report.Counts, error)) Option {
 	return func(b *Backend) error {
 		if name == "" || run == nil {
 			return errors.New("backend: WithOperation needs a name and a function")
@@ -240,15 +194,15 @@ func (b *Backend) TestConnection(ctx context.Context) error {
 }
 
 // Sync runs one named operation and records its statistics.
-func (b *Backend) Sync(ctx context.Context, name string) (Result, error) {
+func (b *Backend) Sync(ctx context.Context, name string) (report.Counts, error) {
 	i := slices.IndexFunc(b.ops, func(o Operation) bool { return o.Name == name })
 	if i < 0 {
-		return Result{}, fmt.Errorf("backend %q: %w %q (registered: %v)", b.cfg.Name, ErrUnknownOperation, name, b.Operations())
+		return report.Counts{}, fmt.Errorf("backend %q: %w %q (registered: %v)", b.cfg.Name, ErrUnknownOperation, name, b.Operations())
 	}
 	return b.run(ctx, b.ops[i])
 }
 
-func (b *Backend) run(ctx context.Context, op Operation) (res Result, err error) {
+func (b *Backend) run(ctx context.Context, op Operation) (res report.Counts, err error) {
 	start := b.now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -273,13 +227,13 @@ type SyncReport struct {
 	// Results holds one entry per operation, in registration order.
 	Results []OperationResult
 	// Total sums every operation's counts.
-	Total Result
+	Total report.Counts
 }
 
 // OperationResult is one operation's outcome in a SyncReport.
 type OperationResult struct {
 	Name   string
-	Result Result
+	Counts report.Counts
 	Err    error
 }
 
@@ -306,7 +260,7 @@ func (b *Backend) SyncAll(ctx context.Context) (SyncReport, error) {
 			break
 		}
 		res, err := b.run(ctx, op)
-		rep.Results = append(rep.Results, OperationResult{Name: op.Name, Result: res, Err: err})
+		rep.Results = append(rep.Results, OperationResult{Name: op.Name, Counts: res, Err: err})
 		rep.Total = rep.Total.Add(res)
 		if err != nil {
 			errs = append(errs, err)
@@ -318,10 +272,10 @@ func (b *Backend) SyncAll(ctx context.Context) (SyncReport, error) {
 // ExportRecords routes an export of local records of model to the exporter registered
 // for it, and records statistics. A model without an exporter yields an error matching
 // ErrExportNotImplemented that names the model and the backend.
-func (b *Backend) ExportRecords(ctx context.Context, model string, localIDs []string) (res Result, err error) {
+func (b *Backend) ExportRecords(ctx context.Context, model string, localIDs []string) (res report.Counts, err error) {
 	e, ok := b.exporters[model]
 	if !ok {
-		return Result{}, fmt.Errorf("%w for model %q on backend %q (exporters registered for: %v)", ErrExportNotImplemented, model, b.cfg.Name, b.ExportModels())
+		return report.Counts{}, fmt.Errorf("%w for model %q on backend %q (exporters registered for: %v)", ErrExportNotImplemented, model, b.cfg.Name, b.ExportModels())
 	}
 	start := b.now()
 	defer func() {
@@ -361,8 +315,8 @@ type Stats struct {
 	LastSyncAt   time.Time `json:"last_sync_at,omitzero"`
 	LastExportAt time.Time `json:"last_export_at,omitzero"`
 	// Syncs and Exports total every operation's and model's counts.
-	Syncs   Result `json:"syncs"`
-	Exports Result `json:"exports"`
+	Syncs   report.Counts `json:"syncs"`
+	Exports report.Counts `json:"exports"`
 	// Operations and Models hold the same per operation name and per exported model.
 	Operations map[string]RunStats `json:"operations,omitempty"`
 	Models     map[string]RunStats `json:"models,omitempty"`
@@ -370,27 +324,27 @@ type Stats struct {
 
 // RunStats are the statistics of one operation or one exported model.
 type RunStats struct {
-	LastRunAt time.Time `json:"last_run_at"`
-	LastError string    `json:"last_error,omitempty"`
-	Runs      int       `json:"runs"`
-	Errors    int       `json:"errors"`
-	Total     Result    `json:"total"`
-	Last      Result    `json:"last"`
+	LastRunAt time.Time     `json:"last_run_at"`
+	LastError string        `json:"last_error,omitempty"`
+	Runs      int           `json:"runs"`
+	Errors    int           `json:"errors"`
+	Total     report.Counts `json:"total"`
+	Last      report.Counts `json:"last"`
 }
 
-func (s *Stats) addSync(name string, at time.Time, r Result, err error) {
+func (s *Stats) addSync(name string, at time.Time, r report.Counts, err error) {
 	s.LastSyncAt = at
 	s.Syncs = s.Syncs.Add(r)
 	s.Operations = addRun(s.Operations, name, at, r, err)
 }
 
-func (s *Stats) addExport(model string, at time.Time, r Result, err error) {
+func (s *Stats) addExport(model string, at time.Time, r report.Counts, err error) {
 	s.LastExportAt = at
 	s.Exports = s.Exports.Add(r)
 	s.Models = addRun(s.Models, model, at, r, err)
 }
 
-func addRun(m map[string]RunStats, key string, at time.Time, r Result, err error) map[string]RunStats {
+func addRun(m map[string]RunStats, key string, at time.Time, r report.Counts, err error) map[string]RunStats {
 	if m == nil {
 		m = map[string]RunStats{}
 	}

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"github.com/connkit/connkit/report"
 	"strings"
 	"sync"
 	"testing"
@@ -17,18 +18,18 @@ func testConfig() Config {
 
 func TestSyncAllRunsEveryOperation(t *testing.T) {
 	var ran []string
-	op := func(name string, res Result, err error) Option {
-		return WithOperation(name, func(ctx context.Context, b *Backend) (Result, error) {
+	op := func(name string, res report.Counts, err error) Option {
+		return WithOperation(name, func(ctx context.Context, b *Backend) (report.Counts, error) {
 			ran = append(ran, name)
 			return res, err
 		})
 	}
 	boom := errors.New("boom")
 	b, err := New(testConfig(),
-		op("customers", Result{Created: 2}, nil),
-		op("orders", Result{Created: 1, Failed: 3}, boom),
-		WithOperation("panics", func(context.Context, *Backend) (Result, error) { ran = append(ran, "panics"); panic("bug") }),
-		op("products", Result{Updated: 5, Skipped: 1}, nil),
+		op("customers", report.Counts{Created: 2}, nil),
+		op("orders", report.Counts{Created: 1, Failed: 3}, boom),
+		WithOperation("panics", func(context.Context, *Backend) (report.Counts, error) { ran = append(ran, "panics"); panic("bug") }),
+		op("products", report.Counts{Updated: 5, Skipped: 1}, nil),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func TestSyncAllRunsEveryOperation(t *testing.T) {
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), `sync "orders"`) || !strings.Contains(err.Error(), "panicked: bug") {
 		t.Errorf("SyncAll error = %v; want both failures named", err)
 	}
-	if want := (Result{Created: 3, Updated: 5, Skipped: 1, Failed: 3}); rep.Total != want {
+	if want := (report.Counts{Created: 3, Updated: 5, Skipped: 1, Failed: 3}); rep.Total != want {
 		t.Errorf("total = %+v, want %+v", rep.Total, want)
 	}
 	if f := rep.Failed(); len(f) != 2 || f[0].Name != "orders" || f[1].Name != "panics" {
@@ -59,8 +60,8 @@ func TestSyncAllStopsOnCancelledContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := 0
 	b, _ := New(testConfig(),
-		WithOperation("first", func(context.Context, *Backend) (Result, error) { ran++; cancel(); return Result{}, nil }),
-		WithOperation("second", func(context.Context, *Backend) (Result, error) { ran++; return Result{}, nil }),
+		WithOperation("first", func(context.Context, *Backend) (report.Counts, error) { ran++; cancel(); return report.Counts{}, nil }),
+		WithOperation("second", func(context.Context, *Backend) (report.Counts, error) { ran++; return report.Counts{}, nil }),
 	)
 	_, err := b.SyncAll(ctx)
 	if ran != 1 || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), `before "second"`) {
@@ -69,7 +70,7 @@ func TestSyncAllStopsOnCancelledContext(t *testing.T) {
 }
 
 func TestSyncUnknownOperation(t *testing.T) {
-	b, _ := New(testConfig(), WithOperation("orders", func(context.Context, *Backend) (Result, error) { return Result{}, nil }))
+	b, _ := New(testConfig(), WithOperation("orders", func(context.Context, *Backend) (report.Counts, error) { return report.Counts{}, nil }))
 	_, err := b.Sync(context.Background(), "ordres")
 	if !errors.Is(err, ErrUnknownOperation) || !strings.Contains(err.Error(), "[orders]") {
 		t.Errorf("err = %v", err)
@@ -77,11 +78,11 @@ func TestSyncUnknownOperation(t *testing.T) {
 }
 
 func TestOptionsRejectDuplicates(t *testing.T) {
-	noop := func(context.Context, *Backend) (Result, error) { return Result{}, nil }
+	noop := func(context.Context, *Backend) (report.Counts, error) { return report.Counts{}, nil }
 	if _, err := New(testConfig(), WithOperation("a", noop), WithOperation("a", noop)); err == nil {
 		t.Error("duplicate operation accepted")
 	}
-	e := ExporterFunc(func(context.Context, []string) (Result, error) { return Result{}, nil })
+	e := ExporterFunc(func(context.Context, []string) (report.Counts, error) { return report.Counts{}, nil })
 	if _, err := New(testConfig(), WithExporter("product", e), WithExporter("product", e)); err == nil {
 		t.Error("duplicate exporter accepted")
 	}
@@ -92,9 +93,9 @@ func TestOptionsRejectDuplicates(t *testing.T) {
 
 func TestExportRouting(t *testing.T) {
 	var got []string
-	b, _ := New(testConfig(), WithExporter("product", ExporterFunc(func(_ context.Context, ids []string) (Result, error) {
+	b, _ := New(testConfig(), WithExporter("product", ExporterFunc(func(_ context.Context, ids []string) (report.Counts, error) {
 		got = ids
-		return Result{Created: len(ids)}, nil
+		return report.Counts{Created: len(ids)}, nil
 	})))
 	res, err := b.ExportRecords(context.Background(), "product", []string{"1", "2"})
 	if err != nil || res.Created != 2 || len(got) != 2 {
@@ -136,7 +137,9 @@ func TestTestConnection(t *testing.T) {
 // add up exactly, however the updates interleave.
 func TestStatsSharedThroughStateStore(t *testing.T) {
 	st := state.NewMemory()
-	export := ExporterFunc(func(_ context.Context, ids []string) (Result, error) { return Result{Updated: len(ids)}, nil })
+	export := ExporterFunc(func(_ context.Context, ids []string) (report.Counts, error) {
+		return report.Counts{Updated: len(ids)}, nil
+	})
 	clock := func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }
 	b1, _ := New(testConfig(), WithStateStore(st), WithExporter("product", export), WithClock(clock))
 	b2, _ := New(testConfig(), WithStateStore(st), WithExporter("product", export), WithClock(clock))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/connkit/connkit/report"
 
 	"github.com/connkit/connkit/backend"
 )
@@ -20,14 +21,14 @@ auth: {type: bearer, token: "${SHOP_TOKEN}"}
 		return
 	}
 	b, err := backend.New(cfg,
-		backend.WithOperation("orders", func(ctx context.Context, b *backend.Backend) (backend.Result, error) {
-			return backend.Result{Created: 3, Updated: 1}, nil
+		backend.WithOperation("orders", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
+			return report.Counts{Created: 3, Updated: 1}, nil
 		}),
-		backend.WithOperation("products", func(ctx context.Context, b *backend.Backend) (backend.Result, error) {
-			return backend.Result{Skipped: 7}, errors.New("API answered 503")
+		backend.WithOperation("products", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
+			return report.Counts{Skipped: 7}, errors.New("API answered 503")
 		}),
-		backend.WithExporter("product", backend.ExporterFunc(func(ctx context.Context, ids []string) (backend.Result, error) {
-			return backend.Result{Created: len(ids)}, nil
+		backend.WithExporter("product", backend.ExporterFunc(func(ctx context.Context, ids []string) (report.Counts, error) {
+			return report.Counts{Created: len(ids)}, nil
 		})),
 	)
 	if err != nil {
@@ -37,15 +38,15 @@ auth: {type: bearer, token: "${SHOP_TOKEN}"}
 	ctx := context.Background()
 	rep, err := b.SyncAll(ctx)
 	for _, r := range rep.Results {
-		fmt.Printf("%s: %+v failed=%v\n", r.Name, r.Result, r.Err != nil)
+		fmt.Printf("%s: %+v failed=%v\n", r.Name, r.Counts, r.Err != nil)
 	}
 	fmt.Println("sync all error:", err != nil)
 
 	_, err = b.ExportRecords(ctx, "sale.order", []string{"42"})
 	fmt.Println(errors.Is(err, backend.ErrExportNotImplemented))
 	// Output:
-	// orders: {Created:3 Updated:1 Skipped:0 Failed:0 Enqueued:0} failed=false
-	// products: {Created:0 Updated:0 Skipped:7 Failed:0 Enqueued:0} failed=true
+	// orders: {Created:3 Updated:1 Skipped:0 Duplicates:0 Failed:0 Enqueued:0} failed=false
+	// products: {Created:0 Updated:0 Skipped:7 Duplicates:0 Failed:0 Enqueued:0} failed=true
 	// sync all error: true
 	// true
 }

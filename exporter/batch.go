@@ -7,15 +7,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/internal/ctxerr"
 )
 
 // Summary is the outcome of a batch export.
 type Summary struct {
-	// Exported = Created + Updated. Skipped counts records that sent nothing (no-export,
-	// unchanged, ErrSkip); Failed counts records whose export returned an error.
-	Exported, Created, Updated, Skipped, Failed int
+	// Counts has one entry per local ID asked for. Skipped counts records that sent nothing
+	// (no-export, unchanged, ErrSkip); Failed counts records whose export returned an error.
+	report.Counts
 	// Errors holds the per-record errors (the first MaxErrors of them), each a
 	// *RecordError.
 	Errors []error
@@ -107,10 +107,8 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 				switch res.Action {
 				case Created:
 					sum.Created++
-					sum.Exported++
 				case Updated:
 					sum.Updated++
-					sum.Exported++
 				default:
 					sum.Skipped++
 				}
@@ -124,21 +122,3 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 	sum.Elapsed = time.Since(start)
 	return sum, ctx.Err()
 }
-
-// ExportRecords exports localIDs and reports the outcome as a backend.Result, so that a
-// Batch is a backend.Exporter:
-//
-//	backend.WithExporter("product", productBatch)
-//
-// Records that failed are counted in Result.Failed and returned as a
-// *backend.PartialError holding their errors; a cancelled ctx is returned as is.
-func (b *Batch[T]) ExportRecords(ctx context.Context, localIDs []string) (backend.Result, error) {
-	sum, err := b.Export(ctx, localIDs)
-	res := backend.Result{Created: sum.Created, Updated: sum.Updated, Skipped: sum.Skipped, Failed: sum.Failed}
-	if err != nil {
-		return res, err
-	}
-	return res, backend.Partial(sum.Failed, sum.Errors)
-}
-
-var _ backend.Exporter = (*Batch[int])(nil)

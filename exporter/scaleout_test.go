@@ -135,7 +135,7 @@ func TestScaleOutWorker(t *testing.T) {
 		if sum.Failed > 0 {
 			return fmt.Errorf("%d records failed: %v", sum.Failed, sum.Errors[0])
 		}
-		fmt.Printf("exported %d\n", sum.Exported)
+		fmt.Printf("exported %d\n", sum.Created+sum.Updated)
 		return nil
 	})
 	pool, err := pgPool(ctx, dsn, schema)

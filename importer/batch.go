@@ -10,7 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/state"
 )
@@ -35,7 +35,8 @@ type Progress struct {
 
 // Summary is the outcome of a batch run.
 type Summary struct {
-	Created, Updated, Skipped, Enqueued, Failed int
+	// Counts has one entry per record listed: Total equals the records the listing yielded.
+	report.Counts
 	// Pages counts committed pages.
 	Pages int
 	// Errors holds the per-record errors (the first MaxErrors of them).
@@ -44,9 +45,6 @@ type Summary struct {
 	Watermark time.Time
 	Elapsed   time.Duration
 }
-
-// Done returns the number of records handled.
-func (s Summary) Done() int { return s.Created + s.Updated + s.Skipped + s.Enqueued + s.Failed }
 
 type batchConfig struct {
 	pageSize    int
@@ -394,7 +392,7 @@ func (t *tally[T]) finish(ctx context.Context, f *inflight) error {
 	}
 	if b.cfg.progress != nil {
 		el := time.Since(t.start)
-		b.cfg.progress(Progress{Done: sum.Done(), Failed: sum.Failed, Rate: float64(sum.Done()) / el.Seconds(), Elapsed: el})
+		b.cfg.progress(Progress{Done: sum.Total(), Failed: sum.Failed, Rate: float64(sum.Total()) / el.Seconds(), Elapsed: el})
 	}
 	return nil
 }
@@ -539,21 +537,4 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 		}
 		return nil
 	}, ctx.Err()
-}
-
-// Sync runs the batch and reports the outcome as a backend.Result. Its signature is a
-// backend operation's, so a Batch registers as one:
-//
-//	backend.WithOperation("import_products", productImport.Sync)
-//
-// Records that failed are counted in Result.Failed and returned as a
-// *backend.PartialError holding their errors; an error that stopped the run (listing,
-// binding store, ctx) is returned as is, with the counts so far.
-func (b *Batch[T]) Sync(ctx context.Context, _ *backend.Backend) (backend.Result, error) {
-	sum, err := b.Run(ctx)
-	res := backend.Result{Created: sum.Created, Updated: sum.Updated, Skipped: sum.Skipped, Failed: sum.Failed, Enqueued: sum.Enqueued}
-	if err != nil {
-		return res, err
-	}
-	return res, backend.Partial(sum.Failed, sum.Errors)
 }

@@ -3,15 +3,12 @@ package importer_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/tidwall/gjson"
 
-	"github.com/connkit/connkit/backend"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/internal/fakeapi"
@@ -26,45 +23,6 @@ var errStoreDown = errors.New("binding store is down")
 
 func (failingBindings) GetManyByExternal(context.Context, string, string, []string) (map[string]binding.Binding, error) {
 	return nil, errStoreDown
-}
-
-// Batch.Sync is a backend operation: backend.Sync runs it, counts its records, and reports
-// failed records as a *backend.PartialError.
-func TestBatchSyncAsBackendOperation(t *testing.T) {
-	ctx := context.Background()
-	s := fakeapi.New(fakeapi.WithClock(tick()))
-	defer s.Close()
-	seedProducts(s, 30)
-	bs := binding.NewMemoryStore()
-	imp, err := importer.New(bs, local.NewMemory[product](), "shop", "product", func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
-		if rec.Get("id").Int() == 7 {
-			return product{}, errors.New("sku is invalid")
-		}
-		return mapProduct(ctx, rec, create)
-	})
-	require.NoError(t, err)
-	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10))
-	require.NoError(t, err)
-	be, err := backend.New(backend.Config{Name: "shop", BaseURL: s.URL},
-		backend.WithOperation("import_products", batch.Sync), backend.WithStateStore(state.NewMemory()),
-		backend.WithLogger(slog.New(slog.DiscardHandler)))
-	require.NoError(t, err)
-
-	res, err := be.Sync(ctx, "import_products")
-	assert.Equal(t, backend.Result{Created: 29, Failed: 1}, res)
-	var pe *backend.PartialError
-	require.ErrorAs(t, err, &pe)
-	var re *importer.RecordError
-	require.ErrorAs(t, err, &re)
-	assert.Equal(t, "7", re.ExternalID)
-
-	res, err = be.Sync(ctx, "import_products")
-	assert.Equal(t, backend.Result{Skipped: 29, Failed: 1}, res)
-	require.ErrorAs(t, err, &pe)
-
-	stats, err := be.Stats(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, backend.Result{Created: 29, Skipped: 29, Failed: 2}, stats.Syncs)
 }
 
 // A binding store that cannot be read stops the run with its error, before any local
@@ -83,7 +41,7 @@ func TestBatchBindingStoreDownStopsRun(t *testing.T) {
 	sum, err := batch.Run(ctx)
 	require.ErrorIs(t, err, errStoreDown)
 	assert.Contains(t, err.Error(), "reading the bindings of a page")
-	assert.Equal(t, 0, sum.Done())
+	assert.Equal(t, 0, sum.Total())
 	assert.Equal(t, 0, store.Creates())
 	wm, err := batch.Watermark(ctx)
 	require.NoError(t, err)
