@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/internal/ctxerr"
+	"github.com/connkit/connkit/report"
 )
 
 // Summary is the outcome of a batch export.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
 
