@@ -127,7 +127,7 @@ func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Dur
 func (l *Limiter) observe(resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		now := l.now()
-		wait, ok := parseRetryAfter(resp.Header.Get("Retry-After"), now)
+		wait, ok := retryAfter(resp.Header, now)
 		if !ok {
 			wait = time.Second
 		}

@@ -16,8 +16,10 @@ import (
 //
 // Retried: connection errors and client-side timeouts, 408, 429, and 5xx except 501 —
 // at most WithRetries times, waiting WithRetryWait's exponential backoff with jitter, or
-// exactly what Retry-After asks on a 429 or 503 (seconds or an HTTP date) when that is
-// no more than WithMaxRetryAfter; a longer demand fails at once with ErrRateLimited.
+// exactly what Retry-After asks on a 429 or 503 (seconds, decimal seconds rounded up to
+// the millisecond, or an HTTP date) when that is no more than WithMaxRetryAfter; a longer
+// demand fails at once with ErrRateLimited. A Retry-After that is zero, in the past or
+// unreadable counts as absent: the backoff applies, so no retry goes out without a pause.
 //
 // Non-idempotent requests (POST, PATCH and other methods outside RFC 9110's idempotent
 // set) are retried only when they carry an idempotency key, or when the attempt failed
@@ -76,7 +78,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	var wait time.Duration
 	var hasWait bool
 	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-		wait, hasWait = parseRetryAfter(resp.Header.Get("Retry-After"), c.cfg.now())
+		wait, hasWait = retryAfter(resp.Header, c.cfg.now())
 		if hasWait && wait > c.cfg.maxRetryAfter {
 			st.stopErr = &retryAfterError{wait: wait, max: c.cfg.maxRetryAfter}
 			return false, nil
@@ -163,21 +165,38 @@ func (c *Client) prepareRetry(req *http.Request) error {
 	return nil
 }
 
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date (RFC 9110
-// §10.2.3). A date in the past means no wait.
+// maxRetryAfterValue caps what parseRetryAfter returns: a year.
+const maxRetryAfterValue = 365 * 24 * time.Hour
+
+// retryAfter reads the Retry-After header of h. It is the one reader of the header: the
+// retry policy, the rate limiter and the refusal of waits past WithMaxRetryAfter all use
+// it. ok is false when the header is absent, unreadable, zero or a date already past: a
+// "retry now" is not taken literally (the caller falls back on its own backoff), so
+// "Retry-After: 0" cannot burn every retry without a pause.
+func retryAfter(h http.Header, now time.Time) (wait time.Duration, ok bool) {
+	v := h["Retry-After"]
+	if len(v) == 0 {
+		return 0, false
+	}
+	wait, ok = parseRetryAfter(v[0], now)
+	return wait, ok && wait > 0
+}
+
+// parseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3): delay seconds or an HTTP
+// date. Seconds may carry a decimal fraction, as Shopify ("2.0") and others ("1.5") send
+// them although the RFC asks for an integer: the value is rounded up to the next whole
+// millisecond. Signs, exponents, hex and anything but ASCII digits and one '.' are
+// refused. Waits are capped at a year; a date in the past means no wait (0, true).
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
-		if secs > int64(365*24*time.Hour/time.Second) {
-			secs = int64(365 * 24 * time.Hour / time.Second)
-		}
-		return time.Duration(secs) * time.Second, true
+	if d, ok := parseDecimalSeconds(v); ok {
+		return d, true
+	}
+	if v[0] >= '0' && v[0] <= '9' || v[0] == '.' {
+		return 0, false // a malformed number, not a date
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
@@ -187,5 +206,51 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if d < 0 {
 		d = 0
 	}
-	return d, true
+	return min(d, maxRetryAfterValue), true
+}
+
+// parseDecimalSeconds reads "digits[.digits]" (either side may be empty, not both) as a
+// duration rounded up to the millisecond, capped at maxRetryAfterValue.
+func parseDecimalSeconds(v string) (time.Duration, bool) {
+	const capSecs = int64(maxRetryAfterValue / time.Second)
+	intPart, frac, hasDot := strings.Cut(v, ".")
+	if intPart == "" && frac == "" {
+		return 0, false
+	}
+	var secs int64
+	for i := 0; i < len(intPart); i++ {
+		c := intPart[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if secs <= capSecs {
+			secs = secs*10 + int64(c-'0')
+		}
+	}
+	var ms int64
+	if hasDot {
+		up := false
+		for i := 0; i < len(frac); i++ {
+			c := frac[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			switch {
+			case i < 3:
+				ms = ms*10 + int64(c-'0')
+			case c != '0':
+				up = true
+			}
+		}
+		for i := len(frac); i < 3; i++ {
+			ms *= 10
+		}
+		if up {
+			ms++
+		}
+	}
+	if secs >= capSecs {
+		return maxRetryAfterValue, true
+	}
+	return min(time.Duration(secs)*time.Second+time.Duration(ms)*time.Millisecond, maxRetryAfterValue), true
 }

@@ -79,24 +79,6 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 	assert.Equal(t, []time.Duration{30 * time.Second}, ft.Waits())
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"0":                             0,
-		" 120 ":                         2 * time.Minute,
-		"Thu, 01 Jan 2026 00:01:00 GMT": time.Minute,
-		"Wed, 31 Dec 2025 23:00:00 GMT": 0, // in the past
-	} {
-		got, ok := parseRetryAfter(in, now)
-		assert.True(t, ok, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "-5", "soon", "1.5"} {
-		_, ok := parseRetryAfter(in, now)
-		assert.False(t, ok, in)
-	}
-}
-
 func TestRetryAfterBeyondMaxFailsFast(t *testing.T) {
 	for _, status := range []int{429, 503} {
 		s := &scripted{statuses: []int{status, 200}, header: http.Header{"Retry-After": {"3600"}}}
