@@ -2,10 +2,12 @@ package adapter
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -18,10 +20,11 @@ import (
 // cached until they expire, fetched once for all goroutines however many need one at the
 // same time, and refreshed once when the API answers 401. Token requests use the client's
 // transport and timeouts; they are not retried. Each one is audited as an entry with
-// Operation TokenOperation. The client secret and every fetched token are registered as
-// secrets with the client's redactor.
+// Operation TokenOperation. The client secret in every form x/oauth2 sends it (form
+// field, or the base64 Basic credentials of cfg.AuthStyle's header style) and every
+// fetched token are registered as secrets with the client's redactor.
 func OAuth2ClientCredentials(cfg *clientcredentials.Config) Auth {
-	a := newOAuth(cfg.ClientSecret)
+	a := newOAuth(clientSecrets(cfg.ClientID, cfg.ClientSecret)...)
 	a.fetch = func(ctx context.Context) (*oauth2.Token, error) { return cfg.Token(ctx) }
 	return a
 }
@@ -37,7 +40,7 @@ func OAuth2RefreshToken(cfg *oauth2.Config, tok *oauth2.Token, onRotate func(ctx
 	if tok == nil {
 		tok = &oauth2.Token{}
 	}
-	a := newOAuth(cfg.ClientSecret, tok.RefreshToken, tok.AccessToken)
+	a := newOAuth(append(clientSecrets(cfg.ClientID, cfg.ClientSecret), tok.RefreshToken, tok.AccessToken)...)
 	if tok.AccessToken != "" {
 		t := *tok
 		a.tok = &t
@@ -69,6 +72,23 @@ func OAuth2RefreshToken(cfg *oauth2.Config, tok *oauth2.Token, onRotate func(ctx
 		return nt, nil
 	}
 	return a
+}
+
+// clientSecrets returns every form in which golang.org/x/oauth2 sends a client's
+// credentials: the secret itself (a form field in AuthStyleInParams), and the base64
+// credentials of the Basic header in AuthStyleInHeader, which x/oauth2 builds from the
+// URL-query-escaped ID and secret (internal/token.go: SetBasicAuth(url.QueryEscape(id),
+// url.QueryEscape(secret))), plus the unescaped form other servers echo. AuthStyleAutoDetect
+// tries the header first, then the form. The redactor adds the URL- and JSON-escaped
+// variants of each.
+func clientSecrets(id, secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	return []string{secret,
+		base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret))),
+		base64.StdEncoding.EncodeToString([]byte(id + ":" + secret)),
+	}
 }
 
 type oauthAuth struct {
