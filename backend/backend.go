@@ -1,26 +1,46 @@
-// Package backend is one configured connection to one external system, with its
-// orchestration: test the connection, run named sync operations, route exports to the
-// exporter registered for a model, and keep statistics. It is the Go counterpart of
-// generic_connector's backend model.
+// Package backend is the hub of a connector: one configured connection to one external
+// system, with everything its models share, and the orchestration on top. It is the Go
+// counterpart of generic_connector's backend model.
 //
-// The template methods of the Odoo original (_test_connection_implementation,
-// _sync_orders_implementation, export_<model>) become small interfaces and functions a
-// connector registers: [ConnectionTester], [Operation], [Exporter].
+// A connector is one [Backend] plus one [Model] declaration per model:
+//
+//	b, err := backend.New(cfg, // base URL, auth, timeouts, rate limit: from a file or a struct
+//		backend.WithDB(db),    // bindings, watermarks, statistics and the audit log in one database
+//		backend.WithModel(backend.Model[Customer]{Name: "customer", Local: customers, Import: ...}),
+//		backend.WithModel(backend.Model[Order]{Name: "order", Local: orders, Import: ..., Export: ...}),
+//	)
+//	report, err := b.SyncAll(ctx)                         // customers before orders
+//	err = b.Later().Export(ctx, "order", "17")            // with_delay: a queued job
+//
+// The backend owns the adapter client (built from [Config]), the binding and state stores,
+// the audit recorder, the job queue (an in-process pool unless [WithQueue] gives a durable
+// one), the schedules, the logger and the clock. It builds each model's importer and
+// exporter, runs models in dependency order, routes exports and single-record imports by
+// model, defers work as built-in queue jobs ([Backend.Later]), and keeps statistics.
+//
+// The template methods of the Odoo original become small hooks: [ConnectionTester] and
+// named operations ([WithOperation]) for what a model declaration does not cover.
 package backend
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"time"
 
+	"golang.org/x/oauth2"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/report"
+	"github.com/connkit/connkit/schedule"
+	"github.com/connkit/connkit/sqlstore"
 	"github.com/connkit/connkit/state"
+	"github.com/connkit/connkit/synclog"
 )
 
 // ConnectionTester is implemented by connectors that can check their credentials and
@@ -35,96 +55,140 @@ type ConnectionTesterFunc func(ctx context.Context, b *Backend) error
 // TestConnection calls f.
 func (f ConnectionTesterFunc) TestConnection(ctx context.Context, b *Backend) error { return f(ctx, b) }
 
-// Operation is one named sync a connector offers: "orders", "products", "inventory".
-type Operation struct {
-	// Name identifies the operation in SyncAll reports and statistics.
-	Name string
-	// Run performs the sync. A non-nil error with partial counts still records the counts.
-	Run func(ctx context.Context, b *Backend) (report.Counts, error)
-}
+// OperationFunc is a named sync a connector adds beyond its models' imports: "inventory",
+// "close_orders". A non-nil error with partial counts still records the counts.
+type OperationFunc func(ctx context.Context, b *Backend) (report.Counts, error)
 
-// Exporter exports local records of one model to the external system. An
-// *exporter.Batch is one; any func can be, through ExporterFunc. Records that fail are
-// counted in Counts.Failed and reported with a *report.PartialError.
-type Exporter interface {
-	ExportRecords(ctx context.Context, localIDs []string) (report.Counts, error)
-}
+// Errors matched with errors.Is.
+var (
+	// ErrUnknownOperation: Sync or a job named an operation that is not registered.
+	ErrUnknownOperation = errors.New("unknown sync operation")
+	// ErrUnknownModel: a call named a model that is not registered.
+	ErrUnknownModel = errors.New("unknown model")
+	// ErrNotSupported: the model does not declare what was asked (an export of an
+	// import-only model, a single-record import without Import.Fetch).
+	ErrNotSupported = errors.New("not supported by the model's declaration")
+)
 
-// ExporterFunc adapts a function to Exporter.
-type ExporterFunc func(ctx context.Context, localIDs []string) (report.Counts, error)
-
-// ExportRecords calls f.
-func (f ExporterFunc) ExportRecords(ctx context.Context, ids []string) (report.Counts, error) {
-	return f(ctx, ids)
-}
-
-// ErrExportNotImplemented is matched by the error ExportRecords returns for a model no
-// exporter was registered for.
-var ErrExportNotImplemented = errors.New("export not implemented")
-
-// ErrUnknownOperation is matched by the error Sync returns for an unregistered name.
-var ErrUnknownOperation = errors.New("unknown sync operation")
-
-// Backend is a configured connection with its hooks. It is safe for concurrent use.
+// Backend is a configured connector. It is safe for concurrent use.
 type Backend struct {
-	cfg       Config
-	tester    ConnectionTester
-	ops       []Operation
-	exporters map[string]Exporter
-	state     state.Store
-	logger    *slog.Logger
-	now       func() time.Time
+	cfg        Config
+	client     *adapter.Client
+	clientOpts []adapter.Option
+	bindings   binding.Store
+	state      state.Store
+	recorder   synclog.Recorder
+	binder     *binding.Binder
+	resolver   resolver
+	tester     ConnectionTester
+	logger     *slog.Logger
+	now        func() time.Time
 
-	mu    sync.Mutex // guards local stats when no state store is configured
-	local Stats
+	models     map[string]model
+	modelOrder []string // registration order
+	syncOrder  []string // dependency order of the imported models
+	ops        []operation
+
+	workers  *queue.Workers
+	newQueue func(context.Context, *queue.Workers) (queue.Queue, error)
+	queue    queue.Queue
+	jobOpts  []queue.EnqueueOption
+
+	schedStore schedule.Store
+	scheduler  *schedule.Scheduler
+	schedules  []scheduleDecl
+
+	mu      sync.Mutex // guards the run state below
+	running context.CancelFunc
+	done    chan struct{}
+}
+
+type operation struct {
+	name string
+	run  OperationFunc
 }
 
 // Option configures a Backend.
 type Option func(*Backend) error
+
+// WithDB keeps the backend's bindings, state (watermarks, statistics, schedules) and audit
+// log in db, a SQLite file or a Postgres database opened with sqlstore.Open. Without it
+// they live in memory, which suits tests.
+func WithDB(db *sqlstore.DB) Option {
+	return func(b *Backend) error {
+		if db == nil {
+			return errors.New("backend: WithDB(nil)")
+		}
+		b.bindings, b.state, b.recorder, b.schedStore = db.Bindings(), db.State(), db.Log(), db.Schedules()
+		return nil
+	}
+}
+
+// WithStores keeps bindings and state (watermarks, statistics) in the given stores instead
+// of memory; a nil store keeps the default. WithDB is the usual way; this one is for tests
+// and stores of the app's own.
+func WithStores(bindings binding.Store, st state.Store) Option {
+	return func(b *Backend) error {
+		if bindings != nil {
+			b.bindings = bindings
+		}
+		if st != nil {
+			b.state = st
+		}
+		return nil
+	}
+}
+
+// WithRecorder sends the audit entry of every request and response to r instead of the
+// default (the database of WithDB, else nothing).
+func WithRecorder(r synclog.Recorder) Option {
+	return func(b *Backend) error { b.recorder = r; return nil }
+}
+
+// WithClientOptions adds adapter options to the client the backend builds from its
+// config (a transport for tests, a user agent, extra secrets to redact). They apply
+// after the configured ones.
+func WithClientOptions(opts ...adapter.Option) Option {
+	return func(b *Backend) error { b.clientOpts = append(b.clientOpts, opts...); return nil }
+}
+
+// WithQueue makes the backend run its jobs on the queue newQueue returns, for example a
+// durable River queue on the backend's database. newQueue receives the backend's workers
+// (the built-in job kinds, already registered) and is called once, by New. Without it,
+// jobs run on an in-process pool and are lost when the process exits.
+func WithQueue(newQueue func(ctx context.Context, w *queue.Workers) (queue.Queue, error)) Option {
+	return func(b *Backend) error { b.newQueue = newQueue; return nil }
+}
+
+// WithJobDefaults sets enqueue options every deferred job gets before the call's own
+// (priority, max attempts, queue name).
+func WithJobDefaults(opts ...queue.EnqueueOption) Option {
+	return func(b *Backend) error { b.jobOpts = append(b.jobOpts, opts...); return nil }
+}
 
 // WithConnectionTester sets the hook TestConnection runs.
 func WithConnectionTester(t ConnectionTester) Option {
 	return func(b *Backend) error { b.tester = t; return nil }
 }
 
-// WithOperation registers a named sync operation. Operations run in registration order
-// in SyncAll; names must be unique.
-func WithOperation(name string, run func(ctx context.Context, b *Backend) (report.Counts, error)) Option {
+// WithOperation registers a named sync operation beyond the models' imports. SyncAll runs
+// operations after the models, in registration order; names must be unique and must not
+// be a model's built-in operation ("import_<model>", "retry_<model>").
+func WithOperation(name string, run OperationFunc) Option {
 	return func(b *Backend) error {
 		if name == "" || run == nil {
 			return errors.New("backend: WithOperation needs a name and a function")
 		}
-		if slices.ContainsFunc(b.ops, func(o Operation) bool { return o.Name == name }) {
+		if slices.ContainsFunc(b.ops, func(o operation) bool { return o.name == name }) {
 			return fmt.Errorf("backend: operation %q registered twice", name)
 		}
-		b.ops = append(b.ops, Operation{Name: name, Run: run})
+		b.ops = append(b.ops, operation{name: name, run: run})
 		return nil
 	}
 }
 
-// WithExporter routes ExportRecords for model to e (the export_<model> method of the
-// Odoo original). A model may have one exporter.
-func WithExporter(model string, e Exporter) Option {
-	return func(b *Backend) error {
-		if model == "" || e == nil {
-			return errors.New("backend: WithExporter needs a model and an exporter")
-		}
-		if _, dup := b.exporters[model]; dup {
-			return fmt.Errorf("backend: exporter for model %q registered twice", model)
-		}
-		b.exporters[model] = e
-		return nil
-	}
-}
-
-// WithStateStore persists statistics in s (a SQL store from package sqlstore survives
-// restarts and is shared by every process of the backend). Without it statistics live in
-// memory only.
-func WithStateStore(s state.Store) Option {
-	return func(b *Backend) error { b.state = s; return nil }
-}
-
-// WithLogger sets the logger for orchestration events (default slog.Default()).
+// WithLogger sets the logger for the backend and everything it builds (client, importers,
+// exporters, queue). Without it the backend logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(b *Backend) error { b.logger = l; return nil }
 }
@@ -134,19 +198,72 @@ func WithClock(now func() time.Time) Option {
 	return func(b *Backend) error { b.now = now; return nil }
 }
 
-// New validates cfg and builds a Backend.
+// New validates cfg, applies the options, and builds the connector: the client, the
+// models' importers and exporters, the queue with the built-in job kinds, the schedules.
+// Nothing runs until SyncAll, Sync, Export… are called or Start starts the queue and the
+// schedules.
 func New(cfg Config, opts ...Option) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, exporters: map[string]Exporter{}, logger: slog.Default(), now: time.Now}
+	b := &Backend{cfg: cfg, models: map[string]model{}, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, sc := range cfg.Schedules {
+		opts = append(opts, WithSchedule(sc.Name, sc.Spec, sc.Operation))
+	}
 	for _, opt := range opts {
 		if err := opt(b); err != nil {
 			return nil, err
 		}
 	}
 	b.logger = b.logger.With("backend", cfg.Name)
+	if b.bindings == nil {
+		b.bindings = binding.NewMemoryStore()
+	}
+	if b.state == nil {
+		b.state = state.NewMemory()
+	}
+	if b.schedStore == nil {
+		b.schedStore = schedule.NewMemoryStore()
+	}
+	b.binder = binding.NewBinder(b.bindings, cfg.Name)
+	b.resolver = resolver{b}
+
+	copts, err := cfg.clientOptions(b.saveRefreshToken)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	copts = append(copts, adapter.WithLogger(b.logger))
+	if b.recorder != nil {
+		copts = append(copts, adapter.WithRecorder(b.recorder))
+	}
+	if b.client, err = adapter.New(cfg.BaseURL, append(copts, b.clientOpts...)...); err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+
+	for _, name := range b.modelOrder {
+		if err := b.models[name].build(b); err != nil {
+			return nil, err
+		}
+	}
+	b.syncOrder = b.dependencyOrder()
+	for _, o := range b.ops {
+		if b.builtin(o.name) {
+			return nil, fmt.Errorf("backend %q: operation %q has the name of a model's built-in operation", cfg.Name, o.name)
+		}
+	}
+	if err := b.buildQueue(); err != nil {
+		return nil, err
+	}
+	if err := b.buildSchedules(); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// saveRefreshToken keeps a rotated OAuth2 refresh token in the state store, so a restart
+// does not start from the one in the config file, which the server no longer accepts.
+func (b *Backend) saveRefreshToken(ctx context.Context, tok *oauth2.Token) error {
+	return b.state.Put(ctx, b.cfg.Name, "oauth2.refresh_token", []byte(tok.RefreshToken))
 }
 
 // Name returns the configured name.
@@ -155,6 +272,17 @@ func (b *Backend) Name() string { return b.cfg.Name }
 // Config returns a copy of the configuration.
 func (b *Backend) Config() Config { return b.cfg }
 
+// Client returns the adapter client built from the configuration, for operations and
+// connection tests that call the API themselves.
+func (b *Backend) Client() *adapter.Client { return b.client }
+
+// Bindings returns the binding store, for inspecting sync status (failed records, their
+// errors and retry counts).
+func (b *Backend) Bindings() binding.Store { return b.bindings }
+
+// Queue returns the job queue, for listing, retrying or cancelling deferred jobs.
+func (b *Backend) Queue() queue.Queue { return b.queue }
+
 // Setting returns a connector-specific value from Config.Settings, typed. ok is false
 // when the key is missing or holds another type (numbers from files are float64).
 func Setting[T any](b *Backend, key string) (v T, ok bool) {
@@ -162,23 +290,30 @@ func Setting[T any](b *Backend, key string) (v T, ok bool) {
 	return v, ok
 }
 
-// Operations returns the names of the registered sync operations in order.
-func (b *Backend) Operations() []string {
-	names := make([]string, len(b.ops))
-	for i, o := range b.ops {
-		names[i] = o.Name
+// Models returns the registered models in dependency order (a model after the models it
+// depends on), then the export-only ones in registration order.
+func (b *Backend) Models() []string {
+	out := slices.Clone(b.syncOrder)
+	for _, n := range b.modelOrder {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
 	}
-	return names
+	return out
 }
 
-// ExportModels returns the models that have an exporter, sorted.
-func (b *Backend) ExportModels() []string {
-	models := make([]string, 0, len(b.exporters))
-	for m := range b.exporters {
-		models = append(models, m)
+// Operations returns the names Sync accepts, in the order SyncAll runs them: the models'
+// imports in dependency order ("import_<model>"), then the registered operations. Each
+// imported model with a fetch path also has "retry_<model>", which SyncAll does not run.
+func (b *Backend) Operations() []string {
+	var names []string
+	for _, m := range b.syncOrder {
+		names = append(names, importOp+m)
 	}
-	slices.Sort(models)
-	return models
+	for _, o := range b.ops {
+		names = append(names, o.name)
+	}
+	return names
 }
 
 // TestConnection runs the connector's connection test. A backend without one reports
@@ -193,237 +328,80 @@ func (b *Backend) TestConnection(ctx context.Context) error {
 	return nil
 }
 
-// Sync runs one named operation and records its statistics.
-func (b *Backend) Sync(ctx context.Context, name string) (report.Counts, error) {
-	i := slices.IndexFunc(b.ops, func(o Operation) bool { return o.Name == name })
-	if i < 0 {
-		return report.Counts{}, fmt.Errorf("backend %q: %w %q (registered: %v)", b.cfg.Name, ErrUnknownOperation, name, b.Operations())
+// Start starts working deferred jobs and running enabled schedules in the background. It
+// returns at once; Stop ends both.
+func (b *Backend) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.running != nil {
+		return fmt.Errorf("backend %q: already started", b.cfg.Name)
 	}
-	return b.run(ctx, b.ops[i])
-}
-
-func (b *Backend) run(ctx context.Context, op Operation) (res report.Counts, err error) {
-	start := b.now()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("backend %q: sync %q panicked: %v", b.cfg.Name, op.Name, p)
-		}
-		b.logger.LogAttrs(ctx, levelFor(err), "sync finished", slog.String("operation", op.Name),
-			slog.Int("created", res.Created), slog.Int("updated", res.Updated), slog.Int("skipped", res.Skipped),
-			slog.Int("failed", res.Failed), slog.Duration("took", b.now().Sub(start)), errAttr(err))
-		if serr := b.record(ctx, func(s *Stats) { s.addSync(op.Name, start, res, err) }); serr != nil {
-			err = errors.Join(err, serr)
+	if err := b.queue.Start(ctx); err != nil {
+		return fmt.Errorf("backend %q: starting the queue: %w", b.cfg.Name, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	b.running, b.done = cancel, make(chan struct{})
+	go func() {
+		defer close(b.done)
+		if err := b.scheduler.Run(sctx); err != nil && !errors.Is(err, context.Canceled) {
+			b.logger.Error("schedules stopped", "error", err)
 		}
 	}()
-	res, err = op.Run(ctx, b)
-	if err != nil {
-		err = fmt.Errorf("backend %q: sync %q: %w", b.cfg.Name, op.Name, err)
-	}
-	return res, err
+	return nil
 }
 
-// SyncReport is what SyncAll did, operation by operation.
-type SyncReport struct {
-	// Results holds one entry per operation, in registration order.
-	Results []OperationResult
-	// Total sums every operation's counts.
-	Total report.Counts
-}
-
-// OperationResult is one operation's outcome in a SyncReport.
-type OperationResult struct {
-	Name   string
-	Counts report.Counts
-	Err    error
-}
-
-// Failed returns the operations that returned an error.
-func (r SyncReport) Failed() []OperationResult {
-	var failed []OperationResult
-	for _, o := range r.Results {
-		if o.Err != nil {
-			failed = append(failed, o)
-		}
-	}
-	return failed
-}
-
-// SyncAll runs every registered operation in order. One failing does not stop the
-// others; the returned error joins every failure (nil when all succeeded). A cancelled
-// context stops before the next operation starts.
-func (b *Backend) SyncAll(ctx context.Context) (SyncReport, error) {
-	var rep SyncReport
-	var errs []error
-	for _, op := range b.ops {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("backend %q: sync all stopped before %q: %w", b.cfg.Name, op.Name, err))
-			break
-		}
-		res, err := b.run(ctx, op)
-		rep.Results = append(rep.Results, OperationResult{Name: op.Name, Counts: res, Err: err})
-		rep.Total = rep.Total.Add(res)
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return rep, errors.Join(errs...)
-}
-
-// ExportRecords routes an export of local records of model to the exporter registered
-// for it, and records statistics. A model without an exporter yields an error matching
-// ErrExportNotImplemented that names the model and the backend.
-func (b *Backend) ExportRecords(ctx context.Context, model string, localIDs []string) (res report.Counts, err error) {
-	e, ok := b.exporters[model]
-	if !ok {
-		return report.Counts{}, fmt.Errorf("%w for model %q on backend %q (exporters registered for: %v)", ErrExportNotImplemented, model, b.cfg.Name, b.ExportModels())
-	}
-	start := b.now()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("backend %q: export of %s panicked: %v", b.cfg.Name, model, p)
-		}
-		b.logger.LogAttrs(ctx, levelFor(err), "export finished", slog.String("model", model), slog.Int("records", len(localIDs)),
-			slog.Int("created", res.Created), slog.Int("updated", res.Updated), slog.Int("skipped", res.Skipped),
-			slog.Int("failed", res.Failed), errAttr(err))
-		if serr := b.record(ctx, func(s *Stats) { s.addExport(model, start, res, err) }); serr != nil {
-			err = errors.Join(err, serr)
-		}
-	}()
-	res, err = e.ExportRecords(ctx, localIDs)
-	if err != nil {
-		err = fmt.Errorf("backend %q: export %d %s record(s): %w", b.cfg.Name, len(localIDs), model, err)
-	}
-	return res, err
-}
-
-func levelFor(err error) slog.Level {
-	if err != nil {
-		return slog.LevelError
-	}
-	return slog.LevelInfo
-}
-
-func errAttr(err error) slog.Attr {
-	if err == nil {
-		return slog.Attr{}
-	}
-	return slog.String("error", err.Error())
-}
-
-// Stats are a backend's running statistics.
-type Stats struct {
-	LastSyncAt   time.Time `json:"last_sync_at,omitzero"`
-	LastExportAt time.Time `json:"last_export_at,omitzero"`
-	// Syncs and Exports total every operation's and model's counts.
-	Syncs   report.Counts `json:"syncs"`
-	Exports report.Counts `json:"exports"`
-	// Operations and Models hold the same per operation name and per exported model.
-	Operations map[string]RunStats `json:"operations,omitempty"`
-	Models     map[string]RunStats `json:"models,omitempty"`
-}
-
-// RunStats are the statistics of one operation or one exported model.
-type RunStats struct {
-	LastRunAt time.Time     `json:"last_run_at"`
-	LastError string        `json:"last_error,omitempty"`
-	Runs      int           `json:"runs"`
-	Errors    int           `json:"errors"`
-	Total     report.Counts `json:"total"`
-	Last      report.Counts `json:"last"`
-}
-
-func (s *Stats) addSync(name string, at time.Time, r report.Counts, err error) {
-	s.LastSyncAt = at
-	s.Syncs = s.Syncs.Add(r)
-	s.Operations = addRun(s.Operations, name, at, r, err)
-}
-
-func (s *Stats) addExport(model string, at time.Time, r report.Counts, err error) {
-	s.LastExportAt = at
-	s.Exports = s.Exports.Add(r)
-	s.Models = addRun(s.Models, model, at, r, err)
-}
-
-func addRun(m map[string]RunStats, key string, at time.Time, r report.Counts, err error) map[string]RunStats {
-	if m == nil {
-		m = map[string]RunStats{}
-	}
-	rs := m[key]
-	rs.LastRunAt, rs.Last, rs.LastError = at, r, ""
-	rs.Runs++
-	rs.Total = rs.Total.Add(r)
-	if err != nil {
-		rs.Errors++
-		rs.LastError = err.Error()
-	}
-	m[key] = rs
-	return m
-}
-
-// statsKey is the state-store name statistics are kept under.
-const statsKey = "connkit.backend.stats"
-
-// Stats returns the backend's statistics: from the state store when one is configured
-// (so they include every process sharing it), from memory otherwise.
-func (b *Backend) Stats(ctx context.Context) (Stats, error) {
-	if b.state == nil {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return cloneStats(b.local), nil
-	}
-	s, _, err := b.loadStats(ctx)
-	return s, err
-}
-
-func (b *Backend) loadStats(ctx context.Context) (Stats, []byte, error) {
-	raw, err := b.state.Get(ctx, b.cfg.Name, statsKey)
-	if errors.Is(err, state.ErrNotFound) {
-		return Stats{}, nil, nil
-	}
-	if err != nil {
-		return Stats{}, nil, fmt.Errorf("backend %q: reading statistics: %w", b.cfg.Name, err)
-	}
-	var s Stats
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return Stats{}, nil, fmt.Errorf("backend %q: statistics in the state store are corrupt (%v); delete %q to reset them", b.cfg.Name, err, statsKey)
-	}
-	return s, raw, nil
-}
-
-// record applies update to the statistics. With a state store it retries a
-// compare-and-swap so concurrent processes never lose each other's counts.
-func (b *Backend) record(ctx context.Context, update func(*Stats)) error {
-	if b.state == nil {
-		b.mu.Lock()
-		update(&b.local)
-		b.mu.Unlock()
+// Stop stops the schedules, then lets running jobs finish (until ctx is done) and stops
+// the queue.
+func (b *Backend) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	cancel, done := b.running, b.done
+	b.running = nil
+	b.mu.Unlock()
+	if cancel == nil {
 		return nil
 	}
-	// Statistics must be written even when the run was cancelled.
-	ctx = context.WithoutCancel(ctx)
-	for range 100 {
-		s, old, err := b.loadStats(ctx)
-		if err != nil {
-			return err
-		}
-		update(&s)
-		raw, err := json.Marshal(s)
-		if err != nil {
-			return fmt.Errorf("backend %q: encoding statistics: %w", b.cfg.Name, err)
-		}
-		ok, err := b.state.CompareAndSwap(ctx, b.cfg.Name, statsKey, old, raw)
-		if err != nil {
-			return fmt.Errorf("backend %q: saving statistics: %w", b.cfg.Name, err)
-		}
-		if ok {
-			return nil
-		}
+	cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return fmt.Errorf("backend %q: saving statistics: too much contention on %q", b.cfg.Name, statsKey)
+	return b.queue.Stop(ctx)
 }
 
-func cloneStats(s Stats) Stats {
-	s.Operations = maps.Clone(s.Operations)
-	s.Models = maps.Clone(s.Models)
-	return s
+// model returns the registered model, or an error naming the registered ones.
+func (b *Backend) model(name string) (model, error) {
+	m, ok := b.models[name]
+	if !ok {
+		return nil, fmt.Errorf("backend %q: %w %q (registered: %v)", b.cfg.Name, ErrUnknownModel, name, b.modelOrder)
+	}
+	return m, nil
+}
+
+// dependencyOrder sorts the imported models so each comes after the registered models it
+// depends on. Registration order breaks ties and cycles (a cycle is legal: the resolver
+// imports a missing related record on the way).
+func (b *Backend) dependencyOrder() []string {
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(string)
+	visit = func(n string) {
+		if state[n] != 0 {
+			return
+		}
+		state[n] = 1
+		for _, d := range b.models[n].dependsOn() {
+			if _, ok := b.models[d]; ok {
+				visit(d)
+			}
+		}
+		state[n] = 2
+		if b.models[n].importer() {
+			order = append(order, n)
+		}
+	}
+	for _, n := range b.modelOrder {
+		visit(n)
+	}
+	return order
 }

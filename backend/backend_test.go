@@ -3,12 +3,13 @@ package backend
 import (
 	"context"
 	"errors"
-	"github.com/connkit/connkit/report"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
 
@@ -82,37 +83,15 @@ func TestOptionsRejectDuplicates(t *testing.T) {
 	if _, err := New(testConfig(), WithOperation("a", noop), WithOperation("a", noop)); err == nil {
 		t.Error("duplicate operation accepted")
 	}
-	e := ExporterFunc(func(context.Context, []string) (report.Counts, error) { return report.Counts{}, nil })
-	if _, err := New(testConfig(), WithExporter("product", e), WithExporter("product", e)); err == nil {
-		t.Error("duplicate exporter accepted")
+	if _, err := New(testConfig(), WithOperation("import_product", noop), WithModel(Model[int]{Name: "product", Local: local.NewMemory[int](), Export: &Export{Create: "/p"}})); err == nil {
+		t.Error("an operation with a model's built-in name was accepted")
+	}
+	m := Model[int]{Name: "product", Local: local.NewMemory[int](), Export: &Export{Create: "/p"}}
+	if _, err := New(testConfig(), WithModel(m), WithModel(m)); err == nil {
+		t.Error("duplicate model accepted")
 	}
 	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("invalid config accepted: %v", err)
-	}
-}
-
-func TestExportRouting(t *testing.T) {
-	var got []string
-	b, _ := New(testConfig(), WithExporter("product", ExporterFunc(func(_ context.Context, ids []string) (report.Counts, error) {
-		got = ids
-		return report.Counts{Created: len(ids)}, nil
-	})))
-	res, err := b.ExportRecords(context.Background(), "product", []string{"1", "2"})
-	if err != nil || res.Created != 2 || len(got) != 2 {
-		t.Fatalf("res %+v err %v got %v", res, err, got)
-	}
-	_, err = b.ExportRecords(context.Background(), "sale.order", []string{"9"})
-	if !errors.Is(err, ErrExportNotImplemented) {
-		t.Fatalf("err = %v", err)
-	}
-	for _, w := range []string{`model "sale.order"`, `backend "shop"`, "[product]"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not mention %s", err, w)
-		}
-	}
-	st, _ := b.Stats(context.Background())
-	if st.Exports.Created != 2 || st.Models["product"].Runs != 1 || st.LastExportAt.IsZero() {
-		t.Errorf("stats = %+v", st)
 	}
 }
 
@@ -137,12 +116,12 @@ func TestTestConnection(t *testing.T) {
 // add up exactly, however the updates interleave.
 func TestStatsSharedThroughStateStore(t *testing.T) {
 	st := state.NewMemory()
-	export := ExporterFunc(func(_ context.Context, ids []string) (report.Counts, error) {
-		return report.Counts{Updated: len(ids)}, nil
+	op := WithOperation("products", func(context.Context, *Backend) (report.Counts, error) {
+		return report.Counts{Updated: 2}, nil
 	})
 	clock := func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }
-	b1, _ := New(testConfig(), WithStateStore(st), WithExporter("product", export), WithClock(clock))
-	b2, _ := New(testConfig(), WithStateStore(st), WithExporter("product", export), WithClock(clock))
+	b1, _ := New(testConfig(), WithStores(nil, st), op, WithClock(clock))
+	b2, _ := New(testConfig(), WithStores(nil, st), op, WithClock(clock))
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)
@@ -152,7 +131,7 @@ func TestStatsSharedThroughStateStore(t *testing.T) {
 			if i%2 == 1 {
 				b = b2
 			}
-			if _, err := b.ExportRecords(context.Background(), "product", []string{"a", "b"}); err != nil {
+			if _, err := b.Sync(context.Background(), "products"); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -162,7 +141,7 @@ func TestStatsSharedThroughStateStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Exports.Updated != 100 || s.Models["product"].Runs != 50 || !s.LastExportAt.Equal(clock()) {
+	if s.Syncs.Updated != 100 || s.Operations["products"].Runs != 50 || !s.LastSyncAt.Equal(clock()) {
 		t.Errorf("stats = %+v; want 100 updates over 50 runs", s)
 	}
 }
@@ -172,7 +151,7 @@ func TestStatsCorruptValue(t *testing.T) {
 	if err := st.Put(context.Background(), "shop", statsKey, []byte("{not json")); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(testConfig(), WithStateStore(st))
+	b, _ := New(testConfig(), WithStores(nil, st))
 	if _, err := b.Stats(context.Background()); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("err = %v", err)
 	}

@@ -10,18 +10,37 @@ import (
 	"github.com/connkit/connkit/adapter"
 )
 
-// ClientOptions translates the configuration into adapter options: timeouts, retries,
-// rate limit, static headers, authentication, and the backend name for the audit log.
-// onRotate receives rotated OAuth2 refresh tokens so the caller can persist them; it may
-// be nil for other auth types (a nil onRotate with oauth2_refresh_token keeps rotated
-// tokens in memory only).
-func (c *Config) ClientOptions(onRotate func(ctx context.Context, tok *oauth2.Token) error) ([]adapter.Option, error) {
+// clientOptions turns the configuration into adapter options: auth, timeouts, rate limit
+// and its header style, retries, default headers. The backend's own options (recorder,
+// logger, the app's extra client options) come after them, so the app has the last word.
+func (c *Config) clientOptions(onRotate func(context.Context, *oauth2.Token) error) ([]adapter.Option, error) {
 	opts := []adapter.Option{adapter.WithBackendName(c.Name)}
+	auth, err := c.Auth.adapterAuth(onRotate)
+	if err != nil {
+		return nil, err
+	}
+	if auth != nil {
+		opts = append(opts, adapter.WithAuth(auth))
+	}
 	if c.ConnectTimeout > 0 {
 		opts = append(opts, adapter.WithConnectTimeout(c.ConnectTimeout.Std()))
 	}
 	if c.ReadTimeout > 0 {
 		opts = append(opts, adapter.WithReadTimeout(c.ReadTimeout.Std()))
+	}
+	if c.RateLimit.PerSecond > 0 {
+		burst := c.RateLimit.Burst
+		if burst == 0 {
+			burst = 1
+		}
+		opts = append(opts, adapter.WithRateLimit(c.RateLimit.PerSecond, burst))
+	}
+	if c.RateLimit.Headers != "" {
+		style, err := adapter.ParseLimitHeaders(c.RateLimit.Headers)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, adapter.WithLimitHeaders(style))
 	}
 	if c.Retry.MaxAttempts > 0 {
 		opts = append(opts, adapter.WithRetries(c.Retry.MaxAttempts-1))
@@ -32,24 +51,15 @@ func (c *Config) ClientOptions(onRotate func(ctx context.Context, tok *oauth2.To
 	if c.Retry.MaxRetryAfter > 0 {
 		opts = append(opts, adapter.WithMaxRetryAfter(c.Retry.MaxRetryAfter.Std()))
 	}
-	if c.RateLimit.PerSecond > 0 {
-		opts = append(opts, adapter.WithRateLimit(c.RateLimit.PerSecond, max(c.RateLimit.Burst, 1)))
-	}
 	for k, v := range c.Headers {
 		opts = append(opts, adapter.WithDefaultHeader(k, v))
-	}
-	auth, err := c.Auth.strategy(onRotate)
-	if err != nil {
-		return nil, fmt.Errorf("backend %q: %w", c.Name, err)
-	}
-	if auth != nil {
-		opts = append(opts, adapter.WithAuth(auth))
 	}
 	return opts, nil
 }
 
-// strategy builds the adapter.Auth the configuration names (nil for none).
-func (a *AuthConfig) strategy(onRotate func(context.Context, *oauth2.Token) error) (adapter.Auth, error) {
+// adapterAuth builds the configured authentication; nil for none. onRotate receives
+// rotated OAuth2 refresh tokens.
+func (a *AuthConfig) adapterAuth(onRotate func(context.Context, *oauth2.Token) error) (adapter.Auth, error) {
 	switch a.Type {
 	case "", AuthNone:
 		return nil, nil
@@ -84,18 +94,5 @@ func (a *AuthConfig) strategy(onRotate func(context.Context, *oauth2.Token) erro
 		}
 		return adapter.HMACAuth([]byte(a.Secret), opts...), nil
 	}
-	return nil, fmt.Errorf("unknown auth type %q", a.Type)
-}
-
-// NewClient builds the adapter client the configuration describes; extra options (a
-// recorder, a logger…) are applied after the configured ones.
-func (c *Config) NewClient(extra ...adapter.Option) (*adapter.Client, error) {
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	opts, err := c.ClientOptions(nil)
-	if err != nil {
-		return nil, err
-	}
-	return adapter.New(c.BaseURL, append(opts, extra...)...)
+	return nil, fmt.Errorf("%w: unknown auth type %q", ErrInvalidConfig, a.Type)
 }

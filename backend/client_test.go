@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/synclog"
 )
 
@@ -43,10 +42,11 @@ func TestConfigNewClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.auth.Type+tt.auth.In, func(t *testing.T) {
 			cfg := Config{Name: "t", BaseURL: srv.URL, Auth: tt.auth, Headers: map[string]string{"X-Api-Version": "2.0"}}
-			c, err := cfg.NewClient()
+			b, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
+			c := b.Client()
 			if _, err := c.Get(context.Background(), "/products"); err != nil {
 				t.Fatal(err)
 			}
@@ -64,10 +64,11 @@ func TestConfigNewClient(t *testing.T) {
 		calls.Store(0)
 		ring := synclog.NewRing(10)
 		cfg := Config{Name: "shop", BaseURL: srv.URL, Retry: RetryConfig{MaxAttempts: 2, MinWait: Duration(1), MaxWait: Duration(1)}}
-		c, err := cfg.NewClient(adapter.WithRecorder(ring))
+		b, err := New(cfg, WithRecorder(ring))
 		if err != nil {
 			t.Fatal(err)
 		}
+		c := b.Client()
 		resp, err := c.Get(context.Background(), "/flaky")
 		if err != nil || resp.Attempts != 2 {
 			t.Fatalf("resp %+v err %v; want success on the 2nd attempt", resp, err)
@@ -80,7 +81,7 @@ func TestConfigNewClient(t *testing.T) {
 
 	t.Run("invalid config", func(t *testing.T) {
 		cfg := Config{Name: "t", BaseURL: "nope"}
-		if _, err := cfg.NewClient(); err == nil {
+		if _, err := New(cfg); err == nil {
 			t.Error("invalid config built a client")
 		}
 	})

@@ -38,8 +38,21 @@ type Config struct {
 	Retry RetryConfig `json:"retry"`
 	// Headers are sent with every request.
 	Headers map[string]string `json:"headers,omitempty"`
+	// Schedules run operations periodically once enabled (see WithSchedule, which they
+	// add to).
+	Schedules []ScheduleConfig `json:"schedules,omitempty"`
 	// Settings holds connector-specific values (warehouse, pricelist, API version…).
 	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// ScheduleConfig declares one schedule in a config file.
+type ScheduleConfig struct {
+	// Name identifies the schedule; Operation is what it runs ("sync_all",
+	// "import_product", a registered operation); Spec is when ("@every 15m", a cron
+	// expression).
+	Name      string `json:"name"`
+	Operation string `json:"operation"`
+	Spec      string `json:"spec"`
 }
 
 // The authentication types a Config can name in Auth.Type.
@@ -90,6 +103,11 @@ type RateLimitConfig struct {
 	PerSecond float64 `json:"per_second,omitempty"`
 	// Burst is how many requests may go at once (default 1 when PerSecond is set).
 	Burst int `json:"burst,omitempty"`
+	// Headers names the rate-limit headers the API sends, so the client slows down before
+	// it is refused: "x-ratelimit" (X-RateLimit-Limit/Remaining/Reset), "ietf" (RateLimit
+	// and RateLimit-Policy), "shopify" (X-Shopify-Shop-Api-Call-Limit). Empty: none read
+	// (429 and Retry-After are always honoured).
+	Headers string `json:"headers,omitempty"`
 }
 
 // RetryConfig tunes retries. Zero values keep the adapter's defaults.
@@ -226,6 +244,11 @@ func (c *Config) Validate() error {
 	for k := range c.Headers {
 		if k == "" || strings.ContainsAny(k, " \t\r\n:") {
 			bad("headers", "%q is not a valid header name", k)
+		}
+	}
+	for i, sc := range c.Schedules {
+		if sc.Name == "" || sc.Operation == "" || sc.Spec == "" {
+			bad(fmt.Sprintf("schedules[%d]", i), "needs a name, an operation and a spec")
 		}
 	}
 	fields = append(fields, c.Auth.validate()...)

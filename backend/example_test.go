@@ -2,53 +2,86 @@ package backend_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/connkit/connkit/report"
+	"time"
 
+	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/mapper"
 )
 
-// A connector registers its sync operations and exporters; the backend orchestrates them.
+// A connector is one backend plus one declaration per model. Orders refer to customers,
+// so SyncAll imports customers first; an order export is deferred through the queue and
+// runs once the backend is started. Everything here runs on memory stores.
 func Example() {
-	cfg, err := backend.ParseConfig([]byte(`
-name: shop-eu
-base_url: https://shop.example.com/admin/api
-auth: {type: bearer, token: "${SHOP_TOKEN}"}
-`), func(name string) (string, bool) { return "shpat_example", name == "SHOP_TOKEN" })
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	b, err := backend.New(cfg,
-		backend.WithOperation("orders", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
-			return report.Counts{Created: 3, Updated: 1}, nil
+	ctx := context.Background()
+	api := fakeapi.New() // stands in for the CRM's REST API
+	defer api.Close()
+	ada := api.Add("customers", map[string]any{"name": "Ada Lovelace", "email": "ada@example.com"})
+	api.Add("orders", map[string]any{"number": "SO-1", "customer_id": ada})
+
+	customers, orders := local.NewMemory[Customer](), local.NewMemory[Order]()
+	crm, err := backend.New(backend.Config{Name: "crm", BaseURL: api.URL},
+		backend.WithModel(backend.Model[Customer]{
+			Name:  "customer",
+			Local: customers,
+			Import: &backend.Import{
+				List: adapter.Request{Path: "/customers"}, Records: "items", Since: "updated_at_min",
+				Fetch: "/customers/{id}",
+				Rules: []mapper.Rule{mapper.Direct("name", "name", mapper.Required()), mapper.Direct("email", "email")},
+			},
+			Export: &backend.Export{Create: "/customers",
+				Rules: []mapper.Rule{mapper.Direct("name", "name"), mapper.Direct("email", "email")}},
 		}),
-		backend.WithOperation("products", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
-			return report.Counts{Skipped: 7}, errors.New("API answered 503")
+		backend.WithModel(backend.Model[Order]{
+			Name:  "order",
+			Local: orders,
+			Import: &backend.Import{
+				List: adapter.Request{Path: "/orders"}, Records: "items", Fetch: "/orders/{id}",
+				Rules: []mapper.Rule{mapper.Direct("number", "number"), mapper.Relation("customer_id", "customer_id", "customer")},
+			},
+			Export: &backend.Export{Create: "/orders",
+				Rules: []mapper.Rule{mapper.Direct("number", "number"), mapper.Relation("customer_id", "customer_id", "customer")}},
 		}),
-		backend.WithExporter("product", backend.ExporterFunc(func(ctx context.Context, ids []string) (report.Counts, error) {
-			return report.Counts{Created: len(ids)}, nil
-		})),
 	)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	ctx := context.Background()
-	rep, err := b.SyncAll(ctx)
-	for _, r := range rep.Results {
-		fmt.Printf("%s: %+v failed=%v\n", r.Name, r.Counts, r.Err != nil)
-	}
-	fmt.Println("sync all error:", err != nil)
 
-	_, err = b.ExportRecords(ctx, "sale.order", []string{"42"})
-	fmt.Println(errors.Is(err, backend.ErrExportNotImplemented))
+	rep, err := crm.SyncAll(ctx)
+	for _, r := range rep.Results {
+		fmt.Printf("%s: created %d\n", r.Name, r.Counts.Created)
+	}
+	fmt.Println("sync all error:", err)
+
+	// A new local order, exported later through the queue.
+	orders.Put("100", Order{Number: "SO-2", CustomerID: customers.IDs()[0]})
+	job, _ := crm.Later().Export(ctx, "order", "100")
+	_ = crm.Start(ctx)
+	for j, _ := crm.Queue().GetJob(ctx, job.ID); !j.State.Final(); j, _ = crm.Queue().GetJob(ctx, job.ID) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = crm.Stop(ctx)
+	fmt.Println("orders in the CRM:", api.Count("orders"))
 	// Output:
-	// orders: {Created:3 Updated:1 Skipped:0 Duplicates:0 Failed:0 Enqueued:0} failed=false
-	// products: {Created:0 Updated:0 Skipped:7 Duplicates:0 Failed:0 Enqueued:0} failed=true
-	// sync all error: true
-	// true
+	// import_customer: created 1
+	// import_order: created 1
+	// sync all error: <nil>
+	// orders in the CRM: 2
+}
+
+// Customer and Order are the app's own types.
+type Customer struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+type Order struct {
+	Number     string `json:"number"`
+	CustomerID string `json:"customer_id"`
 }
 
 // Validation names every bad field, so a typo in a config file is found at start-up.

@@ -1,0 +1,271 @@
+package backend_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/report"
+)
+
+type customer struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+type order struct {
+	Number     string `json:"number"`
+	CustomerID string `json:"customer_id"`
+}
+
+// crm is a two-model connector declared on one backend: customers, and orders that refer
+// to their customer.
+type crm struct {
+	api       *fakeapi.Server
+	customers *local.Memory[customer]
+	orders    *local.Memory[order]
+	b         *backend.Backend
+}
+
+func customerModel(store local.Store[customer]) backend.Model[customer] {
+	return backend.Model[customer]{
+		Name:  "customer",
+		Local: store,
+		Import: &backend.Import{
+			List: adapter.Request{Path: "/customers", Query: map[string][]string{"limit": {"10"}}}, Records: "items",
+			Since: "updated_at_min", Fetch: "/customers/{id}",
+			Rules: []mapper.Rule{mapper.Direct("name", "name", mapper.Required()), mapper.Direct("email", "email")},
+		},
+		Export: &backend.Export{
+			Create: "/customers",
+			Rules:  []mapper.Rule{mapper.Direct("name", "name"), mapper.Direct("email", "email")},
+		},
+	}
+}
+
+func orderModel(store local.Store[order]) backend.Model[order] {
+	return backend.Model[order]{
+		Name:  "order",
+		Local: store,
+		Import: &backend.Import{
+			List: adapter.Request{Path: "/orders", Query: map[string][]string{"limit": {"10"}}}, Records: "items",
+			Fetch: "/orders/{id}",
+			Rules: []mapper.Rule{mapper.Direct("number", "number"), mapper.Relation("customer_id", "customer_id", "customer")},
+		},
+		Export: &backend.Export{
+			Create: "/orders",
+			Rules:  []mapper.Rule{mapper.Direct("number", "number"), mapper.Relation("customer_id", "customer_id", "customer")},
+		},
+	}
+}
+
+func newCRM(t *testing.T, opts ...backend.Option) *crm {
+	t.Helper()
+	c := &crm{api: fakeapi.New(), customers: local.NewMemory[customer](), orders: local.NewMemory[order]()}
+	t.Cleanup(c.api.Close)
+	// Orders are registered first: SyncAll must still import customers before them.
+	all := append([]backend.Option{
+		backend.WithModel(orderModel(c.orders)),
+		backend.WithModel(customerModel(c.customers)),
+		backend.WithClientOptions(adapter.WithRetries(0)),
+	}, opts...)
+	var err error
+	c.b, err = backend.New(backend.Config{Name: "crm", BaseURL: c.api.URL}, all...)
+	require.NoError(t, err)
+	return c
+}
+
+func (c *crm) seed(customers, ordersPerCustomer int) {
+	for i := range customers {
+		id := c.api.Add("customers", map[string]any{"name": fmt.Sprintf("Customer %d", i), "email": fmt.Sprintf("c%d@example.com", i)})
+		for j := range ordersPerCustomer {
+			c.api.Add("orders", map[string]any{"number": fmt.Sprintf("SO%d-%d", i, j), "customer_id": id})
+		}
+	}
+}
+
+func TestSyncAllRunsModelsInDependencyOrder(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	c.seed(12, 2)
+
+	assert.Equal(t, []string{"customer", "order"}, c.b.Models())
+	assert.Equal(t, []string{"import_customer", "import_order"}, c.b.Operations())
+	rep, err := c.b.SyncAll(ctx)
+	require.NoError(t, err)
+	require.Len(t, rep.Results, 2)
+	assert.Equal(t, "import_customer", rep.Results[0].Name)
+	assert.Equal(t, report.Counts{Created: 12}, rep.Results[0].Counts)
+	assert.Equal(t, report.Counts{Created: 24}, rep.Results[1].Counts)
+	assert.Equal(t, report.Counts{Created: 36}, rep.Total)
+
+	// Every order points at the local ID of its own customer.
+	for _, rec := range c.api.Records("orders") {
+		localOrder, err := c.b.Bindings().GetByExternal(ctx, "crm", "order", rec.Get("id").String())
+		require.NoError(t, err)
+		o, err := c.orders.Get(ctx, localOrder.LocalID)
+		require.NoError(t, err)
+		cust, err := c.b.Bindings().GetByExternal(ctx, "crm", "customer", rec.Get("customer_id").String())
+		require.NoError(t, err)
+		assert.Equal(t, cust.LocalID, o.CustomerID, "order %s", o.Number)
+	}
+
+	// A second run creates nothing and counts every record once.
+	rep, err = c.b.SyncAll(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, rep.Total.Created+rep.Total.Updated)
+	stats, err := c.b.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 36, stats.Syncs.Created)
+}
+
+// An order whose customer was never imported imports the customer first, through the
+// model declaration alone: the relation is the dependency.
+func TestImportOneImportsMissingRelatedRecordFirst(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	custID := c.api.Add("customers", map[string]any{"name": "Ada", "email": "ada@example.com"})
+	orderID := c.api.Add("orders", map[string]any{"number": "SO1", "customer_id": custID})
+
+	counts, err := c.b.Import(ctx, "order", strconv.FormatInt(orderID, 10))
+	require.NoError(t, err)
+	assert.Equal(t, report.Counts{Created: 1}, counts)
+	ids := c.customers.IDs()
+	require.Len(t, ids, 1, "the customer was imported on the way")
+
+	// The app deletes the customer; the next order import must not point at the dead ID.
+	require.NoError(t, c.customers.Delete(ctx, ids[0]))
+	order2 := c.api.Add("orders", map[string]any{"number": "SO2", "customer_id": custID})
+	_, err = c.b.Import(ctx, "order", strconv.FormatInt(order2, 10))
+	require.NoError(t, err)
+	b, err := c.b.Bindings().GetByExternal(ctx, "crm", "order", strconv.FormatInt(order2, 10))
+	require.NoError(t, err)
+	o, err := c.orders.Get(ctx, b.LocalID)
+	require.NoError(t, err)
+	_, err = c.customers.Get(ctx, o.CustomerID)
+	require.NoError(t, err, "the order refers to a live customer record (recreated), not the deleted one")
+}
+
+// 401 stops SyncAll at once: every later operation would meet it too.
+func TestSyncAllStopsOnUnauthorized(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t, backend.WithOperation("inventory", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
+		t.Error("inventory ran after a 401")
+		return report.Counts{}, nil
+	}))
+	c.seed(3, 1)
+	c.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: http.StatusUnauthorized, Resource: "customers"})
+
+	rep, err := c.b.SyncAll(ctx)
+	require.ErrorIs(t, err, adapter.ErrUnauthorized)
+	require.Len(t, rep.Results, 3)
+	assert.ErrorIs(t, rep.Results[0].Err, adapter.ErrUnauthorized)
+	for _, r := range rep.Results[1:] {
+		assert.Contains(t, r.Skipped, "stopped after import_customer", r.Name)
+	}
+	assert.Equal(t, 0, c.api.Count("orders")-3, "nothing changed remotely")
+}
+
+// A model whose listing broke skips the models that depend on it; unrelated operations
+// still run.
+func TestSyncAllSkipsDependentsOfAFailedOperation(t *testing.T) {
+	ctx := context.Background()
+	var ran atomic.Bool
+	c := newCRM(t, backend.WithOperation("inventory", func(ctx context.Context, b *backend.Backend) (report.Counts, error) {
+		ran.Store(true)
+		return report.Counts{Updated: 1}, nil
+	}))
+	c.seed(3, 1)
+	c.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: http.StatusBadGateway, Resource: "customers"})
+
+	rep, err := c.b.SyncAll(ctx)
+	require.Error(t, err)
+	require.Len(t, rep.Results, 3)
+	assert.Error(t, rep.Results[0].Err)
+	assert.Contains(t, rep.Results[1].Skipped, "depends on customer")
+	assert.Equal(t, report.Counts{}, rep.Results[1].Counts)
+	assert.True(t, ran.Load(), "an unrelated operation still ran")
+	assert.NoError(t, rep.Results[2].Err)
+}
+
+// The same export deferred twice runs once; the job exports through the model's exporter.
+func TestLaterExportDedupsAndRuns(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	c.customers.Put("1", customer{Name: "Ada", Email: "ada@example.com"})
+
+	first, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	second, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	assert.True(t, second.Duplicate, "the second identical job is the first one")
+	assert.Equal(t, first.ID, second.ID)
+
+	require.NoError(t, c.b.Start(ctx))
+	defer c.b.Stop(context.Background())
+	waitJob(t, c.b.Queue(), first.ID)
+	assert.Equal(t, 1, c.api.Count("customers"))
+	b, err := c.b.Bindings().GetByLocal(ctx, "crm", "customer", "1")
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusSuccess, b.Status)
+}
+
+// Deferring work the model cannot do fails at once, not later in a worker.
+func TestLaterRejectsWhatTheModelCannotDo(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	_, err := c.b.Later().Export(ctx, "invoice", "1")
+	assert.ErrorIs(t, err, backend.ErrUnknownModel)
+	_, err = c.b.Later().Sync(ctx, "import_invoice")
+	assert.ErrorIs(t, err, backend.ErrUnknownOperation)
+	_, err = c.b.Export(ctx, "invoice", "1")
+	assert.ErrorIs(t, err, backend.ErrUnknownModel)
+}
+
+func waitJob(t *testing.T, q queue.Queue, id int64) queue.JobInfo {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := q.GetJob(context.Background(), id)
+		require.NoError(t, err)
+		if j.State.Final() {
+			require.Equal(t, queue.StateCompleted, j.State, "job errors: %v", j.Errors)
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d still %s", id, j.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A failing record marks its binding failed and leaves the run partial; the error says
+// which record.
+func TestExportPartialFailure(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	c.customers.Put("1", customer{Name: "Ada"})
+	c.orders.Put("1", order{Number: "SO1", CustomerID: "1"})
+	c.orders.Put("2", order{Number: "SO2", CustomerID: "404"}) // no such customer
+	counts, err := c.b.Export(ctx, "order", "1", "2")
+	var partial *report.PartialError
+	require.ErrorAs(t, err, &partial)
+	assert.Equal(t, report.Counts{Created: 1, Failed: 1}, counts)
+	assert.Equal(t, 1, c.api.Count("customers"), "the related customer was exported first")
+	assert.True(t, errors.Is(err, local.ErrNotFound) || errors.Is(err, mapper.ErrMissingDependency), "%v", err)
+}

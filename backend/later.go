@@ -1,0 +1,218 @@
+package backend
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/connkit/connkit/queue"
+)
+
+// The built-in job kinds. Their arguments name the backend, so a job enqueued by one
+// backend is never worked by another that shares the queue's tables.
+type (
+	// importJob imports external records of a model (Backend.Import).
+	importJob struct {
+		Backend string   `json:"backend"`
+		Model   string   `json:"model"`
+		IDs     []string `json:"ids"`
+	}
+	// exportJob exports local records of a model (Backend.Export).
+	exportJob struct {
+		Backend string   `json:"backend"`
+		Model   string   `json:"model"`
+		IDs     []string `json:"ids"`
+	}
+	// syncJob runs an operation (Backend.Sync), "retry_<model>" included.
+	syncJob struct {
+		Backend   string `json:"backend"`
+		Operation string `json:"operation"`
+	}
+)
+
+func (importJob) Kind() string { return "connkit.import" }
+func (exportJob) Kind() string { return "connkit.export" }
+func (syncJob) Kind() string   { return "connkit.sync" }
+
+// buildQueue registers the built-in job kinds and makes the queue.
+func (b *Backend) buildQueue() error {
+	b.workers = queue.NewWorkers()
+	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[importJob]) error {
+		if err := b.ownJob(j.Args.Backend); err != nil {
+			return err
+		}
+		_, err := b.Import(ctx, j.Args.Model, j.Args.IDs...)
+		return jobError(err)
+	})
+	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[exportJob]) error {
+		if err := b.ownJob(j.Args.Backend); err != nil {
+			return err
+		}
+		_, err := b.Export(ctx, j.Args.Model, j.Args.IDs...)
+		return jobError(err)
+	})
+	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[syncJob]) error {
+		if err := b.ownJob(j.Args.Backend); err != nil {
+			return err
+		}
+		_, err := b.Sync(ctx, j.Args.Operation)
+		return jobError(err)
+	})
+	if b.newQueue == nil {
+		b.queue = queue.NewPool(b.workers, queue.WithLogger(b.logger))
+		return nil
+	}
+	q, err := b.newQueue(context.Background(), b.workers)
+	if err != nil {
+		return fmt.Errorf("backend %q: making the queue: %w", b.cfg.Name, err)
+	}
+	if q == nil {
+		return fmt.Errorf("backend %q: WithQueue returned no queue", b.cfg.Name)
+	}
+	b.queue = q
+	return nil
+}
+
+func (b *Backend) ownJob(backend string) error {
+	if backend != b.cfg.Name {
+		return queue.Permanent(fmt.Errorf("job of backend %q reached backend %q: give each backend its own queue", backend, b.cfg.Name))
+	}
+	return nil
+}
+
+// jobError makes errors that no retry can fix permanent, so the job ends at once. Record
+// failures are retried: each attempt marks the records' bindings failed with the latest
+// error, so a job that fails for good leaves them visible as failed.
+func jobError(err error) error {
+	if errors.Is(err, ErrUnknownModel) || errors.Is(err, ErrNotSupported) || errors.Is(err, ErrUnknownOperation) || errors.Is(err, ErrInvalidConfig) {
+		return queue.Permanent(err)
+	}
+	return err
+}
+
+// Later defers work to the backend's queue: the with_delay of the Odoo original. Each call
+// enqueues one job of a built-in kind and returns it; the job runs on a worker once the
+// backend is started (Start), in this process or, with a durable queue, in any process of
+// the connector.
+//
+// A job gets an identity key derived from what it does (kind, model, sorted IDs), so the
+// same work queued twice while the first is still pending or running runs once; the
+// returned JobInfo then has Duplicate set. Enqueue options (priority, delay, run-at, max
+// attempts, another identity key) apply after the backend's defaults.
+type Later struct {
+	b    *Backend
+	opts []queue.EnqueueOption
+}
+
+// Later returns a Later whose jobs get opts.
+func (b *Backend) Later(opts ...queue.EnqueueOption) *Later {
+	return &Later{b: b, opts: opts}
+}
+
+// Import enqueues the import of external records of model (fetched one by one).
+func (l *Later) Import(ctx context.Context, model string, externalIDs ...string) (queue.JobInfo, error) {
+	m, err := l.b.model(model)
+	if err != nil {
+		return queue.JobInfo{}, err
+	}
+	if !m.fetcher() {
+		return queue.JobInfo{}, fmt.Errorf("backend %q: deferring an import of %s: %w (set Import.Fetch)", l.b.cfg.Name, model, ErrNotSupported)
+	}
+	if len(externalIDs) == 0 {
+		return queue.JobInfo{}, errors.New("backend: Later().Import needs at least one external ID")
+	}
+	return l.enqueue(ctx, nil, importJob{l.b.cfg.Name, model, externalIDs}, "import", model, externalIDs)
+}
+
+// Export enqueues the export of local records of model.
+func (l *Later) Export(ctx context.Context, model string, localIDs ...string) (queue.JobInfo, error) {
+	return l.export(ctx, nil, model, localIDs)
+}
+
+// ExportTx enqueues the export inside the app's database transaction tx, in which the app
+// also writes the records: the outbox. Both commit or neither does, so a crash can neither
+// lose the export of a committed change nor export a change that was rolled back. It
+// needs a queue that enqueues in transactions (River on the app's database); other
+// queues return an error matching ErrNotSupported.
+func (l *Later) ExportTx(ctx context.Context, tx *sql.Tx, model string, localIDs ...string) (queue.JobInfo, error) {
+	if tx == nil {
+		return queue.JobInfo{}, errors.New("backend: Later().ExportTx needs a transaction")
+	}
+	return l.export(ctx, tx, model, localIDs)
+}
+
+func (l *Later) export(ctx context.Context, tx *sql.Tx, model string, localIDs []string) (queue.JobInfo, error) {
+	m, err := l.b.model(model)
+	if err != nil {
+		return queue.JobInfo{}, err
+	}
+	if !m.exporter() {
+		return queue.JobInfo{}, fmt.Errorf("backend %q: deferring an export of %s: %w (declare Export)", l.b.cfg.Name, model, ErrNotSupported)
+	}
+	if len(localIDs) == 0 {
+		return queue.JobInfo{}, errors.New("backend: Later().Export needs at least one local ID")
+	}
+	return l.enqueue(ctx, tx, exportJob{l.b.cfg.Name, model, localIDs}, "export", model, localIDs)
+}
+
+// Sync enqueues an operation: a model's "import_<model>" or "retry_<model>", or one
+// registered with WithOperation.
+func (l *Later) Sync(ctx context.Context, operation string) (queue.JobInfo, error) {
+	if _, err := l.b.operation(operation); err != nil {
+		return queue.JobInfo{}, err
+	}
+	return l.enqueue(ctx, nil, syncJob{l.b.cfg.Name, operation}, "sync", operation, nil)
+}
+
+// RetryFailed enqueues "retry_<model>": the records of model whose import failed are
+// imported again.
+func (l *Later) RetryFailed(ctx context.Context, model string) (queue.JobInfo, error) {
+	if _, err := l.b.model(model); err != nil {
+		return queue.JobInfo{}, err
+	}
+	return l.Sync(ctx, retryOp+model)
+}
+
+func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, target string, ids []string) (queue.JobInfo, error) {
+	opts := make([]queue.EnqueueOption, 0, len(l.b.jobOpts)+len(l.opts)+1)
+	opts = append(opts, queue.WithIdentityKey(identityKey(l.b.cfg.Name, what, target, ids)))
+	opts = append(append(opts, l.b.jobOpts...), l.opts...)
+	var (
+		job queue.JobInfo
+		err error
+	)
+	if tx == nil {
+		job, err = l.b.queue.Enqueue(ctx, args, opts...)
+	} else if txq, ok := l.b.queue.(queue.TxEnqueuer); ok {
+		job, err = txq.EnqueueTx(ctx, tx, args, opts...)
+	} else {
+		err = fmt.Errorf("%w: the backend's queue cannot enqueue inside a transaction (use a River queue on the app's database)", ErrNotSupported)
+	}
+	if err != nil {
+		return job, fmt.Errorf("backend %q: deferring %s of %s: %w", l.b.cfg.Name, what, target, err)
+	}
+	return job, nil
+}
+
+// identityKey names a job by what it does; long ID lists are hashed to keep keys short.
+func identityKey(backend, what, target string, ids []string) string {
+	key := backend + "/" + what + "/" + target
+	if len(ids) == 0 {
+		return key
+	}
+	sorted := slices.Clone(ids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	raw, _ := json.Marshal(sorted) // unambiguous: ["a,b"] is not ["a","b"]
+	joined := string(raw)
+	if len(joined) > 64 {
+		sum := sha256.Sum256([]byte(joined))
+		joined = "sha256:" + hex.EncodeToString(sum[:16])
+	}
+	return key + "/" + joined
+}

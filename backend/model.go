@@ -1,0 +1,403 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/exporter"
+	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/internal/depchain"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/report"
+)
+
+// Model declares one model of a connector, once: its name, where the app keeps its
+// records, and how they move in each direction. Register it with [WithModel]; the backend
+// builds the importer and exporter from it, with the backend's client, bindings, state
+// and queue.
+//
+// Relations in the mapping rules ([mapper.Relation]) are the model's dependencies: they
+// decide the order SyncAll runs models in, and a related record that is not synced yet is
+// imported (or exported) first, so nothing has to be declared twice.
+type Model[T any] struct {
+	// Name identifies the model in bindings, jobs and statistics ("product"). Required.
+	Name string
+	// Local is the app's store of the model's records (sqlstore.Records, local.Memory, or
+	// the app's own implementation). Required.
+	Local local.Store[T]
+	// IDPath and UpdatedAtPath locate the external ID and the modification time in an
+	// external record (gjson paths; defaults "id" and "updated_at"). The same paths are
+	// read in import listings, fetches, and export responses.
+	IDPath        string
+	UpdatedAtPath string
+	// Import declares how the model is imported; nil means it is not.
+	Import *Import
+	// Export declares how the model is exported; nil means it is not.
+	Export *Export
+	// DependsOn names models that must be synced first beyond those the relational rules
+	// already imply.
+	DependsOn []string
+	// MapperOptions are passed to the mappers built from the rules (converters, Go
+	// functions, related-record lookups, expression limits).
+	MapperOptions []mapper.Option
+}
+
+// Import declares how a model is read from the external API.
+type Import struct {
+	// List is the listing request; Pages says how it is paginated (default: the Link
+	// header, RFC 8288); Records is the gjson path of the records in a page ("" when the
+	// page is a JSON array).
+	List    adapter.Request
+	Pages   adapter.Paginator
+	Records string
+	// Since names the query parameter that asks for records updated at or after a time
+	// ("updated_at_min"). When set, imports are incremental: a watermark is kept in the
+	// backend's state store and moves only past committed records. The listing must be
+	// ordered by updated-at, oldest first. Lookback re-reads that much before the
+	// watermark to catch records committed late by the API (default 1 minute).
+	Since    string
+	Lookback time.Duration
+	// Fetch is the path of one record, with {id} standing for its external ID
+	// ("/products/{id}.json"); Record is the gjson path of the record in that response
+	// ("product"; "" when the response is the record). Without Fetch, single-record
+	// imports (deferred imports, webhooks, missing dependencies) are not possible.
+	Fetch  string
+	Record string
+	// Rules map an external record to the local one (see package mapper).
+	Rules []mapper.Rule
+	// CommitSize is how many records are committed together (default 100); Concurrency
+	// how many records of a page are imported at once (default 4).
+	CommitSize  int
+	Concurrency int
+	// MaxRetries stops importing a record that failed that many times in a row, until it
+	// is retried on purpose (RetryFailed); 0 keeps the importer's default.
+	MaxRetries int
+}
+
+// Export declares how a model is written to the external API.
+type Export struct {
+	// Create is the path new records are POSTed to ("/products.json"). Required.
+	Create string
+	// Update is the path of one remote record, with {id} standing for its external ID
+	// (default: Create + "/{id}"). Method is the update method, PUT (default) or PATCH.
+	Update string
+	Method string
+	// ResponseID is the gjson path of the new external ID in a create response ("product.id";
+	// default: the model's IDPath).
+	ResponseID string
+	// Rules map a local record to the request body (see package mapper).
+	Rules []mapper.Rule
+	// MaxRetries stops exporting a record that failed that many times in a row; 0 keeps
+	// the exporter's default.
+	MaxRetries int
+}
+
+// model is what the backend needs of a registered Model[T], whatever T is.
+type model interface {
+	name() string
+	dependsOn() []string
+	importer() bool
+	fetcher() bool
+	exporter() bool
+	build(b *Backend) error
+	importAll(ctx context.Context) (report.Counts, error)
+	importOne(ctx context.Context, externalIDs []string) (report.Counts, error)
+	exportSome(ctx context.Context, localIDs []string) (report.Counts, error)
+	retryFailed(ctx context.Context) (report.Counts, error)
+	exists(ctx context.Context, localID string) (bool, error)
+}
+
+// WithModel registers a model. Names must be unique; the model is built when New has
+// applied every option, so models may be registered in any order.
+func WithModel[T any](m Model[T]) Option {
+	return func(b *Backend) error {
+		switch {
+		case strings.TrimSpace(m.Name) == "":
+			return errors.New("backend: WithModel needs a model Name")
+		case m.Local == nil:
+			return fmt.Errorf("backend: model %q needs a Local store", m.Name)
+		case m.Import == nil && m.Export == nil:
+			return fmt.Errorf("backend: model %q declares neither Import nor Export", m.Name)
+		}
+		if _, dup := b.models[m.Name]; dup {
+			return fmt.Errorf("backend: model %q registered twice", m.Name)
+		}
+		if m.IDPath == "" {
+			m.IDPath = "id"
+		}
+		if m.UpdatedAtPath == "" {
+			m.UpdatedAtPath = "updated_at"
+		}
+		b.models[m.Name] = &typedModel[T]{decl: m}
+		b.modelOrder = append(b.modelOrder, m.Name)
+		return nil
+	}
+}
+
+// typedModel is a Model[T] with the runners the backend built for it.
+type typedModel[T any] struct {
+	decl  Model[T]
+	deps  []string
+	imp   *importer.Importer[T]
+	batch *importer.Batch[T]
+	exp   *exporter.Exporter[T]
+	expB  *exporter.Batch[T]
+}
+
+func (m *typedModel[T]) name() string        { return m.decl.Name }
+func (m *typedModel[T]) dependsOn() []string { return m.deps }
+func (m *typedModel[T]) importer() bool      { return m.batch != nil }
+func (m *typedModel[T]) fetcher() bool       { return m.decl.Import != nil && m.decl.Import.Fetch != "" }
+func (m *typedModel[T]) exporter() bool      { return m.expB != nil }
+
+func (m *typedModel[T]) build(b *Backend) error {
+	d := m.decl
+	mopts := append([]mapper.Option{mapper.WithResolver(b.resolver), mapper.WithIDPath(d.IDPath)}, d.MapperOptions...)
+	deps := slices.Clone(d.DependsOn)
+	if in := d.Import; in != nil {
+		im, err := mapper.NewImport(d.Name, in.Rules, mopts...)
+		if err != nil {
+			return fmt.Errorf("backend %q: model %q: import rules: %w", b.cfg.Name, d.Name, err)
+		}
+		deps = append(deps, im.Relations()...)
+		opts := []importer.Option{importer.WithIDPath(d.IDPath), importer.WithUpdatedAtPath(d.UpdatedAtPath), importer.WithLogger(b.logger)}
+		if in.Fetch != "" {
+			opts = append(opts, importer.WithFetch(fetchFrom(b.client, in.Fetch, in.Record)))
+		}
+		if in.MaxRetries > 0 {
+			opts = append(opts, importer.WithMaxRetries(in.MaxRetries))
+		}
+		m.imp, err = importer.New(b.bindings, d.Local, b.cfg.Name, d.Name, mapper.ImportFunc[T](im), opts...)
+		if err != nil {
+			return fmt.Errorf("backend %q: model %q: %w", b.cfg.Name, d.Name, err)
+		}
+		pages := in.Pages
+		if pages == nil {
+			pages = adapter.LinkHeader()
+		}
+		var popts []adapter.PageOption
+		if in.Records != "" {
+			popts = append(popts, adapter.WithRecordsPath(in.Records))
+		}
+		list := importer.ListFrom(b.client, in.List, pages, in.Since, popts...)
+		var bopts []importer.BatchOption
+		if in.Since != "" {
+			lookback := in.Lookback
+			if lookback == 0 {
+				lookback = time.Minute
+			}
+			bopts = append(bopts, importer.WithWatermark(b.state, d.Name+".watermark", lookback))
+		}
+		if in.CommitSize > 0 {
+			bopts = append(bopts, importer.WithCommitSize(in.CommitSize))
+		}
+		if in.Concurrency > 0 {
+			bopts = append(bopts, importer.WithConcurrency(in.Concurrency))
+		}
+		if m.batch, err = importer.NewBatch(m.imp, list, bopts...); err != nil {
+			return fmt.Errorf("backend %q: model %q: %w", b.cfg.Name, d.Name, err)
+		}
+	}
+	if out := d.Export; out != nil {
+		em, err := mapper.NewExport(d.Name, out.Rules, mopts...)
+		if err != nil {
+			return fmt.Errorf("backend %q: model %q: export rules: %w", b.cfg.Name, d.Name, err)
+		}
+		deps = append(deps, em.Relations()...)
+		update := out.Update
+		if update == "" {
+			update = strings.TrimRight(out.Create, "/") + "/{id}"
+		}
+		respID := out.ResponseID
+		if respID == "" {
+			respID = d.IDPath
+		}
+		opts := []exporter.Option{
+			exporter.WithUpdatePath(func(id string) string { return strings.ReplaceAll(update, "{id}", url.PathEscape(id)) }),
+			exporter.WithIDPath(respID), exporter.WithUpdatedAtPath(d.UpdatedAtPath), exporter.WithLogger(b.logger),
+		}
+		if out.Method != "" {
+			opts = append(opts, exporter.WithUpdateMethod(out.Method))
+		}
+		if out.MaxRetries > 0 {
+			opts = append(opts, exporter.WithMaxRetries(out.MaxRetries))
+		}
+		m.exp, err = exporter.New(b.client, b.bindings, d.Local, b.cfg.Name, d.Name, out.Create, mapper.ExportFunc[T](em), opts...)
+		if err != nil {
+			return fmt.Errorf("backend %q: model %q: %w", b.cfg.Name, d.Name, err)
+		}
+		if m.expB, err = exporter.NewBatch(m.exp); err != nil {
+			return fmt.Errorf("backend %q: model %q: %w", b.cfg.Name, d.Name, err)
+		}
+	}
+	slices.Sort(deps)
+	m.deps = slices.DeleteFunc(slices.Compact(deps), func(s string) bool { return s == d.Name })
+	return nil
+}
+
+// fetchFrom reads one record at path (with {id}) and, when recordPath is set, the object
+// at that path in the response.
+func fetchFrom(d adapter.Doer, path, recordPath string) importer.FetchFunc {
+	return func(ctx context.Context, externalID string) (gjson.Result, error) {
+		resp, err := d.Do(ctx, &adapter.Request{Method: http.MethodGet, Path: strings.ReplaceAll(path, "{id}", url.PathEscape(externalID)),
+			Operation: "fetch", Record: externalID})
+		if err != nil {
+			return gjson.Result{}, err
+		}
+		rec := resp.JSON()
+		if recordPath != "" {
+			rec = resp.Get(recordPath)
+		}
+		if !rec.IsObject() {
+			return gjson.Result{}, fmt.Errorf("%w: fetching %q: no JSON object at %q in the response", adapter.ErrBadResponse, externalID, recordPath)
+		}
+		return rec, nil
+	}
+}
+
+func (m *typedModel[T]) importAll(ctx context.Context) (report.Counts, error) {
+	sum, err := m.batch.Run(ctx)
+	if err != nil {
+		return sum.Counts, err
+	}
+	return sum.Counts, report.Partial(sum.Failed, sum.Errors)
+}
+
+func (m *typedModel[T]) importOne(ctx context.Context, externalIDs []string) (report.Counts, error) {
+	var c report.Counts
+	var errs []error
+	for _, id := range externalIDs {
+		if err := ctx.Err(); err != nil {
+			return c, err
+		}
+		res, err := m.imp.Import(ctx, id)
+		c = c.Add(countAction(string(res.Action), err))
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return c, report.Partial(c.Failed, errs)
+}
+
+func (m *typedModel[T]) exportSome(ctx context.Context, localIDs []string) (report.Counts, error) {
+	sum, err := m.expB.Export(ctx, localIDs)
+	if err != nil {
+		return sum.Counts, err
+	}
+	return sum.Counts, report.Partial(sum.Failed, sum.Errors)
+}
+
+func (m *typedModel[T]) retryFailed(ctx context.Context) (report.Counts, error) {
+	var c report.Counts
+	var errs []error
+	if m.batch != nil && m.fetcher() {
+		sum, err := m.batch.RetryFailed(ctx)
+		c = c.Add(sum.Counts)
+		if err != nil {
+			return c, err
+		}
+		errs = append(errs, sum.Errors...)
+	}
+	return c, report.Partial(c.Failed, errs)
+}
+
+func (m *typedModel[T]) exists(ctx context.Context, localID string) (bool, error) {
+	if ec, ok := m.decl.Local.(local.ExistenceChecker); ok {
+		got, err := ec.Existing(ctx, []string{localID})
+		if err != nil {
+			return false, err
+		}
+		_, ok := got[localID]
+		return ok, nil
+	}
+	_, err := m.decl.Local.Get(ctx, localID)
+	if errors.Is(err, local.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// countAction turns one record's outcome into counts.
+func countAction(action string, err error) report.Counts {
+	switch {
+	case err != nil || action == "failed":
+		return report.Counts{Failed: 1}
+	case action == "created":
+		return report.Counts{Created: 1}
+	case action == "updated":
+		return report.Counts{Updated: 1}
+	default:
+		return report.Counts{Skipped: 1}
+	}
+}
+
+// resolver is the IDResolver every mapper of the backend uses. It resolves through the
+// bindings, and goes one step further than a plain Binder: a related record that is not
+// synced yet is synced first (imported when the model can fetch one record, exported when
+// it is exportable), and a binding whose local record the app deleted counts as missing,
+// so a relation never hands out the ID of a record that is gone.
+type resolver struct{ b *Backend }
+
+func (r resolver) ToLocal(ctx context.Context, model, externalID string) (string, error) {
+	id, err := r.b.binder.ToLocal(ctx, model, externalID)
+	m := r.b.models[model]
+	switch {
+	case err == nil && m == nil:
+		return id, nil
+	case err == nil:
+		ok, xerr := m.exists(ctx, id)
+		if xerr != nil {
+			return "", xerr
+		}
+		if ok {
+			return id, nil
+		}
+		err = fmt.Errorf("%w: %s %q is bound to local record %q, which no longer exists", binding.ErrNotFound, model, externalID, id)
+	case !errors.Is(err, binding.ErrNotFound):
+		return "", err
+	}
+	if m == nil || !m.fetcher() || r.inChain(ctx, "import", model, externalID) {
+		return "", err
+	}
+	if _, ierr := m.importOne(r.chain(ctx, "import", model, externalID), []string{externalID}); ierr != nil {
+		return "", fmt.Errorf("importing the related %s %q first: %w", model, externalID, ierr)
+	}
+	return r.b.binder.ToLocal(ctx, model, externalID)
+}
+
+func (r resolver) ToExternal(ctx context.Context, model, localID string) (string, error) {
+	id, err := r.b.binder.ToExternal(ctx, model, localID)
+	if err == nil || !errors.Is(err, binding.ErrNotFound) {
+		return id, err
+	}
+	m := r.b.models[model]
+	if m == nil || !m.exporter() || r.inChain(ctx, "export", model, localID) {
+		return "", err
+	}
+	if _, xerr := m.exportSome(r.chain(ctx, "export", model, localID), []string{localID}); xerr != nil {
+		return "", fmt.Errorf("exporting the related %s %q first: %w", model, localID, xerr)
+	}
+	return r.b.binder.ToExternal(ctx, model, localID)
+}
+
+// chain records in ctx which related records are being synced on the way down, so that a
+// cycle (a customer whose default address refers back to the customer) stops instead of
+// recursing.
+func (r resolver) chain(ctx context.Context, dir, model, id string) context.Context {
+	return depchain.With(ctx, "resolve "+dir, r.b.cfg.Name, model, id)
+}
+
+func (r resolver) inChain(ctx context.Context, dir, model, id string) bool {
+	return depchain.Has(ctx, "resolve "+dir, r.b.cfg.Name, model, id)
+}

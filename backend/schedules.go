@@ -1,0 +1,58 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/connkit/connkit/schedule"
+)
+
+type scheduleDecl struct{ name, spec, operation string }
+
+// WithSchedule runs operation (a model's "import_<model>" or "retry_<model>", a registered
+// operation, or SyncAllOperation) on spec: "@every 15m", a Go duration, or a cron
+// expression ("*/5 * * * *", "@hourly", with an optional "CRON_TZ=Europe/Paris " prefix).
+//
+// A schedule is disabled until it is enabled (Schedules().Enable), and its state — enabled,
+// last and next run, last error — lives in the backend's database, so every process of the
+// connector sees the same and a console can show and toggle it. Once the backend is
+// started, each due tick is claimed by exactly one process and enqueues the operation as a
+// job whose identity key keeps a run from overlapping the previous one.
+func WithSchedule(name, spec, operation string) Option {
+	return func(b *Backend) error {
+		if name == "" || spec == "" || operation == "" {
+			return errors.New("backend: WithSchedule needs a name, a spec and an operation")
+		}
+		for _, d := range b.schedules {
+			if d.name == name {
+				return fmt.Errorf("backend: schedule %q registered twice", name)
+			}
+		}
+		b.schedules = append(b.schedules, scheduleDecl{name, spec, operation})
+		return nil
+	}
+}
+
+func (b *Backend) buildSchedules() error {
+	b.scheduler = schedule.New(b.schedStore, schedule.WithLogger(b.logger), schedule.WithClock(b.now))
+	for _, d := range b.schedules {
+		if _, err := b.operation(d.operation); err != nil && d.operation != SyncAllOperation {
+			return fmt.Errorf("backend %q: schedule %q: %w", b.cfg.Name, d.name, err)
+		}
+		op := d.operation
+		run := func(ctx context.Context, tick time.Time) error {
+			_, err := b.Later().Sync(ctx, op)
+			return err
+		}
+		if err := b.scheduler.Add(b.cfg.Name+"/"+d.name, d.spec, run); err != nil {
+			return fmt.Errorf("backend %q: schedule %q: %w", b.cfg.Name, d.name, err)
+		}
+	}
+	return nil
+}
+
+// Schedules returns the backend's scheduler: enable and disable schedules, read their
+// status. Schedule names are prefixed with the backend's name and a slash.
+func (b *Backend) Schedules() *schedule.Scheduler { return b.scheduler }
