@@ -469,9 +469,10 @@ func (r *Redactor) URL(raw string) string {
 	return r.scrubLiteral(out)
 }
 
-// redactPairs redacts the values of secret keys in an &-separated key=value list (a query
-// string or a form body), keeping order and every other byte. It reports whether anything
-// changed.
+// redactPairs redacts the values of secret keys in an &- or ;-separated key=value list (a
+// query string or a form body), keeping order and every other byte. A ';' ends a value
+// only when a key=value pair follows it, so a secret value holding a ';' is hidden whole.
+// It reports whether anything changed.
 func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bool) {
 	if strings.IndexByte(s, '=') < 0 {
 		return s, false
@@ -479,12 +480,7 @@ func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bo
 	var b []byte
 	last := 0
 	for start := 0; start <= len(s); {
-		end := strings.IndexByte(s[start:], '&')
-		if end < 0 {
-			end = len(s)
-		} else {
-			end += start
-		}
+		end := pairEnd(s, start)
 		part := s[start:end]
 		if eq := strings.IndexByte(part, '='); eq >= 0 && eq+1 < len(part) {
 			key := part[:eq]
@@ -492,13 +488,18 @@ func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bo
 				key = k
 			}
 			if isSecret(key) {
+				// The value runs to the next '&', or to a ';' that starts another pair.
 				vs := start + eq + 1
+				ve := end
+				for ve < len(s) && s[ve] == ';' && !pairFollows(s, ve+1) {
+					ve = pairEnd(s, ve+1)
+				}
 				if b == nil {
 					b = make([]byte, 0, len(s)+len(Redacted))
 				}
 				b = append(b, s[last:vs]...)
 				b = append(b, Redacted...)
-				last = end
+				last, end = ve, ve
 			}
 		}
 		start = end + 1
@@ -508,6 +509,28 @@ func (r *Redactor) redactPairs(s string, isSecret func(string) bool) (string, bo
 	}
 	b = append(b, s[last:]...)
 	return string(b), true
+}
+
+// pairEnd returns the index of the '&' or ';' that ends the pair starting at s[start], or
+// len(s).
+func pairEnd(s string, start int) int {
+	if e := strings.IndexAny(s[start:], "&;"); e >= 0 {
+		return start + e
+	}
+	return len(s)
+}
+
+// pairFollows reports whether s[i:] starts with a key and '=' (a new pair).
+func pairFollows(s string, i int) bool {
+	for j := i; j < len(s); j++ {
+		switch s[j] {
+		case '=':
+			return j > i
+		case '&', ';', ' ', '"', '\'', '<', '>':
+			return false
+		}
+	}
+	return false
 }
 
 // ---- bodies ----

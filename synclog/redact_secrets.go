@@ -16,8 +16,59 @@ type secretSet struct {
 	values   []string            // registered values, oldest first
 	seen     map[string]struct{} // membership of values
 	patterns []string            // every value and its encoded variants, longest first
-	rep      *strings.Replacer   // patterns → Redacted
+	rep      *strings.Replacer   // strong patterns → Redacted; nil when there are none
+	weak     []weakPattern       // patterns matched only as whole values, longest first
 	scan     *scanner            // the fast path's detector: the Redactor's names and patterns
+}
+
+// weakPattern is a short secret, or one made of words, and one of its encoded forms.
+// Matched anywhere, it would scrub ordinary words ("wrong password" for the secret
+// "wrong"), so it is matched only as a whole token: the bytes on either side of it must
+// not be letters, digits, '-' or '_'. A single word ("wrong") must moreover not stand
+// next to white space or '+': prose keeps its words, while "token=wrong", "\"wrong\""
+// or a header whose value is "wrong" lose it. A phrase ("open-sesame", "Open Sesame") is
+// a whole token in prose too.
+type weakPattern struct {
+	p    string
+	word bool // a single word
+}
+
+// strongSecretLen is the length from which a secret that is not made of words is
+// matched anywhere, even inside other text.
+const strongSecretLen = 8
+
+// wordLike reports whether v looks like words rather than a random credential: ASCII
+// letters only, each word in one case or capitalised ("wrong", "Open Sesame",
+// "correct-horse"), separated by spaces, '+', '-' or '_'.
+func wordLike(v string) bool {
+	letters := false
+	for _, w := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '-' || r == '_' || r == '+' }) {
+		lower, upper := 0, 0
+		for i := 0; i < len(w); i++ {
+			switch c := w[i]; {
+			case 'a' <= c && c <= 'z':
+				lower++
+			case 'A' <= c && c <= 'Z':
+				if i > 0 {
+					upper++
+				}
+			default:
+				return false
+			}
+		}
+		if lower > 0 && upper > 0 {
+			return false // mixed case inside a word: a random token
+		}
+		letters = true
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == ' ', c == '-', c == '_', c == '+':
+		default:
+			return false
+		}
+	}
+	return letters
 }
 
 // fewPatterns is how many patterns scrubLiteral checks one by one with strings.Contains
@@ -27,6 +78,12 @@ const fewPatterns = 16
 // AddSecrets registers literal secret values at runtime, for example an OAuth access token
 // that was just fetched. Values shorter than 4 bytes, and values already known, are
 // ignored. The secret is also scrubbed in its URL-escaped and JSON-escaped forms.
+//
+// A secret of 8 bytes or more that is not made of words is scrubbed wherever it appears.
+// A shorter one, or one made of words ("wrong", "Open Sesame", "my-literal-secret"), is
+// scrubbed only as a whole token — never inside a longer word — and a single word only
+// where it stands as a value rather than in prose: "token=wrong", "\"wrong\"" and a
+// header whose value is "wrong" lose it, "wrong password" keeps its words.
 func (r *Redactor) AddSecrets(values ...string) {
 	if len(values) == 0 {
 		return
@@ -78,11 +135,68 @@ func newSecretSet(values, names []string) *secretSet {
 	set.patterns = variants
 	pairs := make([]string, 0, 2*len(variants))
 	for _, v := range variants {
+		if w := wordLike(v); w || len(v) < strongSecretLen {
+			set.weak = append(set.weak, weakPattern{p: v, word: w && !strings.ContainsAny(v, " +-_")})
+			continue
+		}
 		pairs = append(pairs, v, Redacted)
 	}
-	set.rep = strings.NewReplacer(pairs...)
+	if len(pairs) > 0 {
+		set.rep = strings.NewReplacer(pairs...)
+	}
 	set.scan = newScanner(names, variants)
 	return set
+}
+
+// weakBoundary reports whether c may stand next to a weak pattern's match.
+func weakBoundary(c byte, word bool) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c >= 0x80, c == '-', c == '_':
+		return false
+	case word && (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '+'):
+		return false
+	}
+	return true
+}
+
+// scrubWeak replaces the whole-token occurrences of the weak patterns in s. Text already
+// replaced by Redacted is left alone.
+func scrubWeak(s string, weak []weakPattern) string {
+	for _, wp := range weak {
+		p := wp.p
+		var b []byte
+		last := 0
+		for i := 0; i+len(p) <= len(s); {
+			k := strings.Index(s[i:], p)
+			if k < 0 {
+				break
+			}
+			at, end := i+k, i+k+len(p)
+			i = at + 1
+			if (at > 0 && !weakBoundary(s[at-1], wp.word)) || (end < len(s) && !weakBoundary(s[end], wp.word)) ||
+				at < last || insideRedacted(s, at, end) {
+				continue
+			}
+			b = append(b, s[last:at]...)
+			b = append(b, Redacted...)
+			last, i = end, end
+		}
+		if b != nil {
+			s = string(append(b, s[last:]...))
+		}
+	}
+	return s
+}
+
+// insideRedacted reports whether s[at:end] lies within a Redacted marker.
+func insideRedacted(s string, at, end int) bool {
+	lo := max(0, end-len(Redacted))
+	for j := lo; j <= at && j+len(Redacted) <= len(s); j++ {
+		if s[j:j+len(Redacted)] == Redacted {
+			return true
+		}
+	}
+	return false
 }
 
 // encodedVariants returns v and the forms it takes inside a URL or a JSON string.
@@ -113,9 +227,15 @@ func (r *Redactor) scrubLiteral(s string) string {
 	if len(set.patterns) <= fewPatterns && !slices.ContainsFunc(set.patterns, func(p string) bool { return strings.Contains(s, p) }) {
 		return s
 	}
-	w := lazyWriter{}
-	_, _ = set.rep.WriteString(&w, s)
-	return w.result()
+	if set.rep != nil {
+		w := lazyWriter{}
+		_, _ = set.rep.WriteString(&w, s)
+		s = w.result()
+	}
+	if len(set.weak) > 0 {
+		s = scrubWeak(s, set.weak)
+	}
+	return s
 }
 
 // lazyWriter collects strings.Replacer output but copies only when a replacement

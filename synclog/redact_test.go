@@ -222,13 +222,13 @@ func TestStringRedaction(t *testing.T) {
 
 func TestSecrets(t *testing.T) {
 	r := NewRedactor()
-	r.AddSecrets("abc", "", "abcd", "abcd") // short ones ignored, duplicates once
-	if got := r.String("abc abcd"); got != "abc [REDACTED]" {
+	r.AddSecrets("abc", "", "ab1d", "ab1d") // short ones ignored, duplicates once
+	if got := r.String("abc ab1d"); got != "abc [REDACTED]" {
 		t.Errorf("String = %q", got)
 	}
 	// A secret containing another is replaced whole, whichever was added first.
-	r.AddSecrets("xxabcdxx")
-	if got := r.String("-xxabcdxx-"); got != "-[REDACTED]-" {
+	r.AddSecrets("xxab1dxx")
+	if got := r.String("-xxab1dxx-"); got != "-[REDACTED]-" {
 		t.Errorf("overlapping secrets: %q", got)
 	}
 	// Encoded forms.
