@@ -84,7 +84,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 			red = synclog.NewRedactor()
 		}
 		red.AddSecrets(cfg.secrets...)
-		return red.String(redactURLString(baseURL))
+		return red.URL(baseURL)
 	}
 	if len(cfg.errs) > 0 {
 		return nil, fmt.Errorf("adapter.New(%q): %w", shown(), errors.Join(cfg.errs...))
@@ -353,9 +353,13 @@ func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 		}
 	}
 	if c.cfg.auth != nil {
+		u := hreq.URL
 		if err := c.cfg.auth.Apply(hreq); err != nil {
 			st.authErr = err
 			return nil, err
+		}
+		if hreq.URL != u {
+			st.rawURL = hreq.URL.String() // the audit entry shows what was sent (redacted)
 		}
 	}
 	return rreq, nil
@@ -476,9 +480,9 @@ func (c *Client) newError(st *call, resp *http.Response) *Error {
 		u = st.hreq.URL
 	}
 	if u != nil {
-		e.URL = c.red.String(redactedURL(u))
+		e.URL = c.red.URL(u.String())
 	} else {
-		e.URL = c.red.String(redactURLString(st.rawURL))
+		e.URL = c.red.URL(st.rawURL)
 	}
 	status, header := st.lastStatus, st.lastHeader
 	if resp != nil {
@@ -493,17 +497,6 @@ func (c *Client) newError(st *call, resp *http.Response) *Error {
 		}
 	}
 	return e
-}
-
-// redactURLString is redactedURL for a URL that may not parse.
-func redactURLString(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return redactedURL(u)
-	}
-	if i := strings.IndexAny(s, "?#"); i >= 0 {
-		return s[:i] + "?" + redactedPlaceholder
-	}
-	return s
 }
 
 // authKind picks the sentinel for a failure to obtain credentials.
@@ -550,7 +543,14 @@ func (r *Response) DecodeJSON(v any) error {
 
 // badJSON builds the ErrBadResponse error for this response.
 func (r *Response) badJSON(cause error) error {
-	e := &Error{Method: r.Method, Status: r.StatusCode, Attempts: r.Attempts, URL: redactedURL(r.URL), Err: cause, kind: ErrBadResponse, Op: r.op}
+	red := synclog.DefaultRedactor()
+	if r.client != nil {
+		red = r.client.red
+	}
+	e := &Error{Method: r.Method, Status: r.StatusCode, Attempts: r.Attempts, Err: cause, kind: ErrBadResponse, Op: r.op}
+	if r.URL != nil {
+		e.URL = red.URL(r.URL.String())
+	}
 	if e.Method == "" {
 		e.Method = http.MethodGet
 	}
@@ -558,7 +558,6 @@ func (r *Response) badJSON(cause error) error {
 		e.RequestID = requestID(r.Header)
 	}
 	if c := r.client; c != nil {
-		e.URL = c.red.String(e.URL)
 		e.RequestID = c.red.String(e.RequestID)
 		b := c.red.Body(r.Body, r.Header.Get("Content-Type"))
 		e.Body, _ = synclog.Truncate(b, bodyExcerptLimit)

@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"encoding/json"
+	"github.com/connkit/connkit/synclog"
 	"io"
 	"net"
 	"net/http"
@@ -267,10 +268,10 @@ func TestNewIdempotencyKey(t *testing.T) {
 	}
 }
 
-func TestRedactedURL(t *testing.T) {
-	u, _ := url.Parse("https://user:pw@api.example.com/a%20b/products?page_info=xyz&flag&api_key=k#frag")
-	assert.Equal(t, "https://api.example.com/a%20b/products?page_info=[REDACTED]&flag&api_key=[REDACTED]", redactedURL(u))
-	assert.Equal(t, "", redactedURL(nil))
+func TestErrorURLRedactsOnlySecretParameters(t *testing.T) {
+	u, _ := url.Parse("https://user:pw@api.example.com/a%20b/products?page_info=xyz&flag&api_key=k-123456789&limit=250")
+	assert.Equal(t, "https://user@api.example.com/a%20b/products?page_info=xyz&flag&api_key=[REDACTED]&limit=250",
+		pageRedactURL(synclog.DefaultRedactor(), u))
 }
 
 func TestDoWithNilRequestAndContext(t *testing.T) {

@@ -53,7 +53,9 @@ var (
 type Error struct {
 	// Op says what was being done (Request.Operation), "" when not set.
 	Op string
-	// Method and URL of the request. URL has credentials and query values stripped.
+	// Method and URL of the request. URL is the one the audit entry shows: secret query
+	// parameters (by the redactor's shared list of names) and literal secrets replaced by
+	// synclog.Redacted, the userinfo password removed, every other parameter readable.
 	Method string
 	URL    string
 	// Status is the HTTP status of the last response, 0 when none arrived.
@@ -275,38 +277,4 @@ func requestID(h http.Header) string {
 		}
 	}
 	return ""
-}
-
-// redactedPlaceholder replaces query values in URLs shown in errors.
-const redactedPlaceholder = "[REDACTED]"
-
-// redactedURL renders u for error messages: no user info, no fragment, and every query
-// value replaced by [REDACTED] (query values often carry API keys, tokens or cursors).
-func redactedURL(u *url.URL) string {
-	if u == nil {
-		return ""
-	}
-	var b strings.Builder
-	b.Grow(len(u.Scheme) + len(u.Host) + len(u.EscapedPath()) + len(u.RawQuery) + 16)
-	if u.Scheme != "" {
-		b.WriteString(u.Scheme)
-		b.WriteString("://")
-	}
-	b.WriteString(u.Host)
-	b.WriteString(u.EscapedPath())
-	if u.RawQuery != "" {
-		b.WriteByte('?')
-		for i, part := range strings.Split(u.RawQuery, "&") {
-			if i > 0 {
-				b.WriteByte('&')
-			}
-			k, _, hasValue := strings.Cut(part, "=")
-			b.WriteString(k)
-			if hasValue {
-				b.WriteByte('=')
-				b.WriteString(redactedPlaceholder)
-			}
-		}
-	}
-	return b.String()
 }

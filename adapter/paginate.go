@@ -144,19 +144,20 @@ func newPageConfig(opts []PageOption) pageConfig {
 func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageConfig, fn func(*Response, gjson.Result, error) bool) {
 	cur := pageCloneRequest(&req)
 	p.First(&cur)
+	red := doerRedactor(d)
 	seed := maphash.MakeSeed()
 	seen := make(map[uint64]int) // request fingerprint hash → page that sent it
 	var prevRecords uint64       // hash of the previous page's records
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
-			fn(nil, gjson.Result{}, fmt.Errorf("adapter: pagination stopped before page %d (%s): %w", page, pageDescribe(p, &cur), err))
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: pagination stopped before page %d (%s): %w", page, pageDescribe(p, &cur, red), err))
 			return
 		}
 		key := pageRequestKey(&cur)
 		h := maphash.String(seed, key)
 		if earlier, ok := seen[h]; ok {
 			fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d would request %s again, already requested for page %d; the API keeps returning the same cursor or next link (check the cursor path, or the API)",
-				ErrPaginationLoop, page, pageDescribe(p, &cur), earlier))
+				ErrPaginationLoop, page, pageDescribe(p, &cur, red), earlier))
 			return
 		}
 		seen[h] = page
@@ -167,7 +168,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 				err = fmt.Errorf("%w (%w)", cerr, err)
 			}
-			fn(nil, gjson.Result{}, fmt.Errorf("adapter: fetching page %d (%s): %w", page, pageDescribe(p, &cur), err))
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: fetching page %d (%s): %w", page, pageDescribe(p, &cur, red), err))
 			return
 		}
 		records, empty, err := pageRecords(resp, cfg.recordsPath, page)
@@ -181,7 +182,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			h := maphash.String(seed, records.Raw)
 			if page > 1 && h == prevRecords {
 				fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d (%s) has the same records as page %d; the API probably ignores the paging parameter, check its name",
-					ErrPaginationLoop, page, pageDescribe(p, &cur), page-1))
+					ErrPaginationLoop, page, pageDescribe(p, &cur, red), page-1))
 				return
 			}
 			prevRecords = h
@@ -205,7 +206,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 		if cfg.maxPages > 0 && page >= cfg.maxPages {
 			if cfg.maxPagesErr {
 				fn(nil, gjson.Result{}, fmt.Errorf("%w: stopped after %d pages but the API announces more (%s); raise WithMaxPages or narrow the query",
-					ErrMaxPages, page, pageDescribe(p, &cur)))
+					ErrMaxPages, page, pageDescribe(p, &cur, red)))
 			}
 			return
 		}
@@ -219,7 +220,7 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 		return gjson.Result{}, false, fmt.Errorf("%w: page %d: the Doer returned neither a response nor an error", ErrBadPage, page)
 	}
 	if resp.StatusCode >= 300 {
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: HTTP status %d", ErrBadPage, page, pageRedactURL(resp.URL), resp.StatusCode)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: HTTP status %d", ErrBadPage, page, pageRedactURL(pageRedactor(resp), resp.URL), resp.StatusCode)
 	}
 	if resp.StatusCode == http.StatusNoContent && len(resp.Body) == 0 {
 		return gjson.Result{}, true, nil
@@ -227,7 +228,7 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 	if !gjson.ValidBytes(resp.Body) {
 		// Redacted before it is cut: a cut secret can no longer be recognised.
 		excerpt := pageExcerpt(pageRedactor(resp).Body(resp.Body, resp.Header.Get("Content-Type")), 64)
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(resp.URL), ErrBadResponse, len(resp.Body), excerpt)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(pageRedactor(resp), resp.URL), ErrBadResponse, len(resp.Body), excerpt)
 	}
 	if path == "" || path == "@this" {
 		records = gjson.ParseBytes(resp.Body)
@@ -240,9 +241,9 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 	case records.Type == gjson.Null && records.Exists():
 		return gjson.Result{}, true, nil // "items": null — an empty page
 	case !records.Exists():
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has no value at records path %q; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), path)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has no value at records path %q; check WithRecordsPath", ErrBadPage, page, pageRedactURL(pageRedactor(resp), resp.URL), path)
 	default:
-		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has %s at records path %q, not an array; check WithRecordsPath", ErrBadPage, page, pageRedactURL(resp.URL), pageJSONKind(records), path)
+		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s has %s at records path %q, not an array; check WithRecordsPath", ErrBadPage, page, pageRedactURL(pageRedactor(resp), resp.URL), pageJSONKind(records), path)
 	}
 }
 
@@ -291,6 +292,14 @@ func pageExcerpt(s string, n int) string {
 func pageRedactor(resp *Response) *synclog.Redactor {
 	if resp != nil && resp.client != nil {
 		return resp.client.red
+	}
+	return synclog.DefaultRedactor()
+}
+
+// doerRedactor returns d's redactor when d is a *Client, the default one otherwise.
+func doerRedactor(d Doer) *synclog.Redactor {
+	if c, ok := d.(*Client); ok && c != nil {
+		return c.red
 	}
 	return synclog.DefaultRedactor()
 }
@@ -373,17 +382,17 @@ func pageCanonicalURL(u *url.URL) string {
 // pageDescriber is implemented by the built-in paginators to name what identifies a page
 // (a cursor, a URL) in error messages.
 type pageDescriber interface {
-	describe(req *Request) string
+	describe(req *Request, red *synclog.Redactor) string
 }
 
-func pageDescribe(p Paginator, r *Request) string {
+func pageDescribe(p Paginator, r *Request, red *synclog.Redactor) string {
 	if d, ok := p.(pageDescriber); ok {
-		return d.describe(r)
+		return d.describe(r, red)
 	}
-	return pageMethod(r) + " " + pageRedactTarget(r)
+	return pageMethod(r) + " " + pageRedactTarget(r, red)
 }
 
-func pageRedactTarget(r *Request) string {
+func pageRedactTarget(r *Request, red *synclog.Redactor) string {
 	target := r.Path
 	if len(r.Query) > 0 {
 		if strings.Contains(target, "?") {
@@ -394,43 +403,19 @@ func pageRedactTarget(r *Request) string {
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		return strconv.Quote(target)
+		return strconv.Quote(red.String(target))
 	}
-	return pageRedactURL(u)
+	return pageRedactURL(red, u)
 }
 
-// pageRedactURL spells a URL for an error message: no user info, and the values of query
-// parameters that look like credentials replaced.
-func pageRedactURL(u *url.URL) string {
+// pageRedactURL spells a URL for an error message the way the client's errors and audit
+// entries do: red.URL, which redacts only secret parameters (synclog's one list of names)
+// and literal secrets.
+func pageRedactURL(red *synclog.Redactor, u *url.URL) string {
 	if u == nil {
 		return "(unknown URL)"
 	}
-	c := *u
-	c.User = nil
-	if c.RawQuery != "" {
-		q := c.Query()
-		changed := false
-		for k := range q {
-			if pageSecretParam(k) {
-				q[k] = []string{"REDACTED"}
-				changed = true
-			}
-		}
-		if changed {
-			c.RawQuery = q.Encode()
-		}
-	}
-	return c.String()
-}
-
-func pageSecretParam(name string) bool {
-	n := strings.ToLower(name)
-	for _, s := range []string{"key", "token", "secret", "password", "passwd", "signature", "sig", "auth", "credential", "session"} {
-		if strings.Contains(n, s) {
-			return true
-		}
-	}
-	return false
+	return red.URL(u.String())
 }
 
 // TotalOption tells Offset and PageNumber where the API reports the size of the listing
@@ -557,7 +542,7 @@ func (o *offsetPaginator) Next(req *Request, resp *Response, records gjson.Resul
 	return true, nil
 }
 
-func (o *offsetPaginator) describe(req *Request) string {
+func (o *offsetPaginator) describe(req *Request, red *synclog.Redactor) string {
 	return fmt.Sprintf("%s=%s", o.offsetParam, req.Query.Get(o.offsetParam))
 }
 
@@ -608,7 +593,7 @@ func (p *pageNumberPaginator) Next(req *Request, resp *Response, records gjson.R
 	return true, nil
 }
 
-func (p *pageNumberPaginator) describe(req *Request) string {
+func (p *pageNumberPaginator) describe(req *Request, red *synclog.Redactor) string {
 	return fmt.Sprintf("%s=%s", p.pageParam, req.Query.Get(p.pageParam))
 }
 
@@ -714,19 +699,19 @@ func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Resul
 	return true, nil
 }
 
-func (c *cursorPaginator) describe(req *Request) string {
+func (c *cursorPaginator) describe(req *Request, red *synclog.Redactor) string {
 	if c.bodyPath != "" {
 		if body, err := pageJSONBody(req.Body); err == nil {
 			if v := gjson.GetBytes(body, c.bodyPath); v.Exists() {
 				return fmt.Sprintf("cursor %q (body path %s)", v.String(), c.bodyPath)
 			}
 		}
-		return pageMethod(req) + " " + pageRedactTarget(req)
+		return pageMethod(req) + " " + pageRedactTarget(req, red)
 	}
 	if req.Query.Has(c.cursorParam) {
 		return fmt.Sprintf("cursor %q (parameter %s)", req.Query.Get(c.cursorParam), c.cursorParam)
 	}
-	return pageMethod(req) + " " + pageRedactTarget(req)
+	return pageMethod(req) + " " + pageRedactTarget(req, red)
 }
 
 // URLOption configures LinkHeader and NextURL.
@@ -813,11 +798,11 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 		return false, fmt.Errorf("%w: cannot resolve the relative next URL %q from the %s: the Doer returned no Response.URL", ErrBadPage, raw, from)
 	}
 	if !next.IsAbs() || (next.Scheme != "http" && next.Scheme != "https") {
-		return false, fmt.Errorf("%w: next URL %s from the %s is not an http(s) URL", ErrBadPage, strconv.Quote(pageRedactURL(next)), from)
+		return false, fmt.Errorf("%w: next URL %s from the %s is not an http(s) URL", ErrBadPage, strconv.Quote(pageRedactURL(pageRedactor(resp), next)), from)
 	}
 	if base != nil && !u.allowOtherHosts && (!strings.EqualFold(base.Scheme, next.Scheme) || !strings.EqualFold(base.Host, next.Host)) {
 		return false, fmt.Errorf("%w: next URL %s from the %s leaves %s://%s; use AllowOtherHosts if that API really paginates across hosts",
-			ErrForeignNextURL, pageRedactURL(next), from, base.Scheme, base.Host)
+			ErrForeignNextURL, pageRedactURL(pageRedactor(resp), next), from, base.Scheme, base.Host)
 	}
 	next.Fragment, next.RawFragment = "", ""
 	req.Path = next.String()
@@ -825,8 +810,8 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 	return true, nil
 }
 
-func (u *urlPaginator) describe(req *Request) string {
-	return "URL " + pageRedactTarget(req)
+func (u *urlPaginator) describe(req *Request, red *synclog.Redactor) string {
+	return "URL " + pageRedactTarget(req, red)
 }
 
 // pageJSONBody returns a fresh copy of a request body as JSON bytes ("{}" for nil).

@@ -642,7 +642,7 @@ func TestLoopDetection(t *testing.T) {
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `[{"id":1}]`) })
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}, WithMaxPages(20)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
-		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=REDACTED again, already requested for page 1")
+		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=[REDACTED] again, already requested for page 1")
 	})
 }
 
@@ -857,7 +857,7 @@ func TestDoerReturningErrorStatusOrNothing(t *testing.T) {
 	})
 	_, err := collectIDs(t, Records(t.Context(), d, Request{}, LinkHeader()))
 	require.ErrorIs(t, err, ErrBadPage)
-	assert.Contains(t, err.Error(), "page 1 from https://api.example.com/items?api_key=REDACTED&page=1: HTTP status 404")
+	assert.Contains(t, err.Error(), "page 1 from https://api.example.com/items?api_key=[REDACTED]&page=1: HTTP status 404")
 
 	nothing := doerFunc(func(context.Context, *Request) (*Response, error) { return nil, nil })
 	_, err = collectIDs(t, Records(t.Context(), nothing, Request{}, LinkHeader()))

@@ -48,7 +48,7 @@ func TestRetriesExhausted(t *testing.T) {
 	c, ft := newClient(t, srv.URL)
 	resp, err := c.Get(context.Background(), "products", WithQuery("page_info", "xyz"))
 	require.Error(t, err)
-	assert.Equal(t, "adapter: GET "+srv.URL+"/products?page_info=[REDACTED]: 503 Service Unavailable after 4 attempts (request id abc): server error", err.Error())
+	assert.Equal(t, "adapter: GET "+srv.URL+"/products?page_info=xyz: 503 Service Unavailable after 4 attempts (request id abc): server error", err.Error())
 	require.ErrorIs(t, err, ErrServer)
 	require.NotNil(t, resp, "status errors come with the response")
 	assert.Equal(t, 503, resp.StatusCode)
