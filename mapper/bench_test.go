@@ -296,21 +296,21 @@ func BenchmarkGlue(b *testing.B) {
 	importFn := ImportFunc[benchLocal](imp)
 	exportFn := ExportFunc[benchLocal](exp)
 	rec := gjson.ParseBytes(benchRecord) // what the importer hands over
-	p := must(MapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}))
+	p := must(mapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}))
 	bnd := binding.Binding{LocalID: "1", ExternalID: "1234567"}
 	if got := must(importFn(ctx, rec, true)); got != p {
 		b.Fatalf("ImportFunc %+v != MapTo %+v", got, p)
 	}
 	viaFn := must(exportFn(ctx, p, bnd, false)).(json.RawMessage)
-	if direct := must(MapFrom(ctx, exp, p, Options{})); string(viaFn) != string(direct) {
+	if direct := must(mapFrom(ctx, exp, p, Options{})); string(viaFn) != string(direct) {
 		b.Fatalf("ExportFunc %s != MapFrom %s", viaFn, direct)
 	}
 	ns, allocs := measureAll(b,
 		func() error { _, err := importFn(ctx, rec, true); return err },
-		func() error { _, err := MapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}); return err },
+		func() error { _, err := mapTo[benchLocal](ctx, imp, benchRecord, Options{Create: true}); return err },
 		func() error { _, err := exportFn(ctx, p, bnd, false); return err },
 		func() error {
-			body, err := MapFrom(ctx, exp, p, Options{RecordID: bnd.LocalID})
+			body, err := mapFrom(ctx, exp, p, Options{RecordID: bnd.LocalID})
 			_ = json.RawMessage(body)
 			return err
 		})

@@ -8,18 +8,21 @@ import (
 	"github.com/connkit/connkit/binding"
 )
 
-// The real binder satisfies IDResolver, and its "not bound" errors drive OnMissing.
+// The real binder satisfies IDResolver, and its "not bound" errors drive the relations'
+// missing-record policy.
 var _ IDResolver = (*binding.Binder)(nil)
 
 func TestWithRealBinder(t *testing.T) {
 	ctx := context.Background()
-	b := binding.NewBinder(binding.NewMemoryStore(), "shop")
-	if _, err := b.Bind(ctx, "res.partner", "p1", "C-1"); err != nil {
+	store := binding.NewMemoryStore()
+	b := binding.NewBinder(store, "shop")
+	if _, err := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: "res.partner", LocalID: "p1", ExternalID: "C-1",
+		Status: binding.StatusSuccess}); err != nil {
 		t.Fatal(err)
 	}
 	imp := must(NewImport("order", []Rule{
 		Relation("customer", "partner_id", "res.partner"),
-		Relation("carrier", "carrier_id", "delivery.carrier", OnMissing(SkipMissing)),
+		Relation("carrier", "carrier_id", "delivery.carrier", SkipMissing()),
 	}, WithResolver(b)))
 	got, err := imp.Map(ctx, []byte(`{"customer":"C-1","carrier":"DHL"}`), Options{})
 	if err != nil || got["partner_id"] != "p1" || len(got) != 1 {
@@ -35,8 +38,8 @@ func TestWithRealBinder(t *testing.T) {
 		t.Fatalf("payload %s, %v", p, err)
 	}
 	_, err = exp.Map(ctx, Values{"partner_id": "p2"}, Options{})
-	var md *MissingDependencyError
-	if !errors.As(err, &md) || md.ID != "p2" || !md.Export {
+	var md *missingDependencyError
+	if !errors.As(err, &md) || md.id != "p2" || !md.export {
 		t.Fatalf("err = %v", err)
 	}
 }

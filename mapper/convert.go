@@ -25,12 +25,6 @@ type Converter struct {
 	fn   func(any) (any, error)
 }
 
-// Name is the converter's name, as used in spec files ("float", "time"…).
-func (c Converter) Name() string { return c.name }
-
-// Convert applies the converter to v.
-func (c Converter) Convert(v any) (any, error) { return c.fn(v) }
-
 func (c Converter) applyRule(r *Rule) { r.convs = append(r.convs, c) }
 
 // Convert makes a custom converter from a Go func; name is used in error messages. An
@@ -210,22 +204,23 @@ func toBool(v any) (any, error) {
 	return nil, convErr("bool", v, "not a boolean")
 }
 
-// DefaultTimeLayouts are tried, in order, by [Time] when no layout is given.
-var DefaultTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"}
+// defaultTimeLayouts are tried, in order, by [Time] when no layout is given.
+var defaultTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02"}
 
 // Time parses a string into a time.Time with the first layout that matches
-// ([DefaultTimeLayouts] when none is given). Strings without a zone are read in UTC;
+// (RFC 3339 with or without fractional seconds, "2006-01-02T15:04:05",
+// "2006-01-02 15:04:05", then "2006-01-02" when none is given). Strings without a zone are read in UTC;
 // see [TimeIn]. Numbers are Unix seconds; a time.Time passes through.
 func Time(layouts ...string) Converter { return TimeIn(time.UTC, layouts...) }
 
 // TimeIn is [Time] reading zone-less strings in loc (time.ParseInLocation). The result
-// keeps the zone it was parsed in. The layouts (or [DefaultTimeLayouts]) are copied.
+// keeps the zone it was parsed in. The layouts are copied.
 func TimeIn(loc *time.Location, layouts ...string) Converter {
 	if loc == nil {
 		loc = time.UTC
 	}
 	if len(layouts) == 0 {
-		layouts = DefaultTimeLayouts
+		layouts = defaultTimeLayouts
 	}
 	layouts = slices.Clone(layouts) // later changes to the caller's slice do not race with mapping
 	return Converter{name: "time", fn: func(v any) (any, error) { return parseTime(v, loc, layouts) }}

@@ -80,18 +80,18 @@ func TestConverters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.conv.Convert(tt.in)
+			got, err := tt.conv.fn(tt.in)
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("%s(%#v) = %#v, want error", tt.conv.Name(), tt.in, got)
+					t.Fatalf("%s(%#v) = %#v, want error", tt.conv.name, tt.in, got)
 				}
-				if tt.conv.Name() != "cents" && !errors.Is(err, ErrConvert) {
+				if tt.conv.name != "cents" && !errors.Is(err, ErrConvert) {
 					t.Fatalf("error %v does not match ErrConvert", err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("%s(%#v): %v", tt.conv.Name(), tt.in, err)
+				t.Fatalf("%s(%#v): %v", tt.conv.name, tt.in, err)
 			}
 			if gt, ok := got.(time.Time); ok {
 				if !gt.Equal(tt.want.(time.Time)) {

@@ -10,11 +10,12 @@ import (
 var (
 	// ErrRequired means a required source value was missing or null.
 	ErrRequired = errors.New("required value is missing")
-	// ErrConvert means a converter could not turn the value into the wanted type.
+	// ErrConvert means a converter could not turn the value into the wanted type, or
+	// the record given to an import mapper is not a JSON object.
 	ErrConvert = errors.New("cannot convert value")
 	// ErrMissingDependency means a related record has no binding on the other side yet
-	// (it was not imported/exported). The error also matches binding.ErrNotFound when
-	// the resolver reported it.
+	// (it was not imported/exported, or its local record is gone). The error names the
+	// model and ID, and also matches binding.ErrNotFound when the resolver reported it.
 	ErrMissingDependency = errors.New("related record is not synchronised yet")
 	// ErrExpression means an expression rule failed at run time (including exceeding
 	// its memory budget).
@@ -29,7 +30,7 @@ var (
 // can be found without a debugger. Use errors.As to get it and errors.Is on it to test
 // the cause ([ErrRequired], [ErrConvert], [ErrMissingDependency], binding.ErrNotFound…).
 //
-// When all errors of a record are collected ([Options].AllErrors or [CollectErrors]),
+// When all errors of a record are collected ([CollectErrors]),
 // Map returns errors.Join of several *MappingError; errors.As finds the first.
 type MappingError struct {
 	// Mapper is the mapper's name ("order.import"); children are "parent/child[i]".
@@ -74,36 +75,32 @@ func (e *MappingError) Error() string {
 // Unwrap returns the cause.
 func (e *MappingError) Unwrap() error { return e.Cause }
 
-// MissingDependencyError is the cause of a [MappingError] when a relational rule meets
+// missingDependencyError is the cause of a [MappingError] when a relational rule meets
 // a related record that has no counterpart on the other side. It matches
 // [ErrMissingDependency] and the resolver's own error (binding.ErrNotFound).
-type MissingDependencyError struct {
-	// Model is the related record's model ("res.partner").
-	Model string
-	// ID is the ID that could not be resolved: external on import, local on export.
-	ID string
-	// Export is true when the local record is not exported yet (local → external).
-	Export bool
-	// Err is the resolver's error.
-	Err error
+type missingDependencyError struct {
+	model  string // the related record's model ("res.partner")
+	id     string // external on import, local on export
+	export bool   // the local record is not exported yet
+	err    error  // the resolver's error
 }
 
 // Error says which dependency is missing and what to do.
-func (e *MissingDependencyError) Error() string {
-	if e.Export {
-		return "related " + e.Model + " with local ID " + strconv.Quote(e.ID) +
+func (e *missingDependencyError) Error() string {
+	if e.export {
+		return "related " + e.model + " with local ID " + strconv.Quote(e.id) +
 			" is not exported yet; export it first (or bind it)"
 	}
-	return "related " + e.Model + " with external ID " + strconv.Quote(e.ID) +
-		" is not imported yet; import it first or choose OnMissing(ImportMissing)"
+	return "related " + e.model + " with external ID " + strconv.Quote(e.id) +
+		" is not imported yet (or its local record is gone); import it first, or build the mapper WithImportMissing"
 }
 
 // Unwrap returns [ErrMissingDependency] and the resolver's error.
-func (e *MissingDependencyError) Unwrap() []error {
-	if e.Err == nil {
+func (e *missingDependencyError) Unwrap() []error {
+	if e.err == nil {
 		return []error{ErrMissingDependency}
 	}
-	return []error{ErrMissingDependency, e.Err}
+	return []error{ErrMissingDependency, e.err}
 }
 
 // SpecError reports an invalid mapping spec (file) or rule definition, with the rule's

@@ -3,10 +3,9 @@ package mapper_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/mapper"
 )
 
@@ -33,21 +32,37 @@ func ExampleNewImport() {
 	// Output: Blue shirt BS-1 19.99 false 2024-03-01 unknown
 }
 
-// Map straight into a struct.
-func ExampleMapTo() {
-	type Product struct {
-		Name  string  `mapper:"name"`
-		Price float64 `mapper:"list_price"`
-		Qty   int     `mapper:"qty"`
+// The models a mapper's relations refer to, children lines included: the records to
+// import first. With WithImportMissing, a relation to a record not imported yet imports
+// it on the spot.
+func ExampleImportMapper_Relations() {
+	store := binding.NewMemoryStore()
+	bindings := binding.NewBinder(store, "shop")
+	customers := map[string]string{} // the app's customers: local ID → name
+	importCustomer := func(ctx context.Context, model, externalID string) error {
+		// What the importer does: fetch the record, create it locally, bind it.
+		localID := "cust-" + externalID
+		customers[localID] = "customer " + externalID
+		_, err := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: model, LocalID: localID,
+			ExternalID: externalID, Status: binding.StatusSuccess})
+		return err
 	}
-	m, _ := mapper.NewImport("product", []mapper.Rule{
-		mapper.Direct("title", "name"),
-		mapper.Direct("price", "list_price", mapper.Float()),
-		mapper.Direct("stock.available", "qty"),
-	})
-	p, err := mapper.MapTo[Product](context.Background(), m, []byte(`{"title":"Mug","price":"7.5","stock":{"available":12}}`), mapper.Options{})
-	fmt.Printf("%+v %v\n", p, err)
-	// Output: {Name:Mug Price:7.5 Qty:12} <nil>
+	line, _ := mapper.NewImport("line", []mapper.Rule{
+		mapper.Relation("product_id", "product_id", "product", mapper.SkipMissing()),
+	}, mapper.WithResolver(bindings))
+	m, err := mapper.NewImport("order", []mapper.Rule{
+		mapper.Relation("customer_id", "partner_id", "customer"),
+		mapper.Children("lines", "order_line", line),
+	}, mapper.WithResolver(bindings), mapper.WithImportMissing(importCustomer))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(m.Relations())
+	v, err := m.Map(context.Background(), []byte(`{"customer_id":"C7","lines":[{"product_id":"P1"}]}`), mapper.Options{})
+	fmt.Println(v["partner_id"], customers[v["partner_id"].(string)], err)
+	// Output:
+	// [customer product]
+	// cust-C7 customer C7 <nil>
 }
 
 // An export mapper with a changed-by rule, a related record and order lines.
@@ -61,9 +76,9 @@ func ExampleNewExport() {
 		mapper.Direct("partner_id.name", "order.company_name", mapper.Through("res.partner")),
 		mapper.Direct("note", "order.note", mapper.ChangedBy("note")),
 		mapper.Children("order_line", "order.line_items", line),
-	}, mapper.WithRelated(mapper.RelatedFunc(func(ctx context.Context, model, id string) (map[string]any, error) {
+	}, mapper.WithRelated(func(ctx context.Context, model, id string) (map[string]any, error) {
 		return map[string]any{"name": "ACME (" + model + " " + id + ")"}, nil
-	})))
+	}))
 	if err != nil {
 		panic(err)
 	}
@@ -90,10 +105,8 @@ func ExampleExpr() {
 	// Output: Ada Lovelace s3cr3t false webhook <nil>
 }
 
-// Loading a mapper from a YAML spec file.
-func ExampleLoadImport() {
-	dir, _ := os.MkdirTemp("", "mapper")
-	defer os.RemoveAll(dir)
+// Loading a mapper from a YAML spec (read from a file or embedded with go:embed).
+func ExampleParseSpec() {
 	spec := `
 name: partner.import
 rules:
@@ -101,9 +114,11 @@ rules:
   - {field: email, key: email, converter: "trim|lower"}
   - {field: ref, kind: expression, expression: 'upper(record.code)'}
 `
-	path := filepath.Join(dir, "partner.yaml")
-	_ = os.WriteFile(path, []byte(spec), 0o600)
-	m, err := mapper.LoadImport(path)
+	s, err := mapper.ParseSpec([]byte(spec), "partner.yaml")
+	if err != nil {
+		panic(err)
+	}
+	m, err := s.Import()
 	if err != nil {
 		panic(err)
 	}
@@ -111,8 +126,8 @@ rules:
 	fmt.Println(v["name"], v["email"], v["ref"], err)
 
 	// A bad spec names the rule, its line and field.
-	_ = os.WriteFile(path, []byte("rules:\n  - {field: a, key: a}\n  - {field: b, key: b, converter: money}\n"), 0o600)
-	_, err = mapper.LoadImport(path)
+	s, _ = mapper.ParseSpec([]byte("rules:\n  - {field: a, key: a}\n  - {field: b, key: b, converter: money}\n"), "partner.yaml")
+	_, err = s.Import()
 	fmt.Println(err)
 	// Output:
 	// ACME info@acme.test AC-1 <nil>

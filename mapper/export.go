@@ -45,7 +45,7 @@ func NewExport(name string, rules []Rule, opts ...Option) (*ExportMapper, error)
 //	payload, err := exportMapper.Map(ctx, localValues, mapper.Options{Changed: changed})
 //
 // Rules whose source is missing write nothing; a nil value writes null. Errors are
-// *MappingError (or errors.Join of them with AllErrors).
+// *MappingError (or errors.Join of them with [CollectErrors]).
 func (m *ExportMapper) Map(ctx context.Context, local Values, opts Options) ([]byte, error) {
 	return m.mapValues(ctx, local, &opts, m.name)
 }
@@ -79,14 +79,14 @@ func (m *ExportMapper) mapValues(ctx context.Context, local Values, opts *Option
 		out.written = make(Values, len(m.rules))
 	}
 	rec := Record{local: local, opts: opts, mapped: out.written, ctx: ctx, rel: m.cfg.related}
-	collect := opts.AllErrors || m.cfg.collect
+	collect := opts.collect || m.cfg.collect
 	var errs []error
 	for i := range m.rules {
 		r := &m.rules[i]
 		if !r.applies(opts) {
 			continue
 		}
-		if err := m.apply(ctx, i, r, &rec, out, label); err != nil {
+		if err := m.apply(ctx, i, r, &rec, out, label, collect); err != nil {
 			err = m.mapErr(label, i, r, recordID(), err)
 			if !collect {
 				return nil, err
@@ -162,7 +162,7 @@ func setAll(out *sink, vals map[string]any) error {
 	return nil
 }
 
-func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out *sink, label string) error {
+func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out *sink, label string, collect bool) error {
 	switch r.kind {
 	case kindDirect:
 		v, exists, err := localGet(ctx, rec.local, r.from, r.through, m.cfg.related)
@@ -250,13 +250,14 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		}
 		child := r.child.(*ExportMapper)
 		childOpts := *rec.opts
+		childOpts.collect = collect
 		arr := make([]byte, 0, 64*len(lines)+2)
 		arr = append(arr, '[')
 		var errs []error
 		for n, line := range lines {
 			b, err := child.mapValues(ctx, line, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]")
 			if err != nil {
-				if !(rec.opts.AllErrors || m.cfg.collect) {
+				if !collect {
 					return err
 				}
 				errs = append(errs, err)
@@ -347,11 +348,11 @@ func (m *ExportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, 
 	if err != nil && !errors.Is(err, binding.ErrNotFound) {
 		return "", false, fmt.Errorf("resolving %s local ID %q: %w", r.model, local, err)
 	}
-	if r.onMissing == SkipMissing {
+	if r.onMissing == missingSkip {
 		return "", false, nil
 	}
 	if err == nil {
 		err = binding.ErrNotFound
 	}
-	return "", false, &MissingDependencyError{Model: r.model, ID: local, Export: true, Err: err}
+	return "", false, &missingDependencyError{model: r.model, id: local, export: true, err: err}
 }

@@ -134,10 +134,10 @@ func TestExportRelationsAndRelated(t *testing.T) {
 	}
 	m := must(NewExport("order.export", []Rule{
 		Relation("partner_id", "customer_id", "res.partner"),
-		Relation("tag_ids", "tags", "tag", OnMissing(SkipMissing)),
+		Relation("tag_ids", "tags", "tag", SkipMissing()),
 		Direct("partner_id.name", "company_name", Through("res.partner")),
 		Direct("partner_id.country_id.code", "country", Through("res.partner", "res.country")),
-	}, WithResolver(f), WithRelated(rel), WithIDPath("id")))
+	}, WithResolver(f), WithRelated(rel.Lookup), WithIDPath("id")))
 
 	got, err := m.Map(ctx, Values{"id": "o1", "partner_id": "p1", "tag_ids": []string{"t1", "t2"}}, Options{})
 	if err != nil {
@@ -147,9 +147,9 @@ func TestExportRelationsAndRelated(t *testing.T) {
 
 	// An unexported dependency names the model and the local ID.
 	_, err = m.Map(ctx, Values{"id": "o2", "partner_id": "p2"}, Options{})
-	var md *MissingDependencyError
+	var md *missingDependencyError
 	var me *MappingError
-	if !errors.As(err, &md) || md.Model != "res.partner" || md.ID != "p2" || !md.Export ||
+	if !errors.As(err, &md) || md.model != "res.partner" || md.id != "p2" || !md.export ||
 		!errors.Is(err, binding.ErrNotFound) || !errors.As(err, &me) || me.RecordID != "o2" {
 		t.Fatalf("err = %v", err)
 	}
@@ -168,7 +168,7 @@ func TestExportRelationsAndRelated(t *testing.T) {
 	if !errors.Is(err, ErrMissingDependency) {
 		t.Fatalf("p404: %v", err)
 	}
-	noModel := must(NewExport("x", []Rule{Direct("partner_id.name", "n")}, WithRelated(rel)))
+	noModel := must(NewExport("x", []Rule{Direct("partner_id.name", "n")}, WithRelated(rel.Lookup)))
 	if _, err := noModel.Map(ctx, Values{"partner_id": "p1"}, Options{}); err == nil || !strings.Contains(err.Error(), "Through") {
 		t.Fatalf("no model: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestExportRelationsAndRelated(t *testing.T) {
 	if _, err := noRel.Map(ctx, Values{"partner_id": "p1"}, Options{}); err == nil || !strings.Contains(err.Error(), "WithRelated") {
 		t.Fatalf("no related: %v", err)
 	}
-	related := must(NewExport("x", []Rule{Direct("partner_id.name", "n", Through("res.partner"))}, WithRelated(rel)))
+	related := must(NewExport("x", []Rule{Direct("partner_id.name", "n", Through("res.partner"))}, WithRelated(rel.Lookup)))
 	if _, err := related.Map(ctx, Values{"partner_id": "p404"}, Options{}); !errors.Is(err, binding.ErrNotFound) {
 		t.Fatalf("lookup error: %v", err)
 	}
@@ -192,7 +192,7 @@ func TestExportChildrenAndFunc(t *testing.T) {
 		Direct("name", "order.name"),
 		Children("order_line", "order.line_items", line),
 		Func("note", func(ctx context.Context, r *Record) (Values, error) {
-			n, _ := r.Get("order_line.0.price_unit")
+			n, _, _ := r.Get("order_line.0.price_unit")
 			s, _ := n.(string)
 			return Values{"order.note": "first line at " + s}, nil
 		}),

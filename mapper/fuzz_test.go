@@ -25,7 +25,7 @@ func fuzzMappers() (*ImportMapper, *ExportMapper) {
 		Direct("state", "state", EnumDefault(map[string]any{"a": "A"}, "other")),
 		Direct("variants.0.price", "v0", Float()),
 		Direct("tags", "tags"),
-		Relation("customer", "partner_id", "res.partner", OnMissing(SkipMissing)),
+		Relation("customer", "partner_id", "res.partner", SkipMissing()),
 		Expr("name", "label", `string(value) + "-" + string(field("qty"))`),
 		Exec(`{"n": len(string(record.name ?? ""))}`),
 		Children("lines", "lines", line),

@@ -81,11 +81,11 @@ func TestImportFuncErrors(t *testing.T) {
 	}{
 		{"required, default id path", ImportFunc[glueProduct](glueImport(t)), `{"id":7,"stock":1}`, ErrRequired, "7"},
 		{"mapper's id path", ImportFunc[glueProduct](glueImport(t, WithIDPath("code"))), `{"id":7,"code":"P-7"}`, ErrRequired, "P-7"},
-		{"ExternalIDPath wins", ImportFunc[glueProduct](glueImport(t, WithIDPath("code")), ExternalIDPath("data.ref")),
+		{"mapper's nested id path", ImportFunc[glueProduct](glueImport(t, WithIDPath("data.ref"))),
 			`{"code":"P-7","data":{"ref":"R7"}}`, ErrRequired, "R7"},
 		{"decode into T", ImportFunc[glueProduct](glueImport(t)), `{"id":8,"title":"Mug","stock":"many"}`, ErrConvert, "8"},
-		{"not an object", ImportFunc[glueProduct](glueImport(t)), `[1,2]`, ErrInvalidRecord, ""},
-		{"invalid JSON", ImportFunc[glueProduct](glueImport(t)), `{"title":`, ErrInvalidRecord, ""},
+		{"not an object", ImportFunc[glueProduct](glueImport(t)), `[1,2]`, errInvalidRecord, ""},
+		{"invalid JSON", ImportFunc[glueProduct](glueImport(t)), `{"title":`, errInvalidRecord, ""},
 		{"nil mapper", ImportFunc[glueProduct](nil), `{"title":"Mug"}`, ErrInvalidRule, ""},
 	}
 	for _, tt := range tests {
@@ -103,34 +103,35 @@ func TestImportFuncErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ImportFunc[glueProduct](glueImport(t))(ctx, gjson.Result{}, true); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := ImportFunc[glueProduct](glueImport(t))(ctx, gjson.Result{}, true); !errors.Is(err, errInvalidRecord) {
 		t.Fatalf("empty result: %v", err)
 	}
 }
 
 func TestImportFuncRequestAndAllErrors(t *testing.T) {
 	type ctxKey struct{}
-	m := must(NewImport("p", []Rule{
+	rules := []Rule{
 		Expr("", "channel", `request.channel`),
 		Direct("a", "a", Required()),
 		Direct("b", "b", Int()),
-	}))
+	}
 	request := RequestFrom(func(ctx context.Context) map[string]any {
 		v, _ := ctx.Value(ctxKey{}).(map[string]any)
 		return v
 	})
+	m := must(NewImport("p", rules, request))
 	ctx := context.WithValue(context.Background(), ctxKey{}, map[string]any{"channel": "webhook"})
-	got, err := ImportFunc[Values](m, request)(ctx, gjson.Parse(`{"a":1,"b":2}`), true)
+	got, err := ImportFunc[Values](m)(ctx, gjson.Parse(`{"a":1,"b":2}`), true)
 	if err != nil || got["channel"] != "webhook" {
 		t.Fatalf("%v %v", got, err)
 	}
 
 	bad := gjson.Parse(`{"b":"x"}`)
-	_, err = ImportFunc[Values](m, request)(ctx, bad, true)
+	_, err = ImportFunc[Values](m)(ctx, bad, true)
 	if n := countMappingErrors(err); n != 1 {
 		t.Fatalf("first error only: %d errors in %v", n, err)
 	}
-	_, err = ImportFunc[Values](m, request, ReportAllErrors())(ctx, bad, true)
+	_, err = ImportFunc[Values](must(NewImport("p", rules, request, CollectErrors())))(ctx, bad, true)
 	if n := countMappingErrors(err); n != 2 || !errors.Is(err, ErrRequired) || !errors.Is(err, ErrConvert) {
 		t.Fatalf("all errors: %d errors in %v", n, err)
 	}
@@ -154,7 +155,7 @@ func countMappingErrors(err error) int {
 func TestImportFuncSentinelFromFuncRule(t *testing.T) {
 	errSkip := errors.New("skip")
 	m := must(NewImport("p", []Rule{Func("skipDrafts", func(_ context.Context, r *Record) (Values, error) {
-		if v, _ := r.Get("status"); v == "draft" {
+		if v, _, _ := r.Get("status"); v == "draft" {
 			return nil, errSkip
 		}
 		return nil, nil
@@ -171,7 +172,7 @@ type glueCustomer struct {
 	Partner string `mapper:"partner_id"`
 }
 
-func glueExport(t *testing.T) *ExportMapper {
+func glueExport(t *testing.T, opts ...Option) *ExportMapper {
 	t.Helper()
 	r := newFakeResolver()
 	r.bind("partner", "P-9", "9")
@@ -180,7 +181,7 @@ func glueExport(t *testing.T) *ExportMapper {
 		Direct("email", "contact.email", ChangedBy("email")),
 		Relation("partner_id", "partner", "partner"),
 		Expr("", "source", `create ? "new" : "update"`, OnlyCreate()),
-	}, WithResolver(r))
+	}, append([]Option{WithResolver(r)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,10 +218,10 @@ func TestExportFuncChangedFrom(t *testing.T) {
 	ctx := context.Background()
 	var calls []binding.Binding
 	var changed []string
-	fn := ExportFunc[glueCustomer](glueExport(t), ChangedFrom(func(_ context.Context, b binding.Binding) ([]string, error) {
+	fn := ExportFunc[glueCustomer](glueExport(t, ChangedFrom(func(_ context.Context, b binding.Binding) ([]string, error) {
 		calls = append(calls, b)
 		return changed, nil
-	}))
+	})))
 	c := glueCustomer{Name: "Ann", Email: "ann@example.com"}
 	upd := binding.Binding{LocalID: "1", ExternalID: "E1"}
 
@@ -248,9 +249,9 @@ func TestExportFuncChangedFrom(t *testing.T) {
 	}
 
 	errDB := errors.New("db down")
-	failing := ExportFunc[glueCustomer](glueExport(t), ChangedFrom(func(context.Context, binding.Binding) ([]string, error) {
+	failing := ExportFunc[glueCustomer](glueExport(t, ChangedFrom(func(context.Context, binding.Binding) ([]string, error) {
 		return nil, errDB
-	}))
+	})))
 	_, err = failing(ctx, c, upd, false)
 	var me *MappingError
 	if !errors.Is(err, errDB) || !errors.As(err, &me) || me.RecordID != "1" {
@@ -300,9 +301,8 @@ func TestExportFuncAllErrorsAndRequest(t *testing.T) {
 		Direct("a", "a", Required()),
 		Direct("b", "b", Int()),
 		Expr("", "by", `request.user`),
-	}))
-	req := RequestFrom(func(context.Context) map[string]any { return map[string]any{"user": "sync-bot"} })
-	fn := ExportFunc[Values](m, req, ReportAllErrors())
+	}, RequestFrom(func(context.Context) map[string]any { return map[string]any{"user": "sync-bot"} }), CollectErrors()))
+	fn := ExportFunc[Values](m)
 	_, err := fn(context.Background(), Values{"b": "x"}, binding.Binding{LocalID: "1"}, false)
 	if n := countMappingErrors(err); n != 2 {
 		t.Fatalf("%d errors: %v", n, err)

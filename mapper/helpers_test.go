@@ -3,6 +3,8 @@ package mapper
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/connkit/connkit/binding"
@@ -61,4 +63,47 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// mapTo maps a record and decodes it into T, as ImportFunc does.
+func mapTo[T any](ctx context.Context, m *ImportMapper, record []byte, opts Options) (T, error) {
+	v, err := m.Map(ctx, record, opts)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decodeValues[T](v)
+}
+
+// mapFrom encodes v and maps it, as ExportFunc does.
+func mapFrom[T any](ctx context.Context, m *ExportMapper, v T, opts Options) ([]byte, error) {
+	vals, err := encodeValues(v)
+	if err != nil {
+		return nil, err
+	}
+	return m.Map(ctx, vals, opts)
+}
+
+func loadImport(path string, opts ...Option) (*ImportMapper, error) {
+	s, err := loadSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	return s.Import(opts...)
+}
+
+func loadExport(path string, opts ...Option) (*ExportMapper, error) {
+	s, err := loadSpec(path)
+	if err != nil {
+		return nil, err
+	}
+	return s.Export(opts...)
+}
+
+func loadSpec(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSpec(data, filepath.Base(path))
 }

@@ -77,16 +77,17 @@ func (m *ImportMapper) readAll(raw string, res []gjson.Result) {
 // resultPool recycles the per-record slices of pre-read values.
 var resultPool = sync.Pool{New: func() any { return new([]gjson.Result) }}
 
-// ErrInvalidRecord means the record given to an import mapper is not a JSON object.
-var ErrInvalidRecord = errors.New("record is not a valid JSON object")
+// errInvalidRecord is the cause when the record given to an import mapper is not a
+// JSON object; it matches ErrConvert.
+var errInvalidRecord = fmt.Errorf("%w: record is not a valid JSON object", ErrConvert)
 
 // Map maps one external record (a JSON object) to local values. This is the import
 // entry point:
 //
 //	values, err := importMapper.Map(ctx, recordJSON, mapper.Options{Create: true})
 //
-// Errors are *MappingError (or errors.Join of them with AllErrors); nothing is partially
-// returned on error.
+// Errors are *MappingError (or errors.Join of them with [CollectErrors]); a record that
+// is not a JSON object fails with [ErrConvert]. Nothing is partially returned on error.
 func (m *ImportMapper) Map(ctx context.Context, record []byte, opts Options) (Values, error) {
 	return m.mapString(ctx, string(record), &opts, m.name, m.cfg.idPath)
 }
@@ -104,7 +105,7 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: err}
 	}
 	if !isObject(raw) || tooDeep(raw) || !gjson.Valid(raw) {
-		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: ErrInvalidRecord}
+		return nil, &MappingError{Mapper: label, RecordID: opts.RecordID, Cause: errInvalidRecord}
 	}
 	out := make(Values, len(m.rules))
 	rec := Record{raw: raw, opts: opts, mapped: out}
@@ -120,14 +121,14 @@ func (m *ImportMapper) mapString(ctx context.Context, raw string, opts *Options,
 			resultPool.Put(bp)
 		}()
 	}
-	collect := opts.AllErrors || m.cfg.collect
+	collect := opts.collect || m.cfg.collect
 	var errs []error
 	for i := range m.rules {
 		r := &m.rules[i]
 		if !r.applies(opts) {
 			continue
 		}
-		if err := m.apply(ctx, i, r, &rec, out, label); err != nil {
+		if err := m.apply(ctx, i, r, &rec, out, label, collect); err != nil {
 			err = m.mapErr(label, i, r, recordID(), err)
 			if !collect {
 				return nil, err
@@ -187,7 +188,7 @@ func isObject(s string) bool {
 	return false
 }
 
-func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out Values, label string) error {
+func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, out Values, label string, collect bool) error {
 	switch r.kind {
 	case kindDirect:
 		res := rec.source(i, r.from)
@@ -271,7 +272,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		}
 		child := r.child.(*ImportMapper)
 		childOpts := Options{Create: rec.opts.Create, Changed: rec.opts.Changed, Request: rec.opts.Request,
-			AllErrors: rec.opts.AllErrors, RecordID: rec.opts.RecordID}
+			collect: collect, RecordID: rec.opts.RecordID}
 		lines := make([]Values, 0, 4)
 		var errs []error
 		n := 0
@@ -279,7 +280,7 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 			l, err := child.mapString(ctx, el.Raw, &childOpts, label+"/"+child.name+"["+strconv.Itoa(n)+"]", child.cfg.idPath)
 			n++
 			if err != nil {
-				if !(rec.opts.AllErrors || m.cfg.collect) {
+				if !collect {
 					return err
 				}
 				errs = append(errs, err)
@@ -332,25 +333,33 @@ func (m *ImportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, 
 		return "", false, err
 	}
 	local, err := m.cfg.resolver.ToLocal(ctx, r.model, ext)
-	if err == nil {
+	if err == nil && local != "" {
 		return local, true, nil
 	}
-	if !errors.Is(err, binding.ErrNotFound) {
+	if err != nil && !errors.Is(err, binding.ErrNotFound) {
 		return "", false, fmt.Errorf("resolving %s external ID %q: %w", r.model, ext, err)
 	}
-	switch r.onMissing {
-	case SkipMissing:
+	switch {
+	case r.onMissing == missingSkip:
 		return "", false, nil
-	case ImportMissing:
+	case r.onMissing != missingFail && m.cfg.importMissing != nil:
+		// Not bound, or bound to a local record that is gone (the resolver says
+		// ErrNotFound for both): importing it creates or recreates it and binds it.
 		if ierr := m.cfg.importMissing(ctx, r.model, ext); ierr != nil {
 			return "", false, fmt.Errorf("importing missing dependency %s %q: %w", r.model, ext, ierr)
 		}
 		local, err = m.cfg.resolver.ToLocal(ctx, r.model, ext)
-		if err == nil {
+		if err == nil && local != "" {
 			return local, true, nil
 		}
+		if err != nil && !errors.Is(err, binding.ErrNotFound) {
+			return "", false, fmt.Errorf("resolving %s external ID %q after importing it: %w", r.model, ext, err)
+		}
 	}
-	return "", false, &MissingDependencyError{Model: r.model, ID: ext, Err: err}
+	if err == nil {
+		err = binding.ErrNotFound // an empty local ID is no ID
+	}
+	return "", false, &missingDependencyError{model: r.model, id: ext, err: err}
 }
 
 // Record gives [Func] rules access to the record being mapped. It is valid only during
@@ -362,7 +371,7 @@ type Record struct {
 	mapped Values
 	dec    map[string]any
 	ctx    context.Context
-	rel    Related
+	rel    func(ctx context.Context, model, localID string) (map[string]any, error)
 	pre    []gjson.Result // import: values read in one pass, per rule index
 }
 
@@ -376,17 +385,11 @@ func (r *Record) source(i int, path string) gjson.Result {
 
 // Get reads a value of the source record: a gjson path on import (the JSON-decoded
 // value: string, float64/int64, bool, map[string]any, []any), a dotted local path on
-// export (related records are followed through the mapper's [Related] with the models
-// given, if any). ok is false when the path is missing or null, and also when a related
-// record cannot be read; use [Record.Read] to tell those apart.
-func (r *Record) Get(path string, models ...string) (v any, ok bool) {
-	v, ok, _ = r.Read(path, models...)
-	return v, ok
-}
-
-// Read is [Record.Get] that reports why a related record could not be read (export),
-// so a [Func] rule can fail the record instead of mapping a missing value.
-func (r *Record) Read(path string, models ...string) (v any, ok bool, err error) {
+// export (related records are followed through the mapper's [WithRelated] lookup with
+// the models given, if any). ok is false when the path is missing or null; err reports a
+// related record that could not be read (export), so a [Func] rule can fail the record
+// instead of mapping a missing value.
+func (r *Record) Get(path string, models ...string) (v any, ok bool, err error) {
 	if r.local != nil {
 		ctx := r.ctx
 		if ctx == nil {

@@ -87,7 +87,7 @@ func TestImportFuncOnlyCreateAndErrors(t *testing.T) {
 	m, err := NewImport("product", []Rule{
 		Direct("title", "name", Trim()),
 		Func("backend", func(ctx context.Context, r *Record) (Values, error) {
-			id, _ := r.Get("id")
+			id, _, _ := r.Get("id")
 			return Values{"backend_id": "shop", "external_id": id, "seen_name": r.Mapped()["name"]}, nil
 		}),
 		Direct("sku", "default_code", OnlyCreate()),
@@ -144,7 +144,7 @@ func TestImportAllErrors(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrConvert) || errors.Is(err, ErrRequired) {
 		t.Fatalf("first error only: %v", err)
 	}
-	_, err = m.Map(context.Background(), []byte(productJSON), Options{AllErrors: true})
+	_, err = m.Map(context.Background(), []byte(productJSON), Options{collect: true})
 	if !errors.Is(err, ErrConvert) || !errors.Is(err, ErrRequired) {
 		t.Fatalf("all errors: %v", err)
 	}
@@ -169,12 +169,12 @@ func TestImportBadRecord(t *testing.T) {
 	for _, in := range []string{``, `nope`, `[1,2]`, `{"a":`, `"str"`, `{"a":1}}`} {
 		_, err := m.Map(context.Background(), []byte(in), Options{RecordID: "r1"})
 		var me *MappingError
-		if !errors.Is(err, ErrInvalidRecord) || !errors.As(err, &me) || me.RecordID != "r1" {
+		if !errors.Is(err, errInvalidRecord) || !errors.As(err, &me) || me.RecordID != "r1" {
 			t.Errorf("Map(%q) err = %v", in, err)
 		}
 	}
 	deep := `{"a":` + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + `}`
-	if _, err := m.Map(context.Background(), []byte(deep), Options{}); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := m.Map(context.Background(), []byte(deep), Options{}); !errors.Is(err, errInvalidRecord) {
 		t.Errorf("too deep: %v", err)
 	}
 	// Brackets inside strings do not count.
@@ -202,13 +202,13 @@ func TestImportRelation(t *testing.T) {
 	}{
 		{"bound", Relation("customer.id", "partner_id", "res.partner"),
 			func(f *fakeResolver) { f.bind("res.partner", "501", "p-1") }, Values{"partner_id": "p-1"}, nil, nil},
-		{"missing fails", Relation("customer.id", "partner_id", "res.partner"),
+		{"missing fails", func() Rule { r := Relation("customer.id", "partner_id", "res.partner"); r.onMissing = missingFail; return r }(),
 			nil, nil, ErrMissingDependency, nil},
-		{"missing skip", Relation("customer.id", "partner_id", "res.partner", OnMissing(SkipMissing)),
+		{"missing skip", Relation("customer.id", "partner_id", "res.partner", SkipMissing()),
 			nil, Values{}, nil, nil},
-		{"missing import", Relation("customer.id", "partner_id", "res.partner", OnMissing(ImportMissing)),
+		{"missing imported by default", Relation("customer.id", "partner_id", "res.partner"),
 			nil, Values{"partner_id": "imported-501"}, nil, []string{"res.partner:501"}},
-		{"many2many", Relation("tag_ids", "tag_ids", "tag", OnMissing(SkipMissing)),
+		{"many2many", Relation("tag_ids", "tag_ids", "tag", SkipMissing()),
 			func(f *fakeResolver) { f.bind("tag", "1", "t1"); f.bind("tag", "3", "t3") },
 			Values{"tag_ids": []string{"t1", "t3"}}, nil, nil},
 		{"null", Relation("carrier", "carrier_id", "carrier"), nil, Values{"carrier_id": nil}, nil, nil},
@@ -237,8 +237,8 @@ func TestImportRelation(t *testing.T) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
 				}
 				if tt.wantErr == ErrMissingDependency {
-					var md *MissingDependencyError
-					if !errors.As(err, &md) || md.Model != "res.partner" || md.ID != "501" || !errors.Is(err, binding.ErrNotFound) {
+					var md *missingDependencyError
+					if !errors.As(err, &md) || md.model != "res.partner" || md.id != "501" || !errors.Is(err, binding.ErrNotFound) {
 						t.Fatalf("missing dependency error = %v", err)
 					}
 				}
@@ -259,7 +259,7 @@ func TestImportRelation(t *testing.T) {
 
 func TestImportMissingCallbackFails(t *testing.T) {
 	f := newFakeResolver()
-	m := must(NewImport("order", []Rule{Relation("customer", "partner_id", "res.partner", OnMissing(ImportMissing))},
+	m := must(NewImport("order", []Rule{Relation("customer", "partner_id", "res.partner")},
 		WithResolver(f), WithImportMissing(func(context.Context, string, string) error { return errBoom })))
 	_, err := m.Map(context.Background(), []byte(`{"customer":"c1"}`), Options{})
 	if !errors.Is(err, errBoom) || !strings.Contains(err.Error(), `res.partner "c1"`) {
@@ -307,7 +307,7 @@ func TestImportChildren(t *testing.T) {
 	if !errors.Is(err, ErrConvert) {
 		t.Fatalf("non-array children: %v", err)
 	}
-	_, err = order.Map(ctx, []byte(`{"line_items":[{"product_id":"zz"},{"product_id":"p9"}]}`), Options{AllErrors: true})
+	_, err = order.Map(ctx, []byte(`{"line_items":[{"product_id":"zz"},{"product_id":"p9"}]}`), Options{collect: true})
 	if !errors.Is(err, ErrMissingDependency) || !errors.Is(err, ErrRequired) {
 		t.Fatalf("all line errors: %v", err)
 	}
@@ -327,15 +327,16 @@ func TestBuildErrors(t *testing.T) {
 		{"unbalanced", Direct("items.#(price>1", "a"), nil, "not closed"},
 		{"dotted target", Direct("a", "a.b"), nil, "plain name"},
 		{"no resolver", Relation("a", "b", "m"), nil, "needs a resolver"},
-		{"no model", Relation("a", "b", "", OnMissing(SkipMissing)), []Option{WithResolver(newFakeResolver())}, "needs a model"},
-		{"no import callback", Relation("a", "b", "m", OnMissing(ImportMissing)), []Option{WithResolver(newFakeResolver())}, "WithImportMissing"},
+		{"no model", Relation("a", "b", "", SkipMissing()), []Option{WithResolver(newFakeResolver())}, "needs a model"},
+		{"no import callback", func() Rule { r := Relation("a", "b", "m"); r.onMissing = missingImport; return r }(),
+			[]Option{WithResolver(newFakeResolver())}, "WithImportMissing"},
 		{"nil func", Func("f", nil), nil, "nil func"},
 		{"bad expression", Expr("", "a", "1 +"), nil, "does not compile"},
 		{"unknown variable", Expr("", "a", "env.os"), nil, "does not compile"},
 		{"no I/O functions", Expr("", "a", `readFile("/etc/passwd")`), nil, "does not compile"},
 		{"too many nodes", Expr("", "a", strings.Repeat("1+", 600)+"1"), nil, "does not compile"},
 		{"wrong child", Children("a", "b", exp), nil, "*ImportMapper"},
-		{"nil child", Children("a", "b", nil), nil, "child mapper"},
+		{"nil child", Rule{kind: kindChildren, from: "a", to: "b"}, nil, "child mapper"},
 		{"typed nil child", Children("a", "b", (*ImportMapper)(nil)), nil, "nil child mapper"},
 		{"child ok", Children("a", "b", line), nil, ""},
 	}

@@ -5,54 +5,46 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/binding"
 )
 
 // IDResolver turns external IDs into local IDs and back for one model. *binding.Binder
 // satisfies it. An unbound ID must yield an error matching binding.ErrNotFound.
+//
+// ToLocal must never return the ID of a local record that no longer exists: a binding
+// whose local record the app deleted is "not bound" for the mapper. *binding.Binder
+// reads bindings only, so a resolver that guards against dead IDs checks the app's store
+// after the binder and returns an error matching binding.ErrNotFound when the record is
+// gone (the backend builds its resolver that way). The mapper then treats the reference
+// as a missing dependency: with [WithImportMissing] it imports the record again (which
+// recreates and rebinds it) and resolves once more; otherwise the record fails with
+// [ErrMissingDependency].
 type IDResolver interface {
 	ToLocal(ctx context.Context, model, externalID string) (string, error)
 	ToExternal(ctx context.Context, model, localID string) (string, error)
 }
-
-// Related reads a related local record, so export rules can follow dotted local paths
-// such as "partner_id.name": the value of partner_id is a local ID of model res.partner
-// (see [Through]), Lookup returns that record's values and "name" is read from them.
-// Implement it over the app's local store. Values that already hold a nested map for
-// partner_id need no Related.
-type Related interface {
-	Lookup(ctx context.Context, model, localID string) (map[string]any, error)
-}
-
-// RelatedFunc adapts a function to [Related].
-type RelatedFunc func(ctx context.Context, model, localID string) (map[string]any, error)
-
-// Lookup calls f.
-func (f RelatedFunc) Lookup(ctx context.Context, model, localID string) (map[string]any, error) {
-	return f(ctx, model, localID)
-}
-
-// ImportMissingFunc imports a missing dependency (model, external ID) so that a
-// relational rule with [ImportMissing] can resolve it afterwards. The importer passes
-// its own "import this record now" here.
-type ImportMissingFunc func(ctx context.Context, model, externalID string) error
 
 // Option configures a mapper at build time.
 type Option func(*config)
 
 type config struct {
 	resolver      IDResolver
-	related       Related
-	importMissing ImportMissingFunc
+	related       func(ctx context.Context, model, localID string) (map[string]any, error)
+	importMissing func(ctx context.Context, model, externalID string) error
 	idPath        string
 	collect       bool
 	limits        ExprLimits
 	file          string
 	converters    map[string]Converter
-	funcs         map[string]MapFunc
+	funcs         map[string]FieldFunc
+	request       func(ctx context.Context) map[string]any
+	changed       func(ctx context.Context, b binding.Binding) ([]string, error)
 }
 
 // WithConverter registers a custom converter by its name for spec files
@@ -66,11 +58,12 @@ func WithConverter(c Converter) Option {
 	}
 }
 
-// WithFunc registers a Go func for spec rules of kind "function" (`func: name`).
-func WithFunc(name string, fn MapFunc) Option {
+// WithFunc registers a [FieldFunc] for spec rules of kind "function" (`func: name`);
+// in Go, pass it to [Func] directly.
+func WithFunc(name string, fn FieldFunc) Option {
 	return func(cfg *config) {
 		if cfg.funcs == nil {
-			cfg.funcs = map[string]MapFunc{}
+			cfg.funcs = map[string]FieldFunc{}
 		}
 		cfg.funcs[name] = fn
 	}
@@ -80,21 +73,52 @@ func WithFunc(name string, fn MapFunc) Option {
 // the mapper has relational rules.
 func WithResolver(r IDResolver) Option { return func(c *config) { c.resolver = r } }
 
-// WithRelated sets how export rules read related local records (see [Related]).
-func WithRelated(r Related) Option { return func(c *config) { c.related = r } }
+// WithRelated sets how export rules read related local records, so they can follow
+// dotted local paths such as "partner_id.name": the value of partner_id is a local ID of
+// model res.partner (see [Through]), lookup returns that record's values and "name" is
+// read from them. Implement it over the app's local store. Values that already hold a
+// nested map for partner_id need no lookup.
+func WithRelated(lookup func(ctx context.Context, model, localID string) (map[string]any, error)) Option {
+	return func(c *config) { c.related = lookup }
+}
 
-// WithImportMissing sets the callback used by relations with OnMissing(ImportMissing).
-func WithImportMissing(f ImportMissingFunc) Option {
-	return func(c *config) { c.importMissing = f }
+// WithImportMissing sets how an import mapper imports a related record that is not
+// bound yet (model, external ID), so that the relation resolves afterwards: pass the
+// importer's "import this record now". With it, every [Relation] rule imports its
+// missing records first, as generic_connector's _import_dependency does, unless the
+// rule says [SkipMissing] (a spec can also say `on_missing: fail`). importOne decides
+// which models may be imported on the spot: its error fails the record, naming the
+// dependency. The models involved are [ImportMapper.Relations].
+func WithImportMissing(importOne func(ctx context.Context, model, externalID string) error) Option {
+	return func(c *config) { c.importMissing = importOne }
 }
 
 // WithIDPath names where the record's ID is read for error messages when
-// [Options].RecordID is empty: a gjson path on import ("id"), a local field on export.
+// [Options].RecordID is empty: a gjson path on import (default for [ImportFunc]: "id"),
+// a local field on export. Give it the same path as the importer's.
 func WithIDPath(path string) Option { return func(c *config) { c.idPath = path } }
 
-// CollectErrors makes Map report every failing rule of a record (errors.Join of
-// *MappingError) instead of stopping at the first, like [Options].AllErrors.
+// CollectErrors makes Map (and [ImportFunc] / [ExportFunc]) report every failing rule of
+// a record, children lines included (errors.Join of *MappingError), instead of stopping
+// at the first.
 func CollectErrors() Option { return func(c *config) { c.collect = true } }
+
+// RequestFrom sets Options.Request of every record mapped through [ImportFunc] or
+// [ExportFunc] from the call's context, so expression rules see data that is not in the
+// record (`request`), e.g. the webhook call that triggered the sync, which the caller put
+// in the context. Map itself takes Options.Request as given.
+func RequestFrom(fn func(ctx context.Context) map[string]any) Option {
+	return func(c *config) { c.request = fn }
+}
+
+// ChangedFrom sets Options.Changed on updates (create=false) made through [ExportFunc]
+// from fn, which reports the local fields changed since the record's last export
+// (b.SyncedAt, b.Hash…), so [ChangedBy] rules run only when needed. nil means unknown
+// (every rule runs); an empty slice means nothing changed. An error fails the record as
+// a [*MappingError]. Export mappers only.
+func ChangedFrom(fn func(ctx context.Context, b binding.Binding) ([]string, error)) Option {
+	return func(c *config) { c.changed = fn }
+}
 
 // ExprLimits bound what expression rules may do; zero fields keep the defaults.
 type ExprLimits struct {
@@ -114,11 +138,11 @@ type ExprLimits struct {
 
 // Default expression limits; see [ExprLimits].
 const (
-	DefaultExprMaxNodes     = 1000
-	DefaultExprMemoryBudget = 100_000
-	DefaultExprMaxString    = 1 << 20
-	DefaultExprMaxBytes     = 8 << 20
-	DefaultExprTimeout      = 50 * time.Millisecond
+	defaultExprMaxNodes     = 1000
+	defaultExprMemoryBudget = 100_000
+	defaultExprMaxString    = 1 << 20
+	defaultExprMaxBytes     = 8 << 20
+	defaultExprTimeout      = 50 * time.Millisecond
 )
 
 // WithExprLimits sets the limits of expression rules (see [ExprLimits]).
@@ -143,8 +167,8 @@ func WithExprLimits(l ExprLimits) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{limits: ExprLimits{MaxNodes: DefaultExprMaxNodes, MemoryBudget: DefaultExprMemoryBudget,
-		MaxString: DefaultExprMaxString, MaxBytes: DefaultExprMaxBytes, Timeout: DefaultExprTimeout}}
+	c := config{limits: ExprLimits{MaxNodes: defaultExprMaxNodes, MemoryBudget: defaultExprMemoryBudget,
+		MaxString: defaultExprMaxString, MaxBytes: defaultExprMaxBytes, Timeout: defaultExprTimeout}}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)
@@ -164,14 +188,49 @@ type base struct {
 	export  bool
 }
 
-func (*base) isMapper() {}
 
 // Name returns the mapper's name.
 func (b *base) Name() string { return b.name }
 
+// Relations returns the models whose bindings the mapper's [Relation] rules look up,
+// children mappers included, sorted and without repeats. These are the mapper's
+// dependencies: on import, records of these models must be imported first (the backend
+// orders models by them, and [WithImportMissing] imports a missing one on the spot); on
+// export, they must be exported first. Models only crossed by [Through] are read through
+// [WithRelated], not looked up in bindings, so they are not listed.
+func (b *base) Relations() []string {
+	var out []string
+	b.relations(&out)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (b *base) relations(out *[]string) {
+	for i := range b.rules {
+		switch r := &b.rules[i]; r.kind {
+		case kindRelation:
+			*out = append(*out, r.model)
+		case kindChildren:
+			switch c := r.child.(type) {
+			case *ImportMapper:
+				if c != nil {
+					c.relations(out)
+				}
+			case *ExportMapper:
+				if c != nil {
+					c.relations(out)
+				}
+			}
+		}
+	}
+}
+
 func (b *base) build(export bool) error {
 	b.export = export
 	var errs []error
+	if !export && b.cfg.changed != nil {
+		errs = append(errs, &SpecError{File: b.cfg.file, Index: -1, Err: errors.New("ChangedFrom applies to export mappers only")})
+	}
 	b.progs = make([]*program, len(b.rules))
 	for i := range b.rules {
 		r := &b.rules[i]
@@ -229,8 +288,8 @@ func (b *base) check(r *Rule, export bool) error {
 		return checkLocalField(r.to)
 	}
 	// Options a kind does not use are mistakes, not something to ignore silently.
-	if r.onMissing != FailMissing && r.kind != kindRelation {
-		return errors.New("OnMissing applies to relational rules only")
+	if r.onMissing != missingDefault && r.kind != kindRelation {
+		return errors.New("SkipMissing and on_missing apply to relational rules only")
 	}
 	if len(r.through) > 0 && (!export || r.kind == kindFunc || r.kind == kindExec) {
 		return errors.New("Through applies to export rules with a dotted local source path only")
@@ -260,8 +319,8 @@ func (b *base) check(r *Rule, export bool) error {
 		if b.cfg.resolver == nil {
 			return errors.New("relational rule needs a resolver: build the mapper WithResolver(binder)")
 		}
-		if r.onMissing == ImportMissing && b.cfg.importMissing == nil && !export {
-			return errors.New("OnMissing(ImportMissing) needs WithImportMissing(callback)")
+		if r.onMissing == missingImport && b.cfg.importMissing == nil && !export {
+			return errors.New("on_missing: import needs the mapper built WithImportMissing(callback)")
 		}
 		return nil
 	case kindFunc:

@@ -116,7 +116,7 @@ func checkLocalField(p string) error {
 // localGet reads a dotted path from local values. Nested maps are descended; a
 // non-final segment holding an ID is followed with rel using models[hop]. An array
 // segment takes a numeric index. exists is false when a segment is missing or null.
-func localGet(ctx context.Context, v Values, path string, models []string, rel Related) (any, bool, error) {
+func localGet(ctx context.Context, v Values, path string, models []string, rel func(ctx context.Context, model, localID string) (map[string]any, error)) (any, bool, error) {
 	if !strings.Contains(path, ".") {
 		x, ok := v[path]
 		return x, ok, nil
@@ -156,9 +156,9 @@ func localGet(ctx context.Context, v Values, path string, models []string, rel R
 				return nil, false, fmt.Errorf("path %q: %q holds ID %q but no model is given for it; add Through(models...)", path, seg, id)
 			}
 			if rel == nil {
-				return nil, false, fmt.Errorf("path %q crosses related record %s %q but the mapper has no Related; build it WithRelated(...)", path, models[hop], id)
+				return nil, false, fmt.Errorf("path %q crosses related record %s %q but the mapper has no related-record lookup; build it WithRelated(...)", path, models[hop], id)
 			}
-			m, err := rel.Lookup(ctx, models[hop], id)
+			m, err := rel(ctx, models[hop], id)
 			if err != nil {
 				return nil, false, fmt.Errorf("path %q: reading %s %q: %w", path, models[hop], id, err)
 			}

@@ -39,7 +39,7 @@ func TestRelationEmptyReference(t *testing.T) {
 		Relation("partner_id", "customer", "res.partner"),
 		Relation("tag_ids", "tags", "res.partner"),
 		Direct("partner_id.name", "customer_name", Through("res.partner")),
-	}, WithResolver(f), WithRelated(RelatedFunc(func(_ context.Context, model, id string) (map[string]any, error) {
+	}, WithResolver(f), WithRelated((func(_ context.Context, model, id string) (map[string]any, error) {
 		t.Errorf("Related called for %s %q", model, id)
 		return nil, errBoom
 	}))))
@@ -127,10 +127,10 @@ func TestExprFunctionArguments(t *testing.T) {
 }
 
 // An export field() that cannot read a related record fails the record instead of
-// mapping null; Record.Read reports the same to func rules.
+// mapping null; Record.Get reports the same to func rules.
 func TestExportFieldAndReadReportRelatedErrors(t *testing.T) {
 	ctx := context.Background()
-	rel := RelatedFunc(func(_ context.Context, model, id string) (map[string]any, error) {
+	rel := (func(_ context.Context, model, id string) (map[string]any, error) {
 		if id == "p1" {
 			return map[string]any{"name": "ACME"}, nil
 		}
@@ -147,8 +147,8 @@ func TestExportFieldAndReadReportRelatedErrors(t *testing.T) {
 
 	var readErr error
 	f := must(NewExport("e", []Rule{Func("company", func(_ context.Context, r *Record) (Values, error) {
-		v, ok := r.Get("partner_id.name", "res.partner")
-		_, _, readErr = r.Read("partner_id.name", "res.partner")
+		v, ok, err := r.Get("partner_id.name", "res.partner")
+		readErr = err
 		if !ok {
 			return nil, nil
 		}
@@ -202,11 +202,11 @@ func TestImportLargeIntegers(t *testing.T) {
 		B uint64 `mapper:"b"`
 	}
 	plain := must(NewImport("e", []Rule{Direct("b", "b")}))
-	v, err := MapTo[big](ctx, plain, []byte(`{"b":18446744073709551615}`), Options{})
+	v, err := mapTo[big](ctx, plain, []byte(`{"b":18446744073709551615}`), Options{})
 	if err != nil || v.B != 18446744073709551615 {
 		t.Fatalf("uint64: %v %v", v, err)
 	}
-	if _, err := MapTo[big](ctx, plain, []byte(`{"b":18446744073709551616}`), Options{}); !errors.Is(err, ErrConvert) {
+	if _, err := mapTo[big](ctx, plain, []byte(`{"b":18446744073709551616}`), Options{}); !errors.Is(err, ErrConvert) {
 		t.Fatalf("uint64 overflow: %v", err)
 	}
 }
@@ -236,15 +236,15 @@ func TestConvertersNumericTypes(t *testing.T) {
 		{Time(), int32(86400), time.Unix(86400, 0).UTC(), false},
 	}
 	for _, tt := range tests {
-		got, err := tt.conv.Convert(tt.in)
+		got, err := tt.conv.fn(tt.in)
 		if tt.fail {
 			if !errors.Is(err, ErrConvert) {
-				t.Errorf("%s(%T %v) = %v, %v; want ErrConvert", tt.conv.Name(), tt.in, tt.in, got, err)
+				t.Errorf("%s(%T %v) = %v, %v; want ErrConvert", tt.conv.name, tt.in, tt.in, got, err)
 			}
 			continue
 		}
 		if err != nil || !cmp.Equal(got, tt.want) {
-			t.Errorf("%s(%T %v) = %T %v, %v; want %T %v", tt.conv.Name(), tt.in, tt.in, got, got, err, tt.want, tt.want)
+			t.Errorf("%s(%T %v) = %T %v, %v; want %T %v", tt.conv.name, tt.in, tt.in, got, got, err, tt.want, tt.want)
 		}
 	}
 	if got := normalize(uint(1 << 63)); got != uint64(1<<63) {
@@ -268,7 +268,7 @@ func TestRuleOptionsThatDoNotApply(t *testing.T) {
 		"func with required":   Func("f", fn, Required()),
 		"exec with default":    Exec(`{}`, Default(1)),
 		"children converter":   Children("lines", "lines", child, Trim()),
-		"direct with missing":  Direct("a", "a", OnMissing(SkipMissing)),
+		"direct with missing":  Direct("a", "a", SkipMissing()),
 		"through on an import": Direct("a.b", "a", Through("res.partner")),
 	}
 	for name, r := range imports {
@@ -317,20 +317,20 @@ func TestMapperCopiesRulesAndTables(t *testing.T) {
 	}
 }
 
-// Time converters keep their own layouts: changing DefaultTimeLayouts or the caller's
+// Time converters keep their own layouts: changing defaultTimeLayouts or the caller's
 // slice later does not change (or race with) converters already built.
 func TestTimeCopiesLayouts(t *testing.T) {
 	layouts := []string{"02/01/2006"}
 	custom := Time(layouts...)
-	saved := DefaultTimeLayouts[len(DefaultTimeLayouts)-1]
+	saved := defaultTimeLayouts[len(defaultTimeLayouts)-1]
 	def := Time()
 	layouts[0] = "2006"
-	DefaultTimeLayouts[len(DefaultTimeLayouts)-1] = "2006"
-	defer func() { DefaultTimeLayouts[len(DefaultTimeLayouts)-1] = saved }()
-	if _, err := custom.Convert("31/12/2023"); err != nil {
+	defaultTimeLayouts[len(defaultTimeLayouts)-1] = "2006"
+	defer func() { defaultTimeLayouts[len(defaultTimeLayouts)-1] = saved }()
+	if _, err := custom.fn("31/12/2023"); err != nil {
 		t.Errorf("custom layouts changed: %v", err)
 	}
-	if _, err := def.Convert("2024-03-01"); err != nil {
+	if _, err := def.fn("2024-03-01"); err != nil {
 		t.Errorf("default layouts changed: %v", err)
 	}
 }

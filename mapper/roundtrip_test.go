@@ -109,7 +109,7 @@ func TestTypedRoundTrip(t *testing.T) {
 	payload := `{"title":"SO 1","price":19.99,"variants":[{"sku":"A"}],"meta":{"published":true},
 		"created_at":"2024-03-01T10:00:00Z","status":"live","customer_id":"C-1",
 		"lines":[{"product":"SKU-9","qty":2,"unit_price":5.5}]}`
-	o, err := MapTo[order](ctx, imp, []byte(payload), Options{})
+	o, err := mapTo[order](ctx, imp, []byte(payload), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestTypedRoundTrip(t *testing.T) {
 	if d := cmp.Diff(want, o); d != "" {
 		t.Fatalf("struct (-want +got):\n%s", d)
 	}
-	out, err := MapFrom(ctx, exp, &o, Options{})
+	out, err := mapFrom(ctx, exp, &o, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

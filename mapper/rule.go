@@ -25,9 +25,8 @@ type Options struct {
 	// Request is extra data given to expression rules as `request` (BJ's request_data:
 	// the inbound request's body, query, headers… whatever the caller puts there).
 	Request map[string]any
-	// AllErrors collects every failing rule of the record (errors.Join of
-	// *MappingError) instead of stopping at the first.
-	AllErrors bool
+
+	collect bool // a parent mapper collects every error: so do its children
 }
 
 func (o *Options) changed(fields []string) bool {
@@ -73,23 +72,25 @@ func (k ruleKind) String() string {
 	return "unknown"
 }
 
-// MissingPolicy says what a relational rule does on import when the external ID has no
+// missingPolicy says what a relational rule does on import when the external ID has no
 // local counterpart yet.
-type MissingPolicy uint8
+type missingPolicy uint8
 
 const (
-	// FailMissing fails the record with a [MissingDependencyError] (the default).
-	FailMissing MissingPolicy = iota
-	// SkipMissing leaves the field out of the result.
-	SkipMissing
-	// ImportMissing calls the mapper's [WithImportMissing] callback to import the
-	// dependency, then resolves again.
-	ImportMissing
+	// missingDefault imports the record first when the mapper has WithImportMissing,
+	// else fails.
+	missingDefault missingPolicy = iota
+	missingFail
+	missingSkip
+	// missingImport is a spec's explicit "import": missingDefault, and a build error
+	// without WithImportMissing.
+	missingImport
 )
 
-// MapFunc computes several values at once (OCA's @mapping). On import it returns local
-// fields; on export it returns payload paths (sjson syntax). Returning nil adds nothing.
-type MapFunc func(ctx context.Context, r *Record) (Values, error)
+// FieldFunc computes several values at once (OCA's @mapping); [Func] rules run it. On
+// import it returns local fields; on export it returns payload paths (sjson syntax).
+// Returning nil adds nothing.
+type FieldFunc func(ctx context.Context, r *Record) (Values, error)
 
 // Rule is one mapping line. Build rules with [Direct], [Func], [Relation], [Expr],
 // [Exec] and [Children] (or load them from a spec file) and pass them to [NewImport] or
@@ -108,8 +109,8 @@ type Rule struct {
 	changedBy  []string
 	model      string
 	through    []string
-	onMissing  MissingPolicy
-	fn         MapFunc
+	onMissing  missingPolicy
+	fn         FieldFunc
 	code       string
 	child      any // *ImportMapper or *ExportMapper
 	line       int // spec line, for build errors
@@ -118,7 +119,7 @@ type Rule struct {
 }
 
 // RuleOption modifies a rule: a [Converter], [Default], [Required], [OnlyCreate],
-// [ChangedBy], [Name], [OnMissing], [Through].
+// [ChangedBy], [Name], [SkipMissing], [Through].
 type RuleOption interface{ applyRule(*Rule) }
 
 type ruleOptionFunc func(*Rule)
@@ -147,10 +148,10 @@ func ChangedBy(fields ...string) RuleOption {
 // Name names the rule in errors (default "#index kind").
 func Name(name string) RuleOption { return ruleOptionFunc(func(r *Rule) { r.name = name }) }
 
-// OnMissing sets what a [Relation] does on import when the related record is not bound.
-func OnMissing(p MissingPolicy) RuleOption {
-	return ruleOptionFunc(func(r *Rule) { r.onMissing = p })
-}
+// SkipMissing makes a [Relation] leave its field out when the related record is not
+// bound (on import and on export), instead of importing it first or failing.
+func SkipMissing() RuleOption { return ruleOptionFunc(func(r *Rule) { r.onMissing = missingSkip }) }
+
 
 // Through gives the models of the related records crossed by a dotted local path on
 // export: for "partner_id.country_id.code", Through("res.partner", "res.country"). A hop
@@ -176,7 +177,7 @@ func Direct(from, to string, opts ...RuleOption) Rule {
 }
 
 // Func runs fn and merges the values it returns (OCA's @mapping method).
-func Func(name string, fn MapFunc, opts ...RuleOption) Rule {
+func Func(name string, fn FieldFunc, opts ...RuleOption) Rule {
 	r := newRule(kindFunc, "", "", opts)
 	r.fn = fn
 	if r.name == "" {
@@ -188,12 +189,14 @@ func Func(name string, fn MapFunc, opts ...RuleOption) Rule {
 // Relation maps a reference to a record of model through the mapper's [IDResolver]
 // (the binder): the external ID at from becomes a local ID on import; the local ID at
 // from becomes an external ID on export. Arrays of IDs (many2many) map element-wise.
-// Converters act on the external ID: before resolving on import, after on export. An
-// unbound ID is handled by [OnMissing] on import; on export it fails with a
-// [MissingDependencyError] naming the local record to export first (or is skipped with
-// SkipMissing; ImportMissing means FailMissing there, since the exporter exports
-// dependencies itself). A null, false or "" reference (and such elements of an array)
-// means "no related record": it maps to null, or nothing when missing.
+// Converters act on the external ID: before resolving on import, after on export. On
+// import, an unbound ID is imported first when the mapper has [WithImportMissing] and
+// fails with [ErrMissingDependency] otherwise ([SkipMissing] leaves the field out; the
+// WithImportMissing callback decides which models may be imported on the spot);
+// on export it fails with [ErrMissingDependency] naming the local record to export
+// first (or is skipped with SkipMissing). model is listed by [ImportMapper.Relations] /
+// [ExportMapper.Relations]. A null, false or "" reference (and such elements of an
+// array) means "no related record": it maps to null, or nothing when missing.
 func Relation(from, to, model string, opts ...RuleOption) Rule {
 	r := newRule(kindRelation, from, to, opts)
 	r.model = model
@@ -217,18 +220,12 @@ func Exec(code string, opts ...RuleOption) Rule {
 	return r
 }
 
-// ChildMapper is the line mapper of a [Children] rule: an *ImportMapper under an import
-// mapper, an *ExportMapper under an export mapper.
-type ChildMapper interface {
-	Name() string
-	isMapper()
-}
-
-// Children maps one-to-many lines with their own mapper: on import, the array at from
-// is mapped element by element with an *ImportMapper into []Values at to; on export,
-// the lines at from ([]Values, []map[string]any or []any of maps) are mapped with an
-// *ExportMapper into a JSON array at to.
-func Children(from, to string, child ChildMapper, opts ...RuleOption) Rule {
+// Children maps one-to-many lines with their own mapper, child: on import, the array at
+// from is mapped element by element with an *ImportMapper into []Values at to; on
+// export, the lines at from ([]Values, []map[string]any or []any of maps) are mapped
+// with an *ExportMapper into a JSON array at to. The child's relations count as the
+// parent's ([ImportMapper.Relations]).
+func Children[M *ImportMapper | *ExportMapper](from, to string, child M, opts ...RuleOption) Rule {
 	r := newRule(kindChildren, from, to, opts)
 	r.child = child
 	return r

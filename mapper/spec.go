@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+		"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +35,8 @@ type Spec struct {
 	Name string `json:"name" yaml:"name"`
 	// Direction is "import" or "export"; empty means "whichever Build asks for".
 	Direction string `json:"direction,omitempty" yaml:"direction,omitempty"`
-	// IDPath is where the record ID is read for errors (see [WithIDPath]).
+	// IDPath is where the record ID is read for errors (see [WithIDPath]); an option
+	// given to Import/Export overrides it.
 	IDPath string `json:"id_path,omitempty" yaml:"id_path,omitempty"`
 	// Rules are the mapping lines, applied in order.
 	Rules []RuleSpec `json:"rules" yaml:"rules"`
@@ -75,7 +75,9 @@ type RuleSpec struct {
 	Model string `json:"model,omitempty" yaml:"model,omitempty"`
 	// Through lists the models crossed by a dotted local path on export.
 	Through []string `json:"through,omitempty" yaml:"through,omitempty"`
-	// OnMissing is fail (default), skip or import for relational rules.
+	// OnMissing is what a relational rule does on import when the related record is
+	// not bound: import it first (import; the default when the mapper is built
+	// [WithImportMissing]), fail (the default otherwise) or skip ([SkipMissing]).
 	OnMissing string `json:"on_missing,omitempty" yaml:"on_missing,omitempty"`
 	// Expression is the code of an expression rule; Mode is evaluate (default) or execute.
 	Expression string `json:"expression,omitempty" yaml:"expression,omitempty"`
@@ -160,34 +162,6 @@ func setLines(s *Spec, n *yaml.Node) {
 	}
 }
 
-// LoadSpecFile reads a spec file (.json, .yaml or .yml).
-func LoadSpecFile(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("loading mapping spec: %w", err)
-	}
-	return ParseSpec(data, filepath.Base(path))
-}
-
-// LoadImport loads a spec file and builds its import mapper, reporting every invalid
-// rule with its position.
-func LoadImport(path string, opts ...Option) (*ImportMapper, error) {
-	s, err := LoadSpecFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return s.Import(opts...)
-}
-
-// LoadExport loads a spec file and builds its export mapper.
-func LoadExport(path string, opts ...Option) (*ExportMapper, error) {
-	s, err := LoadSpecFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return s.Export(opts...)
-}
-
 // Import builds the spec's import mapper. opts supply what a file cannot: the resolver,
 // custom converters and funcs.
 func (s *Spec) Import(opts ...Option) (*ImportMapper, error) {
@@ -239,11 +213,12 @@ func (s *Spec) build(export bool, prefix string, opts []Option) (any, error) {
 		r.line, r.path, r.index = rs.line, path, i
 		rules = append(rules, r)
 	}
-	all := append([]Option{}, opts...)
-	all = append(all, func(c *config) { c.file = s.file })
+	var all []Option
 	if s.IDPath != "" {
-		all = append(all, WithIDPath(s.IDPath))
+		all = append(all, WithIDPath(s.IDPath)) // first: the caller's WithIDPath wins
 	}
+	all = append(all, opts...)
+	all = append(all, func(c *config) { c.file = s.file })
 	var m any
 	var err error
 	if len(errs) == 0 {
@@ -303,16 +278,19 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 	case "", "plain", "direct":
 		return Direct(from, to, ro...), nil
 	case "relational", "relation":
+		r := Relation(from, to, rs.Model, ro...)
 		switch strings.ToLower(rs.OnMissing) {
-		case "", "fail":
+		case "":
+		case "fail":
+			r.onMissing = missingFail
 		case "skip":
-			ro = append(ro, OnMissing(SkipMissing))
+			r.onMissing = missingSkip
 		case "import":
-			ro = append(ro, OnMissing(ImportMissing))
+			r.onMissing = missingImport
 		default:
 			return Rule{}, fmt.Errorf("on_missing %q is not fail, skip or import", rs.OnMissing)
 		}
-		return Relation(from, to, rs.Model, ro...), nil
+		return r, nil
 	case "expression", "expr":
 		switch strings.ToLower(rs.Mode) {
 		case "", "evaluate", "eval":
@@ -340,7 +318,10 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 		if err != nil {
 			return Rule{}, err
 		}
-		return Children(from, to, m.(ChildMapper), ro...), nil
+		if c, ok := m.(*ImportMapper); ok {
+			return Children(from, to, c, ro...), nil
+		}
+		return Children(from, to, m.(*ExportMapper), ro...), nil
 	}
 	return Rule{}, fmt.Errorf("kind %q is not plain, relational, expression, children or function", rs.Kind)
 }

@@ -13,7 +13,7 @@ import (
 func TestSpecImportYAML(t *testing.T) {
 	f := newFakeResolver()
 	f.bind("res.partner", "77", "p77")
-	m, err := LoadImport("testdata/order_import.yaml", WithResolver(f))
+	m, err := loadImport("testdata/order_import.yaml", WithResolver(f))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestSpecExportJSON(t *testing.T) {
 	f := newFakeResolver()
 	f.bind("res.partner", "C9", "p1")
 	rel := fakeRelated{"res.partner": {"p1": {"name": "ACME"}}}
-	m, err := LoadExport("testdata/order_export.json", WithResolver(f), WithRelated(rel))
+	m, err := loadExport("testdata/order_export.json", WithResolver(f), WithRelated(rel.Lookup))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestSpecExportJSON(t *testing.T) {
 }
 
 func TestSpecBad(t *testing.T) {
-	_, err := LoadImport("testdata/bad_rules.yaml")
+	_, err := loadImport("testdata/bad_rules.yaml")
 	if err == nil {
 		t.Fatal("bad spec loaded")
 	}
@@ -114,7 +114,7 @@ func TestSpecBad(t *testing.T) {
 	}
 
 	// JSON specs report lines too.
-	_, err = LoadImport("testdata/bad_rules.json")
+	_, err = loadImport("testdata/bad_rules.json")
 	for _, want := range []string{`bad_rules.json:5: rules[1] (field "b"): unknown converter "cents"`,
 		`bad_rules.json:9: rules[2].children.rules[1] (field "x"): expression does not compile`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -128,7 +128,7 @@ func TestSpecBad(t *testing.T) {
 		"testdata/wrong_direction.yaml": "is for export, not import",
 		"testdata/missing.yaml":         "no such file",
 	} {
-		if _, err := LoadImport(file); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := loadImport(file); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", file, err, want)
 		}
 	}

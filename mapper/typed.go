@@ -1,7 +1,6 @@
 package mapper
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,47 +11,25 @@ import (
 	"time"
 )
 
-// MapTo maps an external record straight into a Go struct (or any type [Decode]
-// accepts):
-//
-//	p, err := mapper.MapTo[Product](ctx, productImport, recordJSON, mapper.Options{})
-func MapTo[T any](ctx context.Context, m *ImportMapper, record []byte, opts Options) (T, error) {
-	v, err := m.Map(ctx, record, opts)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return Decode[T](v)
-}
-
-// MapFrom maps a Go struct (see [Encode]) to an external payload.
-func MapFrom[T any](ctx context.Context, m *ExportMapper, v T, opts Options) ([]byte, error) {
-	vals, err := Encode(v)
-	if err != nil {
-		return nil, err
-	}
-	return m.Map(ctx, vals, opts)
-}
-
-// Decode copies values into a new T. Struct fields are matched by the `mapper` tag, else
-// the `json` tag, else the field name; numbers convert between Go numeric types when no
-// precision is lost, strings parse into time.Time (RFC 3339), nested maps fill nested
-// structs and []Values fill slices of structs. A value that does not fit is an error
-// naming the field.
-func Decode[T any](v Values) (T, error) {
+// decodeValues copies values into a new T. Struct fields are matched by the `mapper`
+// tag, else the `json` tag, else the field name; numbers convert between Go numeric
+// types when no precision is lost, strings parse into time.Time (RFC 3339), nested maps
+// fill nested structs and []Values fill slices of structs. A value that does not fit is
+// an error naming the field.
+func decodeValues[T any](v Values) (T, error) {
 	var out T
 	err := assign(reflect.ValueOf(&out).Elem(), v, "")
 	return out, err
 }
 
-// Encode turns a struct (or pointer to one, or a map with string keys) into Values,
-// using the same field names as [Decode]. Nested structs become Values, slices of
-// structs []Values; time.Time stays a time.Time.
-func Encode(v any) (Values, error) {
+// encodeValues turns a struct (or pointer to one, or a map with string keys) into
+// Values, using the same field names as decodeValues. Nested structs become Values,
+// slices of structs []Values; time.Time stays a time.Time.
+func encodeValues(v any) (Values, error) {
 	rv := reflect.ValueOf(v)
 	for rv.Kind() == reflect.Pointer {
 		if rv.IsNil() {
-			return nil, fmt.Errorf("%w: Encode of a nil pointer", ErrConvert)
+			return nil, fmt.Errorf("%w: encoding a nil pointer", ErrConvert)
 		}
 		rv = rv.Elem()
 	}
@@ -62,7 +39,7 @@ func Encode(v any) (Values, error) {
 	}
 	m, ok := out.(Values)
 	if !ok {
-		return nil, fmt.Errorf("%w: Encode needs a struct or map, got %s", ErrConvert, rv.Type())
+		return nil, fmt.Errorf("%w: need a struct or map, got %s", ErrConvert, rv.Type())
 	}
 	return m, nil
 }
@@ -184,7 +161,7 @@ func assign(dst reflect.Value, v any, path string) error {
 		dst.SetBool(b.(bool))
 	case reflect.Struct:
 		if dst.Type() == timeType {
-			t, err := parseTime(v, time.UTC, DefaultTimeLayouts)
+			t, err := parseTime(v, time.UTC, defaultTimeLayouts)
 			if err != nil {
 				return bad("")
 			}

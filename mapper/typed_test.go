@@ -31,7 +31,7 @@ type typedAll struct {
 }
 
 func TestDecode(t *testing.T) {
-	got, err := Decode[typedAll](Values{
+	got, err := decodeValues[typedAll](Values{
 		"s": int64(12), "i": 3.0, "u": "7", "f32": 1.5, "b": "yes", "t": "2024-01-02", "p": int64(5),
 		"any": []any{1}, "tags": []any{"a", "b"}, "m": map[string]any{"x": 1.0},
 		"addr": Values{"city": "Lyon", "Zip": "69000"}, "opt": nil, "raw": map[string]any{"k": "v"},
@@ -59,18 +59,18 @@ func TestDecode(t *testing.T) {
 		{"m": []any{}},                 // not a map
 	}
 	for _, v := range bad {
-		if _, err := Decode[typedAll](v); !errors.Is(err, ErrConvert) {
+		if _, err := decodeValues[typedAll](v); !errors.Is(err, ErrConvert) {
 			t.Errorf("Decode(%v) err = %v, want ErrConvert", v, err)
 		}
 	}
-	if m, err := Decode[map[string]any](Values{"a": 1}); err != nil || m["a"] != 1 {
+	if m, err := decodeValues[map[string]any](Values{"a": 1}); err != nil || m["a"] != 1 {
 		t.Fatalf("decode into map: %v %v", m, err)
 	}
 }
 
 func TestEncode(t *testing.T) {
 	ts := time.Date(2024, 1, 2, 0, 0, 0, 0, time.UTC)
-	v, err := Encode(struct {
+	v, err := encodeValues(struct {
 		Name  string `json:"name,omitempty"`
 		When  time.Time
 		Lines []address
@@ -86,21 +86,21 @@ func TestEncode(t *testing.T) {
 	if d := cmp.Diff(want, v); d != "" {
 		t.Fatalf("(-want +got):\n%s", d)
 	}
-	if _, err := Encode(42); !errors.Is(err, ErrConvert) {
-		t.Fatalf("Encode(42): %v", err)
+	if _, err := encodeValues(42); !errors.Is(err, ErrConvert) {
+		t.Fatalf("encodeValues(42): %v", err)
 	}
 	var nilPtr *address
-	if _, err := Encode(nilPtr); !errors.Is(err, ErrConvert) {
-		t.Fatalf("Encode(nil): %v", err)
+	if _, err := encodeValues(nilPtr); !errors.Is(err, ErrConvert) {
+		t.Fatalf("encodeValues(nil): %v", err)
 	}
-	if _, err := Encode(map[int]int{1: 1}); !errors.Is(err, ErrConvert) {
-		t.Fatalf("Encode(map[int]int): %v", err)
+	if _, err := encodeValues(map[int]int{1: 1}); !errors.Is(err, ErrConvert) {
+		t.Fatalf("encodeValues(map[int]int): %v", err)
 	}
 	m := must(NewImport("p", []Rule{Direct("x", "i", Float())}))
-	if _, err := MapTo[typedAll](context.Background(), m, []byte(`{"x":"1.5"}`), Options{}); !errors.Is(err, ErrConvert) {
+	if _, err := mapTo[typedAll](context.Background(), m, []byte(`{"x":"1.5"}`), Options{}); !errors.Is(err, ErrConvert) {
 		t.Fatalf("MapTo fraction into int8: %v", err)
 	}
-	if _, err := MapTo[typedAll](context.Background(), m, []byte(`{"x":"abc"}`), Options{}); !errors.Is(err, ErrConvert) {
+	if _, err := mapTo[typedAll](context.Background(), m, []byte(`{"x":"abc"}`), Options{}); !errors.Is(err, ErrConvert) {
 		t.Fatalf("MapTo conversion: %v", err)
 	}
 }
