@@ -14,16 +14,15 @@
 //	exp, err := mapper.NewExport("product.export", rules, mapper.WithResolver(binder))
 //	payload, err := exp.Map(ctx, localValues, mapper.Options{Changed: []string{"name"}})
 //
-// [MapTo] and [MapFrom] do the same with Go structs ([Decode] / [Encode] convert
-// between [Values] and structs by `mapper` or `json` tags, no reflection code needed
-// from the caller). [LoadImport] and [LoadExport] build mappers from JSON or YAML files
-// (see [Spec]).
+// [ParseSpec] reads a mapper from JSON or YAML ([Spec]); [Spec.Import] and [Spec.Export]
+// build it.
 //
 // # Importer and exporter
 //
 // [ImportFunc] and [ExportFunc] turn mappers into the importer's and exporter's
-// MapFunc, with Options.Create, the record ID, the request data and (for export) the
-// changed fields filled in:
+// per-record funcs for a Go type T (struct fields matched by `mapper` or `json` tags),
+// with Options.Create, the record ID, the request data ([RequestFrom]) and, for export,
+// the changed fields ([ChangedFrom]) filled in:
 //
 //	imp, _ := importer.New(bindings, products, "shop", "product", mapper.ImportFunc[Product](productImport))
 //	exp, _ := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
@@ -37,7 +36,9 @@
 //     [Convert] for a Go func), with [Default] and [Required].
 //   - [Func]: a Go func computing several values (OCA's @mapping).
 //   - [Relation]: an ID of a related record through the [IDResolver] (the binder);
-//     on import a missing one fails, is skipped or is imported first ([OnMissing]).
+//     on import a missing one is imported first ([WithImportMissing]), skipped
+//     ([SkipMissing]) or fails. [ImportMapper.Relations] and [ExportMapper.Relations]
+//     list the related models: a mapper's dependencies, declared once.
 //   - [Expr] (evaluate mode) and [Exec] (execute mode): expressions.
 //   - [Children]: one-to-many lines with their own mapper.
 //
@@ -47,9 +48,9 @@
 //
 // Paths: on import, "from" is a gjson path ("variants.0.price",
 // "items.#(sku==\"A\").qty") and "to" a flat local field; on export, "from" is a dotted
-// local path that may cross related records ("partner_id.name", read through [Related]
-// with the models given by [Through], or through nested maps in the values) and "to"
-// is an sjson path ("order.lines.0.sku").
+// local path that may cross related records ("partner_id.name", read through
+// [WithRelated] with the models given by [Through], or through nested maps in the
+// values) and "to" is an sjson path ("order.lines.0.sku").
 //
 // # Expressions
 //
@@ -81,7 +82,7 @@
 //
 // Map returns [*MappingError] naming mapper, rule, field and record, wrapping the cause
 // ([ErrRequired], [ErrConvert], [ErrMissingDependency], [ErrExpression], the resolver's
-// error…). With [Options].AllErrors or [CollectErrors], every failing rule of the record
-// is reported (errors.Join). Building a mapper reports every invalid rule as a
+// error…). With [CollectErrors], every failing rule of the record is reported
+// (errors.Join). Building a mapper reports every invalid rule as a
 // [*SpecError] with its position (and YAML line).
 package mapper

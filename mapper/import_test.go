@@ -202,7 +202,11 @@ func TestImportRelation(t *testing.T) {
 	}{
 		{"bound", Relation("customer.id", "partner_id", "res.partner"),
 			func(f *fakeResolver) { f.bind("res.partner", "501", "p-1") }, Values{"partner_id": "p-1"}, nil, nil},
-		{"missing fails", func() Rule { r := Relation("customer.id", "partner_id", "res.partner"); r.onMissing = missingFail; return r }(),
+		{"missing fails", func() Rule {
+			r := Relation("customer.id", "partner_id", "res.partner")
+			r.onMissing = missingFail
+			return r
+		}(),
 			nil, nil, ErrMissingDependency, nil},
 		{"missing skip", Relation("customer.id", "partner_id", "res.partner", SkipMissing()),
 			nil, Values{}, nil, nil},

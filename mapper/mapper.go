@@ -188,7 +188,6 @@ type base struct {
 	export  bool
 }
 
-
 // Name returns the mapper's name.
 func (b *base) Name() string { return b.name }
 

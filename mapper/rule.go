@@ -152,10 +152,9 @@ func Name(name string) RuleOption { return ruleOptionFunc(func(r *Rule) { r.name
 // bound (on import and on export), instead of importing it first or failing.
 func SkipMissing() RuleOption { return ruleOptionFunc(func(r *Rule) { r.onMissing = missingSkip }) }
 
-
 // Through gives the models of the related records crossed by a dotted local path on
 // export: for "partner_id.country_id.code", Through("res.partner", "res.country"). A hop
-// whose value is already a nested map needs no model. See [Related].
+// whose value is already a nested map needs no model. See [WithRelated].
 func Through(models ...string) RuleOption {
 	return ruleOptionFunc(func(r *Rule) { r.through = models })
 }

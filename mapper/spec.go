@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-		"path/filepath"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
