@@ -42,6 +42,8 @@ type Client struct {
 	// reqHeaders is the last request header and its redacted form: most calls send the
 	// very same headers. The redacted map is shared by the entries that use it.
 	reqHeaders atomic.Pointer[headerMemo]
+
+	stats clientStats
 }
 
 // addSecrets registers secrets with the redactor (which invalidates cached redactions:
@@ -121,6 +123,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	c.rec = cfg.recorder
 	c.log = cfg.logger
 	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now, cfg.maxRetryAfter)
+	c.lim.waited = &c.stats.limiterWait
 
 	base := cfg.baseTransport
 	if base == nil {
@@ -251,6 +254,7 @@ func (c *Client) do(ctx context.Context, st *call, req *Request) (*Response, err
 	}
 	st.Context, st.c, st.req, st.start = ctx, c, req, c.cfg.now()
 	defer st.release()
+	c.stats.requests.Add(1)
 	rreq, err := c.build(st)
 	if err != nil {
 		return nil, c.finish(ctx, st, nil, err)

@@ -26,6 +26,15 @@ type Limiter struct {
 	pause   atomic.Int64  // Unix nanoseconds before which nothing is sent; 0: none
 	now     func() time.Time
 	maxWait time.Duration // longer pauses fail fast instead of sleeping
+	waited  *atomic.Int64 // the client's LimiterWait counter; nil outside a client
+}
+
+// sleep waits d through sleep and counts it.
+func (l *Limiter) sleep(ctx context.Context, sleep func(context.Context, time.Duration) error, d time.Duration) error {
+	if l.waited != nil {
+		l.waited.Add(int64(d))
+	}
+	return sleep(ctx, d)
 }
 
 // pausedError reports a pause longer than the client accepts to wait.
@@ -99,7 +108,7 @@ func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Dur
 			if d > l.maxWait {
 				return &pausedError{wait: d, max: l.maxWait}
 			}
-			if err := sleep(ctx, d); err != nil {
+			if err := l.sleep(ctx, sleep, d); err != nil {
 				return err
 			}
 		}
@@ -113,7 +122,7 @@ func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Dur
 		return nil // burst 0 cannot happen: newLimiter enforces 1
 	}
 	if d := r.DelayFrom(now); d > 0 {
-		if err := sleep(ctx, d); err != nil {
+		if err := l.sleep(ctx, sleep, d); err != nil {
 			r.CancelAt(l.now())
 			return err
 		}

@@ -67,7 +67,7 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 			return false, nil
 		}
 		if ok {
-			st.nextWait, st.reason = 0, "401: credentials refreshed"
+			st.nextWait, st.reason, st.retryAfterWait = 0, "401: credentials refreshed", false
 			return true, nil
 		}
 		return false, nil
@@ -113,7 +113,7 @@ func (c *Client) scheduleRetry(st *call, wait time.Duration, fixed bool, reason 
 	if !fixed {
 		wait = c.backoff(st.retries)
 	}
-	st.nextWait, st.reason = wait, reason
+	st.nextWait, st.reason, st.retryAfterWait = wait, reason, fixed
 	return true
 }
 
@@ -150,7 +150,13 @@ func (c *Client) prepareRetry(req *http.Request) error {
 			slog.Duration("wait", st.nextWait),
 			slog.String("reason", st.reason))
 	}
+	c.stats.retries.Add(1)
 	if st.nextWait > 0 {
+		if st.retryAfterWait {
+			c.stats.retryAfter.Add(int64(st.nextWait))
+		} else {
+			c.stats.backoffW.Add(int64(st.nextWait))
+		}
 		if err := c.cfg.sleep(ctx, st.nextWait); err != nil {
 			return err
 		}

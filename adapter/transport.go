@@ -43,10 +43,12 @@ type call struct {
 	sent      bool // the last attempt obtained a connection: it may have reached the server
 	tooLarge  bool
 	nextWait  time.Duration
-	reason    string
-	stopErr   error // why a retryable answer was not retried (Retry-After too long)
-	authErr   error // credentials could not be obtained or refreshed
-	duration  time.Duration
+	// retryAfterWait: nextWait is the server's Retry-After, not backoff
+	retryAfterWait bool
+	reason         string
+	stopErr        error // why a retryable answer was not retried (Retry-After too long)
+	authErr        error // credentials could not be obtained or refreshed
+	duration       time.Duration
 
 	// The last attempt, for the response, errors and the audit entry.
 	lastURL       *url.URL
@@ -112,12 +114,14 @@ type attempt struct {
 	cancel    context.CancelCauseFunc
 	trace     httptrace.ClientTrace
 	connected atomic.Bool
+	conns     atomic.Int32 // connections obtained: more than one is a silent re-send
 	mu        sync.Mutex
 	timer     *time.Timer
 	done      bool
 }
 
 func (a *attempt) gotConn(httptrace.GotConnInfo) {
+	a.conns.Add(1)
 	a.connected.Store(true)
 	a.mu.Lock()
 	if !a.done && a.timer == nil {
@@ -165,8 +169,15 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	a.trace.GotConn = a.gotConn
 	actx = httptrace.WithClientTrace(actx, &a.trace)
 
+	c.stats.attempts.Add(1)
 	resp, err := t.base.RoundTrip(req.WithContext(actx))
+	if n := a.conns.Load(); n > 1 {
+		// net/http sent the request again on a new connection after a reused one
+		// closed (idempotent requests only): count it, the server may have seen both.
+		c.stats.resends.Add(uint64(n - 1))
+	}
 	if err != nil {
+		c.stats.countResponse(0)
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close() // a RoundTripper that breaks the contract must not leak a connection
 		}
@@ -175,6 +186,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, t.attemptError(ctx, actx, a, err)
 	}
 	st.lastStatus, st.lastHeader = resp.StatusCode, resp.Header
+	c.stats.countResponse(resp.StatusCode)
 	c.lim.observe(resp)
 	for _, h := range c.cfg.hooks {
 		h(resp, c.lim)
