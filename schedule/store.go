@@ -1,0 +1,136 @@
+package schedule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Errors returned (wrapped) by stores and the Scheduler.
+var (
+	// ErrNotFound: no entry of that name is registered in the store.
+	ErrNotFound = errors.New("schedule: entry not found")
+	// ErrInvalid: a bad name, spec, tick or lease was passed; nothing was stored.
+	ErrInvalid = errors.New("schedule: invalid argument")
+	// ErrLeaseLost: the run no longer holds its entry (its lease expired and another run
+	// claimed a later tick), so its renewal or result was not recorded.
+	ErrLeaseLost = errors.New("schedule: run no longer holds its entry")
+)
+
+// Store keeps schedule entries where every node sharing it sees them: their spec, whether
+// they are enabled, the last tick taken and the run in progress. Its Claim is what makes a
+// tick run once across processes. Implementations: MemoryStore, and sqlstore's
+// DB.Schedules (SQLite and Postgres). All must pass scheduletest.Run.
+type Store interface {
+	// Register creates the entry, disabled, or updates the spec of an existing one and
+	// keeps its enabled state and history. A bad name or spec fails with ErrInvalid.
+	Register(ctx context.Context, name, spec string) error
+	// SetEnabled enables or disables the entry. Enabling a disabled entry anchors it at
+	// at: its first run is the first tick after at (ticks passed while it was disabled
+	// are not owed). Enabling an enabled entry changes nothing.
+	SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error
+	// Get returns the entry's status, or ErrNotFound.
+	Get(ctx context.Context, name string) (Status, error)
+	// List returns every entry's status, ordered by name.
+	List(ctx context.Context) ([]Status, error)
+	// Claim atomically takes tick (a time the entry's spec yields) for the caller. With
+	// any number of concurrent callers for one tick, at most one gets ClaimWon; it must
+	// run the entry and then call Finish, renewing the lease with Renew while it runs.
+	// When the previous run still holds an unexpired lease the tick is consumed without
+	// running and counted in Status.Skipped (ClaimSkipped). A tick at or before the last
+	// one taken, or a disabled entry, gives ClaimLost. A missing entry is ErrNotFound.
+	Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (ClaimResult, error)
+	// Renew extends the lease of the run of tick to lease from now; ErrLeaseLost when
+	// another run has claimed the entry since.
+	Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error
+	// Finish records the end of the run of tick (how long it took and its error text, ""
+	// for success) and releases the entry; ErrLeaseLost when another run has claimed the
+	// entry since (nothing is recorded then).
+	Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error
+}
+
+// ClaimResult says what Store.Claim did with a tick.
+type ClaimResult int
+
+// The outcomes of a claim.
+const (
+	// ClaimLost: another caller already took this tick (or a later one), or the entry is
+	// disabled. Nothing to do.
+	ClaimLost ClaimResult = iota
+	// ClaimWon: the caller runs the tick.
+	ClaimWon
+	// ClaimSkipped: the previous run is still running, so this tick is skipped (and
+	// counted in Status.Skipped) instead of overlapping it.
+	ClaimSkipped
+)
+
+// String returns "lost", "won" or "skipped".
+func (r ClaimResult) String() string {
+	switch r {
+	case ClaimLost:
+		return "lost"
+	case ClaimWon:
+		return "won"
+	case ClaimSkipped:
+		return "skipped"
+	}
+	return fmt.Sprintf("ClaimResult(%d)", int(r))
+}
+
+// Status is what a store knows about one entry: what a console shows and toggles.
+type Status struct {
+	Name    string
+	Spec    string
+	Enabled bool
+	// LastRunAt is the tick the latest run was started for (its scheduled time); zero
+	// before the first run.
+	LastRunAt time.Time
+	// NextRunAt is the first tick not taken yet; zero while disabled. It is in the past
+	// when a run is overdue (no scheduler was up at that time): the next scheduler to
+	// look runs it once, for the latest tick passed, not once per missed tick.
+	NextRunAt time.Time
+	// LastError is the error of the latest finished run, "" if it succeeded.
+	LastError string
+	// LastDuration is how long the latest finished run took.
+	LastDuration time.Duration
+	// Running reports a run holding an unexpired lease.
+	Running bool
+	// Skipped counts ticks skipped because the previous run was still running.
+	Skipped int64
+}
+
+// maxNameLen bounds entry names (they are keys in SQL tables and log fields).
+const maxNameLen = 200
+
+// CheckName validates an entry name: 1 to 200 bytes of valid UTF-8 without control
+// characters. Stores call it before writing; the error wraps ErrInvalid.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty entry name", ErrInvalid)
+	case len(name) > maxNameLen:
+		return fmt.Errorf("%w: entry name of %d bytes is longer than %d", ErrInvalid, len(name), maxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: entry name %q is not valid UTF-8", ErrInvalid, name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%w: entry name %q contains a control character", ErrInvalid, name)
+	}
+	return nil
+}
+
+// checkClaim validates the arguments of Claim and Renew.
+func checkClaim(name string, tick time.Time, lease time.Duration) error {
+	if err := CheckName(name); err != nil {
+		return err
+	}
+	if tick.IsZero() {
+		return fmt.Errorf("%w: zero tick for entry %q", ErrInvalid, name)
+	}
+	if lease <= 0 {
+		return fmt.Errorf("%w: lease %s for entry %q is not positive", ErrInvalid, lease, name)
+	}
+	return nil
+}
