@@ -31,7 +31,7 @@ type Client struct {
 	// down: that would drop every goroutine's pooled connections whenever one call fails.
 	transport http.RoundTripper
 	tokenC    *http.Client // one attempt per call, for OAuth2 token requests
-	lim       *Limiter
+	lim       *limiter
 	red       *synclog.Redactor
 	rec       synclog.Recorder // nil: no auditing
 	log       *slog.Logger     // nil: no logging
@@ -195,9 +195,6 @@ func (c *Client) CloseIdleConnections() {
 		ci.CloseIdleConnections()
 	}
 }
-
-// Limiter returns the client's shared rate limiter.
-func (c *Client) Limiter() *Limiter { return c.lim }
 
 // Get sends a GET request for path.
 func (c *Client) Get(ctx context.Context, path string, opts ...RequestOption) (*Response, error) {

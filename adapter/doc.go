@@ -11,14 +11,14 @@
 //     default 5 s) and a read timeout (waiting for and reading the response once
 //     connected, default 15 s, per attempt), each overridable per request. The caller's
 //     context always wins: when it ends, the error is ctx.Err(), never ErrTimeout.
-//   - Retries with exponential backoff and jitter that honour Retry-After (seconds or an
-//     HTTP date) up to a maximum; connection errors, 408, 429 and 5xx except 501 are
+//   - Retries with exponential backoff and jitter that honour Retry-After (seconds,
+//     decimal seconds or an HTTP date) up to a maximum; connection errors, 408, 429 and 5xx except 501 are
 //     retried. POST and PATCH are retried only with an idempotency key
 //     ([Request.IdempotencyKey], [NewIdempotencyKey], [WithAutoIdempotencyKey]) or when
 //     they provably never left (the connection could not be made).
-//   - A client-side rate limit ([Limiter], golang.org/x/time/rate) shared by all
+//   - A client-side rate limit (golang.org/x/time/rate, [WithRateLimit]) shared by all
 //     goroutines, that slows down and pauses everyone on 429 and can follow the API's own
-//     headers ([RateLimitHeaders], [ShopifyCallLimit]). A pause longer than the accepted
+//     quota headers ([WithLimitHeaders]: X-RateLimit-*, IETF RateLimit, Shopify). A pause longer than the accepted
 //     maximum fails calls at once with [ErrRateLimited] instead of sleeping through it.
 //   - Authentication strategies ([Auth]): [BasicAuth], [BearerAuth], [APIKeyHeader],
 //     [APIKeyQuery], [OAuth2ClientCredentials], [OAuth2RefreshToken], [HMACAuth] and

@@ -59,7 +59,7 @@ type config struct {
 	sleep          func(context.Context, time.Duration) error
 	rateLimit      rate.Limit
 	burst          int
-	hooks          []RateLimitHook
+	limitHeaders   LimitHeaders
 	header         http.Header
 	tlsConfig      *tls.Config
 	secrets        []string
@@ -192,13 +192,16 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	}
 }
 
-// WithRateLimitHook adds a hook that sees every response's headers and may adjust the
-// client's Limiter (see RateLimitHeaders and ShopifyCallLimit).
-func WithRateLimitHook(h RateLimitHook) Option {
+// WithLimitHeaders makes the client follow the API's own rate-limit headers in the given
+// style (default LimitHeadersNone): when a response says the quota is used up, every
+// goroutine pauses until it resets. ParseLimitHeaders reads a style from a config file.
+func WithLimitHeaders(style LimitHeaders) Option {
 	return func(c *config) {
-		if h != nil {
-			c.hooks = append(c.hooks, h)
+		if style < LimitHeadersNone || style > LimitHeadersShopify {
+			c.fail("WithLimitHeaders(%v): unknown style", style)
+			return
 		}
+		c.limitHeaders = style
 	}
 }
 

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -12,13 +13,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Limiter is a Client's client-side rate limit, shared by every goroutine using the
+// limiter is a Client's client-side rate limit, shared by every goroutine using the
 // client. It combines a token bucket (golang.org/x/time/rate) with a pause: a time before
 // which no request is sent at all. The client halves the rate and pauses on 429; hooks
 // (RateLimitHook) adjust it from the API's own rate-limit headers. While a pause longer
 // than WithMaxRetryAfter lasts, requests fail at once with ErrRateLimited instead of
 // sleeping through it.
-type Limiter struct {
+type limiter struct {
 	lim     *rate.Limiter
 	base    atomic.Uint64 // the normal rate, as math.Float64bits
 	limited atomic.Bool   // the current rate is finite
@@ -30,7 +31,7 @@ type Limiter struct {
 }
 
 // sleep waits d through sleep and counts it.
-func (l *Limiter) sleep(ctx context.Context, sleep func(context.Context, time.Duration) error, d time.Duration) error {
+func (l *limiter) sleep(ctx context.Context, sleep func(context.Context, time.Duration) error, d time.Duration) error {
 	if l.waited != nil {
 		l.waited.Add(int64(d))
 	}
@@ -51,25 +52,25 @@ func (e *pausedError) Is(target error) bool { return target == ErrRateLimited }
 // minSlowRate is the floor the rate is halved to after repeated 429s.
 const minSlowRate = rate.Limit(0.05)
 
-func newLimiter(r rate.Limit, burst int, now func() time.Time, maxWait time.Duration) *Limiter {
+func newLimiter(r rate.Limit, burst int, now func() time.Time, maxWait time.Duration) *limiter {
 	if burst < 1 {
 		burst = 1
 	}
-	l := &Limiter{lim: rate.NewLimiter(r, burst), now: now, maxWait: maxWait}
+	l := &limiter{lim: rate.NewLimiter(r, burst), now: now, maxWait: maxWait}
 	l.base.Store(math.Float64bits(float64(r)))
 	l.limited.Store(r != rate.Inf)
 	return l
 }
 
 // Now returns the client's clock, for hooks that compute pauses.
-func (l *Limiter) Now() time.Time { return l.now() }
+func (l *limiter) Now() time.Time { return l.now() }
 
 // Rate returns the current rate (rate.Inf when unlimited).
-func (l *Limiter) Rate() rate.Limit { return l.lim.Limit() }
+func (l *limiter) Rate() rate.Limit { return l.lim.Limit() }
 
 // SetRate changes the current rate and burst. It becomes the new normal: slowing down
 // after a 429 recovers towards it.
-func (l *Limiter) SetRate(r rate.Limit, burst int) {
+func (l *limiter) SetRate(r rate.Limit, burst int) {
 	now := l.now()
 	if burst >= 1 {
 		l.lim.SetBurstAt(now, burst)
@@ -82,7 +83,7 @@ func (l *Limiter) SetRate(r rate.Limit, burst int) {
 
 // PauseUntil holds back every request until t. An earlier pause never shortens a later
 // one.
-func (l *Limiter) PauseUntil(t time.Time) {
+func (l *limiter) PauseUntil(t time.Time) {
 	n := t.UnixNano()
 	for {
 		cur := l.pause.Load()
@@ -93,7 +94,7 @@ func (l *Limiter) PauseUntil(t time.Time) {
 }
 
 // PausedUntil returns the end of the current pause (zero time when none).
-func (l *Limiter) PausedUntil() time.Time {
+func (l *limiter) PausedUntil() time.Time {
 	if n := l.pause.Load(); n != 0 {
 		return time.Unix(0, n)
 	}
@@ -102,7 +103,7 @@ func (l *Limiter) PausedUntil() time.Time {
 
 // wait blocks (through sleep) until a request may go out, or ctx is done. A pause
 // longer than maxWait fails at once with an error matching ErrRateLimited.
-func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Duration) error) error {
+func (l *limiter) wait(ctx context.Context, sleep func(context.Context, time.Duration) error) error {
 	if p := l.pause.Load(); p != 0 {
 		if d := time.Unix(0, p).Sub(l.now()); d > 0 {
 			if d > l.maxWait {
@@ -133,7 +134,7 @@ func (l *Limiter) wait(ctx context.Context, sleep func(context.Context, time.Dur
 // observe adapts to a response: on 429 it halves a finite rate and pauses everyone for
 // the Retry-After (or a second when there is none); later successes restore the rate
 // step by step.
-func (l *Limiter) observe(resp *http.Response) {
+func (l *limiter) observe(resp *http.Response) {
 	if resp.StatusCode == http.StatusTooManyRequests {
 		now := l.now()
 		wait, ok := retryAfter(resp.Header, now)
@@ -160,71 +161,198 @@ func (l *Limiter) observe(resp *http.Response) {
 	}
 }
 
-// RateLimitHook inspects every response (status and headers; the body is not read yet)
-// and may adjust the client's Limiter. Hooks run on the request path: keep them cheap.
-type RateLimitHook func(resp *http.Response, l *Limiter)
+// LimitHeaders names a style of rate-limit response headers the client follows (see
+// WithLimitHeaders). When a response says the quota is used up, every goroutine using the
+// client pauses until the quota resets — or, when that is further away than
+// WithMaxRetryAfter, fails at once with ErrRateLimited — instead of running into 429s.
+type LimitHeaders int
 
-// RateLimitHeaders returns a hook for the common X-RateLimit-Remaining and
-// X-RateLimit-Reset headers: when no requests remain, every goroutine pauses until the
-// reset. Reset is read as seconds from now, or as a Unix time when it is that large;
-// GitHub- and Twitter-style APIs use the latter.
-func RateLimitHeaders() RateLimitHook {
-	return func(resp *http.Response, l *Limiter) {
-		rem := resp.Header.Get("X-RateLimit-Remaining")
-		if rem == "" {
-			return
+const (
+	// LimitHeadersNone reads no quota headers (the default). The client still slows
+	// down and pauses on 429 responses.
+	LimitHeadersNone LimitHeaders = iota
+	// LimitHeadersXRateLimit reads X-RateLimit-Remaining and X-RateLimit-Reset
+	// (X-RateLimit-Limit is informative): at 0 remaining, pause until the reset. The
+	// reset is seconds from now (decimals allowed), or a Unix time when it is that
+	// large, as GitHub and Twitter send it. Config name "x-ratelimit".
+	LimitHeadersXRateLimit
+	// LimitHeadersIETF reads the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-
+	// headers): the structured-field form `RateLimit: "default";r=0;t=30` (one item per
+	// policy, r remaining, t seconds to reset; RateLimit-Policy is informative), the
+	// draft 05/06 dictionary `RateLimit: limit=100, remaining=0, reset=30`, and the older
+	// RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset trio. When any policy has
+	// nothing remaining, pause until the latest of their resets. Config name "ietf".
+	LimitHeadersIETF
+	// LimitHeadersShopify reads Shopify's leaky bucket, "X-Shopify-Shop-Api-Call-Limit:
+	// 32/40" (calls in the bucket / bucket size), which leaks size/20 calls a second
+	// (40 → 2/s, 80 → 4/s, 400 → 20/s). When fewer than a tenth of the bucket (at least
+	// 1 call) is free, pause until it has drained back to that reserve, so the client
+	// never reaches a 429. Config name "shopify".
+	LimitHeadersShopify
+)
+
+var limitHeaderNames = [...]string{"none", "x-ratelimit", "ietf", "shopify"}
+
+// String returns the style's config name: "none", "x-ratelimit", "ietf" or "shopify".
+func (s LimitHeaders) String() string {
+	if s >= 0 && int(s) < len(limitHeaderNames) {
+		return limitHeaderNames[s]
+	}
+	return "LimitHeaders(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseLimitHeaders reads a style's config name ("x-ratelimit", "ietf", "shopify"; "" or
+// "none" for none), ignoring case and surrounding space. An unknown name is an error
+// matching ErrInvalidRequest.
+func ParseLimitHeaders(name string) (LimitHeaders, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "" {
+		return LimitHeadersNone, nil
+	}
+	for i, v := range limitHeaderNames {
+		if v == n {
+			return LimitHeaders(i), nil
 		}
-		n, err := strconv.ParseFloat(strings.TrimSpace(rem), 64)
-		if err != nil || n > 0 {
-			return
-		}
-		reset, err := strconv.ParseFloat(strings.TrimSpace(resp.Header.Get("X-RateLimit-Reset")), 64)
-		if err != nil || reset < 0 || math.IsInf(reset, 0) || math.IsNaN(reset) {
-			return
-		}
-		now := l.Now()
-		var until time.Time
-		if reset > 1e9 { // a Unix timestamp
-			until = time.Unix(0, int64(reset*1e9))
-		} else {
-			until = now.Add(time.Duration(reset * float64(time.Second)))
-		}
-		if until.After(now) {
-			l.PauseUntil(until)
-		}
+	}
+	return LimitHeadersNone, fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify" or "none"`, ErrInvalidRequest, name)
+}
+
+// observe adjusts l from the quota headers of one response.
+func (s LimitHeaders) observe(h http.Header, l *limiter) {
+	switch s {
+	case LimitHeadersXRateLimit:
+		observeRemainingReset(h, "X-Ratelimit-Remaining", "X-Ratelimit-Reset", l)
+	case LimitHeadersIETF:
+		observeIETF(h, l)
+	case LimitHeadersShopify:
+		observeShopify(h, l)
 	}
 }
 
-// ShopifyCallLimit returns a hook for Shopify's leaky bucket, reported as
-// "X-Shopify-Shop-Api-Call-Limit: 32/40" (calls in the bucket / bucket size). The
-// bucket leaks leakPerSecond calls a second (Shopify's standard plans: 2; 0 means 2).
-// When fewer than a tenth of the bucket (at least 1 call) is free, every goroutine pauses
-// long enough for the bucket to drain back to that reserve, so the client never reaches
-// a 429.
-func ShopifyCallLimit(leakPerSecond float64) RateLimitHook {
-	if leakPerSecond <= 0 {
-		leakPerSecond = 2
+// observeRemainingReset pauses until the reset when no requests remain.
+func observeRemainingReset(h http.Header, remainingKey, resetKey string, l *limiter) {
+	rem := h[remainingKey]
+	if len(rem) == 0 {
+		return
 	}
-	return func(resp *http.Response, l *Limiter) {
-		v := resp.Header.Get("X-Shopify-Shop-Api-Call-Limit")
-		if v == "" {
-			return
-		}
-		usedS, sizeS, ok := strings.Cut(v, "/")
-		if !ok {
-			return
-		}
-		used, err1 := strconv.Atoi(strings.TrimSpace(usedS))
-		size, err2 := strconv.Atoi(strings.TrimSpace(sizeS))
-		if err1 != nil || err2 != nil || size <= 0 || used < 0 {
-			return
-		}
-		reserve := max(size/10, 1)
-		free := size - used
-		if free > reserve {
-			return
-		}
-		drain := float64(reserve-free+1) / leakPerSecond
-		l.PauseUntil(l.Now().Add(time.Duration(drain * float64(time.Second))))
+	if left, ok := parseDecimalSeconds(strings.TrimSpace(rem[0])); !ok || left > 0 {
+		return
 	}
+	reset := h[resetKey]
+	if len(reset) == 0 {
+		return
+	}
+	now := l.Now()
+	if until, ok := parseReset(strings.TrimSpace(reset[0]), now); ok && until.After(now) {
+		l.PauseUntil(until)
+	}
+}
+
+// parseReset reads a reset as decimal seconds from now, or as a Unix time (seconds) when
+// it is past 10^9.
+func parseReset(v string, now time.Time) (time.Time, bool) {
+	d, ok := parseDecimalSeconds(v)
+	if !ok {
+		return time.Time{}, false
+	}
+	if d >= maxRetryAfterValue {
+		f, err := strconv.ParseFloat(v, 64)
+		if err == nil && f > 1e9 && f < 1e11 {
+			return time.Unix(0, int64(f*1e9)), true
+		}
+	}
+	return now.Add(d), true
+}
+
+// observeIETF reads the RateLimit header (structured list or draft dictionary), or the
+// older RateLimit-Remaining / RateLimit-Reset trio.
+func observeIETF(h http.Header, l *limiter) {
+	vs := h["Ratelimit"]
+	if len(vs) == 0 {
+		observeRemainingReset(h, "Ratelimit-Remaining", "Ratelimit-Reset", l)
+		return
+	}
+	var wait time.Duration
+	exhausted := false
+	dict := map[string]string{}
+	for _, member := range splitUnquoted(strings.Join(vs, ","), ',') {
+		parts := splitUnquoted(member, ';')
+		first := strings.TrimSpace(parts[0])
+		if k, v, ok := strings.Cut(first, "="); ok && len(parts) == 1 && !strings.HasPrefix(first, `"`) {
+			dict[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			continue
+		}
+		var r, t string
+		for _, p := range parts[1:] {
+			k, v, _ := strings.Cut(p, "=")
+			switch strings.TrimSpace(k) {
+			case "r":
+				r = strings.TrimSpace(v)
+			case "t":
+				t = strings.TrimSpace(v)
+			}
+		}
+		if d, ok := quotaExhausted(r, t); ok {
+			exhausted, wait = true, max(wait, d)
+		}
+	}
+	if d, ok := quotaExhausted(dict["remaining"], dict["reset"]); ok {
+		exhausted, wait = true, max(wait, d)
+	}
+	if exhausted {
+		l.PauseUntil(l.Now().Add(wait))
+	}
+}
+
+// quotaExhausted reports whether remaining is 0, with the wait until reset (> 0).
+func quotaExhausted(remaining, reset string) (time.Duration, bool) {
+	left, ok := parseDecimalSeconds(remaining)
+	if !ok || left > 0 {
+		return 0, false
+	}
+	d, ok := parseDecimalSeconds(reset)
+	return d, ok && d > 0
+}
+
+// splitUnquoted splits s at sep outside double-quoted strings.
+func splitUnquoted(s string, sep byte) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == sep && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// observeShopify reads X-Shopify-Shop-Api-Call-Limit.
+func observeShopify(h http.Header, l *limiter) {
+	vs := h["X-Shopify-Shop-Api-Call-Limit"]
+	if len(vs) == 0 {
+		return
+	}
+	usedS, sizeS, ok := strings.Cut(vs[0], "/")
+	if !ok {
+		return
+	}
+	used, err1 := strconv.Atoi(strings.TrimSpace(usedS))
+	size, err2 := strconv.Atoi(strings.TrimSpace(sizeS))
+	if err1 != nil || err2 != nil || size <= 0 || used < 0 {
+		return
+	}
+	reserve := max(size/10, 1)
+	free := size - used
+	if free > reserve {
+		return
+	}
+	leak := max(float64(size)/20, 1) // calls a second
+	drain := float64(reserve-free+1) / leak
+	l.PauseUntil(l.Now().Add(time.Duration(drain * float64(time.Second))))
 }

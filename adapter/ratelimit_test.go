@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -51,14 +50,14 @@ func TestRateLimit429SlowsDownAndPauses(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	// The 429 halved the rate; the success after it starts the recovery.
-	assert.InDelta(t, 5*1.1, float64(c.Limiter().Rate()), 1e-9)
-	assert.WithinDuration(t, start.Add(time.Second), c.Limiter().PausedUntil(), 0, "429 without Retry-After pauses everyone for a second")
+	assert.InDelta(t, 5*1.1, float64(c.lim.Rate()), 1e-9)
+	assert.WithinDuration(t, start.Add(time.Second), c.lim.PausedUntil(), 0, "429 without Retry-After pauses everyone for a second")
 
 	for range 10 {
 		_, err := c.Get(context.Background(), "x")
 		require.NoError(t, err)
 	}
-	assert.Equal(t, rate.Limit(10), c.Limiter().Rate(), "successes restore the configured rate")
+	assert.Equal(t, rate.Limit(10), c.lim.Rate(), "successes restore the configured rate")
 }
 
 func TestRateLimit429PausesUnlimitedClient(t *testing.T) {
@@ -68,8 +67,8 @@ func TestRateLimit429PausesUnlimitedClient(t *testing.T) {
 	start := ft.Now()
 	_, err := c.Get(context.Background(), "x")
 	require.NoError(t, err)
-	assert.Equal(t, rate.Inf, c.Limiter().Rate())
-	assert.WithinDuration(t, start.Add(3*time.Second), c.Limiter().PausedUntil(), 0)
+	assert.Equal(t, rate.Inf, c.lim.Rate())
+	assert.WithinDuration(t, start.Add(3*time.Second), c.lim.PausedUntil(), 0)
 }
 
 func TestRateLimitRepeated429sHitTheFloor(t *testing.T) {
@@ -78,81 +77,6 @@ func TestRateLimitRepeated429sHitTheFloor(t *testing.T) {
 		l.observe(&http.Response{StatusCode: 429, Header: http.Header{}})
 	}
 	assert.Equal(t, minSlowRate, l.Rate())
-}
-
-func TestShopifyCallLimitHook(t *testing.T) {
-	var mu sync.Mutex
-	limit := "39/40"
-	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		w.Header().Set("X-Shopify-Shop-Api-Call-Limit", limit)
-		mu.Unlock()
-		w.Write([]byte("{}"))
-	}))
-	c, ft := newClient(t, srv.URL, WithRateLimitHook(ShopifyCallLimit(0)))
-	t0 := ft.Now()
-	_, err := c.Get(context.Background(), "products.json")
-	require.NoError(t, err)
-	// 1 call free, reserve 4: wait for 4 calls to leak at 2/s.
-	assert.WithinDuration(t, t0.Add(2*time.Second), c.Limiter().PausedUntil(), 0)
-
-	mu.Lock()
-	limit = "10/40"
-	mu.Unlock()
-	_, err = c.Get(context.Background(), "products.json")
-	require.NoError(t, err)
-	assert.Equal(t, []time.Duration{2 * time.Second}, ft.Waits(), "the next request waited out the pause")
-	_, err = c.Get(context.Background(), "products.json")
-	require.NoError(t, err)
-	assert.Len(t, ft.Waits(), 1, "plenty of room: no more pauses")
-}
-
-func TestShopifyCallLimitParsing(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v, want := range map[string]time.Duration{
-		"40/40":   2500 * time.Millisecond,
-		"36/40":   500 * time.Millisecond,
-		"35/40":   0,
-		"0/40":    0,
-		"80/80":   4500 * time.Millisecond,
-		"junk":    0,
-		"1/0":     0,
-		"x/40":    0,
-		" 39/40 ": 2 * time.Second,
-	} {
-		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
-		ShopifyCallLimit(2)(&http.Response{Header: http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}}, l)
-		if want == 0 {
-			assert.True(t, l.PausedUntil().IsZero(), v)
-		} else {
-			assert.WithinDuration(t, now.Add(want), l.PausedUntil(), 0, v)
-		}
-	}
-}
-
-func TestRateLimitHeadersHook(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		remaining, reset string
-		want             time.Time
-	}{
-		{"0", "30", now.Add(30 * time.Second)},
-		{"0", strconv.FormatInt(now.Add(time.Minute).Unix(), 10), now.Add(time.Minute)},
-		{"5", "30", time.Time{}},
-		{"0", "", time.Time{}},
-		{"0", "-1", time.Time{}},
-		{"", "30", time.Time{}},
-		{"0", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10), time.Time{}},
-	} {
-		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
-		h := http.Header{}
-		if tc.remaining != "" {
-			h.Set("X-RateLimit-Remaining", tc.remaining)
-		}
-		h.Set("X-RateLimit-Reset", tc.reset)
-		RateLimitHeaders()(&http.Response{Header: h}, l)
-		assert.WithinDuration(t, tc.want, l.PausedUntil(), 0, "%+v", tc)
-	}
 }
 
 func TestLimiterSetRateAndPauseNeverShortens(t *testing.T) {

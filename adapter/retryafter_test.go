@@ -35,7 +35,7 @@ func TestDecimalRetryAfterIsHonoured(t *testing.T) {
 		assert.Equal(t, 2, resp.Attempts, tc.value)
 		assert.Equal(t, []time.Duration{tc.want}, ft.Waits(), "status %d, Retry-After %q", tc.status, tc.value)
 		if tc.status == 429 {
-			assert.True(t, start.Add(tc.want).Equal(c.Limiter().PausedUntil()), "the limiter pauses for the same %q", tc.value)
+			assert.True(t, start.Add(tc.want).Equal(c.lim.PausedUntil()), "the limiter pauses for the same %q", tc.value)
 		}
 	}
 }

@@ -188,8 +188,8 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	st.lastStatus, st.lastHeader = resp.StatusCode, resp.Header
 	c.stats.countResponse(resp.StatusCode)
 	c.lim.observe(resp)
-	for _, h := range c.cfg.hooks {
-		h(resp, c.lim)
+	if c.cfg.limitHeaders != LimitHeadersNone {
+		c.cfg.limitHeaders.observe(resp.Header, c.lim)
 	}
 	body, err := readBody(resp, c.cfg.maxBody)
 	a.stop()

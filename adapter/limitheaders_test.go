@@ -1,0 +1,193 @@
+package adapter
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
+)
+
+func TestParseLimitHeaders(t *testing.T) {
+	for in, want := range map[string]LimitHeaders{
+		"x-ratelimit": LimitHeadersXRateLimit, "X-RateLimit": LimitHeadersXRateLimit,
+		"ietf": LimitHeadersIETF, " IETF ": LimitHeadersIETF, "shopify": LimitHeadersShopify,
+		"": LimitHeadersNone, "none": LimitHeadersNone,
+	} {
+		got, err := ParseLimitHeaders(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+		if in != "" {
+			back, err := ParseLimitHeaders(got.String())
+			require.NoError(t, err)
+			assert.Equal(t, got, back, "String round-trips")
+		}
+	}
+	_, err := ParseLimitHeaders("github")
+	require.ErrorIs(t, err, ErrInvalidRequest)
+	assert.Contains(t, err.Error(), `"x-ratelimit", "ietf", "shopify"`)
+	_, err = New("", WithLimitHeaders(LimitHeaders(42)))
+	require.Error(t, err)
+}
+
+// limitServer serves one style of headers, settable between calls.
+type limitServer struct {
+	mu     sync.Mutex
+	header http.Header
+}
+
+func (s *limitServer) set(h http.Header) { s.mu.Lock(); s.header = h; s.mu.Unlock() }
+func (s *limitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	for k, vs := range s.header {
+		w.Header()[k] = vs
+	}
+	s.mu.Unlock()
+	w.Write([]byte("{}"))
+}
+
+// Each style: a response that says the quota is used up pauses every goroutine until
+// the reset, the next call waits it out, and a response with room left does not pause.
+func TestLimitHeaderStyles(t *testing.T) {
+	for _, tc := range []struct {
+		style     LimitHeaders
+		exhausted func(now time.Time) http.Header
+		wait      time.Duration
+		roomy     http.Header
+	}{
+		{LimitHeadersXRateLimit, func(time.Time) http.Header {
+			return http.Header{"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"30"}}
+		}, 30 * time.Second, http.Header{"X-Ratelimit-Remaining": {"99"}, "X-Ratelimit-Reset": {"30"}}},
+		{LimitHeadersXRateLimit, func(now time.Time) http.Header { // GitHub: reset as a Unix time
+			return http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(now.Add(time.Minute).Unix(), 10)}}
+		}, time.Minute, nil},
+		{LimitHeadersIETF, func(time.Time) http.Header {
+			return http.Header{"Ratelimit-Policy": {`"default";q=100;w=60`}, "Ratelimit": {`"default";r=0;t=30`}}
+		}, 30 * time.Second, http.Header{"Ratelimit": {`"default";r=50;t=30`}}},
+		{LimitHeadersIETF, func(time.Time) http.Header { // several policies: the exhausted one counts
+			return http.Header{"Ratelimit": {`"burst";r=5;t=1, "daily";r=0;t=3600`}}
+		}, time.Hour, http.Header{"Ratelimit": {`"burst";r=5;t=1, "daily";r=1000;t=3600`}}},
+		{LimitHeadersIETF, func(time.Time) http.Header { // the older trio
+			return http.Header{"Ratelimit-Limit": {"100"}, "Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"12"}}
+		}, 12 * time.Second, http.Header{"Ratelimit-Remaining": {"3"}, "Ratelimit-Reset": {"12"}}},
+		{LimitHeadersIETF, func(time.Time) http.Header { // draft 05/06 dictionary form
+			return http.Header{"Ratelimit": {"limit=100, remaining=0, reset=7"}}
+		}, 7 * time.Second, nil},
+		{LimitHeadersShopify, func(time.Time) http.Header {
+			return http.Header{"X-Shopify-Shop-Api-Call-Limit": {"39/40"}}
+		}, 2 * time.Second, http.Header{"X-Shopify-Shop-Api-Call-Limit": {"10/40"}}}, // reserve 4 → drain 4 calls at 2/s
+	} {
+		t.Run(tc.style.String(), func(t *testing.T) {
+			ls := &limitServer{}
+			srv := serve(t, ls)
+			c, ft := newClient(t, srv.URL, WithLimitHeaders(tc.style), WithMaxRetryAfter(2*time.Hour))
+			t0 := ft.Now()
+			ls.set(tc.exhausted(t0))
+			_, err := c.Get(context.Background(), "x")
+			require.NoError(t, err)
+			assert.True(t, t0.Add(tc.wait).Equal(c.lim.PausedUntil()), "paused until %v, want +%v", c.lim.PausedUntil(), tc.wait)
+			ls.set(tc.roomy)
+			_, err = c.Get(context.Background(), "x")
+			require.NoError(t, err)
+			assert.Equal(t, []time.Duration{tc.wait}, ft.Waits(), "the next call waited out the pause")
+			_, err = c.Get(context.Background(), "x")
+			require.NoError(t, err)
+			assert.Len(t, ft.Waits(), 1, "room left: no more pauses")
+			assert.Equal(t, tc.wait, c.Stats().LimiterWait)
+		})
+	}
+}
+
+// Without WithLimitHeaders no style is read: the headers change nothing.
+func TestLimitHeadersOffByDefault(t *testing.T) {
+	ls := &limitServer{header: http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"30"},
+		"Ratelimit": {`"default";r=0;t=30`}, "X-Shopify-Shop-Api-Call-Limit": {"40/40"}}}
+	srv := serve(t, ls)
+	c, ft := newClient(t, srv.URL)
+	for range 3 {
+		_, err := c.Get(context.Background(), "x")
+		require.NoError(t, err)
+	}
+	assert.Empty(t, ft.Waits())
+	assert.True(t, c.lim.PausedUntil().IsZero())
+}
+
+func TestShopifyCallLimitParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"40/40":   2500 * time.Millisecond,
+		"36/40":   500 * time.Millisecond,
+		"35/40":   0,
+		"0/40":    0,
+		"80/80":   2250 * time.Millisecond, // an 80-call bucket leaks 4/s
+		"junk":    0,
+		"1/0":     0,
+		"x/40":    0,
+		" 39/40 ": 2 * time.Second,
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
+		LimitHeadersShopify.observe(http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}, l)
+		if want == 0 {
+			assert.True(t, l.PausedUntil().IsZero(), v)
+		} else {
+			assert.WithinDuration(t, now.Add(want), l.PausedUntil(), 0, v)
+		}
+	}
+}
+
+func TestXRateLimitParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		remaining, reset string
+		want             time.Time
+	}{
+		{"0", "30", now.Add(30 * time.Second)},
+		{"0", "1.5", now.Add(1500 * time.Millisecond)},
+		{"0", strconv.FormatInt(now.Add(time.Minute).Unix(), 10), now.Add(time.Minute)},
+		{"5", "30", time.Time{}},
+		{"0", "", time.Time{}},
+		{"0", "-1", time.Time{}},
+		{"", "30", time.Time{}},
+		{"0", strconv.FormatInt(now.Add(-time.Minute).Unix(), 10), time.Time{}},
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
+		h := http.Header{}
+		if tc.remaining != "" {
+			h.Set("X-RateLimit-Remaining", tc.remaining)
+		}
+		h.Set("X-RateLimit-Reset", tc.reset)
+		LimitHeadersXRateLimit.observe(h, l)
+		assert.WithinDuration(t, tc.want, l.PausedUntil(), 0, "%+v", tc)
+	}
+}
+
+func TestIETFParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		`"default";r=0;t=30`:                   30 * time.Second,
+		`default;r=0;t=30`:                     30 * time.Second,
+		`"default";r=1;t=30`:                   0,
+		`"default";r=0`:                        0, // no reset: nothing to wait for
+		`"a";r=0;t=5, "b";r=0;t=9`:             9 * time.Second,
+		`"a;,=x";r=0;t=4`:                      4 * time.Second, // quoted name with separators
+		`"default" ; r=0 ; t=2.5`:              2500 * time.Millisecond,
+		`garbage`:                              0,
+		`"default";r=x;t=30`:                   0,
+		`"default";r=0;t=-3`:                   0,
+		`limit=10, remaining=0, reset=3`:       3 * time.Second,
+		`"default";r=0;t=99999999999999999999`: maxRetryAfterValue,
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
+		LimitHeadersIETF.observe(http.Header{"Ratelimit": {v}}, l)
+		if want == 0 {
+			assert.True(t, l.PausedUntil().IsZero(), v)
+		} else {
+			assert.True(t, now.Add(want).Equal(l.PausedUntil()), "%s: %v", v, l.PausedUntil())
+		}
+	}
+}
