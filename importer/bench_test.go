@@ -141,7 +141,7 @@ func connkitImport(tb testing.TB, c *adapter.Client, bs binding.Store, store loc
 	}
 	list := importer.ListFrom(c, adapter.Request{Path: "/products", Query: url.Values{"limit": {strconv.Itoa(benchPage)}}},
 		adapter.Cursor("next_cursor", "cursor"), "updated_at_min", adapter.WithRecordsPath("items"))
-	batch, err := importer.NewBatch(imp, list, append([]importer.BatchOption{importer.WithPageSize(benchPage)}, opts...)...)
+	batch, err := importer.NewBatch(imp, list, append([]importer.BatchOption{importer.WithCommitSize(benchPage)}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

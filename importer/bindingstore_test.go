@@ -73,7 +73,7 @@ func TestBatchWatermarkSaveFails(t *testing.T) {
 		seedProducts(s, 30)
 		imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
 		st := &failingState{Store: state.NewMemory(), failFrom: failFrom}
-		batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithPageSize(10), importer.WithWatermark(st, "wm", 0))
+		batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithCommitSize(10), importer.WithWatermark(st, "wm", 0))
 		require.NoError(t, err)
 		done := make(chan struct{})
 		go func() {

@@ -128,8 +128,8 @@ func TestCrashChild(t *testing.T) {
 	list := importer.ListFrom(c, adapter.Request{Path: "/products", Query: map[string][]string{"limit": {"50"}}},
 		adapter.Cursor("next_cursor", "cursor"), "updated_at_min", adapter.WithRecordsPath("items"))
 	batch, err := importer.NewBatch(imp, list, importer.WithWatermark(db.State(), "products.updated_at", time.Minute),
-		importer.WithPageSize(50), importer.WithProgress(func(p importer.Progress) {
-			fmt.Printf("progress %d\n", p.Done)
+		importer.WithCommitSize(50), importer.WithProgress(func(p importer.Summary) {
+			fmt.Printf("progress %d\n", p.Total())
 		}))
 	require.NoError(t, err)
 	sum, err := batch.Run(ctx)

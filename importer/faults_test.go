@@ -61,7 +61,8 @@ func TestBatchImportUnderFaults(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, sum.Errors)
 			assert.Equal(t, 600, sum.Created)
-			assert.Positive(t, sum.Skipped, "repeated records were skipped")
+			assert.Positive(t, sum.Duplicates, "repeated records were counted as duplicates")
+			assert.Zero(t, sum.Updated)
 			assert.Positive(t, srv.Stats().Faults)
 			assertSame(t, ctx, srv, bs, store)
 			for b, err := range bs.List(ctx, binding.Filter{Backend: "shop"}) {

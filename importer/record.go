@@ -1,16 +1,18 @@
 // Package importer brings external records into the application: external → local.
 //
-// A [Record] importer handles one record: fetch it (or take one already fetched), skip it
-// when it did not change since the last sync, import the records it depends on first, map
-// it to the app's type, create or update it through the app's [local.Store], bind the two
-// IDs and mark the binding successful — or failed, with the error and a retry count.
-// Concurrent imports of one external ID never create two local records: each import
-// ensures the binding, then holds its lease while it writes.
+// An [Importer] handles one record: fetch it (or take one already fetched), skip it when
+// it did not change since the last sync and its local record still exists, import the
+// records it depends on first, decode it into the app's type, create or update it through
+// the app's [local.Store], bind the two IDs and mark the binding successful — or failed,
+// with the error and a retry count. Concurrent imports of one external ID never create two
+// local records: each import ensures the binding, then holds its lease while it writes.
+// [Importer.RetryFailed] imports the failed ones again.
 //
 // A [Batch] importer walks a paginated listing and imports every record, with bounded
-// concurrency, a progress callback and a [Summary]. It keeps a persisted watermark (the
-// newest updated_at it has fully committed) for incremental syncs, and commits it page by
-// page, so a run that is killed resumes where it stopped without creating anything twice.
+// concurrency, a progress callback and a [Summary] whose counts add up to the records
+// listed. It keeps a persisted watermark (the newest updated-at it has fully committed)
+// for incremental syncs, and commits it page by page, so a run that is killed resumes
+// where it stopped without creating anything twice.
 package importer
 
 import (
@@ -32,24 +34,25 @@ import (
 	"github.com/connkit/connkit/local"
 )
 
-// MapFunc turns an external record into the app's type. create tells whether the result
-// will be created (true) or will replace an existing local record (false), so a mapping can
-// set fields only on create. Returning an error matching ErrSkip skips the record.
-type MapFunc[T any] func(ctx context.Context, rec gjson.Result, create bool) (T, error)
+// DecodeFunc turns an external record into the app's type. create tells whether the
+// result will be created (true) or will replace an existing local record (false), so a
+// decoder can set fields only on create. Returning an error matching ErrSkip skips the
+// record. mapper.ImportFunc adapts a declarative mapper to it.
+type DecodeFunc[T any] func(ctx context.Context, rec gjson.Result, create bool) (T, error)
 
 // FetchFunc reads one external record by its external ID.
 type FetchFunc func(ctx context.Context, externalID string) (gjson.Result, error)
 
 // Errors matched with errors.Is.
 var (
-	// ErrSkip, returned by a MapFunc, skips the record: its binding is marked skipped.
+	// ErrSkip, returned by a DecodeFunc, skips the record: its binding is marked skipped.
 	ErrSkip = errors.New("importer: record skipped by the mapping")
 	// ErrBusy: another worker held the record's lease for longer than the importer's
 	// maximum wait. Nothing was written; try again later.
 	ErrBusy = errors.New("importer: record is being imported by another worker")
 	// ErrNoExternalID: the external record has no value at the ID path.
 	ErrNoExternalID = errors.New("importer: record has no external ID")
-	// ErrNoFetch: Import was called with an external ID but no FetchFunc was configured.
+	// ErrNoFetch: Import or RetryFailed was called but no FetchFunc was configured.
 	ErrNoFetch = errors.New("importer: no fetch function configured")
 	// ErrBadUpdatedAt: the record's updated-at value is not a time the importer can read.
 	ErrBadUpdatedAt = errors.New("importer: unreadable updated-at")
@@ -57,18 +60,23 @@ var (
 	ErrTooManyRetries = errors.New("importer: record failed too many times")
 )
 
-// RecordError is the error of one record's import: which record, in which step.
+// RecordError is the error of one record's import: which record, in which step. Its text
+// is what a failed binding keeps as LastError.
 type RecordError struct {
 	Backend, Model, ExternalID string
-	// Step is what was being done: "fetch", "bind", "claim", "dependency", "map", "create",
-	// "update", "mark".
+	// Step is what was being done: "parse", "fetch", "bind", "check", "claim",
+	// "dependency", "map", "create", "update", "mark".
 	Step string
 	Err  error
 }
 
+// errPrefix starts every RecordError text, so RetryFailed tells the importer's failed
+// bindings from the exporter's.
+const errPrefix = "importing "
+
 // Error implements error.
 func (e *RecordError) Error() string {
-	return fmt.Sprintf("importing %s %s %q (%s): %v", e.Backend, e.Model, e.ExternalID, e.Step, e.Err)
+	return fmt.Sprintf(errPrefix+"%s %s %q (%s): %v", e.Backend, e.Model, e.ExternalID, e.Step, e.Err)
 }
 
 // Unwrap returns the cause.
@@ -86,20 +94,25 @@ const (
 	Failed   Action = "failed"
 )
 
+// duplicate is a batch record that repeats one already seen in the run.
+const duplicate Action = "duplicate"
+
 // Result describes one import.
 type Result struct {
 	ExternalID string
 	LocalID    string
-	Action     Action
+	// Action is what the import did; it is empty when ctx ended before the import was
+	// decided (a shutdown is not a failure: nothing is counted, run it again).
+	Action Action
 	// Binding is the binding as stored after the import (zero when none could be written).
 	Binding binding.Binding
 }
 
-// Dependent is what a Dependency imports through; every *Record[T] implements it.
+// Dependent is what a Dependency imports through; every *Importer[T] implements it.
 type Dependent interface {
 	// Import imports one external record.
 	Import(ctx context.Context, externalID string, opts ...ImportOption) (Result, error)
-	// Bound reports whether the external record already has a local record.
+	// Bound reports whether the external record is bound to a local record that exists.
 	Bound(ctx context.Context, externalID string) (bool, error)
 	// Model names the dependency's model.
 	Model() string
@@ -114,7 +127,8 @@ type Dependency struct {
 	// Importer imports one dependency.
 	Importer Dependent
 	// Always re-imports the dependency even when it is already bound (it still skips it
-	// when unchanged). By default a bound dependency is left alone.
+	// when unchanged). By default a bound dependency whose local record exists is left
+	// alone; one whose local record the app deleted is imported again.
 	Always bool
 }
 
@@ -124,23 +138,13 @@ type config struct {
 	updatedAtPath string
 	hash          bool
 	deps          []Dependency
-	owner         string
-	leaseTTL      time.Duration
-	maxWait       time.Duration
-	backoff       time.Duration
-	maxBackoff    time.Duration
+	claimer       *binding.Claimer
 	maxRetries    int
-	sleep         func(context.Context, time.Duration) error
 	now           func() time.Time
 	logger        *slog.Logger
 }
 
-func (c *config) claimer(s binding.Store) *binding.Claimer {
-	return &binding.Claimer{Store: s, TTL: c.leaseTTL, MaxWait: c.maxWait, Backoff: c.backoff, MaxBackoff: c.maxBackoff,
-		Sleep: c.sleep, Now: c.now, Owner: c.owner}
-}
-
-// Option configures a Record importer.
+// Option configures an Importer.
 type Option func(*config)
 
 // WithFetch sets how Import reads a record by external ID.
@@ -161,37 +165,21 @@ func WithoutHash() Option { return func(c *config) { c.hash = false } }
 // WithDependency adds a dependency imported before the record.
 func WithDependency(d Dependency) Option { return func(c *config) { c.deps = append(c.deps, d) } }
 
-// WithOwner sets the prefix of lease owner names (default host-pid-random), useful to tell
-// workers apart in the binding store.
-func WithOwner(owner string) Option { return func(c *config) { c.owner = owner } }
-
-// WithLease sets how long a lease is taken for (default 5 min) and how long an import
-// waits for another worker's lease on the same record before failing with ErrBusy
-// (default 30 s).
-func WithLease(ttl, maxWait time.Duration) Option {
-	return func(c *config) { c.leaseTTL, c.maxWait = ttl, maxWait }
-}
-
-// WithBackoff sets the first and the longest wait between lease claims (default 20 ms
-// and 1 s; each wait doubles, with jitter).
-func WithBackoff(first, longest time.Duration) Option {
-	return func(c *config) { c.backoff, c.maxBackoff = first, longest }
-}
+// WithClaimer sets how an import takes its binding's lease: how long a lease lasts, how
+// long to wait for another worker's lease before failing with ErrBusy, the backoff between
+// attempts and the owner names (see binding.Claimer). Its Store must be the binding store
+// given to New. By default the importer uses a Claimer with binding's defaults.
+func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.claimer = c } }
 
 // WithMaxRetries stops importing a record whose binding failed n times in a row (it
 // fails with ErrTooManyRetries until forced). 0, the default, never stops.
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
 
-// WithSleep replaces the function that waits between lease claims (tests inject one that
-// advances a fake clock).
-func WithSleep(sleep func(context.Context, time.Duration) error) Option {
-	return func(c *config) { c.sleep = sleep }
-}
-
-// WithClock sets the clock used for lease waits and sync times (default time.Now).
+// WithClock sets the clock of sync times and lease checks (default time.Now). The lease
+// waits follow the Claimer's clock.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: none; the importer is silent).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // ImportOption changes one import.
@@ -202,30 +190,31 @@ type importConfig struct{ force bool }
 // Force imports the record even when it is unchanged or failed too often.
 func Force() ImportOption { return func(c *importConfig) { c.force = true } }
 
-// Record imports records of one model from one backend into a local.Store[T].
-type Record[T any] struct {
+// Importer imports records of one model from one backend into a local.Store[T].
+type Importer[T any] struct {
 	cfg      config
 	backend  string
 	model    string
 	bindings binding.Store
 	store    local.Store[T]
 	keyed    local.KeyedCreator[T]
-	mapFn    MapFunc[T]
+	exists   local.ExistenceChecker
+	decode   DecodeFunc[T]
 	claimer  *binding.Claimer
 }
 
-var _ Dependent = (*Record[int])(nil)
+var _ Dependent = (*Importer[int])(nil)
 
-// New returns a Record importer for model on backend, writing through store and binding
-// through bindings. mapFn turns external records into T.
-func New[T any](bindings binding.Store, store local.Store[T], backend, model string, mapFn MapFunc[T], opts ...Option) (*Record[T], error) {
+// New returns an Importer for model on backend, writing through store and binding
+// through bindings. decode turns external records into T.
+func New[T any](bindings binding.Store, store local.Store[T], backend, model string, decode DecodeFunc[T], opts ...Option) (*Importer[T], error) {
 	switch {
 	case bindings == nil:
 		return nil, errors.New("importer: New needs a binding.Store (binding.NewMemoryStore() in tests)")
 	case store == nil:
 		return nil, errors.New("importer: New needs a local.Store to write records to")
-	case mapFn == nil:
-		return nil, errors.New("importer: New needs a MapFunc to turn external records into local ones")
+	case decode == nil:
+		return nil, errors.New("importer: New needs a DecodeFunc to turn external records into local ones")
 	case backend == "" || model == "":
 		return nil, fmt.Errorf("importer: New needs a backend and a model name (got %q, %q)", backend, model)
 	}
@@ -233,12 +222,8 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 		idPath:        "id",
 		updatedAtPath: "updated_at",
 		hash:          true,
-		leaseTTL:      5 * time.Minute,
-		maxWait:       30 * time.Second,
-		backoff:       20 * time.Millisecond,
-		maxBackoff:    time.Second,
 		now:           time.Now,
-		logger:        slog.Default(),
+		logger:        slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&c)
@@ -246,25 +231,31 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 	if c.idPath == "" {
 		return nil, errors.New("importer: the ID path may not be empty")
 	}
+	if c.claimer == nil {
+		c.claimer = &binding.Claimer{Store: bindings}
+	} else if c.claimer.Store == nil {
+		return nil, errors.New("importer: WithClaimer needs a Claimer whose Store is the binding store given to New")
+	}
+	if c.now == nil || c.logger == nil {
+		return nil, errors.New("importer: WithClock and WithLogger need a non-nil value")
+	}
 	for i, d := range c.deps {
 		if d.Path == "" || d.Importer == nil {
 			return nil, fmt.Errorf("importer: dependency %d of %s needs a Path and an Importer", i, model)
 		}
 	}
-	r := &Record[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, mapFn: mapFn,
-		claimer: c.claimer(bindings)}
+	r := &Importer[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, decode: decode,
+		claimer: c.claimer}
 	r.keyed, _ = store.(local.KeyedCreator[T])
+	r.exists, _ = store.(local.ExistenceChecker)
 	return r, nil
 }
 
 // Model returns the model name.
-func (r *Record[T]) Model() string { return r.model }
+func (r *Importer[T]) Model() string { return r.model }
 
-// Backend returns the backend name.
-func (r *Record[T]) Backend() string { return r.backend }
-
-// Bound reports whether externalID already has a local record.
-func (r *Record[T]) Bound(ctx context.Context, externalID string) (bool, error) {
+// Bound reports whether externalID is bound to a local record that still exists.
+func (r *Importer[T]) Bound(ctx context.Context, externalID string) (bool, error) {
 	b, err := r.bindings.GetByExternal(ctx, r.backend, r.model, externalID)
 	if errors.Is(err, binding.ErrNotFound) {
 		return false, nil
@@ -272,11 +263,40 @@ func (r *Record[T]) Bound(ctx context.Context, externalID string) (bool, error) 
 	if err != nil {
 		return false, fmt.Errorf("importer: looking up the binding of %s %s %q: %w", r.backend, r.model, externalID, err)
 	}
-	return b.LocalID != "", nil
+	if b.LocalID == "" {
+		return false, nil
+	}
+	live, err := r.live(ctx, b.LocalID, nil)
+	if err != nil {
+		return false, fmt.Errorf("importer: checking the local record %q of %s %s %q: %w", b.LocalID, r.backend, r.model, externalID, err)
+	}
+	return live, nil
 }
 
-// Import fetches the external record with the given ID and imports it.
-func (r *Record[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (Result, error) {
+// live reports whether the local record id exists, from the page's batched answer when it
+// has one, else by asking the store.
+func (r *Importer[T]) live(ctx context.Context, id string, pc *pageCtx) (bool, error) {
+	if pc != nil {
+		if v, ok := pc.live[id]; ok {
+			return v, nil
+		}
+	}
+	if r.exists != nil {
+		m, err := r.exists.Existing(ctx, []string{id})
+		_, ok := m[id]
+		return ok, err
+	}
+	_, err := r.store.Get(ctx, id)
+	if errors.Is(err, local.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Import fetches the external record with the given ID and imports it. When the fetch
+// fails, the binding (if the record has one) is marked failed under its lease; when
+// another worker holds that lease, or ctx ended, nothing is written.
+func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (Result, error) {
 	if r.cfg.fetch == nil {
 		return Result{ExternalID: externalID, Action: Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", ErrNoFetch))
 	}
@@ -289,31 +309,74 @@ func (r *Record[T]) Import(ctx context.Context, externalID string, opts ...Impor
 	}
 	rec, err := r.cfg.fetch(ctx, externalID)
 	if err != nil {
-		// Record the failure on the binding when there is one, so retries are counted.
-		b, gerr := r.bindings.GetByExternal(ctx, r.backend, r.model, externalID)
-		res := Result{ExternalID: externalID, Action: Failed}
-		if gerr == nil {
-			if fb, merr := r.bindings.MarkFailed(ctx, b.ID, err.Error()); merr == nil {
-				res.Binding = fb
-			}
+		ferr := r.fail(externalID, "fetch", err)
+		if ctxerr.Interrupted(ctx, err) {
+			return Result{ExternalID: externalID}, ferr
 		}
-		return res, r.fail(externalID, "fetch", err)
+		res := Result{ExternalID: externalID, Action: Failed}
+		b, gerr := r.bindings.GetByExternal(ctx, r.backend, r.model, externalID)
+		if gerr == nil {
+			res.Binding = r.markFailed(ctx, b, ferr)
+		}
+		return res, ferr
 	}
 	return r.ImportRecord(ctx, rec, opts...)
 }
 
+// markFailed records ferr on b under b's lease. When another worker holds the lease, its
+// sync decides the binding and nothing is written. It returns the stored binding, or b
+// unchanged when nothing was written.
+func (r *Importer[T]) markFailed(ctx context.Context, b binding.Binding, ferr error) binding.Binding {
+	ctx = context.WithoutCancel(ctx)
+	if b.Leased(r.cfg.now()) {
+		return b
+	}
+	lease, err := r.claimer.Hold(ctx, b.ID)
+	if err != nil {
+		r.cfg.logger.Debug("importer: failure not recorded, the binding is leased", "backend", r.backend, "model", r.model, "external_id", b.ExternalID, "err", err)
+		return b
+	}
+	defer r.release(ctx, lease, b.ExternalID)
+	fb, err := r.bindings.MarkFailed(ctx, b.ID, binding.Failure{Owner: lease.Owner(), Error: ferr.Error()})
+	if err != nil {
+		r.cfg.logger.Warn("importer: recording a failure", "backend", r.backend, "model", r.model, "external_id", b.ExternalID, "err", err)
+		return b
+	}
+	return fb
+}
+
+func (r *Importer[T]) release(ctx context.Context, lease *binding.Lease, extID string) {
+	if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+		r.cfg.logger.Warn("importer: releasing lease", "backend", r.backend, "model", r.model, "external_id", extID, "err", err)
+	}
+}
+
 // ImportRecord imports an external record that was already fetched (from a listing, a
 // webhook).
-func (r *Record[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...ImportOption) (Result, error) {
+func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...ImportOption) (Result, error) {
 	var ic importConfig
 	for _, o := range opts {
 		o(&ic)
 	}
 	p, err := r.parse(rec)
 	if err != nil {
-		return Result{ExternalID: p.extID, Action: Failed}, err
+		return r.parseFailed(ctx, p.extID, err), err
 	}
-	return r.importParsed(ctx, p, ic.force)
+	return r.importParsed(ctx, p, ic.force, nil)
+}
+
+// parseFailed records a record that cannot be read (an unreadable updated-at) as a failed
+// binding when its external ID is known, so it shows among the failures.
+func (r *Importer[T]) parseFailed(ctx context.Context, extID string, err error) Result {
+	res := Result{ExternalID: extID, Action: Failed}
+	if extID == "" {
+		return res
+	}
+	b, _, berr := r.bindings.Ensure(context.WithoutCancel(ctx), binding.Binding{Backend: r.backend, Model: r.model, ExternalID: extID, Status: binding.StatusPending})
+	if berr == nil {
+		res.Binding = r.markFailed(ctx, b, err)
+	}
+	return res
 }
 
 // parsed is what the importer reads from an external record before deciding anything.
@@ -324,7 +387,7 @@ type parsed struct {
 	hash    string
 }
 
-func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
+func (r *Importer[T]) parse(rec gjson.Result) (parsed, error) {
 	p := parsed{rec: rec}
 	if !rec.IsObject() {
 		return p, r.fail("", "parse", fmt.Errorf("%w: the record is not a JSON object: %.80s", ErrNoExternalID, rec.Raw))
@@ -343,7 +406,9 @@ func (r *Record[T]) parse(rec gjson.Result) (parsed, error) {
 		if err != nil {
 			return p, r.fail(p.extID, "parse", fmt.Errorf("%w at path %q: %v", ErrBadUpdatedAt, r.cfg.updatedAtPath, err))
 		}
-		p.updated = binding.UTC(t) // stores keep microseconds
+		if !t.IsZero() {
+			p.updated = t.UTC().Truncate(time.Microsecond) // stores keep microseconds
+		}
 	}
 	if r.cfg.hash {
 		sum := sha256.Sum256([]byte(rec.Raw))
@@ -380,51 +445,98 @@ func (p *parsed) unchanged(b *binding.Binding) bool {
 	}
 }
 
-func (r *Record[T]) fail(extID, step string, err error) error {
+// replaces reports whether p, listed after q (same external ID), is the version to keep:
+// the newest by updated-at, then by position — unless both are the same copy.
+func (p *parsed) replaces(q *parsed) bool {
+	if !p.updated.IsZero() && !q.updated.IsZero() && !p.updated.Equal(q.updated) {
+		return p.updated.After(q.updated)
+	}
+	return p.rec.Raw != q.rec.Raw
+}
+
+func (r *Importer[T]) fail(extID, step string, err error) error {
 	return &RecordError{Backend: r.backend, Model: r.model, ExternalID: extID, Step: step, Err: err}
 }
 
 // key is the local idempotency key of an external record.
-func (r *Record[T]) key(extID string) string { return r.backend + "/" + r.model + "/" + extID }
+func (r *Importer[T]) key(extID string) string { return r.backend + "/" + r.model + "/" + extID }
 
-func (r *Record[T]) importParsed(ctx context.Context, p parsed, force bool) (Result, error) {
+// pageCtx is what a batch run knows when it imports one record of a page through
+// importParsed.
+type pageCtx struct {
+	// runStart: a binding synced after it was synced by this run (a repeat).
+	runStart time.Time
+	// live holds the page's batched existence answers by local ID.
+	live map[string]bool
+}
+
+// importParsed imports p under its binding's lease. A Result with an empty Action and an
+// error is an import cut short by ctx.
+func (r *Importer[T]) importParsed(ctx context.Context, p parsed, force bool, pc *pageCtx) (Result, error) {
+	res, err := r.importLeased(ctx, p, force, pc)
+	if err != nil && ctxerr.Interrupted(ctx, err) {
+		res.Action = ""
+	}
+	return res, err
+}
+
+func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc *pageCtx) (Result, error) {
 	res := Result{ExternalID: p.extID, Action: Failed}
 	b, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID, Status: binding.StatusPending})
 	if err != nil {
 		return res, r.fail(p.extID, "bind", err)
 	}
 	res.Binding, res.LocalID = b, b.LocalID
+	gone := ""
 	if !force && p.unchanged(&b) {
-		res.Action = Skipped
-		return res, nil
+		if pc != nil && b.SyncedAt.After(pc.runStart) {
+			res.Action = duplicate // this run imported it from an earlier page
+			return res, nil
+		}
+		live, err := r.live(ctx, b.LocalID, pc)
+		if err != nil {
+			return res, r.fail(p.extID, "check", err)
+		}
+		if live {
+			res.Action = Skipped
+			return res, nil
+		}
+		gone = b.LocalID // the app deleted it: import it again
 	}
 	if !force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
-		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
+		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
-	owner := r.claimer.NewOwner()
-	b, err = r.claimLease(ctx, b.ID, owner)
+	lease, err := r.claimer.Hold(ctx, b.ID)
 	if err != nil {
+		if errors.Is(err, binding.ErrLocked) {
+			err = fmt.Errorf("%w: %w", ErrBusy, err)
+		}
 		return res, r.fail(p.extID, "claim", err)
 	}
-	defer func() {
-		if err := r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner); err != nil {
-			r.cfg.logger.Warn("importer: releasing lease", "backend", r.backend, "model", r.model, "external_id", p.extID, "err", err)
-		}
-	}()
+	defer r.release(ctx, lease, p.extID)
+	b = lease.Binding()
 	res.Binding, res.LocalID = b, b.LocalID
-	if !force && p.unchanged(&b) { // another worker imported it while we waited
+	if !force && p.unchanged(&b) && (gone == "" || b.LocalID != gone) {
+		// Another worker imported it while we waited.
 		res.Action = Skipped
 		return res, nil
 	}
-	return r.write(ctx, p, b, res)
+	return r.write(ctx, lease, p, b, res)
 }
 
-// write does the part of an import that happens under the lease (or, in bulk mode, under
-// the keyed create): dependencies, mapping, local write, binding.
-func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res Result) (Result, error) {
-	action, localID, step, err := r.apply(ctx, p, b.LocalID)
+// write does the part of an import that happens under the lease: dependencies, decoding,
+// local write, binding. The work runs under the lease's context, and every binding write
+// names the lease: a lease lost meanwhile stops the import and writes nothing.
+func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res Result) (Result, error) {
+	owner := lease.Owner()
+	lctx := lease.Context()
+	action, localID, step, err := r.apply(lctx, p, b.LocalID)
+	if err != nil && lctx.Err() != nil && ctx.Err() == nil {
+		// The lease was lost, not ctx: the new holder's sync wins.
+		return res, r.fail(p.extID, step, fmt.Errorf("%w (%w)", context.Cause(lctx), err))
+	}
 	if errors.Is(err, ErrSkip) {
-		if serr := r.bindings.SetStatus(ctx, b.ID, binding.StatusSkipped); serr != nil {
+		if serr := r.bindings.SetStatus(context.WithoutCancel(ctx), b.ID, owner, binding.StatusSkipped); serr != nil {
 			return res, r.fail(p.extID, "mark", serr)
 		}
 		b.Status = binding.StatusSkipped
@@ -436,7 +548,7 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 		if ctxerr.Interrupted(ctx, err) {
 			return res, ferr // cut short, not failed: no retry is counted
 		}
-		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
+		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, binding.Failure{Owner: owner, Error: ferr.Error()}); merr == nil {
 			res.Binding = fb
 		} else {
 			ferr = errors.Join(ferr, r.fail(p.extID, "mark", merr))
@@ -445,7 +557,7 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 	}
 	// The local record is written: bind it even if ctx ends now, or a store without
 	// keyed creates would create it again on the next run.
-	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: r.cfg.now()})
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: owner, LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: r.cfg.now()})
 	if err != nil {
 		return res, r.fail(p.extID, "mark", err)
 	}
@@ -453,15 +565,15 @@ func (r *Record[T]) write(ctx context.Context, p parsed, b binding.Binding, res 
 	return res, nil
 }
 
-// apply imports dependencies, maps and writes the local record. It returns the action, the
-// local ID and, on error, the step that failed.
-func (r *Record[T]) apply(ctx context.Context, p parsed, localID string) (Action, string, string, error) {
+// apply imports dependencies, decodes and writes the local record. It returns the action,
+// the local ID and, on error, the step that failed.
+func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (Action, string, string, error) {
 	if len(r.cfg.deps) > 0 {
 		if err := r.importDeps(depchain.With(ctx, "import", r.backend, r.model, p.extID), p.rec); err != nil {
 			return Failed, localID, "dependency", err
 		}
 	}
-	v, err := r.mapFn(ctx, p.rec, localID == "")
+	v, err := r.decode(ctx, p.rec, localID == "")
 	if err != nil {
 		return Failed, localID, "map", err
 	}
@@ -498,7 +610,7 @@ func (r *Record[T]) apply(ctx context.Context, p parsed, localID string) (Action
 	return Updated, id, "", nil
 }
 
-func (r *Record[T]) importDeps(ctx context.Context, rec gjson.Result) error {
+func (r *Importer[T]) importDeps(ctx context.Context, rec gjson.Result) error {
 	for _, d := range r.cfg.deps {
 		var ids []string
 		v := rec.Get(d.Path)
@@ -530,11 +642,39 @@ func (r *Record[T]) importDeps(ctx context.Context, rec gjson.Result) error {
 	return nil
 }
 
-// claimLease takes the binding's lease, waiting while another worker holds it.
-func (r *Record[T]) claimLease(ctx context.Context, id int64, owner string) (binding.Binding, error) {
-	b, err := r.claimer.Claim(ctx, id, owner)
-	if errors.Is(err, binding.ErrLocked) {
-		err = fmt.Errorf("%w: %w", ErrBusy, err)
+// RetryFailed imports again, fetched by external ID, every record of the model whose
+// import failed: the failed bindings whose error the importer wrote (an export's failure
+// is the exporter's to retry). Bindings that failed WithMaxRetries times are left alone
+// unless Force is given. It returns the counts (one per binding tried) and stops only when
+// the binding store cannot be read or ctx ends; record errors are in Summary.Errors.
+func (r *Importer[T]) RetryFailed(ctx context.Context, opts ...ImportOption) (Summary, error) {
+	start := time.Now()
+	var sum Summary
+	if r.cfg.fetch == nil {
+		return sum, fmt.Errorf("importer: retrying failed %s %s: %w: pass importer.WithFetch to New", r.backend, r.model, ErrNoFetch)
 	}
-	return b, err
+	var ic importConfig
+	for _, o := range opts {
+		o(&ic)
+	}
+	f := binding.Filter{Backend: r.backend, Model: r.model, Statuses: []binding.Status{binding.StatusFailed}}
+	if !ic.force && r.cfg.maxRetries > 0 {
+		f.RetryableBelow = r.cfg.maxRetries
+	}
+	for b, err := range r.bindings.List(ctx, f) {
+		if err != nil {
+			sum.Elapsed = time.Since(start)
+			return sum, fmt.Errorf("importer: listing the failed bindings of %s %s: %w", r.backend, r.model, err)
+		}
+		if b.ExternalID == "" || !strings.HasPrefix(b.LastError, errPrefix) {
+			continue
+		}
+		res, err := r.Import(ctx, b.ExternalID, opts...)
+		if res.Action == "" && err != nil {
+			break // ctx ended
+		}
+		sum.add(res.Action, err, defaultMaxErrors)
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, ctx.Err()
 }

@@ -53,7 +53,7 @@ func (s *source) fetch(_ context.Context, id string) (gjson.Result, error) {
 	return gjson.Parse(raw), nil
 }
 
-func newProducts(t *testing.T, bs binding.Store, src *source, opts ...importer.Option) (*importer.Record[product], *local.Memory[product]) {
+func newProducts(t *testing.T, bs binding.Store, src *source, opts ...importer.Option) (*importer.Importer[product], *local.Memory[product]) {
 	t.Helper()
 	store := local.NewMemory[product]()
 	opts = append([]importer.Option{importer.WithFetch(src.fetch)}, opts...)
@@ -123,7 +123,7 @@ func TestImportConcurrentSameIDCreatesOnce(t *testing.T) {
 	// A store without keyed creates: only the lease protects against duplicates.
 	store := &plainStore{m: local.NewMemory[product]()}
 	imp, err := importer.New[product](bs, store, "shop", "product", mapProduct, importer.WithFetch(src.fetch),
-		importer.WithBackoff(time.Microsecond, time.Millisecond))
+		importer.WithClaimer(&binding.Claimer{Store: bs, Backoff: time.Microsecond, MaxBackoff: time.Millisecond}))
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -173,8 +173,8 @@ func TestImportBusyAfterMaxWait(t *testing.T) {
 		sleeps++
 		return nil
 	}
-	imp, store := newProducts(t, bs, &source{}, importer.WithClock(clock), importer.WithSleep(sleep),
-		importer.WithLease(time.Hour, 10*time.Second))
+	imp, store := newProducts(t, bs, &source{}, importer.WithClock(clock),
+		importer.WithClaimer(&binding.Claimer{Store: bs, Now: clock, Sleep: sleep, TTL: time.Hour, MaxWait: 10 * time.Second}))
 
 	b, _, err := bs.Ensure(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "9"})
 	require.NoError(t, err)
@@ -283,11 +283,16 @@ func TestImportBadInput(t *testing.T) {
 	_, err := imp.Import(ctx, "")
 	require.ErrorIs(t, err, importer.ErrNoExternalID)
 	assert.Equal(t, 0, store.Len())
-	n := 0
-	for range bs.List(ctx, binding.Filter{}) {
-		n++
+	var got []binding.Binding
+	for b, err := range bs.List(ctx, binding.Filter{}) {
+		require.NoError(t, err)
+		got = append(got, b)
 	}
-	assert.Equal(t, 0, n, "no binding written for bad input")
+	// Only the record with an ID but an unreadable updated-at shows, as a failed binding.
+	require.Len(t, got, 1)
+	assert.Equal(t, "1", got[0].ExternalID)
+	assert.Equal(t, binding.StatusFailed, got[0].Status)
+	assert.Contains(t, got[0].LastError, "unreadable updated-at")
 
 	noFetch, err := importer.New(bs, store, "shop", "p", mapProduct)
 	require.NoError(t, err)

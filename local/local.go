@@ -44,3 +44,14 @@ type KeyedCreator[T any] interface {
 	// of the record now holding key; created reports whether v was stored.
 	CreateKeyed(ctx context.Context, key string, v T) (id string, created bool, err error)
 }
+
+// ExistenceChecker is implemented by stores that can tell in one call which of many IDs
+// still name live records. The batch importer uses it once per page to notice local
+// records the app deleted while their bindings still point at them, and recreates them;
+// without it, the importer reads each record it would otherwise skip as unchanged with
+// Get. A store backed by SQL typically answers with one SELECT … WHERE id IN (…).
+type ExistenceChecker interface {
+	// Existing returns the subset of ids that name live records. Unknown, malformed and
+	// repeated IDs are not errors: they are absent from (or appear once in) the result.
+	Existing(ctx context.Context, ids []string) (map[string]struct{}, error)
+}

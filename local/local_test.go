@@ -85,3 +85,36 @@ func TestMemoryIDsOrder(t *testing.T) {
 	}
 	assert.Equal(t, []string{"-3", "007", "7", "9", "10", "a", "ab", "b"}, m.IDs())
 }
+
+func TestMemoryExisting(t *testing.T) {
+	ctx := context.Background()
+	m := local.NewMemory[string]()
+	a, _ := m.Create(ctx, "a")
+	b, _ := m.Create(ctx, "b")
+	require.NoError(t, m.Delete(ctx, a))
+	live, err := m.Existing(ctx, []string{a, b, b, "nope", ""})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]struct{}{b: {}}, live)
+	live, err = m.Existing(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, live)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = m.Existing(cctx, []string{b})
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// A batch importer asks the store once per page which bound records still exist.
+func ExampleExistenceChecker() {
+	ctx := context.Background()
+	store := local.NewMemory[string]()
+	kept, _ := store.Create(ctx, "kept")
+	gone, _ := store.Create(ctx, "deleted by the app")
+	_ = store.Delete(ctx, gone)
+	var checker local.ExistenceChecker = store
+	live, _ := checker.Existing(ctx, []string{kept, gone})
+	_, keptLive := live[kept]
+	_, goneLive := live[gone]
+	fmt.Println(keptLive, goneLive)
+	// Output: true false
+}

@@ -13,7 +13,7 @@ import (
 )
 
 // Memory is an in-memory Store for tests and examples. It is safe for concurrent use,
-// implements KeyedCreator, and counts the writes it receives so tests can assert that a sync
+// implements KeyedCreator and ExistenceChecker, and counts the writes it receives so tests can assert that a sync
 // created each record exactly once. IDs are "1", "2", … in creation order.
 //
 // Records are stored as the values given: a T holding slices, maps or pointers shares them
@@ -36,6 +36,7 @@ func NewMemory[T any]() *Memory[T] {
 var (
 	_ Store[int]        = (*Memory[int])(nil)
 	_ KeyedCreator[int] = (*Memory[int])(nil)
+	_ ExistenceChecker  = (*Memory[int])(nil)
 )
 
 // Get implements Store.
@@ -48,6 +49,22 @@ func (m *Memory[T]) Get(ctx context.Context, id string) (T, error) {
 		return zero, fmt.Errorf("getting local record %q: %w", id, ErrNotFound)
 	}
 	return v, nil
+}
+
+// Existing implements ExistenceChecker.
+func (m *Memory[T]) Existing(ctx context.Context, ids []string) (map[string]struct{}, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	live := make(map[string]struct{}, len(ids))
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, id := range ids {
+		if _, ok := m.records[id]; ok {
+			live[id] = struct{}{}
+		}
+	}
+	return live, nil
 }
 
 // Create implements Store.
