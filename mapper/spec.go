@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -102,10 +103,14 @@ func ParseSpec(data []byte, name string) (*Spec, error) {
 	if len(trimmed) > 0 && trimmed[0] == '{' {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.DisallowUnknownFields()
+		dec.UseNumber() // numbers read as from records: int64 when integral
 		if err := dec.Decode(s); err != nil {
 			return nil, &SpecError{File: name, Index: -1, Err: fmt.Errorf("reading JSON spec: %w", err)}
 		}
 		setLinesJSON(s, string(data), gjson.Parse(string(data)))
+		if err := s.normalizeValues(""); err != nil {
+			return nil, err
+		}
 		return s, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -117,7 +122,97 @@ func ParseSpec(data []byte, name string) (*Spec, error) {
 	if err := yaml.Unmarshal(data, &root); err == nil {
 		setLines(s, &root)
 	}
+	if err := s.normalizeValues(""); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// normalizeValues gives the values a spec holds (default, enum, enum_default) the types
+// a JSON record has, whether the spec was JSON or YAML: int64 for integral numbers,
+// float64 otherwise, map[string]any for maps. A value JSON cannot hold (NaN, infinity,
+// a number out of range) is an error: the same spec must read the same in both formats.
+func (s *Spec) normalizeValues(prefix string) error {
+	for i := range s.Rules {
+		rs := &s.Rules[i]
+		path := prefix + "rules[" + strconv.Itoa(i) + "]"
+		fail := func(key string, err error) error {
+			return &SpecError{File: s.file, Path: path, Index: i, Line: rs.line, Field: rs.Field, Err: fmt.Errorf("%s: %w", key, err)}
+		}
+		var err error
+		if rs.Default, err = specValue(rs.Default); err != nil {
+			return fail("default", err)
+		}
+		if rs.EnumDefault, err = specValue(rs.EnumDefault); err != nil {
+			return fail("enum_default", err)
+		}
+		for k, v := range rs.Enum {
+			if rs.Enum[k], err = specValue(v); err != nil {
+				return fail("enum["+strconv.Quote(k)+"]", err)
+			}
+		}
+		if rs.Children != nil {
+			rs.Children.file = s.file
+			if err := rs.Children.normalizeValues(path + ".children."); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// specValue converts one decoded spec value; see [Spec.normalizeValues].
+func specValue(v any) (any, error) {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return n, nil
+		}
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil {
+			return nil, fmt.Errorf("number %s is out of range", x)
+		}
+		return f, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%v is not a JSON number", x)
+		}
+		return x, nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64:
+		return widen(x), nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			var err error
+			if out[i], err = specValue(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			var err error
+			if out[k], err = specValue(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case map[any]any: // YAML maps with keys that are not strings
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			ks := fmt.Sprint(k)
+			if _, dup := out[ks]; dup {
+				return nil, fmt.Errorf("key %q appears twice", ks)
+			}
+			var err error
+			if out[ks], err = specValue(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
 }
 
 // setLinesJSON finds each rule's line in a JSON spec from gjson's byte offsets.
