@@ -47,7 +47,7 @@ func BenchmarkPool(b *testing.B) {
 	})
 
 	b.Run("pool", func(b *testing.B) {
-		w := queue.NewWorkers()
+		w := &queue.Workers{}
 		var done sync.WaitGroup
 		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[sleepArgs]) error {
 			work(job.Args.N)

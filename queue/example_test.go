@@ -18,7 +18,7 @@ type ImportOrderArgs struct {
 func (ImportOrderArgs) Kind() string { return "import_order" }
 
 func ExampleNewPool() {
-	workers := queue.NewWorkers()
+	workers := &queue.Workers{}
 	done := make(chan struct{})
 	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[ImportOrderArgs]) error {
 		fmt.Printf("importing order %s from %s (attempt %d)\n", job.Args.OrderID, job.Args.Backend, job.Attempt)
@@ -55,7 +55,7 @@ func ExampleNewPool() {
 }
 
 func ExamplePermanent() {
-	workers := queue.NewWorkers()
+	workers := &queue.Workers{}
 	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[ImportOrderArgs]) error {
 		if job.Args.OrderID == "" {
 			// Retrying cannot fix a missing ID: give up at once.
@@ -69,8 +69,8 @@ func ExamplePermanent() {
 	info, _ := pool.Enqueue(ctx, ImportOrderArgs{Backend: "shop"})
 	for {
 		got, _ := pool.GetJob(ctx, info.ID)
-		if got.State.Final() {
-			fmt.Println(got.State, "-", got.LastError())
+		if got.State == queue.StateCancelled {
+			fmt.Println(got.State, "-", got.Errors[len(got.Errors)-1].Error)
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -78,7 +78,7 @@ func ExamplePermanent() {
 	_ = pool.Stop(ctx)
 
 	// List failed jobs (discarded or cancelled) to inspect or retry them.
-	for job, err := range pool.ListJobs(ctx, queue.ListFilter{States: queue.FailedStates()}) {
+	for job, err := range pool.ListJobs(ctx, queue.ListFilter{States: []queue.State{queue.StateDiscarded, queue.StateCancelled}}) {
 		if err != nil {
 			panic(err)
 		}

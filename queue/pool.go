@@ -7,20 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"log/slog"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/connkit/connkit/queue/internal/queuekit"
 )
 
-// Pool is the in-process [Queue]: jobs are kept in memory and run by a
-// bounded number of goroutines per named queue, highest priority first, then
-// oldest first. It is the default for tests and simple apps; use
-// queue/riverqueue when jobs must survive a restart or be shared between
-// processes.
-type Pool struct {
-	workers *Workers
-	cfg     poolConfig
+// pool is the in-process [Queue] made by [NewPool].
+type pool struct {
+	workers *queuekit.Workers
+	cfg     queuekit.Config
 	cfgErr  error // a bad option, reported by Start
 
 	mu      sync.Mutex
@@ -52,50 +49,6 @@ const (
 	poolStopped
 )
 
-type poolConfig struct {
-	workers   int
-	queues    map[string]int
-	backoff   Backoff
-	logger    *slog.Logger
-	retention int
-	timeout   time.Duration
-}
-
-// PoolOption configures a Pool.
-type PoolOption func(*poolConfig)
-
-// WithWorkers sets how many jobs of the default queue run at once (default 10).
-func WithWorkers(n int) PoolOption { return func(c *poolConfig) { c.workers = n } }
-
-// WithQueue adds a named queue running at most maxWorkers jobs at once. Jobs
-// enqueued to a queue the pool does not have are refused with
-// ErrInvalidOption, since nothing would ever run them. An invalid name (see
-// ValidQueueName) makes Start fail with ErrInvalidOption.
-func WithQueue(name string, maxWorkers int) PoolOption {
-	return func(c *poolConfig) {
-		if c.queues == nil {
-			c.queues = map[string]int{}
-		}
-		c.queues[name] = maxWorkers
-	}
-}
-
-// WithBackoff sets the delay before retries (default DefaultBackoff).
-func WithBackoff(b Backoff) PoolOption { return func(c *poolConfig) { c.backoff = b } }
-
-// WithJobTimeout bounds each attempt: the job's context is cancelled after
-// d (default DefaultJobTimeout, as in River); d <= 0 means no limit.
-func WithJobTimeout(d time.Duration) PoolOption { return func(c *poolConfig) { c.timeout = d } }
-
-// WithLogger sets the logger for failed attempts (default slog.Default()).
-func WithLogger(l *slog.Logger) PoolOption { return func(c *poolConfig) { c.logger = l } }
-
-// WithRetention sets how many finished jobs (completed, discarded,
-// cancelled) are kept for ListJobs and RetryJob before the oldest are
-// forgotten (default 10000), so memory stays bounded. 0 (or less) keeps
-// none: a job is forgotten as soon as it finishes.
-func WithRetention(n int) PoolOption { return func(c *poolConfig) { c.retention = n } }
-
 type poolQueue struct {
 	limit     int
 	running   int
@@ -111,57 +64,46 @@ type poolJob struct {
 	retryAt         time.Time
 }
 
-// NewPool returns an in-process queue for the kinds in workers. Enqueue
-// works before Start; jobs wait until the pool is started.
-func NewPool(workers *Workers, opts ...PoolOption) *Pool {
-	cfg := poolConfig{workers: 10, backoff: DefaultBackoff, retention: 10000, timeout: DefaultJobTimeout}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
-	if cfg.workers < 1 {
-		cfg.workers = 1
-	}
-	if cfg.backoff == nil {
-		cfg.backoff = DefaultBackoff
-	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	cfg.retention = max(cfg.retention, 0)
+// NewPool returns the in-process queue for the kinds in workers: jobs are
+// kept in memory and run by a bounded number of goroutines per named queue,
+// highest priority first, then oldest first. It is the default for tests
+// and simple apps; use queue/riverqueue when jobs must survive a restart or
+// be shared between processes. Enqueue works before Start; jobs wait until
+// the pool is started. Options meant only for River make Start fail.
+func NewPool(workers *Workers, opts ...Option) Queue {
+	cfg := queuekit.NewConfig(opts)
 	if workers == nil {
-		workers = NewWorkers()
+		workers = &Workers{}
 	}
-	p := &Pool{
-		workers:  workers,
+	p := &pool{
+		workers:  (*queuekit.Workers)(workers),
 		cfg:      cfg,
 		jobs:     map[int64]*poolJob{},
-		queues:   map[string]*poolQueue{DefaultQueueName: {limit: cfg.workers}},
+		queues:   map[string]*poolQueue{queuekit.DefaultQueueName: {limit: cfg.Workers}},
 		identity: map[string]int64{},
 		wake:     make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
 		loopDone: make(chan struct{}),
 		drained:  make(chan struct{}),
 	}
-	for name, n := range cfg.queues {
-		if err := ValidQueueName(name); err != nil && p.cfgErr == nil {
-			// No job can be enqueued to it; Start reports the mistake.
-			p.cfgErr = fmt.Errorf("queue: WithQueue: %w", err)
-		}
-		p.queues[name] = &poolQueue{limit: max(n, 1)}
+	if cfg.Err != nil {
+		// No job can be enqueued to a badly named queue; Start reports it.
+		p.cfgErr = fmt.Errorf("queue: %w", cfg.Err)
+	} else if len(cfg.DriverOnly) > 0 {
+		p.cfgErr = fmt.Errorf("queue: %w: %v configure River, not the in-process pool", ErrInvalid, cfg.DriverOnly)
+	}
+	for name, n := range cfg.Queues {
+		p.queues[name] = &poolQueue{limit: n}
 	}
 	return p
 }
 
-var _ Queue = (*Pool)(nil)
-
 // Enqueue adds a job. See [Queue].
-func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (JobInfo, error) {
+func (p *pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (JobInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return JobInfo{}, fmt.Errorf("queue: enqueue: %w", err)
 	}
-	raw, err := EncodeArgs(args)
+	raw, err := queuekit.EncodeArgs(args)
 	if err != nil {
 		return JobInfo{}, err
 	}
@@ -170,7 +112,7 @@ func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 		return JobInfo{}, err
 	}
 	now := time.Now()
-	o, err := ResolveOptions(now, opts...)
+	o, err := queuekit.ResolveOptions(now, opts)
 	if err != nil {
 		return JobInfo{}, err
 	}
@@ -182,7 +124,7 @@ func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 	}
 	q, ok := p.queues[o.QueueName]
 	if !ok {
-		return JobInfo{}, fmt.Errorf("%w: the pool has no queue %q; add it with queue.WithQueue", ErrInvalidOption, o.QueueName)
+		return JobInfo{}, fmt.Errorf("%w: the pool has no queue %q; add it with queue.WithQueue", ErrInvalid, o.QueueName)
 	}
 	if o.IdentityKey != "" {
 		if id, ok := p.identity[o.IdentityKey]; ok {
@@ -222,14 +164,14 @@ func (p *Pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 // Start starts the dispatcher. Cancelling ctx is a hard stop: no more jobs
 // are started, running jobs see their context cancelled, and Enqueue and
 // Start then fail with ErrStopped (Stop still waits for running jobs).
-func (p *Pool) Start(ctx context.Context) error {
+func (p *pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stoppedLocked() {
 		return fmt.Errorf("%w: a stopped pool cannot be started again; create a new one", ErrStopped)
 	}
 	if p.state == poolStarted {
-		return ErrAlreadyStarted
+		return errors.New("queue: the pool is already started")
 	}
 	if p.cfgErr != nil {
 		return p.cfgErr
@@ -242,7 +184,7 @@ func (p *Pool) Start(ctx context.Context) error {
 
 // stoppedLocked reports whether the pool takes no more work: Stop was called
 // or the context given to Start is done. Called with p.mu held.
-func (p *Pool) stoppedLocked() bool {
+func (p *pool) stoppedLocked() bool {
 	return p.state >= poolStopping || (p.state == poolStarted && p.startCtx.Err() != nil)
 }
 
@@ -250,7 +192,7 @@ func (p *Pool) stoppedLocked() bool {
 // done. When ctx is done first, running jobs have their context cancelled and
 // Stop returns ctx's error without waiting for them. Jobs not yet started
 // stay in memory and are lost with the pool. Calling Stop again waits again.
-func (p *Pool) Stop(ctx context.Context) error {
+func (p *pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	switch p.state {
 	case poolNew:
@@ -287,7 +229,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 }
 
 // GetJob returns one job.
-func (p *Pool) GetJob(ctx context.Context, id int64) (JobInfo, error) {
+func (p *pool) GetJob(ctx context.Context, id int64) (JobInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j, ok := p.jobs[id]
@@ -299,7 +241,7 @@ func (p *Pool) GetJob(ctx context.Context, id int64) (JobInfo, error) {
 
 // ListJobs yields the jobs matching f in ID order, from a snapshot taken
 // when iteration starts.
-func (p *Pool) ListJobs(ctx context.Context, f ListFilter) iter.Seq2[JobInfo, error] {
+func (p *pool) ListJobs(ctx context.Context, f ListFilter) iter.Seq2[JobInfo, error] {
 	return func(yield func(JobInfo, error) bool) {
 		p.mu.Lock()
 		var out []JobInfo
@@ -333,7 +275,7 @@ func matches(f ListFilter, j *JobInfo) bool {
 
 // RetryJob makes a job that is not running available now; a job that used
 // up its attempts gets one more. A running job is returned unchanged.
-func (p *Pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
+func (p *pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j, ok := p.jobs[id]
@@ -345,11 +287,11 @@ func (p *Pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
 	}
 	if j.info.IdentityKey != "" {
 		if other, ok := p.identity[j.info.IdentityKey]; ok && other != id {
-			return JobInfo{}, fmt.Errorf("%w: cannot retry job %d: job %d with the same identity key %q is pending", ErrInvalidOption, id, other, j.info.IdentityKey)
+			return JobInfo{}, fmt.Errorf("%w: cannot retry job %d: job %d with the same identity key %q is pending", ErrInvalid, id, other, j.info.IdentityKey)
 		}
 		p.identity[j.info.IdentityKey] = id
 	}
-	if j.info.State.Final() {
+	if j.info.State.final() {
 		p.finished = slices.DeleteFunc(p.finished, func(x int64) bool { return x == id })
 	}
 	if j.info.Attempt >= j.info.MaxAttempts {
@@ -366,7 +308,7 @@ func (p *Pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
 // CancelJob cancels a job that has not finished. A running job has its
 // context cancelled; it ends cancelled if it returns an error and completed
 // if it returns nil. Finished jobs are returned unchanged.
-func (p *Pool) CancelJob(ctx context.Context, id int64) (JobInfo, error) {
+func (p *pool) CancelJob(ctx context.Context, id int64) (JobInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j, ok := p.jobs[id]
@@ -377,7 +319,7 @@ func (p *Pool) CancelJob(ctx context.Context, id int64) (JobInfo, error) {
 	case j.info.State == StateRunning:
 		j.cancelRequested = true
 		j.cancel()
-	case !j.info.State.Final():
+	case !j.info.State.final():
 		p.finish(j, StateCancelled, time.Now())
 	}
 	return j.snapshot(), nil
@@ -390,13 +332,13 @@ func (j *poolJob) snapshot() JobInfo {
 }
 
 // pushReady and pushDelayed are called with p.mu held.
-func (p *Pool) pushReady(q *poolQueue, j *poolJob) {
+func (p *pool) pushReady(q *poolQueue, j *poolJob) {
 	j.gen++
 	j.info.State = StateAvailable
 	pushEntry(&q.ready, &q.compactAt, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt})
 }
 
-func (p *Pool) pushDelayed(j *poolJob) {
+func (p *pool) pushDelayed(j *poolJob) {
 	j.gen++
 	pushEntry(&p.delayed, &p.delayedCompactAt, heapEntry{job: j, gen: j.gen, due: j.info.ScheduledAt, byTime: true})
 }
@@ -416,7 +358,7 @@ func pushEntry(h *jobHeap, compactAt *int, e heapEntry) {
 }
 
 // finish moves j to a final state; called with p.mu held.
-func (p *Pool) finish(j *poolJob, s State, now time.Time) {
+func (p *pool) finish(j *poolJob, s State, now time.Time) {
 	j.gen++
 	j.info.State = s
 	j.info.FinalizedAt = now
@@ -424,20 +366,20 @@ func (p *Pool) finish(j *poolJob, s State, now time.Time) {
 		delete(p.identity, k)
 	}
 	p.finished = append(p.finished, j.info.ID)
-	for len(p.finished) > p.cfg.retention {
+	for len(p.finished) > p.cfg.Retention {
 		delete(p.jobs, p.finished[0])
 		p.finished = p.finished[1:]
 	}
 }
 
-func (p *Pool) signal() {
+func (p *pool) signal() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (p *Pool) loop(ctx context.Context) {
+func (p *pool) loop(ctx context.Context) {
 	defer close(p.loopDone)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -461,7 +403,7 @@ func (p *Pool) loop(ctx context.Context) {
 
 // dispatch promotes due jobs, starts as many ready jobs as the queues allow,
 // and returns when the next delayed job is due (zero if none).
-func (p *Pool) dispatch(ctx context.Context) time.Time {
+func (p *pool) dispatch(ctx context.Context) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -496,7 +438,7 @@ func (p *Pool) dispatch(ctx context.Context) time.Time {
 // startJob starts a worker goroutine for j; called with p.mu held. The
 // goroutine keeps taking ready jobs from its queue while there are any, so
 // a busy queue reuses goroutines (and their grown stacks).
-func (p *Pool) startJob(ctx context.Context, q *poolQueue, j *poolJob) {
+func (p *pool) startJob(ctx context.Context, q *poolQueue, j *poolJob) {
 	q.running++
 	p.running.Add(1)
 	run := p.begin(ctx, j)
@@ -506,31 +448,31 @@ func (p *Pool) startJob(ctx context.Context, q *poolQueue, j *poolJob) {
 type jobRun struct {
 	ctx    context.Context
 	cancel context.CancelFunc
-	meta   JobMeta
+	meta   queuekit.Meta
 	raw    []byte
 }
 
 // begin marks j running; called with p.mu held.
-func (p *Pool) begin(ctx context.Context, j *poolJob) jobRun {
+func (p *pool) begin(ctx context.Context, j *poolJob) jobRun {
 	j.gen++
 	j.info.State = StateRunning
 	j.info.Attempt++
 	var jctx context.Context
 	var cancel context.CancelFunc
-	if p.cfg.timeout > 0 {
-		jctx, cancel = context.WithTimeout(ctx, p.cfg.timeout)
+	if p.cfg.Timeout > 0 {
+		jctx, cancel = context.WithTimeout(ctx, p.cfg.Timeout)
 	} else {
 		jctx, cancel = context.WithCancel(ctx)
 	}
 	j.cancel = cancel
-	return jobRun{ctx: jctx, cancel: cancel, raw: j.info.Args, meta: JobMeta{
+	return jobRun{ctx: jctx, cancel: cancel, raw: j.info.Args, meta: queuekit.Meta{
 		ID: j.info.ID, Kind: j.info.Kind, Queue: j.info.Queue, Priority: j.info.Priority,
 		Attempt: j.info.Attempt, MaxAttempts: j.info.MaxAttempts, IdentityKey: j.info.IdentityKey,
 		CreatedAt: j.info.CreatedAt,
 	}}
 }
 
-func (p *Pool) work(ctx context.Context, q *poolQueue, j *poolJob, run jobRun) {
+func (p *pool) work(ctx context.Context, q *poolQueue, j *poolJob, run jobRun) {
 	defer p.running.Done()
 	for j != nil {
 		err := p.workers.Work(run.ctx, run.meta, run.raw)
@@ -553,7 +495,7 @@ func (p *Pool) work(ctx context.Context, q *poolQueue, j *poolJob, run jobRun) {
 }
 
 // popReady returns the next ready job of q, or nil; called with p.mu held.
-func (p *Pool) popReady(q *poolQueue) *poolJob {
+func (p *pool) popReady(q *poolQueue) *poolJob {
 	for q.ready.Len() > 0 {
 		e := heap.Pop(&q.ready).(heapEntry)
 		if e.gen == e.job.gen {
@@ -564,31 +506,31 @@ func (p *Pool) popReady(q *poolQueue) *poolJob {
 }
 
 // record stores the outcome of one attempt; called with p.mu held.
-func (p *Pool) record(j *poolJob, err error) {
+func (p *pool) record(j *poolJob, err error) {
 	now := time.Now()
 	if err == nil {
 		p.finish(j, StateCompleted, now)
 		return
 	}
 	j.info.Errors = append(j.info.Errors, AttemptError{At: now, Attempt: j.info.Attempt, Error: err.Error()})
-	var perm *PermanentError
-	var after *RetryAfterError
+	var perm *queuekit.PermanentError
+	var after *queuekit.RetryAfterError
 	switch {
 	case j.cancelRequested || errors.As(err, &perm):
 		p.finish(j, StateCancelled, now)
 	case j.info.Attempt >= j.info.MaxAttempts:
 		p.finish(j, StateDiscarded, now)
-		p.cfg.logger.Warn("queue: job discarded after its last attempt",
+		p.cfg.Logger.Warn("queue: job discarded after its last attempt",
 			"kind", j.info.Kind, "job_id", j.info.ID, "attempt", j.info.Attempt, "error", err)
 	default:
-		delay := p.cfg.backoff(j.info.Attempt)
+		delay := p.cfg.Backoff(j.info.Attempt)
 		if errors.As(err, &after) {
 			delay = after.Delay
 		}
 		j.info.State = StateRetryable
 		j.info.ScheduledAt = now.Add(delay)
 		p.pushDelayed(j)
-		p.cfg.logger.Debug("queue: job attempt failed, will retry",
+		p.cfg.Logger.Debug("queue: job attempt failed, will retry",
 			"kind", j.info.Kind, "job_id", j.info.ID, "attempt", j.info.Attempt, "retry_in", delay, "error", err)
 	}
 }

@@ -16,13 +16,13 @@ func (internalArgs) Kind() string { return "internal" }
 // until their due time: a debounce that cancels and re-enqueues a job
 // delayed by an hour would grow the heap by one entry per event.
 func TestPoolCancelledJobsDoNotPileUpInHeaps(t *testing.T) {
-	w := NewWorkers()
+	w := &Workers{}
 	ran := make(chan int, 1)
 	AddWorker(w, func(ctx context.Context, job *Job[internalArgs]) error {
 		ran <- job.Args.N
 		return nil
 	})
-	p := NewPool(w)
+	p := NewPool(w).(*pool)
 	ctx := context.Background()
 	const n = 1000
 	for i := range n {
@@ -41,7 +41,7 @@ func TestPoolCancelledJobsDoNotPileUpInHeaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
-	delayed, ready := len(p.delayed), len(p.queues[DefaultQueueName].ready)
+	delayed, ready := len(p.delayed), len(p.queues["default"].ready)
 	p.mu.Unlock()
 	if delayed > 100 || ready > 100 {
 		t.Errorf("after %d cancelled delayed and %d cancelled ready jobs the heaps hold %d and %d entries, want stale ones swept", n, n, delayed, ready)

@@ -3,13 +3,14 @@
 // A job is a kind plus JSON-encodable arguments. Workers are registered per
 // kind with [AddWorker] in a [Workers] registry, and a [Queue] runs them:
 //
-//   - [Pool] (this package) is an in-process worker pool: bounded workers,
+//   - [NewPool] (this package) is an in-process worker pool: bounded workers,
 //     priority order, delayed jobs, retries with backoff and a graceful drain
 //     on Stop. Jobs live in memory and are lost when the process exits. It is
 //     the default for tests and simple apps.
 //   - package queue/riverqueue runs the same workers on River
-//     (github.com/riverqueue/river): durable on a SQLite file for one machine,
-//     or on Postgres so many worker processes on many machines share the work.
+//     (github.com/riverqueue/river): durable in the app's own SQLite or
+//     Postgres database, shared by every process pointed at it, and able to
+//     enqueue inside the app's transactions ([TxEnqueuer]).
 //
 // Both behave the same way and pass one conformance suite (queue/queuetest):
 // arguments are JSON-encoded at Enqueue (arguments that do not survive a JSON
@@ -17,17 +18,18 @@
 // failing job is retried with exponential backoff until its max attempts and
 // then discarded, [Permanent] cancels a job at once, [RetryAfter] chooses the
 // next retry time, and an identity key keeps a second job with the same key
-// out while the first one is still pending.
+// out while the first one is still pending. Neither logs unless given a
+// logger with [WithLogger].
 package queue
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"iter"
-	"reflect"
 	"time"
+
+	"github.com/connkit/connkit/queue/internal/queuekit"
 )
 
 // Args are the arguments of a job. Kind names the job type and selects the
@@ -41,7 +43,9 @@ type Args interface {
 // State is where a job is in its life cycle. The values are River's.
 type State string
 
-// Job states.
+// Job states. Completed, discarded and cancelled are final: no worker picks
+// the job up again unless it is retried with RetryJob. Discarded and
+// cancelled jobs are the failed ones.
 const (
 	// StateAvailable: ready to run as soon as a worker is free.
 	StateAvailable State = "available"
@@ -53,24 +57,19 @@ const (
 	StateRetryable State = "retryable"
 	// StateCompleted: ran successfully. Final.
 	StateCompleted State = "completed"
-	// StateDiscarded: failed on its last allowed attempt. Final, can be retried with RetryJob.
+	// StateDiscarded: failed on its last allowed attempt. Final.
 	StateDiscarded State = "discarded"
-	// StateCancelled: cancelled with CancelJob or by a Permanent error. Final, can be retried with RetryJob.
+	// StateCancelled: cancelled with CancelJob or by a Permanent error. Final.
 	StateCancelled State = "cancelled"
 )
 
-// Final reports whether no worker will pick the job up again on its own.
-func (s State) Final() bool {
+// final reports whether no worker will pick the job up again on its own.
+func (s State) final() bool {
 	return s == StateCompleted || s == StateDiscarded || s == StateCancelled
 }
 
-// FailedStates are the states of jobs that gave up: discarded after the last
-// attempt, or cancelled by a Permanent error (or by hand). Use them in a
-// [ListFilter] to list failed jobs.
-func FailedStates() []State { return []State{StateDiscarded, StateCancelled} }
-
-// JobMeta describes one run of a job, without its arguments.
-type JobMeta struct {
+// Job is one run of a job, handed to its worker with decoded arguments.
+type Job[T Args] struct {
 	// ID identifies the job in its queue.
 	ID int64
 	// Kind is the job's kind (Args.Kind()).
@@ -87,11 +86,6 @@ type JobMeta struct {
 	IdentityKey string
 	// CreatedAt is when the job was enqueued.
 	CreatedAt time.Time
-}
-
-// Job is one run of a job, handed to its worker with decoded arguments.
-type Job[T Args] struct {
-	JobMeta
 	// Args are the job's arguments, decoded from JSON.
 	Args T
 }
@@ -132,24 +126,18 @@ type JobInfo struct {
 	ScheduledAt time.Time
 	// FinalizedAt is when the job reached a final state; zero before.
 	FinalizedAt time.Time
-	// Errors are the errors of failed attempts, oldest first.
+	// Errors are the errors of failed attempts, oldest first; the last one
+	// is why a discarded or cancelled job failed.
 	Errors []AttemptError
 	// Duplicate is set by Enqueue when an identity key matched a pending
 	// job: no new job was added and this is the existing one.
 	Duplicate bool
 }
 
-// LastError is the error text of the latest failed attempt, or "".
-func (j JobInfo) LastError() string {
-	if len(j.Errors) == 0 {
-		return ""
-	}
-	return j.Errors[len(j.Errors)-1].Error
-}
-
 // ListFilter selects jobs for ListJobs. Empty fields match everything.
 type ListFilter struct {
-	// States keeps jobs in any of these states.
+	// States keeps jobs in any of these states, e.g. StateDiscarded and
+	// StateCancelled for the failed ones.
 	States []State
 	// Kinds keeps jobs of any of these kinds.
 	Kinds []string
@@ -159,7 +147,7 @@ type ListFilter struct {
 	Limit int
 }
 
-// Queue runs jobs later. Implementations: [Pool] (in-process) and
+// Queue runs jobs later. Implementations: [NewPool] (in-process) and
 // queue/riverqueue (durable, SQLite or Postgres). All methods are safe for
 // concurrent use.
 type Queue interface {
@@ -168,7 +156,8 @@ type Queue interface {
 	// returns the existing job with Duplicate set.
 	Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (JobInfo, error)
 	// Start starts working jobs in the background and returns. Cancelling
-	// ctx is a hard stop: running jobs see their context cancelled.
+	// ctx is a hard stop: running jobs see their context cancelled. Register
+	// every worker before: River fixes its kinds when the queue is made.
 	Start(ctx context.Context) error
 	// Stop stops fetching new jobs and waits for running ones to finish, or
 	// until ctx is done (then it returns ctx's error).
@@ -185,93 +174,39 @@ type Queue interface {
 	CancelJob(ctx context.Context, id int64) (JobInfo, error)
 }
 
+// TxEnqueuer is implemented by queues that can enqueue inside the app's
+// database transaction (queue/riverqueue on a database/sql database): the
+// job exists, and runs, only if tx commits. Writing a local record and
+// enqueueing its export in one transaction means a crash can neither lose
+// the export (record written, job not) nor run it for a record that was
+// rolled back. tx must belong to the database the queue stores its jobs in.
+type TxEnqueuer interface {
+	EnqueueTx(ctx context.Context, tx *sql.Tx, args Args, opts ...EnqueueOption) (JobInfo, error)
+}
+
 // Sentinel errors, for errors.Is.
 var (
 	// ErrUnknownKind: no worker is registered for the job's kind.
-	ErrUnknownKind = errors.New("queue: no worker registered for job kind")
-	// ErrInvalidArgs: the job's arguments cannot be stored (not a JSON
-	// object, or they do not survive a JSON round trip).
-	ErrInvalidArgs = errors.New("queue: invalid job arguments")
-	// ErrInvalidOption: an enqueue option is out of range.
-	ErrInvalidOption = errors.New("queue: invalid enqueue option")
+	ErrUnknownKind = queuekit.ErrUnknownKind
+	// ErrInvalid: the job's arguments cannot be stored (not a JSON object,
+	// or they do not survive a JSON round trip), or an option is out of
+	// range.
+	ErrInvalid = queuekit.ErrInvalid
 	// ErrJobNotFound: no job with that ID.
-	ErrJobNotFound = errors.New("queue: job not found")
+	ErrJobNotFound = queuekit.ErrJobNotFound
 	// ErrStopped: the queue was stopped and takes no more work.
-	ErrStopped = errors.New("queue: stopped")
-	// ErrAlreadyStarted: Start was called twice.
-	ErrAlreadyStarted = errors.New("queue: already started")
+	ErrStopped = queuekit.ErrStopped
 )
-
-// PermanentError marks an error that retrying cannot fix. See [Permanent].
-type PermanentError struct{ Err error }
-
-// Error describes the wrapped error as permanent.
-func (e *PermanentError) Error() string {
-	if e.Err == nil {
-		return "permanent failure"
-	}
-	return "permanent failure: " + e.Err.Error()
-}
-
-// Unwrap returns the wrapped error.
-func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Permanent wraps err so the job is not retried: it ends cancelled at once,
 // with err recorded (River: river.JobCancel). Permanent(nil) returns nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &PermanentError{Err: err}
-}
-
-// RetryAfterError asks for the next attempt after Delay. See [RetryAfter].
-type RetryAfterError struct {
-	// Delay is how long to wait before the next attempt.
-	Delay time.Duration
-	// Err is the attempt's error; may be nil.
-	Err error
-}
-
-// Error describes the requested delay and the wrapped error.
-func (e *RetryAfterError) Error() string {
-	msg := fmt.Sprintf("retry after %s", e.Delay)
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-// Unwrap returns the wrapped error.
-func (e *RetryAfterError) Unwrap() error { return e.Err }
+// errors.Is and errors.As see err through it.
+func Permanent(err error) error { return queuekit.Permanent(err) }
 
 // RetryAfter fails the attempt and schedules the next one after d instead of
 // the backoff delay, e.g. for an API that answered 429 with Retry-After. The
 // attempt counts like any failure: once max attempts are used up the job is
 // discarded. err may be nil. A negative d is treated as 0.
 func RetryAfter(d time.Duration, err error) error {
-	return &RetryAfterError{Delay: max(d, 0), Err: err}
-}
-
-// EncodeArgs JSON-encodes args and checks that they decode back into their
-// own type, so a job that could never be decoded by its worker is refused at
-// Enqueue. The encoding must be a JSON object. Queue implementations use it;
-// errors match ErrInvalidArgs.
-func EncodeArgs(args Args) ([]byte, error) {
-	if args == nil || (reflect.ValueOf(args).Kind() == reflect.Pointer && reflect.ValueOf(args).IsNil()) {
-		return nil, fmt.Errorf("%w: args are nil", ErrInvalidArgs)
-	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encoding %q args as JSON: %w", ErrInvalidArgs, args.Kind(), err)
-	}
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, fmt.Errorf("%w: %q args must encode to a JSON object, got %.40s", ErrInvalidArgs, args.Kind(), raw)
-	}
-	t := reflect.TypeOf(args)
-	target := reflect.New(t)
-	if err := json.Unmarshal(raw, target.Interface()); err != nil {
-		return nil, fmt.Errorf("%w: %q args do not decode back from their own JSON %.80s: %w", ErrInvalidArgs, args.Kind(), raw, err)
-	}
-	return raw, nil
+	return &queuekit.RetryAfterError{Delay: max(d, 0), Err: err}
 }

@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/connkit/connkit/queue"
-	"github.com/connkit/connkit/queue/queuetest"
-	"github.com/connkit/connkit/queue/riverqueue"
 )
 
 // BenchmarkSQLiteEnqueue measures Enqueue on the River SQLite queue against
@@ -34,24 +32,20 @@ func BenchmarkSQLiteEnqueue(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := range b.N {
-			raw, _ := json.Marshal(queuetest.EchoArgs{N: i})
-			if _, err := db.ExecContext(ctx, `INSERT INTO jobs (kind, args, state) VALUES (?, ?, 'available')`, "queuetest_echo", raw); err != nil {
+			raw, _ := json.Marshal(echoArgs{N: i})
+			if _, err := db.ExecContext(ctx, `INSERT INTO jobs (kind, args, state) VALUES (?, ?, 'available')`, "riverqueue_echo", raw); err != nil {
 				b.Fatal(err)
 			}
 		}
 		baselineNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	})
 	b.Run("river", func(b *testing.B) {
-		w := queue.NewWorkers()
-		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error { return nil })
-		q, err := riverqueue.OpenSQLite(ctx, filepath.Join(b.TempDir(), "river.db"), w, riverqueue.WithLogger(quiet))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer q.Close()
+		w := &queue.Workers{}
+		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error { return nil })
+		q := newOn(b, openSQLite(b, filepath.Join(b.TempDir(), "river.db")), w)
 		b.ResetTimer()
 		for i := range b.N {
-			if _, err := q.Enqueue(ctx, queuetest.EchoArgs{N: i}); err != nil {
+			if _, err := q.Enqueue(ctx, echoArgs{N: i}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/queue/riverqueue"
+	"github.com/connkit/connkit/sqlstore"
 )
 
 type ExportInvoiceArgs struct {
@@ -16,32 +17,51 @@ type ExportInvoiceArgs struct {
 
 func (ExportInvoiceArgs) Kind() string { return "export_invoice" }
 
-// A durable queue on a SQLite file: jobs survive restarts. For many
-// processes on many machines, use NewPostgres with a shared database.
-func ExampleOpenSQLite() {
+// One database for everything: connkit's stores, the app's records and the
+// jobs. The invoice and the job that exports it are written in one
+// transaction, so a crash can neither lose the export nor export an invoice
+// that was never saved.
+func ExampleNew() {
 	dir, _ := os.MkdirTemp("", "riverqueue-example")
 	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "app.db"))
+	if err != nil {
+		panic(err)
+	}
+	defer db.Close()
 
-	workers := queue.NewWorkers()
+	var workers queue.Workers
 	done := make(chan struct{})
-	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[ExportInvoiceArgs]) error {
+	queue.AddWorker(&workers, func(ctx context.Context, job *queue.Job[ExportInvoiceArgs]) error {
 		fmt.Println("exporting invoice", job.Args.InvoiceID)
 		close(done)
 		return nil
 	})
-
-	ctx := context.Background()
-	// Creates the file and River's tables on first use.
-	q, err := riverqueue.OpenSQLite(ctx, filepath.Join(dir, "jobs.db"), workers,
-		riverqueue.WithLogger(quiet))
+	// Creates River's tables on first use.
+	q, err := riverqueue.New(ctx, db, &workers)
 	if err != nil {
 		panic(err)
 	}
-	defer q.Close()
 
-	if _, err := q.Enqueue(ctx, ExportInvoiceArgs{InvoiceID: 42}, queue.WithPriority(queue.PriorityHigh)); err != nil {
+	if _, err := db.SQL().ExecContext(ctx, `CREATE TABLE invoices (id INTEGER PRIMARY KEY, total INTEGER)`); err != nil {
 		panic(err)
 	}
+	tx, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO invoices (id, total) VALUES (42, 1000)`); err != nil {
+		panic(err)
+	}
+	if _, err := q.EnqueueTx(ctx, tx, ExportInvoiceArgs{InvoiceID: 42},
+		queue.WithIdentityKey("export_invoice:42"), queue.WithPriority(1)); err != nil {
+		panic(err)
+	}
+	if err := tx.Commit(); err != nil {
+		panic(err)
+	}
+
 	if err := q.Start(ctx); err != nil {
 		panic(err)
 	}

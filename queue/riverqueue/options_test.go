@@ -12,33 +12,33 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/connkit/connkit/queue"
-	"github.com/connkit/connkit/queue/queuetest"
 	"github.com/connkit/connkit/queue/riverqueue"
 )
 
 func TestRescueOptionsRefused(t *testing.T) {
 	ctx := context.Background()
-	for name, opts := range map[string][]riverqueue.Option{
-		"negative":                     {riverqueue.WithRescueStuckJobsAfter(-time.Second)},
-		"shorter than default timeout": {riverqueue.WithRescueStuckJobsAfter(time.Second)},
-		"shorter than set timeout":     {riverqueue.WithJobTimeout(time.Hour), riverqueue.WithRescueStuckJobsAfter(time.Minute)},
-		"without a job timeout":        {riverqueue.WithJobTimeout(0), riverqueue.WithRescueStuckJobsAfter(time.Hour)},
+	db := openSQLite(t, migratedSQLiteFile(t))
+	rescue := func(d time.Duration) queue.Option {
+		return riverqueue.WithRiverConfig(func(c *river.Config) { c.RescueStuckJobsAfter = d })
+	}
+	for name, opts := range map[string][]queue.Option{
+		"negative":                     {rescue(-time.Second)},
+		"shorter than default timeout": {rescue(time.Second)},
+		"shorter than set timeout":     {queue.WithJobTimeout(time.Hour), rescue(time.Minute)},
+		"without a job timeout":        {queue.WithJobTimeout(0), rescue(time.Hour)},
 	} {
-		_, err := riverqueue.OpenSQLite(ctx, migratedSQLiteFile(t), queue.NewWorkers(), append(opts, riverqueue.WithLogger(quiet))...)
-		if !errors.Is(err, queue.ErrInvalidOption) {
-			t.Errorf("%s: error %v, want ErrInvalidOption", name, err)
+		_, err := riverqueue.New(ctx, db, &queue.Workers{}, opts...)
+		if !errors.Is(err, queue.ErrInvalid) {
+			t.Errorf("%s: error %v, want ErrInvalid", name, err)
 		}
 	}
-	for name, opts := range map[string][]riverqueue.Option{
-		"equal to the timeout":    {riverqueue.WithJobTimeout(time.Minute), riverqueue.WithRescueStuckJobsAfter(time.Minute)},
-		"longer than the timeout": {riverqueue.WithJobTimeout(time.Second), riverqueue.WithRescueStuckJobsAfter(time.Minute)},
+	for name, opts := range map[string][]queue.Option{
+		"equal to the timeout":    {queue.WithJobTimeout(time.Minute), rescue(time.Minute)},
+		"longer than the timeout": {queue.WithJobTimeout(time.Second), rescue(time.Minute)},
 	} {
-		q, err := riverqueue.OpenSQLite(ctx, migratedSQLiteFile(t), queue.NewWorkers(), append(opts, riverqueue.WithLogger(quiet))...)
-		if err != nil {
+		if _, err := riverqueue.New(ctx, db, &queue.Workers{}, opts...); err != nil {
 			t.Errorf("%s: %v", name, err)
-			continue
 		}
-		_ = q.Close()
 	}
 }
 
@@ -48,31 +48,33 @@ func TestRescueOptionsRefused(t *testing.T) {
 func TestStuckJobRescuedByAnotherProcess(t *testing.T) {
 	ctx := context.Background()
 	path := migratedSQLiteFile(t)
-	opts := func(extra ...riverqueue.Option) []riverqueue.Option {
-		return append([]riverqueue.Option{
-			riverqueue.WithLogger(quiet),
-			riverqueue.WithFetchPollInterval(50 * time.Millisecond),
-			riverqueue.WithBackoff(queuetest.FastBackoff),
-			riverqueue.WithJobTimeout(100 * time.Millisecond),
-			riverqueue.WithRescueStuckJobsAfter(300 * time.Millisecond),
-			riverqueue.WithRiverConfig(func(c *river.Config) { c.TestOnly = true }),
+	opts := func(extra ...queue.Option) []queue.Option {
+		return append([]queue.Option{
+			queue.WithBackoff(10*time.Millisecond, 10*time.Millisecond),
+			queue.WithJobTimeout(100 * time.Millisecond),
+			riverqueue.WithRiverConfig(func(c *river.Config) {
+				c.TestOnly = true
+				c.FetchPollInterval = 50 * time.Millisecond
+				c.RescueStuckJobsAfter = 300 * time.Millisecond
+			}),
 		}, extra...)
 	}
 
 	release := make(chan struct{})
 	wedged := make(chan int64, 1)
-	hung := queue.NewWorkers()
-	queue.AddWorker(hung, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error {
+	hung := &queue.Workers{}
+	queue.AddWorker(hung, func(ctx context.Context, job *queue.Job[echoArgs]) error {
 		wedged <- job.ID
 		<-release // ignores ctx, like a process that froze
 		return nil
 	})
 	// One worker slot, so A cannot take the job again once it is rescued.
-	a, err := riverqueue.OpenSQLite(ctx, path, hung, opts(riverqueue.WithoutMaintenance(), riverqueue.WithWorkers(1))...)
+	noMaintenance := riverqueue.WithRiverConfig(func(c *river.Config) { c.LeaderElectionDisabled = true })
+	a, err := riverqueue.New(ctx, openSQLite(t, path), hung, opts(noMaintenance, queue.WithWorkers(1))...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := a.Enqueue(ctx, queuetest.EchoArgs{Name: "stuck"})
+	info, err := a.Enqueue(ctx, echoArgs{Name: "stuck"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,6 @@ func TestStuckJobRescuedByAnotherProcess(t *testing.T) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_ = a.Stop(sctx)
-		_ = a.Close()
 	})
 	select {
 	case <-wedged:
@@ -94,12 +95,12 @@ func TestStuckJobRescuedByAnotherProcess(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // past WithRescueStuckJobsAfter
 
 	var ranByB atomic.Int32
-	fine := queue.NewWorkers()
-	queue.AddWorker(fine, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error {
+	fine := &queue.Workers{}
+	queue.AddWorker(fine, func(ctx context.Context, job *queue.Job[echoArgs]) error {
 		ranByB.Add(1)
 		return nil
 	})
-	b, err := riverqueue.OpenSQLite(ctx, path, fine, opts()...)
+	b, err := riverqueue.New(ctx, openSQLite(t, path), fine, opts()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,6 @@ func TestStuckJobRescuedByAnotherProcess(t *testing.T) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_ = b.Stop(sctx)
-		_ = b.Close()
 	})
 	// Rescued jobs wait for River's scheduler, which runs every 5 s.
 	var got queue.JobInfo
@@ -153,15 +153,14 @@ func TestRiverConfigMiddlewareKept(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			mw := &countInserts{}
-			w := queue.NewWorkers()
-			queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error { return nil })
-			q, err := riverqueue.OpenSQLite(ctx, migratedSQLiteFile(t), w, riverqueue.WithLogger(quiet),
+			w := &queue.Workers{}
+			queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error { return nil })
+			q, err := riverqueue.New(ctx, openSQLite(t, migratedSQLiteFile(t)), w,
 				riverqueue.WithRiverConfig(func(c *river.Config) { tweak(c, mw) }))
 			if err != nil {
-				t.Fatalf("OpenSQLite with user middleware: %v", err)
+				t.Fatalf("New with user middleware: %v", err)
 			}
-			defer q.Close()
-			info, err := q.Enqueue(ctx, queuetest.EchoArgs{}, queue.WithDelay(time.Second))
+			info, err := q.Enqueue(ctx, echoArgs{}, queue.WithDelay(time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}

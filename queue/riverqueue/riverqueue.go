@@ -3,16 +3,21 @@
 // database, survive restarts, and are shared by every process pointed at the
 // same database.
 //
-//   - [NewSQLite] / [OpenSQLite]: a SQLite file (modernc.org/sqlite, no cgo)
-//     for one machine.
-//   - [NewPostgres]: Postgres through pgxpool, so many worker processes on
-//     many machines share the work.
+//   - [New]: the app's own connkit database (sqlstore.DB), SQLite or
+//     Postgres, so one database holds the bindings, sync state, records and
+//     jobs, and a job can be enqueued in the same transaction as the record
+//     it is about ([queue.TxEnqueuer]). On Postgres River polls for new jobs
+//     (database/sql has no LISTEN); every process still shares the work.
+//   - [NewPostgres]: Postgres through a pgxpool, with LISTEN/NOTIFY so new
+//     jobs start without waiting for a poll; EnqueueTx takes a pgx.Tx.
 //
-// River's tables are created or upgraded on construction (rivermigrate)
-// unless [WithoutMigrate] is given. On Postgres, processes starting together
-// take turns (an advisory lock per schema), so a fleet can start on a fresh
-// database. River's migrator itself takes no lock, so with SQLite let one
-// process create the file before others open it.
+// Both take the options of package queue (WithWorkers, WithQueue,
+// WithBackoff, WithJobTimeout, WithLogger) plus [WithRiverConfig] and
+// [WithoutMigrate]. River's tables are created or upgraded on construction
+// (rivermigrate) unless WithoutMigrate is given. On Postgres, processes
+// starting together take turns (an advisory lock per schema), so a fleet can
+// start on a fresh database. River's migrator itself takes no lock, so with
+// SQLite let one process create the tables before others open the file.
 //
 // Mapping onto River: priorities 1..4 are River's; [queue.Permanent] is
 // river.JobCancel (the job ends cancelled); [queue.RetryAfter] is a normal
@@ -21,8 +26,8 @@
 // ever); the identity key is a River unique job (by args, across kinds and
 // queues, in states available, pending, scheduled, running and retryable),
 // stored as the extra top-level field "_connkit_identity_key" in the args
-// JSON and removed again before the worker decodes them. River's own job
-// rows are reachable through [Queue.Client] for anything not covered here.
+// JSON and removed again before the worker decodes them. River's own client
+// is reachable through Client for anything not covered here.
 package riverqueue
 
 import (
@@ -34,193 +39,165 @@ import (
 	"fmt"
 	"hash/fnv"
 	"iter"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
-	"modernc.org/sqlite" // also the database/sql driver "sqlite" for OpenSQLite
+	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/queue/internal/queuekit"
+	"github.com/connkit/connkit/sqlstore"
 )
 
 // identityField is the args field that carries the identity key.
 const identityField = "_connkit_identity_key"
-
-// sqliteConns is the connection count OpenSQLite uses: one, as River
-// recommends for SQLite (more connections only add busy waiting).
-var sqliteConns = 1
 
 // schedulerInterval is River's job scheduler interval (not configurable):
 // River itself treats retries due within it as available at once.
 const schedulerInterval = 5 * time.Second
 
 // Queue is a queue.Queue on River. TTx is the driver's transaction type:
-// *sql.Tx for SQLite, pgx.Tx for Postgres.
-type Queue[TTx any] struct {
+// *sql.Tx for [New] (so a Queue[*sql.Tx] is a [queue.TxEnqueuer]), pgx.Tx
+// for [NewPostgres].
+type Queue[TTx any] interface {
+	queue.Queue
+	// EnqueueTx adds a job inside the caller's transaction, which must be
+	// on the queue's database: the job is visible, and runs, only if tx
+	// commits. On SQLite, keep the transaction short: it holds the one
+	// writer connection, which River's own work also needs.
+	EnqueueTx(ctx context.Context, tx TTx, args queue.Args, opts ...queue.EnqueueOption) (queue.JobInfo, error)
+	// Client returns the River client, for River features this package
+	// does not wrap (queue pausing, events, periodic jobs).
+	Client() *river.Client[TTx]
+}
+
+// riverQueue implements Queue.
+type riverQueue[TTx any] struct {
 	client  *river.Client[TTx]
-	workers *queue.Workers
-	closeFn func() error
+	workers *queuekit.Workers
 }
 
 var (
-	_ queue.Queue = (*Queue[*sql.Tx])(nil)
-	_ queue.Queue = (*Queue[pgx.Tx])(nil)
+	_ Queue[*sql.Tx]   = (*riverQueue[*sql.Tx])(nil)
+	_ Queue[pgx.Tx]    = (*riverQueue[pgx.Tx])(nil)
+	_ queue.TxEnqueuer = (*riverQueue[*sql.Tx])(nil)
 )
 
-type config struct {
-	workers      int
-	queues       map[string]int
-	backoff      queue.Backoff
-	logger       *slog.Logger
-	schema       string
-	pollInterval time.Duration
-	timeout      time.Duration
-	rescueAfter  time.Duration
-	noLeader     bool
-	migrate      bool
-	tweak        []func(*river.Config)
+// setting is what this package's options add to queue's configuration.
+type setting struct {
+	tweak     func(*river.Config)
+	noMigrate bool
 }
-
-// Option configures a Queue.
-type Option func(*config)
-
-// WithWorkers sets how many jobs of the default queue this process runs at
-// once (default 10).
-func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
-
-// WithQueue makes this process also work the named queue, running at most
-// maxWorkers of its jobs at once. Jobs can be enqueued to any valid queue
-// name; only processes that work that queue run them.
-func WithQueue(name string, maxWorkers int) Option {
-	return func(c *config) {
-		if c.queues == nil {
-			c.queues = map[string]int{}
-		}
-		c.queues[name] = maxWorkers
-	}
-}
-
-// WithBackoff sets the delay before retries (default queue.DefaultBackoff).
-func WithBackoff(b queue.Backoff) Option { return func(c *config) { c.backoff = b } }
-
-// WithLogger sets River's logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// WithSchema puts River's tables in a Postgres schema (or attached SQLite
-// database) instead of the connection's default; the same schema is used for
-// migrations.
-func WithSchema(schema string) Option { return func(c *config) { c.schema = schema } }
-
-// WithFetchPollInterval sets how often each process polls for jobs that
-// became available without a notification, e.g. delayed jobs coming due
-// (default 1s, River's). Short values suit tests.
-func WithFetchPollInterval(d time.Duration) Option {
-	return func(c *config) { c.pollInterval = d }
-}
-
-// WithJobTimeout bounds each attempt: the job's context is cancelled after
-// d (default queue.DefaultJobTimeout); d <= 0 means no limit. River runs the
-// jobs of a process that died again once they have been running for
-// d + 1h (see WithRescueStuckJobsAfter), so a job may run twice if its
-// worker ignores its context that long. Without a limit River never does:
-// a dead process's jobs stay running until retried by hand.
-func WithJobTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
-
-// WithRescueStuckJobsAfter sets how long a job may stay running before
-// River decides the process running it died and runs it again elsewhere
-// (River's RescueStuckJobsAfter; default: the job timeout plus one hour).
-// Shorter values bring back the jobs of a killed process sooner; the price
-// is that a job still running on a live process after d runs a second time
-// in parallel, so jobs must be safe to repeat. d must be at least the job
-// timeout (see WithJobTimeout), so that only jobs whose context has already
-// been cancelled count as stuck, and it needs a job timeout. The rescuer
-// runs in one process (see WithoutMaintenance) when it starts and then every
-// 30 seconds (not configurable in River), and rescued jobs wait for River's
-// scheduler (every 5 s): a dead process's jobs run again roughly between d
-// and d+35s after they started.
-func WithRescueStuckJobsAfter(d time.Duration) Option {
-	return func(c *config) { c.rescueAfter = d }
-}
-
-// WithoutMaintenance keeps this process out of River's leader election, so
-// it never runs River's maintenance: rescuing the jobs of dead processes
-// (see WithRescueStuckJobsAfter), moving retries and delayed jobs to
-// available when they come due more than 5 seconds after being set, and
-// deleting old finished jobs. It still works jobs. Use it for processes that
-// come and go, so maintenance stays with long-lived ones; at least one
-// started process per database must run without it.
-func WithoutMaintenance() Option { return func(c *config) { c.noLeader = true } }
-
-// WithoutMigrate skips running River's migrations on construction, for
-// deployments that migrate separately (e.g. with the river CLI).
-func WithoutMigrate() Option { return func(c *config) { c.migrate = false } }
 
 // WithRiverConfig edits River's configuration after this package filled it
-// in: an escape hatch for River settings not covered here. Append to
-// Middleware rather than replace it; this package adds its own insert
-// middleware after fn ran, innermost, to Middleware (or to
+// in: the way to set River's own settings, for example
+//
+//   - Schema: a Postgres schema (or attached SQLite database) for River's
+//     tables; migrations use it too.
+//   - FetchPollInterval: how often a process polls for jobs that became
+//     due (default 1s); short values suit tests.
+//   - RescueStuckJobsAfter: how long a job may stay running before River
+//     decides the process running it died and runs it again (default: the
+//     job timeout plus an hour). It must be at least the job timeout, which
+//     must be set, so only jobs whose context was already cancelled count as
+//     stuck; the rescuer runs every 30s and rescued jobs wait for River's
+//     scheduler (5s).
+//   - LeaderElectionDisabled: keep this process out of River's maintenance
+//     (rescues, scheduling, cleanup of old jobs); at least one started
+//     process per database must take part.
+//   - CompletedJobRetentionPeriod and friends: how long finished jobs stay.
+//
+// Append to Middleware rather than replace it; this package adds its own
+// insert middleware after fn ran, innermost, to Middleware (or to
 // JobInsertMiddleware if fn used the older JobInsertMiddleware and
-// WorkerMiddleware fields, since River refuses a mix).
-func WithRiverConfig(fn func(*river.Config)) Option {
-	return func(c *config) { c.tweak = append(c.tweak, fn) }
+// WorkerMiddleware fields, since River refuses a mix). The in-process pool
+// refuses this option.
+func WithRiverConfig(fn func(*river.Config)) queue.Option {
+	return func(c *queuekit.Config) {
+		c.Driver = append(c.Driver, setting{tweak: fn})
+		c.DriverOnly = append(c.DriverOnly, "riverqueue.WithRiverConfig")
+	}
 }
 
-// NewSQLite returns a queue storing jobs in the SQLite database db (opened
-// with the modernc.org/sqlite driver). SQLite allows one writer at a time,
-// so give db a single connection (db.SetMaxOpenConns(1)) or a busy timeout.
-// The caller keeps ownership of db; close it after Stop.
-func NewSQLite(ctx context.Context, db *sql.DB, workers *queue.Workers, opts ...Option) (*Queue[*sql.Tx], error) {
+// WithoutMigrate skips running River's migrations on construction, for
+// deployments that migrate separately (e.g. with the river CLI) and for
+// processes started after one that migrated.
+func WithoutMigrate() queue.Option {
+	return func(c *queuekit.Config) {
+		c.Driver = append(c.Driver, setting{noMigrate: true})
+		c.DriverOnly = append(c.DriverOnly, "riverqueue.WithoutMigrate")
+	}
+}
+
+// New returns a queue storing its jobs in db, the app's connkit database:
+// River's SQLite driver on SQLite, River's database/sql driver on Postgres
+// (polling for new jobs, every second unless FetchPollInterval is set with
+// WithRiverConfig). The queue implements [queue.TxEnqueuer]: begin a
+// transaction on db.SQL(), write the app's record, EnqueueTx its export,
+// commit. The caller keeps ownership of db; close it after Stop.
+func New(ctx context.Context, db *sqlstore.DB, workers *queue.Workers, opts ...queue.Option) (Queue[*sql.Tx], error) {
 	if db == nil {
-		return nil, errors.New("riverqueue: NewSQLite: db is nil")
+		return nil, errors.New("riverqueue: New: db is nil")
 	}
-	return newQueue(ctx, riversqlite.New(db), workers, opts, nil)
-}
-
-// OpenSQLite opens (creating if needed) the SQLite file at path with WAL
-// journaling and a busy timeout, on one connection as River recommends, and
-// returns a queue on it. Close closes the database.
-func OpenSQLite(ctx context.Context, path string, workers *queue.Workers, opts ...Option) (*Queue[*sql.Tx], error) {
-	if path == "" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("riverqueue: OpenSQLite: path %q must be non-empty and contain no '?' or '#'; open the database yourself and use NewSQLite", path)
+	switch db.Dialect() {
+	case sqlstore.SQLite:
+		return newQueue(ctx, riversqlite.New(db.SQL()), workers, opts, nil)
+	case sqlstore.Postgres:
+		return newQueue(ctx, riverdatabasesql.New(db.SQL()), workers, opts, func(ctx context.Context, schema string) (func(), error) {
+			return lockSQLMigrations(ctx, db.SQL(), schema)
+		})
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("riverqueue: opening SQLite file %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(sqliteConns)
-	q, err := NewSQLite(ctx, db, workers, opts...)
-	if err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	q.closeFn = db.Close
-	return q, nil
+	return nil, fmt.Errorf("riverqueue: New: unsupported dialect %s", db.Dialect())
 }
 
 // NewPostgres returns a queue storing jobs in Postgres through pool. Every
 // process given the same database (and schema) shares the jobs; each works
 // its own queues with its own worker limits. The caller keeps ownership of
 // pool; close it after Stop.
-func NewPostgres(ctx context.Context, pool *pgxpool.Pool, workers *queue.Workers, opts ...Option) (*Queue[pgx.Tx], error) {
+func NewPostgres(ctx context.Context, pool *pgxpool.Pool, workers *queue.Workers, opts ...queue.Option) (Queue[pgx.Tx], error) {
 	if pool == nil {
 		return nil, errors.New("riverqueue: NewPostgres: pool is nil")
 	}
 	return newQueue(ctx, riverpgxv5.New(pool), workers, opts, func(ctx context.Context, schema string) (func(), error) {
-		return lockPostgresMigrations(ctx, pool, schema)
+		return lockPostgresMigrations(ctx, pool.Config().ConnConfig, schema)
 	})
+}
+
+// lockSQLMigrations is lockPostgresMigrations for a database/sql pool opened
+// with pgx's stdlib driver: it reads the connection settings from one of the
+// pool's connections.
+func lockSQLMigrations(ctx context.Context, db *sql.DB, schema string) (func(), error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to lock migrations: %w", err)
+	}
+	var cfg *pgx.ConnConfig
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("the Postgres database/sql driver is %T, want pgx's stdlib", dc)
+		}
+		cfg = c.Conn().Config()
+		return nil
+	})
+	_ = conn.Close()
+	if err != nil {
+		return nil, fmt.Errorf("locking migrations: %w", err)
+	}
+	return lockPostgresMigrations(ctx, cfg, schema)
 }
 
 // lockPostgresMigrations serializes River migrations of one schema across
@@ -228,8 +205,8 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, workers *queue.Workers
 // so the migrator can use the pool (even a one-connection pool) meanwhile.
 // River's migrator takes no lock: processes starting together on a fresh
 // database all try to create the same tables, and all but one fail.
-func lockPostgresMigrations(ctx context.Context, pool *pgxpool.Pool, schema string) (func(), error) {
-	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig.Copy())
+func lockPostgresMigrations(ctx context.Context, cfg *pgx.ConnConfig, schema string) (func(), error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("connecting to lock migrations: %w", err)
 	}
@@ -243,66 +220,49 @@ func lockPostgresMigrations(ctx context.Context, pool *pgxpool.Pool, schema stri
 	return func() { _ = conn.Close(context.WithoutCancel(ctx)) }, nil
 }
 
-func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *queue.Workers, opts []Option, lockMigrations func(context.Context, string) (func(), error)) (*Queue[TTx], error) {
-	cfg := config{workers: 10, backoff: queue.DefaultBackoff, migrate: true, timeout: queue.DefaultJobTimeout}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], workers *queue.Workers, opts []queue.Option, lockMigrations func(context.Context, string) (func(), error)) (*riverQueue[TTx], error) {
+	cfg := queuekit.NewConfig(opts)
+	if cfg.Err != nil {
+		return nil, fmt.Errorf("riverqueue: %w", cfg.Err)
+	}
+	if len(cfg.PoolOnly) > 0 {
+		return nil, fmt.Errorf("riverqueue: %w: %v configure the in-process pool, not River", queue.ErrInvalid, cfg.PoolOnly)
 	}
 	if workers == nil {
-		workers = queue.NewWorkers()
+		workers = &queue.Workers{}
 	}
-	if cfg.backoff == nil {
-		cfg.backoff = queue.DefaultBackoff
+	kit := (*queuekit.Workers)(workers)
+	migrateUp := true
+	queues := map[string]river.QueueConfig{queuekit.DefaultQueueName: {MaxWorkers: cfg.Workers}}
+	for name, n := range cfg.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
-	}
-	if cfg.rescueAfter < 0 {
-		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter(%s) is negative", queue.ErrInvalidOption, cfg.rescueAfter)
-	}
-	if cfg.rescueAfter > 0 && cfg.timeout <= 0 {
-		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter has no effect without a job timeout: River never rescues jobs that have no time limit", queue.ErrInvalidOption)
-	}
-	if cfg.rescueAfter > 0 && cfg.rescueAfter < cfg.timeout {
-		return nil, fmt.Errorf("riverqueue: %w: WithRescueStuckJobsAfter(%s) is shorter than the job timeout %s; jobs still running within their timeout would be run twice", queue.ErrInvalidOption, cfg.rescueAfter, cfg.timeout)
-	}
-	queues := map[string]river.QueueConfig{queue.DefaultQueueName: {MaxWorkers: max(cfg.workers, 1)}}
-	for name, n := range cfg.queues {
-		if err := queue.ValidQueueName(name); err != nil {
-			return nil, fmt.Errorf("riverqueue: WithQueue: %w", err)
-		}
-		queues[name] = river.QueueConfig{MaxWorkers: max(n, 1)}
-	}
-	if cfg.migrate {
-		if err := migrate(ctx, driver, cfg, lockMigrations); err != nil {
-			return nil, err
-		}
-	}
-
 	rw := river.NewWorkers()
-	for _, kind := range workers.Kinds() {
-		river.AddWorkerArgs(rw, rawArgs{kind: kind}, river.Worker[rawArgs](&riverWorker{kind: kind, workers: workers}))
+	for _, kind := range kit.Kinds() {
+		river.AddWorkerArgs(rw, rawArgs{kind: kind}, river.Worker[rawArgs](&riverWorker{kind: kind, workers: kit}))
 	}
-
 	rc := &river.Config{
-		Logger:                 cfg.logger,
-		MaxAttempts:            queue.DefaultMaxAttempts,
-		Queues:                 queues,
-		Workers:                rw,
-		RetryPolicy:            retryPolicy{backoff: cfg.backoff},
-		Schema:                 cfg.schema,
-		JobTimeout:             cmp.Or(max(cfg.timeout, -1), -1),
-		RescueStuckJobsAfter:   cfg.rescueAfter,
-		LeaderElectionDisabled: cfg.noLeader,
+		Logger:      cfg.Logger,
+		MaxAttempts: queuekit.DefaultMaxAttempts,
+		Queues:      queues,
+		Workers:     rw,
+		RetryPolicy: retryPolicy{backoff: cfg.Backoff},
+		JobTimeout:  cmp.Or(max(cfg.Timeout, -1), -1),
 	}
-	if cfg.pollInterval > 0 {
-		rc.FetchPollInterval = cfg.pollInterval
-		rc.FetchCooldown = min(cfg.pollInterval, river.FetchCooldownDefault)
+	for _, d := range cfg.Driver {
+		s := d.(setting)
+		if s.noMigrate {
+			migrateUp = false
+		}
+		if s.tweak != nil {
+			s.tweak(rc)
+		}
 	}
-	for _, fn := range cfg.tweak {
-		fn(rc)
+	if rc.FetchPollInterval > 0 && rc.FetchCooldown == 0 {
+		rc.FetchCooldown = min(rc.FetchPollInterval, river.FetchCooldownDefault)
+	}
+	if err := checkRescue(rc); err != nil {
+		return nil, err
 	}
 	// Added after the tweaks so a tweak cannot drop it, innermost so it sees
 	// the final scheduled time, and in whichever middleware field the tweaks
@@ -312,46 +272,55 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	} else {
 		rc.Middleware = append(rc.Middleware, &soonAvailable{})
 	}
+	if migrateUp {
+		if err := migrate(ctx, driver, rc, lockMigrations); err != nil {
+			return nil, err
+		}
+	}
 	client, err := river.NewClient(driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("riverqueue: creating River client: %w", err)
 	}
-	return &Queue[TTx]{client: client, workers: workers}, nil
+	return &riverQueue[TTx]{client: client, workers: kit}, nil
 }
 
-func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg config, lock func(context.Context, string) (func(), error)) error {
-	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: cfg.logger, Schema: cfg.schema})
-	if err != nil {
-		return fmt.Errorf("riverqueue: preparing River migrations: %w", err)
-	}
-	if lock != nil {
-		unlock, err := lock(ctx, cfg.schema)
-		if err != nil {
-			return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", cfg.schema, err)
-		}
-		defer unlock()
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", cfg.schema, err)
+// checkRescue refuses a RescueStuckJobsAfter that would run live jobs twice
+// or never take effect.
+func checkRescue(rc *river.Config) error {
+	d, timeout := rc.RescueStuckJobsAfter, rc.JobTimeout
+	switch {
+	case d < 0:
+		return fmt.Errorf("riverqueue: %w: RescueStuckJobsAfter %s is negative", queue.ErrInvalid, d)
+	case d > 0 && timeout <= 0:
+		return fmt.Errorf("riverqueue: %w: RescueStuckJobsAfter has no effect without a job timeout: River never rescues jobs that have no time limit", queue.ErrInvalid)
+	case d > 0 && d < timeout:
+		return fmt.Errorf("riverqueue: %w: RescueStuckJobsAfter %s is shorter than the job timeout %s; jobs still running within their timeout would be run twice", queue.ErrInvalid, d, timeout)
 	}
 	return nil
 }
 
-// Client returns the River client, for River features this package does
-// not wrap (transactional inserts with InsertTx, queue pausing, events).
-func (q *Queue[TTx]) Client() *river.Client[TTx] { return q.client }
-
-// Close releases what OpenSQLite opened. Call it after Stop; it is a no-op
-// for queues built on a caller-owned database.
-func (q *Queue[TTx]) Close() error {
-	if q.closeFn == nil {
-		return nil
+func migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], rc *river.Config, lock func(context.Context, string) (func(), error)) error {
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: rc.Logger, Schema: rc.Schema})
+	if err != nil {
+		return fmt.Errorf("riverqueue: preparing River migrations: %w", err)
 	}
-	return q.closeFn()
+	if lock != nil {
+		unlock, err := lock(ctx, rc.Schema)
+		if err != nil {
+			return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", rc.Schema, err)
+		}
+		defer unlock()
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("riverqueue: migrating River tables up (schema %q): %w", rc.Schema, err)
+	}
+	return nil
 }
 
+func (q *riverQueue[TTx]) Client() *river.Client[TTx] { return q.client }
+
 // Enqueue adds a job. See queue.Queue.
-func (q *Queue[TTx]) Enqueue(ctx context.Context, args queue.Args, opts ...queue.EnqueueOption) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) Enqueue(ctx context.Context, args queue.Args, opts ...queue.EnqueueOption) (queue.JobInfo, error) {
 	a, o, err := q.prepare(args, opts)
 	if err != nil {
 		return queue.JobInfo{}, err
@@ -363,7 +332,7 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, args queue.Args, opts ...queue
 // EnqueueTx adds a job inside the caller's transaction, so it is only
 // visible (and only runs) if the transaction commits: use it to enqueue work
 // together with the database change that calls for it.
-func (q *Queue[TTx]) EnqueueTx(ctx context.Context, tx TTx, args queue.Args, opts ...queue.EnqueueOption) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) EnqueueTx(ctx context.Context, tx TTx, args queue.Args, opts ...queue.EnqueueOption) (queue.JobInfo, error) {
 	a, o, err := q.prepare(args, opts)
 	if err != nil {
 		return queue.JobInfo{}, err
@@ -372,8 +341,8 @@ func (q *Queue[TTx]) EnqueueTx(ctx context.Context, tx TTx, args queue.Args, opt
 	return q.inserted(a, res, err)
 }
 
-func (q *Queue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (insertArgs, *river.InsertOpts, error) {
-	raw, err := queue.EncodeArgs(args)
+func (q *riverQueue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (insertArgs, *river.InsertOpts, error) {
+	raw, err := queuekit.EncodeArgs(args)
 	if err != nil {
 		return insertArgs{}, nil, err
 	}
@@ -381,7 +350,7 @@ func (q *Queue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (inser
 	if err := q.workers.CheckKind(kind); err != nil {
 		return insertArgs{}, nil, err
 	}
-	o, err := queue.ResolveOptions(time.Now(), opts...)
+	o, err := queuekit.ResolveOptions(time.Now(), opts)
 	if err != nil {
 		return insertArgs{}, nil, err
 	}
@@ -394,7 +363,7 @@ func (q *Queue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (inser
 	if o.IdentityKey != "" {
 		raw, err = sjson.SetBytes(raw, identityField, o.IdentityKey)
 		if err != nil {
-			return insertArgs{}, nil, fmt.Errorf("%w: adding identity key to %s args: %w", queue.ErrInvalidArgs, kind, err)
+			return insertArgs{}, nil, fmt.Errorf("%w: adding identity key to %s args: %w", queue.ErrInvalid, kind, err)
 		}
 		ins.UniqueOpts = river.UniqueOpts{
 			ByArgs:      true, // only the field tagged river:"unique": the key
@@ -408,7 +377,7 @@ func (q *Queue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (inser
 	return insertArgs{kind: kind, raw: raw}, ins, nil
 }
 
-func (q *Queue[TTx]) inserted(a insertArgs, res *rivertype.JobInsertResult, err error) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) inserted(a insertArgs, res *rivertype.JobInsertResult, err error) (queue.JobInfo, error) {
 	if err != nil {
 		var unknown *river.UnknownJobKindError
 		if errors.As(err, &unknown) {
@@ -423,7 +392,7 @@ func (q *Queue[TTx]) inserted(a insertArgs, res *rivertype.JobInsertResult, err 
 
 // Start starts working jobs. Cancelling ctx is a hard stop: running jobs see
 // their context cancelled.
-func (q *Queue[TTx]) Start(ctx context.Context) error {
+func (q *riverQueue[TTx]) Start(ctx context.Context) error {
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("riverqueue: starting River client: %w", err)
 	}
@@ -434,7 +403,7 @@ func (q *Queue[TTx]) Start(ctx context.Context) error {
 // first, running jobs have their context cancelled and Stop returns ctx's
 // error; their rows are settled when they return (or rescued by River later
 // if the process exits first).
-func (q *Queue[TTx]) Stop(ctx context.Context) error {
+func (q *riverQueue[TTx]) Stop(ctx context.Context) error {
 	err := q.client.Stop(ctx)
 	if err == nil {
 		return nil
@@ -449,7 +418,7 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 }
 
 // GetJob returns one job.
-func (q *Queue[TTx]) GetJob(ctx context.Context, id int64) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) GetJob(ctx context.Context, id int64) (queue.JobInfo, error) {
 	row, err := q.client.JobGet(ctx, id)
 	if err != nil {
 		return queue.JobInfo{}, notFound(err, "getting", id)
@@ -459,7 +428,7 @@ func (q *Queue[TTx]) GetJob(ctx context.Context, id int64) (queue.JobInfo, error
 
 // RetryJob makes a job that is not running available now; a job that used
 // up its attempts gets one more. A running job is returned unchanged.
-func (q *Queue[TTx]) RetryJob(ctx context.Context, id int64) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) RetryJob(ctx context.Context, id int64) (queue.JobInfo, error) {
 	row, err := q.client.JobRetry(ctx, id)
 	if errors.Is(err, rivertype.ErrNotFound) {
 		// River updates nothing (and finds no row) for running jobs and
@@ -468,7 +437,7 @@ func (q *Queue[TTx]) RetryJob(ctx context.Context, id int64) (queue.JobInfo, err
 	}
 	if isUniqueViolation(err) {
 		// Only the identity key is unique: another pending job holds it.
-		return queue.JobInfo{}, fmt.Errorf("%w: cannot retry job %d: another pending job has the same identity key", queue.ErrInvalidOption, id)
+		return queue.JobInfo{}, fmt.Errorf("%w: cannot retry job %d: another pending job has the same identity key", queue.ErrInvalid, id)
 	}
 	if err != nil {
 		return queue.JobInfo{}, notFound(err, "retrying", id)
@@ -488,7 +457,7 @@ func isUniqueViolation(err error) bool {
 // CancelJob cancels a job that has not finished. A running job is marked
 // for cancellation and its context is cancelled; it ends cancelled if it
 // returns an error.
-func (q *Queue[TTx]) CancelJob(ctx context.Context, id int64) (queue.JobInfo, error) {
+func (q *riverQueue[TTx]) CancelJob(ctx context.Context, id int64) (queue.JobInfo, error) {
 	row, err := q.client.JobCancel(ctx, id)
 	if err != nil {
 		return queue.JobInfo{}, notFound(err, "cancelling", id)
@@ -497,7 +466,7 @@ func (q *Queue[TTx]) CancelJob(ctx context.Context, id int64) (queue.JobInfo, er
 }
 
 // ListJobs yields the jobs matching f in ID order, a page at a time.
-func (q *Queue[TTx]) ListJobs(ctx context.Context, f queue.ListFilter) iter.Seq2[queue.JobInfo, error] {
+func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f queue.ListFilter) iter.Seq2[queue.JobInfo, error] {
 	return func(yield func(queue.JobInfo, error) bool) {
 		const pageSize = 100
 		params := river.NewJobListParams().OrderBy(river.JobListOrderByID, river.SortOrderAsc)
@@ -644,12 +613,12 @@ func (a *rawArgs) UnmarshalJSON(b []byte) error {
 type riverWorker struct {
 	river.WorkerDefaults[rawArgs]
 	kind    string
-	workers *queue.Workers
+	workers *queuekit.Workers
 }
 
 func (w *riverWorker) Work(ctx context.Context, job *river.Job[rawArgs]) error {
 	raw, key := splitIdentity(job.Args.raw)
-	meta := queue.JobMeta{
+	meta := queuekit.Meta{
 		ID:          job.ID,
 		Kind:        job.Kind,
 		Queue:       job.Queue,
@@ -663,11 +632,11 @@ func (w *riverWorker) Work(ctx context.Context, job *river.Job[rawArgs]) error {
 	if err == nil {
 		return nil
 	}
-	var perm *queue.PermanentError
+	var perm *queuekit.PermanentError
 	if errors.As(err, &perm) {
 		return river.JobCancel(err)
 	}
-	var after *queue.RetryAfterError
+	var after *queuekit.RetryAfterError
 	if errors.As(err, &after) {
 		job.Args.retryAfter, job.Args.hasRetryAfter = after.Delay, true
 	}
@@ -684,7 +653,9 @@ func (w *riverWorker) NextRetry(job *river.Job[rawArgs]) time.Time {
 }
 
 // retryPolicy applies queue.Backoff to River retries.
-type retryPolicy struct{ backoff queue.Backoff }
+type retryPolicy struct {
+	backoff func(attempt int) time.Duration
+}
 
 func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 	return time.Now().Add(max(p.backoff(job.Attempt), 0))

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/queue/queuetest"
 	"github.com/connkit/connkit/queue/riverqueue"
+	"github.com/connkit/connkit/sqlstore"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -56,25 +58,30 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 // testOptions keep cases fast: short polls, tiny backoff, no start-up stagger.
-func testOptions(t *testing.T, cfg queuetest.Config) []riverqueue.Option {
+func testOptions(t *testing.T, cfg queuetest.Config) []queue.Option {
 	n := cfg.MaxWorkers
 	if n == 0 {
 		n = 4
 	}
-	opts := []riverqueue.Option{
-		riverqueue.WithWorkers(n),
-		riverqueue.WithBackoff(queuetest.FastBackoff),
-		riverqueue.WithFetchPollInterval(50 * time.Millisecond),
-		riverqueue.WithLogger(failureLog(t)),
+	opts := []queue.Option{
+		queue.WithWorkers(n),
+		queue.WithBackoff(10*time.Millisecond, 10*time.Millisecond),
+		queue.WithLogger(failureLog(t)),
 		riverqueue.WithRiverConfig(func(c *river.Config) {
 			c.TestOnly = true
+			c.FetchPollInterval = 50 * time.Millisecond
 			c.FetchCooldown = 10 * time.Millisecond
 		}),
 	}
 	if cfg.JobTimeout != 0 {
-		opts = append(opts, riverqueue.WithJobTimeout(cfg.JobTimeout))
+		opts = append(opts, queue.WithJobTimeout(cfg.JobTimeout))
 	}
 	return opts
+}
+
+// withSchema puts River's tables in schema.
+func withSchema(schema string) queue.Option {
+	return riverqueue.WithRiverConfig(func(c *river.Config) { c.Schema = schema })
 }
 
 var (
@@ -83,8 +90,8 @@ var (
 	templateErr  error
 )
 
-// migratedSQLiteFile returns a new SQLite file with River's tables, copied
-// from a template migrated once through OpenSQLite (migrating costs about a
+// migratedSQLiteFile returns a new SQLite file with connkit's and River's
+// tables, copied from a template migrated once (migrating costs about a
 // second per database under -race).
 func migratedSQLiteFile(t *testing.T) string {
 	t.Helper()
@@ -96,12 +103,16 @@ func migratedSQLiteFile(t *testing.T) string {
 		}
 		defer os.RemoveAll(dir)
 		path := filepath.Join(dir, "template.db")
-		q, err := riverqueue.OpenSQLite(context.Background(), path, queue.NewWorkers(), riverqueue.WithLogger(quiet))
+		db, err := sqlstore.Open(context.Background(), "sqlite:"+path)
 		if err != nil {
 			templateErr = err
 			return
 		}
-		if templateErr = q.Close(); templateErr != nil { // checkpoints the WAL into the file
+		if _, err := riverqueue.New(context.Background(), db, nil); err != nil {
+			templateErr = err
+			return
+		}
+		if templateErr = db.Close(); templateErr != nil { // checkpoints the WAL into the file
 			return
 		}
 		templateDB, templateErr = os.ReadFile(path)
@@ -116,30 +127,49 @@ func migratedSQLiteFile(t *testing.T) string {
 	return path
 }
 
-func newSQLiteQueue(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
+// openSQLite opens the connkit database at path, closed at cleanup.
+func openSQLite(t testing.TB, path string) *sqlstore.DB {
 	t.Helper()
-	// Migrating again is a cheap no-op check on the copied template.
-	q, err := riverqueue.OpenSQLite(context.Background(), migratedSQLiteFile(t), w, testOptions(t, cfg)...)
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+path)
 	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+		t.Fatalf("sqlstore.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("closing the database: %v", err)
+		}
+	})
+	return db
+}
+
+// newOn makes a River queue on db, stopped at cleanup (before db closes).
+func newOn(t testing.TB, db *sqlstore.DB, w *queue.Workers, opts ...queue.Option) riverqueue.Queue[*sql.Tx] {
+	t.Helper()
+	q, err := riverqueue.New(context.Background(), db, w, opts...)
+	if err != nil {
+		t.Fatalf("riverqueue.New: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = q.Stop(ctx)
-		if err := q.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
 	})
 	return q
+}
+
+func newSQLiteQueue(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
+	t.Helper()
+	// Migrating again is a cheap no-op check on the copied template.
+	return newOn(t, openSQLite(t, migratedSQLiteFile(t)), w, testOptions(t, cfg)...)
 }
 
 func TestSQLiteConformance(t *testing.T) {
 	queuetest.Run(t, newSQLiteQueue)
 }
 
-// pgPool returns a pool on a fresh schema, dropped at cleanup, or skips.
-func pgPool(t *testing.T) (*pgxpool.Pool, string) {
+// pgSchema creates a fresh schema, dropped at cleanup, and returns the
+// server URL and the schema; it skips without CONNKIT_TEST_POSTGRES_URL.
+func pgSchema(t testing.TB) (string, string) {
 	t.Helper()
 	url := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
 	if url == "" {
@@ -157,18 +187,7 @@ func pgPool(t *testing.T) (*pgxpool.Pool, string) {
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("creating schema: %v", err)
 	}
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		pool.Close()
 		c, err := pgx.Connect(context.Background(), url)
 		if err != nil {
 			t.Errorf("dropping schema %s: %v", schema, err)
@@ -179,13 +198,64 @@ func pgPool(t *testing.T) (*pgxpool.Pool, string) {
 			t.Errorf("dropping schema %s: %v", schema, err)
 		}
 	})
+	return url, schema
+}
+
+// pgPool returns a pool on a fresh schema, dropped at cleanup, or skips.
+func pgPool(t *testing.T) (*pgxpool.Pool, string) {
+	t.Helper()
+	url, schema := pgSchema(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close) // before the schema is dropped
 	return pool, schema
+}
+
+// pgDSN returns a connkit database DSN on a fresh schema, or skips.
+func pgDSN(t testing.TB) string {
+	url, schema := pgSchema(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema
+}
+
+// openPostgres opens a connkit database on a fresh schema, closed at
+// cleanup, or skips.
+func openPostgres(t testing.TB) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), pgDSN(t))
+	if err != nil {
+		t.Fatalf("sqlstore.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// River on Postgres through database/sql (River's riverdatabasesql driver,
+// polling instead of LISTEN) passes the same suite.
+func TestPostgresDatabaseSQLConformance(t *testing.T) {
+	if os.Getenv("CONNKIT_TEST_POSTGRES_URL") == "" {
+		t.Skip("set CONNKIT_TEST_POSTGRES_URL to run Postgres tests")
+	}
+	queuetest.Run(t, func(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
+		return newOn(t, openPostgres(t), w, testOptions(t, cfg)...)
+	})
 }
 
 func newPostgresQueue(t *testing.T, w *queue.Workers, cfg queuetest.Config) queue.Queue {
 	t.Helper()
 	pool, schema := pgPool(t)
-	q, err := riverqueue.NewPostgres(context.Background(), pool, w, append(testOptions(t, cfg), riverqueue.WithSchema(schema))...)
+	q, err := riverqueue.NewPostgres(context.Background(), pool, w, append(testOptions(t, cfg), withSchema(schema))...)
 	if err != nil {
 		t.Fatalf("NewPostgres: %v", err)
 	}
@@ -213,9 +283,9 @@ func TestPostgresClientsShareWork(t *testing.T) {
 	runs := map[int]int{}
 	byClient := map[string]int{}
 	all := make(chan struct{})
-	newClient := func(name string) *riverqueue.Queue[pgx.Tx] {
-		w := queue.NewWorkers()
-		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error {
+	newClient := func(name string) riverqueue.Queue[pgx.Tx] {
+		w := &queue.Workers{}
+		queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
 			time.Sleep(2 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
@@ -227,7 +297,7 @@ func TestPostgresClientsShareWork(t *testing.T) {
 			return nil
 		})
 		q, err := riverqueue.NewPostgres(context.Background(), pool, w,
-			append(testOptions(t, queuetest.Config{MaxWorkers: 2}), riverqueue.WithSchema(schema))...)
+			append(testOptions(t, queuetest.Config{MaxWorkers: 2}), withSchema(schema))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,11 +306,11 @@ func TestPostgresClientsShareWork(t *testing.T) {
 	a, b := newClient("a"), newClient("b")
 	ctx := context.Background()
 	for i := range n {
-		if _, err := a.Enqueue(ctx, queuetest.EchoArgs{N: i}); err != nil {
+		if _, err := a.Enqueue(ctx, echoArgs{N: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []*riverqueue.Queue[pgx.Tx]{a, b} {
+	for _, q := range []riverqueue.Queue[pgx.Tx]{a, b} {
 		if err := q.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +320,7 @@ func TestPostgresClientsShareWork(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("jobs did not all run")
 	}
-	for _, q := range []*riverqueue.Queue[pgx.Tx]{a, b} {
+	for _, q := range []riverqueue.Queue[pgx.Tx]{a, b} {
 		if err := q.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -288,7 +358,7 @@ func TestPostgresConcurrentMigrations(t *testing.T) {
 				return
 			}
 			defer pool.Close()
-			_, err = riverqueue.NewPostgres(context.Background(), pool, queue.NewWorkers(), riverqueue.WithSchema(schema), riverqueue.WithLogger(quiet))
+			_, err = riverqueue.NewPostgres(context.Background(), pool, &queue.Workers{}, withSchema(schema), queue.WithLogger(quiet))
 			errs <- err
 		}()
 	}
@@ -299,71 +369,28 @@ func TestPostgresConcurrentMigrations(t *testing.T) {
 	}
 }
 
-func TestEnqueueTxCommitsWithTheTransaction(t *testing.T) {
-	w := queue.NewWorkers()
-	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[queuetest.EchoArgs]) error { return nil })
-	db, err := sql.Open("sqlite", migratedSQLiteFile(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	defer db.Close()
-	ctx := context.Background()
-	q, err := riverqueue.NewSQLite(ctx, db, w, riverqueue.WithLogger(quiet))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rolledBack, err := q.EnqueueTx(ctx, tx, queuetest.EchoArgs{Name: "rolled back"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := q.GetJob(ctx, rolledBack.ID); !errors.Is(err, queue.ErrJobNotFound) {
-		t.Errorf("job enqueued in a rolled back tx: %v, want ErrJobNotFound", err)
-	}
-
-	tx, err = db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed, err := q.EnqueueTx(ctx, tx, queuetest.EchoArgs{Name: "committed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := q.GetJob(ctx, committed.ID); err != nil || got.State != queue.StateAvailable {
-		t.Errorf("job enqueued in a committed tx: %+v, %v", got, err)
-	}
-}
-
 func TestConstructorsRefuseNil(t *testing.T) {
 	ctx := context.Background()
-	if _, err := riverqueue.NewSQLite(ctx, nil, queue.NewWorkers()); err == nil {
-		t.Error("NewSQLite(nil db) succeeded")
+	if _, err := riverqueue.New(ctx, nil, &queue.Workers{}); err == nil {
+		t.Error("New(nil db) succeeded")
 	}
-	if _, err := riverqueue.NewPostgres(ctx, nil, queue.NewWorkers()); err == nil {
+	if _, err := riverqueue.NewPostgres(ctx, nil, &queue.Workers{}); err == nil {
 		t.Error("NewPostgres(nil pool) succeeded")
 	}
-	if _, err := riverqueue.OpenSQLite(ctx, "jobs.db?mode=ro", queue.NewWorkers()); err == nil {
-		t.Error("OpenSQLite accepted a path with '?'")
+	db := openSQLite(t, migratedSQLiteFile(t))
+	if _, err := riverqueue.New(ctx, db, &queue.Workers{}, queue.WithQueue("Bad Name", 1)); !errors.Is(err, queue.ErrInvalid) {
+		t.Errorf("bad queue name: %v, want ErrInvalid", err)
 	}
-	if _, err := riverqueue.OpenSQLite(ctx, filepath.Join(t.TempDir(), "q.db"), queue.NewWorkers(),
-		riverqueue.WithQueue("Bad Name", 1), riverqueue.WithLogger(quiet)); !errors.Is(err, queue.ErrInvalidOption) {
-		t.Errorf("bad queue name: %v, want ErrInvalidOption", err)
+	if _, err := riverqueue.New(ctx, db, &queue.Workers{}, queue.WithRetention(5)); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "WithRetention") {
+		t.Errorf("pool-only option: %v, want ErrInvalid naming it", err)
+	}
+	if err := queue.NewPool(&queue.Workers{}, riverqueue.WithoutMigrate()).Start(ctx); !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "WithoutMigrate") {
+		t.Errorf("River-only option on the pool: %v, want ErrInvalid naming it", err)
 	}
 }
 
 func TestIdentityKeyIsNotSeenByWorker(t *testing.T) {
-	w := queue.NewWorkers()
+	w := &queue.Workers{}
 	got := make(chan *queue.Job[strictArgs], 1)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[strictArgs]) error {
 		got <- job
@@ -390,6 +417,14 @@ func TestIdentityKeyIsNotSeenByWorker(t *testing.T) {
 		t.Fatal("job did not run (or failed to decode)")
 	}
 }
+
+// echoArgs is the argument type of most tests here.
+type echoArgs struct {
+	Name string `json:"name"`
+	N    int    `json:"n"`
+}
+
+func (echoArgs) Kind() string { return "riverqueue_echo" }
 
 // strictArgs refuses unknown fields, so a leaked identity field would fail.
 type strictArgs struct {
