@@ -58,8 +58,6 @@ type RecordStore[T any] struct {
 type Entry[T any] struct {
 	// ID is the record's ID.
 	ID string
-	// Key is the key the record was created under by CreateKeyed ("" for Create).
-	Key string
 	// Value is the record.
 	Value T
 	// Version is 1 after the create and grows by one with each Update.
@@ -89,7 +87,7 @@ func Records[T any](ctx context.Context, db *DB, model string) (*RecordStore[T],
 	if err := s.create(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: records of model %q: %w", model, err)
 	}
-	cols := `id, key, data, created_at, updated_at, version`
+	cols := `id, data, created_at, updated_at, version`
 	s.get = db.q(`SELECT data FROM ` + table + ` WHERE id = ?`)
 	s.insert = db.q(`INSERT INTO ` + table + ` (data, created_at, updated_at, version) VALUES (?, ?, ?, 1) RETURNING id`)
 	s.insertKeyed = db.q(`INSERT INTO ` + table + ` (key, data, created_at, updated_at, version) VALUES (?, ?, ?, ?, 1)
@@ -451,7 +449,6 @@ func (s *RecordStore[T]) existingChunk(ctx context.Context, ids []int64, out map
 // storedRow is a record as read, before its data is decoded.
 type storedRow struct {
 	id      int64
-	key     string
 	data    []byte
 	created time.Time
 	updated time.Time
@@ -481,7 +478,7 @@ func (s *RecordStore[T]) All(ctx context.Context) iter.Seq2[Entry[T], error] {
 				yield(Entry[T]{}, err)
 				return
 			}
-			e := Entry[T]{ID: strconv.FormatInt(r.id, 10), Key: r.key, Version: r.version, CreatedAt: r.created, UpdatedAt: r.updated}
+			e := Entry[T]{ID: strconv.FormatInt(r.id, 10), Version: r.version, CreatedAt: r.created, UpdatedAt: r.updated}
 			e.Value, err = s.decode(r.id, r.data)
 			if !yield(e, err) {
 				return
@@ -499,7 +496,7 @@ func (s *RecordStore[T]) readPage(ctx context.Context, after int64, n int) ([]st
 	page := make([]storedRow, 0, n)
 	for rows.Next() {
 		var r storedRow
-		if err := rows.Scan(&r.id, nullString{&r.key}, &r.data, nullTime{&r.created}, nullTime{&r.updated}, &r.version); err != nil {
+		if err := rows.Scan(&r.id, &r.data, nullTime{&r.created}, nullTime{&r.updated}, &r.version); err != nil {
 			return nil, err
 		}
 		page = append(page, r)

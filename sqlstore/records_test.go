@@ -239,7 +239,7 @@ func TestRecordsCreateKeyed(t *testing.T) {
 			if got, _ := s.Get(ctx, id); got.SKU != "first" {
 				t.Fatalf("the second CreateKeyed overwrote the record: %+v", got)
 			}
-			if es := collect(t, s); len(es) != 1 || es[0].Key != "shop/product/1" {
+			if es := collect(t, s); len(es) != 1 || es[0].Value.SKU != "first" {
 				t.Fatalf("All = %+v", es)
 			}
 			// A deleted record frees its key.
