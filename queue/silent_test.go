@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/connkit/connkit/queue"
 )
@@ -40,5 +39,4 @@ func TestPoolIsSilentWithoutLogger(t *testing.T) {
 	if buf.Len() > 0 {
 		t.Errorf("pool without a logger wrote to slog.Default():\n%s", buf.String())
 	}
-	_ = time.Second
 }
