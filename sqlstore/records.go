@@ -35,8 +35,10 @@ var ErrCorruptRecord = errors.New("sqlstore: stored record does not decode")
 const maxModelLen = 128
 
 // RecordStore keeps the app's records of one model in one table, as JSON. It implements
-// local.Store[T] and local.KeyedCreator[T] and is safe for concurrent use, also by several
-// processes sharing the database. Get one from [Records].
+// local.Store[T], local.KeyedCreator[T] and local.ExistenceChecker, and is safe for
+// concurrent use, also by several processes sharing the database. Get one from [Records].
+// Writes go through the DB's writer, reads through its read pool (on a SQLite file, a
+// separate set of connections that read while a write runs).
 //
 // Records have IDs "1", "2", … in creation order (a SQLite AUTOINCREMENT column or a
 // Postgres identity): unique across processes and never reused after a delete, but not
@@ -75,7 +77,8 @@ var (
 
 // Records returns the store of model's records, creating its table
 // (connkit_records_<model>, see RecordStore.Table) if it does not exist yet. It is safe
-// to call from several processes at once. On Postgres the table keeps data as JSON
+// to call from several processes at once, and creates the table even on a DB opened
+// WithoutMigrate (record tables are not part of the numbered schema). On Postgres the table keeps data as JSON
 // (exact text, so every encoding/json output is accepted; index fields with expression
 // indexes such as ((data->>'sku'))), on SQLite as TEXT (json_extract works on it).
 func Records[T any](ctx context.Context, db *DB, model string) (*RecordStore[T], error) {
