@@ -8,10 +8,16 @@
 // bindingtest.
 //
 // A [Binder] is the everyday view for one backend: ToLocal and ToExternal translate IDs
-// (the mapper's relational fields use them), Bind records a finished sync.
+// (the mapper's relational fields use them).
 //
-// Errors match the sentinels ErrNotFound, ErrConflict, ErrLocked and ErrInvalid with
-// errors.Is; Claim's error is a *LockedError and UpsertBatch's a *BatchError for errors.As.
+// Leases: a worker holds a binding while it syncs the record ([Claimer.Hold] takes the
+// lease, renews it in the background and tells the worker when it was lost), and every
+// write that records an outcome names the lease it holds, so a worker whose lease was
+// taken over gets ErrLeaseLost instead of overwriting the new holder's work (see [Store]).
+//
+// Errors match the sentinels ErrNotFound, ErrConflict, ErrLocked, ErrLeaseLost and
+// ErrInvalid with errors.Is; for errors.As, a refused claim or write is a *LockedError, a
+// lost lease a *LeaseLostError, and UpsertBatch's error a *BatchError.
 package binding
 
 import (
@@ -69,6 +75,8 @@ type Binding struct {
 	// NoExport excludes the record from export.
 	NoExport bool
 	// LeaseOwner and LeaseExpiresAt describe the current claim, if any (see Store.Claim).
+	// Stores set them; in a binding passed to Upsert or UpsertBatch, LeaseOwner names the
+	// lease the writer holds ("" for none) and LeaseExpiresAt is ignored.
 	LeaseOwner     string
 	LeaseExpiresAt time.Time
 	// CreatedAt and UpdatedAt are maintained by the store.
@@ -89,6 +97,8 @@ func (b *Binding) Leased(now time.Time) bool {
 
 // Success carries what MarkSuccess records.
 type Success struct {
+	// Owner names the lease the writer holds ("" for none); see Store for the rule.
+	Owner string
 	// LocalID and ExternalID, when not empty, are set on the binding (an export learns the
 	// external ID from the create response; an import learns the local ID from the app).
 	LocalID    string
@@ -98,6 +108,14 @@ type Success struct {
 	ExternalUpdatedAt time.Time
 	// At is the sync time; the store's clock is used when zero.
 	At time.Time
+}
+
+// Failure carries what MarkFailed records.
+type Failure struct {
+	// Owner names the lease the writer holds ("" for none); see Store for the rule.
+	Owner string
+	// Error is the error text stored as the binding's LastError.
+	Error string
 }
 
 // Filter selects bindings in List. Zero fields match everything.
@@ -121,6 +139,21 @@ type Filter struct {
 // Uniqueness: at most one binding has a given (Backend, Model, ExternalID) and at most one a
 // given (Backend, Model, LocalID), for non-empty IDs. Writes that would break this fail with
 // an error matching ErrConflict.
+//
+// Leases guard writes. Upsert and UpsertBatch (for each item that updates a stored
+// binding), MarkSuccess, MarkFailed and SetStatus name the lease the writer holds:
+// Binding.LeaseOwner, Success.Owner, Failure.Owner, the owner argument. A write naming
+// owner O is applied only while the stored binding's LeaseOwner is O (expired or not: no
+// one else has claimed it since); otherwise it writes nothing and fails with a
+// *LeaseLostError (ErrLeaseLost). A write naming no owner is applied only while no one
+// holds an unexpired lease; otherwise it fails with a *LockedError (ErrLocked). Inserts
+// are not checked. These writes never change the lease itself: Claim, Renew and Release
+// do. Checks come in this order: invalid arguments, a missing binding, two IDs bound to
+// two bindings, the lease, then uniqueness of the written IDs.
+//
+// Times: the memory store and the SQLite store read the lease clock in the process (one
+// machine); the Postgres store takes lease times (expiry, and "unexpired" above) from the
+// database clock, so processes whose clocks disagree still agree on who holds a lease.
 type Store interface {
 	// Get returns the binding with the given ID, or an error matching ErrNotFound.
 	Get(ctx context.Context, id int64) (Binding, error)
@@ -146,7 +179,8 @@ type Store interface {
 	// field is written except ID, CreatedAt and the lease, with one exception: an empty
 	// LocalID or ExternalID in b never clears a value the stored binding has. An empty
 	// Status is written as StatusPending. It returns the stored binding, or ErrConflict when
-	// b's IDs belong to two different bindings.
+	// b's IDs belong to two different bindings. b.LeaseOwner names the writer's lease (see
+	// the lease rule above).
 	Upsert(ctx context.Context, b Binding) (Binding, error)
 	// UpsertBatch upserts every binding in bs with Upsert's rules, in order (a later item
 	// sees the earlier ones), and returns the stored bindings in the same order. It is all
@@ -159,16 +193,25 @@ type Store interface {
 	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and
 	// records s. Empty fields of s (IDs, Hash, zero ExternalUpdatedAt) keep the stored
 	// values; a zero s.At means now. Setting an ID bound elsewhere fails with ErrConflict.
+	// s.Owner names the writer's lease (see the lease rule above).
 	MarkSuccess(ctx context.Context, id int64, s Success) (Binding, error)
-	// MarkFailed sets the status to failed, stores the error text and adds one to RetryCount.
-	MarkFailed(ctx context.Context, id int64, errText string) (Binding, error)
+	// MarkFailed sets the status to failed, stores f.Error as LastError and adds one to
+	// RetryCount. f.Owner names the writer's lease (see the lease rule above).
+	MarkFailed(ctx context.Context, id int64, f Failure) (Binding, error)
 	// SetStatus sets the status (pending, in_progress, skipped…) without touching the rest.
-	SetStatus(ctx context.Context, id int64, s Status) error
+	// owner names the writer's lease (see the lease rule above).
+	SetStatus(ctx context.Context, id int64, owner string, s Status) error
 
 	// Claim leases the binding to owner until now+ttl. A binding leased to someone else
 	// and not yet expired yields an error matching ErrLocked (a *LockedError). Claiming a
-	// binding one already holds extends the lease.
+	// binding one already holds extends the lease. An empty owner or a ttl that is not
+	// positive is ErrInvalid.
 	Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error)
+	// Renew extends owner's lease to now+ttl, only while owner still holds it (its
+	// LeaseOwner is owner, expired or not). When someone else claimed it, or it was
+	// released, Renew changes nothing and fails with a *LeaseLostError (ErrLeaseLost); a
+	// missing binding is ErrNotFound. Unlike Claim, it never takes a lease that was lost.
+	Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error)
 	// Release ends owner's lease. Releasing a lease one does not hold, or releasing a
 	// binding that no longer exists, is a no-op.
 	Release(ctx context.Context, id int64, owner string) error
@@ -193,12 +236,17 @@ var (
 	ErrConflict = errors.New("binding: conflict")
 	// ErrLocked: someone else holds the binding's lease.
 	ErrLocked = errors.New("binding: locked")
+	// ErrLeaseLost: the writer named a lease it no longer holds (it expired and another
+	// worker claimed it, or it was released). Nothing was written: the new holder's sync
+	// wins; the worker should stop and leave the record to it.
+	ErrLeaseLost = errors.New("binding: lease lost")
 	// ErrInvalid: the caller passed a binding, filter or argument that cannot be stored
 	// or used (missing backend or model, unknown status, no ID at all…). Nothing was written.
 	ErrInvalid = errors.New("binding: invalid")
 )
 
-// LockedError is returned by Claim when another owner holds an unexpired lease.
+// LockedError is returned by Claim, and by a write naming no lease, when another owner
+// holds an unexpired lease.
 type LockedError struct {
 	// ID is the binding asked for.
 	ID int64
@@ -214,3 +262,41 @@ func (e *LockedError) Error() string {
 
 // Is makes errors.Is(err, ErrLocked) true for a *LockedError.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// LeaseLostError is returned by Renew and by writes naming a lease the writer no longer
+// holds.
+type LeaseLostError struct {
+	// ID is the binding written.
+	ID int64
+	// Owner is the lease the writer named.
+	Owner string
+	// Holder holds the lease now ("" when no one does) until Expires.
+	Holder  string
+	Expires time.Time
+}
+
+// Error implements error.
+func (e *LeaseLostError) Error() string {
+	if e.Holder == "" {
+		return fmt.Sprintf("binding %d: lease of %q was lost (released or taken over and released); nothing was written", e.ID, e.Owner)
+	}
+	return fmt.Sprintf("binding %d: lease of %q was lost to %q (until %s); nothing was written",
+		e.ID, e.Owner, e.Holder, e.Expires.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrLeaseLost) true for a *LeaseLostError.
+func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
+
+// checkLease applies the lease rule of Store to a write naming owner on the stored b at now.
+func checkLease(b *Binding, owner string, now time.Time) error {
+	if owner != "" {
+		if b.LeaseOwner != owner {
+			return &LeaseLostError{ID: b.ID, Owner: owner, Holder: b.LeaseOwner, Expires: b.LeaseExpiresAt}
+		}
+		return nil
+	}
+	if b.Leased(now) {
+		return &LockedError{ID: b.ID, Owner: b.LeaseOwner, Expires: b.LeaseExpiresAt}
+	}
+	return nil
+}

@@ -84,14 +84,14 @@ func (f *Filter) Match(b *Binding) bool {
 	return true
 }
 
-// ValidateClaim reports, as an error matching ErrInvalid, Claim arguments that cannot
-// make a lease: an empty owner or a ttl that is not positive.
-func ValidateClaim(id int64, owner string, ttl time.Duration) error {
+// validateClaim reports, as an error matching ErrInvalid, Claim or Renew arguments that
+// cannot make a lease: an empty owner or a ttl that is not positive.
+func validateClaim(op string, id int64, owner string, ttl time.Duration) error {
 	if owner == "" {
-		return fmt.Errorf("binding: claim binding %d: owner is empty; name the worker: %w", id, ErrInvalid)
+		return fmt.Errorf("binding: %s binding %d: owner is empty; name the worker: %w", op, id, ErrInvalid)
 	}
 	if ttl <= 0 {
-		return fmt.Errorf("binding: claim binding %d for %q: ttl %s is not positive: %w", id, owner, ttl, ErrInvalid)
+		return fmt.Errorf("binding: %s binding %d for %q: ttl %s is not positive: %w", op, id, owner, ttl, ErrInvalid)
 	}
 	return nil
 }
@@ -113,9 +113,9 @@ func (e *BatchError) Error() string {
 // Unwrap returns the cause.
 func (e *BatchError) Unwrap() error { return e.Err }
 
-// UTC returns t in UTC without its monotonic reading, truncated to the microsecond that
-// every store keeps; the zero time stays zero. Stores normalise every time they store.
-func UTC(t time.Time) time.Time {
+// utc returns t in UTC without its monotonic reading, truncated to the microsecond that
+// every store keeps; the zero time stays zero. (internal/bindingkit.UTC for the other stores.)
+func utc(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}

@@ -11,10 +11,12 @@ import (
 
 func ExampleBinder() {
 	ctx := context.Background()
-	binder := binding.NewBinder(binding.NewMemoryStore(), "shop-eu")
+	store := binding.NewMemoryStore()
+	binder := binding.NewBinder(store, "shop-eu")
 
 	// After importing external product 1001 as local record 42:
-	if _, err := binder.Bind(ctx, "product", "42", "1001", binding.WithHash("sha256:9f86d0")); err != nil {
+	if _, err := store.Upsert(ctx, binding.Binding{Backend: "shop-eu", Model: "product", LocalID: "42", ExternalID: "1001",
+		Status: binding.StatusSuccess}); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -57,27 +59,36 @@ func ExampleMemoryStore_Claim() {
 	// worker-b <nil>
 }
 
-// A Claimer takes a record's lease for one sync, waiting while another worker holds it.
-func ExampleClaimer() {
+// A Claimer holds a record's lease for one sync, waiting while another worker holds it and
+// renewing it while the work runs; the writes that end the sync name the lease.
+func ExampleClaimer_Hold() {
 	ctx := context.Background()
 	store := binding.NewMemoryStore()
 	b, _ := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "p-1"})
 
 	c := &binding.Claimer{Store: store, Owner: "worker-a", MaxWait: time.Second}
-	owner := c.NewOwner()
-	leased, err := c.Claim(ctx, b.ID, owner)
+	lease, err := c.Hold(ctx, b.ID)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer store.Release(ctx, leased.ID, owner)
-	fmt.Println("leased to", leased.LeaseOwner)
+	defer lease.Release(ctx)
+	fmt.Println("leased to", lease.Owner())
 
 	// Another worker gives up after its MaxWait.
 	other := &binding.Claimer{Store: store, Owner: "worker-b", MaxWait: 50 * time.Millisecond}
-	_, err = other.Claim(ctx, b.ID, other.NewOwner())
+	_, err = other.Hold(ctx, b.ID)
 	fmt.Println(errors.Is(err, binding.ErrLocked))
+
+	// The work runs on lease.Context() (cancelled if the lease is lost); its outcome is
+	// written under the lease. Writing under a lease one does not hold is refused.
+	_, err = store.MarkSuccess(lease.Context(), b.ID, binding.Success{Owner: lease.Owner(), LocalID: "42"})
+	fmt.Println("marked:", err)
+	_, err = store.MarkFailed(ctx, b.ID, binding.Failure{Owner: "worker-b-1", Error: "late"})
+	fmt.Println(errors.Is(err, binding.ErrLeaseLost))
 	// Output:
 	// leased to worker-a-1
+	// true
+	// marked: <nil>
 	// true
 }

@@ -134,7 +134,7 @@ func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
 	return s
 }
 
-func (s *MemoryStore) clock() time.Time { return UTC(s.now()) }
+func (s *MemoryStore) clock() time.Time { return utc(s.now()) }
 
 // row returns the live binding with the given ID, or nil.
 func (s *MemoryStore) row(id int64) *Binding {
@@ -326,6 +326,9 @@ func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scop
 		if cur == nil {
 			return Binding{}, notFoundID("upsert", b.ID)
 		}
+		if err := checkLease(cur, b.LeaseOwner, now); err != nil {
+			return Binding{}, err
+		}
 		next := s.merge(cur, b, now)
 		// The binding may move to other IDs, or another scope.
 		if err := s.checkUnique(&next, next.ID); err != nil {
@@ -356,6 +359,9 @@ func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scop
 	// Found by one of its IDs in its own scope: the other ID is either empty, this
 	// binding's own, or unbound, so the result stays unique.
 	cur := s.rows.at(int(max(extOwner, localOwner) - 1))
+	if err := checkLease(cur, b.LeaseOwner, now); err != nil {
+		return Binding{}, err
+	}
 	return s.replaceLocked(cur, s.merge(cur, b, now), u), nil
 }
 
@@ -365,7 +371,7 @@ func (s *MemoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 	next := b
 	next.ID, next.CreatedAt, next.UpdatedAt = cur.ID, cur.CreatedAt, now
 	next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
-	next.SyncedAt, next.ExternalUpdatedAt = UTC(b.SyncedAt), UTC(b.ExternalUpdatedAt)
+	next.SyncedAt, next.ExternalUpdatedAt = utc(b.SyncedAt), utc(b.ExternalUpdatedAt)
 	if next.Status == "" {
 		next.Status = StatusPending
 	}
@@ -384,7 +390,7 @@ func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string
 	b.ID = int64(s.rows.n) + 1
 	b.CreatedAt, b.UpdatedAt = now, now
 	b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
-	b.SyncedAt, b.ExternalUpdatedAt = UTC(b.SyncedAt), UTC(b.ExternalUpdatedAt)
+	b.SyncedAt, b.ExternalUpdatedAt = utc(b.SyncedAt), utc(b.ExternalUpdatedAt)
 	if b.Status == "" {
 		b.Status = StatusPending
 	}
@@ -463,6 +469,9 @@ func (s *MemoryStore) update(ctx context.Context, op string, id int64, fn func(b
 // MarkSuccess implements Store.
 func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Binding, error) {
 	return s.update(ctx, "mark success", id, func(b *Binding, now time.Time) error {
+		if err := checkLease(b, sc.Owner, now); err != nil {
+			return err
+		}
 		next := *b
 		if sc.LocalID != "" {
 			next.LocalID = sc.LocalID
@@ -477,11 +486,11 @@ func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Bi
 			next.Hash = sc.Hash
 		}
 		if !sc.ExternalUpdatedAt.IsZero() {
-			next.ExternalUpdatedAt = UTC(sc.ExternalUpdatedAt)
+			next.ExternalUpdatedAt = utc(sc.ExternalUpdatedAt)
 		}
 		next.SyncedAt = now
 		if !sc.At.IsZero() {
-			next.SyncedAt = UTC(sc.At)
+			next.SyncedAt = utc(sc.At)
 		}
 		next.Status, next.LastError, next.RetryCount = StatusSuccess, "", 0
 		next.UpdatedAt = now
@@ -491,9 +500,12 @@ func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Bi
 }
 
 // MarkFailed implements Store.
-func (s *MemoryStore) MarkFailed(ctx context.Context, id int64, errText string) (Binding, error) {
+func (s *MemoryStore) MarkFailed(ctx context.Context, id int64, f Failure) (Binding, error) {
 	return s.update(ctx, "mark failed", id, func(b *Binding, now time.Time) error {
-		b.Status, b.LastError = StatusFailed, errText
+		if err := checkLease(b, f.Owner, now); err != nil {
+			return err
+		}
+		b.Status, b.LastError = StatusFailed, f.Error
 		b.RetryCount++
 		b.UpdatedAt = now
 		return nil
@@ -501,11 +513,14 @@ func (s *MemoryStore) MarkFailed(ctx context.Context, id int64, errText string) 
 }
 
 // SetStatus implements Store.
-func (s *MemoryStore) SetStatus(ctx context.Context, id int64, st Status) error {
+func (s *MemoryStore) SetStatus(ctx context.Context, id int64, owner string, st Status) error {
 	if !st.Valid() {
 		return fmt.Errorf("binding: set status of %d: unknown status %q: %w", id, st, ErrInvalid)
 	}
 	_, err := s.update(ctx, "set status", id, func(b *Binding, now time.Time) error {
+		if err := checkLease(b, owner, now); err != nil {
+			return err
+		}
 		b.Status = st
 		b.UpdatedAt = now
 		return nil
@@ -515,7 +530,7 @@ func (s *MemoryStore) SetStatus(ctx context.Context, id int64, st Status) error 
 
 // Claim implements Store.
 func (s *MemoryStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
-	if err := ValidateClaim(id, owner, ttl); err != nil {
+	if err := validateClaim("claim", id, owner, ttl); err != nil {
 		return Binding{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -531,8 +546,22 @@ func (s *MemoryStore) Claim(ctx context.Context, id int64, owner string, ttl tim
 	if b.LeaseOwner != owner && b.Leased(now) {
 		return Binding{}, &LockedError{ID: id, Owner: b.LeaseOwner, Expires: b.LeaseExpiresAt}
 	}
-	b.LeaseOwner, b.LeaseExpiresAt = owner, UTC(now.Add(ttl))
+	b.LeaseOwner, b.LeaseExpiresAt = owner, utc(now.Add(ttl))
 	return *b, nil
+}
+
+// Renew implements Store.
+func (s *MemoryStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
+	if err := validateClaim("renew", id, owner, ttl); err != nil {
+		return Binding{}, err
+	}
+	return s.update(ctx, "renew", id, func(b *Binding, now time.Time) error {
+		if err := checkLease(b, owner, now); err != nil {
+			return err
+		}
+		b.LeaseExpiresAt = utc(now.Add(ttl))
+		return nil
+	})
 }
 
 // Release implements Store.

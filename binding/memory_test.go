@@ -184,13 +184,6 @@ func TestValidateMessages(t *testing.T) {
 	if !errors.Is(be, binding.ErrConflict) || !strings.Contains(be.Error(), "item 4") {
 		t.Fatalf("BatchError %q does not name the index or unwrap", be)
 	}
-	if got := binding.UTC(time.Time{}); !got.IsZero() {
-		t.Fatalf("UTC(zero) = %v", got)
-	}
-	in := time.Date(2025, 1, 1, 12, 0, 0, 1_234_567, time.FixedZone("X", 3600))
-	if got := binding.UTC(in); got.Location() != time.UTC || got.Nanosecond() != 1_234_000 || !got.Equal(in.Truncate(time.Microsecond)) {
-		t.Fatalf("UTC(%v) = %v", in, got)
-	}
 }
 
 func BenchmarkMemoryStore(b *testing.B) {

@@ -60,12 +60,14 @@ func init() {
 		noErr(t, "Claim by w2 after Release", err)
 		eq(t, "LeaseOwner", f.LeaseOwner, "w2")
 
-		// Writes keep the lease; only Claim and Release change it.
-		_, err = s.MarkFailed(ctx, a.ID, "x")
+		// The holder's writes keep the lease; only Claim, Renew and Release change it.
+		_, err = s.MarkFailed(ctx, a.ID, binding.Failure{Owner: "w2", Error: "x"})
 		noErr(t, "MarkFailed", err)
-		_, err = s.MarkSuccess(ctx, a.ID, binding.Success{})
+		_, err = s.MarkSuccess(ctx, a.ID, binding.Success{Owner: "w2"})
 		noErr(t, "MarkSuccess", err)
-		noErr(t, "SetStatus", s.SetStatus(ctx, a.ID, binding.StatusInProgress))
+		noErr(t, "SetStatus", s.SetStatus(ctx, a.ID, "w2", binding.StatusInProgress))
+		_, err = s.Upsert(ctx, binding.Binding{ID: a.ID, Backend: backendA, Model: modelP, LeaseOwner: "w2"})
+		noErr(t, "Upsert", err)
 		eq(t, "LeaseOwner after writes", e.get(t, a.ID).LeaseOwner, "w2")
 	})
 

@@ -73,7 +73,7 @@ func init() {
 			t.Fatalf("List(ChangedSince=b.UpdatedAt) = %v, want [%d] (at or after)", ids(got), b.ID)
 		}
 		e.waitClock(20 * time.Millisecond)
-		_, err := e.store.MarkFailed(e.ctx, a.ID, "x")
+		_, err := e.store.MarkFailed(e.ctx, a.ID, binding.Failure{Error: "x"})
 		noErr(t, "MarkFailed", err)
 		got = e.list(t, binding.Filter{ChangedSince: b.UpdatedAt.Add(time.Millisecond)})
 		if !slices.Equal(ids(got), []int64{a.ID}) {
@@ -98,7 +98,7 @@ func init() {
 
 		// Sparse matches spread over every page.
 		for i := 0; i < n; i += 97 {
-			_, err := e.store.MarkFailed(e.ctx, stored[i].ID, "x")
+			_, err := e.store.MarkFailed(e.ctx, stored[i].ID, binding.Failure{Error: "x"})
 			noErr(t, "MarkFailed", err)
 		}
 		failed := e.list(t, binding.Filter{Statuses: []binding.Status{binding.StatusFailed}})
@@ -130,7 +130,7 @@ func init() {
 					return
 				}
 				if seen%100 == 0 {
-					if _, err := e.store.MarkFailed(e.ctx, b.ID, "x"); err != nil {
+					if _, err := e.store.MarkFailed(e.ctx, b.ID, binding.Failure{Error: "x"}); err != nil {
 						done <- err
 						return
 					}

@@ -34,7 +34,7 @@ func init() {
 			eq(t, "GetByLocal("+m.Hash+").ID", byLocal.ID, m.ID)
 		}
 		// Writing one leaves the others alone.
-		_, err := s.MarkFailed(ctx, made[0].ID, "x")
+		_, err := s.MarkFailed(ctx, made[0].ID, binding.Failure{Error: "x"})
 		noErr(t, "MarkFailed", err)
 		noErr(t, "Delete", s.Delete(ctx, made[1].ID))
 		for _, m := range made[2:] {
@@ -109,7 +109,7 @@ func init() {
 		a := e.upsert(t, binding.Binding{ExternalID: "E1"})
 		errs := make([]error, 100)
 		parallel(100, func(i int) {
-			_, errs[i] = e.store.MarkFailed(e.ctx, a.ID, fmt.Sprint("failure ", i))
+			_, errs[i] = e.store.MarkFailed(e.ctx, a.ID, binding.Failure{Error: fmt.Sprint("failure ", i)})
 		})
 		for i, err := range errs {
 			noErr(t, fmt.Sprint("MarkFailed #", i), err)

@@ -18,7 +18,8 @@ import (
 
 // The model check: random operations run against the store under test and against
 // refModel, a deliberately naive reference that applies the documented rules of
-// binding.Store one item at a time to a map. After every operation the outcomes must
+// binding.Store one item at a time to a map, the lease rule included (writes naming a
+// lease they do not hold, or none over someone's lease, are refused). After every operation the outcomes must
 // agree (results, error sentinel, failing batch index) and so must everything the store
 // can be asked: List, Get, GetByExternal, GetByLocal, GetManyByExternal, Counts.
 
@@ -257,9 +258,12 @@ func (run *modelRun) item(tag string) binding.Binding {
 			}
 		}
 	}
+	// The writer's lease: mostly the one the target binding has (its holder writes, or no
+	// one when it is not leased), now and then another.
+	b.LeaseOwner = run.writer(run.target(b))
 	if r.IntN(8) == 0 { // the store owns these
 		b.CreatedAt, b.UpdatedAt = modelTimes[1], modelTimes[3]
-		b.LeaseOwner, b.LeaseExpiresAt = "intruder", modelTimes[2]
+		b.LeaseExpiresAt = modelTimes[2]
 	}
 	if r.IntN(150) == 0 {
 		switch r.IntN(4) {
@@ -276,13 +280,39 @@ func (run *modelRun) item(tag string) binding.Binding {
 	return b
 }
 
+// modelOwners are the lease owners of a run; "intruder" never claims.
+var modelOwners = [...]string{"", "w1", "w2", "intruder"}
+
+// target is the live binding an upsert of b would write, if the model can tell (zero
+// otherwise).
+func (run *modelRun) target(b binding.Binding) binding.Binding {
+	if b.ID != 0 {
+		return run.m.rows[b.ID]
+	}
+	if id := run.m.owner(b.Backend, b.Model, false, b.ExternalID); id != 0 {
+		return run.m.rows[id]
+	}
+	if id := run.m.owner(b.Backend, b.Model, true, b.LocalID); id != 0 {
+		return run.m.rows[id]
+	}
+	return binding.Binding{}
+}
+
+// writer picks the lease a write on cur names: mostly cur's holder, else any owner.
+func (run *modelRun) writer(cur binding.Binding) string {
+	if run.r.IntN(6) == 0 {
+		return modelOwners[run.r.IntN(len(modelOwners))]
+	}
+	return cur.LeaseOwner
+}
+
 func (run *modelRun) singleOp() func() ([]modelKey, []int64) {
 	ops := [...]struct {
 		weight int
 		op     func() ([]modelKey, []int64)
 	}{
 		{3, run.opUpsert}, {2, run.opEnsure}, {2, run.opMarkSuccess}, {1, run.opMarkFailed},
-		{1, run.opSetStatus}, {2, run.opClaim}, {1, run.opRelease}, {1, run.opDelete},
+		{1, run.opSetStatus}, {2, run.opClaim}, {2, run.opRenew}, {1, run.opRelease}, {1, run.opDelete},
 	}
 	total := 0
 	for _, o := range ops {
@@ -378,9 +408,11 @@ func (run *modelRun) opUpsert() ([]modelKey, []int64) {
 	run.f.Helper()
 	b := run.item(fmt.Sprintf("r%d-single", run.round))
 	run.logOp("Upsert(%s)", fmtBinding(b))
+	prev := run.target(b)
 	got, err := run.s.Upsert(run.ctx, b)
 	next, inserted, want := run.m.upsert(b, func() int64 { return got.ID })
 	what := "Upsert(" + fmtBinding(b) + ")"
+	run.checkLeaseErr(what, err, want, prev, b.LeaseOwner)
 	if run.checkErr(what, err, want) {
 		run.adoptWrite(what, &next, got, inserted)
 		run.m.rows[next.ID] = next
@@ -413,7 +445,8 @@ func (run *modelRun) opEnsure() ([]modelKey, []int64) {
 func (run *modelRun) opMarkSuccess() ([]modelKey, []int64) {
 	run.f.Helper()
 	id := run.pickID()
-	sc := binding.Success{ExternalUpdatedAt: modelTimes[run.r.IntN(len(modelTimes))], At: modelTimes[run.r.IntN(len(modelTimes))]}
+	sc := binding.Success{Owner: run.writer(run.m.rows[id]),
+		ExternalUpdatedAt: modelTimes[run.r.IntN(len(modelTimes))], At: modelTimes[run.r.IntN(len(modelTimes))]}
 	if run.r.IntN(3) == 0 { // an export learns its external ID, an import its local ID
 		sc.ExternalID = run.key("E")
 	}
@@ -428,6 +461,7 @@ func (run *modelRun) opMarkSuccess() ([]modelKey, []int64) {
 	got, err := run.s.MarkSuccess(run.ctx, id, sc)
 	prev := run.m.rows[id]
 	next, want := run.m.markSuccess(id, sc)
+	run.checkLeaseErr(what, err, want, prev, sc.Owner)
 	if run.checkErr(what, err, want) {
 		if sc.At.IsZero() { // "now": between the previous write and this one
 			if !run.timeOK(got.SyncedAt) || got.SyncedAt.Before(prev.UpdatedAt.Add(-time.Millisecond)) ||
@@ -449,11 +483,12 @@ func (run *modelRun) opMarkSuccess() ([]modelKey, []int64) {
 func (run *modelRun) opMarkFailed() ([]modelKey, []int64) {
 	run.f.Helper()
 	id := run.pickID()
-	text := fmt.Sprintf("HTTP 500 in round %d", run.round)
-	what := fmt.Sprintf("MarkFailed(%d, %q)", id, text)
+	f := binding.Failure{Owner: run.writer(run.m.rows[id]), Error: fmt.Sprintf("HTTP 500 in round %d", run.round)}
+	what := fmt.Sprintf("MarkFailed(%d, %+v)", id, f)
 	run.logOp("%s", what)
-	got, err := run.s.MarkFailed(run.ctx, id, text)
-	next, want := run.m.markFailed(id, text)
+	got, err := run.s.MarkFailed(run.ctx, id, f)
+	next, want := run.m.markFailed(id, f)
+	run.checkLeaseErr(what, err, want, run.m.rows[id], f.Owner)
 	if run.checkErr(what, err, want) {
 		run.adoptWrite(what, &next, got, false)
 		run.m.rows[id] = next
@@ -468,10 +503,14 @@ func (run *modelRun) opSetStatus() ([]modelKey, []int64) {
 	if run.r.IntN(10) == 0 {
 		st = []binding.Status{"", "bogus"}[run.r.IntN(2)]
 	}
-	what := fmt.Sprintf("SetStatus(%d, %q)", id, st)
+	owner := run.writer(run.m.rows[id])
+	what := fmt.Sprintf("SetStatus(%d, %q, %q)", id, owner, st)
 	run.logOp("%s", what)
-	err := run.s.SetStatus(run.ctx, id, st)
-	if run.checkErr(what, err, run.m.setStatus(id, st)) {
+	err := run.s.SetStatus(run.ctx, id, owner, st)
+	prev := run.m.rows[id]
+	want := run.m.setStatus(id, owner, st)
+	run.checkLeaseErr(what, err, want, prev, owner)
+	if run.checkErr(what, err, want) {
 		run.m.loose[id] = true // no binding returned: UpdatedAt is learnt from List
 	}
 	return nil, []int64{id}
@@ -517,6 +556,60 @@ func (run *modelRun) opClaim() ([]modelKey, []int64) {
 	return nil, []int64{id}
 }
 
+func (run *modelRun) opRenew() ([]modelKey, []int64) {
+	run.f.Helper()
+	id := run.pickID()
+	// Half the time the holder renews; otherwise a worker whose lease was lost, or none.
+	owner, ttl := run.m.rows[id].LeaseOwner, modelLeaseTTL
+	if owner == "" || run.r.IntN(2) == 0 {
+		owner = modelOwners[1+run.r.IntN(len(modelOwners)-1)]
+	}
+	if run.r.IntN(20) == 0 {
+		owner = ""
+	}
+	if run.r.IntN(12) == 0 {
+		ttl = -time.Duration(run.r.IntN(2)) * time.Second
+	}
+	what := fmt.Sprintf("Renew(%d, %q, %s)", id, owner, ttl)
+	run.logOp("%s", what)
+	got, err := run.s.Renew(run.ctx, id, owner, ttl)
+	prev := run.m.rows[id]
+	next, want := run.m.renew(id, owner, ttl)
+	run.checkLeaseErr(what, err, want, prev, owner)
+	if !run.checkErr(what, err, want) {
+		return nil, []int64{id}
+	}
+	if !run.timeOK(got.LeaseExpiresAt) || got.LeaseExpiresAt.Before(run.latest.Add(ttl-time.Millisecond)) {
+		run.fail("%s: LeaseExpiresAt %v, want the store's now (at or after %v) + %s", what, got.LeaseExpiresAt, run.latest, ttl)
+	}
+	next.LeaseExpiresAt = got.LeaseExpiresAt
+	run.adoptUpdated(what, &next, got.UpdatedAt)
+	run.same(what, next, got)
+	run.m.rows[id] = next
+	return nil, []int64{id}
+}
+
+// checkLeaseErr checks the typed error of a write the model refuses for its lease: a
+// *LeaseLostError naming the writer's owner and the holder, or a *LockedError naming the
+// holder.
+func (run *modelRun) checkLeaseErr(what string, err, want error, prev binding.Binding, owner string) {
+	run.f.Helper()
+	switch {
+	case errors.Is(want, binding.ErrLeaseLost):
+		var lost *binding.LeaseLostError
+		if !errors.As(err, &lost) || lost.ID != prev.ID || lost.Owner != owner || lost.Holder != prev.LeaseOwner ||
+			(lost.Holder != "" && !sameInstant(lost.Expires, prev.LeaseExpiresAt)) {
+			run.fail("%s: error %#v, want a *binding.LeaseLostError naming %d, owner %q, holder %q until %v",
+				what, err, prev.ID, owner, prev.LeaseOwner, prev.LeaseExpiresAt)
+		}
+	case errors.Is(want, binding.ErrLocked):
+		var le *binding.LockedError
+		if !errors.As(err, &le) || le.ID != prev.ID || le.Owner != prev.LeaseOwner || !sameInstant(le.Expires, prev.LeaseExpiresAt) {
+			run.fail("%s: error %#v, want a *binding.LockedError naming %d, %q until %v", what, err, prev.ID, prev.LeaseOwner, prev.LeaseExpiresAt)
+		}
+	}
+}
+
 func (run *modelRun) opRelease() ([]modelKey, []int64) {
 	run.f.Helper()
 	id := run.pickID()
@@ -553,7 +646,7 @@ func (run *modelRun) opDelete() ([]modelKey, []int64) {
 
 // --- comparisons ---
 
-var modelSentinels = [...]error{binding.ErrConflict, binding.ErrNotFound, binding.ErrInvalid, binding.ErrLocked}
+var modelSentinels = [...]error{binding.ErrConflict, binding.ErrNotFound, binding.ErrInvalid, binding.ErrLocked, binding.ErrLeaseLost}
 
 // checkErr fails unless err matches the model's want (nil, or one sentinel and no other).
 // It reports whether both succeeded.
@@ -960,6 +1053,11 @@ func (m *refModel) upsert(b binding.Binding, newID func() int64) (binding.Bindin
 			cur = m.rows[id]
 		}
 	}
+	if cur.ID != 0 {
+		if err := m.lease(cur, b.LeaseOwner); err != nil {
+			return binding.Binding{}, false, err
+		}
+	}
 	next := fresh(b, cur.ID)
 	next.CreatedAt, next.UpdatedAt = cur.CreatedAt, cur.UpdatedAt
 	next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
@@ -1011,10 +1109,25 @@ func (m *refModel) insertID(id int64) int64 {
 	return m.provisional
 }
 
+// lease applies the lease rule to a write naming owner on cur; leases never expire within
+// a run (see modelLeaseTTL).
+func (m *refModel) lease(cur binding.Binding, owner string) error {
+	switch {
+	case owner != "" && cur.LeaseOwner != owner:
+		return binding.ErrLeaseLost
+	case owner == "" && cur.LeaseOwner != "":
+		return binding.ErrLocked
+	}
+	return nil
+}
+
 func (m *refModel) markSuccess(id int64, sc binding.Success) (binding.Binding, error) {
 	next, ok := m.rows[id]
 	if !ok {
 		return binding.Binding{}, binding.ErrNotFound
+	}
+	if err := m.lease(next, sc.Owner); err != nil {
+		return binding.Binding{}, err
 	}
 	if sc.LocalID != "" {
 		next.LocalID = sc.LocalID
@@ -1036,23 +1149,29 @@ func (m *refModel) markSuccess(id int64, sc binding.Success) (binding.Binding, e
 	return next, nil
 }
 
-func (m *refModel) markFailed(id int64, text string) (binding.Binding, error) {
+func (m *refModel) markFailed(id int64, f binding.Failure) (binding.Binding, error) {
 	next, ok := m.rows[id]
 	if !ok {
 		return binding.Binding{}, binding.ErrNotFound
 	}
-	next.Status, next.LastError = binding.StatusFailed, text
+	if err := m.lease(next, f.Owner); err != nil {
+		return binding.Binding{}, err
+	}
+	next.Status, next.LastError = binding.StatusFailed, f.Error
 	next.RetryCount++
 	return next, nil
 }
 
-func (m *refModel) setStatus(id int64, st binding.Status) error {
+func (m *refModel) setStatus(id int64, owner string, st binding.Status) error {
 	if !st.Valid() {
 		return binding.ErrInvalid
 	}
 	b, ok := m.rows[id]
 	if !ok {
 		return binding.ErrNotFound
+	}
+	if err := m.lease(b, owner); err != nil {
+		return err
 	}
 	b.Status = st
 	m.rows[id] = b
@@ -1072,6 +1191,22 @@ func (m *refModel) claim(id int64, owner string, ttl time.Duration) (binding.Bin
 		return binding.Binding{}, binding.ErrLocked
 	}
 	b.LeaseOwner = owner
+	return b, nil
+}
+
+// renew applies Renew's rules: only the holder extends its lease (the caller sets the
+// expiry from the store's result).
+func (m *refModel) renew(id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+	if owner == "" || ttl <= 0 {
+		return binding.Binding{}, binding.ErrInvalid
+	}
+	b, ok := m.rows[id]
+	switch {
+	case !ok:
+		return binding.Binding{}, binding.ErrNotFound
+	case b.LeaseOwner != owner:
+		return binding.Binding{}, binding.ErrLeaseLost
+	}
 	return b, nil
 }
 
@@ -1124,6 +1259,9 @@ func fmtBinding(b binding.Binding) string {
 		fmt.Fprintf(&sb, "id=%d ", b.ID)
 	}
 	fmt.Fprintf(&sb, "%s/%s ext=%q local=%q", b.Backend, b.Model, b.ExternalID, b.LocalID)
+	if b.LeaseOwner != "" {
+		fmt.Fprintf(&sb, " lease=%q", b.LeaseOwner)
+	}
 	if !valid(b, b.ID == 0) {
 		fmt.Fprintf(&sb, " status=%q retries=%d", b.Status, b.RetryCount)
 	}

@@ -110,10 +110,63 @@ func (s upsertDropsLease) Upsert(ctx context.Context, b binding.Binding) (bindin
 // staleMarkFailed returns the binding as it was before the failure was counted.
 type staleMarkFailed struct{ *binding.MemoryStore }
 
-func (s staleMarkFailed) MarkFailed(ctx context.Context, id int64, text string) (binding.Binding, error) {
-	got, err := s.MemoryStore.MarkFailed(ctx, id, text)
+func (s staleMarkFailed) MarkFailed(ctx context.Context, id int64, f binding.Failure) (binding.Binding, error) {
+	got, err := s.MemoryStore.MarkFailed(ctx, id, f)
 	got.RetryCount--
 	return got, err
+}
+
+// holderOf returns the lease owner of binding id ("" when there is none or no binding).
+func holderOf(ctx context.Context, s *binding.MemoryStore, id int64) string {
+	b, _ := s.Get(ctx, id)
+	return b.LeaseOwner
+}
+
+// markSuccessIgnoresLease writes whoever holds the lease, as stores did before the lease
+// rule.
+type markSuccessIgnoresLease struct{ *binding.MemoryStore }
+
+func (s markSuccessIgnoresLease) MarkSuccess(ctx context.Context, id int64, sc binding.Success) (binding.Binding, error) {
+	sc.Owner = holderOf(ctx, s.MemoryStore, id)
+	return s.MemoryStore.MarkSuccess(ctx, id, sc)
+}
+
+// batchIgnoresLease writes every item whoever holds the lease.
+type batchIgnoresLease struct{ *binding.MemoryStore }
+
+func (s batchIgnoresLease) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
+	bs = slices.Clone(bs)
+	for i := range bs {
+		var cur binding.Binding
+		if bs[i].ID != 0 {
+			cur, _ = s.Get(ctx, bs[i].ID)
+		} else if c, err := s.GetByExternal(ctx, bs[i].Backend, bs[i].Model, bs[i].ExternalID); err == nil {
+			cur = c
+		} else {
+			cur, _ = s.GetByLocal(ctx, bs[i].Backend, bs[i].Model, bs[i].LocalID)
+		}
+		bs[i].LeaseOwner = cur.LeaseOwner
+	}
+	return s.MemoryStore.UpsertBatch(ctx, bs)
+}
+
+// renewRetakes renews by claiming, which takes a released or lost lease back.
+type renewRetakes struct{ *binding.MemoryStore }
+
+func (s renewRetakes) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+	return s.Claim(ctx, id, owner, ttl)
+}
+
+// lostIsLocked reports a lost lease as ErrLocked, the sentinel of a lease never held.
+type lostIsLocked struct{ *binding.MemoryStore }
+
+func (s lostIsLocked) SetStatus(ctx context.Context, id int64, owner string, st binding.Status) error {
+	err := s.MemoryStore.SetStatus(ctx, id, owner, st)
+	var lost *binding.LeaseLostError
+	if errors.As(err, &lost) {
+		return &binding.LockedError{ID: id, Owner: lost.Holder, Expires: lost.Expires}
+	}
+	return err
 }
 
 // getManyDropsOne leaves one binding out of a result of several.
@@ -168,6 +221,10 @@ func TestModelCatchesBrokenStores(t *testing.T) {
 		{"List ignores Limit", func(m *binding.MemoryStore) binding.Store { return listIgnoresLimit{m} }},
 		{"GetByLocal returns local times", func(m *binding.MemoryStore) binding.Store { return localTimes{m} }},
 		{"Counts skips failed bindings", func(m *binding.MemoryStore) binding.Store { return countsSkipFailed{m} }},
+		{"MarkSuccess ignores the lease", func(m *binding.MemoryStore) binding.Store { return markSuccessIgnoresLease{m} }},
+		{"UpsertBatch ignores the lease", func(m *binding.MemoryStore) binding.Store { return batchIgnoresLease{m} }},
+		{"Renew retakes a lost lease", func(m *binding.MemoryStore) binding.Store { return renewRetakes{m} }},
+		{"a lost lease reported as locked", func(m *binding.MemoryStore) binding.Store { return lostIsLocked{m} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const seed = 42

@@ -18,6 +18,7 @@ func init() {
 			LocalID: "L2", ExternalID: "E2", Status: binding.StatusSuccess, Hash: "h2",
 			SyncedAt: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
 		}
+		want.LeaseOwner = "w1" // the writer holds the lease
 		b := e.upsert(t, want)
 		eq(t, "ID", b.ID, a.ID)
 		// Every field is written: LastError, RetryCount, NoExport, ExternalUpdatedAt cleared.
@@ -316,7 +317,7 @@ func init() {
 			t.Fatal("a pending binding cannot be retried")
 		}
 		for i := 1; i <= 3; i++ {
-			b, err := s.MarkFailed(ctx, a.ID, "HTTP 502: bad gateway")
+			b, err := s.MarkFailed(ctx, a.ID, binding.Failure{Error: "HTTP 502: bad gateway"})
 			noErr(t, "MarkFailed", err)
 			eq(t, "Status", b.Status, binding.StatusFailed)
 			eq(t, "RetryCount", b.RetryCount, i)
@@ -331,7 +332,7 @@ func init() {
 		noErr(t, "MarkSuccess", err)
 		eq(t, "RetryCount after success", c.RetryCount, 0)
 		eq(t, "CanRetry(1) after success", c.CanRetry(1), true)
-		d, err := s.MarkFailed(ctx, a.ID, "again")
+		d, err := s.MarkFailed(ctx, a.ID, binding.Failure{Error: "again"})
 		noErr(t, "MarkFailed after success", err)
 		eq(t, "RetryCount counts consecutive failures", d.RetryCount, 1)
 	})
@@ -339,7 +340,7 @@ func init() {
 	register("SetStatus", func(t *testing.T, e *env) {
 		a := e.upsert(t, full())
 		for _, st := range []binding.Status{binding.StatusInProgress, binding.StatusSkipped, binding.StatusPending, binding.StatusSuccess, binding.StatusFailed} {
-			noErr(t, "SetStatus", e.store.SetStatus(e.ctx, a.ID, st))
+			noErr(t, "SetStatus", e.store.SetStatus(e.ctx, a.ID, "", st))
 			want := a
 			want.Status = st
 			sameBinding(t, "after SetStatus("+string(st)+")", e.get(t, a.ID), want)

@@ -11,10 +11,17 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 )
 
 // BindingStore is the SQL binding.Store. Get one from DB.Bindings; it is safe for
 // concurrent use and across processes sharing the database.
+//
+// Leases: Claim, Renew and the lease rule of binding.Store are single conditional
+// statements, so they hold across processes. On Postgres, lease times (the expiry Claim
+// and Renew set, and "unexpired" in the lease rule) come from the database clock (now()),
+// so processes whose clocks disagree still agree on who holds a lease; WithClock does not
+// change them. On SQLite, one machine, they come from the process clock (WithClock).
 type BindingStore struct{ db *DB }
 
 var _ binding.Store = (*BindingStore)(nil)
@@ -132,6 +139,90 @@ func conflictError(detail string, b *binding.Binding) error {
 
 func notFoundID(op string, id int64) error {
 	return fmt.Errorf("binding: %s: no binding with ID %d: %w", op, id, binding.ErrNotFound)
+}
+
+// leaseNow is the lease clock in SQL: the database's on Postgres, the process's (one
+// argument, now) on SQLite.
+func (s *BindingStore) leaseNow(now time.Time) (string, []any) {
+	if s.db.dialect == Postgres {
+		return `now()`, nil
+	}
+	return `?`, []any{s.db.timeArg(now)}
+}
+
+// leaseGuard is the lease rule of binding.Store as a WHERE condition on the stored row
+// (table connkit_bindings) for a write naming owner, and its arguments.
+func (s *BindingStore) leaseGuard(owner string, now time.Time) (string, []any) {
+	if owner != "" {
+		return `connkit_bindings.lease_owner = ?`, []any{owner}
+	}
+	at, args := s.leaseNow(now)
+	return `(connkit_bindings.lease_owner IS NULL OR connkit_bindings.lease_expires_at <= ` + at + `)`, args
+}
+
+// leaseRow reads the binding selected by where together with whether its lease is
+// unexpired on the lease clock, to explain a write the lease rule refused.
+func (s *BindingStore) leaseRow(ctx context.Context, q querier, now time.Time, where string, args ...any) (binding.Binding, bool, bool, error) {
+	at, atArgs := s.leaseNow(now)
+	row := q.QueryRowContext(ctx, s.db.q(`SELECT `+bindingCols+`, (lease_owner IS NOT NULL AND lease_expires_at > `+at+
+		`) FROM connkit_bindings WHERE `+where), append(atArgs, args...)...)
+	var b binding.Binding
+	var status string
+	var leased bool
+	err := row.Scan(&b.ID, &b.Backend, &b.Model, nullString{&b.LocalID}, nullString{&b.ExternalID}, &status,
+		&b.LastError, &b.RetryCount, nullTime{&b.SyncedAt}, nullTime{&b.ExternalUpdatedAt}, &b.Hash, &b.NoExport,
+		nullString{&b.LeaseOwner}, nullTime{&b.LeaseExpiresAt}, nullTime{&b.CreatedAt}, nullTime{&b.UpdatedAt}, &leased)
+	b.Status = binding.Status(status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return binding.Binding{}, false, false, nil
+	}
+	return b, leased, err == nil, err
+}
+
+// errLeaseMoved marks a refusal the lease no longer explains (it changed hands between the
+// write and the look): the write is tried again.
+var errLeaseMoved = errors.New("sqlstore: the lease changed during the write")
+
+// explainRefusal returns why a guarded write selected by where matched no row: missing
+// (nil when missing is nil and the row is gone, as for a keyed upsert whose row vanished),
+// or the lease error; errLeaseMoved when the lease now allows the write.
+func (s *BindingStore) explainRefusal(ctx context.Context, q querier, now time.Time, owner string, missing error, where string, args ...any) error {
+	cur, leased, ok, err := s.leaseRow(ctx, q, now, where, args...)
+	switch {
+	case err != nil:
+		return err
+	case !ok && missing != nil:
+		return missing
+	case !ok:
+		return errLeaseMoved
+	}
+	if lerr := bindingkit.LeaseError(&cur, owner, leased); lerr != nil {
+		return lerr
+	}
+	return errLeaseMoved
+}
+
+// guardedAttempts bounds the retries of a guarded write whose refusal the lease no longer
+// explains; a lease changing hands that fast is reported as it stands after the last try.
+const guardedAttempts = 5
+
+// guardedUpdate runs prefix ("UPDATE connkit_bindings SET … WHERE id = ?", with args)
+// under the lease rule for owner and returns the updated binding, missing when there is
+// no binding id, or the lease error.
+func (s *BindingStore) guardedUpdate(ctx context.Context, q querier, id int64, owner string, missing error, prefix string, args ...any) (binding.Binding, error) {
+	for attempt := 1; ; attempt++ {
+		now := s.db.clock()
+		guard, gargs := s.leaseGuard(owner, now)
+		b, err := scanBinding(q.QueryRowContext(ctx, s.db.q(prefix+` AND `+guard+` RETURNING `+bindingCols),
+			append(append([]any(nil), args...), gargs...)...))
+		if !errors.Is(err, sql.ErrNoRows) {
+			return b, err
+		}
+		err = s.explainRefusal(ctx, q, now, owner, missing, `id = ?`, id)
+		if !errors.Is(err, errLeaseMoved) || attempt == guardedAttempts {
+			return binding.Binding{}, err
+		}
+	}
 }
 
 // Get implements binding.Store.
@@ -336,16 +427,17 @@ func (s *BindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
 		s.db.timeArg(now), s.db.timeArg(now)}
 }
 
+// upsertByExternal is followed by " WHERE <lease guard> RETURNING …": an existing binding
+// is updated only under the lease rule.
 const upsertByExternal = insertBinding + ` ON CONFLICT (backend, model, external_id) WHERE external_id IS NOT NULL
 	DO UPDATE SET status = excluded.status, last_error = excluded.last_error, retry_count = excluded.retry_count,
 	synced_at = excluded.synced_at, external_updated_at = excluded.external_updated_at, hash = excluded.hash,
-	no_export = excluded.no_export, updated_at = excluded.updated_at
-	RETURNING ` + bindingCols
+	no_export = excluded.no_export, updated_at = excluded.updated_at`
 
 const updateBinding = `UPDATE connkit_bindings SET backend = ?, model = ?, local_id = COALESCE(?, local_id),
 	external_id = COALESCE(?, external_id), status = ?, last_error = ?, retry_count = ?, synced_at = ?,
 	external_updated_at = ?, hash = ?, no_export = ?, updated_at = ?
-	WHERE id = ? RETURNING ` + bindingCols
+	WHERE id = ?`
 
 // Upsert implements binding.Store.
 func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.Binding, error) {
@@ -604,7 +696,20 @@ func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding
 		// Keyed by external ID alone (the common import case): one atomic statement. No
 		// other unique key is involved, so it cannot conflict, and on Postgres concurrent
 		// inserts of one key cannot race.
-		return scanBinding(q.QueryRowContext(ctx, s.db.q(upsertByExternal), s.insertArgs(b, now)...))
+		for attempt := 1; ; attempt++ {
+			guard, gargs := s.leaseGuard(b.LeaseOwner, now)
+			got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(upsertByExternal+` WHERE `+guard+` RETURNING `+bindingCols),
+				append(s.insertArgs(b, now), gargs...)...))
+			if !errors.Is(err, sql.ErrNoRows) {
+				return got, err
+			}
+			// The key exists and the lease rule refused the update.
+			err = s.explainRefusal(ctx, q, now, b.LeaseOwner, nil, `backend = ? AND model = ? AND external_id = ?`,
+				b.Backend, b.Model, b.ExternalID)
+			if !errors.Is(err, errLeaseMoved) || attempt == guardedAttempts {
+				return binding.Binding{}, err
+			}
+		}
 	}
 	// One query finds the owners of both IDs (an empty ID binds NULL, which matches nothing).
 	rows, err := q.QueryContext(ctx, s.db.q(`SELECT id, external_id, local_id FROM connkit_bindings
@@ -654,29 +759,30 @@ func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding
 // updateByID writes b's fields to binding id (see Upsert for which); missing is returned
 // when there is no such binding.
 func (s *BindingStore) updateByID(ctx context.Context, q querier, b *binding.Binding, id int64, now time.Time, missing error) (binding.Binding, error) {
-	got, err := scanBinding(q.QueryRowContext(ctx, s.db.q(updateBinding),
+	if missing == nil {
+		missing = notFoundID("upsert", id)
+	}
+	got, err := s.guardedUpdate(ctx, q, id, b.LeaseOwner, missing, updateBinding,
 		b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), s.db.text(b.LastError),
 		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
-		s.db.timeArg(now), id))
+		s.db.timeArg(now), id)
 	if detail, ok := uniqueViolation(err); ok {
 		return binding.Binding{}, conflictError(detail, b)
-	}
-	if errors.Is(err, sql.ErrNoRows) && missing != nil {
-		return binding.Binding{}, missing
 	}
 	return got, err
 }
 
-// update runs one UPDATE … RETURNING on binding id and maps "no row" to ErrNotFound.
-func (s *BindingStore) update(ctx context.Context, op string, id int64, query string, args ...any) (binding.Binding, error) {
+// update runs one guarded UPDATE on binding id (prefix ends "WHERE id = ?") for a write
+// naming owner, mapping "no row" to ErrNotFound or the lease error.
+func (s *BindingStore) update(ctx context.Context, op string, id int64, owner, prefix string, args ...any) (binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
 	}
-	b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(query), args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return binding.Binding{}, notFoundID(op, id)
-	}
+	b, err := s.guardedUpdate(ctx, s.db.wq, id, owner, notFoundID(op, id), prefix, args...)
 	if err != nil {
+		if _, unique := uniqueViolation(err); unique || errors.Is(err, binding.ErrNotFound) {
+			return binding.Binding{}, err
+		}
 		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
 	}
 	return b, nil
@@ -689,10 +795,10 @@ func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Suc
 	if !sc.At.IsZero() {
 		at = sc.At
 	}
-	b, err := s.update(ctx, "mark success", id, `UPDATE connkit_bindings SET status = ?, last_error = '', retry_count = 0,
+	b, err := s.update(ctx, "mark success", id, sc.Owner, `UPDATE connkit_bindings SET status = ?, last_error = '', retry_count = 0,
 		local_id = COALESCE(?, local_id), external_id = COALESCE(?, external_id), hash = COALESCE(?, hash),
 		external_updated_at = COALESCE(?, external_updated_at), synced_at = ?, updated_at = ?
-		WHERE id = ? RETURNING `+bindingCols,
+		WHERE id = ?`,
 		string(binding.StatusSuccess), strArg(sc.LocalID), strArg(sc.ExternalID), strArg(sc.Hash),
 		s.db.timeArg(sc.ExternalUpdatedAt), s.db.timeArg(at), s.db.timeArg(now), id)
 	if detail, ok := uniqueViolation(err); ok {
@@ -707,26 +813,34 @@ func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Suc
 }
 
 // MarkFailed implements binding.Store.
-func (s *BindingStore) MarkFailed(ctx context.Context, id int64, errText string) (binding.Binding, error) {
-	return s.update(ctx, "mark failed", id, `UPDATE connkit_bindings SET status = ?, last_error = ?,
-		retry_count = retry_count + 1, updated_at = ? WHERE id = ? RETURNING `+bindingCols,
-		string(binding.StatusFailed), s.db.text(errText), s.db.timeArg(s.db.clock()), id)
+func (s *BindingStore) MarkFailed(ctx context.Context, id int64, f binding.Failure) (binding.Binding, error) {
+	return s.update(ctx, "mark failed", id, f.Owner, `UPDATE connkit_bindings SET status = ?, last_error = ?,
+		retry_count = retry_count + 1, updated_at = ? WHERE id = ?`,
+		string(binding.StatusFailed), s.db.text(f.Error), s.db.timeArg(s.db.clock()), id)
 }
 
 // SetStatus implements binding.Store.
-func (s *BindingStore) SetStatus(ctx context.Context, id int64, st binding.Status) error {
+func (s *BindingStore) SetStatus(ctx context.Context, id int64, owner string, st binding.Status) error {
 	if !st.Valid() {
 		return fmt.Errorf("binding: set status of %d: unknown status %q: %w", id, st, binding.ErrInvalid)
 	}
-	_, err := s.update(ctx, "set status", id, `UPDATE connkit_bindings SET status = ?, updated_at = ? WHERE id = ? RETURNING `+bindingCols,
+	_, err := s.update(ctx, "set status", id, owner, `UPDATE connkit_bindings SET status = ?, updated_at = ? WHERE id = ?`,
 		string(st), s.db.timeArg(s.db.clock()), id)
 	return err
+}
+
+// leaseUntil is the expiry now+ttl in SQL on the lease clock, and its arguments.
+func (s *BindingStore) leaseUntil(now time.Time, ttl time.Duration) (string, []any) {
+	if s.db.dialect == Postgres {
+		return `now() + ?::bigint * interval '1 microsecond'`, []any{ttl.Microseconds()}
+	}
+	return `?`, []any{s.db.timeArg(now.Add(ttl))}
 }
 
 // Claim implements binding.Store with one conditional UPDATE, so the lease holds across
 // processes: only one of two concurrent claimers can match the WHERE clause.
 func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
-	if err := binding.ValidateClaim(id, owner, ttl); err != nil {
+	if err := bindingkit.ValidateClaim("claim", id, owner, ttl); err != nil {
 		return binding.Binding{}, err
 	}
 	for attempt := 1; ; attempt++ {
@@ -734,28 +848,59 @@ func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl ti
 			return binding.Binding{}, fmt.Errorf("binding: claim %d: %w", id, err)
 		}
 		now := s.db.clock()
-		b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = ?, lease_expires_at = ?
-			WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= ?) RETURNING `+bindingCols),
-			owner, s.db.timeArg(now.Add(ttl)), id, owner, s.db.timeArg(now)))
+		until, uargs := s.leaseUntil(now, ttl)
+		at, aargs := s.leaseNow(now)
+		args := append(append(append([]any{owner}, uargs...), id, owner), aargs...)
+		b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_owner = ?, lease_expires_at = `+until+`
+			WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at <= `+at+`) RETURNING `+bindingCols), args...))
 		if err == nil {
 			return b, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
 		}
-		cur, ok, err := s.queryOne(ctx, s.db.wq, `id = ?`, id)
+		cur, leased, ok, err := s.leaseRow(ctx, s.db.wq, now, `id = ?`, id)
 		if err != nil {
 			return binding.Binding{}, fmt.Errorf("binding: claim %d for %q: %w", id, owner, err)
 		}
 		if !ok {
 			return binding.Binding{}, notFoundID("claim", id)
 		}
-		if cur.LeaseOwner != owner && cur.Leased(now) || attempt == 5 {
+		if cur.LeaseOwner != owner && leased || attempt == guardedAttempts {
 			return binding.Binding{}, &binding.LockedError{ID: id, Owner: cur.LeaseOwner, Expires: cur.LeaseExpiresAt}
 		}
 		// The holder released between the two statements: try again (a few times; a
 		// lease changing hands that fast is contended, and reported as locked).
 	}
+}
+
+// Renew implements binding.Store with one UPDATE conditional on the owner.
+func (s *BindingStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+	if err := bindingkit.ValidateClaim("renew", id, owner, ttl); err != nil {
+		return binding.Binding{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return binding.Binding{}, fmt.Errorf("binding: renew %d: %w", id, err)
+	}
+	now := s.db.clock()
+	until, uargs := s.leaseUntil(now, ttl)
+	b, err := scanBinding(s.db.wq.QueryRowContext(ctx, s.db.q(`UPDATE connkit_bindings SET lease_expires_at = `+until+`
+		WHERE id = ? AND lease_owner = ? RETURNING `+bindingCols), append(uargs, id, owner)...))
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return binding.Binding{}, fmt.Errorf("binding: renew %d for %q: %w", id, owner, err)
+	}
+	cur, ok, err := s.queryOne(ctx, s.db.wq, `id = ?`, id)
+	switch {
+	case err != nil:
+		return binding.Binding{}, fmt.Errorf("binding: renew %d for %q: %w", id, owner, err)
+	case !ok:
+		return binding.Binding{}, notFoundID("renew", id)
+	}
+	// The owner is all that matters, and it only changes away from a lost lease.
+	return binding.Binding{}, &binding.LeaseLostError{ID: id, Owner: owner, Holder: cur.LeaseOwner, Expires: cur.LeaseExpiresAt}
 }
 
 // Release implements binding.Store.

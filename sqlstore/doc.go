@@ -36,7 +36,7 @@
 // deliveries, for instance) add a migration at the end of the list; existing entries are
 // never edited.
 //
-// Times are stored in UTC with microsecond precision (binding.UTC): as timestamptz on
+// Times are stored in UTC with microsecond precision (internal bindingkit.UTC): as timestamptz on
 // Postgres and as integer microseconds since the Unix epoch on SQLite, where they sort
 // and compare as numbers.
 //
