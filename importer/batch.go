@@ -243,7 +243,7 @@ type page struct {
 // watermark moves stay in page order, one commit in flight at a time.
 func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	start := time.Now()
-	runStart := b.rec.cfg.now()
+	runStart := b.rec.cfg.now().UTC().Truncate(time.Microsecond)
 	var sum Summary
 	wm, err := b.Watermark(ctx)
 	if err != nil {
@@ -583,7 +583,10 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page, runStart time.Time)
 		return nil, ctx.Err()
 	}
 	for i := range res {
-		if res[i].action == Failed && recs[i].extID != "" {
+		if res[i].action != Failed || recs[i].extID == "" {
+			continue
+		}
+		if _, ok := pg.index[recs[i].extID]; !ok { // no readable copy on the page decides it
 			r.parseFailed(ctx, recs[i].extID, res[i].err) // a record that cannot be read shows as failed
 		}
 	}
@@ -651,6 +654,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 	// ups[i] is record i's binding to write; no ExternalID means none.
 	ups := make([]binding.Binding, n)
 	now := r.cfg.now()
+	syncedAt := pc.syncTime(now)
 	parallel(n, b.cfg.concurrency, func(i int) {
 		if res[i].action != "" {
 			return
@@ -705,7 +709,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 		default:
 			res[i].action = action
 			u.LocalID, u.Status, u.LastError, u.RetryCount = localID, binding.StatusSuccess, "", 0
-			u.Hash, u.ExternalUpdatedAt, u.SyncedAt = p.hash, p.updated, now
+			u.Hash, u.ExternalUpdatedAt, u.SyncedAt = p.hash, p.updated, syncedAt
 		}
 		ups[i] = u
 	})

@@ -464,10 +464,20 @@ func (r *Importer[T]) key(extID string) string { return r.backend + "/" + r.mode
 // pageCtx is what a batch run knows when it imports one record of a page through
 // importParsed.
 type pageCtx struct {
-	// runStart: a binding synced after it was synced by this run (a repeat).
+	// runStart: a binding synced after it was synced by this run (a repeat). The run's
+	// sync times are kept after it (syncTime), however coarse the clock.
 	runStart time.Time
 	// live holds the page's batched existence answers by local ID.
 	live map[string]bool
+}
+
+// syncTime is the sync time to record now: in a run, at least a microsecond (what stores
+// keep) after its start.
+func (pc *pageCtx) syncTime(now time.Time) time.Time {
+	if pc == nil {
+		return now
+	}
+	return maxTime(now.UTC().Truncate(time.Microsecond), pc.runStart.Add(time.Microsecond))
 }
 
 // importParsed imports p under its binding's lease. A Result with an empty Action and an
@@ -521,13 +531,13 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 		res.Action = Skipped
 		return res, nil
 	}
-	return r.write(ctx, lease, p, b, res)
+	return r.write(ctx, lease, p, b, res, pc)
 }
 
 // write does the part of an import that happens under the lease: dependencies, decoding,
 // local write, binding. The work runs under the lease's context, and every binding write
 // names the lease: a lease lost meanwhile stops the import and writes nothing.
-func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res Result) (Result, error) {
+func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res Result, pc *pageCtx) (Result, error) {
 	owner := lease.Owner()
 	lctx := lease.Context()
 	action, localID, step, err := r.apply(lctx, p, b.LocalID)
@@ -557,7 +567,7 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 	}
 	// The local record is written: bind it even if ctx ends now, or a store without
 	// keyed creates would create it again on the next run.
-	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: owner, LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: r.cfg.now()})
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: owner, LocalID: localID, Hash: p.hash, ExternalUpdatedAt: p.updated, At: pc.syncTime(r.cfg.now())})
 	if err != nil {
 		return res, r.fail(p.extID, "mark", err)
 	}
