@@ -335,7 +335,15 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (Config, error
 		return Config{}, &ConfigError{Fields: []*FieldError{{Field: "(file)", Problem: "is empty"}}}
 	}
 	var fields []*FieldError
-	raw = expandTree(raw, "", lookup, &fields)
+	env := map[string]string{} // the values taken from the environment, by name
+	envLookup := func(name string) (string, bool) {
+		v, ok := lookup(name)
+		if ok && v != "" {
+			env[name] = v
+		}
+		return v, ok
+	}
+	raw = expandTree(raw, "", envLookup, &fields)
 	if len(fields) > 0 {
 		return Config{}, &ConfigError{Fields: fields}
 	}
@@ -347,12 +355,75 @@ func ParseConfig(data []byte, lookup func(string) (string, bool)) (Config, error
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
-		return cfg, &ConfigError{Fields: []*FieldError{decodeFieldError(err)}}
+		return cfg, hideEnv(&ConfigError{Fields: []*FieldError{decodeFieldError(err)}}, env)
 	}
 	if err := cfg.Validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			hideEnv(ce, env)
+		}
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// hideEnv replaces, in e's texts, every value taken from the environment by the
+// reference that was written (${NAME}): the loader cannot know which values are secrets,
+// and an error quoting a misplaced token must not leak it.
+func hideEnv(e *ConfigError, env map[string]string) *ConfigError {
+	names := make([]string, 0, len(env))
+	for n := range env {
+		names = append(names, n)
+	}
+	// Longer values first, so a value containing another is replaced whole.
+	slices.SortFunc(names, func(a, b string) int { return len(env[b]) - len(env[a]) })
+	hide := func(s string) string {
+		for _, n := range names {
+			v, ref := env[n], "${"+n+"}"
+			quoted := strconv.Quote(v)
+			// A short value is hidden only as a whole word, so "a" or "on" does not
+			// rewrite every message it happens to occur in.
+			s = replaceValue(s, quoted[1:len(quoted)-1], ref, len(v) < 8)
+			s = replaceValue(s, v, ref, len(v) < 8)
+		}
+		return s
+	}
+	e.Backend = hide(e.Backend)
+	for _, f := range e.Fields {
+		f.Problem = hide(f.Problem)
+	}
+	return e
+}
+
+// replaceValue replaces old by repl in s; with wholeWord, only where old is not part of
+// a longer word (letters, digits, '_').
+func replaceValue(s, old, repl string, wholeWord bool) string {
+	if old == "" || !strings.Contains(s, old) {
+		return s
+	}
+	if !wholeWord {
+		return strings.ReplaceAll(s, old, repl)
+	}
+	word := func(c byte) bool {
+		return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		end := i + len(old)
+		if (i > 0 && word(s[i-1]) && word(old[0])) || (end < len(s) && word(s[end]) && word(old[len(old)-1])) {
+			b.WriteString(s[:i+1]) // part of a longer word: keep it, look further
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		b.WriteString(repl)
+		s = s[end:]
+	}
 }
 
 // decodeFieldError turns encoding/json's messages into a FieldError naming the field.
