@@ -128,7 +128,7 @@ func TestParseConfigErrorsHideEnvValues(t *testing.T) {
 	env := func(vals map[string]string) func(string) (string, bool) {
 		return func(k string) (string, bool) { v, ok := vals[k]; return v, ok }
 	}
-	_, err := backend.ParseConfig([]byte(`{name: a, base_url: "${URL}", auth: {type: "${T}"}}`),
+	_, err := backend.ParseConfig([]byte(`{name: shop, base_url: "${URL}", auth: {type: "${T}"}}`),
 		env(map[string]string{"URL": "https://u:hunter2-long@/x", "T": "a"}))
 	if err == nil {
 		t.Fatal("want an error")
@@ -139,7 +139,7 @@ func TestParseConfigErrorsHideEnvValues(t *testing.T) {
 			t.Errorf("error leaks %q: %s", leak, msg)
 		}
 	}
-	for _, want := range []string{`base_url: "${URL}" is not an absolute http(s) URL`, `auth.type: unknown type "${T}": use one of`, "oauth2_client_credentials"} {
+	for _, want := range []string{`invalid backend config "shop"`, `base_url: "${URL}" is not an absolute http(s) URL`, `auth.type: unknown type "${T}": use one of`, "oauth2_client_credentials"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not say %q", msg, want)
 		}
