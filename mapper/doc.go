@@ -19,8 +19,8 @@
 //
 // # Importer and exporter
 //
-// [ImportFunc] and [ExportFunc] turn mappers into the importer's and exporter's
-// per-record funcs for a Go type T (struct fields matched by `mapper` or `json` tags),
+// [ImportFunc] and [ExportFunc] turn mappers into the importer's DecodeFunc[T] and the
+// exporter's EncodeFunc[T] for a Go type T (struct fields matched by `mapper` or `json` tags),
 // with Options.Create, the record ID, the request data ([RequestFrom]) and, for export,
 // the changed fields ([ChangedFrom]) filled in:
 //

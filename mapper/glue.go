@@ -12,8 +12,7 @@ import (
 )
 
 // ImportFunc adapts an import mapper to the importer: the function it returns has the
-// underlying type of the importer's per-record decode func for T, so it is passed
-// straight to the importer:
+// underlying type of importer.DecodeFunc[T], so it is passed straight to importer.New:
 //
 //	imp, err := importer.New(bindings, products, "shop", "product",
 //		mapper.ImportFunc[Product](productImport))
@@ -27,8 +26,8 @@ import (
 // re-encoded). Errors are the mapper's ([*MappingError], errors.Join of them with
 // [CollectErrors]) naming the record by the external ID found at the mapper's
 // [WithIDPath] (default "id", the importer's default). A [Func] rule returning an error
-// that matches the importer's skip error skips the record, since a *MappingError
-// unwraps to its cause.
+// that matches importer.ErrSkip skips the record, since a *MappingError unwraps to its
+// cause.
 //
 // A nil m yields a function that fails every call with [ErrInvalidRule].
 func ImportFunc[T any](m *ImportMapper) func(ctx context.Context, rec gjson.Result, create bool) (T, error) {
@@ -69,8 +68,7 @@ func ImportFunc[T any](m *ImportMapper) func(ctx context.Context, rec gjson.Resu
 }
 
 // ExportFunc adapts an export mapper to the exporter: the function it returns has the
-// underlying type of the exporter's per-record encode func for T, so it is passed
-// straight to the exporter:
+// underlying type of exporter.EncodeFunc[T], so it is passed straight to exporter.New:
 //
 //	exp, err := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
 //		mapper.ExportFunc[Customer](customerExport))
@@ -81,7 +79,7 @@ func ImportFunc[T any](m *ImportMapper) func(ctx context.Context, rec gjson.Resu
 // payload as a json.RawMessage, which the exporter sends without encoding it again. With
 // [ChangedFrom], Options.Changed is filled on updates so [ChangedBy] rules run only when
 // their fields changed. Errors are the mapper's ([*MappingError]); a [Func] rule
-// returning an error that matches the exporter's skip error skips the record.
+// returning an error that matches exporter.ErrSkip skips the record.
 //
 // A nil m yields a function that fails every call with [ErrInvalidRule].
 func ExportFunc[T any](m *ExportMapper) func(ctx context.Context, v T, b binding.Binding, create bool) (any, error) {

@@ -32,11 +32,12 @@ func ExampleImportFunc() {
 	ctx := context.Background()
 	bindings := binding.NewMemoryStore()
 	binder := binding.NewBinder(bindings, "shop")
-	_, _ = binder.Bind(ctx, "partner", "v-1", "501") // vendor 501 was imported before
+	_, _ = bindings.Upsert(ctx, binding.Binding{Backend: "shop", Model: "partner", LocalID: "v-1", ExternalID: "501",
+		Status: binding.StatusSuccess}) // vendor 501 was imported before
 
 	m, err := mapper.NewImport("product.import", []mapper.Rule{
 		mapper.Func("skip drafts", func(_ context.Context, r *mapper.Record) (mapper.Values, error) {
-			if s, _ := r.Get("status"); s == "draft" {
+			if s, _, _ := r.Get("status"); s == "draft" {
 				return nil, importer.ErrSkip
 			}
 			return nil, nil
