@@ -20,13 +20,21 @@
 // # Importer and exporter
 //
 // [ImportFunc] and [ExportFunc] turn mappers into the importer's DecodeFunc[T] and the
-// exporter's EncodeFunc[T] for a Go type T (struct fields matched by `mapper` or `json` tags),
-// with Options.Create, the record ID, the request data ([RequestFrom]) and, for export,
-// the changed fields ([ChangedFrom]) filled in:
+// exporter's EncodeFunc[T] for a Go type T (struct fields matched by `mapper` or `json`
+// tags), with Options.Create, the record ID, the request data ([RequestFrom]) and, for
+// export, the changed fields ([ChangedFrom]) filled in:
 //
+//	productImport, _ := mapper.NewImport("product", rules, mapper.WithResolver(binder))
 //	imp, _ := importer.New(bindings, products, "shop", "product", mapper.ImportFunc[Product](productImport))
+//
+//	customerExport, _ := mapper.NewExport("customer", rules, mapper.WithResolver(binder),
+//		mapper.ChangedFrom(changedFields))
 //	exp, _ := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
-//		mapper.ExportFunc[Customer](customerExport, mapper.ChangedFrom(changedFields)))
+//		mapper.ExportFunc[Customer](customerExport))
+//
+// A backend builds these for each declared model, with one external ID path given to
+// both the importer and the mapper ([WithIDPath]), and wires [WithImportMissing] so that
+// relations import their missing records.
 //
 // # Rules
 //
