@@ -77,8 +77,8 @@ func (c *Client) emit(ctx context.Context, ent *synclog.Entry) {
 	}
 }
 
-// TokenOperation is the Operation of the audit entries of OAuth2 token requests.
-const TokenOperation = "oauth2 token"
+// tokenOperation is the Operation of the audit entries of OAuth2 token requests.
+const tokenOperation = "oauth2 token"
 
 // tokenBodyLimit is how much of a token response is read: golang.org/x/oauth2 reads no
 // more either.
@@ -99,7 +99,7 @@ func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
 	ent := synclog.Entry{
 		Time:          c.cfg.now(),
 		Backend:       c.cfg.backend,
-		Operation:     TokenOperation,
+		Operation:     tokenOperation,
 		Direction:     synclog.Outbound,
 		Method:        req.Method,
 		URL:           c.red.URL(req.URL.String()),

@@ -31,10 +31,10 @@ type Refresher interface {
 	Refresh(ctx context.Context, rejected *http.Request) (bool, error)
 }
 
-// SecretHolder is implemented by Auth strategies that hold credentials. The client
+// secretHolder is implemented by Auth strategies that hold credentials. The client
 // registers them as literal secrets with its redactor so they never reach the audit log,
 // logs or error texts.
-type SecretHolder interface {
+type secretHolder interface {
 	Secrets() []string
 }
 
@@ -103,20 +103,24 @@ func (a *queryAuth) Secrets() []string { return []string{a.key} }
 // HMACOption configures HMACAuth.
 type HMACOption func(*hmacAuth)
 
-// HMACSignatureHeader names the header carrying the signature (default "X-Signature").
-func HMACSignatureHeader(name string) HMACOption { return func(a *hmacAuth) { a.sigHeader = name } }
+// HMACHeaders names the headers carrying the signature (default "X-Signature") and the
+// timestamp (default "X-Timestamp"); "" keeps a default.
+func HMACHeaders(signature, timestamp string) HMACOption {
+	return func(a *hmacAuth) {
+		if signature != "" {
+			a.sigHeader = signature
+		}
+		if timestamp != "" {
+			a.tsHeader = timestamp
+		}
+	}
+}
 
-// HMACTimestampHeader names the header carrying the timestamp (default "X-Timestamp").
-func HMACTimestampHeader(name string) HMACOption { return func(a *hmacAuth) { a.tsHeader = name } }
-
-// HMACPrefix puts prefix before the encoded signature, as in "sha256=…".
-func HMACPrefix(prefix string) HMACOption { return func(a *hmacAuth) { a.prefix = prefix } }
-
-// HMACBase64 encodes the signature in standard base64 instead of hex.
-func HMACBase64() HMACOption { return func(a *hmacAuth) { a.b64 = true } }
-
-// HMACClock sets the clock for timestamps (tests).
-func HMACClock(now func() time.Time) HMACOption { return func(a *hmacAuth) { a.now = now } }
+// HMACEncoding sets how the signature is written: prefix before it (as in "sha256=…";
+// default none), and standard base64 instead of lower-case hex when base64 is true.
+func HMACEncoding(prefix string, base64 bool) HMACOption {
+	return func(a *hmacAuth) { a.prefix, a.b64 = prefix, base64 }
+}
 
 type hmacAuth struct {
 	secret              []byte
@@ -134,9 +138,9 @@ type hmacAuth struct {
 //	TIMESTAMP    Unix seconds, also sent in the timestamp header (default "X-Timestamp")
 //	BODY         the raw body bytes (empty for no body)
 //
-// The signature — lower-case hex (or base64 with HMACBase64), after an optional prefix
+// The signature — lower-case hex (or base64, see HMACEncoding), after an optional prefix
 // such as "sha256=" — goes in the signature header (default "X-Signature"). Retries are
-// signed afresh. SignHMAC computes the same value for servers and tests that verify it;
+// signed afresh. A server verifies it by computing the same HMAC over the same four lines;
 // a server should also reject timestamps outside a short window to stop replays.
 func HMACAuth(secret []byte, opts ...HMACOption) Auth {
 	a := &hmacAuth{secret: secret, sigHeader: "X-Signature", tsHeader: "X-Timestamp", now: time.Now}
@@ -147,6 +151,9 @@ func HMACAuth(secret []byte, opts ...HMACOption) Auth {
 }
 
 func (a *hmacAuth) Secrets() []string { return []string{string(a.secret)} }
+
+// bindClient makes the signer use the client's clock (WithClock).
+func (a *hmacAuth) bindClient(c *Client) { a.now = c.cfg.now }
 
 func (a *hmacAuth) Apply(req *http.Request) error {
 	if len(a.secret) == 0 {
@@ -165,7 +172,7 @@ func (a *hmacAuth) Apply(req *http.Request) error {
 		}
 	}
 	ts := strconv.FormatInt(a.now().Unix(), 10)
-	sig := SignHMAC(a.secret, req.Method, req.URL.RequestURI(), ts, body)
+	sig := signHMAC(a.secret, req.Method, req.URL.RequestURI(), ts, body)
 	if a.b64 {
 		raw, _ := hex.DecodeString(sig)
 		sig = base64.StdEncoding.EncodeToString(raw)
@@ -175,9 +182,9 @@ func (a *hmacAuth) Apply(req *http.Request) error {
 	return nil
 }
 
-// SignHMAC returns the hex HMAC-SHA256 of method, requestURI, timestamp and body joined
+// signHMAC returns the hex HMAC-SHA256 of method, requestURI, timestamp and body joined
 // by "\n" — the signature HMACAuth sends.
-func SignHMAC(secret []byte, method, requestURI, timestamp string, body []byte) string {
+func signHMAC(secret []byte, method, requestURI, timestamp string, body []byte) string {
 	m := hmac.New(sha256.New, secret)
 	io.WriteString(m, method)
 	m.Write([]byte{'\n'})
@@ -189,8 +196,8 @@ func SignHMAC(secret []byte, method, requestURI, timestamp string, body []byte) 
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// NewIdempotencyKey returns a random UUID (version 4) string for Request.IdempotencyKey.
-func NewIdempotencyKey() string {
+// newIdempotencyKey returns a random UUID (version 4) string for Request.IdempotencyKey.
+func newIdempotencyKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40

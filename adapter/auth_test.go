@@ -104,7 +104,7 @@ func TestHMACSignatureVerifiedByServer(t *testing.T) {
 	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ts := r.Header.Get("X-Ts")
-		want := "sha256=" + SignHMAC(secret, r.Method, r.URL.RequestURI(), ts, body)
+		want := "sha256=" + signHMAC(secret, r.Method, r.URL.RequestURI(), ts, body)
 		if r.Header.Get("X-Sig") != want || ts != strconv.FormatInt(now.Unix(), 10) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
@@ -116,8 +116,8 @@ func TestHMACSignatureVerifiedByServer(t *testing.T) {
 		}
 		w.Write([]byte("{}"))
 	}))
-	auth := HMACAuth(secret, HMACSignatureHeader("X-Sig"), HMACTimestampHeader("X-Ts"), HMACPrefix("sha256="), HMACClock(func() time.Time { return now }))
-	c, _ := newClient(t, srv.URL, WithAuth(auth))
+	auth := HMACAuth(secret, HMACHeaders("X-Sig", "X-Ts"), HMACEncoding("sha256=", false))
+	c, _ := newClient(t, srv.URL, WithAuth(auth), WithClock(func() time.Time { return now }, nil)) // signs with the client's clock
 	resp, err := c.Put(context.Background(), "orders/1?x=a%20b&y=2", map[string]string{"status": "paid"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
@@ -130,14 +130,15 @@ func TestHMACSignatureVerifiedByServer(t *testing.T) {
 
 func TestHMACSignatureKnownVector(t *testing.T) {
 	// Recomputed independently: printf 'POST\n/v1/orders?a=1\n1700000000\n{"x":1}' | openssl dgst -sha256 -hmac key
-	got := SignHMAC([]byte("key"), "POST", "/v1/orders?a=1", "1700000000", []byte(`{"x":1}`))
+	got := signHMAC([]byte("key"), "POST", "/v1/orders?a=1", "1700000000", []byte(`{"x":1}`))
 	assert.Equal(t, "b190a99d53f39b1c8c47831b84fa0e6dcb481da5644cfc8e273172e230066e45", got)
-	assert.NotEqual(t, got, SignHMAC([]byte("key"), "POST", "/v1/orders?a=2", "1700000000", []byte(`{"x":1}`)))
+	assert.NotEqual(t, got, signHMAC([]byte("key"), "POST", "/v1/orders?a=2", "1700000000", []byte(`{"x":1}`)))
 
 	r, _ := http.NewRequest("GET", "http://x/p", nil)
-	require.NoError(t, HMACAuth([]byte("key"), HMACBase64(), HMACClock(func() time.Time { return time.Unix(5, 0) })).Apply(r))
+	require.NoError(t, HMACAuth([]byte("key"), HMACEncoding("", true)).Apply(r))
 	assert.Len(t, r.Header.Get("X-Signature"), 44)
-	assert.Equal(t, "5", r.Header.Get("X-Timestamp"))
+	_, err := strconv.ParseInt(r.Header.Get("X-Timestamp"), 10, 64)
+	require.NoError(t, err)
 	require.Error(t, HMACAuth(nil).Apply(r), "an empty secret is refused")
 }
 
@@ -212,8 +213,8 @@ func TestOAuth2ClientCredentialsFetchedOnceAcrossGoroutines(t *testing.T) {
 	assert.Equal(t, int32(1), ts.hits.Load(), "one token request for 50 goroutines")
 	assert.Equal(t, int32(50), apiHits.Load())
 	assert.Equal(t, []string{"client_credentials"}, ts.grants)
-	assert.Equal(t, "[REDACTED]", c.Redactor().String("tok-1"), "fetched tokens become secrets")
-	assert.Equal(t, "[REDACTED]", c.Redactor().String("client-secret-1"))
+	assert.Equal(t, "[REDACTED]", c.red.String("tok-1"), "fetched tokens become secrets")
+	assert.Equal(t, "[REDACTED]", c.red.String("client-secret-1"))
 }
 
 func TestOAuth2UnauthorizedRefreshesOnceAndRetries(t *testing.T) {
@@ -330,7 +331,7 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 	assert.Equal(t, []string{"rt-0", "rt-2"}, ts.refresh)
 	assert.Equal(t, []string{"refresh_token", "refresh_token"}, ts.grants)
 	assert.Equal(t, []string{"rt-2", "rt-3"}, rotated)
-	assert.Equal(t, "[REDACTED]", c.Redactor().String("rt-3"))
+	assert.Equal(t, "[REDACTED]", c.red.String("rt-3"))
 }
 
 func TestOAuth2RefreshTokenStartsWithStoredAccessToken(t *testing.T) {
@@ -408,7 +409,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 			_, err := c.Get(context.Background(), "x")
 			require.NoError(t, err)
 
-			es := ring.Entries(synclog.Filter{Operation: TokenOperation})
+			es := ring.Entries(synclog.Filter{Operation: tokenOperation})
 			require.Len(t, es, 1, "one audit entry for the token request")
 			e := es[0]
 			assert.Equal(t, "crm", e.Backend)
@@ -437,7 +438,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 	c, _ := newClient(t, "http://127.0.0.1:1", WithAuth(auth), WithRecorder(ring))
 	_, err := c.Get(context.Background(), "x")
 	require.Error(t, err)
-	es := ring.Entries(synclog.Filter{Operation: TokenOperation, FailedOnly: true})
+	es := ring.Entries(synclog.Filter{Operation: tokenOperation, FailedOnly: true})
 	require.NotEmpty(t, es)
 	assert.Equal(t, 400, es[0].Status)
 	assert.Contains(t, es[0].ResponseBody, "invalid_client")

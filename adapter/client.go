@@ -56,15 +56,15 @@ func (c *Client) addSecrets(v ...string) { c.red.AddSecrets(v...) }
 // timeout, 3 retries with backoff, a 32 MiB response limit, and no rate limit.
 func New(baseURL string, opts ...Option) (*Client, error) {
 	cfg := config{
-		connectTimeout: DefaultConnectTimeout,
-		readTimeout:    DefaultReadTimeout,
-		maxRetries:     DefaultMaxRetries,
-		waitMin:        DefaultRetryWaitMin,
-		waitMax:        DefaultRetryWaitMax,
-		maxRetryAfter:  DefaultMaxRetryAfter,
-		maxBody:        DefaultMaxResponseSize,
-		auditLimit:     DefaultAuditBodyLimit,
-		idemHeader:     DefaultIdempotencyHeader,
+		connectTimeout: defaultConnectTimeout,
+		readTimeout:    defaultReadTimeout,
+		maxRetries:     defaultMaxRetries,
+		waitMin:        defaultRetryWaitMin,
+		waitMax:        defaultRetryWaitMax,
+		maxRetryAfter:  defaultMaxRetryAfter,
+		maxBody:        defaultMaxResponseSize,
+		auditLimit:     defaultAuditBodyLimit,
+		idemHeader:     defaultIdempotencyHeader,
 		now:            time.Now,
 		sleep:          sleepCtx,
 		rateLimit:      rate.Inf,
@@ -109,7 +109,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 
 	c.header = cfg.header.Clone()
 	if c.header.Get("User-Agent") == "" {
-		c.header.Set("User-Agent", DefaultUserAgent)
+		c.header.Set("User-Agent", defaultUserAgent)
 	}
 	if c.header.Get("Accept") == "" {
 		c.header.Set("Accept", "application/json")
@@ -168,7 +168,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 
 	if cfg.auth != nil {
-		if s, ok := cfg.auth.(SecretHolder); ok {
+		if s, ok := cfg.auth.(secretHolder); ok {
 			c.addSecrets(s.Secrets()...)
 		}
 		if b, ok := cfg.auth.(clientBinder); ok {
@@ -184,9 +184,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // clientBinder is implemented by auth strategies that need the client (token requests,
 // registering fetched tokens as secrets).
 type clientBinder interface{ bindClient(*Client) }
-
-// Redactor returns the client's redactor, with the configured credentials registered.
-func (c *Client) Redactor() *synclog.Redactor { return c.red }
 
 // CloseIdleConnections closes the client's idle keep-alive connections, for example at
 // shutdown. The client stays usable.
@@ -339,7 +336,7 @@ func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 	}
 	key := r.IdempotencyKey
 	if key == "" && c.cfg.autoIdem && !idempotentMethod(st.method) {
-		key = NewIdempotencyKey()
+		key = newIdempotencyKey()
 	}
 	if key != "" {
 		h.Set(c.cfg.idemHeader, key)
@@ -521,23 +518,14 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.cause }
 
-// ValidJSON returns an *Error matching ErrBadResponse when the body is not valid JSON
+// validJSON returns an *Error matching ErrBadResponse when the body is not valid JSON
 // (an empty body included).
-func (r *Response) ValidJSON() error {
+func (r *Response) validJSON() error {
 	if len(r.Body) == 0 {
 		return r.badJSON(errors.New("the body is empty"))
 	}
 	if !json.Valid(r.Body) {
 		return r.badJSON(fmt.Errorf("the body (Content-Type %q) is not valid JSON", r.Header.Get("Content-Type")))
-	}
-	return nil
-}
-
-// DecodeJSON unmarshals the body into v; invalid JSON yields an *Error matching
-// ErrBadResponse.
-func (r *Response) DecodeJSON(v any) error {
-	if err := json.Unmarshal(r.Body, v); err != nil {
-		return r.badJSON(fmt.Errorf("decoding into %T: %w", v, err))
 	}
 	return nil
 }

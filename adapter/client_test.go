@@ -70,12 +70,12 @@ func TestNewRejectsBadInput(t *testing.T) {
 func TestRetryWaitZeroKeepsDefault(t *testing.T) {
 	c, err := New("https://x", WithRetryWait(0, 5*time.Second))
 	require.NoError(t, err)
-	assert.Equal(t, DefaultRetryWaitMin, c.cfg.waitMin)
+	assert.Equal(t, defaultRetryWaitMin, c.cfg.waitMin)
 	assert.Equal(t, 5*time.Second, c.cfg.waitMax)
 	c, err = New("https://x", WithRetryWait(2*time.Second, 0))
 	require.NoError(t, err)
 	assert.Equal(t, 2*time.Second, c.cfg.waitMin)
-	assert.Equal(t, DefaultRetryWaitMax, c.cfg.waitMax)
+	assert.Equal(t, defaultRetryWaitMax, c.cfg.waitMax)
 }
 
 func TestRelativePathWithoutBaseURL(t *testing.T) {
@@ -101,7 +101,7 @@ func TestGetSendsHeadersAndQuery(t *testing.T) {
 	assert.Equal(t, []string{"id,name", "tags"}, got.URL.Query()["fields"])
 	assert.Equal(t, "s", got.Header.Get("X-Static"))
 	assert.Equal(t, "request", got.Header.Get("X-Over"))
-	assert.Equal(t, DefaultUserAgent, got.Header.Get("User-Agent"))
+	assert.Equal(t, defaultUserAgent, got.Header.Get("User-Agent"))
 	assert.Equal(t, "application/json", got.Header.Get("Accept"))
 
 	assert.Equal(t, 200, resp.StatusCode)
@@ -116,9 +116,9 @@ func TestGetSendsHeadersAndQuery(t *testing.T) {
 	p, err := Decode[product](resp)
 	require.NoError(t, err)
 	assert.Equal(t, product{7, "Lamp"}, p)
-	require.NoError(t, resp.ValidJSON())
-	var m map[string]any
-	require.NoError(t, resp.DecodeJSON(&m))
+	require.NoError(t, resp.validJSON())
+	m, err := Decode[map[string]any](resp)
+	require.NoError(t, err)
 	assert.Equal(t, "Lamp", m["name"])
 }
 
@@ -229,16 +229,14 @@ func TestInvalidJSONIsBadResponse(t *testing.T) {
 	c, _ := newClient(t, srv.URL)
 	resp, err := c.Get(context.Background(), "broken?token=abc", WithOperation("import product"))
 	require.NoError(t, err, "the call itself succeeds; JSON is checked on demand")
-	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
+	require.ErrorIs(t, resp.validJSON(), ErrBadResponse)
 	var e *Error
-	require.ErrorAs(t, resp.ValidJSON(), &e)
+	require.ErrorAs(t, resp.validJSON(), &e)
 	assert.Equal(t, 200, e.Status)
 	assert.Equal(t, "import product", e.Op)
 	assert.Equal(t, `{"id": 7,`, e.Body)
-	assert.Equal(t, "adapter: import product: GET "+srv.URL+"/broken?token=[REDACTED]: 200 OK: bad response: body is not valid JSON: the body (Content-Type \"application/json\") is not valid JSON", resp.ValidJSON().Error())
-	assert.NotContains(t, resp.ValidJSON().Error(), "abc")
-	var v map[string]any
-	require.ErrorIs(t, resp.DecodeJSON(&v), ErrBadResponse)
+	assert.Equal(t, "adapter: import product: GET "+srv.URL+"/broken?token=[REDACTED]: 200 OK: bad response: body is not valid JSON: the body (Content-Type \"application/json\") is not valid JSON", resp.validJSON().Error())
+	assert.NotContains(t, resp.validJSON().Error(), "abc")
 	_, err = Decode[map[string]any](resp)
 	require.ErrorIs(t, err, ErrBadResponse)
 	require.ErrorAs(t, err, &e)
@@ -247,19 +245,19 @@ func TestInvalidJSONIsBadResponse(t *testing.T) {
 
 	// A Response built by a test double (no client) still gives a typed error.
 	bare := &Response{StatusCode: 200, Body: []byte("<html>")}
-	require.ErrorIs(t, bare.ValidJSON(), ErrBadResponse)
-	require.ErrorAs(t, bare.ValidJSON(), &e)
+	require.ErrorIs(t, bare.validJSON(), ErrBadResponse)
+	require.ErrorAs(t, bare.validJSON(), &e)
 
 	resp, err = c.Get(context.Background(), "empty")
 	require.NoError(t, err)
-	require.ErrorIs(t, resp.ValidJSON(), ErrBadResponse)
-	assert.Contains(t, resp.ValidJSON().Error(), "the body is empty")
+	require.ErrorIs(t, resp.validJSON(), ErrBadResponse)
+	assert.Contains(t, resp.validJSON().Error(), "the body is empty")
 }
 
 func TestNewIdempotencyKey(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
-		k := NewIdempotencyKey()
+		k := newIdempotencyKey()
 		require.Len(t, k, 36)
 		assert.Equal(t, byte('4'), k[14], k)
 		assert.Contains(t, "89ab", string(k[19]), k)
@@ -376,8 +374,8 @@ func TestBaseTransportTestDoubleAndMethodCase(t *testing.T) {
 func TestOptionsCoverage(t *testing.T) {
 	s := &scripted{statuses: []int{200}, seen: make(chan *http.Request, 2)}
 	srv := serve(t, s)
-	c, _ := newClient(t, srv.URL, WithUserAgent("shop-sync/2"))
-	_, err := c.Get(context.Background(), "x", WithQueryValues(url.Values{"a": {"1", "2"}}), WithQuery("b", "3"))
+	c, _ := newClient(t, srv.URL, WithDefaultHeader("User-Agent", "shop-sync/2"))
+	_, err := c.Get(context.Background(), "x", WithQuery("a", "1"), WithQuery("a", "2"), WithQuery("b", "3"))
 	require.NoError(t, err)
 	r := <-s.seen
 	assert.Equal(t, "shop-sync/2", r.Header.Get("User-Agent"))

@@ -158,11 +158,3 @@ func ExampleOffset() {
 	// GET /orders?limit=3&offset=3
 	// 4 orders
 }
-
-// NextLink reads the rel="next" target of Link headers.
-func ExampleNextLink() {
-	h := http.Header{}
-	h.Add("Link", `<https://shop.example.com/products.json?page_info=abc>; rel="previous", <https://shop.example.com/products.json?page_info=def>; rel="next"`)
-	fmt.Println(adapter.NextLink(h))
-	// Output: https://shop.example.com/products.json?page_info=def
-}

@@ -2,6 +2,9 @@ package adapter_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,8 +61,11 @@ func ExampleHMACAuth() {
 	secret := []byte("shared-secret")
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		want := adapter.SignHMAC(secret, r.Method, r.URL.RequestURI(), r.Header.Get("X-Timestamp"), body)
-		if r.Header.Get("X-Signature") != want {
+		// The server signs the same four lines and compares in constant time.
+		m := hmac.New(sha256.New, secret)
+		fmt.Fprintf(m, "%s\n%s\n%s\n%s", r.Method, r.URL.RequestURI(), r.Header.Get("X-Timestamp"), body)
+		want := hex.EncodeToString(m.Sum(nil))
+		if !hmac.Equal([]byte(r.Header.Get("X-Signature")), []byte(want)) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -72,7 +78,7 @@ func ExampleHMACAuth() {
 		panic(err)
 	}
 	resp, err := client.Post(context.Background(), "/orders", map[string]any{"sku": "LAMP-1", "qty": 2},
-		adapter.WithIdempotencyKey(adapter.NewIdempotencyKey()))
+		adapter.WithIdempotencyKey("order-LAMP-1-2026-03-04"))
 	if err != nil {
 		panic(err)
 	}
@@ -108,4 +114,53 @@ func ExampleError() {
 	// gone: mark the binding as deleted
 	// import customer 404 req-7 1
 	// {"error":"no such customer"}
+}
+
+// A Shopify-style API reports its leaky bucket in every response; the client pauses all
+// goroutines before the bucket overflows. Config files name the style ("shopify").
+func ExampleWithLimitHeaders() {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Shopify-Shop-Api-Call-Limit", "12/40")
+		io.WriteString(w, `{"products":[]}`)
+	}))
+	defer api.Close()
+
+	style, err := adapter.ParseLimitHeaders("shopify") // e.g. rate_limit.headers in a config file
+	if err != nil {
+		panic(err)
+	}
+	client, err := adapter.New(api.URL, adapter.WithLimitHeaders(style))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := client.Get(context.Background(), "/products.json"); err != nil {
+		panic(err)
+	}
+	fmt.Println(style, client.Stats().LimiterWait)
+	// Output: shopify 0s
+}
+
+// Stats reads the client's counters, for metrics.
+func ExampleClient_Stats() {
+	hits := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits++; hits == 1 {
+			w.Header().Set("Retry-After", "0.01")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		io.WriteString(w, `{}`)
+	}))
+	defer api.Close()
+
+	client, err := adapter.New(api.URL)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := client.Get(context.Background(), "/shop.json"); err != nil {
+		panic(err)
+	}
+	s := client.Stats()
+	fmt.Println(s.Requests, s.Attempts, s.RateLimited, s.Retries, s.Responses2xx, s.RetryAfterWait)
+	// Output: 1 2 1 1 1 10ms
 }

@@ -50,7 +50,7 @@ func (f *fakeTime) Waits() []time.Duration {
 	return slices.Clone(f.waits)
 }
 
-func (f *fakeTime) opts() []Option { return []Option{WithClock(f.Now), WithSleep(f.Sleep)} }
+func (f *fakeTime) opts() []Option { return []Option{WithClock(f.Now, f.Sleep)} }
 
 // newClient builds a client with an instant fake sleeper.
 func newClient(t testing.TB, base string, opts ...Option) (*Client, *fakeTime) {
@@ -116,3 +116,8 @@ func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
 
 func newSlog(h slog.Handler) *slog.Logger { return slog.New(h) }
+
+// timeouts overrides the client's timeouts for one request (zero keeps the client's).
+func timeouts(connect, read time.Duration) RequestOption {
+	return func(r *Request) { r.ConnectTimeout, r.ReadTimeout = connect, read }
+}

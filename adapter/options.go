@@ -12,28 +12,28 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults used by New.
+// Defaults used by New; each option's documentation states its default.
 const (
-	// DefaultConnectTimeout bounds dialing and the TLS handshake.
-	DefaultConnectTimeout = 5 * time.Second
-	// DefaultReadTimeout bounds waiting for and reading one response.
-	DefaultReadTimeout = 15 * time.Second
-	// DefaultMaxRetries is how many times a failed request is retried (4 attempts in all).
-	DefaultMaxRetries = 3
-	// DefaultRetryWaitMin and DefaultRetryWaitMax bound the exponential backoff.
-	DefaultRetryWaitMin = 500 * time.Millisecond
-	DefaultRetryWaitMax = 30 * time.Second
-	// DefaultMaxRetryAfter is the longest Retry-After the client waits for; a server that
+	// defaultConnectTimeout bounds dialing and the TLS handshake.
+	defaultConnectTimeout = 5 * time.Second
+	// defaultReadTimeout bounds waiting for and reading one response.
+	defaultReadTimeout = 15 * time.Second
+	// defaultMaxRetries is how many times a failed request is retried (4 attempts in all).
+	defaultMaxRetries = 3
+	// defaultRetryWaitMin and defaultRetryWaitMax bound the exponential backoff.
+	defaultRetryWaitMin = 500 * time.Millisecond
+	defaultRetryWaitMax = 30 * time.Second
+	// defaultMaxRetryAfter is the longest Retry-After the client waits for; a server that
 	// asks for more gets an ErrRateLimited error instead.
-	DefaultMaxRetryAfter = 2 * time.Minute
-	// DefaultMaxResponseSize bounds a response body (32 MiB).
-	DefaultMaxResponseSize = 32 << 20
-	// DefaultAuditBodyLimit bounds each body stored in an audit entry (64 KiB).
-	DefaultAuditBodyLimit = synclog.DefaultBodyLimit
-	// DefaultIdempotencyHeader carries Request.IdempotencyKey.
-	DefaultIdempotencyHeader = "Idempotency-Key"
-	// DefaultUserAgent is sent unless a User-Agent header is configured.
-	DefaultUserAgent = "connkit-adapter/1"
+	defaultMaxRetryAfter = 2 * time.Minute
+	// defaultMaxResponseSize bounds a response body (32 MiB).
+	defaultMaxResponseSize = 32 << 20
+	// defaultAuditBodyLimit bounds each body stored in an audit entry (64 KiB).
+	defaultAuditBodyLimit = synclog.DefaultBodyLimit
+	// defaultIdempotencyHeader carries Request.IdempotencyKey.
+	defaultIdempotencyHeader = "Idempotency-Key"
+	// defaultUserAgent is sent unless a User-Agent header is configured.
+	defaultUserAgent = "connkit-adapter/1"
 )
 
 // Option configures a Client in New.
@@ -152,14 +152,10 @@ func WithMaxResponseSize(n int64) Option {
 // WithAuth sets the authentication strategy applied to every attempt.
 func WithAuth(a Auth) Option { return func(c *config) { c.auth = a } }
 
-// WithDefaultHeader adds a header sent with every request (Request.Header overrides it).
+// WithDefaultHeader adds a header sent with every request (Request.Header overrides it),
+// for example a User-Agent (default "connkit-adapter/1") or an API version header.
 func WithDefaultHeader(key, value string) Option {
 	return func(c *config) { c.header.Add(key, value) }
-}
-
-// WithUserAgent sets the User-Agent header (default "connkit-adapter/1").
-func WithUserAgent(ua string) Option {
-	return func(c *config) { c.header.Set("User-Agent", ua) }
 }
 
 // WithIdempotencyHeader names the header that carries Request.IdempotencyKey (default
@@ -174,7 +170,7 @@ func WithIdempotencyHeader(name string) Option {
 	}
 }
 
-// WithAutoIdempotencyKey makes the client generate an idempotency key (NewIdempotencyKey)
+// WithAutoIdempotencyKey makes the client generate an idempotency key (newIdempotencyKey)
 // for every POST and PATCH that has none, so those requests are retried safely — when the
 // API honours the key.
 func WithAutoIdempotencyKey() Option { return func(c *config) { c.autoIdem = true } }
@@ -193,15 +189,17 @@ func WithRateLimit(perSecond float64, burst int) Option {
 }
 
 // WithLimitHeaders makes the client follow the API's own rate-limit headers in the given
-// style (default LimitHeadersNone): when a response says the quota is used up, every
-// goroutine pauses until it resets. ParseLimitHeaders reads a style from a config file.
+// style (default "": none): when a response says the quota is used up, every goroutine
+// pauses until it resets. ParseLimitHeaders reads a style from a config file; an unknown
+// style makes New fail.
 func WithLimitHeaders(style LimitHeaders) Option {
 	return func(c *config) {
-		if style < LimitHeadersNone || style > LimitHeadersShopify {
-			c.fail("WithLimitHeaders(%v): unknown style", style)
+		s, err := ParseLimitHeaders(string(style))
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("WithLimitHeaders: %w", err))
 			return
 		}
-		c.limitHeaders = style
+		c.limitHeaders = s
 	}
 }
 
@@ -216,10 +214,6 @@ func WithRecorder(r synclog.Recorder) Option { return func(c *config) { c.record
 // Secrets added to r later, by the client or anyone else, apply to the following calls.
 func WithRedactor(r *synclog.Redactor) Option { return func(c *config) { c.redactor = r } }
 
-// WithAuditBodyLimit bounds each body stored in an audit entry (default 64 KiB); 0 or less
-// keeps bodies whole.
-func WithAuditBodyLimit(n int) Option { return func(c *config) { c.auditLimit = n } }
-
 // WithSecrets registers literal secret values (beyond those of the Auth) that must never
 // appear in audit entries, logs or errors.
 func WithSecrets(values ...string) Option {
@@ -230,20 +224,15 @@ func WithSecrets(values ...string) Option {
 // Default: no logging.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithClock sets the clock used for durations, Retry-After dates and the rate limiter.
-// Meant for tests.
-func WithClock(now func() time.Time) Option {
+// WithClock replaces the clock used for durations, Retry-After dates, HMAC timestamps and
+// the rate limiter, and how the client waits between retries and for the rate limiter;
+// nil keeps the real one. sleep must return ctx.Err() early when ctx is done. Meant for
+// tests, to make backoff instant and time deterministic.
+func WithClock(now func() time.Time, sleep func(ctx context.Context, d time.Duration) error) Option {
 	return func(c *config) {
 		if now != nil {
 			c.now = now
 		}
-	}
-}
-
-// WithSleep sets how the client waits between retries and for the rate limiter. It must
-// return ctx.Err() early when ctx is done. Meant for tests, to make backoff instant.
-func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
-	return func(c *config) {
 		if sleep != nil {
 			c.sleep = sleep
 		}

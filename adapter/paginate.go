@@ -35,7 +35,7 @@ var (
 	// number, an error status returned without an error by the Doer, or a next link that
 	// cannot be resolved.
 	ErrBadPage = errors.New("adapter: bad page")
-	// ErrMaxPages is returned only with WithMaxPagesError, when the page limit is reached
+	// ErrMaxPages is returned only with WithMaxPages(n, true), when the page limit is reached
 	// while the API still announces more pages.
 	ErrMaxPages = errors.New("adapter: page limit reached")
 	// ErrForeignNextURL means a next link points to another scheme or host than the page
@@ -74,17 +74,13 @@ func WithRecordsPath(path string) PageOption {
 	return func(c *pageConfig) { c.recordsPath = path }
 }
 
-// WithMaxPages stops the walk cleanly after n pages, even if the API announces more
-// (see WithMaxPagesError to make that an error). n <= 0 means no limit, the default.
-func WithMaxPages(n int) PageOption {
-	return func(c *pageConfig) { c.maxPages = n }
-}
-
-// WithMaxPagesError makes reaching the WithMaxPages limit an ErrMaxPages error when the
-// API still announces a next page, instead of a clean stop. Use it where a truncated
-// listing must not pass for a complete one (e.g. before deleting records missing from it).
-func WithMaxPagesError() PageOption {
-	return func(c *pageConfig) { c.maxPagesErr = true }
+// WithMaxPages stops the walk after n pages, even if the API announces more; n <= 0
+// means no limit, the default. The stop is clean unless failIfMore is true: then reaching
+// the limit while the API still announces a next page is an ErrMaxPages error. Use that
+// where a truncated listing must not pass for a complete one (e.g. before deleting
+// records missing from it).
+func WithMaxPages(n int, failIfMore bool) PageOption {
+	return func(c *pageConfig) { c.maxPages, c.maxPagesErr = n, failIfMore }
 }
 
 // Pages fetches the pages of a listing one by one, starting with req, and yields each
@@ -142,6 +138,12 @@ func newPageConfig(opts []PageOption) pageConfig {
 // pageWalk drives the pagination. fn is called once per page, or once with an error; it is
 // never called again after it returned false or after an error.
 func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageConfig, fn func(*Response, gjson.Result, error) bool) {
+	if oc, ok := p.(optionChecker); ok {
+		if err := oc.optionError(); err != nil {
+			fn(nil, gjson.Result{}, fmt.Errorf("adapter: pagination: %w", err))
+			return
+		}
+	}
 	cur := pageCloneRequest(&req)
 	p.First(&cur)
 	red := doerRedactor(d)
@@ -418,51 +420,90 @@ func pageRedactURL(red *synclog.Redactor, u *url.URL) string {
 	return red.URL(u.String())
 }
 
-// TotalOption tells Offset and PageNumber where the API reports the size of the listing
-// (in the body or in a header), so that the walk stops at the last page instead of asking
-// for an empty one — and stops cleanly with APIs that answer an out-of-range page with the
-// last page again. A total that is configured but absent leaves the decision to the
-// page-size and empty-page rules; one that is present but not an integer is an ErrBadPage
-// error.
-type TotalOption func(*pageTotals)
+// PaginatorOption configures a built-in Paginator. Each option says which paginators it
+// applies to; given to another one, it makes the walk fail with ErrInvalidRequest before
+// anything is sent.
+type PaginatorOption func(*paginatorOptions)
+
+// paginatorOptions collects the options of every built-in paginator.
+type paginatorOptions struct {
+	totals          pageTotals
+	hasMorePath     string
+	fromLastRecord  bool
+	bodyPath        string
+	allowOtherHosts bool
+	used            []paginatorUse
+}
+
+type paginatorKind uint8
+
+const (
+	forOffset paginatorKind = 1 << iota
+	forPageNumber
+	forCursor
+	forURL
+)
+
+type paginatorUse struct {
+	name  string
+	kinds paginatorKind
+}
+
+func (o *paginatorOptions) use(name string, k paginatorKind) {
+	o.used = append(o.used, paginatorUse{name, k})
+}
+
+// newPaginatorOptions applies opts for a paginator of kind k (named what) and returns
+// the error for options that do not apply to it.
+func newPaginatorOptions(opts []PaginatorOption, k paginatorKind, what string) (paginatorOptions, error) {
+	var o paginatorOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	for _, u := range o.used {
+		if u.kinds&k == 0 {
+			return o, fmt.Errorf("%w: the option %s does not apply to %s", ErrInvalidRequest, u.name, what)
+		}
+	}
+	return o, nil
+}
+
+// optionChecker is implemented by the built-in paginators: the walk fails with its error
+// before the first request.
+type optionChecker interface{ optionError() error }
 
 type pageTotals struct {
 	recordsPath, recordsHeader string
 	pagesPath, pagesHeader     string
 }
 
-// TotalRecordsPath reads the total number of records at a gjson path of the page body
-// (e.g. "meta.total", "total_count").
-func TotalRecordsPath(path string) TotalOption {
-	return func(t *pageTotals) { t.recordsPath = path }
-}
-
-// TotalRecordsHeader reads the total number of records from a response header (e.g.
-// "X-Total-Count", "X-WP-Total").
-func TotalRecordsHeader(name string) TotalOption {
-	return func(t *pageTotals) { t.recordsHeader = name }
-}
-
-// TotalPagesPath reads the total number of pages at a gjson path of the page body (e.g.
-// "meta.last_page", "total_pages").
-func TotalPagesPath(path string) TotalOption {
-	return func(t *pageTotals) { t.pagesPath = path }
-}
-
-// TotalPagesHeader reads the total number of pages from a response header (e.g.
-// "X-WP-TotalPages", "X-Total-Pages").
-func TotalPagesHeader(name string) TotalOption {
-	return func(t *pageTotals) { t.pagesHeader = name }
-}
-
-func newPageTotals(opts []TotalOption) pageTotals {
-	var t pageTotals
-	for _, o := range opts {
-		if o != nil {
-			o(&t)
-		}
+// TotalRecords and TotalPages tell Offset and PageNumber where the API reports the size of the listing
+// (in the body or in a header), so that the walk stops at the last page instead of asking
+// for an empty one — and stops cleanly with APIs that answer an out-of-range page with the
+// last page again. A total that is configured but absent leaves the decision to the
+// page-size and empty-page rules; one that is present but not an integer is an ErrBadPage
+// error.
+//
+// TotalRecords reads the total number of records at a gjson path of the page body (e.g.
+// "meta.total", "total_count") or, when the body has none, from a response header (e.g.
+// "X-Total-Count", "X-WP-Total"); either may be "".
+func TotalRecords(path, header string) PaginatorOption {
+	return func(o *paginatorOptions) {
+		o.totals.recordsPath, o.totals.recordsHeader = path, header
+		o.use("TotalRecords", forOffset|forPageNumber)
 	}
-	return t
+}
+
+// TotalPages reads the total number of pages at a gjson path of the page body (e.g.
+// "meta.last_page", "total_pages") or, when the body has none, from a response header
+// (e.g. "X-WP-TotalPages"); either may be "". See TotalRecords.
+func TotalPages(path, header string) PaginatorOption {
+	return func(o *paginatorOptions) {
+		o.totals.pagesPath, o.totals.pagesHeader = path, header
+		o.use("TotalPages", forOffset|forPageNumber)
+	}
 }
 
 // read returns the totals the response reports, -1 for those it does not.
@@ -498,17 +539,21 @@ func totalFrom(resp *Response, path, header, what string) (int, error) {
 
 // Offset paginates with an offset and a limit: offset=0, then offset+n where n is the number
 // of records received. The walk stops at a page with fewer than limit records (or none), or
-// when a total given by a TotalOption is reached. With limit <= 0 or limitParam == "" no
+// when a total given by TotalRecords or TotalPages is reached. With limit <= 0 or limitParam == "" no
 // limit is sent. An offset already present in the request's Query is kept (to resume a walk).
-func Offset(limitParam, offsetParam string, limit int, opts ...TotalOption) Paginator {
-	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit, totals: newPageTotals(opts)}
+func Offset(limitParam, offsetParam string, limit int, opts ...PaginatorOption) Paginator {
+	o, err := newPaginatorOptions(opts, forOffset, "Offset")
+	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit, totals: o.totals, optErr: err}
 }
 
 type offsetPaginator struct {
 	limitParam, offsetParam string
 	limit                   int
 	totals                  pageTotals
+	optErr                  error
 }
+
+func (o *offsetPaginator) optionError() error { return o.optErr }
 
 func (o *offsetPaginator) First(req *Request) {
 	q := pageQuery(req)
@@ -549,16 +594,20 @@ func (o *offsetPaginator) describe(req *Request, red *synclog.Redactor) string {
 // PageNumber paginates with a page number: pageParam=first, first+1, … (first is usually 0
 // or 1). If sizeParam is not "" and size > 0, sizeParam=size is sent; with size > 0 the walk
 // stops at a page with fewer than size records. It also stops at an empty page, and when a
-// total given by a TotalOption is reached (a total of records needs size > 0). A page
+// total given by TotalRecords or TotalPages is reached (a total of records needs size > 0). A page
 // number already present in the request's Query is kept (to resume a walk).
-func PageNumber(pageParam string, first int, sizeParam string, size int, opts ...TotalOption) Paginator {
-	return &pageNumberPaginator{pageParam: pageParam, first: first, sizeParam: sizeParam, size: size, totals: newPageTotals(opts)}
+func PageNumber(pageParam string, first int, sizeParam string, size int, opts ...PaginatorOption) Paginator {
+	o, err := newPaginatorOptions(opts, forPageNumber, "PageNumber")
+	return &pageNumberPaginator{pageParam: pageParam, first: first, sizeParam: sizeParam, size: size, totals: o.totals, optErr: err}
 }
+
+func (p *pageNumberPaginator) optionError() error { return p.optErr }
 
 type pageNumberPaginator struct {
 	pageParam, sizeParam string
 	first, size          int
 	totals               pageTotals
+	optErr               error
 }
 
 func (p *pageNumberPaginator) First(req *Request) {
@@ -597,22 +646,19 @@ func (p *pageNumberPaginator) describe(req *Request, red *synclog.Redactor) stri
 	return fmt.Sprintf("%s=%s", p.pageParam, req.Query.Get(p.pageParam))
 }
 
-// CursorOption configures Cursor.
-type CursorOption func(*cursorPaginator)
-
 // HasMorePath names a boolean in the page body (e.g. "has_more", "meta.has_next") that
 // says whether another page follows. When it is false the walk stops whatever the cursor;
 // when it is true but the cursor is empty, the walk fails with ErrBadPage rather than
 // silently stop. When it is missing, the cursor alone decides.
-func HasMorePath(path string) CursorOption {
-	return func(c *cursorPaginator) { c.hasMorePath = path }
+func HasMorePath(path string) PaginatorOption {
+	return func(o *paginatorOptions) { o.hasMorePath = path; o.use("HasMorePath", forCursor) }
 }
 
 // CursorFromLastRecord reads the cursor path from the last record of the page instead of
 // the page body — Stripe style: starting_after=<id of the last object>, with
 // Cursor("id", "starting_after", CursorFromLastRecord(), HasMorePath("has_more")).
-func CursorFromLastRecord() CursorOption {
-	return func(c *cursorPaginator) { c.fromLastRecord = true }
+func CursorFromLastRecord() PaginatorOption {
+	return func(o *paginatorOptions) { o.fromLastRecord = true; o.use("CursorFromLastRecord", forCursor) }
 }
 
 // CursorInBody sends the cursor in the JSON request body at the sjson path (e.g.
@@ -620,8 +666,8 @@ func CursorFromLastRecord() CursorOption {
 // POST whose body carries the query and its variables. The request's Body must be JSON
 // ([]byte, string, json.RawMessage, or a value encodable as JSON); the cursorParam of Cursor
 // is then unused.
-func CursorInBody(path string) CursorOption {
-	return func(c *cursorPaginator) { c.bodyPath = path }
+func CursorInBody(path string) PaginatorOption {
+	return func(o *paginatorOptions) { o.bodyPath = path; o.use("CursorInBody", forCursor) }
 }
 
 // Cursor paginates with an opaque cursor read from each page body at the gjson cursorPath
@@ -630,14 +676,10 @@ func CursorInBody(path string) CursorOption {
 // cursor must be a string or a number. A cursor already present in the request's Query is
 // used for the first page (to resume a walk). A cursor that was already requested is an
 // ErrPaginationLoop error.
-func Cursor(cursorPath, cursorParam string, opts ...CursorOption) Paginator {
-	c := &cursorPaginator{cursorPath: cursorPath, cursorParam: cursorParam}
-	for _, o := range opts {
-		if o != nil {
-			o(c)
-		}
-	}
-	return c
+func Cursor(cursorPath, cursorParam string, opts ...PaginatorOption) Paginator {
+	o, err := newPaginatorOptions(opts, forCursor, "Cursor")
+	return &cursorPaginator{cursorPath: cursorPath, cursorParam: cursorParam,
+		hasMorePath: o.hasMorePath, fromLastRecord: o.fromLastRecord, bodyPath: o.bodyPath, optErr: err}
 }
 
 type cursorPaginator struct {
@@ -645,7 +687,10 @@ type cursorPaginator struct {
 	hasMorePath             string
 	fromLastRecord          bool
 	bodyPath                string // sjson path of the cursor in the request body; "" = query
+	optErr                  error
 }
+
+func (c *cursorPaginator) optionError() error { return c.optErr }
 
 func (c *cursorPaginator) First(*Request) {}
 
@@ -714,14 +759,11 @@ func (c *cursorPaginator) describe(req *Request, red *synclog.Redactor) string {
 	return pageMethod(req) + " " + pageRedactTarget(req, red)
 }
 
-// URLOption configures LinkHeader and NextURL.
-type URLOption func(*urlPaginator)
-
 // AllowOtherHosts lets LinkHeader and NextURL follow a next link to another scheme or host
 // than the page that carried it. Off by default (ErrForeignNextURL), because the client
 // sends its credentials with every request.
-func AllowOtherHosts() URLOption {
-	return func(u *urlPaginator) { u.allowOtherHosts = true }
+func AllowOtherHosts() PaginatorOption {
+	return func(o *paginatorOptions) { o.allowOtherHosts = true; o.use("AllowOtherHosts", forURL) }
 }
 
 // LinkHeader paginates by following the rel="next" target of the Link response headers
@@ -729,39 +771,37 @@ func AllowOtherHosts() URLOption {
 // several Link headers, quoted parameters, several space-separated relation types and any
 // letter case are understood; a malformed link is ignored. Relative targets are resolved
 // against the URL of the page. The walk stops when there is no next link.
-func LinkHeader(opts ...URLOption) Paginator {
-	return newURLPaginator("", opts)
+func LinkHeader(opts ...PaginatorOption) Paginator {
+	return newURLPaginator("", "LinkHeader", opts)
 }
 
 // NextURL paginates by following the URL found at the gjson path in each page body, e.g.
 // "next", "links.next", or `@odata\.nextLink` for OData (gjson needs that dot escaped).
 // The URL may be absolute or relative to the page's URL. The walk stops when it is
 // missing, null or "".
-func NextURL(path string, opts ...URLOption) Paginator {
-	return newURLPaginator(path, opts)
+func NextURL(path string, opts ...PaginatorOption) Paginator {
+	return newURLPaginator(path, "NextURL", opts)
 }
 
-func newURLPaginator(path string, opts []URLOption) *urlPaginator {
-	u := &urlPaginator{bodyPath: path}
-	for _, o := range opts {
-		if o != nil {
-			o(u)
-		}
-	}
-	return u
+func newURLPaginator(path, what string, opts []PaginatorOption) *urlPaginator {
+	o, err := newPaginatorOptions(opts, forURL, what)
+	return &urlPaginator{bodyPath: path, allowOtherHosts: o.allowOtherHosts, optErr: err}
 }
 
 type urlPaginator struct {
 	bodyPath        string // "" = Link header
 	allowOtherHosts bool
+	optErr          error
 }
+
+func (u *urlPaginator) optionError() error { return u.optErr }
 
 func (u *urlPaginator) First(*Request) {}
 
 func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool, error) {
 	var raw, from string
 	if u.bodyPath == "" {
-		raw, from = NextLink(resp.Header), "Link header"
+		raw, from = nextLink(resp.Header), "Link header"
 	} else {
 		v := resp.Get(u.bodyPath)
 		switch v.Type {
@@ -848,7 +888,7 @@ func pageCount(records gjson.Result) int {
 }
 
 // Link is one link of a Link header (RFC 8288).
-type Link struct {
+type link struct {
 	// URL is the target as written (URI-Reference, not resolved).
 	URL string
 	// Params holds the link parameters, names lower-cased; the first occurrence wins.
@@ -857,12 +897,12 @@ type Link struct {
 }
 
 // Rels returns the relation types of the link's rel parameter, lower-cased.
-func (l Link) Rels() []string {
+func (l link) rels() []string {
 	return strings.Fields(strings.ToLower(l.Params["rel"]))
 }
 
 // HasRel reports whether rel (compared case-insensitively) is one of the link's relation types.
-func (l Link) HasRel(rel string) bool {
+func (l link) hasRel(rel string) bool {
 	for _, r := range strings.Fields(l.Params["rel"]) {
 		if strings.EqualFold(r, rel) {
 			return true
@@ -871,22 +911,22 @@ func (l Link) HasRel(rel string) bool {
 	return false
 }
 
-// ParseLinkHeader parses all Link header fields of h (RFC 8288 section 3). A malformed
+// parseLinkHeader parses all Link header fields of h (RFC 8288 section 3). A malformed
 // link-value is skipped along with the rest of its header field; links before it are kept.
 // It never panics on bad input.
-func ParseLinkHeader(h http.Header) []Link {
-	var links []Link
+func parseLinkHeader(h http.Header) []link {
+	var links []link
 	for _, v := range h.Values("Link") {
 		links = parseLinkValue(v, links)
 	}
 	return links
 }
 
-// NextLink returns the target of the first rel="next" link in h's Link headers, unresolved,
+// nextLink returns the target of the first rel="next" link in h's Link headers, unresolved,
 // or "" if there is none.
-func NextLink(h http.Header) string {
-	for _, l := range ParseLinkHeader(h) {
-		if l.HasRel("next") {
+func nextLink(h http.Header) string {
+	for _, l := range parseLinkHeader(h) {
+		if l.hasRel("next") {
 			return l.URL
 		}
 	}
@@ -896,7 +936,7 @@ func NextLink(h http.Header) string {
 // parseLinkValue parses one Link field value: #link-value, where
 // link-value = "<" URI-Reference ">" *( OWS ";" OWS link-param ) and
 // link-param = token BWS [ "=" BWS ( token / quoted-string ) ].
-func parseLinkValue(s string, links []Link) []Link {
+func parseLinkValue(s string, links []link) []link {
 	i := 0
 	for {
 		i = linkSkipOWS(s, i)
@@ -913,7 +953,7 @@ func parseLinkValue(s string, links []Link) []Link {
 		if end < 0 {
 			return links
 		}
-		l := Link{URL: strings.TrimSpace(s[i+1 : i+1+end]), Params: map[string]string{}}
+		l := link{URL: strings.TrimSpace(s[i+1 : i+1+end]), Params: map[string]string{}}
 		i += end + 2
 		for {
 			i = linkSkipOWS(s, i)

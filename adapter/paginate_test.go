@@ -262,17 +262,17 @@ func TestTotals(t *testing.T) {
 		name string
 		p    Paginator
 	}{
-		{"offset, records header", Offset("limit", "offset", 10, TotalRecordsHeader("X-Total-Count"))},
-		{"offset, records path", Offset("limit", "offset", 10, TotalRecordsPath("meta.total"))},
-		{"offset, pages path", Offset("limit", "offset", 10, TotalPagesPath("meta.last_page"))},
-		{"page, pages header", PageNumber("page", 1, "per_page", 10, TotalPagesHeader("X-WP-TotalPages"))},
-		{"page, pages path", PageNumber("page", 1, "per_page", 10, TotalPagesPath("meta.last_page"))},
-		{"page, records path", PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.total"))},
-		{"absent total falls back", PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.nope"), TotalPagesPath("meta.last_page"))},
+		{"offset, records header", Offset("limit", "offset", 10, TotalRecords("", "X-Total-Count"))},
+		{"offset, records path", Offset("limit", "offset", 10, TotalRecords("meta.total", ""))},
+		{"offset, pages path", Offset("limit", "offset", 10, TotalPages("meta.last_page", ""))},
+		{"page, pages header", PageNumber("page", 1, "per_page", 10, TotalPages("", "X-WP-TotalPages"))},
+		{"page, pages path", PageNumber("page", 1, "per_page", 10, TotalPages("meta.last_page", ""))},
+		{"page, records path", PageNumber("page", 1, "per_page", 10, TotalRecords("meta.total", ""))},
+		{"absent total falls back", PageNumber("page", 1, "per_page", 10, TotalRecords("meta.nope", ""), TotalPages("meta.last_page", ""))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := clampingAPI(t)
-			ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, tc.p, WithRecordsPath("data"), WithMaxPages(10)))
+			ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, tc.p, WithRecordsPath("data"), WithMaxPages(10, false)))
 			require.NoError(t, err)
 			assert.Equal(t, seqIDs(1, 21), ids)
 			assert.Len(t, api.requests(), 2, "no request past the last page")
@@ -280,13 +280,13 @@ func TestTotals(t *testing.T) {
 	}
 	t.Run("without totals a clamping API is a loop, not an endless walk", func(t *testing.T) {
 		api := clampingAPI(t)
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10), WithRecordsPath("data"), WithMaxPages(10)))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10), WithRecordsPath("data"), WithMaxPages(10, false)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 3 (page=3) has the same records as page 2")
 	})
 	t.Run("bad total", func(t *testing.T) {
 		api := clampingAPI(t)
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10, TotalRecordsPath("meta.bad")), WithRecordsPath("data")))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10, TotalRecords("meta.bad", "")), WithRecordsPath("data")))
 		require.ErrorIs(t, err, ErrBadPage)
 		assert.Contains(t, err.Error(), `total records at path "meta.bad" is "\"many\"", not an integer`)
 	})
@@ -294,7 +294,7 @@ func TestTotals(t *testing.T) {
 		d := doerFunc(func(context.Context, *Request) (*Response, error) {
 			return &Response{StatusCode: 200, Header: http.Header{"X-Total-Count": {"lots"}}, Body: []byte(`[1,2]`)}, nil
 		})
-		_, err := collectIDs(t, Records(t.Context(), d, Request{Path: "/"}, Offset("limit", "offset", 2, TotalRecordsHeader("X-Total-Count"))))
+		_, err := collectIDs(t, Records(t.Context(), d, Request{Path: "/"}, Offset("limit", "offset", 2, TotalRecords("", "X-Total-Count"))))
 		require.ErrorIs(t, err, ErrBadPage)
 		assert.Contains(t, err.Error(), `total records in header X-Total-Count is "lots", not an integer`)
 	})
@@ -446,7 +446,7 @@ func TestCursorInBodyLoop(t *testing.T) {
 		fmt.Fprintf(w, `{"items":[{"id":%d}],"next":"same"}`, n.Add(1))
 	})
 	req := Request{Method: http.MethodPost, Path: "/search", Body: json.RawMessage(`{"q":"x"}`)}
-	_, err := collectIDs(t, Records(t.Context(), api.doer(), req, Cursor("next", "", CursorInBody("after")), WithRecordsPath("items"), WithMaxPages(20)))
+	_, err := collectIDs(t, Records(t.Context(), api.doer(), req, Cursor("next", "", CursorInBody("after")), WithRecordsPath("items"), WithMaxPages(20, false)))
 	require.ErrorIs(t, err, ErrPaginationLoop)
 	assert.Contains(t, err.Error(), `page 3 would request cursor "same" (body path after) again, already requested for page 2`)
 }
@@ -607,7 +607,7 @@ func TestLoopDetection(t *testing.T) {
 		next := map[string]string{"": "a", "a": "b", "b": "a"} // a → b → a
 		var n atomic.Int64                                     // distinct records per page
 		api := cursorAPI(t, func(c string) string { return fmt.Sprintf(`{"items":[{"id":%d}],"next":%q}`, n.Add(1), next[c]) })
-		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items"), WithMaxPages(20)))
+		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items"), WithMaxPages(20, false)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), `page 4 would request cursor "a" (parameter cursor) again, already requested for page 2`)
 		assert.Len(t, ids, 3)
@@ -619,7 +619,7 @@ func TestLoopDetection(t *testing.T) {
 			w.Header().Set("Link", `</items?page_info=stuck>; rel="next"`)
 			fmt.Fprintf(w, `[{"id":%d}]`, n.Add(1))
 		})
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader(), WithMaxPages(20)))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader(), WithMaxPages(20, false)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 3 would request URL "+api.URL+"/items?page_info=stuck again, already requested for page 2")
 		assert.Len(t, api.requests(), 2)
@@ -633,14 +633,14 @@ func TestLoopDetection(t *testing.T) {
 			}
 			fmt.Fprintf(w, `{"items":[{"id":%d}],"next":%q}`, n.Add(1), next)
 		})
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items"), WithMaxPages(20)))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items"), WithMaxPages(20, false)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "already requested for page 1")
 		assert.Len(t, api.requests(), 2)
 	})
 	t.Run("custom paginator", func(t *testing.T) {
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `[{"id":1}]`) })
-		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}, WithMaxPages(20)))
+		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}, WithMaxPages(20, false)))
 		require.ErrorIs(t, err, ErrPaginationLoop)
 		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=[REDACTED] again, already requested for page 1")
 	})
@@ -648,7 +648,7 @@ func TestLoopDetection(t *testing.T) {
 
 func TestSamePageTwiceIsALoop(t *testing.T) {
 	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, pgItems(1, 11)) }) // ignores paging
-	ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "ofset", 10), WithMaxPages(20)))
+	ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "ofset", 10), WithMaxPages(20, false)))
 	require.ErrorIs(t, err, ErrPaginationLoop)
 	assert.Contains(t, err.Error(), "page 2 (ofset=10) has the same records as page 1; the API probably ignores the paging parameter")
 	assert.Equal(t, seqIDs(1, 11), ids, "the repeated page is not delivered")
@@ -666,14 +666,14 @@ func (stuckPaginator) Next(*Request, *Response, gjson.Result) (bool, error) {
 func TestMaxPages(t *testing.T) {
 	t.Run("clean stop", func(t *testing.T) {
 		api := offsetAPI(t, 100)
-		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3)))
+		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3, false)))
 		require.NoError(t, err)
 		assert.Equal(t, seqIDs(1, 31), ids)
 		assert.Len(t, api.requests(), 3)
 	})
 	t.Run("error when more remain", func(t *testing.T) {
 		api := offsetAPI(t, 100)
-		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3), WithMaxPagesError()))
+		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3, true)))
 		require.ErrorIs(t, err, ErrMaxPages)
 		assert.Contains(t, err.Error(), "stopped after 3 pages but the API announces more (offset=30)")
 		assert.Equal(t, seqIDs(1, 31), ids)
@@ -681,7 +681,7 @@ func TestMaxPages(t *testing.T) {
 	})
 	t.Run("no error when the last page is the limit", func(t *testing.T) {
 		api := offsetAPI(t, 25)
-		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3), WithMaxPagesError()))
+		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products"), WithMaxPages(3, true)))
 		require.NoError(t, err)
 		assert.Len(t, ids, 25)
 	})
@@ -934,20 +934,20 @@ func TestNextLink(t *testing.T) {
 			for _, f := range tc.fields {
 				h.Add("Link", f)
 			}
-			assert.Equal(t, tc.want, NextLink(h))
+			assert.Equal(t, tc.want, nextLink(h))
 		})
 	}
 }
 
 func TestParseLinkHeader(t *testing.T) {
 	h := http.Header{"Link": {`<https://a/2>; rel="next last"; Title="Page \"2\""; hreflang=de, </1>; rel=prev`}}
-	links := ParseLinkHeader(h)
+	links := parseLinkHeader(h)
 	require.Len(t, links, 2)
 	assert.Equal(t, "https://a/2", links[0].URL)
 	assert.Equal(t, map[string]string{"rel": "next last", "title": `Page "2"`, "hreflang": "de"}, links[0].Params)
-	assert.Equal(t, []string{"next", "last"}, links[0].Rels())
-	assert.True(t, links[0].HasRel("LAST"))
-	assert.Equal(t, Link{URL: "/1", Params: map[string]string{"rel": "prev"}}, links[1])
+	assert.Equal(t, []string{"next", "last"}, links[0].rels())
+	assert.True(t, links[0].hasRel("LAST"))
+	assert.Equal(t, link{URL: "/1", Params: map[string]string{"rel": "prev"}}, links[1])
 }
 
 func FuzzParseLinkHeader(f *testing.F) {
@@ -955,7 +955,7 @@ func FuzzParseLinkHeader(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		_ = NextLink(http.Header{"Link": {s}}) // must not panic
+		_ = nextLink(http.Header{"Link": {s}}) // must not panic
 	})
 }
 

@@ -162,59 +162,45 @@ func (l *limiter) observe(resp *http.Response) {
 }
 
 // LimitHeaders names a style of rate-limit response headers the client follows (see
-// WithLimitHeaders). When a response says the quota is used up, every goroutine using the
-// client pauses until the quota resets — or, when that is further away than
-// WithMaxRetryAfter, fails at once with ErrRateLimited — instead of running into 429s.
-type LimitHeaders int
+// WithLimitHeaders); its values are the names a config file uses. When a response says
+// the quota is used up, every goroutine using the client pauses until the quota resets —
+// or, when that is further away than WithMaxRetryAfter, fails at once with
+// ErrRateLimited — instead of running into 429s. The zero value "" reads no quota headers
+// (the default); the client still slows down and pauses on 429 responses.
+type LimitHeaders string
 
 const (
-	// LimitHeadersNone reads no quota headers (the default). The client still slows
-	// down and pauses on 429 responses.
-	LimitHeadersNone LimitHeaders = iota
 	// LimitHeadersXRateLimit reads X-RateLimit-Remaining and X-RateLimit-Reset
 	// (X-RateLimit-Limit is informative): at 0 remaining, pause until the reset. The
 	// reset is seconds from now (decimals allowed), or a Unix time when it is that
-	// large, as GitHub and Twitter send it. Config name "x-ratelimit".
-	LimitHeadersXRateLimit
+	// large, as GitHub and Twitter send it.
+	LimitHeadersXRateLimit LimitHeaders = "x-ratelimit"
 	// LimitHeadersIETF reads the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-
 	// headers): the structured-field form `RateLimit: "default";r=0;t=30` (one item per
 	// policy, r remaining, t seconds to reset; RateLimit-Policy is informative), the
 	// draft 05/06 dictionary `RateLimit: limit=100, remaining=0, reset=30`, and the older
 	// RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset trio. When any policy has
-	// nothing remaining, pause until the latest of their resets. Config name "ietf".
-	LimitHeadersIETF
+	// nothing remaining, pause until the latest of their resets.
+	LimitHeadersIETF LimitHeaders = "ietf"
 	// LimitHeadersShopify reads Shopify's leaky bucket, "X-Shopify-Shop-Api-Call-Limit:
 	// 32/40" (calls in the bucket / bucket size), which leaks size/20 calls a second
 	// (40 → 2/s, 80 → 4/s, 400 → 20/s). When fewer than a tenth of the bucket (at least
 	// 1 call) is free, pause until it has drained back to that reserve, so the client
-	// never reaches a 429. Config name "shopify".
-	LimitHeadersShopify
+	// never reaches a 429.
+	LimitHeadersShopify LimitHeaders = "shopify"
 )
-
-var limitHeaderNames = [...]string{"none", "x-ratelimit", "ietf", "shopify"}
-
-// String returns the style's config name: "none", "x-ratelimit", "ietf" or "shopify".
-func (s LimitHeaders) String() string {
-	if s >= 0 && int(s) < len(limitHeaderNames) {
-		return limitHeaderNames[s]
-	}
-	return "LimitHeaders(" + strconv.Itoa(int(s)) + ")"
-}
 
 // ParseLimitHeaders reads a style's config name ("x-ratelimit", "ietf", "shopify"; "" or
 // "none" for none), ignoring case and surrounding space. An unknown name is an error
 // matching ErrInvalidRequest.
 func ParseLimitHeaders(name string) (LimitHeaders, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	if n == "" {
-		return LimitHeadersNone, nil
+	switch n := LimitHeaders(strings.ToLower(strings.TrimSpace(name))); n {
+	case "", "none":
+		return "", nil
+	case LimitHeadersXRateLimit, LimitHeadersIETF, LimitHeadersShopify:
+		return n, nil
 	}
-	for i, v := range limitHeaderNames {
-		if v == n {
-			return LimitHeaders(i), nil
-		}
-	}
-	return LimitHeadersNone, fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify" or "none"`, ErrInvalidRequest, name)
+	return "", fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify" or "none"`, ErrInvalidRequest, name)
 }
 
 // observe adjusts l from the quota headers of one response.

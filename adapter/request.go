@@ -64,7 +64,7 @@ type Response struct {
 	op     string  // Request.Operation
 }
 
-// JSON returns a gjson view of the body. It does not validate the body; use ValidJSON or
+// JSON returns a gjson view of the body. It does not validate the body; use validJSON or
 // Decode where invalid JSON must be an error.
 func (r *Response) JSON() gjson.Result { return gjson.ParseBytes(r.Body) }
 

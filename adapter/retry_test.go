@@ -171,14 +171,14 @@ func TestAutoIdempotencyKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	first, second := <-s.seen, <-s.seen
-	key := first.Header.Get(DefaultIdempotencyHeader)
+	key := first.Header.Get(defaultIdempotencyHeader)
 	assert.Len(t, key, 36)
-	assert.Equal(t, key, second.Header.Get(DefaultIdempotencyHeader))
+	assert.Equal(t, key, second.Header.Get(defaultIdempotencyHeader))
 
 	// GET gets no key.
 	_, err = c.Get(context.Background(), "orders")
 	require.NoError(t, err)
-	assert.Empty(t, (<-s.seen).Header.Get(DefaultIdempotencyHeader))
+	assert.Empty(t, (<-s.seen).Header.Get(defaultIdempotencyHeader))
 }
 
 // closedAddr returns a loopback address nothing listens on: dials are refused at once.
@@ -205,7 +205,7 @@ func TestContextCanceledDuringBackoff(t *testing.T) {
 	s := &scripted{statuses: []int{503}}
 	srv := serve(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := New(srv.URL, WithSleep(func(ctx context.Context, d time.Duration) error {
+	c, err := New(srv.URL, WithClock(nil, func(ctx context.Context, d time.Duration) error {
 		cancel()
 		return ctx.Err()
 	}))

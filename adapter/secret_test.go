@@ -142,8 +142,8 @@ func (s *syncBuffer) String() string {
 func TestAuditEntryContents(t *testing.T) {
 	s := &scripted{statuses: []int{503, 201}, header: http.Header{"X-Request-Id": {"r-1"}}, body: strings.Repeat("y", 100)}
 	srv := serve(t, s)
-	ring := synclog.NewRing(10)
-	c, ft := newClient(t, srv.URL, WithRecorder(ring), WithBackendName("crm"), WithAuditBodyLimit(10))
+	ring := synclog.NewRing(10, synclog.WithBodyLimit(10))
+	c, ft := newClient(t, srv.URL, WithRecorder(ring), WithBackendName("crm"))
 	_, err := c.Put(context.Background(), "contacts/9", map[string]string{"name": "Ada Lovelace"}, WithOperation("export contact"), WithRecord("contact", "9"))
 	require.NoError(t, err)
 	es := ring.Entries(synclog.Filter{})
@@ -203,7 +203,7 @@ func TestCustomRedactorGetsClientSecrets(t *testing.T) {
 	red := synclog.NewRedactor(synclog.WithJSONFields("sku"), synclog.WithAllowed("page_token"))
 	ring := synclog.NewRing(10)
 	c, _ := newClient(t, srv.URL, WithRedactor(red), WithRecorder(ring), WithAuth(APIKeyHeader("X-Key", "key-abcdef")))
-	assert.Same(t, red, c.Redactor())
+	assert.Same(t, red, c.red)
 	_, err := c.Get(context.Background(), "x")
 	require.NoError(t, err)
 	body := ring.Entries(synclog.Filter{})[0].ResponseBody

@@ -6,7 +6,7 @@ import (
 )
 
 // ClientStats is a snapshot of a Client's counters since New, from Client.Stats. Every
-// field only grows. Waits are what the client chose to wait (through WithSleep), not wall
+// field only grows. Waits are what the client chose to wait (through WithClock), not wall
 // time.
 type ClientStats struct {
 	// Requests counts calls: Do, Get, Post, … each count once, however many attempts.

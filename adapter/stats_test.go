@@ -45,7 +45,7 @@ func TestStatsCountEveryStage(t *testing.T) {
 	_, _ = c.Get(ctx, "/moved")
 	_, err = c.Get(ctx, "/missing")
 	require.ErrorIs(t, err, ErrNotFound)
-	_, err = c.Get(ctx, "http://127.0.0.1:1/refused", WithTimeouts(0, 0))
+	_, err = c.Get(ctx, "http://127.0.0.1:1/refused")
 	require.Error(t, err)
 
 	s := c.Stats()

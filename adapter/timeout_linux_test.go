@@ -53,7 +53,7 @@ func TestConnectTimeoutOnDial(t *testing.T) {
 
 	// Per-request override and the context winning.
 	c2, _ := newClient(t, "http://"+addr, WithConnectTimeout(time.Hour), WithRetries(0))
-	_, err = c2.Get(context.Background(), "x", WithTimeouts(30*time.Millisecond, 0))
+	_, err = c2.Get(context.Background(), "x", timeouts(30*time.Millisecond, 0))
 	requireTimeout(t, err, "connect")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()

@@ -86,7 +86,7 @@ func TestReadTimeoutIsRetriedForGET(t *testing.T) {
 func TestReadTimeoutPerRequestOverride(t *testing.T) {
 	_, url := stallServer(t, false)
 	c, _ := newClient(t, url, WithReadTimeout(time.Hour), WithRetries(0))
-	_, err := c.Get(context.Background(), "slow", WithTimeouts(0, 30*time.Millisecond))
+	_, err := c.Get(context.Background(), "slow", timeouts(0, 30*time.Millisecond))
 	requireTimeout(t, err, "read")
 
 	// And the other way: a short client default, a longer per-request timeout.
@@ -166,7 +166,7 @@ func TestConnectTimeoutCoversTLSHandshake(t *testing.T) {
 
 	// Per-request override.
 	c2, _ := newClient(t, url, WithConnectTimeout(time.Hour), WithRetries(0))
-	_, err = c2.Get(context.Background(), "x", WithTimeouts(30*time.Millisecond, 0))
+	_, err = c2.Get(context.Background(), "x", timeouts(30*time.Millisecond, 0))
 	requireTimeout(t, err, "connect")
 
 	// The context wins.

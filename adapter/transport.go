@@ -188,7 +188,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	st.lastStatus, st.lastHeader = resp.StatusCode, resp.Header
 	c.stats.countResponse(resp.StatusCode)
 	c.lim.observe(resp)
-	if c.cfg.limitHeaders != LimitHeadersNone {
+	if c.cfg.limitHeaders != "" {
 		c.cfg.limitHeaders.observe(resp.Header, c.lim)
 	}
 	body, err := readBody(resp, c.cfg.maxBody)
