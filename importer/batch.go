@@ -99,8 +99,8 @@ const maxHeldRuns = 3
 // were committed: imported, skipped, or failed for good.
 //
 // The rule for failures: a record whose failure may pass by itself — a server error, a
-// timeout, a rate limit, a transport error, a lease held by another worker, an error of
-// the local or binding store — holds the watermark at its updated-at, so the next run
+// timeout, a rate limit, a transport error, rejected credentials, a lease held by another
+// worker, an error of the local or binding store — holds the watermark at its updated-at, so the next run
 // lists it again; but only for 3 consecutive runs (counted in st under name+".held_runs"):
 // the fourth run moves past it. A failure that will not pass by itself — the decoder
 // rejected the record, the API answered with a client error (4xx), the record's retries
