@@ -47,16 +47,16 @@ func WithProgress(f func(done, total int)) BatchOption {
 	return func(c *batchConfig) { c.progress = f }
 }
 
-// Batch exports many records of one model through a Record exporter.
+// Batch exports many records of one model through an Exporter.
 type Batch[T any] struct {
-	rec *Record[T]
+	rec *Exporter[T]
 	cfg batchConfig
 }
 
 // NewBatch returns a Batch exporter over rec.
-func NewBatch[T any](rec *Record[T], opts ...BatchOption) (*Batch[T], error) {
+func NewBatch[T any](rec *Exporter[T], opts ...BatchOption) (*Batch[T], error) {
 	if rec == nil {
-		return nil, errors.New("exporter: NewBatch needs a Record exporter")
+		return nil, errors.New("exporter: NewBatch needs an Exporter")
 	}
 	c := batchConfig{chunk: 100, concurrency: 4, maxErrors: 1000}
 	for _, o := range opts {

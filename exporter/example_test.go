@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
@@ -78,6 +79,27 @@ func ExampleWithUpdatedAtPath() {
 	res, _ := exp.Export(ctx, "1")
 	id, _ := strconv.ParseInt(res.ExternalID, 10, 64)
 	remote, _ := api.Record("contacts", id)
-	fmt.Println(res.Binding.ExternalUpdatedAt.Equal(binding.UTC(remote.Get("updated_at").Time())))
+	fmt.Println(res.Binding.ExternalUpdatedAt.Equal(remote.Get("updated_at").Time().Truncate(time.Microsecond))) // stores keep µs
 	// Output: true
+}
+
+// WithClaimer sets how each record's lease is held: its TTL (renewed every TTL/3 while
+// the export runs, so a slow API never lets another worker in), how long to wait for
+// another worker, and the owner names the store shows.
+func ExampleWithClaimer() {
+	ctx := context.Background()
+	api := fakeapi.New()
+	defer api.Close()
+	client, _ := adapter.New(api.URL)
+	customers := local.NewMemory[Customer]()
+	customers.Put("1", Customer{"Ann", "ann@example.com"})
+	bindings := binding.NewMemoryStore()
+	exp, _ := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
+		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
+			return map[string]any{"full_name": c.Name}, nil
+		},
+		exporter.WithClaimer(&binding.Claimer{Store: bindings, TTL: time.Minute, MaxWait: 10 * time.Second, Owner: "exporter-eu"}))
+	res, err := exp.Export(ctx, "1")
+	fmt.Println(res.Action, err, "lease held now:", res.Binding.LeaseOwner != "")
+	// Output: created <nil> lease held now: false
 }

@@ -35,7 +35,7 @@ func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func newClient(t testing.TB, url string, opts ...adapter.Option) *adapter.Client {
 	t.Helper()
-	c, err := adapter.New(url, append([]adapter.Option{adapter.WithSleep(noSleep), adapter.WithRetries(8), adapter.WithRetryWait(time.Millisecond, time.Millisecond)}, opts...)...)
+	c, err := adapter.New(url, append([]adapter.Option{adapter.WithClock(nil, noSleep), adapter.WithRetries(8), adapter.WithRetryWait(time.Millisecond, time.Millisecond)}, opts...)...)
 	require.NoError(t, err)
 	return c
 }
@@ -44,7 +44,7 @@ type env struct {
 	srv   *fakeapi.Server
 	bs    *binding.MemoryStore
 	store *local.Memory[product]
-	exp   *exporter.Record[product]
+	exp   *exporter.Exporter[product]
 }
 
 func setup(t *testing.T, opts ...exporter.Option) *env {
@@ -127,7 +127,7 @@ func TestExportRemote404(t *testing.T) {
 		assert.Equal(t, 1, e.srv.Count("products"))
 	})
 	t.Run("fail", func(t *testing.T) {
-		e := setup(t, exporter.OnNotFound(exporter.Fail))
+		e := setup(t, exporter.OnNotFound(exporter.FailOnNotFound))
 		e.store.Put("1", product{Name: "A"})
 		r1, err := e.exp.Export(ctx, "1")
 		require.NoError(t, err)
@@ -306,7 +306,7 @@ func TestExportBadConfig(t *testing.T) {
 	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, exporter.WithIDPath(""))
 	assert.Error(t, err)
 	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct,
-		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(order) []string { return nil }, Exporter: &exporter.Record[order]{}}))
+		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(order) []string { return nil }, Exporter: &exporter.Exporter[order]{}}))
 	assert.ErrorContains(t, err, "Dependency[exporter_test.product]")
 
 	srv := fakeapi.New()
@@ -379,8 +379,10 @@ func TestExportConcurrentSameRecordCreatesOnce(t *testing.T) {
 	defer srv.Close()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
-	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemoryStore(), store, "shop", "product", "/products", mapProduct,
-		exporter.WithBackoff(time.Microsecond, time.Millisecond), exporter.WithLogger(slog.New(slog.DiscardHandler)))
+	bs := binding.NewMemoryStore()
+	exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products", mapProduct,
+		exporter.WithClaimer(&binding.Claimer{Store: bs, Backoff: time.Microsecond, MaxBackoff: time.Millisecond}),
+		exporter.WithLogger(slog.New(slog.DiscardHandler)))
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for range 8 {

@@ -1,14 +1,23 @@
 // Package exporter sends the application's records to an external API: local → external.
 //
-// A [Record] exporter handles one record, in the order of OCA's exporter: claim the
-// binding's lease, skip records marked no-export or unchanged since the last export,
+// An [Exporter] handles one record, in the order of OCA's exporter: hold the binding's
+// lease (renewed while the export runs), skip records marked no-export or unchanged since
+// the last export,
 // export the records it depends on first, map it to a payload, create it remotely (POST)
 // when it has no external ID yet or update it (PUT/PATCH) when it has, take the new
 // external ID from the response, bind, and mark the binding successful or failed.
 //
 // Creates carry an idempotency key derived from the backend, model, local ID and binding,
 // so a create retried after a timeout or a crash — even by another process — reuses the
-// key and never makes two remote records on an API that honours Idempotency-Key.
+// key and never makes two remote records on an API that honours Idempotency-Key. Such an
+// API answers a retried create with the first create's record, which may be an older
+// version of the local record: before each create the exporter notes on the binding the
+// hash of the body it sends, and a retried create whose earlier attempts sent another
+// body is followed by an update with the current one, so the remote never stays stale.
+//
+// Every write to the binding names the exporter's lease; if the lease is lost (another
+// worker took the record over after it expired) the export stops with an error matching
+// binding.ErrLeaseLost and leaves the record to the new holder.
 //
 // A [Batch] exporter exports many records in chunks with bounded concurrency and returns
 // a [Summary].
@@ -32,32 +41,33 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
 )
 
-// MapFunc turns a local record into the request body sent to the API: a value encoded as
+// EncodeFunc turns a local record into the request body sent to the API: a value encoded as
 // JSON, or a string, []byte or json.RawMessage holding JSON, sent as is. A nil payload is
 // an error (return ErrSkip to send nothing). b is the record's binding (its ExternalID is
 // empty on create); create tells which request will be sent. Returning an error matching
 // ErrSkip skips the record. A panic is recovered and fails the record with ErrPanic.
-type MapFunc[T any] func(ctx context.Context, v T, b binding.Binding, create bool) (any, error)
+type EncodeFunc[T any] func(ctx context.Context, v T, b binding.Binding, create bool) (any, error)
 
 // Errors matched with errors.Is.
 var (
-	// ErrSkip, returned by a MapFunc, skips the record: its binding is marked skipped.
+	// ErrSkip, returned by an EncodeFunc, skips the record: its binding is marked skipped.
 	ErrSkip = errors.New("exporter: record skipped by the mapping")
 	// ErrBusy: another worker held the record's lease longer than the maximum wait.
 	ErrBusy = errors.New("exporter: record is being exported by another worker")
 	// ErrNoExternalID: the create response had no external ID at the configured path.
 	ErrNoExternalID = errors.New("exporter: create response has no external ID")
-	// ErrRemoteGone: an update answered 404 and the exporter is set to fail (OnNotFound).
+	// ErrRemoteGone: an update answered 404 and the exporter is set to FailOnNotFound.
 	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
 	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry.
 	ErrTooManyRetries = errors.New("exporter: record failed too many times")
-	// ErrPanic: a MapFunc or a Dependency's LocalIDs panicked. The record fails (its lease
+	// ErrPanic: an EncodeFunc or a Dependency's LocalIDs panicked. The record fails (its lease
 	// released, its binding marked failed) instead of the process; the stack is logged.
 	ErrPanic = errors.New("exporter: callback panicked")
 )
@@ -66,7 +76,7 @@ var (
 type RecordError struct {
 	Backend, Model, LocalID string
 	// Step: "read", "bind", "claim", "dependency", "map", "create", "update", "delete",
-	// "mark".
+	// "mark", "lease" (the lease was lost while the export ran).
 	Step string
 	Err  error
 }
@@ -89,7 +99,7 @@ const (
 	// Updated: the remote record was replaced or patched (PUT/PATCH).
 	Updated Action = "updated"
 	// Skipped: nothing was sent — no-export binding, unchanged payload, ErrSkip from the
-	// MapFunc, a dependency cycle, or (Delete) nothing bound.
+	// EncodeFunc, a dependency cycle, or (Delete) nothing bound.
 	Skipped Action = "skipped"
 	// Deleted: Delete removed the remote record (or found it gone) and the binding.
 	Deleted Action = "deleted"
@@ -113,13 +123,14 @@ type Result struct {
 type NotFoundPolicy int
 
 const (
-	// Recreate drops the stale binding and creates the record again (the default).
-	Recreate NotFoundPolicy = iota
-	// Fail marks the export failed with ErrRemoteGone.
-	Fail
+	// RecreateOnNotFound drops the stale binding and creates the record again (the
+	// default).
+	RecreateOnNotFound NotFoundPolicy = iota
+	// FailOnNotFound marks the export failed with ErrRemoteGone.
+	FailOnNotFound
 )
 
-// Dependent is what a Dependency exports through; every *Record[T] implements it.
+// Dependent is what a Dependency exports through; every *Exporter[T] implements it.
 type Dependent interface {
 	// Export exports one local record.
 	Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error)
@@ -154,23 +165,13 @@ type config struct {
 	updatedPath  string
 	onNotFound   NotFoundPolicy
 	deps         []dep
-	owner        string
-	leaseTTL     time.Duration
-	maxWait      time.Duration
-	backoff      time.Duration
-	maxBackoff   time.Duration
+	claimer      *binding.Claimer
 	maxRetries   int
-	sleep        func(context.Context, time.Duration) error
 	now          func() time.Time
 	logger       *slog.Logger
 }
 
-func (c *config) claimer(s binding.Store) *binding.Claimer {
-	return &binding.Claimer{Store: s, TTL: c.leaseTTL, MaxWait: c.maxWait, Backoff: c.backoff, MaxBackoff: c.maxBackoff,
-		Sleep: c.sleep, Now: c.now, Owner: c.owner}
-}
-
-// Option configures a Record exporter.
+// Option configures an Exporter.
 type Option func(*config)
 
 // WithUpdatePath sets the path of one remote record (default: the create path + "/" + ID).
@@ -196,7 +197,7 @@ func WithIDPath(path string) Option { return func(c *config) { c.idPath = path }
 // export and so on. A response without a readable time leaves the stored time as it was.
 func WithUpdatedAtPath(path string) Option { return func(c *config) { c.updatedPath = path } }
 
-// OnNotFound sets what an update answering 404 does (default Recreate).
+// OnNotFound sets what an update answering 404 does (default RecreateOnNotFound).
 func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound = p } }
 
 // WithDependency adds a dependency exported before the record.
@@ -215,33 +216,20 @@ func WithDependency[T any](d Dependency[T]) Option {
 	}
 }
 
-// WithOwner sets the prefix of lease owner names (default host-pid-random).
-func WithOwner(owner string) Option { return func(c *config) { c.owner = owner } }
-
-// WithLease sets the lease duration (default 5 min) and how long to wait for another
-// worker's lease before failing with ErrBusy (default 30 s). ttl must be positive and
-// maxWait not negative.
-func WithLease(ttl, maxWait time.Duration) Option {
-	return func(c *config) { c.leaseTTL, c.maxWait = ttl, maxWait }
-}
-
-// WithBackoff sets the first and longest wait between lease claims (default 20 ms, 1 s).
-func WithBackoff(first, longest time.Duration) Option {
-	return func(c *config) { c.backoff, c.maxBackoff = first, longest }
-}
+// WithClaimer sets how the exporter holds each record's lease: its TTL (renewed every
+// TTL/3 while the export runs), how long to wait for another worker's lease before failing
+// with ErrBusy, the backoff between attempts and the owner prefix. Its Store must be the
+// exporter's binding store. Default: &binding.Claimer{Store: bindings} (5 min leases,
+// 30 s wait).
+func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.claimer = c } }
 
 // WithMaxRetries stops exporting a record that failed n times in a row (0: never stop).
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
 
-// WithSleep replaces the wait between lease claims (tests inject a fake one).
-func WithSleep(sleep func(context.Context, time.Duration) error) Option {
-	return func(c *config) { c.sleep = sleep }
-}
-
-// WithClock sets the clock (default time.Now).
+// WithClock sets the clock of the bindings' sync times (default time.Now).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: none; the exporter logs nothing unless given one).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // ExportOption changes one export.
@@ -252,8 +240,8 @@ type exportConfig struct{ force bool }
 // Force exports even an unchanged or too-often-failed record.
 func Force() ExportOption { return func(c *exportConfig) { c.force = true } }
 
-// Record exports records of one model to one backend.
-type Record[T any] struct {
+// Exporter exports records of one model to one backend.
+type Exporter[T any] struct {
 	cfg      config
 	doer     adapter.Doer
 	bindings binding.Store
@@ -261,15 +249,15 @@ type Record[T any] struct {
 	backend  string
 	model    string
 	path     string
-	mapFn    MapFunc[T]
+	encode   EncodeFunc[T]
 	claimer  *binding.Claimer
 }
 
-var _ Dependent = (*Record[int])(nil)
+var _ Dependent = (*Exporter[int])(nil)
 
-// New returns a Record exporter for model on backend that reads from store, creates with
-// POST path and updates path/{external ID}, through doer (an *adapter.Client).
-func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T], backend, model, path string, mapFn MapFunc[T], opts ...Option) (*Record[T], error) {
+// New returns an Exporter for model on backend that reads from store, creates with POST
+// path and updates path/{external ID}, through doer (an *adapter.Client).
+func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T], backend, model, path string, encode EncodeFunc[T], opts ...Option) (*Exporter[T], error) {
 	switch {
 	case doer == nil:
 		return nil, errors.New("exporter: New needs an adapter.Doer (an *adapter.Client)")
@@ -277,8 +265,8 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 		return nil, errors.New("exporter: New needs a binding.Store")
 	case store == nil:
 		return nil, errors.New("exporter: New needs the local.Store to read records from")
-	case mapFn == nil:
-		return nil, errors.New("exporter: New needs a MapFunc to build request bodies")
+	case encode == nil:
+		return nil, errors.New("exporter: New needs an EncodeFunc to build request bodies")
 	case backend == "" || model == "" || path == "":
 		return nil, fmt.Errorf("exporter: New needs a backend, a model and a path (got %q, %q, %q)", backend, model, path)
 	}
@@ -286,12 +274,8 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 		updateMethod: http.MethodPut,
 		idPath:       "id",
 		updatedPath:  "updated_at",
-		leaseTTL:     5 * time.Minute,
-		maxWait:      30 * time.Second,
-		backoff:      20 * time.Millisecond,
-		maxBackoff:   time.Second,
 		now:          time.Now,
-		logger:       slog.Default(),
+		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&c)
@@ -306,8 +290,14 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	if c.idPath == "" {
 		return nil, errors.New("exporter: the response ID path may not be empty")
 	}
-	if c.leaseTTL <= 0 || c.maxWait < 0 {
-		return nil, fmt.Errorf("exporter: WithLease(%s, %s): the lease must last a positive time and the wait may not be negative", c.leaseTTL, c.maxWait)
+	if c.claimer == nil {
+		c.claimer = &binding.Claimer{Store: bindings}
+	}
+	if c.claimer.Store == nil || c.claimer.TTL < 0 || c.claimer.MaxWait < 0 {
+		return nil, errors.New("exporter: WithClaimer needs a Claimer whose Store is the exporter's binding store, with no negative TTL or MaxWait")
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
 	}
 	var zero T
 	for i, d := range c.deps {
@@ -315,18 +305,18 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 			return nil, fmt.Errorf("exporter: dependency %d of %s: needs LocalIDs and an Exporter and must be a Dependency[%T]", i, model, zero)
 		}
 	}
-	return &Record[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, mapFn: mapFn,
-		claimer: c.claimer(bindings)}, nil
+	return &Exporter[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, encode: encode,
+		claimer: c.claimer}, nil
 }
 
 // Model returns the model name.
-func (r *Record[T]) Model() string { return r.model }
+func (r *Exporter[T]) Model() string { return r.model }
 
 // Backend returns the backend name.
-func (r *Record[T]) Backend() string { return r.backend }
+func (r *Exporter[T]) Backend() string { return r.backend }
 
 // Bound reports whether the local record already has an external ID.
-func (r *Record[T]) Bound(ctx context.Context, localID string) (bool, error) {
+func (r *Exporter[T]) Bound(ctx context.Context, localID string) (bool, error) {
 	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
 	if errors.Is(err, binding.ErrNotFound) {
 		return false, nil
@@ -339,7 +329,7 @@ func (r *Record[T]) Bound(ctx context.Context, localID string) (bool, error) {
 
 // IdempotencyKey returns the key sent with the create of binding b: a hash of backend,
 // model, local ID and binding ID. It is the same in every process and after a restart, and
-// changes only when the binding is replaced (after a remote 404 with Recreate). It relies
+// changes only when the binding is replaced (after a remote 404 with RecreateOnNotFound). It relies
 // on the binding store never reusing an ID, as the SQL stores (AUTOINCREMENT, identity
 // columns) and a MemoryStore within one process guarantee: a reused ID would replay an
 // earlier create on APIs that keep keys, binding a record that may be deleted.
@@ -348,16 +338,34 @@ func IdempotencyKey(b binding.Binding) string {
 	return "connkit-" + hex.EncodeToString(sum[:16])
 }
 
-func (r *Record[T]) fail(localID, step string, err error) error {
+func (r *Exporter[T]) fail(localID, step string, err error) error {
 	return &RecordError{Backend: r.backend, Model: r.model, LocalID: localID, Step: step, Err: err}
 }
 
-// Export exports the local record with the given ID: it claims the binding's lease, skips
-// a no-export binding, exports the dependencies, maps the record and creates or updates it
-// remotely, then marks the binding. An error is a *RecordError naming the step that
-// failed; the binding is then marked failed (its RetryCount grows), except when ctx ended
-// the export: an interruption is not the record's failure.
-func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error) {
+// Export exports the local record with the given ID: it holds the binding's lease
+// (renewed while the export runs), skips a no-export binding, exports the dependencies,
+// maps the record and creates or updates it remotely, then marks the binding. An error is
+// a *RecordError naming the step that failed; the binding is then marked failed (its
+// RetryCount grows), except when ctx ended the export (an interruption is not the record's
+// failure) or the lease was lost (step "lease", matching binding.ErrLeaseLost: the worker
+// that took the record over writes its outcome).
+func (r *Exporter[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error) {
+	var owner string
+	res, err := r.exportOne(ctx, localID, &owner, opts)
+	return released(res, owner), err
+}
+
+// released is res with the lease of owner, released when the export ended, taken off
+// its binding.
+func released(res Result, owner string) Result {
+	if owner != "" && res.Binding.LeaseOwner == owner {
+		res.Binding.LeaseOwner, res.Binding.LeaseExpiresAt = "", time.Time{}
+	}
+	return res
+}
+
+// exportOne is Export; *owner is set to the owner of each lease it holds.
+func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *string, opts []ExportOption) (Result, error) {
 	var ec exportConfig
 	for _, o := range opts {
 		o(&ec)
@@ -382,32 +390,44 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 	if !ec.force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
 		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
-	owner := r.claimer.NewOwner()
-	if b, err = r.claimLease(ctx, b.ID, owner); err != nil {
+	lease, err := r.hold(ctx, b.ID)
+	if err != nil {
 		return res, r.fail(localID, "claim", err)
 	}
-	held := b.ID
+	// export may move to another binding (and lease) when the remote record is gone.
+	held := &lease
 	defer func() {
-		if err := r.bindings.Release(context.WithoutCancel(ctx), held, owner); err != nil && !errors.Is(err, binding.ErrNotFound) {
+		*owner = (*held).Owner()
+		if err := (*held).Release(context.WithoutCancel(ctx)); err != nil && !errors.Is(err, binding.ErrNotFound) {
 			r.cfg.logger.Warn("exporter: releasing lease", "backend", r.backend, "model", r.model, "local_id", localID, "err", err)
 		}
 	}()
+	b = lease.Binding()
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport {
 		res.Action = Skipped
 		return res, nil
 	}
 
-	action, nb, step, err := r.export(ctx, b, owner, &held, ec.force)
+	action, nb, step, err := r.export(ctx, held, ec.force)
 	res.Binding, res.ExternalID = nb, nb.ExternalID
+	lowner := (*held).Owner()
+	if err == nil {
+		res.Action = action
+		return res, nil
+	}
+	if lost := leaseLost((*held).Context(), err); lost != nil {
+		// Not the record's failure either: the new holder exports it.
+		return res, r.fail(localID, "lease", lost)
+	}
 	if errors.Is(err, ErrSkip) {
-		if serr := r.bindings.SetStatus(ctx, nb.ID, binding.StatusSkipped); serr != nil {
+		if serr := r.bindings.SetStatus(context.WithoutCancel(ctx), nb.ID, lowner, binding.StatusSkipped); serr != nil {
 			return res, r.fail(localID, "mark", serr)
 		}
 		res.Binding.Status, res.Action = binding.StatusSkipped, Skipped
 		return res, nil
 	}
-	if err != nil && step == "read" && errors.Is(err, local.ErrNotFound) && nb.ExternalID == "" {
+	if step == "read" && errors.Is(err, local.ErrNotFound) && nb.ExternalID == "" {
 		// No such local record and nothing remote: leave no binding behind.
 		if derr := r.bindings.Delete(context.WithoutCancel(ctx), nb.ID); derr != nil && !errors.Is(derr, binding.ErrNotFound) {
 			return res, errors.Join(r.fail(localID, step, err), r.fail(localID, "bind", derr))
@@ -415,31 +435,43 @@ func (r *Record[T]) Export(ctx context.Context, localID string, opts ...ExportOp
 		res.Binding = binding.Binding{}
 		return res, r.fail(localID, step, err)
 	}
-	if err != nil {
-		ferr := r.fail(localID, step, err)
-		if ctxerr.Interrupted(ctx, err) {
-			return res, ferr // not the record's fault: no failure counted against it
-		}
-		if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, ferr.Error()); merr == nil {
-			res.Binding = fb
-		} else {
-			ferr = errors.Join(ferr, r.fail(localID, "mark", merr))
-		}
-		return res, ferr
+	ferr := r.fail(localID, step, err)
+	if ctxerr.Interrupted(ctx, err) {
+		return res, ferr // not the record's fault: no failure counted against it
 	}
-	res.Action = action
-	return res, nil
+	if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), nb.ID, binding.Failure{Owner: lowner, Error: ferr.Error()}); merr == nil {
+		res.Binding = fb
+	} else {
+		ferr = errors.Join(ferr, r.fail(localID, "mark", merr))
+	}
+	return res, ferr
 }
 
-// export runs under the lease. It returns the action, the binding as it ends up, and on
-// error the step that failed. *held tracks the binding whose lease must be released.
-func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string, held *int64, force bool) (Action, binding.Binding, string, error) {
-	v, err := r.store.Get(ctx, b.LocalID)
+// leaseLost returns the *binding.LeaseLostError behind err when the export stopped
+// because its lease was lost: a write refused with ErrLeaseLost, or work cut short by the
+// lease's context.
+func leaseLost(lctx context.Context, err error) error {
+	if errors.Is(err, binding.ErrLeaseLost) {
+		return err
+	}
+	if cause := context.Cause(lctx); errors.Is(cause, binding.ErrLeaseLost) && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w (the export was stopped: %v)", cause, err)
+	}
+	return nil
+}
+
+// export runs under the lease *held (work on its Context, writes name its Owner). It
+// returns the action, the binding as it ends up, and on error the step that failed. When
+// the remote record is gone it replaces *held with the lease of the new binding.
+func (r *Exporter[T]) export(ctx context.Context, held **binding.Lease, force bool) (Action, binding.Binding, string, error) {
+	lease := *held
+	lctx, b := lease.Context(), lease.Binding()
+	v, err := r.store.Get(lctx, b.LocalID)
 	if err != nil {
 		return Failed, b, "read", err
 	}
 	if len(r.cfg.deps) > 0 {
-		dctx := depchain.With(ctx, "export", r.backend, r.model, b.LocalID)
+		dctx := depchain.With(lctx, "export", r.backend, r.model, b.LocalID)
 		for _, d := range r.cfg.deps {
 			ids, err := r.dependencyIDs(d, v)
 			if err != nil {
@@ -465,7 +497,7 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 		}
 	}
 	create := b.ExternalID == ""
-	body, hash, err := r.mapBody(ctx, v, b, create)
+	body, hash, err := r.mapBody(lctx, v, b, create)
 	if err != nil {
 		return Failed, b, "map", err
 	}
@@ -478,38 +510,38 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 	var resp *adapter.Response
 	if create {
 		action = Created
-		if extID, resp, err = r.create(ctx, b, body); err != nil {
+		if extID, resp, b, err = r.create(ctx, lease, b, body, hash); err != nil {
 			return Failed, b, "create", err
 		}
 	} else {
 		extID = b.ExternalID
-		resp, err = r.doer.Do(ctx, &adapter.Request{Method: r.cfg.updateMethod, Path: r.cfg.updatePath(extID), Body: json.RawMessage(body),
-			Operation: "export", Model: r.model, Record: b.LocalID})
+		resp, err = r.update(lctx, b, extID, body)
 		if errors.Is(err, adapter.ErrNotFound) {
-			if r.cfg.onNotFound == Fail {
-				return Failed, b, "update", fmt.Errorf("%w: %s %s (set exporter.OnNotFound(exporter.Recreate) to create it again): %w", ErrRemoteGone, r.model, extID, err)
+			if r.cfg.onNotFound == FailOnNotFound {
+				return Failed, b, "update", fmt.Errorf("%w: %s %s (set exporter.OnNotFound(exporter.RecreateOnNotFound) to create it again): %w", ErrRemoteGone, r.model, extID, err)
 			}
 			r.cfg.logger.Info("exporter: remote record gone, creating it again", "backend", r.backend, "model", r.model, "local_id", b.LocalID, "external_id", extID)
 			// A new binding (new ID, so a new idempotency key) replaces the stale one.
-			if err := r.bindings.Delete(ctx, b.ID); err != nil {
+			if err := r.bindings.Delete(lctx, b.ID); err != nil {
 				return Failed, b, "bind", err
 			}
+			_ = lease.Release(context.WithoutCancel(ctx)) // its binding is gone
 			nb, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, LocalID: b.LocalID, Status: binding.StatusPending, NoExport: b.NoExport})
 			if err != nil {
 				return Failed, b, "bind", err
 			}
 			// Another worker may have ensured it in between: wait for its lease like any claim.
-			if nb, err = r.claimLease(ctx, nb.ID, owner); err != nil {
+			if lease, err = r.hold(ctx, nb.ID); err != nil {
 				return Failed, nb, "claim", err
 			}
-			*held, b = nb.ID, nb
+			*held, lctx, b = lease, lease.Context(), lease.Binding()
 			if b.ExternalID != "" { // that worker created it again already
 				return Skipped, b, "", nil
 			}
-			if body, hash, err = r.mapBody(ctx, v, b, true); err != nil {
+			if body, hash, err = r.mapBody(lctx, v, b, true); err != nil {
 				return Failed, b, "map", err
 			}
-			if extID, resp, err = r.create(ctx, b, body); err != nil {
+			if extID, resp, b, err = r.create(ctx, lease, b, body, hash); err != nil {
 				return Failed, b, "create", err
 			}
 			action = Created
@@ -519,7 +551,7 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 	}
 	// The remote write happened: record it even if ctx ends now, or the next export
 	// would create the record a second time on an API that ignores idempotency keys.
-	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{ExternalID: extID, Hash: hash,
+	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: lease.Owner(), ExternalID: extID, Hash: hash,
 		ExternalUpdatedAt: r.remoteUpdatedAt(resp), At: r.cfg.now()})
 	if err != nil {
 		return Failed, b, "mark", err
@@ -527,8 +559,85 @@ func (r *Record[T]) export(ctx context.Context, b binding.Binding, owner string,
 	return action, sb, "", nil
 }
 
+func (r *Exporter[T]) update(ctx context.Context, b binding.Binding, extID string, body []byte) (*adapter.Response, error) {
+	return r.doer.Do(ctx, &adapter.Request{Method: r.cfg.updateMethod, Path: r.cfg.updatePath(extID), Body: json.RawMessage(body),
+		Operation: "export", Model: r.model, Record: b.LocalID})
+}
+
+// createIntent marks, in the Hash of a binding not yet created remotely, the body hash of
+// the creates sent with its idempotency key: createPrefix+hash while every attempt sent
+// the same body, createMixed once two attempts sent different bodies.
+const (
+	createPrefix = "create:"
+	createMixed  = "create:mixed"
+)
+
+// create POSTs body with b's idempotency key and returns the new external ID. An API
+// honouring the key answers a retried create with the record the first create that
+// reached it made, whose body may be an older version of the record. So the body's hash
+// is noted on the binding before sending, and when an earlier attempt with this key sent
+// another body (or the binding holds anything else) the create is followed by an update
+// with this body: whichever create the server replays, the remote ends at this version.
+// It returns b as the intent note left it.
+func (r *Exporter[T]) create(ctx context.Context, lease *binding.Lease, b binding.Binding, body []byte, hash string) (string, *adapter.Response, binding.Binding, error) {
+	lctx := lease.Context()
+	intent := createPrefix + hash
+	replayable := b.Hash != "" && b.Hash != intent // an earlier create may have sent another body
+	note := intent
+	if replayable {
+		note = createMixed
+	}
+	if b.Hash != note {
+		nb := b
+		nb.Hash, nb.LeaseOwner = note, lease.Owner()
+		written, err := r.bindings.Upsert(lctx, nb)
+		if err != nil {
+			return "", nil, b, fmt.Errorf("noting the create on the binding before sending it: %w", err)
+		}
+		b = written
+	}
+	resp, err := r.doer.Do(lctx, &adapter.Request{Method: http.MethodPost, Path: r.path, Body: json.RawMessage(body),
+		IdempotencyKey: IdempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
+	if err != nil {
+		return "", nil, b, err
+	}
+	v := resp.Get(r.cfg.idPath)
+	// Only a string or a number is an ID; an object there means the path stops short
+	// ("product" for "product.id") and would bind its whole JSON as the external ID.
+	if id := v.String(); id == "" || (v.Type != gjson.String && v.Type != gjson.Number) {
+		what := "no value"
+		if v.Exists() && v.Type != gjson.Null {
+			what = jsonKind(v) + ", not an ID,"
+		}
+		return "", nil, b, fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
+	}
+	extID := v.String()
+	if replayable {
+		// Bind the external ID first, so that a failed update leaves an update to retry
+		// (no external ID would mean another create, replayed again).
+		bound, err := r.bindings.Upsert(context.WithoutCancel(ctx), withExternalID(b, extID, lease.Owner()))
+		if err != nil {
+			return "", nil, b, err
+		}
+		b = bound
+		uresp, err := r.update(lctx, b, extID, body)
+		if err != nil {
+			return "", nil, b, fmt.Errorf("updating %s %s after a retried create (the server may have replayed an older version): %w", r.model, extID, err)
+		}
+		resp = uresp
+	}
+	return extID, resp, b, nil
+}
+
+// withExternalID is b with external ID id, written under owner's lease, and a Hash that
+// no body has, so that the next export sends an update.
+func withExternalID(b binding.Binding, id, owner string) binding.Binding {
+	b.ExternalID, b.LeaseOwner, b.Hash = id, owner, ""
+	return b
+}
+
 // mapBody maps v and encodes the payload; hash identifies the body for the unchanged check.
-func (r *Record[T]) mapBody(ctx context.Context, v T, b binding.Binding, create bool) (body []byte, hash string, err error) {
+func (r *Exporter[T]) mapBody(ctx context.Context, v T, b binding.Binding, create bool) (body []byte, hash string, err error) {
 	payload, err := r.mapRecord(ctx, v, b, create)
 	if err != nil {
 		return nil, "", err
@@ -540,20 +649,20 @@ func (r *Record[T]) mapBody(ctx context.Context, v T, b binding.Binding, create 
 	return body, hex.EncodeToString(sum[:16]), nil
 }
 
-// mapRecord calls the MapFunc, turning a panic into ErrPanic so that one bad record fails
+// mapRecord calls the EncodeFunc, turning a panic into ErrPanic so that one bad record fails
 // alone instead of taking the batch (and the process) down.
-func (r *Record[T]) mapRecord(ctx context.Context, v T, b binding.Binding, create bool) (payload any, err error) {
-	defer r.recoverInto(&err, "MapFunc", b.LocalID)
-	return r.mapFn(ctx, v, b, create)
+func (r *Exporter[T]) mapRecord(ctx context.Context, v T, b binding.Binding, create bool) (payload any, err error) {
+	defer r.recoverInto(&err, "EncodeFunc", b.LocalID)
+	return r.encode(ctx, v, b, create)
 }
 
 // dependencyIDs calls a Dependency's LocalIDs, turning a panic into ErrPanic.
-func (r *Record[T]) dependencyIDs(d dep, v T) (ids []string, err error) {
+func (r *Exporter[T]) dependencyIDs(d dep, v T) (ids []string, err error) {
 	defer r.recoverInto(&err, "Dependency.LocalIDs", "")
 	return d.ids(v), nil
 }
 
-func (r *Record[T]) recoverInto(err *error, what, localID string) {
+func (r *Exporter[T]) recoverInto(err *error, what, localID string) {
 	p := recover()
 	if p == nil {
 		return
@@ -565,7 +674,7 @@ func (r *Record[T]) recoverInto(err *error, what, localID string) {
 
 // remoteUpdatedAt reads the remote record's modification time from a write's response;
 // zero (keep the stored one) when there is none or it cannot be read.
-func (r *Record[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
+func (r *Exporter[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
 	if resp == nil || r.cfg.updatedPath == "" {
 		return time.Time{}
 	}
@@ -574,26 +683,7 @@ func (r *Record[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	return binding.UTC(t)
-}
-
-func (r *Record[T]) create(ctx context.Context, b binding.Binding, body []byte) (string, *adapter.Response, error) {
-	resp, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodPost, Path: r.path, Body: json.RawMessage(body),
-		IdempotencyKey: IdempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
-	if err != nil {
-		return "", nil, err
-	}
-	v := resp.Get(r.cfg.idPath)
-	// Only a string or a number is an ID; an object there means the path stops short
-	// ("product" for "product.id") and would bind its whole JSON as the external ID.
-	if id := v.String(); id != "" && (v.Type == gjson.String || v.Type == gjson.Number) {
-		return id, resp, nil
-	}
-	what := "no value"
-	if v.Exists() && v.Type != gjson.Null {
-		what = jsonKind(v) + ", not an ID,"
-	}
-	return "", nil, fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
+	return bindingkit.UTC(t)
 }
 
 func jsonKind(v gjson.Result) string {
@@ -612,7 +702,7 @@ func encodeBody(payload any) ([]byte, error) {
 	var body []byte
 	switch p := payload.(type) {
 	case nil:
-		return nil, errors.New("the MapFunc returned no payload (return exporter.ErrSkip to send nothing)")
+		return nil, errors.New("the EncodeFunc returned no payload (return exporter.ErrSkip to send nothing)")
 	case json.RawMessage:
 		body = p
 	case []byte:
@@ -637,7 +727,13 @@ func encodeBody(payload any) ([]byte, error) {
 // only loses its binding; one without a binding is a no-op (Action Skipped). A no-export
 // binding is left alone, remote record included (Action Skipped): no-export means the
 // exporter never writes to the remote side for that record.
-func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) {
+func (r *Exporter[T]) Delete(ctx context.Context, localID string) (Result, error) {
+	var owner string
+	res, err := r.deleteOne(ctx, localID, &owner)
+	return released(res, owner), err
+}
+
+func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *string) (Result, error) {
 	res := Result{LocalID: localID, Action: Failed}
 	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
 	if errors.Is(err, binding.ErrNotFound) {
@@ -652,48 +748,50 @@ func (r *Record[T]) Delete(ctx context.Context, localID string) (Result, error) 
 		res.Action = Skipped
 		return res, nil
 	}
-	owner := r.claimer.NewOwner()
-	if b, err = r.claimLease(ctx, b.ID, owner); err != nil {
+	lease, err := r.hold(ctx, b.ID)
+	if err != nil {
 		if errors.Is(err, binding.ErrNotFound) { // deleted by another worker meanwhile
 			res.Binding, res.Action = binding.Binding{}, Skipped
 			return res, nil
 		}
 		return res, r.fail(localID, "claim", err)
 	}
-	release := func() { _ = r.bindings.Release(context.WithoutCancel(ctx), b.ID, owner) }
+	*owner = lease.Owner()
+	defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	b = lease.Binding()
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport { // set while we waited for the lease
-		release()
 		res.Action = Skipped
 		return res, nil
 	}
 	if b.ExternalID != "" {
-		_, err := r.doer.Do(ctx, &adapter.Request{Method: http.MethodDelete, Path: r.cfg.updatePath(b.ExternalID), Operation: "delete", Model: r.model, Record: localID})
+		_, err := r.doer.Do(lease.Context(), &adapter.Request{Method: http.MethodDelete, Path: r.cfg.updatePath(b.ExternalID), Operation: "delete", Model: r.model, Record: localID})
 		if err != nil && !errors.Is(err, adapter.ErrNotFound) {
+			if lost := leaseLost(lease.Context(), err); lost != nil {
+				return res, r.fail(localID, "lease", lost)
+			}
 			ferr := r.fail(localID, "delete", err)
 			if !ctxerr.Interrupted(ctx, err) {
-				if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, ferr.Error()); merr == nil {
+				if fb, merr := r.bindings.MarkFailed(context.WithoutCancel(ctx), b.ID, binding.Failure{Owner: lease.Owner(), Error: ferr.Error()}); merr == nil {
 					res.Binding = fb
 				}
 			}
-			release()
 			return res, ferr
 		}
 	}
 	// The remote record is gone: drop the binding even if ctx ends now.
 	if err := r.bindings.Delete(context.WithoutCancel(ctx), b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
-		release()
 		return res, r.fail(localID, "bind", err)
 	}
 	res.Binding, res.Action = binding.Binding{}, Deleted
 	return res, nil
 }
 
-// claimLease takes the binding's lease, waiting while another worker holds it.
-func (r *Record[T]) claimLease(ctx context.Context, id int64, owner string) (binding.Binding, error) {
-	b, err := r.claimer.Claim(ctx, id, owner)
+// hold takes the binding's lease, waiting while another worker holds it.
+func (r *Exporter[T]) hold(ctx context.Context, id int64) (*binding.Lease, error) {
+	l, err := r.claimer.Hold(ctx, id)
 	if errors.Is(err, binding.ErrLocked) {
 		err = fmt.Errorf("%w: %w", ErrBusy, err)
 	}
-	return b, err
+	return l, err
 }

@@ -320,17 +320,17 @@ func TestNewRejectsBadLeaseAndDependency(t *testing.T) {
 	bs := binding.NewMemoryStore()
 	store := local.NewMemory[product]()
 	for _, o := range []exporter.Option{
-		exporter.WithLease(0, time.Second),
-		exporter.WithLease(-time.Second, time.Second),
-		exporter.WithLease(time.Minute, -time.Second),
-		exporter.WithDependency(exporter.Dependency[product]{Exporter: &exporter.Record[product]{}}),
+		exporter.WithClaimer(&binding.Claimer{}),
+		exporter.WithClaimer(&binding.Claimer{Store: bs, TTL: -time.Second}),
+		exporter.WithClaimer(&binding.Claimer{Store: bs, MaxWait: -time.Second}),
+		exporter.WithDependency(exporter.Dependency[product]{Exporter: &exporter.Exporter[product]{}}),
 	} {
 		_, err := exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, o)
 		assert.Error(t, err)
 	}
-	_, err := exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, exporter.WithLease(time.Minute, 0))
+	_, err := exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, exporter.WithClaimer(&binding.Claimer{Store: bs, TTL: time.Minute}))
 	assert.NoError(t, err, "no wait is allowed")
-	_, err = exporter.NewBatch(&exporter.Record[product]{}, exporter.WithMaxErrors(-1))
+	_, err = exporter.NewBatch(&exporter.Exporter[product]{}, exporter.WithMaxErrors(-1))
 	assert.Error(t, err)
 }
 
@@ -339,7 +339,7 @@ func TestNewRejectsBadLeaseAndDependency(t *testing.T) {
 // real APIs do, so reusing the old key would bind the deleted record again.
 func TestExportRecreateUsesFreshKey(t *testing.T) {
 	ctx := context.Background()
-	e := setup(t, exporter.WithLease(time.Minute, time.Second))
+	e := setup(t)
 	e.store.Put("1", product{Name: "A"})
 	r1, err := e.exp.Export(ctx, "1")
 	require.NoError(t, err)

@@ -86,16 +86,18 @@ func pgPool(ctx context.Context, dsn, schema string) (*pgxpool.Pool, error) {
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 
-func riverOptions(schema string) []riverqueue.Option {
-	return []riverqueue.Option{
-		riverqueue.WithSchema(schema),
-		riverqueue.WithWorkers(3),
-		riverqueue.WithJobTimeout(scaleJobTimeout),
-		riverqueue.WithRescueStuckJobsAfter(scaleRescueAfter),
-		riverqueue.WithBackoff(func(int) time.Duration { return 200 * time.Millisecond }),
-		riverqueue.WithFetchPollInterval(100 * time.Millisecond),
-		// No random start-up delay of up to 1 s before the first rescue.
-		riverqueue.WithRiverConfig(func(c *river.Config) { c.TestOnly = true }),
+func riverOptions(schema string) []queue.Option {
+	return []queue.Option{
+		queue.WithWorkers(3),
+		queue.WithJobTimeout(scaleJobTimeout),
+		queue.WithBackoff(200*time.Millisecond, 200*time.Millisecond),
+		riverqueue.WithRiverConfig(func(c *river.Config) {
+			c.Schema = schema
+			c.RescueStuckJobsAfter = scaleRescueAfter
+			c.FetchPollInterval = 100 * time.Millisecond
+			// No random start-up delay of up to 1 s before the first rescue.
+			c.TestOnly = true
+		}),
 	}
 }
 
@@ -111,12 +113,12 @@ func TestScaleOutWorker(t *testing.T) {
 	c, err := adapter.New(os.Getenv(scaleURLEnv), adapter.WithRetryWait(5*time.Millisecond, 50*time.Millisecond))
 	require.NoError(t, err)
 	exp, err := exporter.New[product](c, db.Bindings(), genStore{}, "shop", "product", "/products", mapProduct,
-		exporter.WithLease(3*time.Second, time.Minute), exporter.WithOwner(os.Getenv(scaleChildEnv)))
+		exporter.WithClaimer(&binding.Claimer{Store: db.Bindings(), TTL: 3 * time.Second, MaxWait: time.Minute, Owner: os.Getenv(scaleChildEnv)}))
 	require.NoError(t, err)
 	batch, err := exporter.NewBatch(exp, exporter.WithConcurrency(4))
 	require.NoError(t, err)
 	role := os.Getenv(scaleRoleEnv)
-	workers := queue.NewWorkers()
+	workers := &queue.Workers{}
 	queue.AddWorker(workers, func(ctx context.Context, job *queue.Job[exportJob]) error {
 		if role == "wedge" {
 			// Export half the chunk, then hang (ignoring ctx) until killed:
@@ -146,7 +148,7 @@ func TestScaleOutWorker(t *testing.T) {
 		// the kill, so its first rescue pass, right at start, finds the
 		// dead process's jobs already stuck; River's rescuer otherwise looks
 		// only every 30 s.
-		opts = append(opts, riverqueue.WithoutMaintenance())
+		opts = append(opts, riverqueue.WithRiverConfig(func(c *river.Config) { c.LeaderElectionDisabled = true }))
 	}
 	q, err := riverqueue.NewPostgres(ctx, pool, workers, opts...)
 	require.NoError(t, err)
@@ -195,7 +197,7 @@ func TestScaleOutExportPostgres(t *testing.T) {
 	require.NoError(t, err)
 	defer pool.Close()
 	// The parent only enqueues (it never starts working), but River wants the kind known.
-	reg := queue.NewWorkers()
+	reg := &queue.Workers{}
 	queue.AddWorker(reg, func(context.Context, *queue.Job[exportJob]) error { return nil })
 	q, err := riverqueue.NewPostgres(ctx, pool, reg, riverOptions(schema)...)
 	require.NoError(t, err)
