@@ -80,7 +80,7 @@ const bodyExcerptLimit = 512
 const msgBodyLimit = 200
 
 // Error formats the error, for example
-// "adapter: GET https://api.example.com/products?page_info=[REDACTED]: 503 Service Unavailable after 4 attempts (request id abc): server error".
+// "adapter: GET https://api.example.com/products?page_info=xyz&api_key=[REDACTED]: 503 Service Unavailable after 4 attempts (request id abc): server error".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.Grow(128)

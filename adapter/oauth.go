@@ -20,7 +20,7 @@ import (
 // cached until they expire, fetched once for all goroutines however many need one at the
 // same time, and refreshed once when the API answers 401. Token requests use the client's
 // transport and timeouts; they are not retried. Each one is audited as an entry with
-// Operation tokenOperation. The client secret in every form x/oauth2 sends it (form
+// Operation "oauth2 token". The client secret in every form x/oauth2 sends it (form
 // field, or the base64 Basic credentials of cfg.AuthStyle's header style) and every
 // fetched token are registered as secrets with the client's redactor.
 func OAuth2ClientCredentials(cfg *clientcredentials.Config) Auth {

@@ -161,7 +161,8 @@ func WithJSONFields(names ...string) RedactOption {
 }
 
 // WithSecrets registers literal secret values (API keys, passwords, client secrets) that
-// are scrubbed wherever they appear. Values shorter than 4 bytes are ignored.
+// are scrubbed wherever they appear — short or word-like ones as whole tokens only (see
+// [Redactor.AddSecrets]). Values shorter than 4 bytes are ignored.
 func WithSecrets(values ...string) RedactOption {
 	return func(r *Redactor) { r.pendingSecrets = append(r.pendingSecrets, values...) }
 }
