@@ -90,7 +90,7 @@ func (a *AuthConfig) adapterAuth(onRotate func(context.Context, *oauth2.Token) e
 	case AuthHMAC:
 		var opts []adapter.HMACOption
 		if a.Header != "" {
-			opts = append(opts, adapter.HMACSignatureHeader(a.Header))
+			opts = append(opts, adapter.HMACHeaders(a.Header, ""))
 		}
 		return adapter.HMACAuth([]byte(a.Secret), opts...), nil
 	}

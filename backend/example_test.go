@@ -10,6 +10,7 @@ import (
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/queue"
 )
 
 // A connector is one backend plus one declaration per model. Orders refer to customers,
@@ -61,7 +62,7 @@ func Example() {
 	orders.Put("100", Order{Number: "SO-2", CustomerID: customers.IDs()[0]})
 	job, _ := crm.Later().Export(ctx, "order", "100")
 	_ = crm.Start(ctx)
-	for j, _ := crm.Queue().GetJob(ctx, job.ID); !j.State.Final(); j, _ = crm.Queue().GetJob(ctx, job.ID) {
+	for j, _ := crm.Queue().GetJob(ctx, job.ID); j.State != queue.StateCompleted; j, _ = crm.Queue().GetJob(ctx, job.ID) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	_ = crm.Stop(ctx)

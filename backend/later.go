@@ -41,7 +41,7 @@ func (syncJob) Kind() string   { return "connkit.sync" }
 
 // buildQueue registers the built-in job kinds and makes the queue.
 func (b *Backend) buildQueue() error {
-	b.workers = queue.NewWorkers()
+	b.workers = &queue.Workers{}
 	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[importJob]) error {
 		if err := b.ownJob(j.Args.Backend); err != nil {
 			return err

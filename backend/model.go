@@ -93,9 +93,10 @@ type Export struct {
 	// (default: Create + "/{id}"). Method is the update method, PUT (default) or PATCH.
 	Update string
 	Method string
-	// ResponseID is the gjson path of the new external ID in a create response ("product.id";
-	// default: the model's IDPath).
-	ResponseID string
+	// Record is the gjson path of the record in create and update responses ("product";
+	// "" when the response is the record): the new external ID and the remote updated-at
+	// are read at the model's IDPath and UpdatedAtPath inside it.
+	Record string
 	// Rules map a local record to the request body (see package mapper).
 	Rules []mapper.Rule
 	// MaxRetries stops exporting a record that failed that many times in a row; 0 keeps
@@ -163,7 +164,7 @@ func (m *typedModel[T]) exporter() bool      { return m.expB != nil }
 
 func (m *typedModel[T]) build(b *Backend) error {
 	d := m.decl
-	mopts := append([]mapper.Option{mapper.WithResolver(b.resolver), mapper.WithIDPath(d.IDPath)}, d.MapperOptions...)
+	mopts := append([]mapper.Option{mapper.WithResolver(b.resolver), mapper.WithImportMissing(b.resolver.importMissing), mapper.WithIDPath(d.IDPath)}, d.MapperOptions...)
 	deps := slices.Clone(d.DependsOn)
 	if in := d.Import; in != nil {
 		im, err := mapper.NewImport(d.Name, in.Rules, mopts...)
@@ -219,13 +220,10 @@ func (m *typedModel[T]) build(b *Backend) error {
 		if update == "" {
 			update = strings.TrimRight(out.Create, "/") + "/{id}"
 		}
-		respID := out.ResponseID
-		if respID == "" {
-			respID = d.IDPath
-		}
 		opts := []exporter.Option{
 			exporter.WithUpdatePath(func(id string) string { return strings.ReplaceAll(update, "{id}", url.PathEscape(id)) }),
-			exporter.WithIDPath(respID), exporter.WithUpdatedAtPath(d.UpdatedAtPath), exporter.WithLogger(b.logger),
+			exporter.WithIDPath(joinPath(out.Record, d.IDPath)), exporter.WithUpdatedAtPath(joinPath(out.Record, d.UpdatedAtPath)),
+			exporter.WithLogger(b.logger),
 		}
 		if out.Method != "" {
 			opts = append(opts, exporter.WithUpdateMethod(out.Method))
@@ -302,7 +300,7 @@ func (m *typedModel[T]) retryFailed(ctx context.Context) (report.Counts, error) 
 	var c report.Counts
 	var errs []error
 	if m.batch != nil && m.fetcher() {
-		sum, err := m.batch.RetryFailed(ctx)
+		sum, err := m.imp.RetryFailed(ctx)
 		c = c.Add(sum.Counts)
 		if err != nil {
 			return c, err
@@ -343,37 +341,50 @@ func countAction(action string, err error) report.Counts {
 }
 
 // resolver is the IDResolver every mapper of the backend uses. It resolves through the
-// bindings, and goes one step further than a plain Binder: a related record that is not
-// synced yet is synced first (imported when the model can fetch one record, exported when
-// it is exportable), and a binding whose local record the app deleted counts as missing,
-// so a relation never hands out the ID of a record that is gone.
+// bindings, and goes further than a plain Binder: a binding whose local record the app
+// deleted counts as missing, so a relation never hands out the ID of a record that is
+// gone; a missing record is imported first (importMissing, through the mapper) or, on
+// export, exported first when its model is exportable.
 type resolver struct{ b *Backend }
 
 func (r resolver) ToLocal(ctx context.Context, model, externalID string) (string, error) {
 	id, err := r.b.binder.ToLocal(ctx, model, externalID)
 	m := r.b.models[model]
-	switch {
-	case err == nil && m == nil:
-		return id, nil
-	case err == nil:
-		ok, xerr := m.exists(ctx, id)
-		if xerr != nil {
-			return "", xerr
-		}
-		if ok {
-			return id, nil
-		}
-		err = fmt.Errorf("%w: %s %q is bound to local record %q, which no longer exists", binding.ErrNotFound, model, externalID, id)
-	case !errors.Is(err, binding.ErrNotFound):
+	if err != nil || m == nil {
+		return id, err
+	}
+	ok, err := m.exists(ctx, id)
+	if err != nil {
 		return "", err
 	}
+	if !ok {
+		return "", fmt.Errorf("%w: %s %q is bound to local record %q, which no longer exists", binding.ErrNotFound, model, externalID, id)
+	}
+	return id, nil
+}
+
+// importMissing is the mappers' WithImportMissing: a related record that is not imported
+// yet (or whose local record the app deleted) is imported first, when its model can fetch
+// one record. A rule marked mapper.SkipMissing never gets here.
+func (r resolver) importMissing(ctx context.Context, model, externalID string) error {
+	m := r.b.models[model]
 	if m == nil || !m.fetcher() || r.inChain(ctx, "import", model, externalID) {
-		return "", err
+		return fmt.Errorf("%w: %s %q is not imported, and %s", binding.ErrNotFound, model, externalID, r.why(m, model))
 	}
-	if _, ierr := m.importOne(r.chain(ctx, "import", model, externalID), []string{externalID}); ierr != nil {
-		return "", fmt.Errorf("importing the related %s %q first: %w", model, externalID, ierr)
+	if _, err := m.importOne(r.chain(ctx, "import", model, externalID), []string{externalID}); err != nil {
+		return fmt.Errorf("importing the related %s %q first: %w", model, externalID, err)
 	}
-	return r.b.binder.ToLocal(ctx, model, externalID)
+	return nil
+}
+
+func (r resolver) why(m model, name string) string {
+	switch {
+	case m == nil:
+		return fmt.Sprintf("no model %q is registered to import it", name)
+	case !m.fetcher():
+		return fmt.Sprintf("model %q has no Import.Fetch path to import one record", name)
+	}
+	return "importing it leads back to this record (a cycle)"
 }
 
 func (r resolver) ToExternal(ctx context.Context, model, localID string) (string, error) {
