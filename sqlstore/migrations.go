@@ -152,6 +152,41 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 4,
+		name:    "schedules",
+		// last_tick: ticks after it are due (the latest tick claimed or skipped, or the
+		// time the entry was enabled); running_tick and lease_until: the run holding the
+		// entry; last_run_at: the tick of the latest run started.
+		sqlite: []string{
+			`CREATE TABLE connkit_schedules (
+				name TEXT PRIMARY KEY,
+				spec TEXT NOT NULL,
+				enabled INTEGER NOT NULL DEFAULT 0,
+				last_tick INTEGER,
+				running_tick INTEGER,
+				lease_until INTEGER,
+				last_run_at INTEGER,
+				last_error TEXT NOT NULL DEFAULT '',
+				last_duration_us INTEGER NOT NULL DEFAULT 0,
+				skipped INTEGER NOT NULL DEFAULT 0
+			)`,
+		},
+		postgres: []string{
+			`CREATE TABLE connkit_schedules (
+				name TEXT PRIMARY KEY,
+				spec TEXT NOT NULL,
+				enabled BOOLEAN NOT NULL DEFAULT FALSE,
+				last_tick TIMESTAMPTZ,
+				running_tick TIMESTAMPTZ,
+				lease_until TIMESTAMPTZ,
+				last_run_at TIMESTAMPTZ,
+				last_error TEXT NOT NULL DEFAULT '',
+				last_duration_us BIGINT NOT NULL DEFAULT 0,
+				skipped BIGINT NOT NULL DEFAULT 0
+			)`,
+		},
+	},
 	// Append new migrations here.
 }
 

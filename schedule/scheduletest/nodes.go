@@ -83,6 +83,11 @@ func RunNodes(t *testing.T, stores ...schedule.Store) {
 		t.Errorf("runs per tick: %v, want the %d ticks once each", runs, ticks)
 	}
 	t.Logf("runs per node: %v", perNode)
+	// Each tick's run ended before the next tick, so nothing may have been skipped: a
+	// skip here means a node claimed a tick that another had already taken.
+	if st, err := stores[0].Get(ctx, "tick"); err != nil || st.Skipped != 0 {
+		t.Errorf("enabled entry: %+v, %v; want no skipped ticks", st, err)
+	}
 	st, err := stores[len(stores)-1].Get(ctx, "off")
 	if err != nil || st.Enabled || !st.LastRunAt.IsZero() {
 		t.Errorf("disabled entry: %+v, %v; want registered, disabled, never run", st, err)
