@@ -97,13 +97,13 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithLease sets how long a run holds its entry without renewing (default 1m). A run
-// renews every third of it, so only a process that died mid-run makes the entry wait;
-// ticks in that time are skipped.
+// WithLease sets how long a run holds its entry without renewing (default 1m, at least
+// 1s: shorter values are raised to 1s). A run renews every third of it, so only a
+// process that died mid-run makes the entry wait; ticks in that time are skipped.
 func WithLease(d time.Duration) Option {
 	return func(s *Scheduler) {
 		if d > 0 {
-			s.lease = d
+			s.lease = max(d, time.Second)
 		}
 	}
 }
@@ -425,20 +425,30 @@ func (s *Scheduler) start(ctx context.Context, wg *sync.WaitGroup, e *entry, tic
 	}()
 }
 
-// renew extends the run's lease every third of it until ctx ends; when the lease is
-// lost, it cancels the run so that it cannot overlap the run that took the entry.
+// renew extends the run's lease every third of it until ctx ends. When the lease is
+// lost, or could not be renewed for a whole lease (the store unreachable), it cancels the
+// run, so that it cannot overlap a run another node may start once the lease expires.
 func (s *Scheduler) renew(ctx context.Context, cancelRun context.CancelFunc, name string, tick time.Time) {
+	renewed := s.clock.Now()
 	for {
 		if s.clock.SleepUntil(ctx, s.clock.Now().Add(s.lease/3)) != nil {
 			return
 		}
 		err := s.store.Renew(ctx, name, tick, s.lease)
 		switch {
+		case err == nil:
+			renewed = s.clock.Now()
+		case ctx.Err() != nil:
+			return
 		case errors.Is(err, ErrLeaseLost):
 			s.log.ErrorContext(ctx, "schedule: run lost its lease, cancelling it", "entry", name, "tick", tick)
 			cancelRun()
 			return
-		case err != nil && ctx.Err() == nil:
+		case s.clock.Now().Sub(renewed) >= s.lease:
+			s.log.ErrorContext(ctx, "schedule: lease not renewed for a whole lease, cancelling the run", "entry", name, "tick", tick, "error", err)
+			cancelRun()
+			return
+		default:
 			s.log.WarnContext(ctx, "schedule: renew lease", "entry", name, "tick", tick, "error", err)
 		}
 	}

@@ -364,31 +364,59 @@ func TestPanicIsRecorded(t *testing.T) {
 	}
 }
 
-// leaseLosingStore loses every lease at its first renewal.
-type leaseLosingStore struct{ schedule.Store }
-
-func (leaseLosingStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
-	return schedule.ErrLeaseLost
+// renewFailingStore fails every renewal with err.
+type renewFailingStore struct {
+	schedule.Store
+	err error
 }
 
-func TestLostLeaseCancelsRun(t *testing.T) {
-	h := newHarness(t, leaseLosingStore{schedule.NewMemoryStore()}, nil, schedule.WithLease(3*time.Minute))
-	cancelled := make(chan error, 1)
-	h.add("x", "@every 1h", func(ctx context.Context, tick time.Time) error {
-		<-ctx.Done()
-		cancelled <- ctx.Err()
-		return ctx.Err()
-	})
-	if err := h.s.Enable(context.Background(), "x"); err != nil {
-		t.Fatal(err)
-	}
-	h.run()
-	h.clock.WaitForSleepers(t, at(13, 0), 1)
-	h.clock.Advance(59*time.Minute + 30*time.Second) // 13:00, the run starts
-	h.clock.WaitForSleepers(t, at(13, 1), 1)         // its first renewal, a third of the lease later
-	h.clock.Advance(time.Minute)
-	if err := <-cancelled; !errors.Is(err, context.Canceled) {
-		t.Fatalf("run ctx: %v, want cancelled", err)
+func (s renewFailingStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
+	return s.err
+}
+
+// A run whose lease cannot be kept is cancelled: at once when another run took the entry,
+// after a whole lease of failed renewals when the store is unreachable.
+func TestRunWithoutLeaseIsCancelled(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		err      error
+		renewals int // failed renewals before the run is cancelled
+	}{
+		{"lost", schedule.ErrLeaseLost, 1},
+		{"unreachable", errors.New("connection refused"), 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, renewFailingStore{schedule.NewMemoryStore(), c.err}, nil, schedule.WithLease(3*time.Minute))
+			cancelled := make(chan error, 1)
+			h.add("x", "@every 1h", func(ctx context.Context, tick time.Time) error {
+				<-ctx.Done()
+				cancelled <- ctx.Err()
+				return ctx.Err()
+			})
+			if err := h.s.Enable(context.Background(), "x"); err != nil {
+				t.Fatal(err)
+			}
+			h.run()
+			h.clock.WaitForSleepers(t, at(13, 0), 1)
+			h.clock.Advance(59*time.Minute + 30*time.Second) // 13:00, the run starts
+			for i := 1; i <= c.renewals; i++ {
+				select {
+				case err := <-cancelled:
+					t.Fatalf("run cancelled (%v) after %d failed renewals, want %d", err, i-1, c.renewals)
+				default:
+				}
+				h.clock.WaitForSleepers(t, at(13, i), 1) // renewals every third of the lease
+				h.clock.Advance(time.Minute)
+			}
+			select {
+			case err := <-cancelled:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("run ctx: %v, want cancelled", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("run not cancelled after %d failed renewals", c.renewals)
+			}
+		})
 	}
 }
 
