@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
-	"github.com/connkit/connkit/bindingtest"
+	"github.com/connkit/connkit/binding/bindingtest"
 )
 
 // fakeClock is a manual clock for one store.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
-	"github.com/connkit/connkit/bindingtest"
+	"github.com/connkit/connkit/binding/bindingtest"
 	"github.com/connkit/connkit/sqlstore"
 )
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
-	"github.com/connkit/connkit/bindingtest"
+	"github.com/connkit/connkit/binding/bindingtest"
 )
 
 // A store package runs the suite from its own tests. With WithAdvance the suite moves
