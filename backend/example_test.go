@@ -62,15 +62,14 @@ func Example() {
 	orders.Put("100", Order{Number: "SO-2", CustomerID: customers.IDs()[0]})
 	job, _ := crm.Later().Export(ctx, "order", "100")
 	_ = crm.Start(ctx)
-	for j, _ := crm.Queue().GetJob(ctx, job.ID); j.State != queue.StateCompleted; j, _ = crm.Queue().GetJob(ctx, job.ID) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	fmt.Println("export job:", waitForJob(ctx, crm.Queue(), job.ID))
 	_ = crm.Stop(ctx)
 	fmt.Println("orders in the CRM:", api.Count("orders"))
 	// Output:
 	// import_customer: created 1
 	// import_order: created 1
 	// sync all error: <nil>
+	// export job: completed
 	// orders in the CRM: 2
 }
 
@@ -91,4 +90,23 @@ func ExampleParseConfig_invalid() {
 	fmt.Println(err)
 	// Output:
 	// invalid backend config "crm": base_url: "crm.example.com" is not an absolute http(s) URL; auth.password: is required for auth type basic (write ${ENV_VAR} to keep it out of the file)
+}
+
+// waitForJob waits until the job is final and returns its state.
+func waitForJob(ctx context.Context, q queue.Queue, id int64) queue.State {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j, err := q.GetJob(ctx, id)
+		if err != nil {
+			return queue.State(err.Error())
+		}
+		switch j.State {
+		case queue.StateCompleted, queue.StateDiscarded, queue.StateCancelled:
+			return j.State
+		}
+		if time.Now().After(deadline) {
+			return j.State
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
