@@ -167,6 +167,11 @@ func NewBatch[T any](rec *Importer[T], list ListFunc, opts ...BatchOption) (*Bat
 	if c.state != nil && c.stateName == "" {
 		return nil, errors.New("importer: WithWatermark needs a name, e.g. \"products.updated_at\"")
 	}
+	if rec.keyed == nil && !c.perRecord {
+		// Said once, here: the fallback is slower, and the app can fix it.
+		rec.cfg.logger.Info("importer: the local store has no keyed create (local.KeyedCreator), so batches import record by record, each under its lease; implement CreateKeyed for the bulk path",
+			"backend", rec.backend, "model", rec.model)
+	}
 	return &Batch[T]{rec: rec, list: list, cfg: c}, nil
 }
 

@@ -1,14 +1,17 @@
 package importer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -297,3 +300,32 @@ func TestBatchCancelled(t *testing.T) {
 	assert.Equal(t, 100, store.Creates())
 	assert.Zero(t, sum.Failed)
 }
+
+// A store without keyed creates makes the batch fall back to the per-record path; that is
+// logged once, when the batch is built, not once per page or record.
+func TestBatchFallbackLoggedOnce(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	imp, err := importer.New(binding.NewMemoryStore(), unkeyed[product]{local.NewMemory[product]()}, "shop", "product", mapProduct,
+		importer.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fakeapi.New(fakeapi.WithClock(tick()))
+	defer s.Close()
+	seedProducts(s, 25)
+	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := batch.Run(context.Background())
+	if err != nil || sum.Created != 25 {
+		t.Fatalf("run: %+v, %v", sum, err)
+	}
+	if n := strings.Count(buf.String(), "no keyed create"); n != 1 {
+		t.Fatalf("fallback logged %d times, want once:\n%s", n, buf.String())
+	}
+}
+
+// unkeyed hides the store's CreateKeyed.
+type unkeyed[T any] struct{ local.Store[T] }
