@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/connkit/connkit/adapter"
 )
 
 // Config is one configured connection to an external system. Build it in Go or load it
@@ -231,6 +233,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit.Burst < 0 {
 		bad("rate_limit.burst", "must not be negative")
+	}
+	if _, err := adapter.ParseLimitHeaders(c.RateLimit.Headers); err != nil {
+		bad("rate_limit.headers", "%q: use x-ratelimit, ietf or shopify", c.RateLimit.Headers)
 	}
 	if c.Retry.MaxAttempts < 0 {
 		bad("retry.max_attempts", "must not be negative")

@@ -273,3 +273,43 @@ func TestExportPartialFailure(t *testing.T) {
 func final(s queue.State) bool {
 	return s == queue.StateCompleted || s == queue.StateDiscarded || s == queue.StateCancelled
 }
+
+// A schedule runs its operation once enabled, through a deferred job; a schedule that is
+// never enabled never runs. Both are declared in the config file's terms.
+func TestSchedulesRunOnlyWhenEnabled(t *testing.T) {
+	ctx := context.Background()
+	var enabledRuns, disabledRuns atomic.Int32
+	cfg := backend.Config{Name: "crm", BaseURL: "https://crm.example.com", Schedules: []backend.ScheduleConfig{
+		{Name: "often", Operation: "tick", Spec: "@every 1s"},
+		{Name: "never", Operation: "tock", Spec: "@every 1s"},
+	}}
+	b, err := backend.New(cfg,
+		backend.WithOperation("tick", func(context.Context, *backend.Backend) (report.Counts, error) {
+			enabledRuns.Add(1)
+			return report.Counts{}, nil
+		}),
+		backend.WithOperation("tock", func(context.Context, *backend.Backend) (report.Counts, error) {
+			disabledRuns.Add(1)
+			return report.Counts{}, nil
+		}))
+	require.NoError(t, err)
+	require.NoError(t, b.Start(ctx))
+	defer b.Stop(context.Background())
+	require.NoError(t, b.Schedules().Enable(ctx, "crm/often"))
+
+	deadline := time.Now().Add(30 * time.Second)
+	for enabledRuns.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.GreaterOrEqual(t, enabledRuns.Load(), int32(2), "the enabled schedule ran on two ticks")
+	assert.Zero(t, disabledRuns.Load(), "a schedule never enabled never runs")
+}
+
+func TestScheduleNamesAnUnknownOperation(t *testing.T) {
+	_, err := backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"},
+		backend.WithSchedule("nightly", "@daily", "import_invoice"))
+	require.ErrorIs(t, err, backend.ErrUnknownOperation)
+	_, err = backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"},
+		backend.WithSchedule("nightly", "every day", backend.SyncAllOperation))
+	require.Error(t, err, "a bad spec fails at New")
+}
