@@ -13,7 +13,7 @@ import (
 
 // claimerEnv is a store and a Claimer on one fake clock. Waits between claims advance
 // the clock; renewals (waits of TTL/3) never come, so these tests see no renewal.
-func claimerEnv(t *testing.T) (*binding.MemoryStore, *binding.Claimer, *fakeClock, *[]time.Duration) {
+func claimerEnv(t *testing.T) (binding.Store, *binding.Claimer, *fakeClock, *[]time.Duration) {
 	t.Helper()
 	clock := newFakeClock()
 	s := binding.NewMemoryStore(binding.WithClock(clock.Now))
@@ -150,7 +150,7 @@ func TestClaimerDefaultsAndOwners(t *testing.T) {
 // renewEnv is a Claimer whose renewals run one at a time when the test says: each
 // renewal wait reports on slept and returns when wake receives.
 type renewEnv struct {
-	s      *binding.MemoryStore
+	s      binding.Store
 	c      *binding.Claimer
 	clock  *fakeClock
 	slept  chan time.Duration

@@ -33,7 +33,7 @@ func ExampleBinder() {
 	// true
 }
 
-func ExampleMemoryStore_Claim() {
+func ExampleNewMemoryStore_claim() {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
 	store := binding.NewMemoryStore(binding.WithClock(func() time.Time { return now }))

@@ -11,9 +11,8 @@ import (
 // listPageSize is how many bindings List copies per lock acquisition.
 const listPageSize = 500
 
-// MemoryStore is a Store kept in memory: for unit tests and short-lived programs. It is
-// safe for concurrent use, and every Binding it returns is a copy.
-type MemoryStore struct {
+// memoryStore is the Store returned by NewMemoryStore.
+type memoryStore struct {
 	now func() time.Time
 
 	mu sync.RWMutex
@@ -94,7 +93,7 @@ type scopeCache struct {
 }
 
 // maps returns the external and local index maps of (backend, model), creating them.
-func (c *scopeCache) maps(s *MemoryStore, backend, model string) (ext, loc map[string]int64) {
+func (c *scopeCache) maps(s *memoryStore, backend, model string) (ext, loc map[string]int64) {
 	if c.ext != nil && c.sc.backend == backend && c.sc.model == model {
 		return c.ext, c.loc
 	}
@@ -110,34 +109,35 @@ func (c *scopeCache) maps(s *MemoryStore, backend, model string) (ext, loc map[s
 	return c.ext, c.loc
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ Store = (*memoryStore)(nil)
 
-// MemoryOption configures a MemoryStore.
-type MemoryOption func(*MemoryStore)
+// MemoryOption configures the store NewMemoryStore returns.
+type MemoryOption func(*memoryStore)
 
 // WithClock makes the store read the time from now instead of time.Now; tests use it to
 // expire leases and stamp records without waiting.
 func WithClock(now func() time.Time) MemoryOption {
-	return func(s *MemoryStore) {
+	return func(s *memoryStore) {
 		if now != nil {
 			s.now = now
 		}
 	}
 }
 
-// NewMemoryStore returns an empty in-memory store.
-func NewMemoryStore(opts ...MemoryOption) *MemoryStore {
-	s := &MemoryStore{now: time.Now, byExt: index{}, byLocal: index{}}
+// NewMemoryStore returns an empty Store kept in memory: for unit tests and short-lived
+// programs. It is safe for concurrent use, and every Binding it returns is a copy.
+func NewMemoryStore(opts ...MemoryOption) Store {
+	s := &memoryStore{now: time.Now, byExt: index{}, byLocal: index{}}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-func (s *MemoryStore) clock() time.Time { return utc(s.now()) }
+func (s *memoryStore) clock() time.Time { return utc(s.now()) }
 
 // row returns the live binding with the given ID, or nil.
-func (s *MemoryStore) row(id int64) *Binding {
+func (s *memoryStore) row(id int64) *Binding {
 	if id < 1 || id > int64(s.rows.n) {
 		return nil
 	}
@@ -149,7 +149,7 @@ func (s *MemoryStore) row(id int64) *Binding {
 }
 
 // Get implements Store.
-func (s *MemoryStore) Get(ctx context.Context, id int64) (Binding, error) {
+func (s *memoryStore) Get(ctx context.Context, id int64) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: get %d: %w", id, err)
 	}
@@ -163,17 +163,17 @@ func (s *MemoryStore) Get(ctx context.Context, id int64) (Binding, error) {
 }
 
 // GetByExternal implements Store.
-func (s *MemoryStore) GetByExternal(ctx context.Context, backend, model, externalID string) (Binding, error) {
+func (s *memoryStore) GetByExternal(ctx context.Context, backend, model, externalID string) (Binding, error) {
 	return s.getBy(ctx, s.byExt, "external", backend, model, externalID)
 }
 
 // GetByLocal implements Store.
-func (s *MemoryStore) GetByLocal(ctx context.Context, backend, model, localID string) (Binding, error) {
+func (s *memoryStore) GetByLocal(ctx context.Context, backend, model, localID string) (Binding, error) {
 	return s.getBy(ctx, s.byLocal, "local", backend, model, localID)
 }
 
 // GetManyByExternal implements Store, under one read lock.
-func (s *MemoryStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]Binding, error) {
+func (s *memoryStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: get %d %s/%s bindings by external ID: %w", len(externalIDs), backend, model, err)
 	}
@@ -189,7 +189,7 @@ func (s *MemoryStore) GetManyByExternal(ctx context.Context, backend, model stri
 	return out, nil
 }
 
-func (s *MemoryStore) getBy(ctx context.Context, idx index, side, backend, model, id string) (Binding, error) {
+func (s *memoryStore) getBy(ctx context.Context, idx index, side, backend, model, id string) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
 	}
@@ -212,7 +212,7 @@ func (e *notFoundKey) Error() string {
 func (e *notFoundKey) Unwrap() error { return ErrNotFound }
 
 // Ensure implements Store.
-func (s *MemoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, error) {
+func (s *memoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
@@ -237,7 +237,7 @@ func (s *MemoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, err
 }
 
 // Upsert implements Store.
-func (s *MemoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
+func (s *memoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
@@ -252,7 +252,7 @@ func (s *MemoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 
 // UpsertBatch implements Store. It is all or nothing: a failing item rolls back the
 // items before it.
-func (s *MemoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error) {
+func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
 	}
@@ -298,7 +298,7 @@ type undoStep struct {
 	prev int
 }
 
-func (s *MemoryStore) rollback(u *undoLog) {
+func (s *memoryStore) rollback(u *undoLog) {
 	// Undo the writes last to first: each step then finds the store exactly as that write
 	// left it, so taking its keys out of the indexes never removes a key that an earlier
 	// write (now restored) owns.
@@ -317,7 +317,7 @@ func (s *MemoryStore) rollback(u *undoLog) {
 
 // upsertLocked resolves which binding b is, then writes it. u, when not nil, records the
 // previous state for rollback.
-func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scopeCache) (Binding, error) {
+func (s *memoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scopeCache) (Binding, error) {
 	if b.ID != 0 {
 		if err := b.Validate(); err != nil {
 			return Binding{}, err
@@ -367,7 +367,7 @@ func (s *MemoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scop
 
 // merge returns b written over cur with Upsert's rules: the stored ID, creation time and
 // lease stay, and empty IDs keep the stored ones.
-func (s *MemoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
+func (s *memoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 	next := b
 	next.ID, next.CreatedAt, next.UpdatedAt = cur.ID, cur.CreatedAt, now
 	next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
@@ -386,7 +386,7 @@ func (s *MemoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 
 // insertLocked appends b as a new binding and indexes it in ext and loc, the maps of its
 // scope; the caller has checked uniqueness.
-func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64, u *undoLog) Binding {
+func (s *memoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64, u *undoLog) Binding {
 	b.ID = int64(s.rows.n) + 1
 	b.CreatedAt, b.UpdatedAt = now, now
 	b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
@@ -409,7 +409,7 @@ func (s *MemoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string
 
 // replaceLocked stores next over cur, re-indexing it when its keys change; the caller has
 // checked uniqueness.
-func (s *MemoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Binding {
+func (s *memoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Binding {
 	if u != nil {
 		u.steps = append(u.steps, undoStep{id: cur.ID, prev: len(u.updates)})
 		u.updates = append(u.updates, *cur)
@@ -427,7 +427,7 @@ func (s *MemoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Bind
 }
 
 // checkUnique fails with ErrConflict when b's IDs are bound to a binding other than self.
-func (s *MemoryStore) checkUnique(b *Binding, self int64) error {
+func (s *memoryStore) checkUnique(b *Binding, self int64) error {
 	if other := s.byExt.get(b.Backend, b.Model, b.ExternalID); other != 0 && other != self {
 		return fmt.Errorf("%s/%s external ID %q is already bound to binding %d: %w",
 			b.Backend, b.Model, b.ExternalID, other, ErrConflict)
@@ -439,18 +439,18 @@ func (s *MemoryStore) checkUnique(b *Binding, self int64) error {
 	return nil
 }
 
-func (s *MemoryStore) index(b *Binding) {
+func (s *memoryStore) index(b *Binding) {
 	s.byExt.put(b.Backend, b.Model, b.ExternalID, b.ID)
 	s.byLocal.put(b.Backend, b.Model, b.LocalID, b.ID)
 }
 
-func (s *MemoryStore) unindex(b *Binding) {
+func (s *memoryStore) unindex(b *Binding) {
 	s.byExt.del(b.Backend, b.Model, b.ExternalID)
 	s.byLocal.del(b.Backend, b.Model, b.LocalID)
 }
 
 // update runs fn on the stored binding id under the write lock and returns the result.
-func (s *MemoryStore) update(ctx context.Context, op string, id int64, fn func(b *Binding, now time.Time) error) (Binding, error) {
+func (s *memoryStore) update(ctx context.Context, op string, id int64, fn func(b *Binding, now time.Time) error) (Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
 	}
@@ -467,7 +467,7 @@ func (s *MemoryStore) update(ctx context.Context, op string, id int64, fn func(b
 }
 
 // MarkSuccess implements Store.
-func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Binding, error) {
+func (s *memoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Binding, error) {
 	return s.update(ctx, "mark success", id, func(b *Binding, now time.Time) error {
 		if err := checkLease(b, sc.Owner, now); err != nil {
 			return err
@@ -500,7 +500,7 @@ func (s *MemoryStore) MarkSuccess(ctx context.Context, id int64, sc Success) (Bi
 }
 
 // MarkFailed implements Store.
-func (s *MemoryStore) MarkFailed(ctx context.Context, id int64, f Failure) (Binding, error) {
+func (s *memoryStore) MarkFailed(ctx context.Context, id int64, f Failure) (Binding, error) {
 	return s.update(ctx, "mark failed", id, func(b *Binding, now time.Time) error {
 		if err := checkLease(b, f.Owner, now); err != nil {
 			return err
@@ -513,7 +513,7 @@ func (s *MemoryStore) MarkFailed(ctx context.Context, id int64, f Failure) (Bind
 }
 
 // SetStatus implements Store.
-func (s *MemoryStore) SetStatus(ctx context.Context, id int64, owner string, st Status) error {
+func (s *memoryStore) SetStatus(ctx context.Context, id int64, owner string, st Status) error {
 	if !st.Valid() {
 		return fmt.Errorf("binding: set status of %d: unknown status %q: %w", id, st, ErrInvalid)
 	}
@@ -529,7 +529,7 @@ func (s *MemoryStore) SetStatus(ctx context.Context, id int64, owner string, st 
 }
 
 // Claim implements Store.
-func (s *MemoryStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
+func (s *memoryStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
 	if err := validateClaim("claim", id, owner, ttl); err != nil {
 		return Binding{}, err
 	}
@@ -551,7 +551,7 @@ func (s *MemoryStore) Claim(ctx context.Context, id int64, owner string, ttl tim
 }
 
 // Renew implements Store.
-func (s *MemoryStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
+func (s *memoryStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (Binding, error) {
 	if err := validateClaim("renew", id, owner, ttl); err != nil {
 		return Binding{}, err
 	}
@@ -565,7 +565,7 @@ func (s *MemoryStore) Renew(ctx context.Context, id int64, owner string, ttl tim
 }
 
 // Release implements Store.
-func (s *MemoryStore) Release(ctx context.Context, id int64, owner string) error {
+func (s *memoryStore) Release(ctx context.Context, id int64, owner string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding: release %d: %w", id, err)
 	}
@@ -578,7 +578,7 @@ func (s *MemoryStore) Release(ctx context.Context, id int64, owner string) error
 }
 
 // Delete implements Store.
-func (s *MemoryStore) Delete(ctx context.Context, id int64) error {
+func (s *memoryStore) Delete(ctx context.Context, id int64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding: delete %d: %w", id, err)
 	}
@@ -595,7 +595,7 @@ func (s *MemoryStore) Delete(ctx context.Context, id int64) error {
 
 // List implements Store. It copies at most listPageSize matches per lock acquisition and
 // yields them with the lock released, so the loop body may write to the store.
-func (s *MemoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, error] {
+func (s *memoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, error] {
 	return func(yield func(Binding, error) bool) {
 		if err := f.Validate(); err != nil {
 			yield(Binding{}, fmt.Errorf("binding: list: %w", err))
@@ -635,7 +635,7 @@ func (s *MemoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, err
 // page copies up to n bindings matching f with IDs above after. It examines a bounded
 // number of rows so that a sparse filter does not hold the lock for a full scan; last is
 // the highest ID examined, done reports the end of the store.
-func (s *MemoryStore) page(f *Filter, after int64, n int) (page []Binding, last int64, done bool) {
+func (s *memoryStore) page(f *Filter, after int64, n int) (page []Binding, last int64, done bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	budget := 8 * listPageSize
@@ -651,7 +651,7 @@ func (s *MemoryStore) page(f *Filter, after int64, n int) (page []Binding, last 
 }
 
 // Counts implements Store.
-func (s *MemoryStore) Counts(ctx context.Context, backend, model string) (map[Status]int, error) {
+func (s *memoryStore) Counts(ctx context.Context, backend, model string) (map[Status]int, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: counts of %s/%s: %w", backend, model, err)
 	}

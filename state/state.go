@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/connkit/connkit/internal/statekey"
 )
 
 // Store keeps named values per backend. Implementations are safe for concurrent use; the
@@ -42,33 +44,24 @@ var ErrNotFound = errors.New("state: not found")
 
 // ErrEmptyName is returned (wrapped) when a call names no value. The backend may be empty
 // (values shared by every backend); the name may not.
-var ErrEmptyName = errors.New("state: empty name")
-
-// CheckKey validates a (backend, name) key; stores call it before touching anything.
-func CheckKey(backend, name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: backend %q: give the value a name such as \"cursor\"", ErrEmptyName, backend)
-	}
-	return nil
-}
+var ErrEmptyName = statekey.ErrEmptyName
 
 type key struct{ backend, name string }
 
-// Memory is an in-memory Store, safe for concurrent use. The zero value is not usable;
-// call NewMemory.
-type Memory struct {
+// memory is the Store returned by NewMemory.
+type memory struct {
 	mu     sync.Mutex
 	values map[key][]byte
 }
 
-// NewMemory returns an empty in-memory Store.
-func NewMemory() *Memory { return &Memory{values: make(map[key][]byte)} }
+// NewMemory returns an empty Store kept in memory, safe for concurrent use.
+func NewMemory() Store { return &memory{values: make(map[key][]byte)} }
 
-var _ Store = (*Memory)(nil)
+var _ Store = (*memory)(nil)
 
 // Get implements Store.
-func (m *Memory) Get(ctx context.Context, backend, name string) ([]byte, error) {
-	if err := CheckKey(backend, name); err != nil {
+func (m *memory) Get(ctx context.Context, backend, name string) ([]byte, error) {
+	if err := statekey.Check(backend, name); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -84,8 +77,8 @@ func (m *Memory) Get(ctx context.Context, backend, name string) ([]byte, error) 
 }
 
 // Put implements Store.
-func (m *Memory) Put(ctx context.Context, backend, name string, value []byte) error {
-	if err := CheckKey(backend, name); err != nil {
+func (m *memory) Put(ctx context.Context, backend, name string, value []byte) error {
+	if err := statekey.Check(backend, name); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -98,8 +91,8 @@ func (m *Memory) Put(ctx context.Context, backend, name string, value []byte) er
 }
 
 // CompareAndSwap implements Store.
-func (m *Memory) CompareAndSwap(ctx context.Context, backend, name string, old, new []byte) (bool, error) {
-	if err := CheckKey(backend, name); err != nil {
+func (m *memory) CompareAndSwap(ctx context.Context, backend, name string, old, new []byte) (bool, error) {
+	if err := statekey.Check(backend, name); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -121,8 +114,8 @@ func (m *Memory) CompareAndSwap(ctx context.Context, backend, name string, old, 
 }
 
 // Delete implements Store.
-func (m *Memory) Delete(ctx context.Context, backend, name string) error {
-	if err := CheckKey(backend, name); err != nil {
+func (m *memory) Delete(ctx context.Context, backend, name string) error {
+	if err := statekey.Check(backend, name); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {

@@ -14,7 +14,7 @@ func TestMemory(t *testing.T) {
 }
 
 // A watermark advanced with CompareAndSwap: the swap fails if another worker moved it.
-func ExampleMemory() {
+func ExampleNewMemory() {
 	ctx := context.Background()
 	s := state.NewMemory()
 

@@ -54,7 +54,7 @@ func TestModelPassesMemoryStore(t *testing.T) {
 // these wrappers keep the check honest about every other operation.
 
 // nonAtomicBatch writes batch items one by one and leaves the earlier ones on failure.
-type nonAtomicBatch struct{ *binding.MemoryStore }
+type nonAtomicBatch struct{ binding.Store }
 
 func (s nonAtomicBatch) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
 	out := make([]binding.Binding, len(bs))
@@ -69,10 +69,10 @@ func (s nonAtomicBatch) UpsertBatch(ctx context.Context, bs []binding.Binding) (
 }
 
 // batchIndexOffByOne names the item after the failing one.
-type batchIndexOffByOne struct{ *binding.MemoryStore }
+type batchIndexOffByOne struct{ binding.Store }
 
 func (s batchIndexOffByOne) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
-	out, err := s.MemoryStore.UpsertBatch(ctx, bs)
+	out, err := s.Store.UpsertBatch(ctx, bs)
 	var be *binding.BatchError
 	if errors.As(err, &be) && be.Index+1 < len(bs) {
 		return nil, &binding.BatchError{Index: be.Index + 1, Err: be.Err}
@@ -81,10 +81,10 @@ func (s batchIndexOffByOne) UpsertBatch(ctx context.Context, bs []binding.Bindin
 }
 
 // ensureWrites overwrites the binding it finds, as Upsert would.
-type ensureWrites struct{ *binding.MemoryStore }
+type ensureWrites struct{ binding.Store }
 
 func (s ensureWrites) Ensure(ctx context.Context, b binding.Binding) (binding.Binding, bool, error) {
-	got, created, err := s.MemoryStore.Ensure(ctx, b)
+	got, created, err := s.Store.Ensure(ctx, b)
 	if err != nil || created {
 		return got, created, err
 	}
@@ -94,10 +94,10 @@ func (s ensureWrites) Ensure(ctx context.Context, b binding.Binding) (binding.Bi
 }
 
 // upsertDropsLease loses the lease of the binding it writes.
-type upsertDropsLease struct{ *binding.MemoryStore }
+type upsertDropsLease struct{ binding.Store }
 
 func (s upsertDropsLease) Upsert(ctx context.Context, b binding.Binding) (binding.Binding, error) {
-	got, err := s.MemoryStore.Upsert(ctx, b)
+	got, err := s.Store.Upsert(ctx, b)
 	if err == nil && got.LeaseOwner != "" {
 		if err := s.Release(ctx, got.ID, got.LeaseOwner); err != nil {
 			return binding.Binding{}, err
@@ -108,31 +108,31 @@ func (s upsertDropsLease) Upsert(ctx context.Context, b binding.Binding) (bindin
 }
 
 // staleMarkFailed returns the binding as it was before the failure was counted.
-type staleMarkFailed struct{ *binding.MemoryStore }
+type staleMarkFailed struct{ binding.Store }
 
 func (s staleMarkFailed) MarkFailed(ctx context.Context, id int64, f binding.Failure) (binding.Binding, error) {
-	got, err := s.MemoryStore.MarkFailed(ctx, id, f)
+	got, err := s.Store.MarkFailed(ctx, id, f)
 	got.RetryCount--
 	return got, err
 }
 
 // holderOf returns the lease owner of binding id ("" when there is none or no binding).
-func holderOf(ctx context.Context, s *binding.MemoryStore, id int64) string {
+func holderOf(ctx context.Context, s binding.Store, id int64) string {
 	b, _ := s.Get(ctx, id)
 	return b.LeaseOwner
 }
 
 // markSuccessIgnoresLease writes whoever holds the lease, as stores did before the lease
 // rule.
-type markSuccessIgnoresLease struct{ *binding.MemoryStore }
+type markSuccessIgnoresLease struct{ binding.Store }
 
 func (s markSuccessIgnoresLease) MarkSuccess(ctx context.Context, id int64, sc binding.Success) (binding.Binding, error) {
-	sc.Owner = holderOf(ctx, s.MemoryStore, id)
-	return s.MemoryStore.MarkSuccess(ctx, id, sc)
+	sc.Owner = holderOf(ctx, s.Store, id)
+	return s.Store.MarkSuccess(ctx, id, sc)
 }
 
 // batchIgnoresLease writes every item whoever holds the lease.
-type batchIgnoresLease struct{ *binding.MemoryStore }
+type batchIgnoresLease struct{ binding.Store }
 
 func (s batchIgnoresLease) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
 	bs = slices.Clone(bs)
@@ -147,21 +147,21 @@ func (s batchIgnoresLease) UpsertBatch(ctx context.Context, bs []binding.Binding
 		}
 		bs[i].LeaseOwner = cur.LeaseOwner
 	}
-	return s.MemoryStore.UpsertBatch(ctx, bs)
+	return s.Store.UpsertBatch(ctx, bs)
 }
 
 // renewRetakes renews by claiming, which takes a released or lost lease back.
-type renewRetakes struct{ *binding.MemoryStore }
+type renewRetakes struct{ binding.Store }
 
 func (s renewRetakes) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
 	return s.Claim(ctx, id, owner, ttl)
 }
 
 // lostIsLocked reports a lost lease as ErrLocked, the sentinel of a lease never held.
-type lostIsLocked struct{ *binding.MemoryStore }
+type lostIsLocked struct{ binding.Store }
 
 func (s lostIsLocked) SetStatus(ctx context.Context, id int64, owner string, st binding.Status) error {
-	err := s.MemoryStore.SetStatus(ctx, id, owner, st)
+	err := s.Store.SetStatus(ctx, id, owner, st)
 	var lost *binding.LeaseLostError
 	if errors.As(err, &lost) {
 		return &binding.LockedError{ID: id, Owner: lost.Holder, Expires: lost.Expires}
@@ -170,10 +170,10 @@ func (s lostIsLocked) SetStatus(ctx context.Context, id int64, owner string, st 
 }
 
 // getManyDropsOne leaves one binding out of a result of several.
-type getManyDropsOne struct{ *binding.MemoryStore }
+type getManyDropsOne struct{ binding.Store }
 
 func (s getManyDropsOne) GetManyByExternal(ctx context.Context, backend, model string, ids []string) (map[string]binding.Binding, error) {
-	got, err := s.MemoryStore.GetManyByExternal(ctx, backend, model, ids)
+	got, err := s.Store.GetManyByExternal(ctx, backend, model, ids)
 	if len(got) > 1 {
 		delete(got, slices.Sorted(maps.Keys(got))[0])
 	}
@@ -181,28 +181,28 @@ func (s getManyDropsOne) GetManyByExternal(ctx context.Context, backend, model s
 }
 
 // listIgnoresLimit lists every match whatever Filter.Limit says.
-type listIgnoresLimit struct{ *binding.MemoryStore }
+type listIgnoresLimit struct{ binding.Store }
 
 func (s listIgnoresLimit) List(ctx context.Context, f binding.Filter) iter.Seq2[binding.Binding, error] {
 	f.Limit = 0
-	return s.MemoryStore.List(ctx, f)
+	return s.Store.List(ctx, f)
 }
 
 // localTimes returns lookups by local ID with times in a zone other than UTC.
-type localTimes struct{ *binding.MemoryStore }
+type localTimes struct{ binding.Store }
 
 func (s localTimes) GetByLocal(ctx context.Context, backend, model, id string) (binding.Binding, error) {
-	got, err := s.MemoryStore.GetByLocal(ctx, backend, model, id)
+	got, err := s.Store.GetByLocal(ctx, backend, model, id)
 	zone := time.FixedZone("UTC+1", 3600)
 	got.CreatedAt, got.UpdatedAt = got.CreatedAt.In(zone), got.UpdatedAt.In(zone)
 	return got, err
 }
 
 // countsSkipFailed leaves failed bindings out of Counts.
-type countsSkipFailed struct{ *binding.MemoryStore }
+type countsSkipFailed struct{ binding.Store }
 
 func (s countsSkipFailed) Counts(ctx context.Context, backend, model string) (map[binding.Status]int, error) {
-	got, err := s.MemoryStore.Counts(ctx, backend, model)
+	got, err := s.Store.Counts(ctx, backend, model)
 	delete(got, binding.StatusFailed)
 	return got, err
 }
@@ -210,21 +210,21 @@ func (s countsSkipFailed) Counts(ctx context.Context, backend, model string) (ma
 func TestModelCatchesBrokenStores(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		s    func(*binding.MemoryStore) binding.Store
+		s    func(binding.Store) binding.Store
 	}{
-		{"batch not atomic", func(m *binding.MemoryStore) binding.Store { return nonAtomicBatch{m} }},
-		{"batch error names the wrong item", func(m *binding.MemoryStore) binding.Store { return batchIndexOffByOne{m} }},
-		{"Ensure writes an existing binding", func(m *binding.MemoryStore) binding.Store { return ensureWrites{m} }},
-		{"Upsert drops the lease", func(m *binding.MemoryStore) binding.Store { return upsertDropsLease{m} }},
-		{"MarkFailed returns a stale binding", func(m *binding.MemoryStore) binding.Store { return staleMarkFailed{m} }},
-		{"GetManyByExternal drops a binding", func(m *binding.MemoryStore) binding.Store { return getManyDropsOne{m} }},
-		{"List ignores Limit", func(m *binding.MemoryStore) binding.Store { return listIgnoresLimit{m} }},
-		{"GetByLocal returns local times", func(m *binding.MemoryStore) binding.Store { return localTimes{m} }},
-		{"Counts skips failed bindings", func(m *binding.MemoryStore) binding.Store { return countsSkipFailed{m} }},
-		{"MarkSuccess ignores the lease", func(m *binding.MemoryStore) binding.Store { return markSuccessIgnoresLease{m} }},
-		{"UpsertBatch ignores the lease", func(m *binding.MemoryStore) binding.Store { return batchIgnoresLease{m} }},
-		{"Renew retakes a lost lease", func(m *binding.MemoryStore) binding.Store { return renewRetakes{m} }},
-		{"a lost lease reported as locked", func(m *binding.MemoryStore) binding.Store { return lostIsLocked{m} }},
+		{"batch not atomic", func(m binding.Store) binding.Store { return nonAtomicBatch{m} }},
+		{"batch error names the wrong item", func(m binding.Store) binding.Store { return batchIndexOffByOne{m} }},
+		{"Ensure writes an existing binding", func(m binding.Store) binding.Store { return ensureWrites{m} }},
+		{"Upsert drops the lease", func(m binding.Store) binding.Store { return upsertDropsLease{m} }},
+		{"MarkFailed returns a stale binding", func(m binding.Store) binding.Store { return staleMarkFailed{m} }},
+		{"GetManyByExternal drops a binding", func(m binding.Store) binding.Store { return getManyDropsOne{m} }},
+		{"List ignores Limit", func(m binding.Store) binding.Store { return listIgnoresLimit{m} }},
+		{"GetByLocal returns local times", func(m binding.Store) binding.Store { return localTimes{m} }},
+		{"Counts skips failed bindings", func(m binding.Store) binding.Store { return countsSkipFailed{m} }},
+		{"MarkSuccess ignores the lease", func(m binding.Store) binding.Store { return markSuccessIgnoresLease{m} }},
+		{"UpsertBatch ignores the lease", func(m binding.Store) binding.Store { return batchIgnoresLease{m} }},
+		{"Renew retakes a lost lease", func(m binding.Store) binding.Store { return renewRetakes{m} }},
+		{"a lost lease reported as locked", func(m binding.Store) binding.Store { return lostIsLocked{m} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const seed = 42
