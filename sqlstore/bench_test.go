@@ -23,11 +23,11 @@ func BenchmarkBindingStore(b *testing.B) {
 	}
 }
 
-// BenchmarkVsDatabaseSQL compares BindingStore with a hand-written database/sql loop on
+// BenchmarkVsDatabaseSQL compares the binding store with a hand-written database/sql loop on
 // the same database: plain INSERT … ON CONFLICT DO UPDATE (and a plain SELECT) with
 // prepared statements, into a table of the same shape and indexes, in the same batched
 // transactions (single upserts autocommit). It reports records/s for
-// both and "x-baseline", BindingStore's time divided by the loop's.
+// both and "x-baseline", the store's time divided by the loop's.
 func BenchmarkVsDatabaseSQL(b *testing.B) {
 	engs := []engine{
 		{"sqlite-file", func(b testing.TB, opts ...sqlstore.Option) *sqlstore.DB {

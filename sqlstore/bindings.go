@@ -14,17 +14,10 @@ import (
 	"github.com/connkit/connkit/internal/bindingkit"
 )
 
-// BindingStore is the SQL binding.Store. Get one from DB.Bindings; it is safe for
-// concurrent use and across processes sharing the database.
-//
-// Leases: Claim, Renew and the lease rule of binding.Store are single conditional
-// statements, so they hold across processes. On Postgres, lease times (the expiry Claim
-// and Renew set, and "unexpired" in the lease rule) come from the database clock (now()),
-// so processes whose clocks disagree still agree on who holds a lease; WithClock does not
-// change them. On SQLite, one machine, they come from the process clock (WithClock).
-type BindingStore struct{ db *DB }
+// bindingStore is the SQL binding.Store returned by DB.Bindings.
+type bindingStore struct{ db *DB }
 
-var _ binding.Store = (*BindingStore)(nil)
+var _ binding.Store = (*bindingStore)(nil)
 
 const bindingCols = `id, backend, model, local_id, external_id, status, last_error, retry_count, synced_at,
 	external_updated_at, hash, no_export, lease_owner, lease_expires_at, created_at, updated_at`
@@ -42,7 +35,7 @@ func scanBinding(sc scanner) (binding.Binding, error) {
 }
 
 // queryOne returns the binding selected by where, and whether there is one.
-func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, args ...any) (binding.Binding, bool, error) {
+func (s *bindingStore) queryOne(ctx context.Context, q querier, where string, args ...any) (binding.Binding, bool, error) {
 	b, err := scanBinding(q.QueryRowContext(ctx, s.db.q(`SELECT `+bindingCols+` FROM connkit_bindings WHERE `+where), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return binding.Binding{}, false, nil
@@ -59,7 +52,7 @@ func (s *BindingStore) queryOne(ctx context.Context, q querier, where string, ar
 // retried: the next attempt finds the row and updates it. So are a *retryBatch, which
 // UpsertBatch's next attempt runs one item at a time, and a transaction Postgres aborted
 // as a deadlock (concurrent batches writing the same keys in different orders).
-func (s *BindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
+func (s *bindingStore) writeTx(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
 		var cache *stmtCache
 		err := s.db.inTx(ctx, func(tx *sql.Tx) error {
@@ -143,7 +136,7 @@ func notFoundID(op string, id int64) error {
 
 // leaseNow is the lease clock in SQL: the database's on Postgres, the process's (one
 // argument, now) on SQLite.
-func (s *BindingStore) leaseNow(now time.Time) (string, []any) {
+func (s *bindingStore) leaseNow(now time.Time) (string, []any) {
 	if s.db.dialect == Postgres {
 		return `now()`, nil
 	}
@@ -152,7 +145,7 @@ func (s *BindingStore) leaseNow(now time.Time) (string, []any) {
 
 // leaseGuard is the lease rule of binding.Store as a WHERE condition on the stored row
 // (table connkit_bindings) for a write naming owner, and its arguments.
-func (s *BindingStore) leaseGuard(owner string, now time.Time) (string, []any) {
+func (s *bindingStore) leaseGuard(owner string, now time.Time) (string, []any) {
 	if owner != "" {
 		return `connkit_bindings.lease_owner = ?`, []any{owner}
 	}
@@ -162,7 +155,7 @@ func (s *BindingStore) leaseGuard(owner string, now time.Time) (string, []any) {
 
 // leaseRow reads the binding selected by where together with whether its lease is
 // unexpired on the lease clock, to explain a write the lease rule refused.
-func (s *BindingStore) leaseRow(ctx context.Context, q querier, now time.Time, where string, args ...any) (binding.Binding, bool, bool, error) {
+func (s *bindingStore) leaseRow(ctx context.Context, q querier, now time.Time, where string, args ...any) (binding.Binding, bool, bool, error) {
 	at, atArgs := s.leaseNow(now)
 	row := q.QueryRowContext(ctx, s.db.q(`SELECT `+bindingCols+`, (lease_owner IS NOT NULL AND lease_expires_at > `+at+
 		`) FROM connkit_bindings WHERE `+where), append(atArgs, args...)...)
@@ -186,7 +179,7 @@ var errLeaseMoved = errors.New("sqlstore: the lease changed during the write")
 // explainRefusal returns why a guarded write selected by where matched no row: missing
 // (nil when missing is nil and the row is gone, as for a keyed upsert whose row vanished),
 // or the lease error; errLeaseMoved when the lease now allows the write.
-func (s *BindingStore) explainRefusal(ctx context.Context, q querier, now time.Time, owner string, missing error, where string, args ...any) error {
+func (s *bindingStore) explainRefusal(ctx context.Context, q querier, now time.Time, owner string, missing error, where string, args ...any) error {
 	cur, leased, ok, err := s.leaseRow(ctx, q, now, where, args...)
 	switch {
 	case err != nil:
@@ -209,7 +202,7 @@ const guardedAttempts = 5
 // guardedUpdate runs prefix ("UPDATE connkit_bindings SET … WHERE id = ?", with args)
 // under the lease rule for owner and returns the updated binding, missing when there is
 // no binding id, or the lease error.
-func (s *BindingStore) guardedUpdate(ctx context.Context, q querier, id int64, owner string, missing error, prefix string, args ...any) (binding.Binding, error) {
+func (s *bindingStore) guardedUpdate(ctx context.Context, q querier, id int64, owner string, missing error, prefix string, args ...any) (binding.Binding, error) {
 	for attempt := 1; ; attempt++ {
 		now := s.db.clock()
 		guard, gargs := s.leaseGuard(owner, now)
@@ -226,7 +219,7 @@ func (s *BindingStore) guardedUpdate(ctx context.Context, q querier, id int64, o
 }
 
 // Get implements binding.Store.
-func (s *BindingStore) Get(ctx context.Context, id int64) (binding.Binding, error) {
+func (s *bindingStore) Get(ctx context.Context, id int64) (binding.Binding, error) {
 	b, ok, err := s.queryOne(ctx, s.db.rq, `id = ?`, id)
 	if err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: get %d: %w", id, err)
@@ -238,14 +231,14 @@ func (s *BindingStore) Get(ctx context.Context, id int64) (binding.Binding, erro
 }
 
 // GetByExternal implements binding.Store.
-func (s *BindingStore) GetByExternal(ctx context.Context, backend, model, externalID string) (binding.Binding, error) {
+func (s *bindingStore) GetByExternal(ctx context.Context, backend, model, externalID string) (binding.Binding, error) {
 	return s.getBy(ctx, "external", backend, model, externalID)
 }
 
 // GetManyByExternal implements binding.Store with one query per chunk of IDs: on SQLite
 // "external_id IN (?, …)" with at most sqliteInChunk IDs (bound variables are limited),
 // on Postgres "external_id = ANY($3)" with a text array of at most pgInChunk IDs.
-func (s *BindingStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]binding.Binding, error) {
+func (s *bindingStore) GetManyByExternal(ctx context.Context, backend, model string, externalIDs []string) (map[string]binding.Binding, error) {
 	ids := uniqueNonEmpty(externalIDs)
 	out := make(map[string]binding.Binding, len(ids))
 	chunk := sqliteInChunk
@@ -305,7 +298,7 @@ func inListSize(n int) int {
 }
 
 // getManyChunk reads the bindings of ids (unique, non-empty, at most one chunk) into out.
-func (s *BindingStore) getManyChunk(ctx context.Context, backend, model string, ids []string, out map[string]binding.Binding) error {
+func (s *bindingStore) getManyChunk(ctx context.Context, backend, model string, ids []string, out map[string]binding.Binding) error {
 	var query string
 	var args []any
 	if s.db.dialect == Postgres {
@@ -337,11 +330,11 @@ func (s *BindingStore) getManyChunk(ctx context.Context, backend, model string, 
 }
 
 // GetByLocal implements binding.Store.
-func (s *BindingStore) GetByLocal(ctx context.Context, backend, model, localID string) (binding.Binding, error) {
+func (s *bindingStore) GetByLocal(ctx context.Context, backend, model, localID string) (binding.Binding, error) {
 	return s.getBy(ctx, "local", backend, model, localID)
 }
 
-func (s *BindingStore) getBy(ctx context.Context, side, backend, model, id string) (binding.Binding, error) {
+func (s *bindingStore) getBy(ctx context.Context, side, backend, model, id string) (binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: get %s/%s by %s ID %q: %w", backend, model, side, id, err)
 	}
@@ -359,7 +352,7 @@ func (s *BindingStore) getBy(ctx context.Context, side, backend, model, id strin
 }
 
 // Ensure implements binding.Store.
-func (s *BindingStore) Ensure(ctx context.Context, b binding.Binding) (binding.Binding, bool, error) {
+func (s *bindingStore) Ensure(ctx context.Context, b binding.Binding) (binding.Binding, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
@@ -421,7 +414,7 @@ func statusOrPending(st binding.Status) string {
 	return string(st)
 }
 
-func (s *BindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
+func (s *bindingStore) insertArgs(b *binding.Binding, now time.Time) []any {
 	return []any{b.Backend, b.Model, strArg(b.LocalID), strArg(b.ExternalID), statusOrPending(b.Status), s.db.text(b.LastError),
 		b.RetryCount, s.db.timeArg(b.SyncedAt), s.db.timeArg(b.ExternalUpdatedAt), b.Hash, b.NoExport,
 		s.db.timeArg(now), s.db.timeArg(now)}
@@ -440,7 +433,7 @@ const updateBinding = `UPDATE connkit_bindings SET backend = ?, model = ?, local
 	WHERE id = ?`
 
 // Upsert implements binding.Store.
-func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.Binding, error) {
+func (s *bindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
@@ -468,7 +461,7 @@ func (s *BindingStore) Upsert(ctx context.Context, b binding.Binding) (binding.B
 // UpsertBatch implements binding.Store: one transaction, all or nothing. Consecutive
 // items without an ID are inserted with multi-row statements (see upsertRun); the rest
 // take Upsert's path one by one, in order.
-func (s *BindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
+func (s *bindingStore) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
 	}
@@ -528,7 +521,7 @@ func keysOf(b *binding.Binding) (ext, local batchKey) {
 // no ID and share no key, and writes each run with upsertRun; an item with an ID, or one
 // sharing a key with the run, ends the run first, so every item still sees the earlier
 // ones. It returns the index of the failing item, or -1 when the error names none.
-func (s *BindingStore) upsertRuns(ctx context.Context, q querier, bs, out []binding.Binding, now time.Time) (int, error) {
+func (s *bindingStore) upsertRuns(ctx context.Context, q querier, bs, out []binding.Binding, now time.Time) (int, error) {
 	var run []int
 	keys := make(map[batchKey]struct{})
 	flush := func() (int, error) {
@@ -593,7 +586,7 @@ var insertRows = func() map[int]string {
 //
 // An error of a multi-row statement names no item: it is returned as a *retryBatch, and
 // UpsertBatch runs the batch again one item at a time.
-func (s *BindingStore) upsertRun(ctx context.Context, q querier, bs []binding.Binding, run []int, out []binding.Binding, now time.Time) (int, error) {
+func (s *bindingStore) upsertRun(ctx context.Context, q querier, bs []binding.Binding, run []int, out []binding.Binding, now time.Time) (int, error) {
 	if len(run) == 0 {
 		return -1, nil
 	}
@@ -660,7 +653,7 @@ func (s *BindingStore) upsertRun(ctx context.Context, q querier, bs []binding.Bi
 }
 
 // insertRows runs a multi-row INSERT … RETURNING and hands each stored binding to fn.
-func (s *BindingStore) insertRows(ctx context.Context, q querier, query string, args []any, fn func(binding.Binding) error) error {
+func (s *bindingStore) insertRows(ctx context.Context, q querier, query string, args []any, fn func(binding.Binding) error) error {
 	rows, err := q.QueryContext(ctx, s.db.q(query), args...)
 	if err != nil {
 		return err
@@ -688,7 +681,7 @@ func (e *retryBatch) Unwrap() error { return e.err }
 // upsert resolves which stored binding b is and writes it. Keyed by its ID or by its
 // external ID alone, it is one atomic statement; keyed by its local ID it needs a write
 // transaction (q is then one).
-func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding, now time.Time) (binding.Binding, error) {
+func (s *bindingStore) upsert(ctx context.Context, q querier, b *binding.Binding, now time.Time) (binding.Binding, error) {
 	if b.ID != 0 {
 		return s.updateByID(ctx, q, b, b.ID, now, notFoundID("upsert", b.ID))
 	}
@@ -758,7 +751,7 @@ func (s *BindingStore) upsert(ctx context.Context, q querier, b *binding.Binding
 
 // updateByID writes b's fields to binding id (see Upsert for which); missing is returned
 // when there is no such binding.
-func (s *BindingStore) updateByID(ctx context.Context, q querier, b *binding.Binding, id int64, now time.Time, missing error) (binding.Binding, error) {
+func (s *bindingStore) updateByID(ctx context.Context, q querier, b *binding.Binding, id int64, now time.Time, missing error) (binding.Binding, error) {
 	if missing == nil {
 		missing = notFoundID("upsert", id)
 	}
@@ -774,7 +767,7 @@ func (s *BindingStore) updateByID(ctx context.Context, q querier, b *binding.Bin
 
 // update runs one guarded UPDATE on binding id (prefix ends "WHERE id = ?") for a write
 // naming owner, mapping "no row" to ErrNotFound or the lease error.
-func (s *BindingStore) update(ctx context.Context, op string, id int64, owner, prefix string, args ...any) (binding.Binding, error) {
+func (s *bindingStore) update(ctx context.Context, op string, id int64, owner, prefix string, args ...any) (binding.Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, fmt.Errorf("binding: %s %d: %w", op, id, err)
 	}
@@ -789,7 +782,7 @@ func (s *BindingStore) update(ctx context.Context, op string, id int64, owner, p
 }
 
 // MarkSuccess implements binding.Store.
-func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Success) (binding.Binding, error) {
+func (s *bindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Success) (binding.Binding, error) {
 	now := s.db.clock()
 	at := now
 	if !sc.At.IsZero() {
@@ -813,14 +806,14 @@ func (s *BindingStore) MarkSuccess(ctx context.Context, id int64, sc binding.Suc
 }
 
 // MarkFailed implements binding.Store.
-func (s *BindingStore) MarkFailed(ctx context.Context, id int64, f binding.Failure) (binding.Binding, error) {
+func (s *bindingStore) MarkFailed(ctx context.Context, id int64, f binding.Failure) (binding.Binding, error) {
 	return s.update(ctx, "mark failed", id, f.Owner, `UPDATE connkit_bindings SET status = ?, last_error = ?,
 		retry_count = retry_count + 1, updated_at = ? WHERE id = ?`,
 		string(binding.StatusFailed), s.db.text(f.Error), s.db.timeArg(s.db.clock()), id)
 }
 
 // SetStatus implements binding.Store.
-func (s *BindingStore) SetStatus(ctx context.Context, id int64, owner string, st binding.Status) error {
+func (s *bindingStore) SetStatus(ctx context.Context, id int64, owner string, st binding.Status) error {
 	if !st.Valid() {
 		return fmt.Errorf("binding: set status of %d: unknown status %q: %w", id, st, binding.ErrInvalid)
 	}
@@ -830,7 +823,7 @@ func (s *BindingStore) SetStatus(ctx context.Context, id int64, owner string, st
 }
 
 // leaseUntil is the expiry now+ttl in SQL on the lease clock, and its arguments.
-func (s *BindingStore) leaseUntil(now time.Time, ttl time.Duration) (string, []any) {
+func (s *bindingStore) leaseUntil(now time.Time, ttl time.Duration) (string, []any) {
 	if s.db.dialect == Postgres {
 		return `now() + ?::bigint * interval '1 microsecond'`, []any{ttl.Microseconds()}
 	}
@@ -839,7 +832,7 @@ func (s *BindingStore) leaseUntil(now time.Time, ttl time.Duration) (string, []a
 
 // Claim implements binding.Store with one conditional UPDATE, so the lease holds across
 // processes: only one of two concurrent claimers can match the WHERE clause.
-func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+func (s *bindingStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
 	if err := bindingkit.ValidateClaim("claim", id, owner, ttl); err != nil {
 		return binding.Binding{}, err
 	}
@@ -875,7 +868,7 @@ func (s *BindingStore) Claim(ctx context.Context, id int64, owner string, ttl ti
 }
 
 // Renew implements binding.Store with one UPDATE conditional on the owner.
-func (s *BindingStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
+func (s *bindingStore) Renew(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
 	if err := bindingkit.ValidateClaim("renew", id, owner, ttl); err != nil {
 		return binding.Binding{}, err
 	}
@@ -904,7 +897,7 @@ func (s *BindingStore) Renew(ctx context.Context, id int64, owner string, ttl ti
 }
 
 // Release implements binding.Store.
-func (s *BindingStore) Release(ctx context.Context, id int64, owner string) error {
+func (s *bindingStore) Release(ctx context.Context, id int64, owner string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding: release %d: %w", id, err)
 	}
@@ -919,7 +912,7 @@ func (s *BindingStore) Release(ctx context.Context, id int64, owner string) erro
 }
 
 // Delete implements binding.Store.
-func (s *BindingStore) Delete(ctx context.Context, id int64) error {
+func (s *bindingStore) Delete(ctx context.Context, id int64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("binding: delete %d: %w", id, err)
 	}
@@ -935,7 +928,7 @@ func (s *BindingStore) Delete(ctx context.Context, id int64) error {
 
 // List implements binding.Store. It reads one page per query and closes the rows before
 // yielding, so the loop body may use the store (even on single-connection :memory:).
-func (s *BindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[binding.Binding, error] {
+func (s *bindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[binding.Binding, error] {
 	return func(yield func(binding.Binding, error) bool) {
 		if err := f.Validate(); err != nil {
 			yield(binding.Binding{}, fmt.Errorf("binding: list: %w", err))
@@ -985,7 +978,7 @@ func (s *BindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[bin
 	}
 }
 
-func (s *BindingStore) page(ctx context.Context, query string, args []any) ([]binding.Binding, error) {
+func (s *bindingStore) page(ctx context.Context, query string, args []any) ([]binding.Binding, error) {
 	rows, err := s.db.rq.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -1003,7 +996,7 @@ func (s *BindingStore) page(ctx context.Context, query string, args []any) ([]bi
 }
 
 // Counts implements binding.Store. An empty backend counts every backend.
-func (s *BindingStore) Counts(ctx context.Context, backend, model string) (map[binding.Status]int, error) {
+func (s *bindingStore) Counts(ctx context.Context, backend, model string) (map[binding.Status]int, error) {
 	where := []string{`1 = 1`}
 	var args []any
 	if backend != "" {

@@ -23,7 +23,7 @@ func TestBindingConformance(t *testing.T) {
 				bindingtest.Run(t, func(t *testing.T) binding.Store { return e.open(t).Bindings() })
 				return
 			}
-			var clocks sync.Map // *sqlstore.BindingStore → *fakeClock
+			var clocks sync.Map // binding.Store → *fakeClock
 			bindingtest.Run(t, func(t *testing.T) binding.Store {
 				clk := newClock()
 				s := e.open(t, sqlstore.WithClock(clk.Now)).Bindings()

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/state"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
@@ -347,11 +349,18 @@ func (db *DB) Close() error {
 	return err
 }
 
-// Bindings returns the binding store kept in this database.
-func (db *DB) Bindings() *BindingStore { return &BindingStore{db: db} }
+// Bindings returns the binding store kept in this database (table connkit_bindings). It
+// is safe for concurrent use and across processes sharing the database.
+//
+// Leases: Claim, Renew and the lease rule of binding.Store are single conditional
+// statements, so they hold across processes. On Postgres, lease times (the expiry Claim
+// and Renew set, and "unexpired" in the lease rule) come from the database clock (now()),
+// so processes whose clocks disagree still agree on who holds a lease; WithClock does not
+// change them. On SQLite, one machine, they come from the process clock (WithClock).
+func (db *DB) Bindings() binding.Store { return &bindingStore{db: db} }
 
-// State returns the sync state store kept in this database.
-func (db *DB) State() *StateStore { return &StateStore{db: db} }
+// State returns the sync state store kept in this database (table connkit_sync_state).
+func (db *DB) State() state.Store { return &stateStore{db: db} }
 
 // clock returns the current time in the form every store keeps: UTC, microseconds.
 func (db *DB) clock() time.Time { return utc(db.now()) }

@@ -225,7 +225,7 @@ func TestLeaseAcrossHandles(t *testing.T) {
 func TestConcurrentClaimAcrossHandles(t *testing.T) {
 	ctx := context.Background()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "connkit.db")
-	stores := []*sqlstore.BindingStore{mustOpen(t, dsn).Bindings(), mustOpen(t, dsn).Bindings()}
+	stores := []binding.Store{mustOpen(t, dsn).Bindings(), mustOpen(t, dsn).Bindings()}
 	bd, err := stores[0].Upsert(ctx, binding.Binding{Backend: "shop", Model: "order", ExternalID: "O1"})
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func TestConcurrentClaimAcrossHandles(t *testing.T) {
 func TestSQLiteConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "connkit.db")
-	stores := []*sqlstore.BindingStore{mustOpen(t, dsn).Bindings(), mustOpen(t, dsn).Bindings()}
+	stores := []binding.Store{mustOpen(t, dsn).Bindings(), mustOpen(t, dsn).Bindings()}
 	const writers, each = 8, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)

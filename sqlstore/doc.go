@@ -1,7 +1,7 @@
 // Package sqlstore is connkit's one SQL layer: it opens SQLite or Postgres correctly,
-// migrates a versioned schema, and stores bindings ([BindingStore], a binding.Store), the
+// migrates a versioned schema, and stores bindings ([DB.Bindings], a binding.Store), the
 // audit trail ([LogRecorder], a synclog.Recorder and synclog.Querier) and sync state
-// ([StateStore], a state.Store) in the same database.
+// ([DB.State], a state.Store) in the same database.
 //
 // # Opening
 //
@@ -50,6 +50,6 @@
 // Every store is safe for concurrent use, and safe across processes sharing the database:
 // uniqueness of (backend, model, external ID) and (backend, model, local ID) is enforced
 // by unique indexes (empty IDs are stored as NULL, which never collide), and
-// BindingStore.Claim is a single conditional UPDATE, so two processes cannot both win a
+// the binding store's Claim is a single conditional UPDATE, so two processes cannot both win a
 // lease.
 package sqlstore

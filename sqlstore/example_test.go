@@ -70,7 +70,7 @@ func ExampleOpen() {
 }
 
 // Two workers share one database; the lease keeps them off the same record.
-func ExampleBindingStore_Claim() {
+func ExampleDB_Bindings_claim() {
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, ":memory:")
 	if err != nil {
@@ -121,7 +121,7 @@ func ExampleLogRecorder_Prune() {
 
 // A batch importer reads a page's bindings in one query, then writes the page in one
 // transaction.
-func ExampleBindingStore_GetManyByExternal() {
+func ExampleDB_Bindings_getManyByExternal() {
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, ":memory:")
 	if err != nil {

@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/connkit/connkit/binding"
-	"github.com/connkit/connkit/sqlstore"
 )
 
 // seedGetMany stores n product bindings "e-0000"… of backend "shop" (every third one with a
 // local ID too), the same external IDs under another model and backend (which lookups must
 // not return), and a binding with a local ID only (which an empty external ID must not
 // find). It returns the product bindings by external ID.
-func seedGetMany(t *testing.T, s *sqlstore.BindingStore, n int) map[string]binding.Binding {
+func seedGetMany(t *testing.T, s binding.Store, n int) map[string]binding.Binding {
 	t.Helper()
 	ctx := context.Background()
 	stored := make(map[string]binding.Binding, n)
@@ -49,7 +48,7 @@ func seedGetMany(t *testing.T, s *sqlstore.BindingStore, n int) map[string]bindi
 }
 
 // checkGetMany asks for ids and compares the answer with the stored bindings.
-func checkGetMany(t *testing.T, s *sqlstore.BindingStore, stored map[string]binding.Binding, ids []string) {
+func checkGetMany(t *testing.T, s binding.Store, stored map[string]binding.Binding, ids []string) {
 	t.Helper()
 	got, err := s.GetManyByExternal(context.Background(), "shop", "product", ids)
 	if err != nil {

@@ -10,19 +10,19 @@ import (
 	"github.com/connkit/connkit/schedule"
 )
 
-// ScheduleStore is the SQL schedule.Store (table connkit_schedules). Get one from
-// DB.Schedules. Every write is one conditional statement, so claims hold across
-// processes; on Postgres, lease expiry is read from the database's clock, so nodes whose
-// clocks disagree still agree on whether a run holds its entry.
-type ScheduleStore struct{ db *DB }
+// scheduleStore is the SQL schedule.Store returned by DB.Schedules.
+type scheduleStore struct{ db *DB }
 
-var _ schedule.Store = (*ScheduleStore)(nil)
+var _ schedule.Store = (*scheduleStore)(nil)
 
-// Schedules returns the schedule store kept in this database.
-func (db *DB) Schedules() *ScheduleStore { return &ScheduleStore{db: db} }
+// Schedules returns the schedule store kept in this database (table connkit_schedules).
+// Every write is one conditional statement, so claims hold across processes; on Postgres,
+// lease expiry is read from the database's clock, so nodes whose clocks disagree still
+// agree on whether a run holds its entry.
+func (db *DB) Schedules() schedule.Store { return &scheduleStore{db: db} }
 
 // Register implements schedule.Store.
-func (s *ScheduleStore) Register(ctx context.Context, name, spec string) error {
+func (s *scheduleStore) Register(ctx context.Context, name, spec string) error {
 	if err := schedule.CheckName(name); err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func (s *ScheduleStore) Register(ctx context.Context, name, spec string) error {
 }
 
 // SetEnabled implements schedule.Store.
-func (s *ScheduleStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
+func (s *scheduleStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
 	if err := schedule.CheckName(name); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ const statusCols = `name, spec, enabled, last_tick, last_run_at, last_error, las
 
 // now returns the SQL for the current time and its arguments: the database clock on
 // Postgres, the DB's clock as a parameter on SQLite.
-func (s *ScheduleStore) now() (string, []any) {
+func (s *scheduleStore) now() (string, []any) {
 	if s.db.dialect == Postgres {
 		return "now()", nil
 	}
@@ -98,7 +98,7 @@ func scanStatus(sc interface{ Scan(...any) error }) (schedule.Status, error) {
 }
 
 // Get implements schedule.Store.
-func (s *ScheduleStore) Get(ctx context.Context, name string) (schedule.Status, error) {
+func (s *scheduleStore) Get(ctx context.Context, name string) (schedule.Status, error) {
 	if err := schedule.CheckName(name); err != nil {
 		return schedule.Status{}, err
 	}
@@ -115,7 +115,7 @@ func (s *ScheduleStore) Get(ctx context.Context, name string) (schedule.Status, 
 }
 
 // List implements schedule.Store.
-func (s *ScheduleStore) List(ctx context.Context) ([]schedule.Status, error) {
+func (s *scheduleStore) List(ctx context.Context) ([]schedule.Status, error) {
 	now, args := s.now()
 	rows, err := s.db.rq.QueryContext(ctx, s.db.q(`SELECT `+fmt.Sprintf(statusCols, now)+` FROM connkit_schedules ORDER BY name`), args...)
 	if err != nil {
@@ -140,7 +140,7 @@ func (s *ScheduleStore) List(ctx context.Context) ([]schedule.Status, error) {
 // tick serialise on the row, and only the first still matches last_tick < tick. The
 // same statement either starts the run or, while an unexpired lease holds the entry,
 // records the tick as skipped.
-func (s *ScheduleStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (schedule.ClaimResult, error) {
+func (s *scheduleStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (schedule.ClaimResult, error) {
 	if err := checkScheduleClaim(name, tick, lease); err != nil {
 		return schedule.ClaimLost, err
 	}
@@ -188,7 +188,7 @@ func (s *ScheduleStore) Claim(ctx context.Context, name string, tick time.Time, 
 }
 
 // Renew implements schedule.Store.
-func (s *ScheduleStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
+func (s *scheduleStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
 	if err := checkScheduleClaim(name, tick, lease); err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func (s *ScheduleStore) Renew(ctx context.Context, name string, tick time.Time, 
 }
 
 // Finish implements schedule.Store.
-func (s *ScheduleStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
+func (s *scheduleStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
 	if err := schedule.CheckName(name); err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func (s *ScheduleStore) Finish(ctx context.Context, name string, tick time.Time,
 
 // mustHaveChanged turns an UPDATE that matched no row into ErrNotFound when the entry
 // is missing, else into otherwise (nil: success).
-func (s *ScheduleStore) mustHaveChanged(ctx context.Context, res sql.Result, name string, otherwise error) error {
+func (s *scheduleStore) mustHaveChanged(ctx context.Context, res sql.Result, name string, otherwise error) error {
 	n, err := res.RowsAffected()
 	if err != nil || n > 0 {
 		return err
@@ -240,7 +240,7 @@ func (s *ScheduleStore) mustHaveChanged(ctx context.Context, res sql.Result, nam
 	return otherwise
 }
 
-func (s *ScheduleStore) mustExist(ctx context.Context, name string) error {
+func (s *scheduleStore) mustExist(ctx context.Context, name string) error {
 	var one int
 	err := s.db.wq.QueryRowContext(ctx, s.db.q(`SELECT 1 FROM connkit_schedules WHERE name = ?`), name).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -7,17 +7,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/connkit/connkit/internal/statekey"
 	"github.com/connkit/connkit/state"
 )
 
-// StateStore is the SQL state.Store (table connkit_sync_state). Get one from DB.State.
-type StateStore struct{ db *DB }
+// stateStore is the SQL state.Store returned by DB.State.
+type stateStore struct{ db *DB }
 
-var _ state.Store = (*StateStore)(nil)
+var _ state.Store = (*stateStore)(nil)
 
 // Get implements state.Store.
-func (s *StateStore) Get(ctx context.Context, backend, name string) ([]byte, error) {
-	if err := state.CheckKey(backend, name); err != nil {
+func (s *stateStore) Get(ctx context.Context, backend, name string) ([]byte, error) {
+	if err := statekey.Check(backend, name); err != nil {
 		return nil, err
 	}
 	var v []byte
@@ -36,8 +37,8 @@ func (s *StateStore) Get(ctx context.Context, backend, name string) ([]byte, err
 }
 
 // Put implements state.Store.
-func (s *StateStore) Put(ctx context.Context, backend, name string, value []byte) error {
-	if err := state.CheckKey(backend, name); err != nil {
+func (s *stateStore) Put(ctx context.Context, backend, name string, value []byte) error {
+	if err := statekey.Check(backend, name); err != nil {
 		return err
 	}
 	_, err := s.db.wq.ExecContext(ctx, s.db.q(`INSERT INTO connkit_sync_state (backend, name, value, updated_at) VALUES (?, ?, ?, ?)
@@ -51,8 +52,8 @@ func (s *StateStore) Put(ctx context.Context, backend, name string, value []byte
 
 // CompareAndSwap implements state.Store with one conditional statement, so it holds
 // across processes.
-func (s *StateStore) CompareAndSwap(ctx context.Context, backend, name string, old, new []byte) (bool, error) {
-	if err := state.CheckKey(backend, name); err != nil {
+func (s *stateStore) CompareAndSwap(ctx context.Context, backend, name string, old, new []byte) (bool, error) {
+	if err := statekey.Check(backend, name); err != nil {
 		return false, err
 	}
 	now := s.db.timeArg(s.db.clock())
@@ -76,8 +77,8 @@ func (s *StateStore) CompareAndSwap(ctx context.Context, backend, name string, o
 }
 
 // Delete implements state.Store; deleting a missing value is a no-op.
-func (s *StateStore) Delete(ctx context.Context, backend, name string) error {
-	if err := state.CheckKey(backend, name); err != nil {
+func (s *stateStore) Delete(ctx context.Context, backend, name string) error {
+	if err := statekey.Check(backend, name); err != nil {
 		return err
 	}
 	if _, err := s.db.wq.ExecContext(ctx, s.db.q(`DELETE FROM connkit_sync_state WHERE backend = ? AND name = ?`), backend, name); err != nil {
