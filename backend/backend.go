@@ -18,8 +18,9 @@
 // exporter, runs models in dependency order, routes exports and single-record imports by
 // model, defers work as built-in queue jobs ([Backend.Later]), and keeps statistics.
 //
-// The template methods of the Odoo original become small hooks: [ConnectionTester] and
-// named operations ([WithOperation]) for what a model declaration does not cover.
+// The template methods of the Odoo original become small hooks: a connection test
+// ([WithConnectionTest]) and named operations ([WithOperation]) for what a model
+// declaration does not cover.
 package backend
 
 import (
@@ -42,18 +43,6 @@ import (
 	"github.com/connkit/connkit/state"
 	"github.com/connkit/connkit/synclog"
 )
-
-// ConnectionTester is implemented by connectors that can check their credentials and
-// reachability cheaply (a GET on a small endpoint).
-type ConnectionTester interface {
-	TestConnection(ctx context.Context, b *Backend) error
-}
-
-// ConnectionTesterFunc adapts a function to ConnectionTester.
-type ConnectionTesterFunc func(ctx context.Context, b *Backend) error
-
-// TestConnection calls f.
-func (f ConnectionTesterFunc) TestConnection(ctx context.Context, b *Backend) error { return f(ctx, b) }
 
 // OperationFunc is a named sync a connector adds beyond its models' imports: "inventory",
 // "close_orders". A non-nil error with partial counts still records the counts.
@@ -80,7 +69,7 @@ type Backend struct {
 	recorder   synclog.Recorder
 	binder     *binding.Binder
 	resolver   resolver
-	tester     ConnectionTester
+	tester     func(ctx context.Context, b *Backend) error
 	logger     *slog.Logger
 	now        func() time.Time
 
@@ -166,9 +155,11 @@ func WithJobDefaults(opts ...queue.EnqueueOption) Option {
 	return func(b *Backend) error { b.jobOpts = append(b.jobOpts, opts...); return nil }
 }
 
-// WithConnectionTester sets the hook TestConnection runs.
-func WithConnectionTester(t ConnectionTester) Option {
-	return func(b *Backend) error { b.tester = t; return nil }
+// WithConnectionTest sets the check TestConnection runs: a cheap call that proves the
+// credentials and the reachability of the API (a GET on a small endpoint through
+// b.Client()).
+func WithConnectionTest(test func(ctx context.Context, b *Backend) error) Option {
+	return func(b *Backend) error { b.tester = test; return nil }
 }
 
 // WithOperation registers a named sync operation beyond the models' imports. SyncAll runs
@@ -320,9 +311,9 @@ func (b *Backend) Operations() []string {
 // an error saying so rather than pretending the connection works.
 func (b *Backend) TestConnection(ctx context.Context) error {
 	if b.tester == nil {
-		return fmt.Errorf("backend %q: no connection test registered (use backend.WithConnectionTester)", b.cfg.Name)
+		return fmt.Errorf("backend %q: no connection test registered (use backend.WithConnectionTest)", b.cfg.Name)
 	}
-	if err := b.tester.TestConnection(ctx, b); err != nil {
+	if err := b.tester(ctx, b); err != nil {
 		return fmt.Errorf("backend %q: connection test failed: %w", b.cfg.Name, err)
 	}
 	return nil

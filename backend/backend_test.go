@@ -101,12 +101,12 @@ func TestTestConnection(t *testing.T) {
 		t.Errorf("missing tester: %v", err)
 	}
 	denied := errors.New("401")
-	b, _ = New(testConfig(), WithConnectionTester(ConnectionTesterFunc(func(ctx context.Context, b *Backend) error {
+	b, _ = New(testConfig(), WithConnectionTest(func(ctx context.Context, b *Backend) error {
 		if b.Name() != "shop" {
 			t.Errorf("tester got backend %q", b.Name())
 		}
 		return denied
-	})))
+	}))
 	if err := b.TestConnection(context.Background()); !errors.Is(err, denied) || !strings.Contains(err.Error(), "connection test failed") {
 		t.Errorf("err = %v", err)
 	}

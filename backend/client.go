@@ -61,13 +61,13 @@ func (c *Config) clientOptions(onRotate func(context.Context, *oauth2.Token) err
 // rotated OAuth2 refresh tokens.
 func (a *AuthConfig) adapterAuth(onRotate func(context.Context, *oauth2.Token) error) (adapter.Auth, error) {
 	switch a.Type {
-	case "", AuthNone:
+	case "", authNone:
 		return nil, nil
-	case AuthBasic:
+	case authBasic:
 		return adapter.BasicAuth(a.Username, a.Password), nil
-	case AuthBearer:
+	case authBearer:
 		return adapter.BearerAuth(a.Token), nil
-	case AuthAPIKey:
+	case authAPIKey:
 		name := a.Name
 		if a.In == "query" {
 			if name == "" {
@@ -79,15 +79,15 @@ func (a *AuthConfig) adapterAuth(onRotate func(context.Context, *oauth2.Token) e
 			name = "X-API-Key"
 		}
 		return adapter.APIKeyHeader(name, a.APIKey), nil
-	case AuthOAuth2ClientCredentials:
+	case authOAuth2ClientCredentials:
 		return adapter.OAuth2ClientCredentials(&clientcredentials.Config{
 			ClientID: a.ClientID, ClientSecret: a.ClientSecret, TokenURL: a.TokenURL, Scopes: a.Scopes,
 		}), nil
-	case AuthOAuth2RefreshToken:
+	case authOAuth2RefreshToken:
 		cfg := &oauth2.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, Scopes: a.Scopes,
 			Endpoint: oauth2.Endpoint{TokenURL: a.TokenURL}}
 		return adapter.OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: a.RefreshToken}, onRotate), nil
-	case AuthHMAC:
+	case authHMAC:
 		var opts []adapter.HMACOption
 		if a.Header != "" {
 			opts = append(opts, adapter.HMACHeaders(a.Header, ""))

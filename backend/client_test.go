@@ -31,13 +31,13 @@ func TestConfigNewClient(t *testing.T) {
 		auth  AuthConfig
 		check func(r *http.Request) bool
 	}{
-		{AuthConfig{Type: AuthBasic, Username: "bot", Password: "pw"}, func(r *http.Request) bool {
+		{AuthConfig{Type: authBasic, Username: "bot", Password: "pw"}, func(r *http.Request) bool {
 			return r.Header.Get("Authorization") == "Basic "+base64.StdEncoding.EncodeToString([]byte("bot:pw"))
 		}},
-		{AuthConfig{Type: AuthBearer, Token: "tok123"}, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok123" }},
-		{AuthConfig{Type: AuthAPIKey, APIKey: "k1"}, func(r *http.Request) bool { return r.Header.Get("X-API-Key") == "k1" }},
-		{AuthConfig{Type: AuthAPIKey, APIKey: "k2", In: "query", Name: "key"}, func(r *http.Request) bool { return r.URL.Query().Get("key") == "k2" }},
-		{AuthConfig{Type: AuthHMAC, Secret: "s3cret", Header: "X-Sig"}, func(r *http.Request) bool { return r.Header.Get("X-Sig") != "" }},
+		{AuthConfig{Type: authBearer, Token: "tok123"}, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok123" }},
+		{AuthConfig{Type: authAPIKey, APIKey: "k1"}, func(r *http.Request) bool { return r.Header.Get("X-API-Key") == "k1" }},
+		{AuthConfig{Type: authAPIKey, APIKey: "k2", In: "query", Name: "key"}, func(r *http.Request) bool { return r.URL.Query().Get("key") == "k2" }},
+		{AuthConfig{Type: authHMAC, Secret: "s3cret", Header: "X-Sig"}, func(r *http.Request) bool { return r.Header.Get("X-Sig") != "" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.auth.Type+tt.auth.In, func(t *testing.T) {

@@ -57,18 +57,18 @@ type ScheduleConfig struct {
 	Spec      string `json:"spec"`
 }
 
-// The authentication types a Config can name in Auth.Type.
+// The authentication types a Config can name in Auth.Type (see AuthConfig.Type).
 const (
-	AuthNone                    = "none"
-	AuthBasic                   = "basic"
-	AuthBearer                  = "bearer"
-	AuthAPIKey                  = "api_key"
-	AuthOAuth2ClientCredentials = "oauth2_client_credentials"
-	AuthOAuth2RefreshToken      = "oauth2_refresh_token"
-	AuthHMAC                    = "hmac"
+	authNone                    = "none"
+	authBasic                   = "basic"
+	authBearer                  = "bearer"
+	authAPIKey                  = "api_key"
+	authOAuth2ClientCredentials = "oauth2_client_credentials"
+	authOAuth2RefreshToken      = "oauth2_refresh_token"
+	authHMAC                    = "hmac"
 )
 
-var authTypes = []string{AuthNone, AuthBasic, AuthBearer, AuthAPIKey, AuthOAuth2ClientCredentials, AuthOAuth2RefreshToken, AuthHMAC}
+var authTypes = []string{authNone, authBasic, authBearer, authAPIKey, authOAuth2ClientCredentials, authOAuth2RefreshToken, authHMAC}
 
 // AuthConfig configures one authentication strategy. Which fields are required depends
 // on Type; Validate names any that are missing. Keep secrets out of files: write
@@ -271,21 +271,21 @@ func (a *AuthConfig) validate() []*FieldError {
 		}
 	}
 	switch a.Type {
-	case "", AuthNone:
-	case AuthBasic:
+	case "", authNone:
+	case authBasic:
 		need(a.Username, "username", "the login")
 		need(a.Password, "password", "write ${ENV_VAR} to keep it out of the file")
-	case AuthBearer:
+	case authBearer:
 		need(a.Token, "token", "write ${ENV_VAR} to keep it out of the file")
-	case AuthAPIKey:
+	case authAPIKey:
 		need(a.APIKey, "api_key", "write ${ENV_VAR} to keep it out of the file")
 		if a.In != "" && a.In != "header" && a.In != "query" {
 			fields = append(fields, &FieldError{Field: "auth.in", Problem: fmt.Sprintf("%q: use header or query", a.In)})
 		}
-	case AuthOAuth2ClientCredentials, AuthOAuth2RefreshToken:
+	case authOAuth2ClientCredentials, authOAuth2RefreshToken:
 		need(a.ClientID, "client_id", "the OAuth2 client")
 		need(a.TokenURL, "token_url", "the provider's token endpoint")
-		if a.Type == AuthOAuth2ClientCredentials {
+		if a.Type == authOAuth2ClientCredentials {
 			need(a.ClientSecret, "client_secret", "write ${ENV_VAR} to keep it out of the file")
 		} else {
 			need(a.RefreshToken, "refresh_token", "the long-lived token the flow starts from")
@@ -295,7 +295,7 @@ func (a *AuthConfig) validate() []*FieldError {
 				fields = append(fields, &FieldError{Field: "auth.token_url", Problem: fmt.Sprintf("%q is not an absolute URL", a.TokenURL)})
 			}
 		}
-	case AuthHMAC:
+	case authHMAC:
 		need(a.Secret, "secret", "the shared signing key")
 	default:
 		fields = append(fields, &FieldError{Field: "auth.type", Problem: fmt.Sprintf("unknown type %q: use one of %s", a.Type, strings.Join(authTypes, ", "))})

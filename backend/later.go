@@ -169,15 +169,6 @@ func (l *Later) Sync(ctx context.Context, operation string) (queue.JobInfo, erro
 	return l.enqueue(ctx, nil, syncJob{l.b.cfg.Name, operation}, "sync", operation, nil)
 }
 
-// RetryFailed enqueues "retry_<model>": the records of model whose import failed are
-// imported again.
-func (l *Later) RetryFailed(ctx context.Context, model string) (queue.JobInfo, error) {
-	if _, err := l.b.model(model); err != nil {
-		return queue.JobInfo{}, err
-	}
-	return l.Sync(ctx, retryOp+model)
-}
-
 func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, target string, ids []string) (queue.JobInfo, error) {
 	opts := make([]queue.EnqueueOption, 0, len(l.b.jobOpts)+len(l.opts)+1)
 	opts = append(opts, queue.WithIdentityKey(identityKey(l.b.cfg.Name, what, target, ids)))

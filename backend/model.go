@@ -81,7 +81,7 @@ type Import struct {
 	CommitSize  int
 	Concurrency int
 	// MaxRetries stops importing a record that failed that many times in a row, until it
-	// is retried on purpose (RetryFailed); 0 keeps the importer's default.
+	// is retried on purpose (the "retry_<model>" operation); 0 keeps the importer's default.
 	MaxRetries int
 }
 

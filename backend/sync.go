@@ -225,15 +225,6 @@ func (b *Backend) Import(ctx context.Context, model string, externalIDs ...strin
 	})
 }
 
-// RetryFailed retries the records of model whose last import failed, even those that used
-// up their retries; it is the "retry_<model>" operation.
-func (b *Backend) RetryFailed(ctx context.Context, model string) (report.Counts, error) {
-	if _, err := b.model(model); err != nil {
-		return report.Counts{}, err
-	}
-	return b.Sync(ctx, retryOp+model)
-}
-
 // Export exports the local records of model with the given IDs now, routed to the model's
 // exporter (the export_<model> of the Odoo original), and records statistics. Records
 // that failed are counted and returned in a *report.PartialError.
