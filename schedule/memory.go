@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// MemoryStore is a Store in process memory, for tests and single-process programs whose
+// memoryStore is a Store in process memory, for tests and single-process programs whose
 // schedules need not survive a restart. Its leases expire by time.Now. It is safe for
 // concurrent use.
-type MemoryStore struct {
+type memoryStore struct {
 	mu      sync.Mutex
 	entries map[string]*memEntry
 }
@@ -30,15 +30,16 @@ type memEntry struct {
 	skipped     int64
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ Store = (*memoryStore)(nil)
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{entries: make(map[string]*memEntry)}
+// NewMemoryStore returns an empty Store in process memory, for tests and single-process
+// programs whose schedules need not survive a restart.
+func NewMemoryStore() Store {
+	return &memoryStore{entries: make(map[string]*memEntry)}
 }
 
 // Register implements Store.
-func (m *MemoryStore) Register(ctx context.Context, name, spec string) error {
+func (m *memoryStore) Register(ctx context.Context, name, spec string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func (m *MemoryStore) Register(ctx context.Context, name, spec string) error {
 }
 
 // SetEnabled implements Store.
-func (m *MemoryStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
+func (m *memoryStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func (m *MemoryStore) SetEnabled(ctx context.Context, name string, enabled bool,
 }
 
 // Get implements Store.
-func (m *MemoryStore) Get(ctx context.Context, name string) (Status, error) {
+func (m *memoryStore) Get(ctx context.Context, name string) (Status, error) {
 	if err := CheckName(name); err != nil {
 		return Status{}, err
 	}
@@ -92,7 +93,7 @@ func (m *MemoryStore) Get(ctx context.Context, name string) (Status, error) {
 }
 
 // List implements Store.
-func (m *MemoryStore) List(ctx context.Context) ([]Status, error) {
+func (m *memoryStore) List(ctx context.Context) ([]Status, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -105,7 +106,7 @@ func (m *MemoryStore) List(ctx context.Context) ([]Status, error) {
 }
 
 // Claim implements Store.
-func (m *MemoryStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (ClaimResult, error) {
+func (m *memoryStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (ClaimResult, error) {
 	if err := checkClaim(name, tick, lease); err != nil {
 		return ClaimLost, err
 	}
@@ -130,7 +131,7 @@ func (m *MemoryStore) Claim(ctx context.Context, name string, tick time.Time, le
 }
 
 // Renew implements Store.
-func (m *MemoryStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
+func (m *memoryStore) Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error {
 	if err := checkClaim(name, tick, lease); err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (m *MemoryStore) Renew(ctx context.Context, name string, tick time.Time, le
 }
 
 // Finish implements Store.
-func (m *MemoryStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
+func (m *memoryStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func (m *MemoryStore) Finish(ctx context.Context, name string, tick time.Time, t
 }
 
 // holder returns the entry if the run of tick holds it.
-func (m *MemoryStore) holder(name string, tick time.Time) (*memEntry, error) {
+func (m *memoryStore) holder(name string, tick time.Time) (*memEntry, error) {
 	e, ok := m.entries[name]
 	if !ok {
 		return nil, notFound(name)

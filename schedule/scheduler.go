@@ -184,6 +184,12 @@ func (s *Scheduler) Disable(ctx context.Context, name string) error {
 	return s.setEnabled(ctx, name, false)
 }
 
+// Status lists every entry of the store with its state: enabled, last and next run, last
+// error, whether a run holds it now. It is what a console shows.
+func (s *Scheduler) Status(ctx context.Context) ([]Status, error) {
+	return s.store.List(ctx)
+}
+
 func (s *Scheduler) setEnabled(ctx context.Context, name string, on bool) error {
 	if err := s.ensureRegistered(ctx, name); err != nil {
 		return err
