@@ -10,17 +10,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
 )
-
-// DefaultBodyLimit is how many bytes of each body a LogRecorder keeps unless told otherwise.
-const DefaultBodyLimit = 64 << 10
 
 // LogRecorder stores synclog entries in table connkit_sync_log. It implements
 // synclog.Recorder and synclog.Querier; get one from DB.Log.
 type LogRecorder struct {
-	db        *DB
-	bodyLimit int
+	db  *DB
+	cfg audit.Config[synclog.Entry]
 }
 
 var (
@@ -28,22 +26,15 @@ var (
 	_ synclog.Querier  = (*LogRecorder)(nil)
 )
 
-// LogOption configures a LogRecorder.
-type LogOption func(*LogRecorder)
-
-// WithBodyLimit caps the bytes kept of each request and response body (default
-// DefaultBodyLimit); longer bodies are cut at a UTF-8 boundary and the entry is marked
-// Truncated. A limit of 0 or less keeps no body at all.
-func WithBodyLimit(n int) LogOption {
-	return func(r *LogRecorder) { r.bodyLimit = max(n, 0) }
-}
-
-// Log returns a recorder writing to this database.
-func (db *DB) Log(opts ...LogOption) *LogRecorder {
-	r := &LogRecorder{db: db, bodyLimit: DefaultBodyLimit}
-	for _, o := range opts {
-		o(r)
-	}
+// Log returns a recorder writing to this database. It takes synclog's recorder options:
+// synclog.WithBodyLimit caps the bytes kept of each request and response body (default
+// 64 KiB; longer bodies are cut at a UTF-8 boundary and the entry is marked Truncated; 0
+// keeps no body, a negative limit keeps bodies whole), and synclog.WithRedactor redacts
+// each entry before it is stored (by default entries are stored as given: the adapter
+// redacts the entries it builds).
+func (db *DB) Log(opts ...synclog.Option) *LogRecorder {
+	r := &LogRecorder{db: db, cfg: audit.Config[synclog.Entry]{BodyLimit: audit.DefaultBodyLimit}}
+	audit.Apply(&r.cfg, opts)
 	return r
 }
 
@@ -56,10 +47,13 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if e.Time.IsZero() {
 		e.Time = r.db.clock()
 	}
+	if r.cfg.Redact != nil {
+		r.cfg.Redact(&e)
+	}
 	var cut bool
-	e.RequestBody, cut = cutBody(e.RequestBody, r.bodyLimit)
+	e.RequestBody, cut = cutBody(e.RequestBody, r.cfg.BodyLimit)
 	e.Truncated = e.Truncated || cut
-	e.ResponseBody, cut = cutBody(e.ResponseBody, r.bodyLimit)
+	e.ResponseBody, cut = cutBody(e.ResponseBody, r.cfg.BodyLimit)
 	e.Truncated = e.Truncated || cut
 	reqH, err := headerJSON(e.RequestHeader)
 	if err != nil {
@@ -82,9 +76,10 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	return nil
 }
 
-// cutBody keeps at most limit bytes of s without splitting a UTF-8 sequence.
+// cutBody keeps at most limit bytes of s without splitting a UTF-8 sequence; a negative
+// limit keeps s whole.
 func cutBody(s string, limit int) (string, bool) {
-	if len(s) <= limit {
+	if limit < 0 || len(s) <= limit {
 		return s, false
 	}
 	i := limit

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,7 +139,7 @@ func TestLogRecorderContent(t *testing.T) {
 			ctx := context.Background()
 			clk := newClock()
 			db := e.open(t, sqlstore.WithClock(clk.Now))
-			rec := db.Log(sqlstore.WithBodyLimit(8))
+			rec := db.Log(synclog.WithBodyLimit(8))
 
 			en := synclog.Entry{
 				Backend:        "shop",
@@ -209,6 +210,43 @@ func TestLogRecorderContent(t *testing.T) {
 			}
 			if queryErr == nil {
 				t.Fatalf("Query with Limit -1 yielded nothing, want an error")
+			}
+		})
+	}
+}
+
+// The SQL log takes synclog's shared recorder options: a redactor and the body-limit rule
+// (0 keeps no body, a negative limit keeps bodies whole).
+func TestLogRecorderOptions(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := e.open(t)
+			long := strings.Repeat("b", 70<<10)
+			for _, tc := range []struct {
+				backend  string
+				opts     []synclog.Option
+				wantBody string
+				wantCut  bool
+				wantURL  string
+			}{
+				{"whole", []synclog.Option{synclog.WithBodyLimit(-1)}, long, false, "https://x/p?token=abc"},
+				{"none", []synclog.Option{synclog.WithBodyLimit(0)}, "", true, "https://x/p?token=abc"},
+				{"redacted", []synclog.Option{synclog.WithRedactor(synclog.NewRedactor())}, long[:64<<10], true, "https://x/p?token=[REDACTED]"},
+			} {
+				rec := db.Log(tc.opts...)
+				if err := rec.Record(ctx, synclog.Entry{Backend: tc.backend, URL: "https://x/p?token=abc", RequestBody: long}); err != nil {
+					t.Fatalf("%s: Record: %v", tc.backend, err)
+				}
+				got := queryAll(t, rec, synclog.Filter{Backend: tc.backend})
+				if len(got) != 1 {
+					t.Fatalf("%s: got %d entries, want 1", tc.backend, len(got))
+				}
+				if g := got[0]; g.RequestBody != tc.wantBody || g.Truncated != tc.wantCut || g.URL != tc.wantURL {
+					t.Errorf("%s: body of %d bytes (Truncated %v), URL %q; want %d bytes (%v), %q",
+						tc.backend, len(g.RequestBody), g.Truncated, g.URL, len(tc.wantBody), tc.wantCut, tc.wantURL)
+				}
 			}
 		})
 	}

@@ -190,16 +190,13 @@ var migrations = []migration{
 	// Append new migrations here.
 }
 
-// LatestSchemaVersion is the schema version this code migrates to.
-func LatestSchemaVersion() int { return len(migrations) }
-
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS connkit_schema_migrations (
 	version INTEGER PRIMARY KEY,
 	name TEXT NOT NULL,
 	applied_at BIGINT NOT NULL
 )`
 
-// Migrate brings the schema up to LatestSchemaVersion in one transaction. It is safe to
+// Migrate brings the schema up to the version this program knows, in one transaction. It is safe to
 // call concurrently from several processes, and a no-op when the schema is current. A
 // database with a newer schema fails with ErrSchemaTooNew and is left untouched.
 func (db *DB) Migrate(ctx context.Context) error {

@@ -61,9 +61,11 @@ func ExampleRedactor_AddSecrets() {
 	// upstream echoed [REDACTED] back; password=[REDACTED]
 }
 
-func ExampleTruncate() {
-	s, cut := synclog.Truncate("héllo world", 3)
-	fmt.Println(s, cut)
+func ExampleWithBodyLimit() {
+	ring := synclog.NewRing(10, synclog.WithBodyLimit(3))
+	_ = ring.Record(context.Background(), synclog.Entry{RequestBody: "héllo world"})
+	e := ring.Entries(synclog.Filter{})[0]
+	fmt.Println(e.RequestBody, e.Truncated)
 	// Output:
 	// hé…[truncated 9 bytes] true
 }

@@ -4,11 +4,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -608,20 +606,4 @@ func (r *Redactor) Entry(e *Entry) {
 	e.Method = r.scrubLiteral(e.Method)
 	e.Model = r.scrubLiteral(e.Model)
 	e.Record = r.scrubLiteral(e.Record)
-}
-
-// ---- truncation ----
-
-// Truncate cuts s to at most limit bytes on a UTF-8 boundary and appends
-// "…[truncated N bytes]", N being the number of bytes removed. It reports whether it cut.
-// A limit of 0 or less means no limit.
-func Truncate(s string, limit int) (string, bool) {
-	if limit <= 0 || len(s) <= limit {
-		return s, false
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…[truncated " + strconv.Itoa(len(s)-cut) + " bytes]", true
 }

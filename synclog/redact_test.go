@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tidwall/gjson"
@@ -327,34 +326,6 @@ func TestEntryRedaction(t *testing.T) {
 		t.Fatal("Entry modified the caller's header map")
 	}
 	r.Entry(nil) // must not panic
-}
-
-func TestTruncate(t *testing.T) {
-	tests := []struct {
-		in    string
-		limit int
-		want  string
-		cut   bool
-	}{
-		{"hello", 0, "hello", false},
-		{"hello", -1, "hello", false},
-		{"hello", 5, "hello", false},
-		{"hello", 10, "hello", false},
-		{"hello", 3, "hel…[truncated 2 bytes]", true},
-		{"héllo", 2, "h…[truncated 5 bytes]", true}, // é is 2 bytes: not split
-		{"日本", 4, "日…[truncated 3 bytes]", true},
-		{"日本", 1, "…[truncated 6 bytes]", true},
-		{"", 3, "", false},
-	}
-	for _, tt := range tests {
-		got, cut := Truncate(tt.in, tt.limit)
-		if got != tt.want || cut != tt.cut {
-			t.Errorf("Truncate(%q, %d) = %q, %v; want %q, %v", tt.in, tt.limit, got, cut, tt.want, tt.cut)
-		}
-		if !utf8.ValidString(got) {
-			t.Errorf("Truncate(%q, %d) produced invalid UTF-8", tt.in, tt.limit)
-		}
-	}
 }
 
 func TestInvalidInputsDoNotPanic(t *testing.T) {

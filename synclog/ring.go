@@ -5,21 +5,19 @@ import (
 	"iter"
 	"net/http"
 	"sync"
+
+	"github.com/connkit/connkit/internal/audit"
 )
 
-// DefaultRingCapacity is the capacity NewRing uses when given zero or less.
-const DefaultRingCapacity = 1000
-
-// DefaultBodyLimit is the body limit, in bytes, a Ring applies unless told otherwise.
-const DefaultBodyLimit = 64 << 10
+// defaultRingCapacity is the capacity NewRing uses when given zero or less.
+const defaultRingCapacity = 1000
 
 // Ring is a bounded in-memory [Recorder] and [Querier]: it keeps the newest entries up to
 // its capacity and drops the oldest. It assigns each entry an increasing ID starting at 1.
 // A Ring is safe for concurrent use; Record takes one short lock and does not allocate
 // for bodies within the limit.
 type Ring struct {
-	bodyLimit int
-	redactor  *Redactor
+	cfg audit.Config[Entry]
 
 	mu      sync.Mutex
 	buf     []Entry // circular; buf[(start+i)%cap] is the i-th oldest entry
@@ -29,43 +27,28 @@ type Ring struct {
 	dropped uint64
 }
 
-// RingOption configures a [Ring].
-type RingOption func(*Ring)
-
-// WithBodyLimit sets how many bytes of each body the Ring keeps (default 64 KiB); longer
-// bodies are cut with [Truncate] and the entry is marked Truncated. Zero or less keeps
-// bodies whole.
-func WithBodyLimit(n int) RingOption { return func(r *Ring) { r.bodyLimit = n } }
-
-// WithRingRedactor makes the Ring redact each entry with red before storing it. By
-// default a Ring trusts that entries were redacted when they were built (the adapter and
-// webhook packages do), so recording stays cheap.
-func WithRingRedactor(red *Redactor) RingOption { return func(r *Ring) { r.redactor = red } }
-
-// NewRing returns a Ring that keeps the newest capacity entries (DefaultRingCapacity when
-// capacity is zero or less).
-func NewRing(capacity int, opts ...RingOption) *Ring {
+// NewRing returns a Ring that keeps the newest capacity entries (1000 when capacity is
+// zero or less). Options: [WithBodyLimit] (default 64 KiB) and [WithRedactor] (by default
+// a Ring trusts that entries were redacted when they were built, as the adapter and
+// webhook packages do, so recording stays cheap).
+func NewRing(capacity int, opts ...Option) *Ring {
 	if capacity <= 0 {
-		capacity = DefaultRingCapacity
+		capacity = defaultRingCapacity
 	}
-	r := &Ring{bodyLimit: DefaultBodyLimit, buf: make([]Entry, capacity)}
-	for _, o := range opts {
-		if o != nil {
-			o(r)
-		}
-	}
+	r := &Ring{cfg: audit.Config[Entry]{BodyLimit: audit.DefaultBodyLimit}, buf: make([]Entry, capacity)}
+	audit.Apply(&r.cfg, opts)
 	return r
 }
 
 // Record stores e, assigning it the next ID, and drops the oldest entry when the Ring is
 // full. It never fails.
 func (r *Ring) Record(_ context.Context, e Entry) error {
-	if r.redactor != nil {
-		r.redactor.Entry(&e)
+	if r.cfg.Redact != nil {
+		r.cfg.Redact(&e)
 	}
 	var cut1, cut2 bool
-	e.RequestBody, cut1 = Truncate(e.RequestBody, r.bodyLimit)
-	e.ResponseBody, cut2 = Truncate(e.ResponseBody, r.bodyLimit)
+	e.RequestBody, cut1 = audit.Body(e.RequestBody, r.cfg.BodyLimit)
+	e.ResponseBody, cut2 = audit.Body(e.ResponseBody, r.cfg.BodyLimit)
 	e.Truncated = e.Truncated || cut1 || cut2
 
 	r.mu.Lock()
@@ -89,9 +72,6 @@ func (r *Ring) Len() int {
 	defer r.mu.Unlock()
 	return r.n
 }
-
-// Cap returns the Ring's capacity.
-func (r *Ring) Cap() int { return len(r.buf) }
 
 // Dropped returns how many entries were dropped to make room for newer ones.
 func (r *Ring) Dropped() uint64 {

@@ -34,8 +34,8 @@ func equalIDs(a, b []int64) bool {
 func TestRingCapacityAndDrop(t *testing.T) {
 	ctx := context.Background()
 	r := NewRing(3)
-	if r.Cap() != 3 || r.Len() != 0 || r.Dropped() != 0 {
-		t.Fatalf("new ring: cap %d len %d dropped %d", r.Cap(), r.Len(), r.Dropped())
+	if len(r.buf) != 3 || r.Len() != 0 || r.Dropped() != 0 {
+		t.Fatalf("new ring: cap %d len %d dropped %d", len(r.buf), r.Len(), r.Dropped())
 	}
 	for i := range 5 {
 		if err := r.Record(ctx, Entry{Operation: "op" + strconv.Itoa(i)}); err != nil {
@@ -63,11 +63,11 @@ func TestRingCapacityAndDrop(t *testing.T) {
 }
 
 func TestRingDefaultCapacity(t *testing.T) {
-	if got := NewRing(0).Cap(); got != DefaultRingCapacity {
-		t.Fatalf("NewRing(0).Cap() = %d, want %d", got, DefaultRingCapacity)
+	if got := len(NewRing(0).buf); got != 1000 {
+		t.Fatalf("NewRing(0) holds %d, want 1000", got)
 	}
-	if got := NewRing(-5).Cap(); got != DefaultRingCapacity {
-		t.Fatalf("NewRing(-5).Cap() = %d, want %d", got, DefaultRingCapacity)
+	if got := len(NewRing(-5).buf); got != 1000 {
+		t.Fatalf("NewRing(-5) holds %d, want 1000", got)
 	}
 }
 
@@ -76,15 +76,17 @@ func TestRingBodyLimit(t *testing.T) {
 	long := strings.Repeat("a", 100)
 	tests := []struct {
 		name      string
-		opts      []RingOption
+		opts      []Option
 		req, resp string
 		wantReq   string
 		wantTrunc bool
 	}{
 		{"default keeps short bodies", nil, "short", "short", "short", false},
-		{"limit cuts request", []RingOption{WithBodyLimit(10)}, long, "ok", "aaaaaaaaaa…[truncated 90 bytes]", true},
-		{"limit cuts response", []RingOption{WithBodyLimit(10)}, "ok", long, "ok", true},
-		{"zero means whole", []RingOption{WithBodyLimit(0)}, long, long, long, false},
+		{"limit cuts request", []Option{WithBodyLimit(10)}, long, "ok", "aaaaaaaaaa…[truncated 90 bytes]", true},
+		{"limit cuts response", []Option{WithBodyLimit(10)}, "ok", long, "ok", true},
+		{"negative means whole", []Option{WithBodyLimit(-1)}, long, long, long, false},
+		{"zero keeps no body", []Option{WithBodyLimit(0)}, long, "ok", "", true},
+		{"zero on empty bodies cuts nothing", []Option{WithBodyLimit(0)}, "", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +99,7 @@ func TestRingBodyLimit(t *testing.T) {
 		})
 	}
 	r := NewRing(1)
-	_ = r.Record(ctx, Entry{RequestBody: strings.Repeat("x", DefaultBodyLimit+1)})
+	_ = r.Record(ctx, Entry{RequestBody: strings.Repeat("x", 64<<10+1)})
 	if !r.Entries(Filter{})[0].Truncated {
 		t.Fatal("default 64 KiB limit not applied")
 	}
@@ -108,7 +110,7 @@ func TestRingBodyLimit(t *testing.T) {
 }
 
 func TestRingRedactorOption(t *testing.T) {
-	r := NewRing(1, WithRingRedactor(NewRedactor()))
+	r := NewRing(1, WithRedactor(NewRedactor()))
 	_ = r.Record(context.Background(), Entry{URL: "/x?token=abc", RequestHeader: http.Header{"Authorization": {"Bearer abc"}}})
 	e := r.Entries(Filter{})[0]
 	if e.URL != "/x?token=[REDACTED]" || e.RequestHeader.Get("Authorization") != "Bearer [REDACTED]" {

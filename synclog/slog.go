@@ -4,68 +4,37 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+
+	"github.com/connkit/connkit/internal/audit"
 )
 
-// DefaultSlogBodyLimit is how many bytes of each body a SlogRecorder logs when bodies are
-// enabled, unless WithSlogBodyLimit says otherwise.
-const DefaultSlogBodyLimit = 4 << 10
-
-// SlogRecorder is a [Recorder] that writes one log/slog line per entry. Build it with
-// [NewSlogRecorder].
-type SlogRecorder struct {
-	logger    *slog.Logger
-	msg       string
-	bodies    bool
-	bodyLimit int
-	redactor  *Redactor
+// slogRecorder is the Recorder returned by NewSlogRecorder.
+type slogRecorder struct {
+	logger *slog.Logger
+	cfg    audit.Config[Entry]
 }
-
-// SlogOption configures a [SlogRecorder].
-type SlogOption func(*SlogRecorder)
-
-// WithSlogBodies adds the request and response bodies (redacted, cut to the body limit)
-// to each line. Off by default: bodies make log lines long and may hold personal data.
-func WithSlogBodies(on bool) SlogOption { return func(s *SlogRecorder) { s.bodies = on } }
-
-// WithSlogBodyLimit sets how many bytes of each body are logged (default 4 KiB; zero or
-// less logs bodies whole).
-func WithSlogBodyLimit(n int) SlogOption { return func(s *SlogRecorder) { s.bodyLimit = n } }
-
-// WithSlogRedactor sets the Redactor applied to every entry before it is logged (default
-// [DefaultRedactor]). Entries are redacted again here because a log line leaves the
-// process: the cost is small next to the I/O.
-func WithSlogRedactor(r *Redactor) SlogOption {
-	return func(s *SlogRecorder) {
-		if r != nil {
-			s.redactor = r
-		}
-	}
-}
-
-// WithSlogMessage sets the log message (default "http exchange").
-func WithSlogMessage(msg string) SlogOption { return func(s *SlogRecorder) { s.msg = msg } }
 
 // NewSlogRecorder returns a Recorder that logs each entry to l (slog.Default() when nil)
 // with the attributes backend, operation, direction, method, url, status, duration,
 // attempts, error, model and record (id too once assigned), at level Info for success,
-// Warn for a 4xx status and Error for a 5xx status or a transport error.
-func NewSlogRecorder(l *slog.Logger, opts ...SlogOption) Recorder {
-	s := &SlogRecorder{
-		logger:    l,
-		msg:       "http exchange",
-		bodyLimit: DefaultSlogBodyLimit,
-		redactor:  DefaultRedactor(),
-	}
-	for _, o := range opts {
-		if o != nil {
-			o(s)
-		}
+// Warn for a 4xx status and Error for a 5xx status or a transport error. It never fails.
+//
+// Options: [WithMessage] (default "http exchange"); [WithBodyLimit] adds the request and
+// response bodies (redacted, cut to the limit) to each line: the default, 0, logs no
+// bodies, since they make lines long and may hold personal data; [WithRedactor] (default
+// [DefaultRedactor]; entries are redacted again here because a log line leaves the
+// process: the cost is small next to the I/O).
+func NewSlogRecorder(l *slog.Logger, opts ...Option) Recorder {
+	s := &slogRecorder{logger: l, cfg: audit.Config[Entry]{Message: "http exchange"}}
+	audit.Apply(&s.cfg, opts)
+	if s.cfg.Redact == nil {
+		s.cfg.Redact = DefaultRedactor().Entry
 	}
 	return s
 }
 
-// Level returns the level an entry is logged at.
-func (s *SlogRecorder) Level(e *Entry) slog.Level {
+// level returns the level an entry is logged at.
+func (s *slogRecorder) level(e *Entry) slog.Level {
 	switch {
 	case e.Error != "" || e.Status >= 500:
 		return slog.LevelError
@@ -77,16 +46,16 @@ func (s *SlogRecorder) Level(e *Entry) slog.Level {
 }
 
 // Record logs e. It never fails.
-func (s *SlogRecorder) Record(ctx context.Context, e Entry) error {
+func (s *slogRecorder) Record(ctx context.Context, e Entry) error {
 	l := s.logger
 	if l == nil {
 		l = slog.Default()
 	}
-	level := s.Level(&e)
+	level := s.level(&e)
 	if !l.Enabled(ctx, level) {
 		return nil
 	}
-	s.redactor.Entry(&e)
+	s.cfg.Redact(&e)
 	attrs := make([]slog.Attr, 0, 16)
 	if e.ID != 0 {
 		attrs = append(attrs, slog.Int64("id", e.ID))
@@ -110,21 +79,21 @@ func (s *SlogRecorder) Record(ctx context.Context, e Entry) error {
 	if e.Record != "" {
 		attrs = append(attrs, slog.String("record", e.Record))
 	}
-	if s.bodies {
-		req, cut1 := Truncate(e.RequestBody, s.bodyLimit)
-		resp, cut2 := Truncate(e.ResponseBody, s.bodyLimit)
+	if s.cfg.BodyLimit != 0 {
+		req, cut1 := audit.Truncate(e.RequestBody, s.cfg.BodyLimit)
+		resp, cut2 := audit.Truncate(e.ResponseBody, s.cfg.BodyLimit)
 		attrs = append(attrs, slog.String("request_body", req), slog.String("response_body", resp))
 		if e.Truncated || cut1 || cut2 {
 			attrs = append(attrs, slog.Bool("truncated", true))
 		}
 	}
-	l.LogAttrs(ctx, level, s.msg, attrs...)
+	l.LogAttrs(ctx, level, s.cfg.Message, attrs...)
 	return nil
 }
 
 // Multi returns a Recorder that hands every entry to each of rs in order (nil recorders
 // are skipped) and joins their errors with errors.Join. Every recorder gets the entry even
-// when an earlier one fails.
+// when an earlier one fails. Multi() with no recorder drops every entry.
 func Multi(rs ...Recorder) Recorder {
 	var flat multi
 	for _, r := range rs {
@@ -138,7 +107,7 @@ func Multi(rs ...Recorder) Recorder {
 	}
 	switch len(flat) {
 	case 0:
-		return Discard
+		return discard
 	case 1:
 		return flat[0]
 	}

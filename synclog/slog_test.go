@@ -75,7 +75,7 @@ func TestSlogRecorderLevelsAndAttrs(t *testing.T) {
 				t.Errorf("error attr = %v, want present=%v", m["error"], tt.err != "")
 			}
 			if _, ok := m["request_body"]; ok {
-				t.Error("bodies logged without WithSlogBodies")
+				t.Error("bodies logged without WithBodyLimit")
 			}
 		})
 	}
@@ -83,8 +83,8 @@ func TestSlogRecorderLevelsAndAttrs(t *testing.T) {
 
 func TestSlogRecorderBodies(t *testing.T) {
 	var buf bytes.Buffer
-	rec := NewSlogRecorder(slog.New(slog.NewJSONHandler(&buf, nil)), WithSlogBodies(true), WithSlogBodyLimit(60),
-		WithSlogRedactor(NewRedactor(WithSecrets("lit-secret-77"))), WithSlogMessage("exchange"))
+	rec := NewSlogRecorder(slog.New(slog.NewJSONHandler(&buf, nil)), WithBodyLimit(60),
+		WithRedactor(NewRedactor(WithSecrets("lit-secret-77"))), WithMessage("exchange"))
 	e := Entry{
 		Status:         200,
 		RequestHeader:  http.Header{"Content-Type": {"application/json"}},
@@ -152,7 +152,7 @@ func TestMulti(t *testing.T) {
 		t.Fatalf("empty Multi: %v", err)
 	}
 	ring := NewRing(2)
-	_ = Multi(ring, Discard).Record(ctx, Entry{})
+	_ = Multi(ring, Multi()).Record(ctx, Entry{})
 	if ring.Len() != 1 {
 		t.Fatal("ring behind Multi got nothing")
 	}

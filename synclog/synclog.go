@@ -78,8 +78,8 @@ type RecorderFunc func(ctx context.Context, e Entry) error
 // Record calls f(ctx, e).
 func (f RecorderFunc) Record(ctx context.Context, e Entry) error { return f(ctx, e) }
 
-// Discard is a Recorder that drops every entry.
-var Discard Recorder = RecorderFunc(func(context.Context, Entry) error { return nil })
+// discard is the Recorder Multi returns when given none: it drops every entry.
+var discard Recorder = RecorderFunc(func(context.Context, Entry) error { return nil })
 
 // Filter selects entries in a query. Zero fields match everything.
 type Filter struct {
