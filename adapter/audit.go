@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
 )
 
@@ -53,10 +54,10 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	ent.ResponseHeader = c.red.Header(respHeader)
 	var cut1, cut2 bool
 	if len(st.reqBody) > 0 {
-		ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
+		ent.RequestBody, cut1 = audit.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
 	}
 	if len(st.lastBody) > 0 {
-		ent.ResponseBody, cut2 = synclog.Truncate(c.red.Body(st.lastBody, respHeader.Get("Content-Type")), c.cfg.auditLimit)
+		ent.ResponseBody, cut2 = audit.Truncate(c.red.Body(st.lastBody, respHeader.Get("Content-Type")), c.cfg.auditLimit)
 	}
 	ent.Truncated = cut1 || cut2
 	if e != nil {
@@ -111,7 +112,7 @@ func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
 		if rc, err := req.GetBody(); err == nil {
 			b, _ := io.ReadAll(io.LimitReader(rc, tokenBodyLimit))
 			rc.Close()
-			ent.RequestBody, cut1 = synclog.Truncate(c.red.Body(b, req.Header.Get("Content-Type")), c.cfg.auditLimit)
+			ent.RequestBody, cut1 = audit.Truncate(c.red.Body(b, req.Header.Get("Content-Type")), c.cfg.auditLimit)
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
@@ -124,7 +125,7 @@ func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp, err = nil, fmt.Errorf("reading the token response: %w", rerr)
 		} else {
 			resp.Body = io.NopCloser(bytes.NewReader(b))
-			ent.ResponseBody, cut2 = synclog.Truncate(c.red.Body(b, resp.Header.Get("Content-Type")), c.cfg.auditLimit)
+			ent.ResponseBody, cut2 = audit.Truncate(c.red.Body(b, resp.Header.Get("Content-Type")), c.cfg.auditLimit)
 		}
 	}
 	ent.Truncated = cut1 || cut2

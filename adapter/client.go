@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
@@ -491,7 +492,7 @@ func (c *Client) newError(st *call, resp *http.Response) *Error {
 		e.RequestID = c.red.String(requestID(header))
 		if len(st.lastBody) > 0 {
 			b := c.red.Body(st.lastBody, header.Get("Content-Type"))
-			e.Body, _ = synclog.Truncate(b, bodyExcerptLimit)
+			e.Body, _ = audit.Truncate(b, bodyExcerptLimit)
 		}
 	}
 	return e
@@ -549,7 +550,7 @@ func (r *Response) badJSON(cause error) error {
 	if c := r.client; c != nil {
 		e.RequestID = c.red.String(e.RequestID)
 		b := c.red.Body(r.Body, r.Header.Get("Content-Type"))
-		e.Body, _ = synclog.Truncate(b, bodyExcerptLimit)
+		e.Body, _ = audit.Truncate(b, bodyExcerptLimit)
 		if msg := cause.Error(); c.red.String(msg) != msg {
 			e.Err = &redactedError{msg: c.red.String(msg), cause: cause}
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
 	"golang.org/x/time/rate"
 )
@@ -29,7 +30,7 @@ const (
 	// defaultMaxResponseSize bounds a response body (32 MiB).
 	defaultMaxResponseSize = 32 << 20
 	// defaultAuditBodyLimit bounds each body stored in an audit entry (64 KiB).
-	defaultAuditBodyLimit = synclog.DefaultBodyLimit
+	defaultAuditBodyLimit = audit.DefaultBodyLimit
 	// defaultIdempotencyHeader carries Request.IdempotencyKey.
 	defaultIdempotencyHeader = "Idempotency-Key"
 	// defaultUserAgent is sent unless a User-Agent header is configured.

@@ -224,7 +224,7 @@ func TestNoCredentialLeaksAnywhere(t *testing.T) {
 				opts := append([]adapter.Option{
 					adapter.WithAuth(kind.auth(tokenURL)),
 					adapter.WithBackendName(backend),
-					adapter.WithRecorder(synclog.Multi(ring, sqlRec, synclog.NewSlogRecorder(logger, synclog.WithSlogBodies(true)))),
+					adapter.WithRecorder(synclog.Multi(ring, sqlRec, synclog.NewSlogRecorder(logger, synclog.WithBodyLimit(4<<10)))),
 					adapter.WithLogger(logger),
 					adapter.WithRetries(1),
 					adapter.WithRetryWait(time.Millisecond, time.Millisecond),

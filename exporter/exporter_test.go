@@ -42,7 +42,7 @@ func newClient(t testing.TB, url string, opts ...adapter.Option) *adapter.Client
 
 type env struct {
 	srv   *fakeapi.Server
-	bs    *binding.MemoryStore
+	bs    binding.Store
 	store *local.Memory[product]
 	exp   *exporter.Exporter[product]
 }

@@ -33,7 +33,7 @@ func (c *stepClock) Advance(d time.Duration) {
 // answer, over a store on a fake clock, with renewals stepped by the test.
 type leaseEnv struct {
 	clock          *stepClock
-	bs             *binding.MemoryStore
+	bs             binding.Store
 	exp            *exporter.Exporter[product]
 	inPost, answer chan struct{}
 	slept, wake    chan struct{}

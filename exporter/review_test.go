@@ -219,11 +219,11 @@ func TestDeleteCancelAfterRemoteDeleteDropsBinding(t *testing.T) {
 }
 
 // A binding removed by another worker between the lookup and the claim: nothing to do.
-type vanishingStore struct{ *binding.MemoryStore }
+type vanishingStore struct{ binding.Store }
 
 func (s vanishingStore) Claim(ctx context.Context, id int64, owner string, ttl time.Duration) (binding.Binding, error) {
-	_ = s.MemoryStore.Delete(ctx, id)
-	return s.MemoryStore.Claim(ctx, id, owner, ttl)
+	_ = s.Store.Delete(ctx, id)
+	return s.Store.Claim(ctx, id, owner, ttl)
 }
 
 func TestDeleteBindingGoneWhileClaiming(t *testing.T) {
