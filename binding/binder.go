@@ -20,12 +20,6 @@ func NewBinder(store Store, backend string) *Binder {
 	return &Binder{store: store, backend: backend}
 }
 
-// Backend returns the backend the Binder works for.
-func (b *Binder) Backend() string { return b.backend }
-
-// Store returns the underlying store.
-func (b *Binder) Store() Store { return b.store }
-
 // ToLocal returns the local ID bound to externalID. When there is none (or the binding has
 // no local ID yet) the error matches ErrNotFound and names backend, model and ID.
 func (b *Binder) ToLocal(ctx context.Context, model, externalID string) (string, error) {

@@ -13,9 +13,6 @@ func TestBinderToLocalToExternal(t *testing.T) {
 	ctx := t.Context()
 	s := binding.NewMemoryStore()
 	bd := binding.NewBinder(s, "shop")
-	if bd.Backend() != "shop" || bd.Store() != binding.Store(s) {
-		t.Fatal("Backend/Store accessors")
-	}
 
 	_, err := bd.ToLocal(ctx, "product", "E1")
 	if !errors.Is(err, binding.ErrNotFound) {

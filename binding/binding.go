@@ -84,14 +84,9 @@ type Binding struct {
 	UpdatedAt time.Time
 }
 
-// CanRetry reports whether a failed binding may be tried again under a limit of maxRetries
-// consecutive failures. Bindings that are not failed can always be synced.
-func (b *Binding) CanRetry(maxRetries int) bool {
-	return b.Status != StatusFailed || b.RetryCount < maxRetries
-}
-
-// Leased reports whether someone holds an unexpired lease on b at time now.
-func (b *Binding) Leased(now time.Time) bool {
+// leased reports whether someone holds an unexpired lease on b at time now (a private
+// copy of bindingkit.Leased, which this package cannot import).
+func (b *Binding) leased(now time.Time) bool {
 	return b.LeaseOwner != "" && now.Before(b.LeaseExpiresAt)
 }
 
@@ -295,7 +290,7 @@ func checkLease(b *Binding, owner string, now time.Time) error {
 		}
 		return nil
 	}
-	if b.Leased(now) {
+	if b.leased(now) {
 		return &LockedError{ID: b.ID, Owner: b.LeaseOwner, Expires: b.LeaseExpiresAt}
 	}
 	return nil

@@ -543,7 +543,7 @@ func (s *memoryStore) Claim(ctx context.Context, id int64, owner string, ttl tim
 		return Binding{}, notFoundID("claim", id)
 	}
 	now := s.clock()
-	if b.LeaseOwner != owner && b.Leased(now) {
+	if b.LeaseOwner != owner && b.leased(now) {
 		return Binding{}, &LockedError{ID: id, Owner: b.LeaseOwner, Expires: b.LeaseExpiresAt}
 	}
 	b.LeaseOwner, b.LeaseExpiresAt = owner, utc(now.Add(ttl))

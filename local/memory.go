@@ -13,7 +13,7 @@ import (
 )
 
 // Memory is an in-memory Store for tests and examples. It is safe for concurrent use,
-// implements KeyedCreator and ExistenceChecker, and counts the writes it receives so tests can assert that a sync
+// implements KeyedCreator and ExistenceChecker, and counts the creates and updates it receives so tests can assert that a sync
 // created each record exactly once. IDs are "1", "2", … in creation order.
 //
 // Records are stored as the values given: a T holding slices, maps or pointers shares them
@@ -25,7 +25,7 @@ type Memory[T any] struct {
 	records map[string]T
 	keys    map[string]string // CreateKeyed key -> ID
 
-	creates, updates, deletes atomic.Int64
+	creates, updates atomic.Int64
 }
 
 // NewMemory returns an empty Memory store.
@@ -141,7 +141,6 @@ func (m *Memory[T]) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("deleting local record %q: %w", id, ErrNotFound)
 	}
 	delete(m.records, id)
-	m.deletes.Add(1)
 	return nil
 }
 
@@ -178,19 +177,9 @@ func compareIDs(a, b string) int {
 	return strings.Compare(a, b) // "7" and "007": a fixed order all the same
 }
 
-// Snapshot returns a copy of all records by ID.
-func (m *Memory[T]) Snapshot() map[string]T {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return maps.Clone(m.records)
-}
-
-// Creates, Updates and Deletes return how many records were created, updated and deleted
-// through the Store methods (Put is not counted).
+// Creates returns how many records were created through Create and CreateKeyed (Put is
+// not counted).
 func (m *Memory[T]) Creates() int { return int(m.creates.Load()) }
 
 // Updates returns how many successful Update calls the store received.
 func (m *Memory[T]) Updates() int { return int(m.updates.Load()) }
-
-// Deletes returns how many successful Delete calls the store received.
-func (m *Memory[T]) Deletes() int { return int(m.deletes.Load()) }

@@ -206,10 +206,13 @@ func TestRecordsMatchesMemory(t *testing.T) {
 				}
 			}
 			// Both hold the same records, in the same order.
-			snap := m.Snapshot()
 			var want []product
 			for _, id := range m.IDs() {
-				want = append(want, snap[id])
+				v, err := m.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, v)
 			}
 			var got []product
 			for _, e := range collect(t, s) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 )
 
 func init() {
@@ -17,7 +18,7 @@ func init() {
 		b, err := s.Claim(ctx, a.ID, "w1", time.Hour)
 		noErr(t, "Claim by w1", err)
 		eq(t, "LeaseOwner", b.LeaseOwner, "w1")
-		if !b.Leased(b.LeaseExpiresAt.Add(-time.Minute)) {
+		if !bindingkit.Leased(&b, b.LeaseExpiresAt.Add(-time.Minute)) {
 			t.Fatalf("binding not leased a minute before its lease ends: %+v", b)
 		}
 		if d := b.LeaseExpiresAt.Sub(b.UpdatedAt); d < 59*time.Minute || d > 61*time.Minute {
@@ -51,7 +52,7 @@ func init() {
 		noErr(t, "Release by w1", s.Release(ctx, a.ID, "w1"))
 		d := e.get(t, a.ID)
 		eq(t, "LeaseOwner after Release", d.LeaseOwner, "")
-		if d.Leased(time.Now()) {
+		if bindingkit.Leased(&d, time.Now()) {
 			t.Fatal("binding still leased after Release")
 		}
 		noErr(t, "Release twice", s.Release(ctx, a.ID, "w1"))

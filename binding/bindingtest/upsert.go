@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 )
 
 func init() {
@@ -313,7 +314,7 @@ func init() {
 	register("MarkFailed", func(t *testing.T, e *env) {
 		s, ctx := e.store, e.ctx
 		a := e.upsert(t, binding.Binding{ExternalID: "E1", Hash: "h"})
-		if !a.CanRetry(0) {
+		if !bindingkit.CanRetry(&a, 0) {
 			t.Fatal("a pending binding cannot be retried")
 		}
 		for i := 1; i <= 3; i++ {
@@ -326,12 +327,12 @@ func init() {
 		}
 		b := e.get(t, a.ID)
 		eq(t, "RetryCount stored", b.RetryCount, 3)
-		eq(t, "CanRetry(3)", b.CanRetry(3), false)
-		eq(t, "CanRetry(4)", b.CanRetry(4), true)
+		eq(t, "CanRetry(3)", bindingkit.CanRetry(&b, 3), false)
+		eq(t, "CanRetry(4)", bindingkit.CanRetry(&b, 4), true)
 		c, err := s.MarkSuccess(ctx, a.ID, binding.Success{})
 		noErr(t, "MarkSuccess", err)
 		eq(t, "RetryCount after success", c.RetryCount, 0)
-		eq(t, "CanRetry(1) after success", c.CanRetry(1), true)
+		eq(t, "CanRetry(1) after success", bindingkit.CanRetry(&c, 1), true)
 		d, err := s.MarkFailed(ctx, a.ID, binding.Failure{Error: "again"})
 		noErr(t, "MarkFailed after success", err)
 		eq(t, "RetryCount counts consecutive failures", d.RetryCount, 1)

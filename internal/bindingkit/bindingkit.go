@@ -32,6 +32,17 @@ func ValidateClaim(op string, id int64, owner string, ttl time.Duration) error {
 	return nil
 }
 
+// CanRetry reports whether the failed binding b may be tried again under a limit of
+// maxRetries consecutive failures. Bindings that are not failed can always be synced.
+func CanRetry(b *binding.Binding, maxRetries int) bool {
+	return b.Status != binding.StatusFailed || b.RetryCount < maxRetries
+}
+
+// Leased reports whether someone holds an unexpired lease on b at time now.
+func Leased(b *binding.Binding, now time.Time) bool {
+	return b.LeaseOwner != "" && now.Before(b.LeaseExpiresAt)
+}
+
 // LeaseError is the error of a write naming owner that the lease rule of binding.Store
 // refuses on the stored b, whose lease the store judged unexpired (leased) or not: a
 // *binding.LeaseLostError, a *binding.LockedError, or nil when the write may go ahead.
