@@ -387,7 +387,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 		res.Action = Skipped
 		return res, nil
 	}
-	if !ec.force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
+	if !ec.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&b, r.cfg.maxRetries) {
 		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
 	lease, err := r.hold(ctx, b.ID)

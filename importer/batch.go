@@ -14,6 +14,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
@@ -687,13 +688,13 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			}
 			cur.LocalID = "" // the app deleted it: create it again and rebind
 		}
-		if cur.ID != 0 && cur.Leased(now) {
+		if cur.ID != 0 && bindingkit.Leased(&cur, now) {
 			// Someone else is importing it: go through the lease.
 			out, err := r.importParsed(ctx, p, b.cfg.force, pc)
 			res[i].action, res[i].err = out.Action, err
 			return
 		}
-		if !b.cfg.force && r.cfg.maxRetries > 0 && !cur.CanRetry(r.cfg.maxRetries) {
+		if !b.cfg.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&cur, r.cfg.maxRetries) {
 			res[i].action = Failed
 			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, cur.RetryCount, cur.LastError))
 			return

@@ -28,6 +28,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
@@ -328,7 +329,7 @@ func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...Imp
 // unchanged when nothing was written.
 func (r *Importer[T]) markFailed(ctx context.Context, b binding.Binding, ferr error) binding.Binding {
 	ctx = context.WithoutCancel(ctx)
-	if b.Leased(r.cfg.now()) {
+	if bindingkit.Leased(&b, r.cfg.now()) {
 		return b
 	}
 	lease, err := r.claimer.Hold(ctx, b.ID)
@@ -513,7 +514,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 		}
 		gone = b.LocalID // the app deleted it: import it again
 	}
-	if !force && r.cfg.maxRetries > 0 && !b.CanRetry(r.cfg.maxRetries) {
+	if !force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&b, r.cfg.maxRetries) {
 		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
 	lease, err := r.claimer.Hold(ctx, b.ID)
