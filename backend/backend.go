@@ -208,13 +208,13 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	}
 	b.logger = b.logger.With("backend", cfg.Name)
 	if b.bindings == nil {
-		b.bindings = binding.NewMemoryStore()
+		b.bindings = binding.NewMemory()
 	}
 	if b.state == nil {
 		b.state = state.NewMemory()
 	}
 	if b.schedStore == nil {
-		b.schedStore = schedule.NewMemoryStore()
+		b.schedStore = schedule.NewMemory()
 	}
 	b.binder = binding.NewBinder(b.bindings, cfg.Name)
 	b.resolver = resolver{b}

@@ -11,7 +11,7 @@ import (
 
 func TestBinderToLocalToExternal(t *testing.T) {
 	ctx := t.Context()
-	s := binding.NewMemoryStore()
+	s := binding.NewMemory()
 	bd := binding.NewBinder(s, "shop")
 
 	_, err := bd.ToLocal(ctx, "product", "E1")

@@ -3,7 +3,7 @@
 //
 // A [Binding] links (backend, model, local ID) to an external ID. A [Store] keeps bindings
 // and enforces uniqueness on both sides; it also grants leases ([Store.Claim]) so that two
-// workers never sync the same record at once. Stores: [NewMemoryStore] for unit tests, and
+// workers never sync the same record at once. Stores: [NewMemory] for unit tests, and
 // SQLite / Postgres in package sqlstore. Every store passes the conformance suite in package
 // bindingtest.
 //

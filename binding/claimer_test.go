@@ -16,7 +16,7 @@ import (
 func claimerEnv(t *testing.T) (binding.Store, *binding.Claimer, *fakeClock, *[]time.Duration) {
 	t.Helper()
 	clock := newFakeClock()
-	s := binding.NewMemoryStore(binding.WithClock(clock.Now))
+	s := binding.NewMemory(binding.WithClock(clock.Now))
 	var mu sync.Mutex
 	var waits []time.Duration
 	c := &binding.Claimer{Store: s, TTL: time.Minute, MaxWait: 10 * time.Second, Backoff: time.Second, MaxBackoff: 4 * time.Second,
@@ -128,7 +128,7 @@ func TestClaimerStopsOnOtherErrorsAndContext(t *testing.T) {
 
 func TestClaimerDefaultsAndOwners(t *testing.T) {
 	ctx := t.Context()
-	s := binding.NewMemoryStore()
+	s := binding.NewMemory()
 	c := &binding.Claimer{Store: s}
 	b, _ := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: "E1"})
 	b2, _ := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: "E2"})
@@ -161,7 +161,7 @@ type renewEnv struct {
 func newRenewEnv(t *testing.T) *renewEnv {
 	t.Helper()
 	e := &renewEnv{clock: newFakeClock(), slept: make(chan time.Duration), wake: make(chan struct{})}
-	e.s = binding.NewMemoryStore(binding.WithClock(e.clock.Now))
+	e.s = binding.NewMemory(binding.WithClock(e.clock.Now))
 	e.c = &binding.Claimer{Store: e.s, TTL: time.Minute, Now: e.clock.Now, Owner: "w",
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			select {

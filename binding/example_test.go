@@ -11,7 +11,7 @@ import (
 
 func ExampleBinder() {
 	ctx := context.Background()
-	store := binding.NewMemoryStore()
+	store := binding.NewMemory()
 	binder := binding.NewBinder(store, "shop-eu")
 
 	// After importing external product 1001 as local record 42:
@@ -33,10 +33,10 @@ func ExampleBinder() {
 	// true
 }
 
-func ExampleNewMemoryStore_claim() {
+func ExampleNewMemory_claim() {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
-	store := binding.NewMemoryStore(binding.WithClock(func() time.Time { return now }))
+	store := binding.NewMemory(binding.WithClock(func() time.Time { return now }))
 	b, _ := store.Upsert(ctx, binding.Binding{Backend: "shop-eu", Model: "product", LocalID: "42"})
 
 	// Worker A takes the record for five minutes; worker B must keep off.
@@ -63,7 +63,7 @@ func ExampleNewMemoryStore_claim() {
 // renewing it while the work runs; the writes that end the sync name the lease.
 func ExampleClaimer_Hold() {
 	ctx := context.Background()
-	store := binding.NewMemoryStore()
+	store := binding.NewMemory()
 	b, _ := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", ExternalID: "p-1"})
 
 	c := &binding.Claimer{Store: store, Owner: "worker-a", MaxWait: time.Second}

@@ -11,7 +11,7 @@ import (
 // listPageSize is how many bindings List copies per lock acquisition.
 const listPageSize = 500
 
-// memoryStore is the Store returned by NewMemoryStore.
+// memoryStore is the Store returned by NewMemory.
 type memoryStore struct {
 	now func() time.Time
 
@@ -111,7 +111,7 @@ func (c *scopeCache) maps(s *memoryStore, backend, model string) (ext, loc map[s
 
 var _ Store = (*memoryStore)(nil)
 
-// MemoryOption configures the store NewMemoryStore returns.
+// MemoryOption configures the store NewMemory returns.
 type MemoryOption func(*memoryStore)
 
 // WithClock makes the store read the time from now instead of time.Now; tests use it to
@@ -124,9 +124,9 @@ func WithClock(now func() time.Time) MemoryOption {
 	}
 }
 
-// NewMemoryStore returns an empty Store kept in memory: for unit tests and short-lived
+// NewMemory returns an empty Store kept in memory: for unit tests and short-lived
 // programs. It is safe for concurrent use, and every Binding it returns is a copy.
-func NewMemoryStore(opts ...MemoryOption) Store {
+func NewMemory(opts ...MemoryOption) Store {
 	s := &memoryStore{now: time.Now, byExt: index{}, byLocal: index{}}
 	for _, o := range opts {
 		o(s)

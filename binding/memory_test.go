@@ -40,7 +40,7 @@ func TestMemoryStoreConformance(t *testing.T) {
 		var clocks sync.Map // binding.Store -> *fakeClock
 		bindingtest.Run(t, func(t *testing.T) binding.Store {
 			c := newFakeClock()
-			s := binding.NewMemoryStore(binding.WithClock(c.Now))
+			s := binding.NewMemory(binding.WithClock(c.Now))
 			clocks.Store(s, c)
 			return s
 		}, bindingtest.WithAdvance(func(s binding.Store, d time.Duration) {
@@ -49,13 +49,13 @@ func TestMemoryStoreConformance(t *testing.T) {
 		}))
 	})
 	t.Run("RealClock", func(t *testing.T) {
-		bindingtest.Run(t, func(t *testing.T) binding.Store { return binding.NewMemoryStore() })
+		bindingtest.Run(t, func(t *testing.T) binding.Store { return binding.NewMemory() })
 	})
 }
 
 func TestMemoryStoreListAfterDeletes(t *testing.T) {
 	ctx := t.Context()
-	s := binding.NewMemoryStore()
+	s := binding.NewMemory()
 	var ids []int64
 	for i := range 300 {
 		b, err := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: fmt.Sprint(i)})
@@ -105,7 +105,7 @@ func TestMemoryStoreListAfterDeletes(t *testing.T) {
 func TestMemoryStoreSparseListSpansScanBudget(t *testing.T) {
 	// One match every 5,000 bindings: pages come back empty while the scan goes on.
 	ctx := t.Context()
-	s := binding.NewMemoryStore()
+	s := binding.NewMemory()
 	const n = 12_000
 	var want []int64
 	bs := make([]binding.Binding, 0, n)
@@ -140,7 +140,7 @@ func TestMemoryStoreSparseListSpansScanBudget(t *testing.T) {
 func TestMemoryStoreClockStampsTimes(t *testing.T) {
 	ctx := t.Context()
 	c := newFakeClock()
-	s := binding.NewMemoryStore(binding.WithClock(c.Now))
+	s := binding.NewMemory(binding.WithClock(c.Now))
 	b, err := s.Upsert(ctx, binding.Binding{Backend: "b", Model: "m", ExternalID: "1"})
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestMemoryStoreClockStampsTimes(t *testing.T) {
 		t.Fatalf("LeaseExpiresAt = %v, want %v", b.LeaseExpiresAt, want)
 	}
 	// WithClock(nil) keeps the default.
-	if binding.NewMemoryStore(binding.WithClock(nil)) == nil {
+	if binding.NewMemory(binding.WithClock(nil)) == nil {
 		t.Fatal("nil store")
 	}
 }
@@ -187,5 +187,5 @@ func TestValidateMessages(t *testing.T) {
 }
 
 func BenchmarkMemoryStore(b *testing.B) {
-	bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemoryStore() })
+	bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemory() })
 }

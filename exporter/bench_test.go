@@ -65,7 +65,7 @@ func benchExport(b *testing.B, conc int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		exp, err := exporter.New[product](c, binding.NewMemoryStore(), genStore{}, "shop", "product", "/products", mapProduct)
+		exp, err := exporter.New[product](c, binding.NewMemory(), genStore{}, "shop", "product", "/products", mapProduct)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -28,7 +28,7 @@ func Example() {
 	customers := local.NewMemory[Customer]() // the app's store
 	customers.Put("1", Customer{"Ann", "ann@example.com"})
 	customers.Put("2", Customer{"Bob", "bob@example.com"})
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 
 	exp, err := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
 		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
@@ -71,7 +71,7 @@ func ExampleWithUpdatedAtPath() {
 	client, _ := adapter.New(api.URL)
 	customers := local.NewMemory[Customer]()
 	customers.Put("1", Customer{"Ann", "ann@example.com"})
-	exp, _ := exporter.New(client, binding.NewMemoryStore(), customers, "crm", "customer", "/contacts",
+	exp, _ := exporter.New(client, binding.NewMemory(), customers, "crm", "customer", "/contacts",
 		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
 			return map[string]any{"full_name": c.Name}, nil
 		},
@@ -93,7 +93,7 @@ func ExampleWithClaimer() {
 	client, _ := adapter.New(api.URL)
 	customers := local.NewMemory[Customer]()
 	customers.Put("1", Customer{"Ann", "ann@example.com"})
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 	exp, _ := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
 		func(_ context.Context, c Customer, _ binding.Binding, _ bool) (any, error) {
 			return map[string]any{"full_name": c.Name}, nil

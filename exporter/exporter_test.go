@@ -51,7 +51,7 @@ func setup(t *testing.T, opts ...exporter.Option) *env {
 	t.Helper()
 	srv := fakeapi.New()
 	t.Cleanup(srv.Close)
-	e := &env{srv: srv, bs: binding.NewMemoryStore(), store: local.NewMemory[product]()}
+	e := &env{srv: srv, bs: binding.NewMemory(), store: local.NewMemory[product]()}
 	var err error
 	opts = append([]exporter.Option{exporter.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
 	e.exp, err = exporter.New(newClient(t, srv.URL), e.bs, e.store, "shop", "product", "/products", mapProduct, opts...)
@@ -172,7 +172,7 @@ func TestExportRetriedCreateReusesKey(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
 	doer := &lossyDoer{Doer: newClient(t, srv.URL), lose: 1}
@@ -245,7 +245,7 @@ func TestExportFailuresAndSkip(t *testing.T) {
 		}
 		return ""
 	})
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products",
 		func(ctx context.Context, p product, b binding.Binding, create bool) (any, error) {
@@ -295,7 +295,7 @@ func TestExportFailuresAndSkip(t *testing.T) {
 
 func TestExportBadConfig(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1")
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	_, err := exporter.New[product](nil, bs, store, "shop", "product", "/p", mapProduct)
 	assert.Error(t, err)
@@ -329,7 +329,7 @@ func TestExportDependenciesFirst(t *testing.T) {
 	srv := fakeapi.New()
 	defer srv.Close()
 	c := newClient(t, srv.URL)
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	binder := binding.NewBinder(bs, "shop")
 	customers := local.NewMemory[product]()
 	customers.Put("c1", product{Name: "Ann"})
@@ -379,7 +379,7 @@ func TestExportConcurrentSameRecordCreatesOnce(t *testing.T) {
 	defer srv.Close()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products", mapProduct,
 		exporter.WithClaimer(&binding.Claimer{Store: bs, Backoff: time.Microsecond, MaxBackoff: time.Millisecond}),
 		exporter.WithLogger(slog.New(slog.DiscardHandler)))
@@ -406,7 +406,7 @@ func TestBatchExportUnderFaults(t *testing.T) {
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultReset, Every: 13})
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultResetAfterWrite, Method: "POST", Every: 17})
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: time.Millisecond, Every: 5})
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	var ids []string
 	for i := range 250 {

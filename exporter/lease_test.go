@@ -49,7 +49,7 @@ func newLeaseEnv(t *testing.T) *leaseEnv {
 		_, _ = w.Write([]byte(`{"id": 7}`))
 	}))
 	t.Cleanup(srv.Close)
-	e.bs = binding.NewMemoryStore(binding.WithClock(e.clock.Now))
+	e.bs = binding.NewMemory(binding.WithClock(e.clock.Now))
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
 	claimer := &binding.Claimer{Store: e.bs, TTL: time.Minute, MaxWait: time.Second, Now: e.clock.Now,

@@ -42,7 +42,7 @@ func quiet() exporter.Option { return exporter.WithLogger(slog.New(slog.DiscardH
 func TestExportCancelAfterCreateStillBinds(t *testing.T) {
 	srv := fakeapi.New(fakeapi.WithoutIdempotency())
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,7 +71,7 @@ func TestExportInterruptedIsNotAFailure(t *testing.T) {
 	srv := fakeapi.New()
 	defer srv.Close()
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: time.Second, Every: 1})
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
 	exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products", mapProduct,
@@ -103,7 +103,7 @@ func TestExportInterruptedIsNotAFailure(t *testing.T) {
 func TestBatchStopsStartingRecordsOnCancel(t *testing.T) {
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	var ids []string
 	for i := range 50 {
@@ -153,7 +153,7 @@ func TestExportIDPathMustBeScalar(t *testing.T) {
 	}
 	for _, path := range []string{"meta", "tags", "ok", "blank", "missing"} {
 		t.Run(path, func(t *testing.T) {
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products", mapNested,
 				exporter.WithIDPath(path), quiet())
 			require.NoError(t, err)
@@ -166,7 +166,7 @@ func TestExportIDPathMustBeScalar(t *testing.T) {
 			assert.Empty(t, b.ExternalID)
 		})
 	}
-	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemoryStore(), store, "shop", "product", "/products", mapNested,
+	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemory(), store, "shop", "product", "/products", mapNested,
 		exporter.WithIDPath("meta.id"), quiet())
 	require.NoError(t, err)
 	res, err := exp.Export(context.Background(), "1")
@@ -200,7 +200,7 @@ func TestDeleteNoExportLeavesRemoteAlone(t *testing.T) {
 func TestDeleteCancelAfterRemoteDeleteDropsBinding(t *testing.T) {
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -230,7 +230,7 @@ func TestDeleteBindingGoneWhileClaiming(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	_, err := bs.Upsert(ctx, binding.Binding{Backend: "shop", Model: "product", LocalID: "1", ExternalID: "5"})
 	require.NoError(t, err)
 	exp, err := exporter.New(newClient(t, srv.URL), vanishingStore{bs}, local.NewMemory[product](), "shop", "product", "/products", mapProduct, quiet())
@@ -248,7 +248,7 @@ func TestExportNilPayload(t *testing.T) {
 	defer srv.Close()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "A"})
-	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemoryStore(), store, "shop", "product", "/products",
+	exp, err := exporter.New(newClient(t, srv.URL), binding.NewMemory(), store, "shop", "product", "/products",
 		func(context.Context, product, binding.Binding, bool) (any, error) { return nil, nil }, quiet())
 	require.NoError(t, err)
 	_, err = exp.Export(ctx, "1")
@@ -265,7 +265,7 @@ func TestExportMapPanic(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	for _, id := range []string{"1", "2", "3"} {
 		store.Put(id, product{Name: "P" + id})
@@ -317,7 +317,7 @@ func TestExportDependencyIDsPanic(t *testing.T) {
 
 func TestNewRejectsBadLeaseAndDependency(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1")
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	for _, o := range []exporter.Option{
 		exporter.WithClaimer(&binding.Claimer{}),

@@ -25,7 +25,7 @@ func TestRetriedCreateAfterEditLeavesNoStaleRemote(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "v1", Price: 1})
 	doer := &lossyDoer{Doer: newClient(t, srv.URL), lose: 1}
@@ -57,7 +57,7 @@ func TestRetriedCreateSameBodyNoExtraUpdate(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	store.Put("1", product{Name: "v1", Price: 1})
 	doer := &lossyDoer{Doer: newClient(t, srv.URL), lose: 1}
@@ -79,7 +79,7 @@ func TestRetriedCreateReplaysNotTheFirstAttempt(t *testing.T) {
 	ctx := context.Background()
 	srv := fakeapi.New()
 	defer srv.Close()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	doer := &scriptedDoer{Doer: newClient(t, srv.URL), script: []string{"drop", "lose"}}
 	exp, err := exporter.New(doer, bs, store, "shop", "product", "/products", mapProduct)

@@ -106,7 +106,7 @@ func TestBatchFullThenIncremental(t *testing.T) {
 			s := fakeapi.New(fakeapi.WithClock(tick()))
 			defer s.Close()
 			seedProducts(s, 250)
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			st := state.NewMemory()
 			imp, store := newProducts(t, bs, &source{})
 			opts := []importer.BatchOption{importer.WithWatermark(st, "products.updated_at", 0), importer.WithCommitSize(40)}
@@ -168,7 +168,7 @@ func TestBatchResumesAfterInterruption(t *testing.T) {
 	s := fakeapi.New(fakeapi.WithClock(tick()))
 	defer s.Close()
 	seedProducts(s, 100)
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	st := state.NewMemory()
 	imp, store := newProducts(t, bs, &source{})
 	cut, err := importer.NewBatch(imp, cutList(httpList(s.URL, "products", 25), 55), importer.WithWatermark(st, "wm", time.Minute), importer.WithCommitSize(20))
@@ -196,7 +196,7 @@ func TestBatchRepeatedRecordsAndConcurrentRuns(t *testing.T) {
 	defer s.Close()
 	seedProducts(s, 200)
 	s.Inject(fakeapi.Fault{Kind: fakeapi.FaultRepeatRecord, Every: 2})
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	imp, store := newProducts(t, bs, &source{}, importer.WithClaimer(&binding.Claimer{Store: bs, Backoff: time.Microsecond, MaxBackoff: time.Millisecond}))
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -224,7 +224,7 @@ func TestBatchEnqueue(t *testing.T) {
 	s := fakeapi.New(fakeapi.WithClock(tick()))
 	defer s.Close()
 	seedProducts(s, 30)
-	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	imp, store := newProducts(t, binding.NewMemory(), &source{})
 	var mu sync.Mutex
 	var queued []string
 	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithEnqueue(func(_ context.Context, rec gjson.Result) error {
@@ -246,7 +246,7 @@ func TestBatchEnqueue(t *testing.T) {
 }
 
 func TestBatchBadOptions(t *testing.T) {
-	imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+	imp, _ := newProducts(t, binding.NewMemory(), &source{})
 	list := httpList("http://127.0.0.1:1", "x", 1)
 	for name, opts := range map[string][]importer.BatchOption{
 		"page size":      {importer.WithCommitSize(0)},
@@ -273,7 +273,7 @@ func TestBatchCancelled(t *testing.T) {
 	defer s.Close()
 	seedProducts(s, 100)
 	st := state.NewMemory()
-	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	imp, store := newProducts(t, binding.NewMemory(), &source{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithCommitSize(10),
@@ -306,7 +306,7 @@ func TestBatchCancelled(t *testing.T) {
 func TestBatchFallbackLoggedOnce(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
-	imp, err := importer.New(binding.NewMemoryStore(), unkeyed[product]{local.NewMemory[product]()}, "shop", "product", mapProduct,
+	imp, err := importer.New(binding.NewMemory(), unkeyed[product]{local.NewMemory[product]()}, "shop", "product", mapProduct,
 		importer.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)

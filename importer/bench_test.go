@@ -167,7 +167,7 @@ func BenchmarkImport100kMemory(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		run := func() {
 			start, cpu := time.Now(), cpuTime()
-			sum := connkitImport(b, c, binding.NewMemoryStore(), local.NewMemory[product](), benchOpts()...)
+			sum := connkitImport(b, c, binding.NewMemory(), local.NewMemory[product](), benchOpts()...)
 			tConnkit += time.Since(start)
 			cpuConnkit += cpuTime() - cpu
 			if sum.Created != n {

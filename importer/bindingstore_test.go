@@ -33,7 +33,7 @@ func TestBatchBindingStoreDownStopsRun(t *testing.T) {
 	defer s.Close()
 	seedProducts(s, 30)
 	store := local.NewMemory[product]()
-	imp, err := importer.New(failingBindings{binding.NewMemoryStore()}, store, "shop", "product", mapProduct)
+	imp, err := importer.New(failingBindings{binding.NewMemory()}, store, "shop", "product", mapProduct)
 	require.NoError(t, err)
 	st := state.NewMemory()
 	batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithWatermark(st, "wm", 0))
@@ -71,7 +71,7 @@ func TestBatchWatermarkSaveFails(t *testing.T) {
 		ctx := context.Background()
 		s := fakeapi.New(fakeapi.WithClock(tick()))
 		seedProducts(s, 30)
-		imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+		imp, _ := newProducts(t, binding.NewMemory(), &source{})
 		st := &failingState{Store: state.NewMemory(), failFrom: failFrom}
 		batch, err := importer.NewBatch(imp, httpList(s.URL, "products", 10), importer.WithCommitSize(10), importer.WithWatermark(st, "wm", 0))
 		require.NoError(t, err)

@@ -91,7 +91,7 @@ func TestBatchRepeatInOnePageNewestWins(t *testing.T) {
 		} {
 			t.Run(mode+"/"+name, func(t *testing.T) {
 				ctx := context.Background()
-				bs := binding.NewMemoryStore()
+				bs := binding.NewMemory()
 				st := state.NewMemory()
 				imp, store := newProducts(t, bs, &source{})
 				batch, err := importer.NewBatch(imp, sliceList(tc.list...), modeOpts(mode, importer.WithWatermark(st, "wm", 0))...)
@@ -129,7 +129,7 @@ func TestBatchRepeatAcrossPages(t *testing.T) {
 		} {
 			t.Run(mode+"/"+name, func(t *testing.T) {
 				ctx := context.Background()
-				bs := binding.NewMemoryStore()
+				bs := binding.NewMemory()
 				imp, store := newProducts(t, bs, &source{}, importer.WithClock(tick()))
 				batch, err := importer.NewBatch(imp, sliceList(tc.list...), modeOpts(mode, importer.WithCommitSize(2))...)
 				require.NoError(t, err)
@@ -174,7 +174,7 @@ func TestBatchFreshImportCountsWithRepeatsAtPageEdges(t *testing.T) {
 			defer s.Close()
 			seedProducts(s, 95)
 			s.Inject(fakeapi.Fault{Kind: fakeapi.FaultRepeatRecord, Every: 1})
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			imp, store := newProducts(t, bs, &source{})
 			var listed atomic.Int64
 			batch, err := importer.NewBatch(imp, countingList(httpList(s.URL, "products", 10), &listed), modeOpts(mode, importer.WithCommitSize(10))...)
@@ -199,7 +199,7 @@ func TestBatchPermanentFailureDoesNotPinWatermark(t *testing.T) {
 			ctx := context.Background()
 			var broken atomic.Bool
 			broken.Store(true)
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			st := state.NewMemory()
 			src := &source{}
 			var raws []string
@@ -264,7 +264,7 @@ func (s *transientStore) CreateKeyed(ctx context.Context, key string, v product)
 // Defect 4: a transient failure holds the watermark for three consecutive runs at most.
 func TestBatchTransientFailureHoldsWatermarkThreeRuns(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	st := state.NewMemory()
 	var raws []string
 	for i := 1; i <= 20; i++ {
@@ -308,7 +308,7 @@ func TestBatchTransientFailureHoldsWatermarkThreeRuns(t *testing.T) {
 // to the exporter.
 func TestRetryFailed(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("1", rec(1, "A", 1))
 	src.put("2", rec(2, "B", 2))
@@ -375,7 +375,7 @@ func TestBatchRecreatesDeletedLocal(t *testing.T) {
 	for _, variant := range []string{"checker", "get", "per-record"} {
 		t.Run(variant, func(t *testing.T) {
 			ctx := context.Background()
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			mem := &existCounting{Memory: local.NewMemory[product]()}
 			var store local.Store[product] = mem
 			if variant == "get" {
@@ -420,7 +420,7 @@ func TestBatchRecreatesDeletedLocal(t *testing.T) {
 // Defect 7: one record's import, and a dependency's, notice the deleted local record.
 func TestImportRecreatesDeletedLocalWhenUnchanged(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	binder := binding.NewBinder(bs, "shop")
 	src := &source{}
 	src.put("c1", `{"id":"c1","name":"Ann","updated_at":"2024-01-01T00:00:00Z"}`)
@@ -463,7 +463,7 @@ func TestImportRecreatesDeletedLocalWhenUnchanged(t *testing.T) {
 // under the binding's lease.
 func TestImportFetchCancelledOrLeased(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("5", rec(5, "F", 5))
 	var cancel context.CancelFunc
@@ -520,7 +520,7 @@ func TestImportFetchCancelledOrLeased(t *testing.T) {
 func TestBatchCancelCommitsWorkDone(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			st := state.NewMemory()
 			var raws []string
 			for i := 1; i <= 30; i++ {

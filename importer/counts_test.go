@@ -119,7 +119,7 @@ func TestBatchCountsAddUp(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, uint64(commit)))
 				conc := 1 + rng.IntN(4)
 				name := fmt.Sprintf("seed=%d/commit=%d/%s/conc=%d", seed, commit, mode, conc)
-				bs := binding.NewMemoryStore()
+				bs := binding.NewMemory()
 				store := &flakyStore{Memory: local.NewMemory[product](), flaky: map[string]bool{}}
 				ids := 1 + rng.IntN(30)
 				bad := map[int]bool{}

@@ -30,7 +30,7 @@ func Example() {
 	})
 
 	client, _ := adapter.New(api.URL)
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 	products := local.NewMemory[Product]() // the app's store
 	imp, err := importer.New(bindings, products, "shop", "product",
 		func(_ context.Context, rec gjson.Result, _ bool) (Product, error) {
@@ -71,7 +71,7 @@ func ExampleImporter_RetryFailed() {
 		return map[string]any{"name": fmt.Sprintf("Product %d", i), "sku": fmt.Sprintf("SKU-%d", i)}
 	})
 	client, _ := adapter.New(api.URL)
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 	products := local.NewMemory[Product]()
 	strict := true // a decoding rule that product 3 breaks, until it is relaxed
 	imp, _ := importer.New(bindings, products, "shop", "product",

@@ -47,7 +47,7 @@ func TestBatchImportUnderFaults(t *testing.T) {
 			srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultRepeatRecord, Every: 2})
 			c := client(t, srv.URL)
 
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			st := state.NewMemory()
 			store := local.NewMemory[product]()
 			imp, err := importer.New(bs, store, "shop", "product", mapProduct, importer.WithFetch(importer.FetchFrom(c, "/products/%s", "")))
@@ -86,7 +86,7 @@ func TestRecordImportRetryCountsUnderFaults(t *testing.T) {
 	defer srv.Close()
 	id := srv.Add("products", map[string]any{"name": "A"})
 	c := client(t, srv.URL, adapter.WithRetries(1))
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	imp, err := importer.New(bs, store, "shop", "product", mapProduct, importer.WithFetch(importer.FetchFrom(c, "/products/%s", "")))
 	require.NoError(t, err)

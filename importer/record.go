@@ -211,7 +211,7 @@ var _ Dependent = (*Importer[int])(nil)
 func New[T any](bindings binding.Store, store local.Store[T], backend, model string, decode DecodeFunc[T], opts ...Option) (*Importer[T], error) {
 	switch {
 	case bindings == nil:
-		return nil, errors.New("importer: New needs a binding.Store (binding.NewMemoryStore() in tests)")
+		return nil, errors.New("importer: New needs a binding.Store (binding.NewMemory() in tests)")
 	case store == nil:
 		return nil, errors.New("importer: New needs a local.Store to write records to")
 	case decode == nil:

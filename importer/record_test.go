@@ -64,7 +64,7 @@ func newProducts(t *testing.T, bs binding.Store, src *source, opts ...importer.O
 
 func TestImportCreateSkipUpdate(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("7", `{"id":7,"name":"Mug","sku":"M1","updated_at":"2024-01-01T00:00:00Z"}`)
 	imp, store := newProducts(t, bs, src)
@@ -103,7 +103,7 @@ func TestImportCreateSkipUpdate(t *testing.T) {
 
 func TestImportHashSkipWithoutUpdatedAt(t *testing.T) {
 	ctx := context.Background()
-	imp, store := newProducts(t, binding.NewMemoryStore(), &source{}, importer.WithUpdatedAtPath(""))
+	imp, store := newProducts(t, binding.NewMemory(), &source{}, importer.WithUpdatedAtPath(""))
 	rec := gjson.Parse(`{"id":"a","name":"A"}`)
 	r1, err := imp.ImportRecord(ctx, rec)
 	require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestImportHashSkipWithoutUpdatedAt(t *testing.T) {
 
 func TestImportConcurrentSameIDCreatesOnce(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("1", `{"id":1,"name":"One","updated_at":"2024-01-01T00:00:00Z"}`)
 	// A store without keyed creates: only the lease protects against duplicates.
@@ -161,7 +161,7 @@ func (p *plainStore) Delete(ctx context.Context, id string) error { return p.m.D
 
 func TestImportBusyAfterMaxWait(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	now := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -195,7 +195,7 @@ func TestImportBusyAfterMaxWait(t *testing.T) {
 
 func TestImportFailureCountsRetries(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	fail := true
 	store := local.NewMemory[product]()
 	imp, err := importer.New(bs, store, "shop", "product", func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
@@ -231,7 +231,7 @@ func TestImportFailureCountsRetries(t *testing.T) {
 
 func TestImportFetchErrorMarksFailed(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("5", `{"id":5,"name":"F"}`)
 	imp, _ := newProducts(t, bs, src)
@@ -248,7 +248,7 @@ func TestImportFetchErrorMarksFailed(t *testing.T) {
 
 func TestImportSkipFromMapper(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	imp, err := importer.New(bs, store, "shop", "product", func(context.Context, gjson.Result, bool) (product, error) {
 		return product{}, fmt.Errorf("archived product: %w", importer.ErrSkip)
@@ -265,7 +265,7 @@ func TestImportSkipFromMapper(t *testing.T) {
 
 func TestImportBadInput(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	imp, store := newProducts(t, bs, &source{})
 	for name, raw := range map[string]string{
 		"no id":          `{"name":"x"}`,
@@ -307,7 +307,7 @@ func TestImportBadInput(t *testing.T) {
 
 func TestImportRecreatesDeletedLocal(t *testing.T) {
 	ctx := context.Background()
-	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	imp, store := newProducts(t, binding.NewMemory(), &source{})
 	r1, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"A","updated_at":"2024-01-01T00:00:00Z"}`))
 	require.NoError(t, err)
 	require.NoError(t, store.Delete(ctx, r1.LocalID))
@@ -325,7 +325,7 @@ type order struct {
 
 func TestImportDependenciesFirst(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	binder := binding.NewBinder(bs, "shop")
 	src := &source{}
 	src.put("c1", `{"id":"c1","name":"Ann"}`)
@@ -375,7 +375,7 @@ func TestImportDependenciesFirst(t *testing.T) {
 
 func TestImportDependencyCycle(t *testing.T) {
 	ctx := context.Background()
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	src := &source{}
 	src.put("a", `{"id":"a","peer":"b"}`)
 	src.put("b", `{"id":"b","peer":"a"}`)

@@ -30,7 +30,7 @@ func (c *cancellingStore) Create(ctx context.Context, v product) (string, error)
 }
 
 func TestImportBindsWhenCancelledAfterLocalWrite(t *testing.T) {
-	bs := binding.NewMemoryStore()
+	bs := binding.NewMemory()
 	mem := local.NewMemory[product]()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := &cancellingStore{plainStore: plainStore{mem}, cancel: cancel}
@@ -55,7 +55,7 @@ func TestImportBindsWhenCancelledAfterLocalWrite(t *testing.T) {
 func TestImportCancelledIsNotAFailure(t *testing.T) {
 	for _, mode := range []string{"record", "batch"} {
 		t.Run(mode, func(t *testing.T) {
-			bs := binding.NewMemoryStore()
+			bs := binding.NewMemory()
 			var cancel context.CancelFunc
 			imp, err := importer.New(bs, local.NewMemory[product](), "shop", "product",
 				func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
@@ -97,7 +97,7 @@ func TestImportCancelledIsNotAFailure(t *testing.T) {
 
 func TestImportEqualUpdatedAtChangedContent(t *testing.T) {
 	ctx := context.Background()
-	imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+	imp, store := newProducts(t, binding.NewMemory(), &source{})
 	_, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"Mug","updated_at":"2024-01-01T10:00:00Z"}`))
 	require.NoError(t, err)
 	// A second edit within the same second: same updated_at, new content.
@@ -119,13 +119,13 @@ func TestImportEqualUpdatedAtChangedContent(t *testing.T) {
 func TestImportEpochUnits(t *testing.T) {
 	want := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, v := range []string{`1704067200`, `1704067200.0`, `1704067200000`, `1704067200000000`, `1704067200000000000`, `"1704067200"`, `"1704067200000"`, `"2024-01-01T00:00:00Z"`} {
-		imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+		imp, _ := newProducts(t, binding.NewMemory(), &source{})
 		res, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":1,"name":"Mug","updated_at":`+v+`}`))
 		require.NoError(t, err, v)
 		assert.True(t, want.Equal(res.Binding.ExternalUpdatedAt), "updated_at %s read as %s", v, res.Binding.ExternalUpdatedAt)
 	}
 	for _, v := range []string{`1e300`, `"soon"`, `true`, `{}`} {
-		imp, _ := newProducts(t, binding.NewMemoryStore(), &source{})
+		imp, _ := newProducts(t, binding.NewMemory(), &source{})
 		_, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":1,"name":"Mug","updated_at":`+v+`}`))
 		require.ErrorIs(t, err, importer.ErrBadUpdatedAt, v)
 	}
@@ -133,7 +133,7 @@ func TestImportEpochUnits(t *testing.T) {
 
 func TestImportIDMustBeScalar(t *testing.T) {
 	for _, id := range []string{`{"value":1}`, `[1]`, `true`, `null`, `""`} {
-		imp, store := newProducts(t, binding.NewMemoryStore(), &source{})
+		imp, store := newProducts(t, binding.NewMemory(), &source{})
 		_, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":`+id+`,"name":"Mug"}`))
 		require.ErrorIs(t, err, importer.ErrNoExternalID, id)
 		var re *importer.RecordError

@@ -14,7 +14,7 @@ var _ IDResolver = (*binding.Binder)(nil)
 
 func TestWithRealBinder(t *testing.T) {
 	ctx := context.Background()
-	store := binding.NewMemoryStore()
+	store := binding.NewMemory()
 	b := binding.NewBinder(store, "shop")
 	if _, err := store.Upsert(ctx, binding.Binding{Backend: "shop", Model: "res.partner", LocalID: "p1", ExternalID: "C-1",
 		Status: binding.StatusSuccess}); err != nil {

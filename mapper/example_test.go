@@ -36,7 +36,7 @@ func ExampleNewImport() {
 // import first. With WithImportMissing, a relation to a record not imported yet imports
 // it on the spot.
 func ExampleImportMapper_Relations() {
-	store := binding.NewMemoryStore()
+	store := binding.NewMemory()
 	bindings := binding.NewBinder(store, "shop")
 	customers := map[string]string{} // the app's customers: local ID → name
 	importCustomer := func(ctx context.Context, model, externalID string) error {

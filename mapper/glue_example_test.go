@@ -30,7 +30,7 @@ type Product struct {
 // mapper's error naming rule, field and record.
 func ExampleImportFunc() {
 	ctx := context.Background()
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 	binder := binding.NewBinder(bindings, "shop")
 	_, _ = bindings.Upsert(ctx, binding.Binding{Backend: "shop", Model: "partner", LocalID: "v-1", ExternalID: "501",
 		Status: binding.StatusSuccess}) // vendor 501 was imported before
@@ -102,7 +102,7 @@ func ExampleExportFunc() {
 	}
 	customers := local.NewMemory[Customer]()
 	customers.Put("1", Customer{"Ann", "Ann@Example.com", "fr"})
-	bindings := binding.NewMemoryStore()
+	bindings := binding.NewMemory()
 	exp, err := exporter.New(client, bindings, customers, "crm", "customer", "/contacts",
 		mapper.ExportFunc[Customer](m), exporter.WithUpdateMethod("PATCH"))
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // tick runs on one of them. The tick time identifies the run on every node, so it makes a
 // good identity key for a queued job.
 func Example() {
-	store := schedule.NewMemoryStore()
+	store := schedule.NewMemory()
 	s := schedule.New(store)
 	ctx, stop := context.WithCancel(context.Background())
 	err := s.Add("sync_all", "@every 1s", func(ctx context.Context, tick time.Time) error {

@@ -32,9 +32,9 @@ type memEntry struct {
 
 var _ Store = (*memoryStore)(nil)
 
-// NewMemoryStore returns an empty Store in process memory, for tests and single-process
+// NewMemory returns an empty Store in process memory, for tests and single-process
 // programs whose schedules need not survive a restart.
-func NewMemoryStore() Store {
+func NewMemory() Store {
 	return &memoryStore{entries: make(map[string]*memEntry)}
 }
 

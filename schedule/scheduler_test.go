@@ -13,11 +13,11 @@ import (
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
-	scheduletest.Run(t, func(t *testing.T) schedule.Store { return schedule.NewMemoryStore() })
+	scheduletest.Run(t, func(t *testing.T) schedule.Store { return schedule.NewMemory() })
 }
 
 func TestMemoryStoreThreeNodes(t *testing.T) {
-	st := schedule.NewMemoryStore()
+	st := schedule.NewMemory()
 	scheduletest.RunNodes(t, st, st, st)
 }
 
@@ -42,7 +42,7 @@ type harness struct {
 func newHarness(t *testing.T, store schedule.Store, clock *scheduletest.Clock, opts ...schedule.Option) *harness {
 	t.Helper()
 	if store == nil {
-		store = schedule.NewMemoryStore()
+		store = schedule.NewMemory()
 	}
 	if clock == nil {
 		clock = scheduletest.NewClock(start)
@@ -237,7 +237,7 @@ func TestLongRunSkipsNextTick(t *testing.T) {
 }
 
 func TestRestartKeepsEnabledStateAndLastRun(t *testing.T) {
-	store := schedule.NewMemoryStore()
+	store := schedule.NewMemory()
 	clock := scheduletest.NewClock(start)
 	h1 := newHarness(t, store, clock)
 	h1.add("sync", "@every 1m", nil)
@@ -386,7 +386,7 @@ func TestRunWithoutLeaseIsCancelled(t *testing.T) {
 		{"unreachable", errors.New("connection refused"), 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, renewFailingStore{schedule.NewMemoryStore(), c.err}, nil, schedule.WithLease(3*time.Minute))
+			h := newHarness(t, renewFailingStore{schedule.NewMemory(), c.err}, nil, schedule.WithLease(3*time.Minute))
 			cancelled := make(chan error, 1)
 			h.add("x", "@every 1h", func(ctx context.Context, tick time.Time) error {
 				<-ctx.Done()
@@ -421,7 +421,7 @@ func TestRunWithoutLeaseIsCancelled(t *testing.T) {
 }
 
 func TestAddRejectsBadInput(t *testing.T) {
-	s := schedule.New(schedule.NewMemoryStore())
+	s := schedule.New(schedule.NewMemory())
 	noop := func(context.Context, time.Time) error { return nil }
 	var se *schedule.SpecError
 	if err := s.Add("x", "60 * * * *", noop); !errors.As(err, &se) || se.Spec != "60 * * * *" {

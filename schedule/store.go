@@ -22,7 +22,7 @@ var (
 
 // Store keeps schedule entries where every node sharing it sees them: their spec, whether
 // they are enabled, the last tick taken and the run in progress. Its Claim is what makes a
-// tick run once across processes. Implementations: NewMemoryStore, and sqlstore's
+// tick run once across processes. Implementations: NewMemory, and sqlstore's
 // DB.Schedules (SQLite and Postgres). All must pass scheduletest.Run.
 type Store interface {
 	// Register creates the entry, disabled, or updates the spec of an existing one and

@@ -17,7 +17,7 @@ func ExampleRun() {
 		clocks := map[binding.Store]*time.Time{}
 		bindingtest.Run(t, func(t *testing.T) binding.Store {
 			now := time.Now()
-			s := binding.NewMemoryStore(binding.WithClock(func() time.Time {
+			s := binding.NewMemory(binding.WithClock(func() time.Time {
 				mu.Lock()
 				defer mu.Unlock()
 				return now
@@ -38,6 +38,6 @@ func ExampleRun() {
 // map ("x-baseline").
 func ExampleBench() {
 	_ = func(b *testing.B) { // func BenchmarkStore(b *testing.B) in your package
-		bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemoryStore() })
+		bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemory() })
 	}
 }

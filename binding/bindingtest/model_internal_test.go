@@ -43,7 +43,7 @@ func runRecorded(t *testing.T, s binding.Store, opts modelOptions) string {
 
 func TestModelPassesMemoryStore(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
-		if msg := runRecorded(t, binding.NewMemoryStore(), modelOptions{seed: seed, rounds: 60}); msg != "" {
+		if msg := runRecorded(t, binding.NewMemory(), modelOptions{seed: seed, rounds: 60}); msg != "" {
 			t.Fatalf("seed %d: the model check fails a correct store: %s", seed, msg)
 		}
 	}
@@ -228,7 +228,7 @@ func TestModelCatchesBrokenStores(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const seed = 42
-			msg := runRecorded(t, tc.s(binding.NewMemoryStore()), modelOptions{seed: seed, rounds: 60})
+			msg := runRecorded(t, tc.s(binding.NewMemory()), modelOptions{seed: seed, rounds: 60})
 			if msg == "" {
 				t.Fatal("the model check passed a broken store")
 			}
