@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
@@ -174,7 +171,9 @@ func (m *typedModel[T]) build(b *Backend) error {
 		deps = append(deps, im.Relations()...)
 		opts := []importer.Option{importer.WithIDPath(d.IDPath), importer.WithUpdatedAtPath(d.UpdatedAtPath), importer.WithLogger(b.logger)}
 		if in.Fetch != "" {
-			opts = append(opts, importer.WithFetch(fetchFrom(b.client, in.Fetch, in.Record)))
+			// {id} becomes the format verb FetchFrom fills with the escaped external ID.
+			format := strings.ReplaceAll(strings.ReplaceAll(in.Fetch, "%", "%%"), "{id}", "%s")
+			opts = append(opts, importer.WithFetch(importer.FetchFrom(b.client, format, in.Record)))
 		}
 		if in.MaxRetries > 0 {
 			opts = append(opts, importer.WithMaxRetries(in.MaxRetries))
@@ -242,26 +241,6 @@ func (m *typedModel[T]) build(b *Backend) error {
 	slices.Sort(deps)
 	m.deps = slices.DeleteFunc(slices.Compact(deps), func(s string) bool { return s == d.Name })
 	return nil
-}
-
-// fetchFrom reads one record at path (with {id}) and, when recordPath is set, the object
-// at that path in the response.
-func fetchFrom(d adapter.Doer, path, recordPath string) importer.FetchFunc {
-	return func(ctx context.Context, externalID string) (gjson.Result, error) {
-		resp, err := d.Do(ctx, &adapter.Request{Method: http.MethodGet, Path: strings.ReplaceAll(path, "{id}", url.PathEscape(externalID)),
-			Operation: "fetch", Record: externalID})
-		if err != nil {
-			return gjson.Result{}, err
-		}
-		rec := resp.JSON()
-		if recordPath != "" {
-			rec = resp.Get(recordPath)
-		}
-		if !rec.IsObject() {
-			return gjson.Result{}, fmt.Errorf("%w: fetching %q: no JSON object at %q in the response", adapter.ErrBadResponse, externalID, recordPath)
-		}
-		return rec, nil
-	}
 }
 
 func (m *typedModel[T]) importAll(ctx context.Context) (report.Counts, error) {
