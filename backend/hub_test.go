@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tidwall/gjson"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
@@ -48,7 +49,7 @@ func customerModel(store local.Store[customer]) backend.Model[customer] {
 		Local: store,
 		Import: &backend.Import{
 			List: adapter.Request{Path: "/customers", Query: map[string][]string{"limit": {"10"}}}, Records: "items",
-			Since: "updated_at_min", Fetch: "/customers/{id}",
+			Since: "updated_at_min", Fetch: "/customers/{id}", MaxRetries: 1,
 			Rules: []mapper.Rule{mapper.Direct("name", "name", mapper.Required()), mapper.Direct("email", "email")},
 		},
 		Export: &backend.Export{
@@ -312,4 +313,64 @@ func TestScheduleNamesAnUnknownOperation(t *testing.T) {
 	_, err = backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"},
 		backend.WithSchedule("nightly", "every day", backend.SyncAllOperation))
 	require.Error(t, err, "a bad spec fails at New")
+}
+
+// A shutdown in the middle of a single-record import is not a failure: nothing is counted,
+// and the error is the context's, not a PartialError.
+func TestImportCancelledIsNotAFailure(t *testing.T) {
+	c := newCRM(t)
+	id := c.api.Add("customers", map[string]any{"name": "Ada"})
+	ctx, cancel := context.WithCancel(context.Background())
+	c.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: time.Second, Resource: "customers"})
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	counts, err := c.b.Import(ctx, "customer", strconv.FormatInt(id, 10))
+	require.ErrorIs(t, err, context.Canceled)
+	var partial *report.PartialError
+	assert.False(t, errors.As(err, &partial), "a shutdown is not a record failure: %v", err)
+	assert.Equal(t, report.Counts{}, counts)
+}
+
+// retry_<model> retries what failed in each direction: imports past their retry limit
+// (retrying is on purpose) are fetched again, exports are sent again, and neither is
+// retried in the other direction.
+func TestRetryOperationRetriesBothDirections(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	// An export the API refuses.
+	c.customers.Put("100", customer{Name: "Local Only", Email: "l@example.com"})
+	c.api.RejectWrites(func(resource string, body gjson.Result) string {
+		if resource == "customers" {
+			return "email domain not allowed"
+		}
+		return ""
+	})
+	_, err := c.b.Export(ctx, "customer", "100")
+	require.Error(t, err)
+	// An import that fails its mapping (no name), twice, past a retry limit of 1.
+	id := strconv.FormatInt(c.api.Add("customers", map[string]any{"email": "noname@example.com"}), 10)
+	for range 2 {
+		_, err = c.b.Import(ctx, "customer", id)
+		require.Error(t, err)
+	}
+
+	// Both causes are fixed; one retry operation sends both again, each its own way.
+	c.api.RejectWrites(func(string, gjson.Result) string { return "" })
+	require.True(t, c.api.Touch("customers", mustInt(t, id), map[string]any{"name": "Now Named"}))
+	counts, err := c.b.Sync(ctx, "retry_customer")
+	require.NoError(t, err)
+	assert.Equal(t, report.Counts{Created: 2}, counts, "one record imported, one exported")
+	b, err := c.b.Bindings().GetByLocal(ctx, "crm", "customer", "100")
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusSuccess, b.Status)
+	imported, err := c.b.Bindings().GetByExternal(ctx, "crm", "customer", id)
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusSuccess, imported.Status)
+	assert.Equal(t, 2, c.api.Count("customers"), "the imported record was not exported back as a new one")
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return n
 }

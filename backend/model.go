@@ -145,6 +145,7 @@ func WithModel[T any](m Model[T]) Option {
 
 // typedModel is a Model[T] with the runners the backend built for it.
 type typedModel[T any] struct {
+	b     *Backend
 	decl  Model[T]
 	deps  []string
 	imp   *importer.Importer[T]
@@ -160,6 +161,7 @@ func (m *typedModel[T]) fetcher() bool       { return m.decl.Import != nil && m.
 func (m *typedModel[T]) exporter() bool      { return m.expB != nil }
 
 func (m *typedModel[T]) build(b *Backend) error {
+	m.b = b
 	d := m.decl
 	mopts := append([]mapper.Option{mapper.WithResolver(b.resolver), mapper.WithImportMissing(b.resolver.importMissing), mapper.WithIDPath(d.IDPath)}, d.MapperOptions...)
 	deps := slices.Clone(d.DependsOn)
@@ -259,6 +261,9 @@ func (m *typedModel[T]) importOne(ctx context.Context, externalIDs []string) (re
 			return c, err
 		}
 		res, err := m.imp.Import(ctx, id)
+		if res.Action == "" && err != nil {
+			return c, err // cut short by ctx: a shutdown, not a failure
+		}
 		c = c.Add(countAction(string(res.Action), err))
 		if err != nil {
 			errs = append(errs, err)
@@ -275,19 +280,67 @@ func (m *typedModel[T]) exportSome(ctx context.Context, localIDs []string) (repo
 	return sum.Counts, report.Partial(sum.Failed, sum.Errors)
 }
 
+// retryFailed retries, on purpose and so past the retry limit, the records whose last sync
+// failed: imports are fetched and imported again, exports sent again. The direction is
+// the one that failed, told by the error text each runner writes ("importing …",
+// "exporting …"), so a failed export is never overwritten by an import and a failed import
+// never pushes stale local data.
 func (m *typedModel[T]) retryFailed(ctx context.Context) (report.Counts, error) {
 	var c report.Counts
 	var errs []error
-	if m.batch != nil && m.fetcher() {
-		sum, err := m.imp.RetryFailed(ctx)
-		c = c.Add(sum.Counts)
+	if m.fetcher() {
+		sum, err := m.imp.RetryFailed(ctx, importer.Force())
+		c, errs = c.Add(sum.Counts), sum.Errors
 		if err != nil {
 			return c, err
 		}
-		errs = append(errs, sum.Errors...)
+	}
+	if m.expB != nil {
+		ec, eerrs, err := m.retryExports(ctx)
+		c, errs = c.Add(ec), append(errs, eerrs...)
+		if err != nil {
+			return c, err
+		}
 	}
 	return c, report.Partial(c.Failed, errs)
 }
+
+// retryExports exports again, a chunk at a time, the records whose export failed.
+func (m *typedModel[T]) retryExports(ctx context.Context) (report.Counts, []error, error) {
+	var c report.Counts
+	var errs []error
+	ids := make([]string, 0, retryChunk)
+	flush := func() error {
+		sum, err := m.expB.Export(ctx, ids, exporter.Force())
+		c, errs, ids = c.Add(sum.Counts), append(errs, sum.Errors...), ids[:0]
+		return err
+	}
+	f := binding.Filter{Backend: m.b.cfg.Name, Model: m.decl.Name, Statuses: []binding.Status{binding.StatusFailed}}
+	for bd, err := range m.b.bindings.List(ctx, f) {
+		if err != nil {
+			return c, errs, fmt.Errorf("listing the failed bindings of %s: %w", m.decl.Name, err)
+		}
+		if bd.LocalID == "" || !strings.HasPrefix(bd.LastError, exportErrPrefix) {
+			continue
+		}
+		if ids = append(ids, bd.LocalID); len(ids) == retryChunk {
+			if err := flush(); err != nil {
+				return c, errs, err
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return c, errs, nil
+	}
+	return c, errs, flush()
+}
+
+const (
+	retryChunk = 100
+	// exportErrPrefix starts every exporter.RecordError text, so the failed exports are
+	// told from the failed imports (importer.RecordError: "importing …").
+	exportErrPrefix = "exporting "
+)
 
 func (m *typedModel[T]) exists(ctx context.Context, localID string) (bool, error) {
 	if ec, ok := m.decl.Local.(local.ExistenceChecker); ok {
