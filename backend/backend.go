@@ -219,6 +219,17 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	b.binder = binding.NewBinder(b.bindings, cfg.Name)
 	b.resolver = resolver{b}
 
+	if cfg.Auth.Type == authOAuth2RefreshToken {
+		// The server rotates refresh tokens: after the first rotation the one in the
+		// config file is dead, and the live one is in the state store.
+		tok, err := b.state.Get(context.Background(), cfg.Name, refreshTokenKey)
+		switch {
+		case err == nil && len(tok) > 0:
+			cfg.Auth.RefreshToken = string(tok)
+		case err != nil && !errors.Is(err, state.ErrNotFound):
+			return nil, fmt.Errorf("backend %q: reading the stored OAuth2 refresh token: %w", cfg.Name, err)
+		}
+	}
 	copts, err := cfg.clientOptions(b.saveRefreshToken)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
@@ -254,8 +265,11 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 // saveRefreshToken keeps a rotated OAuth2 refresh token in the state store, so a restart
 // does not start from the one in the config file, which the server no longer accepts.
 func (b *Backend) saveRefreshToken(ctx context.Context, tok *oauth2.Token) error {
-	return b.state.Put(ctx, b.cfg.Name, "oauth2.refresh_token", []byte(tok.RefreshToken))
+	return b.state.Put(ctx, b.cfg.Name, refreshTokenKey, []byte(tok.RefreshToken))
 }
+
+// refreshTokenKey is the state-store name of the live OAuth2 refresh token.
+const refreshTokenKey = "oauth2.refresh_token"
 
 // Name returns the configured name.
 func (b *Backend) Name() string { return b.cfg.Name }

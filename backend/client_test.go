@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/connkit/connkit/state"
 	"github.com/connkit/connkit/synclog"
 )
 
@@ -85,4 +86,45 @@ func TestConfigNewClient(t *testing.T) {
 			t.Error("invalid config built a client")
 		}
 	})
+}
+
+// A refresh token the server rotated is kept in the state store and used after a restart:
+// the one in the config file is no longer accepted by the server.
+func TestRotatedRefreshTokenSurvivesRestart(t *testing.T) {
+	var current atomic.Value
+	current.Store("from-file")
+	var api *httptest.Server
+	api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			_ = r.ParseForm()
+			if r.Form.Get("refresh_token") != current.Load().(string) {
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`{"error":"invalid_grant"}`))
+				return
+			}
+			next := r.Form.Get("refresh_token") + "+"
+			current.Store(next)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"` + next + `"}`))
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer at" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer api.Close()
+	cfg := Config{Name: "crm", BaseURL: api.URL, Auth: AuthConfig{Type: authOAuth2RefreshToken, ClientID: "c",
+		TokenURL: api.URL + "/token", RefreshToken: "from-file"}}
+	st := state.NewMemory()
+	for run := range 2 { // two process lifetimes sharing one state store
+		b, err := New(cfg, WithStores(nil, st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Client().Get(context.Background(), "/me"); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
 }
