@@ -81,7 +81,6 @@ type Backend struct {
 	workers  *queue.Workers
 	newQueue func(context.Context, *queue.Workers) (queue.Queue, error)
 	queue    queue.Queue
-	jobOpts  []queue.EnqueueOption
 
 	schedStore schedule.Store
 	scheduler  *schedule.Scheduler
@@ -147,12 +146,6 @@ func WithClientOptions(opts ...adapter.Option) Option {
 // jobs run on an in-process pool and are lost when the process exits.
 func WithQueue(newQueue func(ctx context.Context, w *queue.Workers) (queue.Queue, error)) Option {
 	return func(b *Backend) error { b.newQueue = newQueue; return nil }
-}
-
-// WithJobDefaults sets enqueue options every deferred job gets before the call's own
-// (priority, max attempts, queue name).
-func WithJobDefaults(opts ...queue.EnqueueOption) Option {
-	return func(b *Backend) error { b.jobOpts = append(b.jobOpts, opts...); return nil }
 }
 
 // WithConnectionTest sets the check TestConnection runs: a cheap call that proves the

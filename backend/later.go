@@ -102,8 +102,8 @@ func jobError(err error) error {
 //
 // A job gets an identity key derived from what it does (kind, model, sorted IDs), so the
 // same work queued twice while the first is still pending or running runs once; the
-// returned JobInfo then has Duplicate set. Enqueue options (priority, delay, run-at, max
-// attempts, another identity key) apply after the backend's defaults.
+// returned JobInfo then has Duplicate set. Enqueue options (priority, delay, max attempts,
+// another identity key) apply after that default key.
 type Later struct {
 	b    *Backend
 	opts []queue.EnqueueOption
@@ -170,9 +170,7 @@ func (l *Later) Sync(ctx context.Context, operation string) (queue.JobInfo, erro
 }
 
 func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, target string, ids []string) (queue.JobInfo, error) {
-	opts := make([]queue.EnqueueOption, 0, len(l.b.jobOpts)+len(l.opts)+1)
-	opts = append(opts, queue.WithIdentityKey(identityKey(l.b.cfg.Name, what, target, ids)))
-	opts = append(append(opts, l.b.jobOpts...), l.opts...)
+	opts := append([]queue.EnqueueOption{queue.WithIdentityKey(identityKey(l.b.cfg.Name, what, target, ids))}, l.opts...)
 	var (
 		job queue.JobInfo
 		err error

@@ -38,7 +38,7 @@ func WithSchedule(name, spec, operation string) Option {
 func (b *Backend) buildSchedules() error {
 	b.scheduler = schedule.New(b.schedStore, schedule.WithLogger(b.logger))
 	for _, d := range b.schedules {
-		if _, err := b.operation(d.operation); err != nil && d.operation != SyncAllOperation {
+		if _, err := b.operation(d.operation); err != nil {
 			return fmt.Errorf("backend %q: schedule %q: %w", b.cfg.Name, d.name, err)
 		}
 		op := d.operation
