@@ -443,3 +443,20 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 	assert.Equal(t, 400, es[0].Status)
 	assert.Contains(t, es[0].ResponseBody, "invalid_client")
 }
+
+// Issue 9, defect 9: x/oauth2's "cannot fetch token: 400 Bad Request" is prose, not a
+// "token: value" pair; the status code must survive redaction of the returned error.
+func TestOAuth2TokenErrorKeepsStatusCode(t *testing.T) {
+	srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest) // sniffed as text/plain: x/oauth2 keeps its generic text
+		w.Write([]byte(`{"error":"invalid_grant"}`))
+	}))
+	c, err := New(srv.URL, WithAuth(OAuth2RefreshToken(&oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/token"}},
+		&oauth2.Token{RefreshToken: "from-file"}, nil)))
+	require.NoError(t, err)
+	_, err = c.Get(context.Background(), "/me")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cannot fetch token: 400 Bad Request")
+	assert.Contains(t, err.Error(), "invalid_grant")
+	assert.NotContains(t, err.Error(), "from-file")
+}

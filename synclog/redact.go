@@ -578,7 +578,9 @@ func (r *Redactor) body(s, contentType string) string {
 // (including Go-quoted \"key\":\"value\" and "Authorization: Bearer x", which keeps the
 // scheme), passwords in scheme://user:password@host URLs, the text of XML elements and
 // the values of XML attributes with a secret name, and the token after a free-standing
-// "Bearer ".
+// "Bearer ". A value that is an HTTP status code followed by its reason phrase ("token:
+// 400 Bad Request", as x/oauth2 words a failed token request) is prose and is kept,
+// except after Authorization and other names containing "auth".
 func (r *Redactor) String(s string) string {
 	if s == "" || r.clean(s) {
 		return s

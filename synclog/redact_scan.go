@@ -2,6 +2,7 @@ package synclog
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 )
 
@@ -426,8 +427,9 @@ func (r *Redactor) scrubPairs(s string) string {
 		for s[i] == ':' && v < len(s) && (s[v] == ' ' || s[v] == '\t') {
 			v++ // "key: value"; but "key= next" has an empty value
 		}
-		vs, ve := textValue(s, v, isAuthName(key) || strings.Contains(lowerASCII(key), "auth"))
-		if ve <= vs || vs < last {
+		auth := isAuthName(key) || strings.Contains(lowerASCII(key), "auth")
+		vs, ve := textValue(s, v, auth)
+		if ve <= vs || vs < last || (!auth && isStatusLine(s, vs, ve)) {
 			continue
 		}
 		if b == nil {
@@ -442,6 +444,36 @@ func (r *Redactor) scrubPairs(s string) string {
 		return s
 	}
 	return string(append(b, s[last:]...))
+}
+
+// isStatusLine reports whether the unquoted value s[vs:ve] is an HTTP status code followed
+// by its standard reason phrase, as in x/oauth2's "cannot fetch token: 400 Bad Request":
+// prose about a token, not a token. The rule is exact so that it cannot hide a credential:
+// three digits naming a known status (100–599), one space, the phrase of that very status
+// (any letter case), then the end of the text or a byte that cannot continue a word. A
+// three-digit value is never a registered secret (those are at least 4 bytes), and a
+// value after an Authorization-like name is always treated as a credential (the caller
+// does not ask).
+func isStatusLine(s string, vs, ve int) bool {
+	if ve-vs != 3 || ve >= len(s) || s[ve] != ' ' {
+		return false
+	}
+	code := 0
+	for i := vs; i < ve; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		code = code*10 + int(s[i]-'0')
+	}
+	if code < 100 || code > 599 {
+		return false
+	}
+	phrase := http.StatusText(code)
+	p := ve + 1
+	if phrase == "" || len(s)-p < len(phrase) || !strings.EqualFold(s[p:p+len(phrase)], phrase) {
+		return false
+	}
+	return p+len(phrase) == len(s) || !isKeyChar(s[p+len(phrase)])
 }
 
 // textValue returns the span of the value starting at s[v] in free text. Quoted values

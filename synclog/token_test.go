@@ -46,3 +46,36 @@ func TestSemicolonSeparatedQueries(t *testing.T) {
 	// A ';' inside a secret value that is not followed by another pair is part of the value.
 	assert.Equal(t, "https://h.example/p?token=[REDACTED]&x=1", r.URL("https://h.example/p?token=abc;def&x=1"))
 }
+
+// Issue 9, defect 9: "cannot fetch token: 400 Bad Request" (x/oauth2) is a status line in
+// prose, not a token. A pair's value that is an HTTP status code followed by its reason
+// phrase is kept; every other value after a secret name is still hidden.
+func TestStatusLineAfterSecretNameIsNotASecret(t *testing.T) {
+	r := NewRedactor()
+	for in, want := range map[string]string{
+		// kept: a status code and its reason phrase
+		"oauth2: cannot fetch token: 400 Bad Request":                "oauth2: cannot fetch token: 400 Bad Request",
+		"oauth2: cannot fetch token: 401 Unauthorized\nResponse: {}": "oauth2: cannot fetch token: 401 Unauthorized\nResponse: {}",
+		"refresh token: 503 Service Unavailable, retrying":           "refresh token: 503 Service Unavailable, retrying",
+		"token: 429 too many requests":                               "token: 429 too many requests",
+		"token=500 Internal Server Error":                            "token=500 Internal Server Error",
+		// hidden: anything that is not exactly a status code and its phrase
+		"token: abc123secret":             "token: [REDACTED]",
+		"token: 400":                      "token: [REDACTED]",
+		"token: 400Bad Request":           "token: [REDACTED] Request",
+		"token: 400 Bad":                  "token: [REDACTED] Bad",
+		"token: 400 Bad Requests":         "token: [REDACTED] Bad Requests",
+		"token: 4000 Bad Request":         "token: [REDACTED] Bad Request",
+		"token: 999 Bad Request":          "token: [REDACTED] Bad Request",
+		"token: 400 Not Found":            "token: [REDACTED] Not Found",
+		"token=x":                         "token=[REDACTED]",
+		`"token": "400 Bad Request"`:      `"token": "[REDACTED]"`,
+		`"token": "x"`:                    `"token": "[REDACTED]"`,
+		"Authorization: Bearer x":         "Authorization: Bearer [REDACTED]",
+		"Authorization: 401 Unauthorized": "Authorization: [REDACTED] Unauthorized",
+		"password: 404 Not Found":         "password: 404 Not Found",
+		"password: 404 Not Found-ish":     "password: [REDACTED] Not Found-ish",
+	} {
+		assert.Equal(t, want, r.String(in), "String(%q)", in)
+	}
+}
