@@ -105,9 +105,9 @@ func (b *Batch[T]) Export(ctx context.Context, localIDs []string, opts ...Export
 					return
 				}
 				switch res.Action {
-				case Created:
+				case report.Created:
 					sum.Created++
-				case Updated:
+				case report.Updated:
 					sum.Updated++
 				default:
 					sum.Skipped++

@@ -19,6 +19,7 @@ import (
 	"github.com/connkit/connkit/exporter"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 type product struct {
@@ -66,7 +67,7 @@ func TestExportCreateUpdateSkip(t *testing.T) {
 
 	res, err := e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	require.NotEmpty(t, res.ExternalID)
 	assert.Equal(t, binding.StatusSuccess, res.Binding.Status)
 	id, _ := strconv.ParseInt(res.ExternalID, 10, 64)
@@ -78,18 +79,18 @@ func TestExportCreateUpdateSkip(t *testing.T) {
 
 	res, err = e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action, "unchanged payload is not sent again")
+	assert.Equal(t, report.Skipped, res.Action, "unchanged payload is not sent again")
 
 	e.store.Put("1", product{Name: "Mug", Price: 6})
 	res, err = e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Updated, res.Action)
+	assert.Equal(t, report.Updated, res.Action)
 	remote, _ = e.srv.Record("products", id)
 	assert.Equal(t, int64(6), remote.Get("price").Int())
 
 	res, err = e.exp.Export(ctx, "1", exporter.Force())
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Updated, res.Action)
+	assert.Equal(t, report.Updated, res.Action)
 	assert.Equal(t, 1, e.srv.Stats().Creates)
 	assert.Equal(t, 2, e.srv.Stats().Updates)
 }
@@ -102,7 +103,7 @@ func TestExportNoExport(t *testing.T) {
 	require.NoError(t, err)
 	res, err := e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	assert.Equal(t, 0, e.srv.Stats().Requests)
 }
 
@@ -118,7 +119,7 @@ func TestExportRemote404(t *testing.T) {
 		e.store.Put("1", product{Name: "A2"})
 		r2, err := e.exp.Export(ctx, "1")
 		require.NoError(t, err)
-		assert.Equal(t, exporter.Created, r2.Action)
+		assert.Equal(t, report.Created, r2.Action)
 		assert.NotEqual(t, r1.ExternalID, r2.ExternalID)
 		assert.NotEqual(t, exporter.IdempotencyKey(r1.Binding), exporter.IdempotencyKey(r2.Binding), "a new binding, a new key")
 		b, err := e.bs.GetByLocal(ctx, "shop", "product", "1")
@@ -127,7 +128,7 @@ func TestExportRemote404(t *testing.T) {
 		assert.Equal(t, 1, e.srv.Count("products"))
 	})
 	t.Run("fail", func(t *testing.T) {
-		e := setup(t, exporter.OnNotFound(exporter.FailOnNotFound))
+		e := setup(t, exporter.FailOnNotFound())
 		e.store.Put("1", product{Name: "A"})
 		r1, err := e.exp.Export(ctx, "1")
 		require.NoError(t, err)
@@ -188,7 +189,7 @@ func TestExportRetriedCreateReusesKey(t *testing.T) {
 	require.NoError(t, err)
 	res, err = exp2.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 1, srv.Count("products"), "the retried create reused the key")
 	assert.Equal(t, 1, srv.Stats().Replays)
 	assert.Equal(t, 0, res.Binding.RetryCount)
@@ -201,7 +202,7 @@ func TestExportResetAfterWriteIsRetriedSafely(t *testing.T) {
 	e.store.Put("1", product{Name: "A"})
 	res, err := e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 1, e.srv.Count("products"))
 	assert.Equal(t, 3, e.srv.Stats().CreateRequests)
 }
@@ -215,14 +216,14 @@ func TestExportDelete(t *testing.T) {
 	require.NoError(t, e.store.Delete(ctx, "1"))
 	res, err := e.exp.Delete(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Deleted, res.Action)
+	assert.Equal(t, report.Deleted, res.Action)
 	assert.Equal(t, 0, e.srv.Count("products"))
 	_, err = e.bs.GetByLocal(ctx, "shop", "product", "1")
 	require.ErrorIs(t, err, binding.ErrNotFound)
 
 	res, err = e.exp.Delete(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action, "nothing bound: nothing to do")
+	assert.Equal(t, report.Skipped, res.Action, "nothing bound: nothing to do")
 
 	// Already gone remotely: the binding still goes.
 	e.store.Put("2", product{Name: "B"})
@@ -232,7 +233,7 @@ func TestExportDelete(t *testing.T) {
 	deleteRemote(t, e, ext)
 	res, err = e.exp.Delete(ctx, "2")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Deleted, res.Action)
+	assert.Equal(t, report.Deleted, res.Action)
 }
 
 func TestExportFailuresAndSkip(t *testing.T) {
@@ -276,7 +277,7 @@ func TestExportFailuresAndSkip(t *testing.T) {
 
 	res, err = exp.Export(ctx, "2")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	assert.Equal(t, binding.StatusSkipped, res.Binding.Status)
 
 	res, err = exp.Export(ctx, "3")
@@ -305,9 +306,6 @@ func TestExportBadConfig(t *testing.T) {
 	assert.Error(t, err)
 	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, exporter.WithIDPath(""))
 	assert.Error(t, err)
-	_, err = exporter.New(c, bs, store, "shop", "product", "/p", mapProduct,
-		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(order) []string { return nil }, Exporter: &exporter.Exporter[order]{}}))
-	assert.ErrorContains(t, err, "Dependency[exporter_test.product]")
 
 	srv := fakeapi.New()
 	defer srv.Close()
@@ -317,58 +315,6 @@ func TestExportBadConfig(t *testing.T) {
 	_, err = exp.Export(context.Background(), "1")
 	require.ErrorIs(t, err, exporter.ErrNoExternalID)
 	assert.Contains(t, err.Error(), "WithIDPath")
-}
-
-type order struct {
-	Customer string
-	Products []string
-}
-
-func TestExportDependenciesFirst(t *testing.T) {
-	ctx := context.Background()
-	srv := fakeapi.New()
-	defer srv.Close()
-	c := newClient(t, srv.URL)
-	bs := binding.NewMemory()
-	binder := binding.NewBinder(bs, "shop")
-	customers := local.NewMemory[product]()
-	customers.Put("c1", product{Name: "Ann"})
-	products := local.NewMemory[product]()
-	products.Put("p1", product{Name: "Pen"})
-	orders := local.NewMemory[order]()
-	orders.Put("o1", order{Customer: "c1", Products: []string{"p1"}})
-	custExp, err := exporter.New(c, bs, customers, "shop", "customer", "/customers", mapProduct)
-	require.NoError(t, err)
-	prodExp, err := exporter.New(c, bs, products, "shop", "product", "/products", mapProduct)
-	require.NoError(t, err)
-	orderExp, err := exporter.New(c, bs, orders, "shop", "order", "/orders",
-		func(ctx context.Context, o order, _ binding.Binding, _ bool) (any, error) {
-			cust, err := binder.ToExternal(ctx, "customer", o.Customer)
-			if err != nil {
-				return nil, err
-			}
-			var lines []string
-			for _, p := range o.Products {
-				ext, err := binder.ToExternal(ctx, "product", p)
-				if err != nil {
-					return nil, err
-				}
-				lines = append(lines, ext)
-			}
-			return map[string]any{"customer_id": cust, "product_ids": lines}, nil
-		},
-		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(o order) []string { return []string{o.Customer} }, Exporter: custExp}),
-		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(o order) []string { return o.Products }, Exporter: prodExp}),
-	)
-	require.NoError(t, err)
-	res, err := orderExp.Export(ctx, "o1")
-	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
-	assert.Equal(t, 1, srv.Count("customers"))
-	assert.Equal(t, 1, srv.Count("products"))
-	id, _ := strconv.ParseInt(res.ExternalID, 10, 64)
-	rec, _ := srv.Record("orders", id)
-	assert.Equal(t, "1", rec.Get("customer_id").String())
 }
 
 // The lease alone keeps concurrent exports of one record from creating it twice: the

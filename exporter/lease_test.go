@@ -15,6 +15,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/exporter"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 type stepClock struct {
@@ -79,7 +80,7 @@ func TestExportRenewsLeaseDuringLongRequest(t *testing.T) {
 	ctx := context.Background()
 	e := newLeaseEnv(t)
 	type outcome struct {
-		res exporter.Result
+		res report.Result
 		err error
 	}
 	done := make(chan outcome, 1)
@@ -98,7 +99,7 @@ func TestExportRenewsLeaseDuringLongRequest(t *testing.T) {
 	close(e.answer)
 	out := <-done
 	require.NoError(t, out.err)
-	assert.Equal(t, exporter.Created, out.res.Action)
+	assert.Equal(t, report.Created, out.res.Action)
 	assert.Equal(t, "7", out.res.Binding.ExternalID)
 	assert.NotEqual(t, "other-worker", out.res.Binding.LeaseOwner)
 	got, _ := e.bs.Get(ctx, b.ID)
@@ -112,7 +113,7 @@ func TestExportStopsWhenLeaseLost(t *testing.T) {
 	ctx := context.Background()
 	e := newLeaseEnv(t)
 	done := make(chan error, 1)
-	var res exporter.Result
+	var res report.Result
 	go func() {
 		var err error
 		res, err = e.exp.Export(ctx, "1")

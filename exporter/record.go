@@ -2,8 +2,7 @@
 //
 // An [Exporter] handles one record, in the order of OCA's exporter: hold the binding's
 // lease (renewed while the export runs), skip records marked no-export or unchanged since
-// the last export,
-// export the records it depends on first, map it to a payload, create it remotely (POST)
+// the last export, map it to a payload, create it remotely (POST)
 // when it has no external ID yet or update it (PUT/PATCH) when it has, take the new
 // external ID from the response, bind, and mark the binding successful or failed.
 //
@@ -43,9 +42,9 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
-	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 // EncodeFunc turns a local record into the request body sent to the API: a value encoded as
@@ -59,15 +58,13 @@ type EncodeFunc[T any] func(ctx context.Context, v T, b binding.Binding, create 
 var (
 	// ErrSkip, returned by an EncodeFunc, skips the record: its binding is marked skipped.
 	ErrSkip = errors.New("exporter: record skipped by the mapping")
-	// ErrBusy: another worker held the record's lease longer than the maximum wait.
-	ErrBusy = errors.New("exporter: record is being exported by another worker")
 	// ErrNoExternalID: the create response had no external ID at the configured path.
 	ErrNoExternalID = errors.New("exporter: create response has no external ID")
 	// ErrRemoteGone: an update answered 404 and the exporter is set to FailOnNotFound.
 	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
 	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry.
 	ErrTooManyRetries = errors.New("exporter: record failed too many times")
-	// ErrPanic: an EncodeFunc or a Dependency's LocalIDs panicked. The record fails (its lease
+	// ErrPanic: an EncodeFunc panicked. The record fails (its lease
 	// released, its binding marked failed) instead of the process; the stack is logged.
 	ErrPanic = errors.New("exporter: callback panicked")
 )
@@ -75,7 +72,7 @@ var (
 // RecordError is the error of one record's export: which record, in which step.
 type RecordError struct {
 	Backend, Model, LocalID string
-	// Step: "read", "bind", "claim", "dependency", "map", "create", "update", "delete",
+	// Step: "read", "bind", "claim", "map", "create", "update", "delete",
 	// "mark", "lease" (the lease was lost while the export ran).
 	Step string
 	Err  error
@@ -89,82 +86,12 @@ func (e *RecordError) Error() string {
 // Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Action says what an export did.
-type Action string
-
-// Actions.
-const (
-	// Created: the record was created remotely (POST) and bound to the new external ID.
-	Created Action = "created"
-	// Updated: the remote record was replaced or patched (PUT/PATCH).
-	Updated Action = "updated"
-	// Skipped: nothing was sent — no-export binding, unchanged payload, ErrSkip from the
-	// EncodeFunc, a dependency cycle, or (Delete) nothing bound.
-	Skipped Action = "skipped"
-	// Deleted: Delete removed the remote record (or found it gone) and the binding.
-	Deleted Action = "deleted"
-	// Failed: the export failed; the error says which step.
-	Failed Action = "failed"
-)
-
-// Result describes one export.
-type Result struct {
-	// LocalID is the record exported.
-	LocalID string
-	// ExternalID is the remote record's ID ("" when there is none yet).
-	ExternalID string
-	// Action says what the export did.
-	Action Action
-	// Binding is the binding as it stands after the export (zero when it was removed).
-	Binding binding.Binding
-}
-
-// NotFoundPolicy says what to do when an update answers 404.
-type NotFoundPolicy int
-
-const (
-	// RecreateOnNotFound drops the stale binding and creates the record again (the
-	// default).
-	RecreateOnNotFound NotFoundPolicy = iota
-	// FailOnNotFound marks the export failed with ErrRemoteGone.
-	FailOnNotFound
-)
-
-// Dependent is what a Dependency exports through; every *Exporter[T] implements it.
-type Dependent interface {
-	// Export exports one local record.
-	Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error)
-	// Bound reports whether the local record already has an external ID.
-	Bound(ctx context.Context, localID string) (bool, error)
-	// Model names the dependency's model.
-	Model() string
-}
-
-// Dependency is a record that must exist remotely before this one (an order's customer).
-type Dependency[T any] struct {
-	// LocalIDs returns the local IDs of the records v depends on; "" entries are ignored.
-	LocalIDs func(v T) []string
-	// Exporter exports one dependency.
-	Exporter Dependent
-	// Always exports the dependency even when it already has an external ID (it is still
-	// skipped when unchanged).
-	Always bool
-}
-
-type dep struct {
-	ids    func(any) []string
-	fits   func(any) bool // the dependency was declared for this record type
-	exp    Dependent
-	always bool
-}
-
 type config struct {
 	updatePath   func(externalID string) string
 	updateMethod string
 	idPath       string
 	updatedPath  string
-	onNotFound   NotFoundPolicy
-	deps         []dep
+	failGone     bool
 	claimer      *binding.Claimer
 	maxRetries   int
 	now          func() time.Time
@@ -197,30 +124,15 @@ func WithIDPath(path string) Option { return func(c *config) { c.idPath = path }
 // export and so on. A response without a readable time leaves the stored time as it was.
 func WithUpdatedAtPath(path string) Option { return func(c *config) { c.updatedPath = path } }
 
-// OnNotFound sets what an update answering 404 does (default RecreateOnNotFound).
-func OnNotFound(p NotFoundPolicy) Option { return func(c *config) { c.onNotFound = p } }
-
-// WithDependency adds a dependency exported before the record.
-func WithDependency[T any](d Dependency[T]) Option {
-	return func(c *config) {
-		var ids func(any) []string
-		if d.LocalIDs != nil {
-			ids = func(v any) []string { return d.LocalIDs(v.(T)) }
-		}
-		c.deps = append(c.deps, dep{
-			ids:    ids,
-			fits:   func(v any) bool { _, ok := v.(T); return ok },
-			exp:    d.Exporter,
-			always: d.Always,
-		})
-	}
-}
+// FailOnNotFound makes an update answering 404 fail the export with ErrRemoteGone. By
+// default the exporter drops the stale binding and creates the record again.
+func FailOnNotFound() Option { return func(c *config) { c.failGone = true } }
 
 // WithClaimer sets how the exporter holds each record's lease: its TTL (renewed every
 // TTL/3 while the export runs), how long to wait for another worker's lease before failing
-// with ErrBusy, the backoff between attempts and the owner prefix. Its Store must be the
-// exporter's binding store. Default: &binding.Claimer{Store: bindings} (5 min leases,
-// 30 s wait).
+// with an error matching binding.ErrLocked, the backoff between attempts and the owner
+// prefix. Its Store must be the exporter's binding store. Default:
+// &binding.Claimer{Store: bindings} (5 min leases, 30 s wait).
 func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.claimer = c } }
 
 // WithMaxRetries stops exporting a record that failed n times in a row (0: never stop).
@@ -252,8 +164,6 @@ type Exporter[T any] struct {
 	encode   EncodeFunc[T]
 	claimer  *binding.Claimer
 }
-
-var _ Dependent = (*Exporter[int])(nil)
 
 // New returns an Exporter for model on backend that reads from store, creates with POST
 // path and updates path/{external ID}, through doer (an *adapter.Client).
@@ -299,37 +209,13 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	var zero T
-	for i, d := range c.deps {
-		if d.exp == nil || d.ids == nil || !d.fits(zero) {
-			return nil, fmt.Errorf("exporter: dependency %d of %s: needs LocalIDs and an Exporter and must be a Dependency[%T]", i, model, zero)
-		}
-	}
 	return &Exporter[T]{cfg: c, doer: doer, bindings: bindings, store: store, backend: backend, model: model, path: path, encode: encode,
 		claimer: c.claimer}, nil
 }
 
-// Model returns the model name.
-func (r *Exporter[T]) Model() string { return r.model }
-
-// Backend returns the backend name.
-func (r *Exporter[T]) Backend() string { return r.backend }
-
-// Bound reports whether the local record already has an external ID.
-func (r *Exporter[T]) Bound(ctx context.Context, localID string) (bool, error) {
-	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
-	if errors.Is(err, binding.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("exporter: looking up the binding of %s %s local %q: %w", r.backend, r.model, localID, err)
-	}
-	return b.ExternalID != "", nil
-}
-
 // IdempotencyKey returns the key sent with the create of binding b: a hash of backend,
 // model, local ID and binding ID. It is the same in every process and after a restart, and
-// changes only when the binding is replaced (after a remote 404 with RecreateOnNotFound). It relies
+// changes only when the binding is replaced (after a remote 404, unless FailOnNotFound). It relies
 // on the binding store never reusing an ID, as the SQL stores (AUTOINCREMENT, identity
 // columns) and a MemoryStore within one process guarantee: a reused ID would replay an
 // earlier create on APIs that keep keys, binding a record that may be deleted.
@@ -343,13 +229,13 @@ func (r *Exporter[T]) fail(localID, step string, err error) error {
 }
 
 // Export exports the local record with the given ID: it holds the binding's lease
-// (renewed while the export runs), skips a no-export binding, exports the dependencies,
+// (renewed while the export runs), skips a no-export binding,
 // maps the record and creates or updates it remotely, then marks the binding. An error is
 // a *RecordError naming the step that failed; the binding is then marked failed (its
 // RetryCount grows), except when ctx ended the export (an interruption is not the record's
 // failure) or the lease was lost (step "lease", matching binding.ErrLeaseLost: the worker
 // that took the record over writes its outcome).
-func (r *Exporter[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (Result, error) {
+func (r *Exporter[T]) Export(ctx context.Context, localID string, opts ...ExportOption) (report.Result, error) {
 	var owner string
 	res, err := r.exportOne(ctx, localID, &owner, opts)
 	return released(res, owner), err
@@ -357,7 +243,7 @@ func (r *Exporter[T]) Export(ctx context.Context, localID string, opts ...Export
 
 // released is res with the lease of owner, released when the export ended, taken off
 // its binding.
-func released(res Result, owner string) Result {
+func released(res report.Result, owner string) report.Result {
 	if owner != "" && res.Binding.LeaseOwner == owner {
 		res.Binding.LeaseOwner, res.Binding.LeaseExpiresAt = "", time.Time{}
 	}
@@ -365,18 +251,14 @@ func released(res Result, owner string) Result {
 }
 
 // exportOne is Export; *owner is set to the owner of each lease it holds.
-func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *string, opts []ExportOption) (Result, error) {
+func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *string, opts []ExportOption) (report.Result, error) {
 	var ec exportConfig
 	for _, o := range opts {
 		o(&ec)
 	}
-	res := Result{LocalID: localID, Action: Failed}
+	res := report.Result{LocalID: localID, Action: report.Failed}
 	if localID == "" {
 		return res, r.fail(localID, "read", errors.New("empty local ID"))
-	}
-	if depchain.Has(ctx, "export", r.backend, r.model, localID) {
-		res.Action = Skipped // a dependency cycle: an outer export of this record is running
-		return res, nil
 	}
 	b, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, LocalID: localID, Status: binding.StatusPending})
 	if err != nil {
@@ -384,7 +266,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 	}
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport {
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 	if !ec.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&b, r.cfg.maxRetries) {
@@ -405,7 +287,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 	b = lease.Binding()
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport {
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 
@@ -424,7 +306,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 		if serr := r.bindings.SetStatus(context.WithoutCancel(ctx), nb.ID, lowner, binding.StatusSkipped); serr != nil {
 			return res, r.fail(localID, "mark", serr)
 		}
-		res.Binding.Status, res.Action = binding.StatusSkipped, Skipped
+		res.Binding.Status, res.Action = binding.StatusSkipped, report.Skipped
 		return res, nil
 	}
 	if step == "read" && errors.Is(err, local.ErrNotFound) && nb.ExternalID == "" {
@@ -463,90 +345,64 @@ func leaseLost(lctx context.Context, err error) error {
 // export runs under the lease *held (work on its Context, writes name its Owner). It
 // returns the action, the binding as it ends up, and on error the step that failed. When
 // the remote record is gone it replaces *held with the lease of the new binding.
-func (r *Exporter[T]) export(ctx context.Context, held **binding.Lease, force bool) (Action, binding.Binding, string, error) {
+func (r *Exporter[T]) export(ctx context.Context, held **binding.Lease, force bool) (report.Action, binding.Binding, string, error) {
 	lease := *held
 	lctx, b := lease.Context(), lease.Binding()
 	v, err := r.store.Get(lctx, b.LocalID)
 	if err != nil {
-		return Failed, b, "read", err
-	}
-	if len(r.cfg.deps) > 0 {
-		dctx := depchain.With(lctx, "export", r.backend, r.model, b.LocalID)
-		for _, d := range r.cfg.deps {
-			ids, err := r.dependencyIDs(d, v)
-			if err != nil {
-				return Failed, b, "dependency", err
-			}
-			for _, id := range ids {
-				if id == "" {
-					continue
-				}
-				if !d.always {
-					bound, err := d.exp.Bound(dctx, id)
-					if err != nil {
-						return Failed, b, "dependency", err
-					}
-					if bound {
-						continue
-					}
-				}
-				if _, err := d.exp.Export(dctx, id); err != nil {
-					return Failed, b, "dependency", fmt.Errorf("exporting %s %q first: %w", d.exp.Model(), id, err)
-				}
-			}
-		}
+		return report.Failed, b, "read", err
 	}
 	create := b.ExternalID == ""
 	body, hash, err := r.mapBody(lctx, v, b, create)
 	if err != nil {
-		return Failed, b, "map", err
+		return report.Failed, b, "map", err
 	}
 	if !force && !create && b.Status == binding.StatusSuccess && b.Hash == hash {
-		return Skipped, b, "", nil
+		return report.Skipped, b, "", nil
 	}
 
-	action := Updated
+	action := report.Updated
 	var extID string
 	var resp *adapter.Response
 	if create {
-		action = Created
+		action = report.Created
 		if extID, resp, b, err = r.create(ctx, lease, b, body, hash); err != nil {
-			return Failed, b, "create", err
+			return report.Failed, b, "create", err
 		}
 	} else {
 		extID = b.ExternalID
 		resp, err = r.update(lctx, b, extID, body)
 		if errors.Is(err, adapter.ErrNotFound) {
-			if r.cfg.onNotFound == FailOnNotFound {
-				return Failed, b, "update", fmt.Errorf("%w: %s %s (set exporter.OnNotFound(exporter.RecreateOnNotFound) to create it again): %w", ErrRemoteGone, r.model, extID, err)
+			if r.cfg.failGone {
+				return report.Failed, b, "update", fmt.Errorf("%w: %s %s (drop exporter.FailOnNotFound() to create it again): %w", ErrRemoteGone, r.model, extID, err)
 			}
 			r.cfg.logger.Info("exporter: remote record gone, creating it again", "backend", r.backend, "model", r.model, "local_id", b.LocalID, "external_id", extID)
 			// A new binding (new ID, so a new idempotency key) replaces the stale one.
 			if err := r.bindings.Delete(lctx, b.ID); err != nil {
-				return Failed, b, "bind", err
+				return report.Failed, b, "bind", err
 			}
 			_ = lease.Release(context.WithoutCancel(ctx)) // its binding is gone
 			nb, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, LocalID: b.LocalID, Status: binding.StatusPending, NoExport: b.NoExport})
 			if err != nil {
-				return Failed, b, "bind", err
+				return report.Failed, b, "bind", err
 			}
 			// Another worker may have ensured it in between: wait for its lease like any claim.
 			if lease, err = r.hold(ctx, nb.ID); err != nil {
-				return Failed, nb, "claim", err
+				return report.Failed, nb, "claim", err
 			}
 			*held, lctx, b = lease, lease.Context(), lease.Binding()
 			if b.ExternalID != "" { // that worker created it again already
-				return Skipped, b, "", nil
+				return report.Skipped, b, "", nil
 			}
 			if body, hash, err = r.mapBody(lctx, v, b, true); err != nil {
-				return Failed, b, "map", err
+				return report.Failed, b, "map", err
 			}
 			if extID, resp, b, err = r.create(ctx, lease, b, body, hash); err != nil {
-				return Failed, b, "create", err
+				return report.Failed, b, "create", err
 			}
-			action = Created
+			action = report.Created
 		} else if err != nil {
-			return Failed, b, "update", err
+			return report.Failed, b, "update", err
 		}
 	}
 	// The remote write happened: record it even if ctx ends now, or the next export
@@ -554,7 +410,7 @@ func (r *Exporter[T]) export(ctx context.Context, held **binding.Lease, force bo
 	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: lease.Owner(), ExternalID: extID, Hash: hash,
 		ExternalUpdatedAt: r.remoteUpdatedAt(resp), At: r.cfg.now()})
 	if err != nil {
-		return Failed, b, "mark", err
+		return report.Failed, b, "mark", err
 	}
 	return action, sb, "", nil
 }
@@ -656,12 +512,6 @@ func (r *Exporter[T]) mapRecord(ctx context.Context, v T, b binding.Binding, cre
 	return r.encode(ctx, v, b, create)
 }
 
-// dependencyIDs calls a Dependency's LocalIDs, turning a panic into ErrPanic.
-func (r *Exporter[T]) dependencyIDs(d dep, v T) (ids []string, err error) {
-	defer r.recoverInto(&err, "Dependency.LocalIDs", "")
-	return d.ids(v), nil
-}
-
 func (r *Exporter[T]) recoverInto(err *error, what, localID string) {
 	p := recover()
 	if p == nil {
@@ -727,17 +577,17 @@ func encodeBody(payload any) ([]byte, error) {
 // only loses its binding; one without a binding is a no-op (Action Skipped). A no-export
 // binding is left alone, remote record included (Action Skipped): no-export means the
 // exporter never writes to the remote side for that record.
-func (r *Exporter[T]) Delete(ctx context.Context, localID string) (Result, error) {
+func (r *Exporter[T]) Delete(ctx context.Context, localID string) (report.Result, error) {
 	var owner string
 	res, err := r.deleteOne(ctx, localID, &owner)
 	return released(res, owner), err
 }
 
-func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *string) (Result, error) {
-	res := Result{LocalID: localID, Action: Failed}
+func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *string) (report.Result, error) {
+	res := report.Result{LocalID: localID, Action: report.Failed}
 	b, err := r.bindings.GetByLocal(ctx, r.backend, r.model, localID)
 	if errors.Is(err, binding.ErrNotFound) {
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 	if err != nil {
@@ -745,13 +595,13 @@ func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *stri
 	}
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport {
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 	lease, err := r.hold(ctx, b.ID)
 	if err != nil {
 		if errors.Is(err, binding.ErrNotFound) { // deleted by another worker meanwhile
-			res.Binding, res.Action = binding.Binding{}, Skipped
+			res.Binding, res.Action = binding.Binding{}, report.Skipped
 			return res, nil
 		}
 		return res, r.fail(localID, "claim", err)
@@ -761,7 +611,7 @@ func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *stri
 	b = lease.Binding()
 	res.Binding, res.ExternalID = b, b.ExternalID
 	if b.NoExport { // set while we waited for the lease
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 	if b.ExternalID != "" {
@@ -783,7 +633,7 @@ func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *stri
 	if err := r.bindings.Delete(context.WithoutCancel(ctx), b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
 		return res, r.fail(localID, "bind", err)
 	}
-	res.Binding, res.Action = binding.Binding{}, Deleted
+	res.Binding, res.Action = binding.Binding{}, report.Deleted
 	return res, nil
 }
 
@@ -791,7 +641,7 @@ func (r *Exporter[T]) deleteOne(ctx context.Context, localID string, owner *stri
 func (r *Exporter[T]) hold(ctx context.Context, id int64) (*binding.Lease, error) {
 	l, err := r.claimer.Hold(ctx, id)
 	if errors.Is(err, binding.ErrLocked) {
-		err = fmt.Errorf("%w: %w", ErrBusy, err)
+		err = fmt.Errorf("another worker is syncing the record (nothing was written; try again later): %w", err)
 	}
 	return l, err
 }

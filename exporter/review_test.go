@@ -16,6 +16,7 @@ import (
 	"github.com/connkit/connkit/exporter"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 // hookDoer calls after (when set) once a request of method has been answered, before the
@@ -53,7 +54,7 @@ func TestExportCancelAfterCreateStillBinds(t *testing.T) {
 
 	res, err := exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	b, err := bs.GetByLocal(context.Background(), "shop", "product", "1")
 	require.NoError(t, err)
 	assert.NotEmpty(t, b.ExternalID)
@@ -61,7 +62,7 @@ func TestExportCancelAfterCreateStillBinds(t *testing.T) {
 
 	res, err = exp.Export(context.Background(), "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	assert.Equal(t, 1, srv.Count("products"), "one remote record")
 }
 
@@ -95,7 +96,7 @@ func TestExportInterruptedIsNotAFailure(t *testing.T) {
 	srv.ClearFaults()
 	res, err := exp.Export(context.Background(), "1")
 	require.NoError(t, err, "not ErrTooManyRetries")
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 }
 
 // Once ctx is done the batch starts no more records, and records it cut short are not
@@ -188,7 +189,7 @@ func TestDeleteNoExportLeavesRemoteAlone(t *testing.T) {
 
 	res, err := e.exp.Delete(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	assert.Equal(t, 1, e.srv.Count("products"))
 	assert.Zero(t, e.srv.Stats().Deletes)
 	got, err := e.bs.GetByLocal(ctx, "shop", "product", "1")
@@ -213,7 +214,7 @@ func TestDeleteCancelAfterRemoteDeleteDropsBinding(t *testing.T) {
 
 	res, err := exp.Delete(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Deleted, res.Action)
+	assert.Equal(t, report.Deleted, res.Action)
 	_, err = bs.GetByLocal(context.Background(), "shop", "product", "1")
 	require.ErrorIs(t, err, binding.ErrNotFound)
 }
@@ -237,7 +238,7 @@ func TestDeleteBindingGoneWhileClaiming(t *testing.T) {
 	require.NoError(t, err)
 	res, err := exp.Delete(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	assert.Zero(t, srv.Stats().Requests)
 }
 
@@ -297,25 +298,7 @@ func TestExportMapPanic(t *testing.T) {
 	assert.Empty(t, b.LeaseOwner, "lease released")
 }
 
-// A panicking Dependency.LocalIDs fails the record at the dependency step.
-func TestExportDependencyIDsPanic(t *testing.T) {
-	ctx := context.Background()
-	e := setup(t)
-	orders := local.NewMemory[order]()
-	orders.Put("o1", order{})
-	exp, err := exporter.New(newClient(t, e.srv.URL), e.bs, orders, "shop", "order", "/orders",
-		func(context.Context, order, binding.Binding, bool) (any, error) { return map[string]any{}, nil },
-		exporter.WithDependency(exporter.Dependency[order]{LocalIDs: func(o order) []string { return []string{o.Products[3]} }, Exporter: e.exp}),
-		quiet())
-	require.NoError(t, err)
-	_, err = exp.Export(ctx, "o1")
-	require.ErrorIs(t, err, exporter.ErrPanic)
-	var re *exporter.RecordError
-	require.ErrorAs(t, err, &re)
-	assert.Equal(t, "dependency", re.Step)
-}
-
-func TestNewRejectsBadLeaseAndDependency(t *testing.T) {
+func TestNewRejectsBadLease(t *testing.T) {
 	c := newClient(t, "http://127.0.0.1:1")
 	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
@@ -323,7 +306,6 @@ func TestNewRejectsBadLeaseAndDependency(t *testing.T) {
 		exporter.WithClaimer(&binding.Claimer{}),
 		exporter.WithClaimer(&binding.Claimer{Store: bs, TTL: -time.Second}),
 		exporter.WithClaimer(&binding.Claimer{Store: bs, MaxWait: -time.Second}),
-		exporter.WithDependency(exporter.Dependency[product]{Exporter: &exporter.Exporter[product]{}}),
 	} {
 		_, err := exporter.New(c, bs, store, "shop", "product", "/p", mapProduct, o)
 		assert.Error(t, err)
@@ -348,7 +330,7 @@ func TestExportRecreateUsesFreshKey(t *testing.T) {
 	e.store.Put("1", product{Name: "B"})
 	r2, err := e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, r2.Action)
+	assert.Equal(t, report.Created, r2.Action)
 	assert.NotEqual(t, r1.ExternalID, r2.ExternalID)
 	assert.Equal(t, 1, e.srv.Count("products"))
 	assert.Zero(t, e.srv.Stats().Replays)

@@ -15,6 +15,7 @@ import (
 	"github.com/connkit/connkit/exporter"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 // Issue 9 defect 5: create v1, its response is lost, the record is edited to v2, the
@@ -37,7 +38,7 @@ func TestRetriedCreateAfterEditLeavesNoStaleRemote(t *testing.T) {
 	store.Put("1", product{Name: "v2", Price: 2})
 	res, err := exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 1, srv.Stats().Replays, "the server replayed the v1 create")
 	assert.Equal(t, 1, srv.Count("products"), "no duplicate")
 	id, _ := strconv.ParseInt(res.ExternalID, 10, 64)
@@ -47,7 +48,7 @@ func TestRetriedCreateAfterEditLeavesNoStaleRemote(t *testing.T) {
 
 	res, err = exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Skipped, res.Action, "in sync now")
+	assert.Equal(t, report.Skipped, res.Action, "in sync now")
 	assert.Equal(t, 1, srv.Count("products"))
 }
 
@@ -67,7 +68,7 @@ func TestRetriedCreateSameBodyNoExtraUpdate(t *testing.T) {
 	require.Error(t, err)
 	res, err := exp.Export(ctx, "1")
 	require.NoError(t, err)
-	assert.Equal(t, exporter.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 1, srv.Count("products"))
 	assert.Equal(t, 0, srv.Stats().Updates, "the replay already holds this body")
 }

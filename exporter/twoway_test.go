@@ -12,6 +12,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/exporter"
 	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/report"
 )
 
 // In a two-way sync the importer must see what the exporter just wrote as already synced:
@@ -33,15 +34,15 @@ func TestTwoWaySyncNoEcho(t *testing.T) {
 	assert.False(t, res.Binding.ExternalUpdatedAt.IsZero())
 	in, err := imp.Import(ctx, res.ExternalID)
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, in.Action, "the create's echo")
+	assert.Equal(t, report.Skipped, in.Action, "the create's echo")
 
 	e.store.Put("1", product{Name: "Mug", Price: 6})
 	res, err = e.exp.Export(ctx, "1")
 	require.NoError(t, err)
-	require.Equal(t, exporter.Updated, res.Action)
+	require.Equal(t, report.Updated, res.Action)
 	in, err = imp.Import(ctx, res.ExternalID)
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, in.Action, "the update's echo")
+	assert.Equal(t, report.Skipped, in.Action, "the update's echo")
 	assert.Zero(t, e.store.Updates(), "the importer wrote nothing locally")
 
 	// A real remote change still comes in.
@@ -49,7 +50,7 @@ func TestTwoWaySyncNoEcho(t *testing.T) {
 	require.True(t, e.srv.Touch("products", id, map[string]any{"price": 7}))
 	in, err = imp.Import(ctx, res.ExternalID)
 	require.NoError(t, err)
-	assert.Equal(t, importer.Updated, in.Action)
+	assert.Equal(t, report.Updated, in.Action)
 	v, err := e.store.Get(ctx, "1")
 	require.NoError(t, err)
 	assert.Equal(t, 7, v.Price)
@@ -62,7 +63,7 @@ func TestTwoWaySyncNoEcho(t *testing.T) {
 		require.NoError(t, err)
 		in, err = imp.Import(ctx, res.ExternalID)
 		require.NoError(t, err)
-		assert.Equal(t, importer.Skipped, in.Action)
+		assert.Equal(t, report.Skipped, in.Action)
 	}
 	assert.LessOrEqual(t, e.srv.Stats().Updates-puts, 1)
 }

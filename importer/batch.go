@@ -44,17 +44,17 @@ type Summary struct {
 const defaultMaxErrors = 1000
 
 // add counts one record's outcome.
-func (s *Summary) add(a Action, err error, maxErrors int) {
+func (s *Summary) add(a report.Action, err error, maxErrors int) {
 	switch a {
-	case Created:
+	case report.Created:
 		s.Created++
-	case Updated:
+	case report.Updated:
 		s.Updated++
-	case Skipped:
+	case report.Skipped:
 		s.Skipped++
 	case duplicate:
 		s.Duplicates++
-	case Enqueued:
+	case report.Enqueued:
 		s.Enqueued++
 	default:
 		s.Failed++
@@ -218,7 +218,7 @@ func (b *Batch[T]) heldRuns(ctx context.Context) (int, error) {
 
 // itemResult is the outcome of one record of a page.
 type itemResult struct {
-	action  Action // "" while undecided, and for a record a shutdown cut short
+	action  report.Action // "" while undecided, and for a record a shutdown cut short
 	updated time.Time
 	err     error
 }
@@ -405,7 +405,7 @@ func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 		pg.recs[i] = p
 		pg.res[i].updated = p.updated
 		if err != nil {
-			pg.res[i].action, pg.res[i].err = Failed, err
+			pg.res[i].action, pg.res[i].err = report.Failed, err
 			continue
 		}
 		if k, ok := prev.index[p.extID]; ok && !p.replaces(&prev.recs[k]) {
@@ -457,7 +457,7 @@ func holdsWatermark(err error) bool {
 	switch {
 	case errors.Is(err, ErrTooManyRetries):
 		return false
-	case errors.Is(err, ErrBusy), errors.Is(err, binding.ErrLocked), errors.Is(err, binding.ErrLeaseLost),
+	case errors.Is(err, binding.ErrLocked), errors.Is(err, binding.ErrLeaseLost),
 		errors.Is(err, adapter.ErrServer), errors.Is(err, adapter.ErrTimeout), errors.Is(err, adapter.ErrRateLimited),
 		errors.Is(err, adapter.ErrTransport), errors.Is(err, adapter.ErrUnauthorized),
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
@@ -489,7 +489,7 @@ func (t *tally[T]) finish(ctx context.Context, f *inflight) error {
 		switch r.action {
 		case "":
 			hold = true // cut short: not counted, listed again
-		case Failed:
+		case report.Failed:
 			sum.add(r.action, r.err, b.cfg.maxErrors)
 			if t.mayHold && holdsWatermark(r.err) {
 				hold, t.transientHeld = true, true
@@ -581,15 +581,15 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page, runStart time.Time)
 			err := b.cfg.enqueue(ctx, recs[i].rec)
 			switch {
 			case err == nil:
-				res[i].action = Enqueued
+				res[i].action = report.Enqueued
 			case !ctxerr.Interrupted(ctx, err):
-				res[i].action, res[i].err = Failed, r.fail(recs[i].extID, "enqueue", err)
+				res[i].action, res[i].err = report.Failed, r.fail(recs[i].extID, "enqueue", err)
 			}
 		})
 		return nil, ctx.Err()
 	}
 	for i := range res {
-		if res[i].action != Failed || recs[i].extID == "" {
+		if res[i].action != report.Failed || recs[i].extID == "" {
 			continue
 		}
 		if _, ok := pg.index[recs[i].extID]; !ok { // no readable copy on the page decides it
@@ -680,10 +680,10 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			case err != nil && ctxerr.Interrupted(ctx, err):
 				return
 			case err != nil:
-				res[i].action, res[i].err = Failed, r.fail(p.extID, "check", err)
+				res[i].action, res[i].err = report.Failed, r.fail(p.extID, "check", err)
 				return
 			case live:
-				res[i].action = Skipped
+				res[i].action = report.Skipped
 				return
 			}
 			cur.LocalID = "" // the app deleted it: create it again and rebind
@@ -695,7 +695,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			return
 		}
 		if !b.cfg.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&cur, r.cfg.maxRetries) {
-			res[i].action = Failed
+			res[i].action = report.Failed
 			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, cur.RetryCount, cur.LastError))
 			return
 		}
@@ -704,13 +704,13 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 		u.LeaseOwner, u.LeaseExpiresAt = "", time.Time{}
 		switch {
 		case errors.Is(err, ErrSkip):
-			res[i].action = Skipped
+			res[i].action = report.Skipped
 			u.Status = binding.StatusSkipped
 		case err != nil && ctxerr.Interrupted(ctx, err):
 			return // cut short: nothing to write, not a failure
 		case err != nil:
 			ferr := r.fail(p.extID, step, err)
-			res[i].action, res[i].err = Failed, ferr
+			res[i].action, res[i].err = report.Failed, ferr
 			u.Status, u.LastError, u.RetryCount = binding.StatusFailed, ferr.Error(), cur.RetryCount+1
 		default:
 			res[i].action = action

@@ -13,6 +13,7 @@ import (
 	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
 
@@ -95,7 +96,7 @@ func TestRecordImportRetryCountsUnderFaults(t *testing.T) {
 
 	res, err := imp.Import(ctx, ext)
 	require.NoError(t, err)
-	require.Equal(t, importer.Created, res.Action)
+	require.Equal(t, report.Created, res.Action)
 
 	// Longer outages than the client's retries fail the import and count.
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: 502, Burst: 4})
@@ -110,7 +111,7 @@ func TestRecordImportRetryCountsUnderFaults(t *testing.T) {
 	srv.Touch("products", 1, map[string]any{"name": "B"})
 	res, err = imp.Import(ctx, ext)
 	require.NoError(t, err)
-	assert.Equal(t, importer.Updated, res.Action)
+	assert.Equal(t, report.Updated, res.Action)
 	assert.Equal(t, 0, res.Binding.RetryCount)
 	assert.Equal(t, binding.StatusSuccess, res.Binding.Status)
 

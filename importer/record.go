@@ -1,9 +1,9 @@
 // Package importer brings external records into the application: external → local.
 //
 // An [Importer] handles one record: fetch it (or take one already fetched), skip it when
-// it did not change since the last sync and its local record still exists, import the
-// records it depends on first, decode it into the app's type, create or update it through
-// the app's [local.Store], bind the two IDs and mark the binding successful — or failed,
+// it did not change since the last sync and its local record still exists, decode it into
+// the app's type (a mapper's relation rules import the records it refers to first, see
+// mapper.WithImportMissing), create or update it through the app's [local.Store], bind the two IDs and mark the binding successful — or failed,
 // with the error and a retry count. Concurrent imports of one external ID never create two
 // local records: each import ensures the binding, then holds its lease while it writes.
 // [Importer.RetryFailed] imports the failed ones again.
@@ -30,9 +30,9 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
-	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 // DecodeFunc turns an external record into the app's type. create tells whether the
@@ -48,9 +48,6 @@ type FetchFunc func(ctx context.Context, externalID string) (gjson.Result, error
 var (
 	// ErrSkip, returned by a DecodeFunc, skips the record: its binding is marked skipped.
 	ErrSkip = errors.New("importer: record skipped by the mapping")
-	// ErrBusy: another worker held the record's lease for longer than the importer's
-	// maximum wait. Nothing was written; try again later.
-	ErrBusy = errors.New("importer: record is being imported by another worker")
 	// ErrNoExternalID: the external record has no value at the ID path.
 	ErrNoExternalID = errors.New("importer: record has no external ID")
 	// ErrNoFetch: Import or RetryFailed was called but no FetchFunc was configured.
@@ -66,7 +63,7 @@ var (
 type RecordError struct {
 	Backend, Model, ExternalID string
 	// Step is what was being done: "parse", "fetch", "bind", "check", "claim",
-	// "dependency", "map", "create", "update", "mark".
+	// "map", "create", "update", "mark".
 	Step string
 	Err  error
 }
@@ -83,62 +80,14 @@ func (e *RecordError) Error() string {
 // Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }
 
-// Action says what an import did.
-type Action string
-
-// Actions.
-const (
-	Created  Action = "created"
-	Updated  Action = "updated"
-	Skipped  Action = "skipped"
-	Enqueued Action = "enqueued"
-	Failed   Action = "failed"
-)
-
 // duplicate is a batch record that repeats one already seen in the run.
-const duplicate Action = "duplicate"
-
-// Result describes one import.
-type Result struct {
-	ExternalID string
-	LocalID    string
-	// Action is what the import did; it is empty when ctx ended before the import was
-	// decided (a shutdown is not a failure: nothing is counted, run it again).
-	Action Action
-	// Binding is the binding as stored after the import (zero when none could be written).
-	Binding binding.Binding
-}
-
-// Dependent is what a Dependency imports through; every *Importer[T] implements it.
-type Dependent interface {
-	// Import imports one external record.
-	Import(ctx context.Context, externalID string, opts ...ImportOption) (Result, error)
-	// Bound reports whether the external record is bound to a local record that exists.
-	Bound(ctx context.Context, externalID string) (bool, error)
-	// Model names the dependency's model.
-	Model() string
-}
-
-// Dependency is a record this one refers to and that must exist locally first (an order's
-// customer and products), as in generic_connector's _import_dependency.
-type Dependency struct {
-	// Path is a gjson path yielding the external ID(s): "customer_id",
-	// "line_items.#.product_id". Missing, null, empty and 0 values are ignored.
-	Path string
-	// Importer imports one dependency.
-	Importer Dependent
-	// Always re-imports the dependency even when it is already bound (it still skips it
-	// when unchanged). By default a bound dependency whose local record exists is left
-	// alone; one whose local record the app deleted is imported again.
-	Always bool
-}
+const duplicate report.Action = "duplicate"
 
 type config struct {
 	fetch         FetchFunc
 	idPath        string
 	updatedAtPath string
 	hash          bool
-	deps          []Dependency
 	claimer       *binding.Claimer
 	maxRetries    int
 	now           func() time.Time
@@ -163,12 +112,10 @@ func WithUpdatedAtPath(path string) Option { return func(c *config) { c.updatedA
 // to the binding's Hash is skipped).
 func WithoutHash() Option { return func(c *config) { c.hash = false } }
 
-// WithDependency adds a dependency imported before the record.
-func WithDependency(d Dependency) Option { return func(c *config) { c.deps = append(c.deps, d) } }
-
 // WithClaimer sets how an import takes its binding's lease: how long a lease lasts, how
-// long to wait for another worker's lease before failing with ErrBusy, the backoff between
-// attempts and the owner names (see binding.Claimer). Its Store must be the binding store
+// long to wait for another worker's lease before failing with an error matching
+// binding.ErrLocked, the backoff between attempts and the owner names (see
+// binding.Claimer). Its Store must be the binding store
 // given to New. By default the importer uses a Claimer with binding's defaults.
 func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.claimer = c } }
 
@@ -204,8 +151,6 @@ type Importer[T any] struct {
 	claimer  *binding.Claimer
 }
 
-var _ Dependent = (*Importer[int])(nil)
-
 // New returns an Importer for model on backend, writing through store and binding
 // through bindings. decode turns external records into T.
 func New[T any](bindings binding.Store, store local.Store[T], backend, model string, decode DecodeFunc[T], opts ...Option) (*Importer[T], error) {
@@ -240,11 +185,6 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 	if c.now == nil || c.logger == nil {
 		return nil, errors.New("importer: WithClock and WithLogger need a non-nil value")
 	}
-	for i, d := range c.deps {
-		if d.Path == "" || d.Importer == nil {
-			return nil, fmt.Errorf("importer: dependency %d of %s needs a Path and an Importer", i, model)
-		}
-	}
 	r := &Importer[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, decode: decode,
 		claimer: c.claimer}
 	r.keyed, _ = store.(local.KeyedCreator[T])
@@ -254,25 +194,6 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 
 // Model returns the model name.
 func (r *Importer[T]) Model() string { return r.model }
-
-// Bound reports whether externalID is bound to a local record that still exists.
-func (r *Importer[T]) Bound(ctx context.Context, externalID string) (bool, error) {
-	b, err := r.bindings.GetByExternal(ctx, r.backend, r.model, externalID)
-	if errors.Is(err, binding.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("importer: looking up the binding of %s %s %q: %w", r.backend, r.model, externalID, err)
-	}
-	if b.LocalID == "" {
-		return false, nil
-	}
-	live, err := r.live(ctx, b.LocalID, nil)
-	if err != nil {
-		return false, fmt.Errorf("importer: checking the local record %q of %s %s %q: %w", b.LocalID, r.backend, r.model, externalID, err)
-	}
-	return live, nil
-}
 
 // live reports whether the local record id exists, from the page's batched answer when it
 // has one, else by asking the store.
@@ -297,24 +218,20 @@ func (r *Importer[T]) live(ctx context.Context, id string, pc *pageCtx) (bool, e
 // Import fetches the external record with the given ID and imports it. When the fetch
 // fails, the binding (if the record has one) is marked failed under its lease; when
 // another worker holds that lease, or ctx ended, nothing is written.
-func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (Result, error) {
+func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (report.Result, error) {
 	if r.cfg.fetch == nil {
-		return Result{ExternalID: externalID, Action: Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", ErrNoFetch))
+		return report.Result{ExternalID: externalID, Action: report.Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", ErrNoFetch))
 	}
 	if externalID == "" {
-		return Result{Action: Failed}, r.fail("", "fetch", ErrNoExternalID)
-	}
-	if depchain.Has(ctx, "import", r.backend, r.model, externalID) {
-		// A dependency cycle: an outer import of this very record is in progress.
-		return Result{ExternalID: externalID, Action: Skipped}, nil
+		return report.Result{Action: report.Failed}, r.fail("", "fetch", ErrNoExternalID)
 	}
 	rec, err := r.cfg.fetch(ctx, externalID)
 	if err != nil {
 		ferr := r.fail(externalID, "fetch", err)
 		if ctxerr.Interrupted(ctx, err) {
-			return Result{ExternalID: externalID}, ferr
+			return report.Result{ExternalID: externalID}, ferr
 		}
-		res := Result{ExternalID: externalID, Action: Failed}
+		res := report.Result{ExternalID: externalID, Action: report.Failed}
 		b, gerr := r.bindings.GetByExternal(ctx, r.backend, r.model, externalID)
 		if gerr == nil {
 			res.Binding = r.markFailed(ctx, b, ferr)
@@ -354,7 +271,7 @@ func (r *Importer[T]) release(ctx context.Context, lease *binding.Lease, extID s
 
 // ImportRecord imports an external record that was already fetched (from a listing, a
 // webhook).
-func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...ImportOption) (Result, error) {
+func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...ImportOption) (report.Result, error) {
 	var ic importConfig
 	for _, o := range opts {
 		o(&ic)
@@ -368,8 +285,8 @@ func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts .
 
 // parseFailed records a record that cannot be read (an unreadable updated-at) as a failed
 // binding when its external ID is known, so it shows among the failures.
-func (r *Importer[T]) parseFailed(ctx context.Context, extID string, err error) Result {
-	res := Result{ExternalID: extID, Action: Failed}
+func (r *Importer[T]) parseFailed(ctx context.Context, extID string, err error) report.Result {
+	res := report.Result{ExternalID: extID, Action: report.Failed}
 	if extID == "" {
 		return res
 	}
@@ -483,7 +400,7 @@ func (pc *pageCtx) syncTime(now time.Time) time.Time {
 
 // importParsed imports p under its binding's lease. A Result with an empty Action and an
 // error is an import cut short by ctx.
-func (r *Importer[T]) importParsed(ctx context.Context, p parsed, force bool, pc *pageCtx) (Result, error) {
+func (r *Importer[T]) importParsed(ctx context.Context, p parsed, force bool, pc *pageCtx) (report.Result, error) {
 	res, err := r.importLeased(ctx, p, force, pc)
 	if err != nil && ctxerr.Interrupted(ctx, err) {
 		res.Action = ""
@@ -491,8 +408,8 @@ func (r *Importer[T]) importParsed(ctx context.Context, p parsed, force bool, pc
 	return res, err
 }
 
-func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc *pageCtx) (Result, error) {
-	res := Result{ExternalID: p.extID, Action: Failed}
+func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc *pageCtx) (report.Result, error) {
+	res := report.Result{ExternalID: p.extID, Action: report.Failed}
 	b, _, err := r.bindings.Ensure(ctx, binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID, Status: binding.StatusPending})
 	if err != nil {
 		return res, r.fail(p.extID, "bind", err)
@@ -509,7 +426,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 			return res, r.fail(p.extID, "check", err)
 		}
 		if live {
-			res.Action = Skipped
+			res.Action = report.Skipped
 			return res, nil
 		}
 		gone = b.LocalID // the app deleted it: import it again
@@ -520,7 +437,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 	lease, err := r.claimer.Hold(ctx, b.ID)
 	if err != nil {
 		if errors.Is(err, binding.ErrLocked) {
-			err = fmt.Errorf("%w: %w", ErrBusy, err)
+			err = fmt.Errorf("another worker is syncing the record (nothing was written; try again later): %w", err)
 		}
 		return res, r.fail(p.extID, "claim", err)
 	}
@@ -529,16 +446,16 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 	res.Binding, res.LocalID = b, b.LocalID
 	if !force && p.unchanged(&b) && (gone == "" || b.LocalID != gone) {
 		// Another worker imported it while we waited.
-		res.Action = Skipped
+		res.Action = report.Skipped
 		return res, nil
 	}
 	return r.write(ctx, lease, p, b, res, pc)
 }
 
-// write does the part of an import that happens under the lease: dependencies, decoding,
+// write does the part of an import that happens under the lease: decoding,
 // local write, binding. The work runs under the lease's context, and every binding write
 // names the lease: a lease lost meanwhile stops the import and writes nothing.
-func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res Result, pc *pageCtx) (Result, error) {
+func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res report.Result, pc *pageCtx) (report.Result, error) {
 	owner := lease.Owner()
 	lctx := lease.Context()
 	action, localID, step, err := r.apply(lctx, p, b.LocalID)
@@ -551,7 +468,7 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 			return res, r.fail(p.extID, "mark", serr)
 		}
 		b.Status = binding.StatusSkipped
-		res.Binding, res.Action = b, Skipped
+		res.Binding, res.Action = b, report.Skipped
 		return res, nil
 	}
 	if err != nil {
@@ -576,25 +493,20 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 	return res, nil
 }
 
-// apply imports dependencies, decodes and writes the local record. It returns the action,
+// apply decodes and writes the local record. It returns the action,
 // the local ID and, on error, the step that failed.
-func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (Action, string, string, error) {
-	if len(r.cfg.deps) > 0 {
-		if err := r.importDeps(depchain.With(ctx, "import", r.backend, r.model, p.extID), p.rec); err != nil {
-			return Failed, localID, "dependency", err
-		}
-	}
+func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (report.Action, string, string, error) {
 	v, err := r.decode(ctx, p.rec, localID == "")
 	if err != nil {
-		return Failed, localID, "map", err
+		return report.Failed, localID, "map", err
 	}
 	if localID != "" {
 		err := r.store.Update(ctx, localID, v)
 		if err == nil {
-			return Updated, localID, "", nil
+			return report.Updated, localID, "", nil
 		}
 		if !errors.Is(err, local.ErrNotFound) {
-			return Failed, localID, "update", err
+			return report.Failed, localID, "update", err
 		}
 		// The app deleted the local record: create it again and rebind.
 		r.cfg.logger.Info("importer: local record gone, creating it again", "backend", r.backend, "model", r.model, "external_id", p.extID, "local_id", localID)
@@ -602,55 +514,23 @@ func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (Acti
 	if r.keyed == nil {
 		id, err := r.store.Create(ctx, v)
 		if err != nil {
-			return Failed, "", "create", err
+			return report.Failed, "", "create", err
 		}
-		return Created, id, "", nil
+		return report.Created, id, "", nil
 	}
 	id, created, err := r.keyed.CreateKeyed(ctx, r.key(p.extID), v)
 	if err != nil {
-		return Failed, "", "create", err
+		return report.Failed, "", "create", err
 	}
 	if created {
-		return Created, id, "", nil
+		return report.Created, id, "", nil
 	}
 	// Created before, by a run that crashed before binding it or by a concurrent one:
 	// bring it up to date.
 	if err := r.store.Update(ctx, id, v); err != nil {
-		return Failed, id, "update", err
+		return report.Failed, id, "update", err
 	}
-	return Updated, id, "", nil
-}
-
-func (r *Importer[T]) importDeps(ctx context.Context, rec gjson.Result) error {
-	for _, d := range r.cfg.deps {
-		var ids []string
-		v := rec.Get(d.Path)
-		if v.IsArray() {
-			for _, e := range v.Array() {
-				ids = append(ids, e.String())
-			}
-		} else {
-			ids = append(ids, v.String())
-		}
-		for _, id := range ids {
-			if id == "" || id == "0" {
-				continue
-			}
-			if !d.Always {
-				bound, err := d.Importer.Bound(ctx, id)
-				if err != nil {
-					return err
-				}
-				if bound {
-					continue
-				}
-			}
-			if _, err := d.Importer.Import(ctx, id); err != nil {
-				return fmt.Errorf("importing %s %q first: %w", d.Importer.Model(), id, err)
-			}
-		}
-	}
-	return nil
+	return report.Updated, id, "", nil
 }
 
 // RetryFailed imports again, fetched by external ID, every record of the model whose

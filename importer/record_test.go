@@ -15,6 +15,8 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/report"
 )
 
 type product struct {
@@ -71,7 +73,7 @@ func TestImportCreateSkipUpdate(t *testing.T) {
 
 	res, err := imp.Import(ctx, "7")
 	require.NoError(t, err)
-	assert.Equal(t, importer.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, binding.StatusSuccess, res.Binding.Status)
 	got, err := store.Get(ctx, res.LocalID)
 	require.NoError(t, err)
@@ -79,23 +81,23 @@ func TestImportCreateSkipUpdate(t *testing.T) {
 
 	res, err = imp.Import(ctx, "7")
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, res.Action, "unchanged record is skipped")
+	assert.Equal(t, report.Skipped, res.Action, "unchanged record is skipped")
 
 	res, err = imp.Import(ctx, "7", importer.Force())
 	require.NoError(t, err)
-	assert.Equal(t, importer.Updated, res.Action, "forced import updates")
+	assert.Equal(t, report.Updated, res.Action, "forced import updates")
 
 	src.put("7", `{"id":7,"name":"Big mug","sku":"M1","updated_at":"2024-01-02T00:00:00Z"}`)
 	res, err = imp.Import(ctx, "7")
 	require.NoError(t, err)
-	assert.Equal(t, importer.Updated, res.Action)
+	assert.Equal(t, report.Updated, res.Action)
 	got, _ = store.Get(ctx, res.LocalID)
 	assert.Equal(t, "Big mug", got.Name)
 
 	// Older data than what was synced (a stale webhook) is skipped.
 	res, err = imp.ImportRecord(ctx, gjson.Parse(`{"id":7,"name":"Old","updated_at":"2023-12-01T00:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 
 	assert.Equal(t, 1, store.Creates())
 	assert.Equal(t, 2, store.Updates())
@@ -111,7 +113,7 @@ func TestImportHashSkipWithoutUpdatedAt(t *testing.T) {
 	require.NoError(t, err)
 	r3, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":"a","name":"B"}`))
 	require.NoError(t, err)
-	assert.Equal(t, []importer.Action{importer.Created, importer.Skipped, importer.Updated}, []importer.Action{r1.Action, r2.Action, r3.Action})
+	assert.Equal(t, []report.Action{report.Created, report.Skipped, report.Updated}, []report.Action{r1.Action, r2.Action, r3.Action})
 	assert.Equal(t, 1, store.Len())
 }
 
@@ -127,7 +129,7 @@ func TestImportConcurrentSameIDCreatesOnce(t *testing.T) {
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
-	actions := make([]importer.Action, 16)
+	actions := make([]report.Action, 16)
 	for i := range actions {
 		wg.Go(func() {
 			res, err := imp.Import(ctx, "1", importer.Force())
@@ -140,7 +142,7 @@ func TestImportConcurrentSameIDCreatesOnce(t *testing.T) {
 	assert.Equal(t, 1, store.m.Creates())
 	created := 0
 	for _, a := range actions {
-		if a == importer.Created {
+		if a == report.Created {
 			created++
 		}
 	}
@@ -182,7 +184,6 @@ func TestImportBusyAfterMaxWait(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = imp.ImportRecord(ctx, gjson.Parse(`{"id":9,"name":"N"}`))
-	require.ErrorIs(t, err, importer.ErrBusy)
 	require.ErrorIs(t, err, binding.ErrLocked)
 	var re *importer.RecordError
 	require.ErrorAs(t, err, &re)
@@ -224,7 +225,7 @@ func TestImportFailureCountsRetries(t *testing.T) {
 	fail = false
 	res, err = imp.ImportRecord(ctx, rec, importer.Force())
 	require.NoError(t, err)
-	assert.Equal(t, importer.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 0, res.Binding.RetryCount)
 	assert.Empty(t, res.Binding.LastError)
 }
@@ -256,7 +257,7 @@ func TestImportSkipFromMapper(t *testing.T) {
 	require.NoError(t, err)
 	res, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	b, err := bs.GetByExternal(ctx, "shop", "product", "1")
 	require.NoError(t, err)
 	assert.Equal(t, binding.StatusSkipped, b.Status)
@@ -313,17 +314,20 @@ func TestImportRecreatesDeletedLocal(t *testing.T) {
 	require.NoError(t, store.Delete(ctx, r1.LocalID))
 	r2, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"A2","updated_at":"2024-01-02T00:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Created, r2.Action)
+	assert.Equal(t, report.Created, r2.Action)
 	assert.NotEqual(t, r1.LocalID, r2.LocalID)
 	assert.Equal(t, r2.LocalID, r2.Binding.LocalID)
 }
 
 type order struct {
-	Customer string
-	Lines    []string
+	Customer string   `mapper:"customer"`
+	Lines    []string `mapper:"lines"`
 }
 
-func TestImportDependenciesFirst(t *testing.T) {
+// The records an import refers to are imported first through the mapper's relation rules:
+// mapper.WithImportMissing calls the related model's importer, so a relation is declared
+// once, in the mapping.
+func TestImportRelatedRecordsFirst(t *testing.T) {
 	ctx := context.Background()
 	bs := binding.NewMemory()
 	binder := binding.NewBinder(bs, "shop")
@@ -334,67 +338,31 @@ func TestImportDependenciesFirst(t *testing.T) {
 	products, prodStore := newProducts(t, bs, src)
 	customers, err := importer.New(bs, local.NewMemory[product](), "shop", "customer", mapProduct, importer.WithFetch(src.fetch))
 	require.NoError(t, err)
+	byModel := map[string]*importer.Importer[product]{"customer": customers, "product": products}
 
-	orders, err := importer.New(bs, local.NewMemory[order](), "shop", "order",
-		func(ctx context.Context, rec gjson.Result, _ bool) (order, error) {
-			// Dependencies are bound by now: the mapping resolves their local IDs.
-			var o order
-			var err error
-			if o.Customer, err = binder.ToLocal(ctx, "customer", rec.Get("customer_id").String()); err != nil {
-				return o, err
-			}
-			for _, p := range rec.Get("lines.#.product_id").Array() {
-				id, err := binder.ToLocal(ctx, "product", p.String())
-				if err != nil {
-					return o, err
-				}
-				o.Lines = append(o.Lines, id)
-			}
-			return o, nil
-		},
-		importer.WithDependency(importer.Dependency{Path: "customer_id", Importer: customers}),
-		importer.WithDependency(importer.Dependency{Path: "lines.#.product_id", Importer: products}),
-	)
+	m, err := mapper.NewImport("order", []mapper.Rule{
+		mapper.Relation("customer_id", "customer", "customer", mapper.Required()),
+		mapper.Relation("product_ids", "lines", "product"),
+	}, mapper.WithResolver(binder), mapper.WithImportMissing(func(ctx context.Context, model, id string) error {
+		_, err := byModel[model].Import(ctx, id)
+		return err
+	}))
+	require.NoError(t, err)
+	orders, err := importer.New(bs, local.NewMemory[order](), "shop", "order", mapper.ImportFunc[order](m))
 	require.NoError(t, err)
 	_, err = products.Import(ctx, "p1") // already bound: not fetched again
 	require.NoError(t, err)
 	fetchesBefore := src.fetches
 
-	res, err := orders.ImportRecord(ctx, gjson.Parse(`{"id":"o1","customer_id":"c1","lines":[{"product_id":"p1"},{"product_id":"p2"}]}`))
+	res, err := orders.ImportRecord(ctx, gjson.Parse(`{"id":"o1","customer_id":"c1","product_ids":["p1","p2"]}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	assert.Equal(t, 2, src.fetches-fetchesBefore, "fetched c1 and p2 only")
 	assert.Equal(t, 2, prodStore.Len())
 
-	// A missing dependency fails the order and names it.
+	// A related record that cannot be imported fails the order and names it.
 	res, err = orders.ImportRecord(ctx, gjson.Parse(`{"id":"o2","customer_id":"c404"}`))
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `customer "c404"`)
+	assert.Contains(t, err.Error(), `c404`)
 	assert.Equal(t, binding.StatusFailed, res.Binding.Status)
 }
-
-func TestImportDependencyCycle(t *testing.T) {
-	ctx := context.Background()
-	bs := binding.NewMemory()
-	src := &source{}
-	src.put("a", `{"id":"a","peer":"b"}`)
-	src.put("b", `{"id":"b","peer":"a"}`)
-	store := local.NewMemory[product]()
-	var self importer.Dependent
-	imp, err := importer.New(bs, store, "shop", "node", mapProduct, importer.WithFetch(src.fetch),
-		importer.WithDependency(importer.Dependency{Path: "peer", Importer: depFunc{&self}, Always: true}))
-	require.NoError(t, err)
-	self = imp
-	res, err := imp.Import(ctx, "a")
-	require.NoError(t, err)
-	assert.Equal(t, importer.Created, res.Action)
-	assert.Equal(t, 2, store.Len())
-}
-
-type depFunc struct{ d *importer.Dependent }
-
-func (f depFunc) Import(ctx context.Context, id string, o ...importer.ImportOption) (importer.Result, error) {
-	return (*f.d).Import(ctx, id, o...)
-}
-func (f depFunc) Bound(ctx context.Context, id string) (bool, error) { return (*f.d).Bound(ctx, id) }
-func (f depFunc) Model() string                                      { return (*f.d).Model() }

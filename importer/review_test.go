@@ -14,6 +14,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
 )
 
 // cancellingStore cancels the import's context inside Create, after the record is written:
@@ -38,7 +39,7 @@ func TestImportBindsWhenCancelledAfterLocalWrite(t *testing.T) {
 	require.NoError(t, err)
 	res, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"Mug","updated_at":"2024-01-01T00:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Created, res.Action)
+	assert.Equal(t, report.Created, res.Action)
 	b, err := bs.GetByExternal(context.Background(), "shop", "product", "1")
 	require.NoError(t, err)
 	assert.Equal(t, binding.StatusSuccess, b.Status)
@@ -90,7 +91,7 @@ func TestImportCancelledIsNotAFailure(t *testing.T) {
 			// With WithMaxRetries(1), a counted failure would block the next run.
 			res, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":2,"name":"C","updated_at":"2024-01-03T00:00:00Z"}`))
 			require.NoError(t, err)
-			assert.Equal(t, importer.Updated, res.Action)
+			assert.Equal(t, report.Updated, res.Action)
 		})
 	}
 }
@@ -103,17 +104,17 @@ func TestImportEqualUpdatedAtChangedContent(t *testing.T) {
 	// A second edit within the same second: same updated_at, new content.
 	res, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"Mug (red)","updated_at":"2024-01-01T10:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Updated, res.Action)
+	assert.Equal(t, report.Updated, res.Action)
 	got, err := store.Get(ctx, res.LocalID)
 	require.NoError(t, err)
 	assert.Equal(t, "Mug (red)", got.Name)
 	// The same content again is skipped; an older copy is skipped whatever it holds.
 	res, err = imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"Mug (red)","updated_at":"2024-01-01T10:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 	res, err = imp.ImportRecord(ctx, gjson.Parse(`{"id":1,"name":"Mug (old)","updated_at":"2024-01-01T09:00:00Z"}`))
 	require.NoError(t, err)
-	assert.Equal(t, importer.Skipped, res.Action)
+	assert.Equal(t, report.Skipped, res.Action)
 }
 
 func TestImportEpochUnits(t *testing.T) {

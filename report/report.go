@@ -1,9 +1,50 @@
-// Package report holds the counts every sync run reports — importer, exporter, backend
-// operation, queued job — and the error a run returns when it went through but some records
-// failed. It is a leaf package: the runners and the backend above them all share it.
+// Package report holds what every sync reports — the Result of one record's import or
+// export, the Counts of a run (importer, exporter, backend operation, queued job) — and the
+// error a run returns when it went through but some records failed. It sits just above
+// binding: the runners and the backend above them all share it.
 package report
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/connkit/connkit/binding"
+)
+
+// Action says what an import or an export did to one record.
+type Action string
+
+// Actions.
+const (
+	// Created: the record was created on the target side (locally by an import, remotely
+	// by an export's POST) and bound.
+	Created Action = "created"
+	// Updated: the target record was written again (a local update, a remote PUT/PATCH).
+	Updated Action = "updated"
+	// Skipped: nothing was written — unchanged, no-export binding, ErrSkip from the
+	// mapping, or (an exporter's Delete) nothing bound.
+	Skipped Action = "skipped"
+	// Deleted: an exporter's Delete removed the remote record (or found it gone) and the
+	// binding.
+	Deleted Action = "deleted"
+	// Enqueued: a batch import handed the record to a job queue instead of importing it.
+	Enqueued Action = "enqueued"
+	// Failed: the sync failed; the error says which step.
+	Failed Action = "failed"
+)
+
+// Result is what one record's import or export did.
+type Result struct {
+	// LocalID is the app's record ("" when there is none yet).
+	LocalID string
+	// ExternalID is the external record's ID ("" when there is none yet).
+	ExternalID string
+	// Action is what the sync did. It is empty when ctx ended before an import was decided
+	// (a shutdown is not a failure: nothing is counted, run it again).
+	Action Action
+	// Binding is the binding as stored after the sync (zero when none could be written,
+	// or when an exporter's Delete removed it).
+	Binding binding.Binding
+}
 
 // Counts is what one run did to the records it was given. Every record lands in exactly one
 // bucket, so Total equals the number of records the run saw (listed, or asked for).
