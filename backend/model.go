@@ -337,8 +337,8 @@ func (m *typedModel[T]) retryExports(ctx context.Context) (report.Counts, []erro
 
 const (
 	retryChunk = 100
-	// exportErrPrefix starts every exporter.RecordError text, so the failed exports are
-	// told from the failed imports (importer.RecordError: "importing …").
+	// exportErrPrefix starts every export's report.RecordError text, so the failed exports
+	// are told from the failed imports ("importing …").
 	exportErrPrefix = "exporting "
 )
 

@@ -14,10 +14,11 @@ import (
 // Summary is the outcome of a batch export.
 type Summary struct {
 	// Counts has one entry per local ID asked for. Skipped counts records that sent nothing
-	// (no-export, unchanged, ErrSkip); Failed counts records whose export returned an error.
+	// (no-export, unchanged, report.ErrSkip); Failed counts records whose export returned
+	// an error.
 	report.Counts
 	// Errors holds the per-record errors (the first MaxErrors of them), each a
-	// *RecordError.
+	// *report.RecordError.
 	Errors []error
 	// Elapsed is the run's duration.
 	Elapsed time.Duration

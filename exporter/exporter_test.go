@@ -251,7 +251,7 @@ func TestExportFailuresAndSkip(t *testing.T) {
 	exp, err := exporter.New(newClient(t, srv.URL), bs, store, "shop", "product", "/products",
 		func(ctx context.Context, p product, b binding.Binding, create bool) (any, error) {
 			if p.Name == "draft" {
-				return nil, exporter.ErrSkip
+				return nil, report.ErrSkip
 			}
 			if p.Name == "broken" {
 				return nil, errors.New("cannot map")
@@ -266,14 +266,14 @@ func TestExportFailuresAndSkip(t *testing.T) {
 	res, err := exp.Export(ctx, "1")
 	require.ErrorIs(t, err, adapter.ErrClientError)
 	assert.Contains(t, err.Error(), "price must be positive")
-	var re *exporter.RecordError
+	var re *report.RecordError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "create", re.Step)
 	assert.Equal(t, 1, res.Binding.RetryCount)
 	_, err = exp.Export(ctx, "1")
 	require.Error(t, err)
 	_, err = exp.Export(ctx, "1")
-	require.ErrorIs(t, err, exporter.ErrTooManyRetries)
+	require.ErrorIs(t, err, report.ErrTooManyRetries)
 
 	res, err = exp.Export(ctx, "2")
 	require.NoError(t, err)

@@ -130,7 +130,7 @@ func TestExportStopsWhenLeaseLost(t *testing.T) {
 	err = <-done
 	close(e.answer)
 	require.ErrorIs(t, err, binding.ErrLeaseLost)
-	var re *exporter.RecordError
+	var re *report.RecordError
 	require.True(t, errors.As(err, &re))
 	assert.Equal(t, "lease", re.Step)
 	got, _ := e.bs.Get(ctx, b.ID)

@@ -49,42 +49,22 @@ import (
 
 // EncodeFunc turns a local record into the request body sent to the API: a value encoded as
 // JSON, or a string, []byte or json.RawMessage holding JSON, sent as is. A nil payload is
-// an error (return ErrSkip to send nothing). b is the record's binding (its ExternalID is
-// empty on create); create tells which request will be sent. Returning an error matching
-// ErrSkip skips the record. A panic is recovered and fails the record with ErrPanic.
+// an error (return report.ErrSkip to send nothing). b is the record's binding (its
+// ExternalID is empty on create); create tells which request will be sent. Returning an
+// error matching report.ErrSkip skips the record. A panic is recovered and fails the
+// record with ErrPanic.
 type EncodeFunc[T any] func(ctx context.Context, v T, b binding.Binding, create bool) (any, error)
 
 // Errors matched with errors.Is.
 var (
-	// ErrSkip, returned by an EncodeFunc, skips the record: its binding is marked skipped.
-	ErrSkip = errors.New("exporter: record skipped by the mapping")
 	// ErrNoExternalID: the create response had no external ID at the configured path.
 	ErrNoExternalID = errors.New("exporter: create response has no external ID")
 	// ErrRemoteGone: an update answered 404 and the exporter is set to FailOnNotFound.
 	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
-	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry.
-	ErrTooManyRetries = errors.New("exporter: record failed too many times")
 	// ErrPanic: an EncodeFunc panicked. The record fails (its lease
 	// released, its binding marked failed) instead of the process; the stack is logged.
 	ErrPanic = errors.New("exporter: callback panicked")
 )
-
-// RecordError is the error of one record's export: which record, in which step.
-type RecordError struct {
-	Backend, Model, LocalID string
-	// Step: "read", "bind", "claim", "map", "create", "update", "delete",
-	// "mark", "lease" (the lease was lost while the export ran).
-	Step string
-	Err  error
-}
-
-// Error implements error.
-func (e *RecordError) Error() string {
-	return fmt.Sprintf("exporting %s %s local %q (%s): %v", e.Backend, e.Model, e.LocalID, e.Step, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *RecordError) Unwrap() error { return e.Err }
 
 type config struct {
 	updatePath   func(externalID string) string
@@ -225,13 +205,13 @@ func IdempotencyKey(b binding.Binding) string {
 }
 
 func (r *Exporter[T]) fail(localID, step string, err error) error {
-	return &RecordError{Backend: r.backend, Model: r.model, LocalID: localID, Step: step, Err: err}
+	return &report.RecordError{Op: "export", Backend: r.backend, Model: r.model, LocalID: localID, Step: step, Err: err}
 }
 
 // Export exports the local record with the given ID: it holds the binding's lease
 // (renewed while the export runs), skips a no-export binding,
 // maps the record and creates or updates it remotely, then marks the binding. An error is
-// a *RecordError naming the step that failed; the binding is then marked failed (its
+// a *report.RecordError naming the step that failed; the binding is then marked failed (its
 // RetryCount grows), except when ctx ended the export (an interruption is not the record's
 // failure) or the lease was lost (step "lease", matching binding.ErrLeaseLost: the worker
 // that took the record over writes its outcome).
@@ -270,7 +250,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 		return res, nil
 	}
 	if !ec.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&b, r.cfg.maxRetries) {
-		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", ErrTooManyRetries, b.RetryCount, b.LastError))
+		return res, r.fail(localID, "claim", fmt.Errorf("%w (%d failures, last: %s); export it with exporter.Force()", report.ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
 	lease, err := r.hold(ctx, b.ID)
 	if err != nil {
@@ -302,7 +282,7 @@ func (r *Exporter[T]) exportOne(ctx context.Context, localID string, owner *stri
 		// Not the record's failure either: the new holder exports it.
 		return res, r.fail(localID, "lease", lost)
 	}
-	if errors.Is(err, ErrSkip) {
+	if errors.Is(err, report.ErrSkip) {
 		if serr := r.bindings.SetStatus(context.WithoutCancel(ctx), nb.ID, lowner, binding.StatusSkipped); serr != nil {
 			return res, r.fail(localID, "mark", serr)
 		}
@@ -552,7 +532,7 @@ func encodeBody(payload any) ([]byte, error) {
 	var body []byte
 	switch p := payload.(type) {
 	case nil:
-		return nil, errors.New("the EncodeFunc returned no payload (return exporter.ErrSkip to send nothing)")
+		return nil, errors.New("the EncodeFunc returned no payload (return report.ErrSkip to send nothing)")
 	case json.RawMessage:
 		body = p
 	case []byte:

@@ -83,7 +83,7 @@ func TestExportInterruptedIsNotAFailure(t *testing.T) {
 		_, err := exp.Export(ctx, "1")
 		cancel()
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		var re *exporter.RecordError
+		var re *report.RecordError
 		require.ErrorAs(t, err, &re)
 		assert.Equal(t, "create", re.Step)
 	}
@@ -253,7 +253,7 @@ func TestExportNilPayload(t *testing.T) {
 		func(context.Context, product, binding.Binding, bool) (any, error) { return nil, nil }, quiet())
 	require.NoError(t, err)
 	_, err = exp.Export(ctx, "1")
-	var re *exporter.RecordError
+	var re *report.RecordError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "map", re.Step)
 	assert.Contains(t, err.Error(), "ErrSkip")
@@ -288,7 +288,7 @@ func TestExportMapPanic(t *testing.T) {
 	assert.Equal(t, 1, sum.Failed)
 	require.Len(t, sum.Errors, 1)
 	require.ErrorIs(t, sum.Errors[0], exporter.ErrPanic)
-	var re *exporter.RecordError
+	var re *report.RecordError
 	require.ErrorAs(t, sum.Errors[0], &re)
 	assert.Equal(t, "2", re.LocalID)
 	assert.Equal(t, "map", re.Step)

@@ -455,19 +455,19 @@ type tally[T any] struct {
 func holdsWatermark(err error) bool {
 	var ne net.Error
 	switch {
-	case errors.Is(err, ErrTooManyRetries):
+	case errors.Is(err, report.ErrTooManyRetries):
 		return false
 	case errors.Is(err, binding.ErrLocked), errors.Is(err, binding.ErrLeaseLost),
 		errors.Is(err, adapter.ErrServer), errors.Is(err, adapter.ErrTimeout), errors.Is(err, adapter.ErrRateLimited),
 		errors.Is(err, adapter.ErrTransport), errors.Is(err, adapter.ErrUnauthorized),
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return true
-	case errors.Is(err, ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, ErrSkip),
+	case errors.Is(err, ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, report.ErrSkip),
 		errors.Is(err, adapter.ErrNotFound), errors.Is(err, adapter.ErrClientError), errors.Is(err, adapter.ErrMethodNotAllowed),
 		errors.Is(err, adapter.ErrBadResponse), errors.Is(err, adapter.ErrInvalidRequest), errors.Is(err, adapter.ErrResponseTooLarge):
 		return false
 	}
-	var re *RecordError
+	var re *report.RecordError
 	if errors.As(err, &re) && (re.Step == "map" || re.Step == "parse") {
 		return false // the decoder rejected the record
 	}
@@ -696,14 +696,14 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 		}
 		if !b.cfg.force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&cur, r.cfg.maxRetries) {
 			res[i].action = report.Failed
-			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, cur.RetryCount, cur.LastError))
+			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", report.ErrTooManyRetries, cur.RetryCount, cur.LastError))
 			return
 		}
 		action, localID, step, err := r.apply(ctx, p, cur.LocalID)
 		u := cur
 		u.LeaseOwner, u.LeaseExpiresAt = "", time.Time{}
 		switch {
-		case errors.Is(err, ErrSkip):
+		case errors.Is(err, report.ErrSkip):
 			res[i].action = report.Skipped
 			u.Status = binding.StatusSkipped
 		case err != nil && ctxerr.Interrupted(ctx, err):

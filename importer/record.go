@@ -37,8 +37,8 @@ import (
 
 // DecodeFunc turns an external record into the app's type. create tells whether the
 // result will be created (true) or will replace an existing local record (false), so a
-// decoder can set fields only on create. Returning an error matching ErrSkip skips the
-// record. mapper.ImportFunc adapts a declarative mapper to it.
+// decoder can set fields only on create. Returning an error matching report.ErrSkip skips
+// the record. mapper.ImportFunc adapts a declarative mapper to it.
 type DecodeFunc[T any] func(ctx context.Context, rec gjson.Result, create bool) (T, error)
 
 // FetchFunc reads one external record by its external ID.
@@ -46,39 +46,17 @@ type FetchFunc func(ctx context.Context, externalID string) (gjson.Result, error
 
 // Errors matched with errors.Is.
 var (
-	// ErrSkip, returned by a DecodeFunc, skips the record: its binding is marked skipped.
-	ErrSkip = errors.New("importer: record skipped by the mapping")
 	// ErrNoExternalID: the external record has no value at the ID path.
 	ErrNoExternalID = errors.New("importer: record has no external ID")
 	// ErrNoFetch: Import or RetryFailed was called but no FetchFunc was configured.
 	ErrNoFetch = errors.New("importer: no fetch function configured")
 	// ErrBadUpdatedAt: the record's updated-at value is not a time the importer can read.
 	ErrBadUpdatedAt = errors.New("importer: unreadable updated-at")
-	// ErrTooManyRetries: the binding failed MaxRetries times in a row; Force to retry it.
-	ErrTooManyRetries = errors.New("importer: record failed too many times")
 )
 
-// RecordError is the error of one record's import: which record, in which step. Its text
-// is what a failed binding keeps as LastError.
-type RecordError struct {
-	Backend, Model, ExternalID string
-	// Step is what was being done: "parse", "fetch", "bind", "check", "claim",
-	// "map", "create", "update", "mark".
-	Step string
-	Err  error
-}
-
-// errPrefix starts every RecordError text, so RetryFailed tells the importer's failed
-// bindings from the exporter's.
+// errPrefix starts the text of every import's report.RecordError, so RetryFailed tells
+// the importer's failed bindings from the exporter's.
 const errPrefix = "importing "
-
-// Error implements error.
-func (e *RecordError) Error() string {
-	return fmt.Sprintf(errPrefix+"%s %s %q (%s): %v", e.Backend, e.Model, e.ExternalID, e.Step, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *RecordError) Unwrap() error { return e.Err }
 
 // duplicate is a batch record that repeats one already seen in the run.
 const duplicate report.Action = "duplicate"
@@ -120,7 +98,7 @@ func WithoutHash() Option { return func(c *config) { c.hash = false } }
 func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.claimer = c } }
 
 // WithMaxRetries stops importing a record whose binding failed n times in a row (it
-// fails with ErrTooManyRetries until forced). 0, the default, never stops.
+// fails with report.ErrTooManyRetries until forced). 0, the default, never stops.
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
 
 // WithClock sets the clock of sync times and lease checks (default time.Now). The lease
@@ -373,7 +351,7 @@ func (p *parsed) replaces(q *parsed) bool {
 }
 
 func (r *Importer[T]) fail(extID, step string, err error) error {
-	return &RecordError{Backend: r.backend, Model: r.model, ExternalID: extID, Step: step, Err: err}
+	return &report.RecordError{Op: "import", Backend: r.backend, Model: r.model, ExternalID: extID, Step: step, Err: err}
 }
 
 // key is the local idempotency key of an external record.
@@ -432,7 +410,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 		gone = b.LocalID // the app deleted it: import it again
 	}
 	if !force && r.cfg.maxRetries > 0 && !bindingkit.CanRetry(&b, r.cfg.maxRetries) {
-		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", ErrTooManyRetries, b.RetryCount, b.LastError))
+		return res, r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", report.ErrTooManyRetries, b.RetryCount, b.LastError))
 	}
 	lease, err := r.claimer.Hold(ctx, b.ID)
 	if err != nil {
@@ -463,7 +441,7 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 		// The lease was lost, not ctx: the new holder's sync wins.
 		return res, r.fail(p.extID, step, fmt.Errorf("%w (%w)", context.Cause(lctx), err))
 	}
-	if errors.Is(err, ErrSkip) {
+	if errors.Is(err, report.ErrSkip) {
 		if serr := r.bindings.SetStatus(context.WithoutCancel(ctx), b.ID, owner, binding.StatusSkipped); serr != nil {
 			return res, r.fail(p.extID, "mark", serr)
 		}

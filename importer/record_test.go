@@ -185,7 +185,7 @@ func TestImportBusyAfterMaxWait(t *testing.T) {
 
 	_, err = imp.ImportRecord(ctx, gjson.Parse(`{"id":9,"name":"N"}`))
 	require.ErrorIs(t, err, binding.ErrLocked)
-	var re *importer.RecordError
+	var re *report.RecordError
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, "9", re.ExternalID)
 	assert.Greater(t, sleeps, 3, "waited with backoff")
@@ -220,7 +220,7 @@ func TestImportFailureCountsRetries(t *testing.T) {
 	assert.Equal(t, 2, res.Binding.RetryCount)
 
 	_, err = imp.ImportRecord(ctx, rec)
-	require.ErrorIs(t, err, importer.ErrTooManyRetries)
+	require.ErrorIs(t, err, report.ErrTooManyRetries)
 
 	fail = false
 	res, err = imp.ImportRecord(ctx, rec, importer.Force())
@@ -252,7 +252,7 @@ func TestImportSkipFromMapper(t *testing.T) {
 	bs := binding.NewMemory()
 	store := local.NewMemory[product]()
 	imp, err := importer.New(bs, store, "shop", "product", func(context.Context, gjson.Result, bool) (product, error) {
-		return product{}, fmt.Errorf("archived product: %w", importer.ErrSkip)
+		return product{}, fmt.Errorf("archived product: %w", report.ErrSkip)
 	})
 	require.NoError(t, err)
 	res, err := imp.ImportRecord(ctx, gjson.Parse(`{"id":1}`))
@@ -277,7 +277,7 @@ func TestImportBadInput(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := imp.ImportRecord(ctx, gjson.Parse(raw))
 			require.Error(t, err)
-			var re *importer.RecordError
+			var re *report.RecordError
 			require.ErrorAs(t, err, &re)
 		})
 	}

@@ -137,7 +137,7 @@ func TestImportIDMustBeScalar(t *testing.T) {
 		imp, store := newProducts(t, binding.NewMemory(), &source{})
 		_, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":`+id+`,"name":"Mug"}`))
 		require.ErrorIs(t, err, importer.ErrNoExternalID, id)
-		var re *importer.RecordError
+		var re *report.RecordError
 		require.True(t, errors.As(err, &re))
 		assert.Equal(t, 0, store.Creates(), id)
 	}

@@ -26,7 +26,7 @@ import (
 // re-encoded). Errors are the mapper's ([*MappingError], errors.Join of them with
 // [CollectErrors]) naming the record by the external ID found at the mapper's
 // [WithIDPath] (default "id", the importer's default). A [Func] rule returning an error
-// that matches importer.ErrSkip skips the record, since a *MappingError unwraps to its
+// that matches report.ErrSkip skips the record, since a *MappingError unwraps to its
 // cause.
 //
 // A nil m yields a function that fails every call with [ErrInvalidRule].
@@ -79,7 +79,7 @@ func ImportFunc[T any](m *ImportMapper) func(ctx context.Context, rec gjson.Resu
 // payload as a json.RawMessage, which the exporter sends without encoding it again. With
 // [ChangedFrom], Options.Changed is filled on updates so [ChangedBy] rules run only when
 // their fields changed. Errors are the mapper's ([*MappingError]); a [Func] rule
-// returning an error that matches exporter.ErrSkip skips the record.
+// returning an error that matches report.ErrSkip skips the record.
 //
 // A nil m yields a function that fails every call with [ErrInvalidRule].
 func ExportFunc[T any](m *ExportMapper) func(ctx context.Context, v T, b binding.Binding, create bool) (any, error) {

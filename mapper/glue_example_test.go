@@ -16,6 +16,7 @@ import (
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/report"
 )
 
 // Product is the application's own type, filled by the import mapper's values.
@@ -38,7 +39,7 @@ func ExampleImportFunc() {
 	m, err := mapper.NewImport("product.import", []mapper.Rule{
 		mapper.Func("skip drafts", func(_ context.Context, r *mapper.Record) (mapper.Values, error) {
 			if s, _, _ := r.Get("status"); s == "draft" {
-				return nil, importer.ErrSkip
+				return nil, report.ErrSkip
 			}
 			return nil, nil
 		}),

@@ -151,7 +151,7 @@ func countMappingErrors(err error) int {
 	return 0
 }
 
-// A Func rule's own sentinel (importer.ErrSkip in real use) stays matchable.
+// A Func rule's own sentinel (report.ErrSkip in real use) stays matchable.
 func TestImportFuncSentinelFromFuncRule(t *testing.T) {
 	errSkip := errors.New("skip")
 	m := must(NewImport("p", []Rule{Func("skipDrafts", func(_ context.Context, r *Record) (Values, error) {

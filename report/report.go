@@ -5,10 +5,48 @@
 package report
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/connkit/connkit/binding"
 )
+
+// Errors matched with errors.Is, the same for imports and exports.
+var (
+	// ErrSkip, returned by a mapping (an importer.DecodeFunc, an exporter.EncodeFunc, a
+	// mapper Func rule), skips the record: its binding is marked skipped.
+	ErrSkip = errors.New("record skipped by the mapping")
+	// ErrTooManyRetries: the record's binding failed the runner's WithMaxRetries times in
+	// a row; the runner's Force option syncs it anyway.
+	ErrTooManyRetries = errors.New("record failed too many times")
+)
+
+// RecordError is the error of one record's import or export: which record, in which
+// step. Its text is what a failed binding keeps as LastError.
+type RecordError struct {
+	// Op is "import" or "export".
+	Op             string
+	Backend, Model string
+	// ExternalID names the record of an import, LocalID the record of an export.
+	ExternalID, LocalID string
+	// Step is what was being done. Import: "parse", "fetch", "bind", "check", "claim",
+	// "enqueue", "map", "create", "update", "mark". Export: "read", "bind", "claim", "map",
+	// "create", "update", "delete", "mark", "lease" (the lease was lost while it ran).
+	Step string
+	Err  error
+}
+
+// Error implements error: "importing <backend> <model> "<external ID>" (<step>): <cause>"
+// or "exporting <backend> <model> local "<local ID>" (<step>): <cause>".
+func (e *RecordError) Error() string {
+	if e.Op == "export" {
+		return fmt.Sprintf("exporting %s %s local %q (%s): %v", e.Backend, e.Model, e.LocalID, e.Step, e.Err)
+	}
+	return fmt.Sprintf("importing %s %s %q (%s): %v", e.Backend, e.Model, e.ExternalID, e.Step, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *RecordError) Unwrap() error { return e.Err }
 
 // Action says what an import or an export did to one record.
 type Action string
