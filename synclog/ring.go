@@ -44,7 +44,7 @@ func NewRing(capacity int, opts ...Option) *Ring {
 // full. It never fails.
 func (r *Ring) Record(_ context.Context, e Entry) error {
 	if r.cfg.Redact != nil {
-		r.cfg.Redact(&e)
+		e = redactCopy(r.cfg.Redact, e)
 	}
 	var cut1, cut2 bool
 	e.RequestBody, cut1 = audit.Body(e.RequestBody, r.cfg.BodyLimit)
@@ -64,6 +64,13 @@ func (r *Ring) Record(_ context.Context, e Entry) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// redactCopy applies redact to a copy of e. Taking e's address in Record itself would move
+// every recorded entry to the heap, redactor or not.
+func redactCopy(redact func(*Entry), e Entry) Entry {
+	redact(&e)
+	return e
 }
 
 // Len returns how many entries the Ring holds.
