@@ -193,13 +193,13 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 		claimer: c.claimer}, nil
 }
 
-// IdempotencyKey returns the key sent with the create of binding b: a hash of backend,
+// idempotencyKey returns the key sent with the create of binding b: a hash of backend,
 // model, local ID and binding ID. It is the same in every process and after a restart, and
 // changes only when the binding is replaced (after a remote 404, unless FailOnNotFound). It relies
 // on the binding store never reusing an ID, as the SQL stores (AUTOINCREMENT, identity
 // columns) and a MemoryStore within one process guarantee: a reused ID would replay an
 // earlier create on APIs that keep keys, binding a record that may be deleted.
-func IdempotencyKey(b binding.Binding) string {
+func idempotencyKey(b binding.Binding) string {
 	sum := sha256.Sum256([]byte(b.Backend + "\x00" + b.Model + "\x00" + b.LocalID + "\x00" + strconv.FormatInt(b.ID, 10)))
 	return "connkit-" + hex.EncodeToString(sum[:16])
 }
@@ -433,7 +433,7 @@ func (r *Exporter[T]) create(ctx context.Context, lease *binding.Lease, b bindin
 		b = written
 	}
 	resp, err := r.doer.Do(lctx, &adapter.Request{Method: http.MethodPost, Path: r.path, Body: json.RawMessage(body),
-		IdempotencyKey: IdempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
+		IdempotencyKey: idempotencyKey(b), Operation: "export", Model: r.model, Record: b.LocalID})
 	if err != nil {
 		return "", nil, b, err
 	}

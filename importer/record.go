@@ -65,7 +65,6 @@ type config struct {
 	fetch         FetchFunc
 	idPath        string
 	updatedAtPath string
-	hash          bool
 	claimer       *binding.Claimer
 	maxRetries    int
 	now           func() time.Time
@@ -85,10 +84,6 @@ func WithIDPath(path string) Option { return func(c *config) { c.idPath = path }
 // "updated_at"). Values may be RFC 3339 strings or Unix seconds. "" disables the
 // updated-at check.
 func WithUpdatedAtPath(path string) Option { return func(c *config) { c.updatedAtPath = path } }
-
-// WithoutHash disables the content-hash check (by default a record whose raw JSON hashes
-// to the binding's Hash is skipped).
-func WithoutHash() Option { return func(c *config) { c.hash = false } }
 
 // WithClaimer sets how an import takes its binding's lease: how long a lease lasts, how
 // long to wait for another worker's lease before failing with an error matching
@@ -145,7 +140,6 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 	c := config{
 		idPath:        "id",
 		updatedAtPath: "updated_at",
-		hash:          true,
 		now:           time.Now,
 		logger:        slog.New(slog.DiscardHandler),
 	}
@@ -306,10 +300,8 @@ func (r *Importer[T]) parse(rec gjson.Result) (parsed, error) {
 			p.updated = t.UTC().Truncate(time.Microsecond) // stores keep microseconds
 		}
 	}
-	if r.cfg.hash {
-		sum := sha256.Sum256([]byte(rec.Raw))
-		p.hash = importHashPrefix + hex.EncodeToString(sum[:16])
-	}
+	sum := sha256.Sum256([]byte(rec.Raw))
+	p.hash = importHashPrefix + hex.EncodeToString(sum[:16])
 	return p, nil
 }
 

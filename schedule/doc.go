@@ -17,6 +17,6 @@
 //     skipped and counted.
 //   - Ticks missed while no scheduler ran collapse into one run, for the latest of them.
 //
-// Func receives the tick, the same on every node, which makes a good identity key for a
-// job enqueued on a queue.
+// An entry's run func receives the tick, the same on every node, which makes a good
+// identity key for a job enqueued on a queue.
 package schedule

@@ -10,11 +10,8 @@ import (
 	"time"
 )
 
-// Func is the work of an entry. tick is the scheduled time of the run, the same on every
-// node: use it as an identity key when the work is enqueued rather than done inline. ctx
-// ends when the scheduler stops or the run loses its lease; a returned error (or a panic)
-// is recorded as the entry's LastError.
-type Func func(ctx context.Context, tick time.Time) error
+// runFunc is the work of an entry (see Scheduler.Add).
+type runFunc = func(ctx context.Context, tick time.Time) error
 
 // Clock is the time source of a Scheduler. Tests pass a fake (scheduletest.Clock) to
 // step through ticks without sleeping.
@@ -70,7 +67,7 @@ type Scheduler struct {
 type entry struct {
 	name       string
 	spec       string
-	run        Func
+	run        runFunc
 	registered bool // written to the store by this scheduler
 	busy       bool // a run of this entry is in progress here
 }
@@ -151,7 +148,12 @@ func New(store Store, opts ...Option) *Scheduler {
 // registered in the store (disabled, unless the store already has it enabled) when Run
 // starts, or by Enable. A bad name or spec, a nil run or a name added twice fail with
 // ErrInvalid.
-func (s *Scheduler) Add(name, spec string, run Func) error {
+//
+// tick is the scheduled time of the run, the same on every node: use it as an identity
+// key when the work is enqueued rather than done inline. run's ctx ends when the
+// scheduler stops or the run loses its lease; a returned error (or a panic) is recorded
+// as the entry's LastError.
+func (s *Scheduler) Add(name, spec string, run func(ctx context.Context, tick time.Time) error) error {
 	if err := CheckName(name); err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func (s *Scheduler) Add(name, spec string, run Func) error {
 		return err
 	}
 	if run == nil {
-		return fmt.Errorf("%w: nil Func for entry %q", ErrInvalid, name)
+		return fmt.Errorf("%w: nil run func for entry %q", ErrInvalid, name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -461,7 +463,7 @@ func (s *Scheduler) renew(ctx context.Context, cancelRun context.CancelFunc, nam
 }
 
 // call runs f, turning a panic into an error.
-func call(ctx context.Context, f Func, tick time.Time) (err error) {
+func call(ctx context.Context, f runFunc, tick time.Time) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())

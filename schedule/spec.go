@@ -31,11 +31,11 @@ type Spec struct {
 //     accepted too). Without one, cron fields are read in UTC, so nodes in different local
 //     zones agree.
 //
-// A bad spec returns a *SpecError naming it (errors.Is(err, ErrInvalid) holds).
+// A bad spec returns an error matching ErrInvalid that quotes the spec.
 func ParseSpec(spec string) (Spec, error) {
 	s := strings.TrimSpace(spec)
 	fail := func(format string, args ...any) (Spec, error) {
-		return Spec{}, &SpecError{Spec: spec, Err: fmt.Errorf(format, args...)}
+		return Spec{}, specError(spec, fmt.Errorf(format, args...))
 	}
 	if s == "" {
 		return fail("empty spec; use an interval (\"@every 15m\") or a cron expression (\"0 3 * * *\")")
@@ -51,7 +51,7 @@ func ParseSpec(spec string) (Spec, error) {
 	}
 	if d, isInterval, err := parseInterval(body); isInterval {
 		if err != nil {
-			return Spec{}, &SpecError{Spec: spec, Err: err}
+			return Spec{}, specError(spec, err)
 		}
 		if zone != "" {
 			return fail("a time zone has no meaning for an interval")
@@ -60,10 +60,24 @@ func ParseSpec(spec string) (Spec, error) {
 	}
 	sched, err := parseCron(s)
 	if err != nil {
-		return Spec{}, &SpecError{Spec: spec, Err: err}
+		return Spec{}, specError(spec, err)
 	}
 	return Spec{text: s, cron: sched, utc: zone == ""}, nil
 }
+
+// specError is the error of a spec that cannot be parsed: it matches ErrInvalid and the
+// cause, and quotes the spec.
+func specError(spec string, err error) error { return &invalidSpec{spec: spec, err: err} }
+
+type invalidSpec struct {
+	spec string
+	err  error
+}
+
+func (e *invalidSpec) Error() string {
+	return fmt.Sprintf("schedule: invalid spec %q: %v", e.spec, e.err)
+}
+func (e *invalidSpec) Unwrap() []error { return []error{ErrInvalid, e.err} }
 
 // parseInterval reads "@every d" or a bare duration; isInterval reports whether s has
 // one of these forms at all.
@@ -145,17 +159,3 @@ func (s Spec) latest(first, now time.Time) time.Time {
 		t = n
 	}
 }
-
-// SpecError reports a schedule spec that cannot be parsed.
-type SpecError struct {
-	Spec string // the spec as given
-	Err  error  // what is wrong with it
-}
-
-// Error implements error.
-func (e *SpecError) Error() string {
-	return fmt.Sprintf("schedule: invalid spec %q: %v", e.Spec, e.Err)
-}
-
-// Unwrap returns ErrInvalid and the cause.
-func (e *SpecError) Unwrap() []error { return []error{ErrInvalid, e.Err} }

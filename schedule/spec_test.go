@@ -64,9 +64,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"CRON_TZ=UTC @every 1m", "time zone"},
 	} {
 		_, err := schedule.ParseSpec(c.spec)
-		var se *schedule.SpecError
-		if !errors.As(err, &se) || se.Spec != c.spec || !errors.Is(err, schedule.ErrInvalid) {
-			t.Errorf("ParseSpec(%q): %v, want a *SpecError naming the spec and wrapping ErrInvalid", c.spec, err)
+		if !errors.Is(err, schedule.ErrInvalid) {
+			t.Errorf("ParseSpec(%q): %v, want an error wrapping ErrInvalid", c.spec, err)
 			continue
 		}
 		if !strings.Contains(err.Error(), `"`+c.spec+`"`) || !strings.Contains(err.Error(), c.mention) {

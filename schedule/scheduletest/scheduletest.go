@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,9 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 	t.Run("BadInputStoresNothing", func(t *testing.T) {
 		s := newStore(t)
 		err := s.Register(ctx, "x", "every day")
-		var se *schedule.SpecError
-		if !errors.Is(err, schedule.ErrInvalid) || !errors.As(err, &se) || se.Spec != "every day" {
-			t.Fatalf("Register with a bad spec: %v, want a *SpecError naming it, wrapping ErrInvalid", err)
+		if !errors.Is(err, schedule.ErrInvalid) || !strings.Contains(err.Error(), `"every day"`) {
+			t.Fatalf("Register with a bad spec: %v, want ErrInvalid quoting the spec", err)
 		}
 		for _, name := range []string{"", "a\nb", string(make([]byte, 201))} {
 			if err := s.Register(ctx, name, "@hourly"); !errors.Is(err, schedule.ErrInvalid) {

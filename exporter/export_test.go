@@ -1,0 +1,4 @@
+package exporter
+
+// IdempotencyKey exposes idempotencyKey to the tests.
+var IdempotencyKey = idempotencyKey
