@@ -94,7 +94,7 @@ func outboxKill(t *testing.T, dialect, mode string) {
 	require.NoError(t, err)
 
 	c := startChild(t, "outbox-"+mode, "app", dsn, api.URL)
-	c.awaitEnd(t, 60*time.Second)
+	c.awaitEnd(t, 30*time.Second)
 	err = c.cmd.Wait()
 	var exit *exec.ExitError
 	require.True(t, errors.As(err, &exit), "child: %v; output:\n%s", err, c.output())
