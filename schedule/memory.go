@@ -106,28 +106,28 @@ func (m *memoryStore) List(ctx context.Context) ([]Status, error) {
 }
 
 // Claim implements Store.
-func (m *memoryStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (ClaimResult, error) {
+func (m *memoryStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (bool, error) {
 	if err := checkClaim(name, tick, lease); err != nil {
-		return ClaimLost, err
+		return false, err
 	}
 	tick = tick.UTC()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.entries[name]
 	if !ok {
-		return ClaimLost, notFound(name)
+		return false, notFound(name)
 	}
 	if !e.enabled || !e.lastTick.Before(tick) {
-		return ClaimLost, nil
+		return false, nil
 	}
 	e.lastTick = tick
 	now := time.Now()
 	if e.running(now) {
 		e.skipped++
-		return ClaimSkipped, nil
+		return false, nil
 	}
 	e.runningTick, e.leaseUntil, e.lastRunAt = tick, now.Add(lease), tick
-	return ClaimWon, nil
+	return true, nil
 }
 
 // Renew implements Store.

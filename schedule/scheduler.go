@@ -342,7 +342,7 @@ func (s *Scheduler) step(ctx, runCtx context.Context, wg *sync.WaitGroup) time.T
 			continue
 		}
 		tick := spec.latest(st.NextRunAt, now)
-		res, err := s.store.Claim(ctx, st.Name, tick, s.lease)
+		won, err := s.store.Claim(ctx, st.Name, tick, s.lease)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "schedule: claim tick", "entry", st.Name, "tick", tick, "error", err)
@@ -353,10 +353,10 @@ func (s *Scheduler) step(ctx, runCtx context.Context, wg *sync.WaitGroup) time.T
 		if n := spec.Next(tick); !n.IsZero() {
 			next = earliest(next, n)
 		}
-		switch res {
-		case ClaimWon:
+		switch {
+		case won:
 			s.start(runCtx, wg, e, tick)
-		case ClaimSkipped:
+		case st.Running:
 			s.log.WarnContext(ctx, "schedule: tick skipped, the previous run is still running", "entry", st.Name, "tick", tick)
 		default:
 			s.log.DebugContext(ctx, "schedule: tick taken elsewhere", "entry", st.Name, "tick", tick)

@@ -37,12 +37,12 @@ type Store interface {
 	// List returns every entry's status, ordered by name.
 	List(ctx context.Context) ([]Status, error)
 	// Claim atomically takes tick (a time the entry's spec yields) for the caller. With
-	// any number of concurrent callers for one tick, at most one gets ClaimWon; it must
-	// run the entry and then call Finish, renewing the lease with Renew while it runs.
-	// When the previous run still holds an unexpired lease the tick is consumed without
-	// running and counted in Status.Skipped (ClaimSkipped). A tick at or before the last
-	// one taken, or a disabled entry, gives ClaimLost. A missing entry is ErrNotFound.
-	Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (ClaimResult, error)
+	// any number of concurrent callers for one tick, at most one wins (true); it must run
+	// the entry and then call Finish, renewing the lease with Renew while it runs. When
+	// the previous run still holds an unexpired lease the tick is consumed without
+	// running and counted in Status.Skipped (false). A tick at or before the last one
+	// taken, or a disabled entry, gives false. A missing entry is ErrNotFound.
+	Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (won bool, err error)
 	// Renew extends the lease of the run of tick to lease from now; ErrLeaseLost when
 	// another run has claimed the entry since.
 	Renew(ctx context.Context, name string, tick time.Time, lease time.Duration) error
@@ -50,34 +50,6 @@ type Store interface {
 	// for success) and releases the entry; ErrLeaseLost when another run has claimed the
 	// entry since (nothing is recorded then).
 	Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error
-}
-
-// ClaimResult says what Store.Claim did with a tick.
-type ClaimResult int
-
-// The outcomes of a claim.
-const (
-	// ClaimLost: another caller already took this tick (or a later one), or the entry is
-	// disabled. Nothing to do.
-	ClaimLost ClaimResult = iota
-	// ClaimWon: the caller runs the tick.
-	ClaimWon
-	// ClaimSkipped: the previous run is still running, so this tick is skipped (and
-	// counted in Status.Skipped) instead of overlapping it.
-	ClaimSkipped
-)
-
-// String returns "lost", "won" or "skipped".
-func (r ClaimResult) String() string {
-	switch r {
-	case ClaimLost:
-		return "lost"
-	case ClaimWon:
-		return "won"
-	case ClaimSkipped:
-		return "skipped"
-	}
-	return fmt.Sprintf("ClaimResult(%d)", int(r))
 }
 
 // Status is what a store knows about one entry: what a console shows and toggles.

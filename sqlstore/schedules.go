@@ -140,9 +140,9 @@ func (s *scheduleStore) List(ctx context.Context) ([]schedule.Status, error) {
 // tick serialise on the row, and only the first still matches last_tick < tick. The
 // same statement either starts the run or, while an unexpired lease holds the entry,
 // records the tick as skipped.
-func (s *scheduleStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (schedule.ClaimResult, error) {
+func (s *scheduleStore) Claim(ctx context.Context, name string, tick time.Time, lease time.Duration) (bool, error) {
 	if err := checkScheduleClaim(name, tick, lease); err != nil {
-		return schedule.ClaimLost, err
+		return false, err
 	}
 	tick = utc(tick)
 	var query string
@@ -176,15 +176,15 @@ func (s *scheduleStore) Claim(ctx context.Context, name string, tick time.Time, 
 	case errors.Is(err, sql.ErrNoRows):
 		// Disabled, or the tick was taken: lost. Or no such entry.
 		if err := s.mustExist(ctx, name); err != nil {
-			return schedule.ClaimLost, fmt.Errorf("schedule: claim %q: %w", name, err)
+			return false, fmt.Errorf("schedule: claim %q: %w", name, err)
 		}
-		return schedule.ClaimLost, nil
+		return false, nil
 	case err != nil:
-		return schedule.ClaimLost, fmt.Errorf("schedule: claim %q for tick %s: %w", name, tick.Format(time.RFC3339), err)
+		return false, fmt.Errorf("schedule: claim %q for tick %s: %w", name, tick.Format(time.RFC3339), err)
 	case running.Equal(tick):
-		return schedule.ClaimWon, nil
+		return true, nil
 	}
-	return schedule.ClaimSkipped, nil
+	return false, nil // skipped: the previous run holds the entry
 }
 
 // Renew implements schedule.Store.

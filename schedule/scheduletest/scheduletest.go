@@ -39,8 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 			!st.NextRunAt.IsZero() || !st.LastRunAt.IsZero() || st.LastError != "" || st.Skipped != 0 {
 			t.Fatalf("fresh entry: %+v, want disabled, spec \"@every 15m\", no runs", st)
 		}
-		if got := claim(t, s, "sync_all", minute(15), hour); got != schedule.ClaimLost {
-			t.Fatalf("Claim of a disabled entry: %v, want lost", got)
+		if claim(t, s, "sync_all", minute(15), hour) {
+			t.Fatalf("Claim of a disabled entry won")
 		}
 	})
 
@@ -111,13 +111,13 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		if st := mustGet(t, s, "e"); st.Enabled || !st.NextRunAt.IsZero() {
 			t.Fatalf("disabled: %+v, want Enabled false and no NextRunAt", st)
 		}
-		if got := claim(t, s, "e", minute(7), hour); got != schedule.ClaimLost {
-			t.Fatalf("Claim after Disable: %v, want lost", got)
+		if claim(t, s, "e", minute(7), hour) {
+			t.Fatalf("Claim after Disable won")
 		}
 		mustEnable(t, s, "e", t0.Add(10*time.Minute)) // ticks passed while disabled are not owed
 		wantNext(t, s, "e", minute(11))
-		if got := claim(t, s, "e", minute(10), hour); got != schedule.ClaimLost {
-			t.Fatalf("Claim of a tick before re-enabling: %v, want lost", got)
+		if claim(t, s, "e", minute(10), hour) {
+			t.Fatalf("Claim of a tick before re-enabling won")
 		}
 	})
 
@@ -132,15 +132,15 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		s := newStore(t)
 		mustRegister(t, s, "r", "@every 1m")
 		mustEnable(t, s, "r", t0)
-		if got := claim(t, s, "r", minute(1), hour); got != schedule.ClaimWon {
-			t.Fatalf("first Claim: %v, want won", got)
+		if !claim(t, s, "r", minute(1), hour) {
+			t.Fatalf("first Claim lost, want won")
 		}
 		st := mustGet(t, s, "r")
 		if !st.Running || !st.LastRunAt.Equal(minute(1)) || !st.NextRunAt.Equal(minute(2)) {
 			t.Fatalf("while running: %+v, want Running, LastRunAt %v, NextRunAt %v", st, minute(1), minute(2))
 		}
-		if got := claim(t, s, "r", minute(1), hour); got != schedule.ClaimLost {
-			t.Fatalf("second Claim of the same tick: %v, want lost", got)
+		if claim(t, s, "r", minute(1), hour) {
+			t.Fatalf("second Claim of the same tick won")
 		}
 		if err := s.Renew(ctx, "r", minute(1), hour); err != nil {
 			t.Fatalf("Renew by the holder: %v", err)
@@ -156,16 +156,16 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		if err := s.Finish(ctx, "r", minute(1), time.Second, ""); !errors.Is(err, schedule.ErrLeaseLost) {
 			t.Fatalf("second Finish: %v, want ErrLeaseLost", err)
 		}
-		if got := claim(t, s, "r", minute(2), hour); got != schedule.ClaimWon {
-			t.Fatalf("Claim of the next tick: %v, want won", got)
+		if !claim(t, s, "r", minute(2), hour) {
+			t.Fatalf("Claim of the next tick lost, want won")
 		}
 		mustFinish(t, s, "r", minute(2), 1500*time.Millisecond, "")
 		st = mustGet(t, s, "r")
 		if st.LastError != "" || st.LastDuration != 1500*time.Millisecond || !st.LastRunAt.Equal(minute(2)) || !st.NextRunAt.Equal(minute(3)) {
 			t.Fatalf("after a successful run: %+v", st)
 		}
-		if got := claim(t, s, "r", minute(1), hour); got != schedule.ClaimLost {
-			t.Fatalf("Claim of an older tick: %v, want lost", got)
+		if claim(t, s, "r", minute(1), hour) {
+			t.Fatalf("Claim of an older tick won")
 		}
 	})
 
@@ -173,22 +173,25 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		s := newStore(t)
 		mustRegister(t, s, "long", "@every 1m")
 		mustEnable(t, s, "long", t0)
-		if got := claim(t, s, "long", minute(1), hour); got != schedule.ClaimWon {
-			t.Fatalf("Claim: %v, want won", got)
+		if !claim(t, s, "long", minute(1), hour) {
+			t.Fatalf("Claim lost, want won")
 		}
-		if got := claim(t, s, "long", minute(2), hour); got != schedule.ClaimSkipped {
-			t.Fatalf("Claim while the previous run holds the entry: %v, want skipped", got)
+		if claim(t, s, "long", minute(2), hour) {
+			t.Fatalf("Claim while the previous run holds the entry won, want skipped")
 		}
-		if got := claim(t, s, "long", minute(2), hour); got != schedule.ClaimLost {
-			t.Fatalf("Claim of a skipped tick: %v, want lost", got)
+		if st := mustGet(t, s, "long"); st.Skipped != 1 {
+			t.Fatalf("Claim while the previous run holds the entry: Skipped %d, want 1", st.Skipped)
+		}
+		if claim(t, s, "long", minute(2), hour) {
+			t.Fatalf("Claim of a skipped tick won")
 		}
 		st := mustGet(t, s, "long")
 		if !st.Running || st.Skipped != 1 || !st.LastRunAt.Equal(minute(1)) || !st.NextRunAt.Equal(minute(3)) {
 			t.Fatalf("after a skip: %+v, want Running, Skipped 1, LastRunAt %v, NextRunAt %v", st, minute(1), minute(3))
 		}
 		mustFinish(t, s, "long", minute(1), time.Minute+30*time.Second, "")
-		if got := claim(t, s, "long", minute(3), hour); got != schedule.ClaimWon {
-			t.Fatalf("Claim after the long run finished: %v, want won", got)
+		if !claim(t, s, "long", minute(3), hour) {
+			t.Fatalf("Claim after the long run finished lost, want won")
 		}
 		if st := mustGet(t, s, "long"); st.Skipped != 1 || !st.LastRunAt.Equal(minute(3)) {
 			t.Fatalf("after the next run started: %+v", st)
@@ -202,7 +205,7 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		const claimers = 8
 		for m := 1; m <= 5; m++ {
 			var wg sync.WaitGroup
-			results := make(chan schedule.ClaimResult, claimers)
+			results := make(chan bool, claimers)
 			start := make(chan struct{})
 			for range claimers {
 				wg.Go(func() {
@@ -219,12 +222,12 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 			close(results)
 			won := 0
 			for r := range results {
-				switch r {
-				case schedule.ClaimWon:
+				if r {
 					won++
-				case schedule.ClaimSkipped:
-					t.Errorf("tick %d: a concurrent claimer was told skipped; only the winner's earlier runs can cause a skip", m)
 				}
+			}
+			if st := mustGet(t, s, "c"); st.Skipped != 0 {
+				t.Errorf("tick %d: Skipped %d; concurrent claimers of one tick are lost, not skipped (only the winner's earlier runs can cause a skip)", m, st.Skipped)
 			}
 			if won != 1 {
 				t.Fatalf("tick %d: %d of %d concurrent claimers won, want exactly 1", m, won, claimers)
@@ -238,25 +241,22 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		mustRegister(t, s, "x", "@every 1s")
 		mustEnable(t, s, "x", t0)
 		first := t0.Add(time.Second)
-		if got := claim(t, s, "x", first, time.Millisecond); got != schedule.ClaimWon {
-			t.Fatalf("Claim: %v, want won", got)
+		if !claim(t, s, "x", first, time.Millisecond) {
+			t.Fatalf("Claim lost, want won")
 		}
 		// The holder died: once its lease expires (by the store's clock), a later tick
 		// runs. Each attempt below takes a new tick; those before expiry are skipped.
 		var won time.Time
 		deadline := time.Now().Add(20 * time.Second)
 		for tick := first.Add(time.Second); won.IsZero(); tick = tick.Add(time.Second) {
-			switch got := claim(t, s, "x", tick, hour); got {
-			case schedule.ClaimWon:
+			if claim(t, s, "x", tick, hour) {
 				won = tick
-			case schedule.ClaimSkipped:
-				if time.Now().After(deadline) {
-					t.Fatalf("a 1ms lease still blocks the entry after 20s")
-				}
-				time.Sleep(2 * time.Millisecond)
-			default:
-				t.Fatalf("Claim of a new tick: %v", got)
+				continue
 			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a 1ms lease still blocks the entry after 20s")
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
 		if err := s.Renew(ctx, "x", first, hour); !errors.Is(err, schedule.ErrLeaseLost) {
 			t.Fatalf("Renew by the expired holder: %v, want ErrLeaseLost", err)
@@ -275,8 +275,8 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 		s := newStore(t)
 		mustRegister(t, s, "k", "@every 1m")
 		mustEnable(t, s, "k", t0)
-		if got := claim(t, s, "k", minute(1), hour); got != schedule.ClaimWon {
-			t.Fatalf("Claim: %v", got)
+		if !claim(t, s, "k", minute(1), hour) {
+			t.Fatalf("Claim lost, want won")
 		}
 		mustFinish(t, s, "k", minute(1), time.Second, "oops")
 		mustRegister(t, s, "k", "@every 5m")
@@ -306,13 +306,13 @@ func Run(t *testing.T, newStore func(t *testing.T) schedule.Store) {
 	})
 }
 
-func claim(t *testing.T, s schedule.Store, name string, tick time.Time, lease time.Duration) schedule.ClaimResult {
+func claim(t *testing.T, s schedule.Store, name string, tick time.Time, lease time.Duration) (won bool) {
 	t.Helper()
-	r, err := s.Claim(context.Background(), name, tick, lease)
+	won, err := s.Claim(context.Background(), name, tick, lease)
 	if err != nil {
 		t.Fatalf("Claim(%q, %v): %v", name, tick, err)
 	}
-	return r
+	return won
 }
 
 func mustRegister(t *testing.T, s schedule.Store, name, spec string) {
