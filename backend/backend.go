@@ -70,6 +70,7 @@ type Backend struct {
 	binder     *binding.Binder
 	resolver   resolver
 	tester     func(ctx context.Context, b *Backend) error
+	claimer    *binding.Claimer
 	logger     *slog.Logger
 	now        func() time.Time
 
@@ -171,6 +172,20 @@ func WithOperation(name string, run OperationFunc) Option {
 	}
 }
 
+// WithLeaseTTL sets how long a record's lease lasts without renewal (default 1 minute).
+// Importers and exporters renew a held lease every third of it however long a request
+// takes, so the TTL only bounds how long a process that dies mid-sync keeps its records
+// from other workers.
+func WithLeaseTTL(ttl time.Duration) Option {
+	return func(b *Backend) error {
+		if ttl < 3*time.Second {
+			return fmt.Errorf("backend: WithLeaseTTL(%s): a lease must last at least 3s (it is renewed every third of it)", ttl)
+		}
+		b.claimer.TTL = ttl
+		return nil
+	}
+}
+
 // WithLogger sets the logger for the backend and everything it builds (client, importers,
 // exporters, queue). Without it the backend logs nothing.
 func WithLogger(l *slog.Logger) Option {
@@ -190,7 +205,8 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, models: map[string]model{}, logger: slog.New(slog.DiscardHandler), now: time.Now}
+	b := &Backend{cfg: cfg, models: map[string]model{}, logger: slog.New(slog.DiscardHandler), now: time.Now,
+		claimer: &binding.Claimer{TTL: defaultLeaseTTL}}
 	for _, sc := range cfg.Schedules {
 		opts = append(opts, WithSchedule(sc.Name, sc.Spec, sc.Operation))
 	}
@@ -210,6 +226,7 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 		b.schedStore = schedule.NewMemory()
 	}
 	b.binder = binding.NewBinder(b.bindings, cfg.Name)
+	b.claimer.Store = b.bindings
 	b.resolver = resolver{b}
 
 	if cfg.Auth.Type == authOAuth2RefreshToken {
@@ -260,6 +277,11 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 func (b *Backend) saveRefreshToken(ctx context.Context, tok *oauth2.Token) error {
 	return b.state.Put(ctx, b.cfg.Name, refreshTokenKey, []byte(tok.RefreshToken))
 }
+
+// defaultLeaseTTL is shorter than the runners' own default (5 min): the hub's runners renew
+// their leases, so a long request is safe, and a crashed worker blocks its records for a
+// minute rather than five.
+const defaultLeaseTTL = time.Minute
 
 // refreshTokenKey is the state-store name of the live OAuth2 refresh token.
 const refreshTokenKey = "oauth2.refresh_token"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -373,4 +374,44 @@ func mustInt(t *testing.T, s string) int64 {
 	n, err := strconv.ParseInt(s, 10, 64)
 	require.NoError(t, err)
 	return n
+}
+
+// The hub's runners hold leases of the configured TTL (renewed while they work), so a
+// process that dies mid-sync blocks its records for that long, not the runners' 5 minutes.
+func TestLeaseTTL(t *testing.T) {
+	_, err := backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"}, backend.WithLeaseTTL(time.Second))
+	require.Error(t, err, "a lease shorter than 3s is refused")
+
+	ctx := context.Background()
+	reading := make(chan struct{})
+	release := make(chan struct{})
+	store := &blockingGet[customer]{Memory: local.NewMemory[customer](), reading: reading, release: release}
+	store.Put("1", customer{Name: "Ada"})
+	api := fakeapi.New()
+	defer api.Close()
+	b, err := backend.New(backend.Config{Name: "crm", BaseURL: api.URL}, backend.WithLeaseTTL(10*time.Second),
+		backend.WithModel(backend.Model[customer]{Name: "customer", Local: store,
+			Export: &backend.Export{Create: "/customers", Rules: []mapper.Rule{mapper.Direct("name", "name")}}}))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := b.Export(ctx, "customer", "1"); done <- err }()
+	<-reading // the exporter holds the lease and reads the record
+	bd, err := b.Bindings().GetByLocal(ctx, "crm", "customer", "1")
+	require.NoError(t, err)
+	assert.NotEmpty(t, bd.LeaseOwner)
+	assert.WithinDuration(t, time.Now().Add(10*time.Second), bd.LeaseExpiresAt, 5*time.Second)
+	close(release)
+	require.NoError(t, <-done)
+}
+
+// blockingGet signals its first Get and waits for release.
+type blockingGet[T any] struct {
+	*local.Memory[T]
+	reading, release chan struct{}
+	once             sync.Once
+}
+
+func (s *blockingGet[T]) Get(ctx context.Context, id string) (T, error) {
+	s.once.Do(func() { close(s.reading); <-s.release })
+	return s.Memory.Get(ctx, id)
 }

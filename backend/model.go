@@ -171,7 +171,8 @@ func (m *typedModel[T]) build(b *Backend) error {
 			return fmt.Errorf("backend %q: model %q: import rules: %w", b.cfg.Name, d.Name, err)
 		}
 		deps = append(deps, im.Relations()...)
-		opts := []importer.Option{importer.WithIDPath(d.IDPath), importer.WithUpdatedAtPath(d.UpdatedAtPath), importer.WithLogger(b.logger)}
+		opts := []importer.Option{importer.WithIDPath(d.IDPath), importer.WithUpdatedAtPath(d.UpdatedAtPath), importer.WithLogger(b.logger),
+			importer.WithClaimer(b.claimer)}
 		if in.Fetch != "" {
 			// {id} becomes the format verb FetchFrom fills with the escaped external ID.
 			format := strings.ReplaceAll(strings.ReplaceAll(in.Fetch, "%", "%%"), "{id}", "%s")
@@ -224,7 +225,7 @@ func (m *typedModel[T]) build(b *Backend) error {
 		opts := []exporter.Option{
 			exporter.WithUpdatePath(func(id string) string { return strings.ReplaceAll(update, "{id}", url.PathEscape(id)) }),
 			exporter.WithIDPath(joinPath(out.Record, d.IDPath)), exporter.WithUpdatedAtPath(joinPath(out.Record, d.UpdatedAtPath)),
-			exporter.WithLogger(b.logger),
+			exporter.WithLogger(b.logger), exporter.WithClaimer(b.claimer),
 		}
 		if out.Method != "" {
 			opts = append(opts, exporter.WithUpdateMethod(out.Method))
