@@ -313,7 +313,7 @@ func TestExportBadConfig(t *testing.T) {
 	require.NoError(t, err)
 	store.Put("1", product{Name: "A"})
 	_, err = exp.Export(context.Background(), "1")
-	require.ErrorIs(t, err, exporter.ErrNoExternalID)
+	require.ErrorIs(t, err, report.ErrNoExternalID)
 	assert.Contains(t, err.Error(), "WithIDPath")
 }
 

@@ -57,8 +57,6 @@ type EncodeFunc[T any] func(ctx context.Context, v T, b binding.Binding, create 
 
 // Errors matched with errors.Is.
 var (
-	// ErrNoExternalID: the create response had no external ID at the configured path.
-	ErrNoExternalID = errors.New("exporter: create response has no external ID")
 	// ErrRemoteGone: an update answered 404 and the exporter is set to FailOnNotFound.
 	ErrRemoteGone = errors.New("exporter: remote record no longer exists")
 	// ErrPanic: an EncodeFunc panicked. The record fails (its lease
@@ -445,7 +443,7 @@ func (r *Exporter[T]) create(ctx context.Context, lease *binding.Lease, b bindin
 		if v.Exists() && v.Type != gjson.Null {
 			what = jsonKind(v) + ", not an ID,"
 		}
-		return "", nil, b, fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
+		return "", nil, b, fmt.Errorf("%w: %s at path %q (status %d, body %.120s); check exporter.WithIDPath", report.ErrNoExternalID, what, r.cfg.idPath, resp.StatusCode, resp.Body)
 	}
 	extID := v.String()
 	if replayable {

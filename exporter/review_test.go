@@ -159,7 +159,7 @@ func TestExportIDPathMustBeScalar(t *testing.T) {
 				exporter.WithIDPath(path), quiet())
 			require.NoError(t, err)
 			res, err := exp.Export(context.Background(), "1")
-			require.ErrorIs(t, err, exporter.ErrNoExternalID)
+			require.ErrorIs(t, err, report.ErrNoExternalID)
 			assert.Contains(t, err.Error(), "WithIDPath")
 			assert.Empty(t, res.ExternalID)
 			b, err := bs.GetByLocal(context.Background(), "shop", "product", "1")

@@ -462,7 +462,7 @@ func holdsWatermark(err error) bool {
 		errors.Is(err, adapter.ErrTransport), errors.Is(err, adapter.ErrUnauthorized),
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return true
-	case errors.Is(err, ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, report.ErrSkip),
+	case errors.Is(err, report.ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, report.ErrSkip),
 		errors.Is(err, adapter.ErrNotFound), errors.Is(err, adapter.ErrClientError), errors.Is(err, adapter.ErrMethodNotAllowed),
 		errors.Is(err, adapter.ErrBadResponse), errors.Is(err, adapter.ErrInvalidRequest), errors.Is(err, adapter.ErrResponseTooLarge):
 		return false

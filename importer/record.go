@@ -46,13 +46,13 @@ type FetchFunc func(ctx context.Context, externalID string) (gjson.Result, error
 
 // Errors matched with errors.Is.
 var (
-	// ErrNoExternalID: the external record has no value at the ID path.
-	ErrNoExternalID = errors.New("importer: record has no external ID")
-	// ErrNoFetch: Import or RetryFailed was called but no FetchFunc was configured.
-	ErrNoFetch = errors.New("importer: no fetch function configured")
 	// ErrBadUpdatedAt: the record's updated-at value is not a time the importer can read.
 	ErrBadUpdatedAt = errors.New("importer: unreadable updated-at")
 )
+
+// errNoFetch: Import or RetryFailed was called but New was given no WithFetch (a
+// programming error, so no exported sentinel).
+var errNoFetch = errors.New("importer: no fetch function configured")
 
 // errPrefix starts the text of every import's report.RecordError, so RetryFailed tells
 // the importer's failed bindings from the exporter's.
@@ -192,10 +192,10 @@ func (r *Importer[T]) live(ctx context.Context, id string, pc *pageCtx) (bool, e
 // another worker holds that lease, or ctx ended, nothing is written.
 func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (report.Result, error) {
 	if r.cfg.fetch == nil {
-		return report.Result{ExternalID: externalID, Action: report.Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", ErrNoFetch))
+		return report.Result{ExternalID: externalID, Action: report.Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", errNoFetch))
 	}
 	if externalID == "" {
-		return report.Result{Action: report.Failed}, r.fail("", "fetch", ErrNoExternalID)
+		return report.Result{Action: report.Failed}, r.fail("", "fetch", report.ErrNoExternalID)
 	}
 	rec, err := r.cfg.fetch(ctx, externalID)
 	if err != nil {
@@ -280,16 +280,16 @@ type parsed struct {
 func (r *Importer[T]) parse(rec gjson.Result) (parsed, error) {
 	p := parsed{rec: rec}
 	if !rec.IsObject() {
-		return p, r.fail("", "parse", fmt.Errorf("%w: the record is not a JSON object: %.80s", ErrNoExternalID, rec.Raw))
+		return p, r.fail("", "parse", fmt.Errorf("%w: the record is not a JSON object: %.80s", report.ErrNoExternalID, rec.Raw))
 	}
 	id := rec.Get(r.cfg.idPath)
 	if id.Type != gjson.String && id.Type != gjson.Number {
 		// An object or array would become an "ID" made of raw JSON.
-		return p, r.fail("", "parse", fmt.Errorf("%w: the value at path %q is not a string or number in %.80s", ErrNoExternalID, r.cfg.idPath, rec.Raw))
+		return p, r.fail("", "parse", fmt.Errorf("%w: the value at path %q is not a string or number in %.80s", report.ErrNoExternalID, r.cfg.idPath, rec.Raw))
 	}
 	p.extID = id.String()
 	if p.extID == "" {
-		return p, r.fail("", "parse", fmt.Errorf("%w at path %q in %.80s", ErrNoExternalID, r.cfg.idPath, rec.Raw))
+		return p, r.fail("", "parse", fmt.Errorf("%w at path %q in %.80s", report.ErrNoExternalID, r.cfg.idPath, rec.Raw))
 	}
 	if r.cfg.updatedAtPath != "" {
 		t, err := jsontime.Parse(rec.Get(r.cfg.updatedAtPath))
@@ -512,7 +512,7 @@ func (r *Importer[T]) RetryFailed(ctx context.Context, opts ...ImportOption) (Su
 	start := time.Now()
 	var sum Summary
 	if r.cfg.fetch == nil {
-		return sum, fmt.Errorf("importer: retrying failed %s %s: %w: pass importer.WithFetch to New", r.backend, r.model, ErrNoFetch)
+		return sum, fmt.Errorf("importer: retrying failed %s %s: %w: pass importer.WithFetch to New", r.backend, r.model, errNoFetch)
 	}
 	var ic importConfig
 	for _, o := range opts {

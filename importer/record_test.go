@@ -282,7 +282,7 @@ func TestImportBadInput(t *testing.T) {
 		})
 	}
 	_, err := imp.Import(ctx, "")
-	require.ErrorIs(t, err, importer.ErrNoExternalID)
+	require.ErrorIs(t, err, report.ErrNoExternalID)
 	assert.Equal(t, 0, store.Len())
 	var got []binding.Binding
 	for b, err := range bs.List(ctx, binding.Filter{}) {
@@ -298,7 +298,7 @@ func TestImportBadInput(t *testing.T) {
 	noFetch, err := importer.New(bs, store, "shop", "p", mapProduct)
 	require.NoError(t, err)
 	_, err = noFetch.Import(ctx, "1")
-	require.ErrorIs(t, err, importer.ErrNoFetch)
+	require.ErrorContains(t, err, "WithFetch")
 
 	_, err = importer.New[product](nil, store, "shop", "p", mapProduct)
 	require.Error(t, err)

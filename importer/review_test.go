@@ -136,7 +136,7 @@ func TestImportIDMustBeScalar(t *testing.T) {
 	for _, id := range []string{`{"value":1}`, `[1]`, `true`, `null`, `""`} {
 		imp, store := newProducts(t, binding.NewMemory(), &source{})
 		_, err := imp.ImportRecord(context.Background(), gjson.Parse(`{"id":`+id+`,"name":"Mug"}`))
-		require.ErrorIs(t, err, importer.ErrNoExternalID, id)
+		require.ErrorIs(t, err, report.ErrNoExternalID, id)
 		var re *report.RecordError
 		require.True(t, errors.As(err, &re))
 		assert.Equal(t, 0, store.Creates(), id)

@@ -16,6 +16,9 @@ var (
 	// ErrSkip, returned by a mapping (an importer.DecodeFunc, an exporter.EncodeFunc, a
 	// mapper Func rule), skips the record: its binding is marked skipped.
 	ErrSkip = errors.New("record skipped by the mapping")
+	// ErrNoExternalID: no external ID at the runner's ID path (WithIDPath): in an external
+	// record (import) or in a create's response (export).
+	ErrNoExternalID = errors.New("no external ID at the ID path")
 	// ErrTooManyRetries: the record's binding failed the runner's WithMaxRetries times in
 	// a row; the runner's Force option syncs it anyway.
 	ErrTooManyRetries = errors.New("record failed too many times")

@@ -43,19 +43,20 @@ type Config struct {
 	JobTimeout time.Duration
 }
 
-// Factory returns a fresh, not started queue running the workers in w.
-type Factory func(t *testing.T, w *queue.Workers, cfg Config) queue.Queue
+// factory returns a fresh, not started queue running the workers in w.
+type factory = func(t *testing.T, w *queue.Workers, cfg Config) queue.Queue
 
 // waitTimeout bounds every wait; generous because database-backed queues
 // poll and CI machines under -race can be slow. Passing cases never wait
 // this long.
 const waitTimeout = 30 * time.Second
 
-// Run runs the conformance suite against the queues made by newQueue.
-func Run(t *testing.T, newQueue Factory) {
+// Run runs the conformance suite against the queues made by newQueue, which returns a
+// fresh, not started queue running the workers in w.
+func Run(t *testing.T, newQueue func(t *testing.T, w *queue.Workers, cfg Config) queue.Queue) {
 	cases := []struct {
 		name string
-		fn   func(*testing.T, Factory)
+		fn   func(*testing.T, factory)
 	}{
 		{"RunsJobWithArgs", testRunsJobWithArgs},
 		{"PriorityOrder", testPriorityOrder},
@@ -192,7 +193,7 @@ func enqueue(t *testing.T, q queue.Queue, args queue.Args, opts ...queue.Enqueue
 	return info
 }
 
-func testRunsJobWithArgs(t *testing.T, newQueue Factory) {
+func testRunsJobWithArgs(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	got := make(chan *queue.Job[echoArgs], 1)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -226,7 +227,7 @@ func testRunsJobWithArgs(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testPriorityOrder(t *testing.T, newQueue Factory) {
+func testPriorityOrder(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	var mu sync.Mutex
 	var order []string
@@ -256,7 +257,7 @@ func testPriorityOrder(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testDelayedJobNotEarly(t *testing.T, newQueue Factory) {
+func testDelayedJobNotEarly(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	ran := make(chan time.Time, 2)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -294,7 +295,7 @@ func testDelayedJobNotEarly(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testRetriedThenDiscarded(t *testing.T, newQueue Factory) {
+func testRetriedThenDiscarded(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	var attempts atomic.Int32
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -317,7 +318,7 @@ func testRetriedThenDiscarded(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testPermanentCancels(t *testing.T, newQueue Factory) {
+func testPermanentCancels(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	var attempts atomic.Int32
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -340,7 +341,7 @@ func testPermanentCancels(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testRetryAfterHonoured(t *testing.T, newQueue Factory) {
+func testRetryAfterHonoured(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	const after = 400 * time.Millisecond
 	var failedAt atomic.Int64
@@ -366,7 +367,7 @@ func testRetryAfterHonoured(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testIdentityKeyDedup(t *testing.T, newQueue Factory) {
+func testIdentityKeyDedup(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	ran := make(chan string, 4)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -415,7 +416,7 @@ func testIdentityKeyDedup(t *testing.T, newQueue Factory) {
 // keeps out a delayed or run-at one, a job delayed by a few seconds (which
 // River stores as available) or by an hour keeps out an immediate one, and
 // a running job keeps out another. Each key's job runs once.
-func testIdentityKeyDedupDelays(t *testing.T, newQueue Factory) {
+func testIdentityKeyDedupDelays(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	var mu sync.Mutex
 	runs := map[string]int{}
@@ -483,7 +484,7 @@ func testIdentityKeyDedupDelays(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testRetryJobRunsDiscardedAgain(t *testing.T, newQueue Factory) {
+func testRetryJobRunsDiscardedAgain(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	var fail atomic.Bool
 	fail.Store(true)
@@ -516,7 +517,7 @@ func testRetryJobRunsDiscardedAgain(t *testing.T, newQueue Factory) {
 
 // RetryJob must not bring back a job whose identity key another pending
 // job now holds: that would run two jobs the key was meant to keep apart.
-func testRetryJobKeepsIdentityKeyUnique(t *testing.T, newQueue Factory) {
+func testRetryJobKeepsIdentityKeyUnique(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error { return nil })
 	q := newQueue(t, w, Config{})
@@ -547,7 +548,7 @@ func testRetryJobKeepsIdentityKeyUnique(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testCancelJob(t *testing.T, newQueue Factory) {
+func testCancelJob(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	ran := make(chan string, 2)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
@@ -583,7 +584,7 @@ func testCancelJob(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testGracefulStop(t *testing.T, newQueue Factory) {
+func testGracefulStop(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -628,7 +629,7 @@ func testGracefulStop(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testBadInputRefused(t *testing.T, newQueue Factory) {
+func testBadInputRefused(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error { return nil })
 	q := newQueue(t, w, Config{})
@@ -665,7 +666,7 @@ func testBadInputRefused(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testManyJobsExactlyOnce(t *testing.T, newQueue Factory) {
+func testManyJobsExactlyOnce(t *testing.T, newQueue factory) {
 	const n = 200
 	w := &queue.Workers{}
 	var mu sync.Mutex
@@ -714,7 +715,7 @@ func testManyJobsExactlyOnce(t *testing.T, newQueue Factory) {
 	}
 }
 
-func testListJobsFilters(t *testing.T, newQueue Factory) {
+func testListJobsFilters(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error { return nil })
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[otherArgs]) error { return nil })
@@ -762,7 +763,7 @@ func ids(jobs []queue.JobInfo) []int64 {
 	return out
 }
 
-func testJobTimeout(t *testing.T, newQueue Factory) {
+func testJobTimeout(t *testing.T, newQueue factory) {
 	w := &queue.Workers{}
 	sawDeadline := make(chan error, 1)
 	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
