@@ -415,3 +415,44 @@ func (s *blockingGet[T]) Get(ctx context.Context, id string) (T, error) {
 	s.once.Do(func() { close(s.reading); <-s.release })
 	return s.Memory.Get(ctx, id)
 }
+
+type node struct {
+	Name string `json:"name"`
+	Peer string `json:"peer"`
+}
+
+// Two records that refer to each other (a relation cycle) stop at once with an error that
+// names the cycle, instead of recursing or waiting on a lease their own import holds;
+// marking one side SkipMissing breaks the cycle and both import.
+func TestRelationCycleTerminates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	api := fakeapi.New()
+	defer api.Close()
+	a1 := api.Add("a", map[string]any{"name": "a1"})
+	b1 := api.Add("b", map[string]any{"name": "b1", "peer": a1})
+	require.True(t, api.Touch("a", a1, map[string]any{"peer": b1}))
+	decl := func(name, peer string, store local.Store[node], opts ...mapper.RuleOption) backend.Option {
+		return backend.WithModel(backend.Model[node]{Name: name, Local: store, Import: &backend.Import{
+			List: adapter.Request{Path: "/" + name}, Records: "items", Fetch: "/" + name + "/{id}",
+			Rules: []mapper.Rule{mapper.Direct("name", "name"), mapper.Relation("peer", "peer", peer, opts...)},
+		}})
+	}
+
+	as, bs := local.NewMemory[node](), local.NewMemory[node]()
+	b, err := backend.New(backend.Config{Name: "g", BaseURL: api.URL}, decl("a", "b", as), decl("b", "a", bs))
+	require.NoError(t, err)
+	_, err = b.Import(ctx, "a", strconv.FormatInt(a1, 10))
+	require.NoError(t, ctx.Err(), "the cycle did not stop (err %v)", err)
+	require.ErrorContains(t, err, "a cycle")
+	assert.Zero(t, as.Len()+bs.Len(), "nothing half-imported")
+
+	as, bs = local.NewMemory[node](), local.NewMemory[node]()
+	b, err = backend.New(backend.Config{Name: "g", BaseURL: api.URL}, decl("a", "b", as), decl("b", "a", bs, mapper.SkipMissing()))
+	require.NoError(t, err)
+	counts, err := b.Import(ctx, "a", strconv.FormatInt(a1, 10))
+	require.NoError(t, err)
+	assert.Equal(t, report.Counts{Created: 1}, counts)
+	assert.Equal(t, 1, as.Len())
+	assert.Equal(t, 1, bs.Len(), "b1 was imported on the way, its reference back left empty")
+}

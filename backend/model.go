@@ -401,10 +401,10 @@ func (r resolver) ToLocal(ctx context.Context, model, externalID string) (string
 // one record. A rule marked mapper.SkipMissing never gets here.
 func (r resolver) importMissing(ctx context.Context, model, externalID string) error {
 	m := r.b.models[model]
-	if m == nil || !m.fetcher() || r.inChain(ctx, "import", model, externalID) {
+	if m == nil || !m.fetcher() || r.inChain(ctx, depchain.Import, model, externalID) {
 		return fmt.Errorf("%w: %s %q is not imported, and %s", binding.ErrNotFound, model, externalID, r.why(m, model))
 	}
-	if _, err := m.importOne(r.chain(ctx, "import", model, externalID), []string{externalID}); err != nil {
+	if _, err := m.importOne(r.chain(ctx, depchain.Import, model, externalID), []string{externalID}); err != nil {
 		return fmt.Errorf("importing the related %s %q first: %w", model, externalID, err)
 	}
 	return nil
@@ -426,10 +426,10 @@ func (r resolver) ToExternal(ctx context.Context, model, localID string) (string
 		return id, err
 	}
 	m := r.b.models[model]
-	if m == nil || !m.exporter() || r.inChain(ctx, "export", model, localID) {
+	if m == nil || !m.exporter() || r.inChain(ctx, depchain.Export, model, localID) {
 		return "", err
 	}
-	if _, xerr := m.exportSome(r.chain(ctx, "export", model, localID), []string{localID}); xerr != nil {
+	if _, xerr := m.exportSome(r.chain(ctx, depchain.Export, model, localID), []string{localID}); xerr != nil {
 		return "", fmt.Errorf("exporting the related %s %q first: %w", model, localID, xerr)
 	}
 	return r.b.binder.ToExternal(ctx, model, localID)
@@ -438,10 +438,13 @@ func (r resolver) ToExternal(ctx context.Context, model, localID string) (string
 // chain records in ctx which related records are being synced on the way down, so that a
 // cycle (a customer whose default address refers back to the customer) stops instead of
 // recursing.
+//
+// The runners put the record they are mapping into the same chain (depchain.Import,
+// depchain.Export), so the outer record of a cycle is seen too.
 func (r resolver) chain(ctx context.Context, dir, model, id string) context.Context {
-	return depchain.With(ctx, "resolve "+dir, r.b.cfg.Name, model, id)
+	return depchain.With(ctx, dir, r.b.cfg.Name, model, id)
 }
 
 func (r resolver) inChain(ctx context.Context, dir, model, id string) bool {
-	return depchain.Has(ctx, "resolve "+dir, r.b.cfg.Name, model, id)
+	return depchain.Has(ctx, dir, r.b.cfg.Name, model, id)
 }

@@ -42,6 +42,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/report"
@@ -487,7 +488,9 @@ func (r *Exporter[T]) mapBody(ctx context.Context, v T, b binding.Binding, creat
 // alone instead of taking the batch (and the process) down.
 func (r *Exporter[T]) mapRecord(ctx context.Context, v T, b binding.Binding, create bool) (payload any, err error) {
 	defer r.recoverInto(&err, "EncodeFunc", b.LocalID)
-	return r.encode(ctx, v, b, create)
+	// As on import: related records exported first by the mapping see this one in the
+	// chain, so a cycle back to it stops instead of waiting on its own lease.
+	return r.encode(depchain.With(ctx, depchain.Export, r.backend, r.model, b.LocalID), v, b, create)
 }
 
 func (r *Exporter[T]) recoverInto(err *error, what, localID string) {

@@ -30,6 +30,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/jsontime"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/report"
@@ -466,7 +467,10 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 // apply decodes and writes the local record. It returns the action,
 // the local ID and, on error, the step that failed.
 func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (report.Action, string, string, error) {
-	v, err := r.decode(ctx, p.rec, localID == "")
+	// The mapping may import related records first (a relation's WithImportMissing); the
+	// chain in ctx tells them this record is being imported, under its lease, so a cycle
+	// back to it stops instead of waiting on a lease its own import holds.
+	v, err := r.decode(depchain.With(ctx, depchain.Import, r.backend, r.model, p.extID), p.rec, localID == "")
 	if err != nil {
 		return report.Failed, localID, "map", err
 	}

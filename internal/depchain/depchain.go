@@ -7,6 +7,12 @@ import "context"
 
 type key struct{ kind string }
 
+// The chain kinds: records being imported, records being exported.
+const (
+	Import = "import"
+	Export = "export"
+)
+
 type link struct {
 	id   string
 	next *link
