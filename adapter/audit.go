@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
@@ -137,6 +138,10 @@ func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// defaultRedactor redacts texts quoted from responses that no Client of this package
+// produced (paginating over another Doer): the default rules, no literal secrets.
+var defaultRedactor = sync.OnceValue(func() *synclog.Redactor { return synclog.NewRedactor() })
+
 type headerMemo struct {
 	gen      uint64
 	raw, red http.Header
@@ -146,7 +151,7 @@ type headerMemo struct {
 // redactor's secrets do not change. The returned map may be shared with other audit
 // entries: recorders treat entry headers as read-only.
 func (c *Client) redactRequestHeader(h http.Header) http.Header {
-	gen := c.red.Generation()
+	gen := audit.RedactorGeneration(c.red)
 	if m := c.reqHeaders.Load(); m != nil && m.gen == gen && sameHeader(m.raw, h) {
 		return m.red
 	}

@@ -409,7 +409,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 			_, err := c.Get(context.Background(), "x")
 			require.NoError(t, err)
 
-			es := ring.Entries(synclog.Filter{Operation: tokenOperation})
+			es := ringEntries(ring, synclog.Filter{Operation: tokenOperation})
 			require.Len(t, es, 1, "one audit entry for the token request")
 			e := es[0]
 			assert.Equal(t, "crm", e.Backend)
@@ -426,7 +426,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 					assert.NotContains(t, text, secret, "%s leaks %s", name, secret)
 				}
 			}
-			assert.Len(t, ring.Entries(synclog.Filter{}), 2, "the token request and the call")
+			assert.Len(t, ringEntries(ring, synclog.Filter{}), 2, "the token request and the call")
 		})
 	}
 
@@ -438,7 +438,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 	c, _ := newClient(t, "http://127.0.0.1:1", WithAuth(auth), WithRecorder(ring))
 	_, err := c.Get(context.Background(), "x")
 	require.Error(t, err)
-	es := ring.Entries(synclog.Filter{Operation: tokenOperation, FailedOnly: true})
+	es := ringEntries(ring, synclog.Filter{Operation: tokenOperation, FailedOnly: true})
 	require.NotEmpty(t, es)
 	assert.Equal(t, 400, es[0].Status)
 	assert.Contains(t, es[0].ResponseBody, "invalid_client")

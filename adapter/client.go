@@ -533,7 +533,7 @@ func (r *Response) validJSON() error {
 
 // badJSON builds the ErrBadResponse error for this response.
 func (r *Response) badJSON(cause error) error {
-	red := synclog.DefaultRedactor()
+	red := defaultRedactor()
 	if r.client != nil {
 		red = r.client.red
 	}

@@ -3,7 +3,6 @@ package adapter
 import (
 	"context"
 	"encoding/json"
-	"github.com/connkit/connkit/synclog"
 	"io"
 	"net"
 	"net/http"
@@ -269,7 +268,7 @@ func TestNewIdempotencyKey(t *testing.T) {
 func TestErrorURLRedactsOnlySecretParameters(t *testing.T) {
 	u, _ := url.Parse("https://user:pw@api.example.com/a%20b/products?page_info=xyz&flag&api_key=k-123456789&limit=250")
 	assert.Equal(t, "https://user@api.example.com/a%20b/products?page_info=xyz&flag&api_key=[REDACTED]&limit=250",
-		pageRedactURL(synclog.DefaultRedactor(), u))
+		pageRedactURL(defaultRedactor(), u))
 }
 
 func TestDoWithNilRequestAndContext(t *testing.T) {

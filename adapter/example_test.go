@@ -49,8 +49,9 @@ func ExampleNew() {
 	}
 	fmt.Println(p.Product.ID, p.Product.Title)
 	fmt.Println("price:", resp.Get("product.price").String())
-	entry := audit.Entries(synclog.Filter{})[0]
-	fmt.Println(entry.Operation, entry.Status, entry.RequestHeader.Get("X-Shopify-Access-Token"))
+	for entry := range audit.Query(context.Background(), synclog.Filter{Limit: 1}) {
+		fmt.Println(entry.Operation, entry.Status, entry.RequestHeader.Get("X-Shopify-Access-Token"))
+	}
 	// Output:
 	// 42 Desk lamp
 	// price: 19.90

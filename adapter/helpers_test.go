@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"github.com/connkit/connkit/synclog"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -120,4 +121,16 @@ func newSlog(h slog.Handler) *slog.Logger { return slog.New(h) }
 // timeouts overrides the client's timeouts for one request (zero keeps the client's).
 func timeouts(connect, read time.Duration) RequestOption {
 	return func(r *Request) { r.ConnectTimeout, r.ReadTimeout = connect, read }
+}
+
+// ringEntries collects the entries of ring matching f, newest first.
+func ringEntries(ring *synclog.Ring, f synclog.Filter) []synclog.Entry {
+	var out []synclog.Entry
+	for e, err := range ring.Query(context.Background(), f) {
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -295,7 +295,7 @@ func pageRedactor(resp *Response) *synclog.Redactor {
 	if resp != nil && resp.client != nil {
 		return resp.client.red
 	}
-	return synclog.DefaultRedactor()
+	return defaultRedactor()
 }
 
 // doerRedactor returns d's redactor when d is a *Client, the default one otherwise.
@@ -303,7 +303,7 @@ func doerRedactor(d Doer) *synclog.Redactor {
 	if c, ok := d.(*Client); ok && c != nil {
 		return c.red
 	}
-	return synclog.DefaultRedactor()
+	return defaultRedactor()
 }
 
 func pageCloneRequest(r *Request) Request {

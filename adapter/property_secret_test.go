@@ -255,7 +255,7 @@ func TestNoCredentialLeaksAnywhere(t *testing.T) {
 
 				sinks := map[string]string{"returned error": strings.Join(errTexts, "\n")}
 				var ringText strings.Builder
-				for _, e := range ring.Entries(synclog.Filter{}) {
+				for e := range ring.Query(ctx, synclog.Filter{}) {
 					ringText.WriteString(entryText(e))
 				}
 				sinks["synclog ring"] = ringText.String()

@@ -36,7 +36,7 @@ func TestErrorTextsRedactOnlySecretParameters(t *testing.T) {
 	assert.NotContains(t, msg, "=REDACTED", msg)
 	var ae *Error
 	require.True(t, errors.As(err, &ae))
-	entries := ring.Entries(synclog.Filter{})
+	entries := ringEntries(ring, synclog.Filter{})
 	require.Len(t, entries, 1)
 	assert.Equal(t, entries[0].URL, ae.URL, "the audit entry and the error show the same URL")
 	assert.Contains(t, ae.URL, "limit=250")

@@ -94,7 +94,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		errTexts = append(errTexts, err.Error())
 	}
 
-	entries := ring.Entries(synclog.Filter{})
+	entries := ringEntries(ring, synclog.Filter{})
 	require.Len(t, entries, len(auths)*(len(paths)*2+1), "one entry per call, not per attempt")
 	var retried bool
 	for _, e := range entries {
@@ -146,7 +146,7 @@ func TestAuditEntryContents(t *testing.T) {
 	c, ft := newClient(t, srv.URL, WithRecorder(ring), WithBackendName("crm"))
 	_, err := c.Put(context.Background(), "contacts/9", map[string]string{"name": "Ada Lovelace"}, WithOperation("export contact"), WithRecord("contact", "9"))
 	require.NoError(t, err)
-	es := ring.Entries(synclog.Filter{})
+	es := ringEntries(ring, synclog.Filter{})
 	require.Len(t, es, 1)
 	e := es[0]
 	assert.Equal(t, "crm", e.Backend)
@@ -172,7 +172,7 @@ func TestAuditEntryContents(t *testing.T) {
 	c2, _ := newClient(t, srv2.URL, WithRecorder(ring))
 	_, err = c2.Get(context.Background(), "missing")
 	require.ErrorIs(t, err, ErrNotFound)
-	es = ring.Entries(synclog.Filter{FailedOnly: true})
+	es = ringEntries(ring, synclog.Filter{FailedOnly: true})
 	require.Len(t, es, 1)
 	assert.Equal(t, err.Error(), es[0].Error)
 	assert.Equal(t, 404, es[0].Status)
@@ -180,7 +180,7 @@ func TestAuditEntryContents(t *testing.T) {
 	// So does a request that could not be built.
 	_, err = c2.Post(context.Background(), "x", json.RawMessage("{"))
 	require.ErrorIs(t, err, ErrInvalidRequest)
-	es = ring.Entries(synclog.Filter{FailedOnly: true})
+	es = ringEntries(ring, synclog.Filter{FailedOnly: true})
 	require.Len(t, es, 2)
 	assert.Equal(t, 0, es[0].Attempts)
 }
@@ -206,7 +206,7 @@ func TestCustomRedactorGetsClientSecrets(t *testing.T) {
 	assert.Same(t, red, c.red)
 	_, err := c.Get(context.Background(), "x")
 	require.NoError(t, err)
-	body := ring.Entries(synclog.Filter{})[0].ResponseBody
+	body := ringEntries(ring, synclog.Filter{})[0].ResponseBody
 	assert.Equal(t, `{"sku":"[REDACTED]","page_token":"p-123","note":"[REDACTED]"}`, body)
 }
 
@@ -224,7 +224,7 @@ func TestAuditRequestHeadersFollowEachCall(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Get(ctx, "x", WithHeader("X-Other", "one"))
 	require.NoError(t, err)
-	es := ring.Entries(synclog.Filter{})
+	es := ringEntries(ring, synclog.Filter{})
 	var got []string
 	for i := len(es) - 1; i >= 0; i-- {
 		h := es[i].RequestHeader
@@ -246,7 +246,7 @@ func TestSecretInAuthErrorIsRedacted(t *testing.T) {
 	require.ErrorIs(t, err, boom, "the cause is still reachable")
 	assert.NotContains(t, err.Error(), secret)
 	assert.Contains(t, err.Error(), "vault refused token [REDACTED]")
-	assert.NotContains(t, ring.Entries(synclog.Filter{})[0].Error, secret)
+	assert.NotContains(t, ringEntries(ring, synclog.Filter{})[0].Error, secret)
 }
 
 // TestSecretAddedToSharedRedactorLater: a secret registered on a shared redactor after
@@ -265,7 +265,7 @@ func TestSecretAddedToSharedRedactorLater(t *testing.T) {
 		_, err := c.Get(ctx, "x", WithHeader("X-Note", "late-secret-0042"))
 		require.NoError(t, err)
 	}
-	es := ring.Entries(synclog.Filter{})
+	es := ringEntries(ring, synclog.Filter{})
 	require.Len(t, es, 2)
 	assert.Equal(t, "late-secret-0042", es[1].RequestHeader.Get("X-Note"), "not yet a secret")
 	assert.Equal(t, synclog.Redacted, es[0].RequestHeader.Get("X-Note"))

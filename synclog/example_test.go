@@ -64,8 +64,9 @@ func ExampleRedactor_AddSecrets() {
 func ExampleWithBodyLimit() {
 	ring := synclog.NewRing(10, synclog.WithBodyLimit(3))
 	_ = ring.Record(context.Background(), synclog.Entry{RequestBody: "héllo world"})
-	e := ring.Entries(synclog.Filter{})[0]
-	fmt.Println(e.RequestBody, e.Truncated)
+	for e := range ring.Query(context.Background(), synclog.Filter{}) {
+		fmt.Println(e.RequestBody, e.Truncated)
+	}
 	// Output:
 	// hé…[truncated 9 bytes] true
 }
@@ -88,11 +89,11 @@ func ExampleRing() {
 		}
 		fmt.Println(e.ID, e.Status, e.URL)
 	}
-	fmt.Println("held:", ring.Len(), "dropped:", ring.Dropped())
+	fmt.Println("dropped:", ring.Dropped())
 	// Output:
 	// 4 503 https://shop.example/products/3
 	// 2 404 https://shop.example/products/1
-	// held: 4 dropped: 0
+	// dropped: 0
 }
 
 func ExampleNewSlogRecorder() {
@@ -119,7 +120,11 @@ func ExampleMulti() {
 	count := synclog.RecorderFunc(func(context.Context, synclog.Entry) error { counter++; return nil })
 	rec := synclog.Multi(ring, count)
 	_ = rec.Record(context.Background(), synclog.Entry{Status: 200})
-	fmt.Println(ring.Len(), counter)
+	held := 0
+	for range ring.Query(context.Background(), synclog.Filter{}) {
+		held++
+	}
+	fmt.Println(held, counter)
 	// Output:
 	// 1 1
 }

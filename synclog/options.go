@@ -16,7 +16,7 @@ func WithBodyLimit(n int) Option {
 
 // WithRedactor makes the recorder redact each entry with r before keeping it. The Ring and
 // the SQL log redact nothing by default (entries built by the adapter and webhook packages
-// are redacted already); the slog recorder uses [DefaultRedactor]. A nil r changes nothing.
+// are redacted already); the slog recorder uses a Redactor with the default rules. A nil r changes nothing.
 func WithRedactor(r *Redactor) Option {
 	return func(c *audit.Config[Entry]) {
 		if r != nil {

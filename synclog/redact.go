@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/connkit/connkit/internal/audit"
 	"github.com/tidwall/gjson"
 )
 
@@ -134,9 +135,14 @@ func (r *Redactor) headerVerdict(k string) headerVerdict {
 	return v
 }
 
-// Generation returns a number that changes whenever literal secrets are added. A cache of
+// generation returns a number that changes whenever literal secrets are added. A cache of
 // redacted output is valid as long as the generation it was made under is current.
-func (r *Redactor) Generation() uint64 { return r.gen.Load() }
+// connkit's own packages read it through audit.RedactorGeneration.
+func (r *Redactor) generation() uint64 { return r.gen.Load() }
+
+func init() {
+	audit.RedactorGeneration = func(r any) uint64 { return r.(*Redactor).generation() }
+}
 
 // RedactOption configures a [Redactor].
 type RedactOption func(*Redactor)
@@ -229,12 +235,9 @@ func union(ms ...map[string]bool) map[string]bool {
 	return out
 }
 
+// defaultRedactor is the Redactor with the default rules that the slog recorder uses
+// unless given one.
 var defaultRedactor = sync.OnceValue(func() *Redactor { return NewRedactor() })
-
-// DefaultRedactor returns the shared package-level Redactor with the default rules.
-// Secrets added to it with AddSecrets are scrubbed for every user of the default, so
-// connectors that hold their own credentials should prefer their own NewRedactor.
-func DefaultRedactor() *Redactor { return defaultRedactor() }
 
 // ---- name rules ----
 

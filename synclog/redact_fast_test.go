@@ -3,6 +3,7 @@ package synclog
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/connkit/connkit/internal/audit"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -167,20 +168,23 @@ func TestFastPathMatchesSlowPath(t *testing.T) {
 
 func TestGeneration(t *testing.T) {
 	r := NewRedactor()
-	g0 := r.Generation()
+	g0 := r.generation()
 	r.AddSecrets("abc")       // too short: ignored
 	r.AddSecrets()            // nothing
-	if r.Generation() != g0 { // nothing changed
+	if r.generation() != g0 { // nothing changed
 		t.Fatalf("generation moved without a new secret")
 	}
 	r.AddSecrets("secret-one")
-	g1 := r.Generation()
+	g1 := r.generation()
 	if g1 == g0 {
 		t.Fatal("generation did not move when a secret was added")
 	}
 	r.AddSecrets("secret-one")
-	if r.Generation() != g1 {
+	if r.generation() != g1 {
 		t.Fatal("generation moved for a secret already known")
+	}
+	if audit.RedactorGeneration(r) != g1 {
+		t.Fatal("audit.RedactorGeneration does not read the generation")
 	}
 }
 

@@ -281,10 +281,10 @@ func TestAddSecretsConcurrent(t *testing.T) {
 }
 
 func TestDefaultRedactorShared(t *testing.T) {
-	if DefaultRedactor() != DefaultRedactor() {
-		t.Fatal("DefaultRedactor returns different instances")
+	if defaultRedactor() != defaultRedactor() {
+		t.Fatal("defaultRedactor returns different instances")
 	}
-	if got := DefaultRedactor().URL("/x?token=a"); got != "/x?token=[REDACTED]" {
+	if got := defaultRedactor().URL("/x?token=a"); got != "/x?token=[REDACTED]" {
 		t.Fatalf("default redactor URL = %q", got)
 	}
 }

@@ -73,8 +73,8 @@ func redactCopy(redact func(*Entry), e Entry) Entry {
 	return e
 }
 
-// Len returns how many entries the Ring holds.
-func (r *Ring) Len() int {
+// size returns how many entries the Ring holds.
+func (r *Ring) size() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
@@ -87,10 +87,10 @@ func (r *Ring) Dropped() uint64 {
 	return r.dropped
 }
 
-// Entries returns the entries matching f, newest first, at most f.Limit of them when
+// entries returns the entries matching f, newest first, at most f.Limit of them when
 // f.Limit is positive. The returned entries (headers included) are copies the caller may
 // modify.
-func (r *Ring) Entries(f Filter) []Entry {
+func (r *Ring) entries(f Filter) []Entry {
 	r.mu.Lock()
 	var out []Entry
 	for i := r.n - 1; i >= 0; i-- {
@@ -119,16 +119,17 @@ func cloneHeader(h http.Header) http.Header {
 	return h.Clone()
 }
 
-// Query yields the entries matching f, newest first (see [Ring.Entries]). The matching
-// set is taken when iteration starts; if ctx ends during iteration, Query yields ctx's
-// error and stops.
+// Query yields the entries matching f, newest first, at most f.Limit of them when f.Limit
+// is positive. The entries (headers included) are copies the caller may modify. The
+// matching set is taken when iteration starts; if ctx ends during iteration, Query yields
+// ctx's error and stops.
 func (r *Ring) Query(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		if err := ctx.Err(); err != nil {
 			yield(Entry{}, err)
 			return
 		}
-		for _, e := range r.Entries(f) {
+		for _, e := range r.entries(f) {
 			if err := ctx.Err(); err != nil {
 				yield(Entry{}, err)
 				return
@@ -138,14 +139,6 @@ func (r *Ring) Query(ctx context.Context, f Filter) iter.Seq2[Entry, error] {
 			}
 		}
 	}
-}
-
-// Reset removes every entry. IDs keep increasing and the dropped count is kept.
-func (r *Ring) Reset() {
-	r.mu.Lock()
-	clear(r.buf)
-	r.start, r.n = 0, 0
-	r.mu.Unlock()
 }
 
 var (

@@ -22,13 +22,13 @@ type slogRecorder struct {
 // Options: [WithMessage] (default "http exchange"); [WithBodyLimit] adds the request and
 // response bodies (redacted, cut to the limit) to each line: the default, 0, logs no
 // bodies, since they make lines long and may hold personal data; [WithRedactor] (default
-// [DefaultRedactor]; entries are redacted again here because a log line leaves the
-// process: the cost is small next to the I/O).
+// a Redactor with the default rules; entries are redacted again here because a log line
+// leaves the process: the cost is small next to the I/O).
 func NewSlogRecorder(l *slog.Logger, opts ...Option) Recorder {
 	s := &slogRecorder{logger: l, cfg: audit.Config[Entry]{Message: "http exchange"}}
 	audit.Apply(&s.cfg, opts)
 	if s.cfg.Redact == nil {
-		s.cfg.Redact = DefaultRedactor().Entry
+		s.cfg.Redact = defaultRedactor().Entry
 	}
 	return s
 }

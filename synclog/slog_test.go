@@ -153,7 +153,7 @@ func TestMulti(t *testing.T) {
 	}
 	ring := NewRing(2)
 	_ = Multi(ring, Multi()).Record(ctx, Entry{})
-	if ring.Len() != 1 {
+	if ring.size() != 1 {
 		t.Fatal("ring behind Multi got nothing")
 	}
 }
