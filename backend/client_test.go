@@ -74,7 +74,10 @@ func TestConfigNewClient(t *testing.T) {
 		if err != nil || resp.Attempts != 2 {
 			t.Fatalf("resp %+v err %v; want success on the 2nd attempt", resp, err)
 		}
-		es := ring.Entries(synclog.Filter{Backend: "shop"})
+		var es []synclog.Entry
+		for e := range ring.Query(context.Background(), synclog.Filter{Backend: "shop"}) {
+			es = append(es, e)
+		}
 		if len(es) != 1 || !strings.HasSuffix(es[0].URL, "/flaky") {
 			t.Errorf("audit entries = %+v", es)
 		}
