@@ -265,7 +265,7 @@ func (m *typedModel[T]) importOne(ctx context.Context, externalIDs []string) (re
 		if res.Action == "" && err != nil {
 			return c, err // cut short by ctx: a shutdown, not a failure
 		}
-		c = c.Add(countAction(string(res.Action), err))
+		c = c.Add(countAction(res.Action, err))
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -360,13 +360,13 @@ func (m *typedModel[T]) exists(ctx context.Context, localID string) (bool, error
 }
 
 // countAction turns one record's outcome into counts.
-func countAction(action string, err error) report.Counts {
+func countAction(action report.Action, err error) report.Counts {
 	switch {
-	case err != nil || action == "failed":
+	case err != nil || action == report.Failed:
 		return report.Counts{Failed: 1}
-	case action == "created":
+	case action == report.Created:
 		return report.Counts{Created: 1}
-	case action == "updated":
+	case action == report.Updated:
 		return report.Counts{Updated: 1}
 	default:
 		return report.Counts{Skipped: 1}
