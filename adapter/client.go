@@ -248,6 +248,7 @@ func (c *Client) do(ctx context.Context, st *call, req *Request) (*Response, err
 		ctx = context.Background()
 	}
 	st.Context, st.c, st.req, st.start = ctx, c, req, c.cfg.now()
+	st.bind()
 	defer st.release()
 	c.stats.requests.Add(1)
 	rreq, err := c.build(st)

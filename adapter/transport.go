@@ -19,9 +19,14 @@ import (
 // call is the state of one logical call across its attempts. Attempts run one after
 // another, so only fields touched from transport goroutines need synchronisation.
 //
-// A call is also the context of its requests: the caller's context, which answers
-// callKey with the call. That saves the allocation of a context.WithValue per call, and
-// the Request, Response and first attempt live inside it for the same reason.
+// A call is also the context of its requests, for every attempt: the caller's context,
+// which answers callKey with the call and carries the call's httptrace hooks, and which
+// is also canceled when the read timeout of the running attempt fires. Such a
+// cancellation lasts until the attempt returns (see endAttempt), so retryablehttp, which
+// checks the request's context between attempts, sees only the caller's cancellation.
+// Doing it this way saves, per attempt, a context.WithCancelCause (and the child the
+// transport registers under it), a context.WithValue for the trace and a copy of the
+// request; the Request, Response and trace live inside the call for the same reason.
 type call struct {
 	context.Context // the caller's
 
@@ -58,25 +63,208 @@ type call struct {
 	lastBody      []byte
 	finalURL      *url.URL
 
-	reqv      Request  // the Request, when the call built it (Get, Post, …)
-	resp      Response // the Response handed to the caller
-	first     attempt  // the first attempt's timer state
-	firstUsed bool
+	reqv Request  // the Request, when the call built it (Get, Post, …)
+	resp Response // the Response handed to the caller
+
+	// The call as a context.
+	values     context.Context // the caller's context with the call's trace (set by bind)
+	trace      httptrace.ClientTrace
+	stopCaller func() bool // stops the callback on the caller's cancellation, if any
+	connected  atomic.Bool // the running attempt obtained a connection
+	conns      atomic.Int32
+	mu         sync.Mutex // guards the fields below
+	done       chan struct{}
+	closed     bool // done is (to be) closed: the caller gave up or the read timeout fired
+	callerGone bool // the caller's context is done: the call stays canceled
+	fired      bool // the running attempt's read timer fired
+	running    bool // an attempt is running: its read timer may be armed
+	timerSet   bool // the running attempt's read timer is armed
+	timer      *time.Timer
+	afterFuncs []afterFunc // registered by contexts derived from the call (the transport's)
+	afterBuf   [2]afterFunc
+	afterSeq   uint64
 }
+
+type afterFunc struct {
+	id uint64
+	f  func()
+}
+
+// closedChan is the Done channel of a call that was canceled before anyone asked for it.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 type callKey struct{}
 
-// Value answers callKey with the call and asks the caller's context for everything else.
+// bind makes st usable as a context: it installs the trace hooks and follows the
+// caller's cancellation.
+func (st *call) bind() {
+	st.trace.GotConn = st.gotConn
+	st.afterFuncs = st.afterBuf[:0]
+	st.values = httptrace.WithClientTrace(st.Context, &st.trace) // composes with a caller's trace
+	if st.Context.Done() != nil {
+		st.stopCaller = context.AfterFunc(st.Context, st.callerDone)
+	}
+}
+
+// Value answers callKey with the call and the httptrace key with its hooks, and asks the
+// caller's context for everything else.
 func (st *call) Value(key any) any {
 	if _, ok := key.(callKey); ok {
 		return st
 	}
-	return st.Context.Value(key)
+	if st.values == nil {
+		return st.Context.Value(key)
+	}
+	return st.values.Value(key)
+}
+
+// Done implements context.Context: closed when the caller's context is done or the
+// running attempt's read timeout fired.
+func (st *call) Done() <-chan struct{} {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done == nil {
+		if st.closed {
+			st.done = closedChan
+		} else {
+			st.done = make(chan struct{})
+		}
+	}
+	return st.done
+}
+
+// Err implements context.Context. A fired read timeout reads as DeadlineExceeded; the
+// call tells it from the caller's deadline by its fired flag, never by this error.
+func (st *call) Err() error {
+	if err := st.Context.Err(); err != nil {
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// AfterFunc lets contexts derived from the call (the transport derives one per round
+// trip) follow its cancellation without a goroutine each: context.WithCancel uses it.
+func (st *call) AfterFunc(f func()) (stop func() bool) {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	st.afterSeq++
+	id := st.afterSeq
+	st.afterFuncs = append(st.afterFuncs, afterFunc{id: id, f: f})
+	st.mu.Unlock()
+	return func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		for i, a := range st.afterFuncs {
+			if a.id == id {
+				st.afterFuncs = append(st.afterFuncs[:i], st.afterFuncs[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// cancelLocked closes done and returns the registered functions to run, which the caller
+// runs after unlocking (they call Err).
+func (st *call) cancelLocked() []afterFunc {
+	if st.closed {
+		return nil
+	}
+	st.closed = true
+	if st.done != nil {
+		close(st.done)
+	}
+	fs := st.afterFuncs
+	st.afterFuncs = nil
+	return fs
+}
+
+func runAfter(fs []afterFunc) {
+	for _, a := range fs {
+		a.f() // the transport's cancel functions: quick, and they do not block
+	}
+}
+
+// callerDone runs once the caller's context is done.
+func (st *call) callerDone() {
+	st.mu.Lock()
+	st.callerGone = true
+	fs := st.cancelLocked()
+	st.mu.Unlock()
+	runAfter(fs)
+}
+
+// fire runs when a read timer expires; a timer of an attempt that already returned does
+// nothing.
+func (st *call) fire() {
+	st.mu.Lock()
+	if !st.running || !st.timerSet {
+		st.mu.Unlock()
+		return
+	}
+	st.fired = true
+	fs := st.cancelLocked()
+	st.mu.Unlock()
+	runAfter(fs)
+}
+
+// gotConn starts the running attempt's read timer once a connection is obtained, so a
+// slow dial does not eat into the read timeout.
+func (st *call) gotConn(httptrace.GotConnInfo) {
+	st.conns.Add(1)
+	st.connected.Store(true)
+	st.mu.Lock()
+	if st.running && !st.timerSet && !st.closed {
+		st.timerSet = true
+		if st.timer == nil {
+			st.timer = time.AfterFunc(st.readTimeout, st.fire)
+		} else {
+			st.timer.Reset(st.readTimeout)
+		}
+	}
+	st.mu.Unlock()
+}
+
+// beginAttempt marks an attempt as running.
+func (st *call) beginAttempt() {
+	st.conns.Store(0)
+	st.connected.Store(false)
+	st.mu.Lock()
+	st.running, st.timerSet, st.fired = true, false, false
+	st.mu.Unlock()
+}
+
+// endAttempt stops the attempt's read timer and reports whether it fired. A cancellation
+// by the read timer ends with the attempt; the caller's lasts.
+func (st *call) endAttempt() (fired bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.timerSet {
+		st.timer.Stop()
+	}
+	fired = st.fired
+	st.running, st.timerSet, st.fired = false, false, false
+	if fired && !st.callerGone {
+		st.closed, st.done = false, nil // a fresh channel for the next attempt
+	}
+	return fired
 }
 
 // release drops what the call no longer needs once Do returns, so that a Response the
 // caller keeps does not keep the request body and the request alive with it.
 func (st *call) release() {
+	if st.stopCaller != nil {
+		st.stopCaller()
+	}
 	st.hreq, st.rreq, st.reqBody, st.lastReqHeader, st.lastURL = nil, retryablehttp.Request{}, nil, nil, nil
 }
 
@@ -104,43 +292,6 @@ type attemptTransport struct {
 	base http.RoundTripper
 }
 
-// errReadTimeout is the cancellation cause set when the read timer fires.
-var errReadTimeout = errors.New("adapter: read timeout")
-
-// attempt times one round trip: its read timer starts once a connection is obtained, so
-// a slow dial does not eat into the read timeout.
-type attempt struct {
-	d         time.Duration
-	cancel    context.CancelCauseFunc
-	trace     httptrace.ClientTrace
-	connected atomic.Bool
-	conns     atomic.Int32 // connections obtained: more than one is a silent re-send
-	mu        sync.Mutex
-	timer     *time.Timer
-	done      bool
-}
-
-func (a *attempt) gotConn(httptrace.GotConnInfo) {
-	a.conns.Add(1)
-	a.connected.Store(true)
-	a.mu.Lock()
-	if !a.done && a.timer == nil {
-		a.timer = time.AfterFunc(a.d, a.fire)
-	}
-	a.mu.Unlock()
-}
-
-func (a *attempt) fire() { a.cancel(errReadTimeout) }
-
-func (a *attempt) stop() {
-	a.mu.Lock()
-	a.done = true
-	if a.timer != nil {
-		a.timer.Stop()
-	}
-	a.mu.Unlock()
-}
-
 // RoundTrip implements http.RoundTripper.
 func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
@@ -155,23 +306,10 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	st.lastURL, st.lastReqHeader = req.URL, req.Header
 	st.lastStatus, st.lastHeader, st.lastBody, st.sent, st.tooLarge = 0, nil, nil, false, false
 
-	// A late timer of an earlier attempt may still fire into its attempt: only the first
-	// attempt (which has no earlier one) uses the state inside the call.
-	a := &st.first
-	if st.firstUsed {
-		a = &attempt{}
-	}
-	st.firstUsed = true
-	a.d = st.readTimeout
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	a.cancel = cancel
-	a.trace.GotConn = a.gotConn
-	actx = httptrace.WithClientTrace(actx, &a.trace)
-
+	st.beginAttempt()
 	c.stats.attempts.Add(1)
-	resp, err := t.base.RoundTrip(req.WithContext(actx))
-	if n := a.conns.Load(); n > 1 {
+	resp, err := t.base.RoundTrip(req)
+	if n := st.conns.Load(); n > 1 {
 		// net/http sent the request again on a new connection after a reused one
 		// closed (idempotent requests only): count it, the server may have seen both.
 		c.stats.resends.Add(uint64(n - 1))
@@ -181,9 +319,9 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		if resp != nil && resp.Body != nil {
 			resp.Body.Close() // a RoundTripper that breaks the contract must not leak a connection
 		}
-		a.stop()
-		st.sent = a.connected.Load()
-		return nil, t.attemptError(ctx, actx, a, err)
+		fired := st.endAttempt()
+		st.sent = st.connected.Load()
+		return nil, t.attemptError(st, fired, err)
 	}
 	st.lastStatus, st.lastHeader = resp.StatusCode, resp.Header
 	c.stats.countResponse(resp.StatusCode)
@@ -192,7 +330,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		c.cfg.limitHeaders.observe(resp.Header, c.lim)
 	}
 	body, err := readBody(resp, c.cfg.maxBody)
-	a.stop()
+	fired := st.endAttempt()
 	st.sent = true
 	if err != nil {
 		var tl *tooLargeError
@@ -200,7 +338,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			st.tooLarge = true
 			return nil, err
 		}
-		return nil, t.attemptError(ctx, actx, a, err)
+		return nil, t.attemptError(st, fired, err)
 	}
 	st.lastBody = body
 	// The body lives on in st.lastBody; retryablehttp and redirects only drain this.
@@ -210,12 +348,12 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 // attemptError says why an attempt failed: the caller's context first, then our own
 // read timeout, then whatever the transport reported.
-func (t *attemptTransport) attemptError(ctx, actx context.Context, a *attempt, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
+func (t *attemptTransport) attemptError(st *call, fired bool, err error) error {
+	if err := st.Context.Err(); err != nil {
+		return err
 	}
-	if context.Cause(actx) == errReadTimeout {
-		return &timeoutError{phase: "read", limit: a.d}
+	if fired {
+		return &timeoutError{phase: "read", limit: st.readTimeout}
 	}
 	return err
 }
