@@ -2,8 +2,12 @@ package adapter
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"sync/atomic"
 	"testing"
@@ -81,4 +85,52 @@ func TestCallerTraceHooksRun(t *testing.T) {
 	_, err := c.Get(ctx, "x")
 	require.NoError(t, err)
 	assert.Equal(t, int32(1), got.Load())
+}
+
+// slowHandshakeProxy forwards TCP connections to target after holding each for delay, so
+// that a TLS handshake through it (part of connecting) takes at least delay.
+func slowHandshakeProxy(t *testing.T, target string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(delay)
+				b, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				go io.Copy(b, c)
+				io.Copy(c, b)
+			}()
+		}
+	}()
+	return "https://" + ln.Addr().String()
+}
+
+// The read timeout starts once the connection is made: a TLS handshake that takes longer
+// than the read timeout (but not the connect timeout) does not make the request fail.
+func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	const read = 250 * time.Millisecond
+	url := slowHandshakeProxy(t, srv.Listener.Addr().String(), 3*read)
+	c, _ := newClient(t, url, WithTLSConfig(&tls.Config{RootCAs: pool}), WithConnectTimeout(time.Minute),
+		WithReadTimeout(read), WithRetries(0))
+	resp, err := c.Get(context.Background(), "x")
+	require.NoError(t, err)
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, 1, resp.Attempts)
 }

@@ -70,15 +70,17 @@ type call struct {
 	values     context.Context // the caller's context with the call's trace (set by bind)
 	trace      httptrace.ClientTrace
 	stopCaller func() bool // stops the callback on the caller's cancellation, if any
-	connected  atomic.Bool // the running attempt obtained a connection
+	connected  atomic.Bool // the running attempt obtained a connection (stored under mu)
 	conns      atomic.Int32
 	mu         sync.Mutex // guards the fields below
 	done       chan struct{}
-	closed     bool // done is (to be) closed: the caller gave up or the read timeout fired
-	callerGone bool // the caller's context is done: the call stays canceled
-	fired      bool // the running attempt's read timer fired
-	running    bool // an attempt is running: its read timer may be armed
-	timerSet   bool // the running attempt's read timer is armed
+	closed     bool      // done is (to be) closed: the caller gave up or the read timeout fired
+	callerGone bool      // the caller's context is done: the call stays canceled
+	fired      bool      // the running attempt's read timer fired
+	running    bool      // an attempt is running: its read timer may be armed
+	timerSet   bool      // the running attempt's read timer is armed
+	waitConn   bool      // the read timer expired before a connection: gotConn arms it again
+	connAt     time.Time // when the running attempt got a new connection; zero: at its start
 	timer      *time.Timer
 	afterFuncs []afterFunc // registered by contexts derived from the call (the transport's)
 	afterBuf   [2]afterFunc
@@ -203,6 +205,12 @@ func (st *call) callerDone() {
 	runAfter(fs)
 }
 
+// The read timeout of an attempt runs from the moment it obtains a connection, so that a
+// slow dial does not eat into it. The timer is armed when the attempt starts (arming it
+// from the GotConn hook, inside the transport, measured slower) and, when it expires,
+// gives more time to an attempt that connected late: until connAt + the read timeout,
+// or a full read timeout from the connection when there is none yet.
+
 // fire runs when a read timer expires; a timer of an attempt that already returned does
 // nothing.
 func (st *call) fire() {
@@ -211,35 +219,62 @@ func (st *call) fire() {
 		st.mu.Unlock()
 		return
 	}
+	if !st.connected.Load() {
+		st.waitConn = true // gotConn arms the timer again
+		st.mu.Unlock()
+		return
+	}
+	if !st.connAt.IsZero() {
+		rem := time.Until(st.connAt.Add(st.readTimeout))
+		st.connAt = time.Time{}
+		if rem > 0 {
+			st.timer.Reset(rem)
+			st.mu.Unlock()
+			return
+		}
+	}
 	st.fired = true
 	fs := st.cancelLocked()
 	st.mu.Unlock()
 	runAfter(fs)
 }
 
-// gotConn starts the running attempt's read timer once a connection is obtained, so a
-// slow dial does not eat into the read timeout.
-func (st *call) gotConn(httptrace.GotConnInfo) {
-	st.conns.Add(1)
-	st.connected.Store(true)
+// gotConn notes that the running attempt has a connection; a new one (not from the pool)
+// moves the start of its read timeout to now. Only the first connection of an attempt
+// counts: a silent re-send does not get a fresh read timeout.
+func (st *call) gotConn(info httptrace.GotConnInfo) {
+	if st.conns.Add(1) > 1 {
+		return
+	}
+	var now time.Time
+	if !info.Reused {
+		now = time.Now()
+	}
 	st.mu.Lock()
-	if st.running && !st.timerSet && !st.closed {
-		st.timerSet = true
+	st.connAt = now
+	st.connected.Store(true)
+	if st.waitConn && st.running && st.timerSet && !st.closed {
+		// The timer expired while connecting: a full read timeout from now.
+		st.waitConn, st.connAt = false, time.Time{}
+		st.timer.Reset(st.readTimeout)
+	}
+	st.mu.Unlock()
+}
+
+// beginAttempt marks an attempt as running and arms its read timer.
+func (st *call) beginAttempt() {
+	st.conns.Store(0)
+	st.connected.Store(false)
+	st.mu.Lock()
+	st.running, st.fired, st.waitConn, st.connAt = true, false, false, time.Time{}
+	st.timerSet = !st.closed
+	if st.timerSet {
 		if st.timer == nil {
 			st.timer = time.AfterFunc(st.readTimeout, st.fire)
 		} else {
 			st.timer.Reset(st.readTimeout)
 		}
 	}
-	st.mu.Unlock()
-}
-
-// beginAttempt marks an attempt as running.
-func (st *call) beginAttempt() {
-	st.conns.Store(0)
-	st.connected.Store(false)
-	st.mu.Lock()
-	st.running, st.timerSet, st.fired = true, false, false
 	st.mu.Unlock()
 }
 
