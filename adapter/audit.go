@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/connkit/connkit/internal/audit"
 	"github.com/connkit/connkit/synclog"
@@ -52,7 +53,7 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	if resp != nil {
 		ent.Status, respHeader = resp.StatusCode, resp.Header
 	}
-	ent.ResponseHeader = c.red.Header(respHeader)
+	ent.ResponseHeader = c.redactResponseHeader(respHeader)
 	var cut1, cut2 bool
 	if len(st.reqBody) > 0 {
 		ent.RequestBody, cut1 = audit.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
@@ -145,6 +146,7 @@ var defaultRedactor = sync.OnceValue(func() *synclog.Redactor { return synclog.N
 type headerMemo struct {
 	gen      uint64
 	raw, red http.Header
+	hit      atomic.Bool // the memo served at least one header
 }
 
 // redactRequestHeader is c.red.Header with a whole-header cache, valid while the
@@ -157,6 +159,30 @@ func (c *Client) redactRequestHeader(h http.Header) http.Header {
 	}
 	red := c.red.Header(h)
 	c.reqHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
+	return red
+}
+
+// redactResponseHeader is c.red.Header with the same whole-header cache for response
+// headers, which repeat less: an API that sends a Date header repeats them within each
+// second, one that sends a fresh request ID never does. So a miss replaces the memo only
+// when the memo it replaces served at least once (or is stale): with ever-changing
+// headers the cache costs one comparison, not a copy per response.
+func (c *Client) redactResponseHeader(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	gen := audit.RedactorGeneration(c.red)
+	m := c.respHeaders.Load()
+	if m != nil && m.gen == gen && sameHeader(m.raw, h) {
+		if !m.hit.Load() {
+			m.hit.Store(true)
+		}
+		return m.red
+	}
+	red := c.red.Header(h)
+	if m == nil || m.gen != gen || m.hit.Load() {
+		c.respHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
+	}
 	return red
 }
 

@@ -43,6 +43,8 @@ type Client struct {
 	// reqHeaders is the last request header and its redacted form: most calls send the
 	// very same headers. The redacted map is shared by the entries that use it.
 	reqHeaders atomic.Pointer[headerMemo]
+	// respHeaders is the same for response headers (see redactResponseHeader).
+	respHeaders atomic.Pointer[headerMemo]
 
 	stats clientStats
 }
