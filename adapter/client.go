@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,7 +47,8 @@ type Client struct {
 	// respHeaders is the same for response headers (see redactResponseHeader).
 	respHeaders atomic.Pointer[headerMemo]
 
-	stats clientStats
+	stats  clientStats
+	timers sync.Pool // of *readTimer
 }
 
 // addSecrets registers secrets with the redactor (which invalidates cached redactions:

@@ -134,3 +134,45 @@ func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, 1, resp.Attempts)
 }
+
+// A read timer that fired for one attempt must not cancel the next attempt, even when its
+// function runs late; and a fired read timeout cancels the call only until the attempt
+// ends.
+func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
+	c, _ := newClient(t, "http://127.0.0.1:1", WithReadTimeout(time.Hour))
+	st := &call{Context: context.Background(), c: c, readTimeout: time.Hour}
+	st.bind()
+	defer st.release()
+
+	st.beginAttempt()
+	first := st.timer
+	require.NotNil(t, first)
+	// End the attempt as endAttempt does when its timer fired and the timer's function
+	// may still be running: the timer is dropped, not reused.
+	st.mu.Lock()
+	first.t.Stop()
+	st.timer, st.timerSet = nil, false
+	st.mu.Unlock()
+	st.endAttempt()
+
+	st.beginAttempt()
+	require.NotSame(t, first, st.timer)
+	st.connected.Store(true)
+	st.fire(first) // the first attempt's timer, late
+	assert.NoError(t, st.Err(), "a stale timer canceled the running attempt")
+
+	st.fire(st.timer) // the running attempt's own timer
+	assert.ErrorIs(t, st.Err(), context.DeadlineExceeded)
+	select {
+	case <-st.Done():
+	default:
+		t.Fatal("Done not closed after the read timeout fired")
+	}
+	assert.True(t, st.endAttempt(), "the attempt reports its read timeout")
+	assert.NoError(t, st.Err(), "the read timeout ends with its attempt")
+	select {
+	case <-st.Done():
+		t.Fatal("Done closed for the next attempt")
+	default:
+	}
+}

@@ -74,14 +74,14 @@ type call struct {
 	conns      atomic.Int32
 	mu         sync.Mutex // guards the fields below
 	done       chan struct{}
-	closed     bool      // done is (to be) closed: the caller gave up or the read timeout fired
-	callerGone bool      // the caller's context is done: the call stays canceled
-	fired      bool      // the running attempt's read timer fired
-	running    bool      // an attempt is running: its read timer may be armed
-	timerSet   bool      // the running attempt's read timer is armed
-	waitConn   bool      // the read timer expired before a connection: gotConn arms it again
-	connAt     time.Time // when the running attempt got a new connection; zero: at its start
-	timer      *time.Timer
+	closed     bool        // done is (to be) closed: the caller gave up or the read timeout fired
+	callerGone bool        // the caller's context is done: the call stays canceled
+	fired      bool        // the running attempt's read timer fired
+	running    bool        // an attempt is running: its read timer may be armed
+	timerSet   bool        // the running attempt's read timer is armed
+	waitConn   bool        // the read timer expired before a connection: gotConn arms it again
+	connAt     time.Time   // when the running attempt got a new connection; zero: at its start
+	timer      *readTimer  // nil until the first attempt; back to the client's pool in release
 	afterFuncs []afterFunc // registered by contexts derived from the call (the transport's)
 	afterBuf   [2]afterFunc
 	afterSeq   uint64
@@ -211,11 +211,11 @@ func (st *call) callerDone() {
 // gives more time to an attempt that connected late: until connAt + the read timeout,
 // or a full read timeout from the connection when there is none yet.
 
-// fire runs when a read timer expires; a timer of an attempt that already returned does
-// nothing.
-func (st *call) fire() {
+// fire runs when the read timer rt expires; a timer of an attempt that already returned
+// does nothing (a timer that fired is never the timer of a later attempt).
+func (st *call) fire(rt *readTimer) {
 	st.mu.Lock()
-	if !st.running || !st.timerSet {
+	if !st.running || !st.timerSet || st.timer != rt {
 		st.mu.Unlock()
 		return
 	}
@@ -228,7 +228,7 @@ func (st *call) fire() {
 		rem := time.Until(st.connAt.Add(st.readTimeout))
 		st.connAt = time.Time{}
 		if rem > 0 {
-			st.timer.Reset(rem)
+			st.timer.t.Reset(rem)
 			st.mu.Unlock()
 			return
 		}
@@ -256,9 +256,36 @@ func (st *call) gotConn(info httptrace.GotConnInfo) {
 	if st.waitConn && st.running && st.timerSet && !st.closed {
 		// The timer expired while connecting: a full read timeout from now.
 		st.waitConn, st.connAt = false, time.Time{}
-		st.timer.Reset(st.readTimeout)
+		st.timer.t.Reset(st.readTimeout)
 	}
 	st.mu.Unlock()
+}
+
+// readTimer is a stopped timer that calls the fire method of the call it is lent to.
+// Calls borrow one from their client's pool, which saves creating a timer per call; a
+// timer goes back only when stopped before it fired, so a late fire never reaches the
+// call that borrows it next.
+type readTimer struct {
+	t  *time.Timer
+	st atomic.Pointer[call]
+}
+
+func (rt *readTimer) fire() {
+	if st := rt.st.Load(); st != nil {
+		st.fire(rt)
+	}
+}
+
+// readTimer lends st a stopped read timer.
+func (c *Client) readTimer(st *call) *readTimer {
+	rt, _ := c.timers.Get().(*readTimer)
+	if rt == nil {
+		rt = &readTimer{}
+		rt.t = time.AfterFunc(time.Hour, rt.fire)
+		rt.t.Stop()
+	}
+	rt.st.Store(st)
+	return rt
 }
 
 // beginAttempt marks an attempt as running and arms its read timer.
@@ -270,10 +297,9 @@ func (st *call) beginAttempt() {
 	st.timerSet = !st.closed
 	if st.timerSet {
 		if st.timer == nil {
-			st.timer = time.AfterFunc(st.readTimeout, st.fire)
-		} else {
-			st.timer.Reset(st.readTimeout)
+			st.timer = st.c.readTimer(st)
 		}
+		st.timer.t.Reset(st.readTimeout)
 	}
 	st.mu.Unlock()
 }
@@ -283,8 +309,11 @@ func (st *call) beginAttempt() {
 func (st *call) endAttempt() (fired bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.timerSet {
-		st.timer.Stop()
+	if st.timerSet && !st.timer.t.Stop() {
+		// It fired: its function may still be running, so this timer is not reused,
+		// neither by the next attempt nor by another call.
+		st.timer.st.Store(nil)
+		st.timer = nil
 	}
 	fired = st.fired
 	st.running, st.timerSet, st.fired = false, false, false
@@ -299,6 +328,11 @@ func (st *call) endAttempt() (fired bool) {
 func (st *call) release() {
 	if st.stopCaller != nil {
 		st.stopCaller()
+	}
+	if rt := st.timer; rt != nil {
+		st.timer = nil
+		rt.st.Store(nil)
+		st.c.timers.Put(rt)
 	}
 	st.hreq, st.rreq, st.reqBody, st.lastReqHeader, st.lastURL = nil, retryablehttp.Request{}, nil, nil, nil
 }
