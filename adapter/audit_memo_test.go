@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/connkit/connkit/synclog"
@@ -23,7 +24,7 @@ func TestResponseHeaderCacheFollowsSecretsAndIgnoresCallerChanges(t *testing.T) 
 	c, _ := newClient(t, srv.URL, WithRecorder(ring))
 	get := func(e string) *Response {
 		t.Helper()
-		resp, err := c.Get(context.Background(), "x", WithQuery("e", e))
+		resp, err := c.Do(context.Background(), &Request{Path: "x", Query: url.Values{"e": {e}}})
 		require.NoError(t, err)
 		return resp
 	}

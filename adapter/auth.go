@@ -19,15 +19,20 @@ import (
 // attempt, so signatures carry a fresh timestamp and refreshed tokens are used on
 // retries. Apply may set headers, replace req.URL (never modify *req.URL in place) and
 // read the body through req.GetBody; it must not consume req.Body.
+//
+// An Auth that can recover from a 401 also has the method
+//
+//	Refresh(ctx context.Context, rejected *http.Request) (bool, error)
+//
+// When a response is 401, the client calls it once per call with the rejected request; if
+// it reports true the request is sent again with fresh credentials, and a second 401
+// fails with ErrUnauthorized. The OAuth2 strategies have it.
 type Auth interface {
 	Apply(req *http.Request) error
 }
 
-// Refresher is implemented by Auth strategies that can recover from a 401. When a
-// response is 401, the client calls Refresh once per call with the rejected request; if
-// it reports true the request is sent again with fresh credentials, and a second 401
-// fails with ErrUnauthorized.
-type Refresher interface {
+// refresher is an Auth that can recover from a 401 (see Auth).
+type refresher interface {
 	Refresh(ctx context.Context, rejected *http.Request) (bool, error)
 }
 
@@ -37,12 +42,6 @@ type Refresher interface {
 type secretHolder interface {
 	Secrets() []string
 }
-
-// AuthFunc adapts a function to the Auth interface, for custom schemes.
-type AuthFunc func(req *http.Request) error
-
-// Apply calls f(req).
-func (f AuthFunc) Apply(req *http.Request) error { return f(req) }
 
 // headerAuth sets one fixed header.
 type headerAuth struct {

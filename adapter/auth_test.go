@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,25 +36,25 @@ func TestBasicAuth(t *testing.T) {
 		return ok && u == "shop" && p == "pa:ss"
 	})
 	c, _ := newClient(t, url, WithAuth(BasicAuth("shop", "pa:ss")))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 
 	bad, _ := newClient(t, url, WithAuth(BasicAuth("shop", "wrong")))
-	_, err = bad.Get(context.Background(), "x")
+	_, err = bad.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrUnauthorized)
 }
 
 func TestBearerAuth(t *testing.T) {
 	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("Authorization") == "Bearer tok-123" })
 	c, _ := newClient(t, url, WithAuth(BearerAuth("tok-123")))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 }
 
 func TestAPIKeyHeaderAndQuery(t *testing.T) {
 	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("X-API-Key") == "key-1" })
 	c, _ := newClient(t, url, WithAuth(APIKeyHeader("X-API-Key", "key-1")))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 
 	var raw atomic.Value
@@ -62,7 +63,7 @@ func TestAPIKeyHeaderAndQuery(t *testing.T) {
 		return r.URL.Query().Get("api_key") == "key-2" && len(r.URL.Query()["api_key"]) == 1
 	})
 	c, _ = newClient(t, url, WithAuth(APIKeyQuery("api_key", "key-2")))
-	resp, err := c.Get(context.Background(), "x", WithQuery("page", "3"))
+	resp, err := c.Do(context.Background(), &Request{Path: "x", Query: neturl.Values{"page": {"3"}}})
 	require.NoError(t, err)
 	assert.Equal(t, "api_key=key-2&page=3", raw.Load())
 	assert.Equal(t, "key-2", resp.URL.Query().Get("api_key"), "Response.URL is the URL as sent")
@@ -71,7 +72,7 @@ func TestAPIKeyHeaderAndQuery(t *testing.T) {
 	s := &scripted{statuses: []int{503, 200}, seen: make(chan *http.Request, 4)}
 	srv := serve(t, s)
 	c, _ = newClient(t, srv.URL, WithAuth(APIKeyQuery("api_key", "key-2")))
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	<-s.seen
 	assert.Equal(t, "api_key=key-2", (<-s.seen).URL.RawQuery)
@@ -79,18 +80,18 @@ func TestAPIKeyHeaderAndQuery(t *testing.T) {
 
 func TestAuthFunc(t *testing.T) {
 	url := echoAuthServer(t, func(r *http.Request) bool { return r.Header.Get("X-Custom") == "yes" })
-	c, _ := newClient(t, url, WithAuth(AuthFunc(func(r *http.Request) error {
+	c, _ := newClient(t, url, WithAuth(authFunc(func(r *http.Request) error {
 		r.Header.Set("X-Custom", "yes")
 		return nil
 	})))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 
 	boom := errors.New("vault sealed")
 	s := &scripted{statuses: []int{200}}
 	srv := serve(t, s)
-	c, _ = newClient(t, srv.URL, WithAuth(AuthFunc(func(*http.Request) error { return boom })))
-	_, err = c.Get(context.Background(), "x")
+	c, _ = newClient(t, srv.URL, WithAuth(authFunc(func(*http.Request) error { return boom })))
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, boom)
 	require.ErrorIs(t, err, ErrUnauthorized)
 	assert.Equal(t, int32(0), s.hits.Load(), "no request without credentials")
@@ -118,12 +119,12 @@ func TestHMACSignatureVerifiedByServer(t *testing.T) {
 	}))
 	auth := HMACAuth(secret, HMACHeaders("X-Sig", "X-Ts"), HMACEncoding("sha256=", false))
 	c, _ := newClient(t, srv.URL, WithAuth(auth), WithClock(func() time.Time { return now }, nil)) // signs with the client's clock
-	resp, err := c.Put(context.Background(), "orders/1?x=a%20b&y=2", map[string]string{"status": "paid"})
+	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPut, Path: "orders/1?x=a%20b&y=2", Body: map[string]string{"status": "paid"}})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	assert.Equal(t, int32(2), verified.Load())
 
-	_, err = c.Get(context.Background(), "orders")
+	_, err = c.Do(context.Background(), &Request{Path: "orders"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), verified.Load())
 }
@@ -205,7 +206,7 @@ func TestOAuth2ClientCredentialsFetchedOnceAcrossGoroutines(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			_, err := c.Get(context.Background(), "x")
+			_, err := c.Do(context.Background(), &Request{Path: "x"})
 			assert.NoError(t, err)
 		})
 	}
@@ -223,7 +224,7 @@ func TestOAuth2UnauthorizedRefreshesOnceAndRetries(t *testing.T) {
 	apiHits, api := apiServer(t, "tok-2") // the first token is rejected
 	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
 	c, ft := newClient(t, api, WithAuth(auth), WithRetries(0))
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err, "401 → refresh → retry even with retries disabled")
 	assert.Equal(t, 2, resp.Attempts)
 	assert.Equal(t, int32(2), ts.hits.Load())
@@ -231,7 +232,7 @@ func TestOAuth2UnauthorizedRefreshesOnceAndRetries(t *testing.T) {
 	assert.Empty(t, ft.Waits(), "no backoff before the refreshed retry")
 
 	// Later calls reuse tok-2.
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(2), ts.hits.Load())
 }
@@ -242,7 +243,7 @@ func TestOAuth2UnauthorizedTwiceFails(t *testing.T) {
 	apiHits, api := apiServer(t) // rejects everything
 	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
 	c, _ := newClient(t, api, WithAuth(auth))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrUnauthorized)
 	var e *Error
 	require.ErrorAs(t, err, &e)
@@ -264,7 +265,7 @@ func TestOAuth2ConcurrentUnauthorizedRefreshOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			_, err := c.Get(context.Background(), "x")
+			_, err := c.Do(context.Background(), &Request{Path: "x"})
 			assert.NoError(t, err)
 		})
 	}
@@ -278,7 +279,7 @@ func TestOAuth2TokenEndpointFailure(t *testing.T) {
 	apiHits, api := apiServer(t, "tok-1")
 	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "s", TokenURL: tokenURL})
 	c, _ := newClient(t, api, WithAuth(auth))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrUnauthorized)
 	assert.Contains(t, err.Error(), "OAuth2 token request failed")
 	assert.Contains(t, err.Error(), "invalid_client")
@@ -295,11 +296,11 @@ func TestOAuth2CallerGivesUpWhileTokenInFlight(t *testing.T) {
 	c, _ := newClient(t, api, WithAuth(auth))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	_, err := c.Get(ctx, "x")
+	_, err := c.Do(ctx, &Request{Path: "x"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NotErrorIs(t, err, ErrUnauthorized)
 	// The token request finished anyway and is reused.
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(1), ts.hits.Load())
 }
@@ -318,14 +319,14 @@ func TestOAuth2RefreshTokenRotation(t *testing.T) {
 		return nil
 	})
 	c, _ := newClient(t, api, WithAuth(auth))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"rt-2"}, rotated, "the new refresh token is handed over for persistence")
 
 	// Force a refresh: the next one must use the rotated refresh token.
 	r, _ := http.NewRequest("GET", api, nil)
 	r.Header.Set("Authorization", "Bearer tok-1")
-	ok, err := auth.(Refresher).Refresh(context.Background(), r)
+	ok, err := auth.(refresher).Refresh(context.Background(), r)
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Equal(t, []string{"rt-0", "rt-2"}, ts.refresh)
@@ -341,13 +342,13 @@ func TestOAuth2RefreshTokenStartsWithStoredAccessToken(t *testing.T) {
 	cfg := &oauth2.Config{ClientID: "id", Endpoint: oauth2.Endpoint{TokenURL: tokenURL}}
 	auth := OAuth2RefreshToken(cfg, &oauth2.Token{AccessToken: "stored-access", RefreshToken: "rt-0", Expiry: time.Now().Add(time.Hour)}, nil)
 	c, _ := newClient(t, api, WithAuth(auth))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(0), ts.hits.Load())
 
 	noRT := OAuth2RefreshToken(cfg, nil, nil)
 	c, _ = newClient(t, api, WithAuth(noRT))
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrUnauthorized)
 	assert.Contains(t, err.Error(), "has no refresh token to start from")
 }
@@ -371,7 +372,7 @@ func TestOAuth2RotationCallbackFailureIsLogged(t *testing.T) {
 		return fmt.Errorf("disk full while saving %s / %s", tok.AccessToken, tok.RefreshToken)
 	})
 	c, _ := newClient(t, api, WithAuth(auth), WithLogger(newSlog(h)))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err, "the new token is still used")
 	assert.Equal(t, int32(1), logged.Load())
 	require.Len(t, texts, 1)
@@ -406,7 +407,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 			_, api := apiServer(t, "tok-1")
 			ring := synclog.NewRing(10)
 			c, _ := newClient(t, api, WithAuth(tc.auth(tokenURL+"/token")), WithRecorder(ring), WithBackendName("crm"))
-			_, err := c.Get(context.Background(), "x")
+			_, err := c.Do(context.Background(), &Request{Path: "x"})
 			require.NoError(t, err)
 
 			es := ringEntries(ring, synclog.Filter{Operation: tokenOperation})
@@ -436,7 +437,7 @@ func TestOAuth2TokenRequestsAreAudited(t *testing.T) {
 	ring := synclog.NewRing(10)
 	auth := OAuth2ClientCredentials(&clientcredentials.Config{ClientID: "id", ClientSecret: "client-secret-1", TokenURL: tokenURL})
 	c, _ := newClient(t, "http://127.0.0.1:1", WithAuth(auth), WithRecorder(ring))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.Error(t, err)
 	es := ringEntries(ring, synclog.Filter{Operation: tokenOperation, FailedOnly: true})
 	require.NotEmpty(t, es)
@@ -454,7 +455,7 @@ func TestOAuth2TokenErrorKeepsStatusCode(t *testing.T) {
 	c, err := New(srv.URL, WithAuth(OAuth2RefreshToken(&oauth2.Config{ClientID: "c", Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/token"}},
 		&oauth2.Token{RefreshToken: "from-file"}, nil)))
 	require.NoError(t, err)
-	_, err = c.Get(context.Background(), "/me")
+	_, err = c.Do(context.Background(), &Request{Path: "/me"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot fetch token: 400 Bad Request")
 	assert.Contains(t, err.Error(), "invalid_grant")

@@ -74,7 +74,7 @@ func adapterGet(url string) func(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
-			resp, err := c.Get(ctx, "products/42.json")
+			resp, err := c.Do(ctx, &Request{Path: "products/42.json"})
 			if err != nil || len(resp.Body) != len(benchBody) {
 				b.Fatalf("%v", err)
 			}
@@ -115,7 +115,7 @@ func concurrent(b *testing.B, url string) {
 		for pb.Next() {
 			t0 := time.Now()
 			if adapterSide {
-				if _, err := c.Get(ctx, "products/42.json"); err != nil {
+				if _, err := c.Do(ctx, &Request{Path: "products/42.json"}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -179,7 +179,7 @@ func interleaved(b *testing.B, url string, opts ...Option) {
 	adOnce := func() {
 		c0 := processCPU()
 		t0 := time.Now()
-		if _, err := c.Get(ctx, "products/42.json"); err != nil {
+		if _, err := c.Do(ctx, &Request{Path: "products/42.json"}); err != nil {
 			b.Fatal(err)
 		}
 		adT += time.Since(t0)
@@ -259,7 +259,7 @@ func BenchmarkOverhead(b *testing.B) {
 					b.Fatal("short body")
 				}
 				t1 := time.Now()
-				r, err := c.Get(ctx, "products/42.json")
+				r, err := c.Do(ctx, &Request{Path: "products/42.json"})
 				if err != nil || len(r.Body) != len(benchBody) {
 					b.Fatal(err)
 				}

@@ -39,7 +39,7 @@ type Client struct {
 	log       *slog.Logger     // nil: no logging
 	header    http.Header
 	dialer    net.Dialer
-	ref       Refresher // cfg.auth when it can refresh
+	ref       refresher // cfg.auth when it can refresh
 
 	// reqHeaders is the last request header and its redacted form: most calls send the
 	// very same headers. The redacted map is shared by the entries that use it.
@@ -55,8 +55,8 @@ type Client struct {
 // they are keyed on its Generation).
 func (c *Client) addSecrets(v ...string) { c.red.AddSecrets(v...) }
 
-// New returns a Client for the API at baseURL ("https://api.example.com/v1"); paths
-// given to Get, Post, … are joined to it. baseURL may be empty when every request uses
+// New returns a Client for the API at baseURL ("https://api.example.com/v1"); a
+// Request.Path is joined to it. baseURL may be empty when every request uses
 // an absolute URL. Without options the client has a 5 s connect timeout, a 15 s read
 // timeout, 3 retries with backoff, a 32 MiB response limit, and no rate limit.
 func New(baseURL string, opts ...Option) (*Client, error) {
@@ -90,7 +90,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		if red == nil {
 			red = synclog.NewRedactor()
 		}
-		red.AddSecrets(cfg.secrets...)
 		return red.URL(baseURL)
 	}
 	if len(cfg.errs) > 0 {
@@ -124,7 +123,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.red == nil {
 		c.red = synclog.NewRedactor()
 	}
-	c.addSecrets(cfg.secrets...)
 	c.rec = cfg.recorder
 	c.log = cfg.logger
 	c.lim = newLimiter(cfg.rateLimit, cfg.burst, cfg.now, cfg.maxRetryAfter)
@@ -179,7 +177,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		if b, ok := cfg.auth.(clientBinder); ok {
 			b.bindClient(c)
 		}
-		if r, ok := cfg.auth.(Refresher); ok {
+		if r, ok := cfg.auth.(refresher); ok {
 			c.ref = r
 		}
 	}
@@ -196,43 +194,6 @@ func (c *Client) CloseIdleConnections() {
 	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
 		ci.CloseIdleConnections()
 	}
-}
-
-// Get sends a GET request for path.
-func (c *Client) Get(ctx context.Context, path string, opts ...RequestOption) (*Response, error) {
-	return c.send(ctx, http.MethodGet, path, nil, opts)
-}
-
-// Delete sends a DELETE request for path.
-func (c *Client) Delete(ctx context.Context, path string, opts ...RequestOption) (*Response, error) {
-	return c.send(ctx, http.MethodDelete, path, nil, opts)
-}
-
-// Post sends body (see Request.Body) to path with POST. Without an idempotency key it is
-// not retried once it may have reached the server.
-func (c *Client) Post(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
-	return c.send(ctx, http.MethodPost, path, body, opts)
-}
-
-// Put sends body to path with PUT.
-func (c *Client) Put(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
-	return c.send(ctx, http.MethodPut, path, body, opts)
-}
-
-// Patch sends body to path with PATCH. Without an idempotency key it is not retried once
-// it may have reached the server.
-func (c *Client) Patch(ctx context.Context, path string, body any, opts ...RequestOption) (*Response, error) {
-	return c.send(ctx, http.MethodPatch, path, body, opts)
-}
-
-func (c *Client) send(ctx context.Context, method, path string, body any, opts []RequestOption) (*Response, error) {
-	st := &call{reqv: Request{Method: method, Path: path, Body: body}} // one allocation for the call's state and its Request
-	for _, o := range opts {
-		if o != nil {
-			o(&st.reqv)
-		}
-	}
-	return c.do(ctx, st, &st.reqv)
 }
 
 // Do sends req, retrying as configured, and returns the complete response. A status of

@@ -79,7 +79,7 @@ func TestRetryWaitZeroKeepsDefault(t *testing.T) {
 
 func TestRelativePathWithoutBaseURL(t *testing.T) {
 	c, _ := newClient(t, "")
-	_, err := c.Get(context.Background(), "products")
+	_, err := c.Do(context.Background(), &Request{Path: "products"})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	assert.Contains(t, err.Error(), "no base URL")
 }
@@ -92,9 +92,7 @@ func TestGetSendsHeadersAndQuery(t *testing.T) {
 		io.WriteString(w, `{"id":7,"name":"Lamp","tags":["a","b"]}`)
 	}))
 	c, _ := newClient(t, srv.URL+"/v1/", WithDefaultHeader("X-Static", "s"), WithDefaultHeader("X-Over", "client"))
-	resp, err := c.Get(context.Background(), "/products/7",
-		WithQuery("fields", "id,name"), WithQuery("fields", "tags"),
-		WithHeader("X-Over", "request"))
+	resp, err := c.Do(context.Background(), &Request{Path: "/products/7", Query: url.Values{"fields": {"id,name", "tags"}}, Header: http.Header{"X-Over": {"request"}}})
 	require.NoError(t, err)
 	assert.Equal(t, "/v1/products/7", got.URL.Path)
 	assert.Equal(t, []string{"id,name", "tags"}, got.URL.Query()["fields"])
@@ -106,7 +104,7 @@ func TestGetSendsHeadersAndQuery(t *testing.T) {
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, 1, resp.Attempts)
 	assert.Equal(t, http.MethodGet, resp.Method)
-	assert.Equal(t, "Lamp", resp.Get("name").String())
+	assert.Equal(t, "Lamp", resp.JSON().Get("name").String())
 	assert.Equal(t, int64(2), resp.JSON().Get("tags.#").Int())
 	type product struct {
 		ID   int    `json:"id"`
@@ -134,23 +132,23 @@ func TestBodies(t *testing.T) {
 	c, _ := newClient(t, srv.URL)
 	ctx := context.Background()
 
-	_, err := c.Post(ctx, "x", map[string]any{"name": "Lamp"})
+	_, err := c.Do(ctx, &Request{Method: http.MethodPost, Path: "x", Body: map[string]any{"name": "Lamp"}})
 	require.NoError(t, err)
 	assert.Equal(t, seen{"POST", "application/json", `{"name":"Lamp"}`}, <-ch)
 
-	_, err = c.Put(ctx, "x", json.RawMessage(`{"a":1}`))
+	_, err = c.Do(ctx, &Request{Method: http.MethodPut, Path: "x", Body: json.RawMessage(`{"a":1}`)})
 	require.NoError(t, err)
 	assert.Equal(t, seen{"PUT", "application/json", `{"a":1}`}, <-ch)
 
-	_, err = c.Patch(ctx, "x", []byte("raw"), WithHeader("Content-Type", "text/plain"))
+	_, err = c.Do(ctx, &Request{Method: http.MethodPatch, Path: "x", Body: []byte("raw"), Header: http.Header{"Content-Type": {"text/plain"}}})
 	require.NoError(t, err)
 	assert.Equal(t, seen{"PATCH", "text/plain", "raw"}, <-ch)
 
-	_, err = c.Post(ctx, "x", "a=b", WithHeader("Content-Type", "application/x-www-form-urlencoded"))
+	_, err = c.Do(ctx, &Request{Method: http.MethodPost, Path: "x", Body: "a=b", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}})
 	require.NoError(t, err)
 	assert.Equal(t, seen{"POST", "application/x-www-form-urlencoded", "a=b"}, <-ch)
 
-	_, err = c.Delete(ctx, "x")
+	_, err = c.Do(ctx, &Request{Method: http.MethodDelete, Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, seen{"DELETE", "", ""}, <-ch)
 
@@ -166,11 +164,11 @@ func TestBadBodiesAreRejectedBeforeSending(t *testing.T) {
 	c, _ := newClient(t, srv.URL)
 	ctx := context.Background()
 
-	_, err := c.Post(ctx, "x", json.RawMessage(`{broken`))
+	_, err := c.Do(ctx, &Request{Method: http.MethodPost, Path: "x", Body: json.RawMessage(`{broken`)})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	assert.Contains(t, err.Error(), "not valid JSON")
 
-	_, err = c.Post(ctx, "x", map[string]any{"f": func() {}})
+	_, err = c.Do(ctx, &Request{Method: http.MethodPost, Path: "x", Body: map[string]any{"f": func() {}}})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	assert.Contains(t, err.Error(), "encoding the map[string]interface {} body as JSON")
 
@@ -199,7 +197,7 @@ func TestResponseTooLarge(t *testing.T) {
 			io.WriteString(w, big)
 		}))
 		c, _ := newClient(t, srv.URL, WithMaxResponseSize(1024))
-		resp, err := c.Get(context.Background(), "big")
+		resp, err := c.Do(context.Background(), &Request{Path: "big"})
 		require.ErrorIs(t, err, ErrResponseTooLarge, "chunked=%v", chunked)
 		assert.Nil(t, resp)
 		var e *Error
@@ -211,7 +209,7 @@ func TestResponseTooLarge(t *testing.T) {
 
 		// Exactly at the limit is fine.
 		c2, _ := newClient(t, srv.URL, WithMaxResponseSize(4096))
-		resp, err = c2.Get(context.Background(), "big")
+		resp, err = c2.Do(context.Background(), &Request{Path: "big"})
 		require.NoError(t, err)
 		assert.Len(t, resp.Body, 4096)
 	}
@@ -226,7 +224,7 @@ func TestInvalidJSONIsBadResponse(t *testing.T) {
 		io.WriteString(w, `{"id": 7,`)
 	}))
 	c, _ := newClient(t, srv.URL)
-	resp, err := c.Get(context.Background(), "broken?token=abc", WithOperation("import product"))
+	resp, err := c.Do(context.Background(), &Request{Path: "broken?token=abc", Operation: "import product"})
 	require.NoError(t, err, "the call itself succeeds; JSON is checked on demand")
 	require.ErrorIs(t, resp.validJSON(), ErrBadResponse)
 	var e *Error
@@ -247,7 +245,7 @@ func TestInvalidJSONIsBadResponse(t *testing.T) {
 	require.ErrorIs(t, bare.validJSON(), ErrBadResponse)
 	require.ErrorAs(t, bare.validJSON(), &e)
 
-	resp, err = c.Get(context.Background(), "empty")
+	resp, err = c.Do(context.Background(), &Request{Path: "empty"})
 	require.NoError(t, err)
 	require.ErrorIs(t, resp.validJSON(), ErrBadResponse)
 	assert.Contains(t, resp.validJSON().Error(), "the body is empty")
@@ -300,13 +298,13 @@ func TestHeadNoContentAndRedirect(t *testing.T) {
 	resp, err := c.Do(ctx, &Request{Method: http.MethodHead, Path: "head"})
 	require.NoError(t, err)
 	assert.Empty(t, resp.Body)
-	resp, err = c.Delete(ctx, "empty")
+	resp, err = c.Do(ctx, &Request{Method: http.MethodDelete, Path: "empty"})
 	require.NoError(t, err)
 	assert.Equal(t, 204, resp.StatusCode)
 	assert.Empty(t, resp.Body)
-	resp, err = c.Get(ctx, "old")
+	resp, err = c.Do(ctx, &Request{Path: "old"})
 	require.NoError(t, err)
-	assert.True(t, resp.Get("moved").Bool())
+	assert.True(t, resp.JSON().Get("moved").Bool())
 	assert.Equal(t, "/new", resp.URL.Path)
 	assert.Equal(t, 1, resp.Attempts, "a redirect is not a retry")
 }
@@ -323,18 +321,18 @@ func TestCloseIdleConnections(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c, _ := newClient(t, srv.URL)
 	for range 3 {
-		_, err := c.Get(context.Background(), "x")
+		_, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err)
 	}
 	assert.Equal(t, int32(1), conns.Load(), "keep-alive reuses the connection")
 	c.CloseIdleConnections()
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err, "still usable")
 	assert.Equal(t, int32(2), conns.Load(), "the idle connection was closed")
 
 	// A failed call does not drop the pool (retryablehttp would).
-	_, _ = c.Get(context.Background(), "http://"+closedAddr(t)+"/x")
-	_, err = c.Get(context.Background(), "x")
+	_, _ = c.Do(context.Background(), &Request{Path: "http://" + closedAddr(t) + "/x"})
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(2), conns.Load())
 }
@@ -345,7 +343,7 @@ func TestNotRetriedPOSTIsLogged(t *testing.T) {
 	var msgs []string
 	h := &captureHandler{fn: func(msg string, attrs map[string]string) { msgs = append(msgs, msg+": "+attrs["reason"]) }}
 	c, _ := newClient(t, srv.URL, WithLogger(newSlog(h)))
-	_, err := c.Post(context.Background(), "orders", "{}")
+	_, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: "{}"})
 	require.ErrorIs(t, err, ErrServer)
 	assert.Equal(t, []string{"adapter: not retrying a non-idempotent request without an idempotency key: status 503"}, msgs)
 }
@@ -364,7 +362,7 @@ func TestBaseTransportTestDoubleAndMethodCase(t *testing.T) {
 	c, _ := newClient(t, "https://api.example.com", WithBaseTransport(rt))
 	resp, err := c.Do(context.Background(), &Request{Method: "post", Path: "x", IdempotencyKey: "k"})
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), resp.Get("n").Int())
+	assert.Equal(t, int64(1), resp.JSON().Get("n").Int())
 	_, err = c.Do(context.Background(), &Request{Method: "PURGE", Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"POST", "PURGE"}, methods)
@@ -374,7 +372,7 @@ func TestOptionsCoverage(t *testing.T) {
 	s := &scripted{statuses: []int{200}, seen: make(chan *http.Request, 2)}
 	srv := serve(t, s)
 	c, _ := newClient(t, srv.URL, WithDefaultHeader("User-Agent", "shop-sync/2"))
-	_, err := c.Get(context.Background(), "x", WithQuery("a", "1"), WithQuery("a", "2"), WithQuery("b", "3"))
+	_, err := c.Do(context.Background(), &Request{Path: "x", Query: url.Values{"a": {"1", "2"}, "b": {"3"}}})
 	require.NoError(t, err)
 	r := <-s.seen
 	assert.Equal(t, "shop-sync/2", r.Header.Get("User-Agent"))

@@ -1,9 +1,8 @@
 // Package adapter is connkit's HTTP client for one external API: the Go counterpart of
 // generic_connector's backend adapter and BJ API Sync's outbound requests.
 //
-// A [Client] (built with [New] and functional options) sends [Request]s — through
-// [Client.Get], [Client.Post], [Client.Put], [Client.Patch], [Client.Delete] or the
-// general [Client.Do], which makes *Client a [Doer] — and returns complete [Response]s:
+// A [Client] (built with [New] and functional options) sends [Request]s with
+// [Client.Do], which makes *Client a [Doer], and returns complete [Response]s:
 // the body is read (up to a limit) and the connection released. On top of
 // github.com/hashicorp/go-retryablehttp it adds:
 //
@@ -21,8 +20,8 @@
 //     quota headers ([WithLimitHeaders]: X-RateLimit-*, IETF RateLimit, Shopify). A pause longer than the accepted
 //     maximum fails calls at once with [ErrRateLimited] instead of sleeping through it.
 //   - Authentication strategies ([Auth]): [BasicAuth], [BearerAuth], [APIKeyHeader],
-//     [APIKeyQuery], [OAuth2ClientCredentials], [OAuth2RefreshToken], [HMACAuth] and
-//     [AuthFunc].
+//     [APIKeyQuery], [OAuth2ClientCredentials], [OAuth2RefreshToken] and [HMACAuth];
+//     any type with an Apply method is a custom one.
 //   - Typed errors: every failure is an [*Error] saying what was being done, to which
 //     (redacted) URL, with which status, request ID and attempts; errors.Is matches
 //     [ErrUnauthorized], [ErrNotFound], [ErrRateLimited], [ErrTimeout], [ErrServer], ….

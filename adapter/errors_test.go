@@ -31,7 +31,7 @@ func TestStatusSentinels(t *testing.T) {
 		s := &scripted{statuses: []int{status}, header: http.Header{"X-Shopify-Request-Id": {"req-9"}}, body: `{"errors":"nope"}`}
 		srv := serve(t, s)
 		c, _ := newClient(t, srv.URL, WithRetries(0))
-		resp, err := c.Get(context.Background(), "things/1", WithOperation("import thing"))
+		resp, err := c.Do(context.Background(), &Request{Path: "things/1", Operation: "import thing"})
 		require.Error(t, err, status)
 		for _, sentinel := range all {
 			assert.Equal(t, contains(want, sentinel), errors.Is(err, sentinel), "status %d vs %v", status, sentinel)
@@ -68,7 +68,7 @@ func TestErrorBodyExcerptIsBoundedAndRedacted(t *testing.T) {
 	s := &scripted{statuses: []int{400}, body: long}
 	srv := serve(t, s)
 	c, _ := newClient(t, srv.URL)
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.NotContains(t, e.Body, "hunter22")
@@ -88,7 +88,7 @@ func TestRequestIDHeaders(t *testing.T) {
 
 func TestTransportErrorIsTyped(t *testing.T) {
 	c, _ := newClient(t, "http://"+closedAddr(t), WithRetries(0))
-	resp, err := c.Get(context.Background(), "x?api_key=supersecret")
+	resp, err := c.Do(context.Background(), &Request{Path: "x?api_key=supersecret"})
 	assert.Nil(t, resp)
 	require.ErrorIs(t, err, ErrTransport)
 	var e *Error

@@ -86,7 +86,7 @@ func ExamplePages() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Printf("%s: %d products\n", page.URL.RequestURI(), page.Get("products.#").Int())
+		fmt.Printf("%s: %d products\n", page.URL.RequestURI(), page.JSON().Get("products.#").Int())
 	}
 	// Output:
 	// /products.json?limit=2: 2 products

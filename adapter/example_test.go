@@ -33,7 +33,7 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	resp, err := client.Get(context.Background(), "products/42.json", adapter.WithOperation("import product"))
+	resp, err := client.Do(context.Background(), &adapter.Request{Path: "products/42.json", Operation: "import product"})
 	if err != nil {
 		panic(err)
 	}
@@ -48,7 +48,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	fmt.Println(p.Product.ID, p.Product.Title)
-	fmt.Println("price:", resp.Get("product.price").String())
+	fmt.Println("price:", resp.JSON().Get("product.price").String())
 	for entry := range audit.Query(context.Background(), synclog.Filter{Limit: 1}) {
 		fmt.Println(entry.Operation, entry.Status, entry.RequestHeader.Get("X-Shopify-Access-Token"))
 	}
@@ -78,8 +78,7 @@ func ExampleHMACAuth() {
 	if err != nil {
 		panic(err)
 	}
-	resp, err := client.Post(context.Background(), "/orders", map[string]any{"sku": "LAMP-1", "qty": 2},
-		adapter.WithIdempotencyKey("order-LAMP-1-2026-03-04"))
+	resp, err := client.Do(context.Background(), &adapter.Request{Method: http.MethodPost, Path: "/orders", Body: map[string]any{"sku": "LAMP-1", "qty": 2}, IdempotencyKey: "order-LAMP-1-2026-03-04"})
 	if err != nil {
 		panic(err)
 	}
@@ -99,7 +98,7 @@ func ExampleError() {
 	if err != nil {
 		panic(err)
 	}
-	_, err = client.Get(context.Background(), "customers/9", adapter.WithOperation("import customer"))
+	_, err = client.Do(context.Background(), &adapter.Request{Path: "customers/9", Operation: "import customer"})
 	switch {
 	case errors.Is(err, adapter.ErrNotFound):
 		fmt.Println("gone: mark the binding as deleted")
@@ -134,7 +133,7 @@ func ExampleWithLimitHeaders() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := client.Get(context.Background(), "/products.json"); err != nil {
+	if _, err := client.Do(context.Background(), &adapter.Request{Path: "/products.json"}); err != nil {
 		panic(err)
 	}
 	fmt.Println(style, client.Stats().LimiterWait)
@@ -158,7 +157,7 @@ func ExampleClient_Stats() {
 	if err != nil {
 		panic(err)
 	}
-	if _, err := client.Get(context.Background(), "/shop.json"); err != nil {
+	if _, err := client.Do(context.Background(), &adapter.Request{Path: "/shop.json"}); err != nil {
 		panic(err)
 	}
 	s := client.Stats()

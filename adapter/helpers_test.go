@@ -119,10 +119,6 @@ func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
 func newSlog(h slog.Handler) *slog.Logger { return slog.New(h) }
 
 // timeouts overrides the client's timeouts for one request (zero keeps the client's).
-func timeouts(connect, read time.Duration) RequestOption {
-	return func(r *Request) { r.ConnectTimeout, r.ReadTimeout = connect, read }
-}
-
 // ringEntries collects the entries of ring matching f, newest first.
 func ringEntries(ring *synclog.Ring, f synclog.Filter) []synclog.Entry {
 	var out []synclog.Entry
@@ -134,3 +130,13 @@ func ringEntries(ring *synclog.Ring, f synclog.Filter) []synclog.Entry {
 	}
 	return out
 }
+
+// authFunc is a custom Auth scheme written as a function.
+type authFunc func(req *http.Request) error
+
+func (f authFunc) Apply(req *http.Request) error { return f(req) }
+
+// recorderFunc is an audit recorder written as a function.
+type recorderFunc func(ctx context.Context, e synclog.Entry) error
+
+func (f recorderFunc) Record(ctx context.Context, e synclog.Entry) error { return f(ctx, e) }

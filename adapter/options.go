@@ -63,7 +63,6 @@ type config struct {
 	limitHeaders   LimitHeaders
 	header         http.Header
 	tlsConfig      *tls.Config
-	secrets        []string
 	baseTransport  http.RoundTripper
 	errs           []error
 }
@@ -211,15 +210,10 @@ func WithBackendName(name string) Option { return func(c *config) { c.backend = 
 func WithRecorder(r synclog.Recorder) Option { return func(c *config) { c.recorder = r } }
 
 // WithRedactor sets the redactor for audit entries, logs and errors (default: a new
-// synclog.NewRedactor()). The client registers its credentials on it with AddSecrets.
+// synclog.NewRedactor()). Literal secrets beyond the Auth's (synclog.WithSecrets) are
+// registered on it. The client registers its credentials on it with AddSecrets.
 // Secrets added to r later, by the client or anyone else, apply to the following calls.
 func WithRedactor(r *synclog.Redactor) Option { return func(c *config) { c.redactor = r } }
-
-// WithSecrets registers literal secret values (beyond those of the Auth) that must never
-// appear in audit entries, logs or errors.
-func WithSecrets(values ...string) Option {
-	return func(c *config) { c.secrets = append(c.secrets, values...) }
-}
 
 // WithLogger sets the logger for retries (debug level) and recorder failures (warn).
 // Default: no logging.

@@ -25,23 +25,24 @@ import (
 // Pagination errors. Errors returned by Pages and Records wrap one of these (or the Doer's
 // error, or the context's error) and name the page number and the path, cursor or URL concerned.
 var (
-	// ErrPaginationLoop means the API sent back a cursor or next URL that was already
-	// requested earlier in the same walk, or served the same records twice in a row;
-	// continuing would loop forever. It usually points at a wrong cursor path or
-	// paging parameter name, or at a server bug.
-	ErrPaginationLoop = errors.New("adapter: pagination loop")
-	// ErrBadPage means a page could not be read: invalid JSON (then ErrBadResponse
-	// matches too), no array at the records path, a cursor that is neither string nor
-	// number, an error status returned without an error by the Doer, or a next link that
-	// cannot be resolved.
+	// ErrBadPage means a page could not be read or walked: invalid JSON (then
+	// ErrBadResponse matches too), no array at the records path, a cursor that is neither
+	// string nor number, an error status returned without an error by the Doer, a next
+	// link that cannot be resolved, a pagination loop (the API sent back a cursor or next
+	// URL already requested in the same walk, or served the same records twice in a row:
+	// usually a wrong cursor path or paging parameter name), or a next link to another
+	// scheme or host than the page that carried it (it would send the client's credentials
+	// elsewhere; see AllowOtherHosts). The message says which.
 	ErrBadPage = errors.New("adapter: bad page")
 	// ErrMaxPages is returned only with WithMaxPages(n, true), when the page limit is reached
 	// while the API still announces more pages.
 	ErrMaxPages = errors.New("adapter: page limit reached")
-	// ErrForeignNextURL means a next link points to another scheme or host than the page
-	// that carried it. Following it would send the client's credentials elsewhere, so it
-	// is refused unless the paginator was built with AllowOtherHosts.
-	ErrForeignNextURL = errors.New("adapter: next page URL on another host")
+)
+
+// The kinds of ErrBadPage that tests tell apart.
+var (
+	errPaginationLoop = fmt.Errorf("%w: pagination loop", ErrBadPage)
+	errForeignNextURL = fmt.Errorf("%w: next page URL on another host", ErrBadPage)
 )
 
 // Paginator is a pagination strategy: how to ask for the first page and how to derive the
@@ -89,8 +90,8 @@ func WithMaxPages(n int, failIfMore bool) PageOption {
 // context, an unreadable page, a pagination loop) are yielded once, with a nil response, and
 // end the walk. Breaking out of the loop stops immediately: no further request is sent.
 //
-// A walk that would never end is an ErrPaginationLoop error: a request (URL, query and
-// body) already sent in this walk, or a page with the same records as the page before (an
+// A walk that would never end is an ErrBadPage error (a pagination loop): a request
+// (URL, query and body) already sent in this walk, or a page with the same records as the page before (an
 // API that ignores a misspelt paging parameter).
 //
 // Only one page is held at a time. Loop detection keeps a 64-bit hash per page requested,
@@ -159,7 +160,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 		h := maphash.String(seed, key)
 		if earlier, ok := seen[h]; ok {
 			fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d would request %s again, already requested for page %d; the API keeps returning the same cursor or next link (check the cursor path, or the API)",
-				ErrPaginationLoop, page, pageDescribe(p, &cur, red), earlier))
+				errPaginationLoop, page, pageDescribe(p, &cur, red), earlier))
 			return
 		}
 		seen[h] = page
@@ -184,7 +185,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			h := maphash.String(seed, records.Raw)
 			if page > 1 && h == prevRecords {
 				fn(nil, gjson.Result{}, fmt.Errorf("%w: page %d (%s) has the same records as page %d; the API probably ignores the paging parameter, check its name",
-					ErrPaginationLoop, page, pageDescribe(p, &cur, red), page-1))
+					errPaginationLoop, page, pageDescribe(p, &cur, red), page-1))
 				return
 			}
 			prevRecords = h
@@ -517,7 +518,7 @@ func (t pageTotals) read(resp *Response) (records, pages int, err error) {
 
 func totalFrom(resp *Response, path, header, what string) (int, error) {
 	if path != "" {
-		if v := resp.Get(path); v.Exists() && v.Type != gjson.Null {
+		if v := gjson.GetBytes(resp.Body, path); v.Exists() && v.Type != gjson.Null {
 			n, err := strconv.Atoi(strings.TrimSpace(v.String()))
 			if err != nil || (v.Type != gjson.Number && v.Type != gjson.String) {
 				return -1, fmt.Errorf("%w: total %s at path %q is %s, not an integer", ErrBadPage, what, path, strconv.Quote(v.Raw))
@@ -675,7 +676,7 @@ func CursorInBody(path string) PaginatorOption {
 // walk stops when the cursor is missing, null or "", or when HasMorePath says false. A
 // cursor must be a string or a number. A cursor already present in the request's Query is
 // used for the first page (to resume a walk). A cursor that was already requested is an
-// ErrPaginationLoop error.
+// ErrBadPage error (a pagination loop).
 func Cursor(cursorPath, cursorParam string, opts ...PaginatorOption) Paginator {
 	o, err := newPaginatorOptions(opts, forCursor, "Cursor")
 	return &cursorPaginator{cursorPath: cursorPath, cursorParam: cursorParam,
@@ -697,7 +698,7 @@ func (c *cursorPaginator) First(*Request) {}
 func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
 	hasMore := gjson.Result{}
 	if c.hasMorePath != "" {
-		hasMore = resp.Get(c.hasMorePath)
+		hasMore = gjson.GetBytes(resp.Body, c.hasMorePath)
 		if hasMore.Exists() && !hasMore.Bool() {
 			return false, nil
 		}
@@ -710,7 +711,7 @@ func (c *cursorPaginator) Next(req *Request, resp *Response, records gjson.Resul
 		cur = last.Get(c.cursorPath)
 		where = "last record"
 	} else {
-		cur = resp.Get(c.cursorPath)
+		cur = gjson.GetBytes(resp.Body, c.cursorPath)
 	}
 	var v string
 	switch cur.Type {
@@ -760,7 +761,7 @@ func (c *cursorPaginator) describe(req *Request, red *synclog.Redactor) string {
 }
 
 // AllowOtherHosts lets LinkHeader and NextURL follow a next link to another scheme or host
-// than the page that carried it. Off by default (ErrForeignNextURL), because the client
+// than the page that carried it. Off by default (ErrBadPage), because the client
 // sends its credentials with every request.
 func AllowOtherHosts() PaginatorOption {
 	return func(o *paginatorOptions) { o.allowOtherHosts = true; o.use("AllowOtherHosts", forURL) }
@@ -803,7 +804,7 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 	if u.bodyPath == "" {
 		raw, from = nextLink(resp.Header), "Link header"
 	} else {
-		v := resp.Get(u.bodyPath)
+		v := gjson.GetBytes(resp.Body, u.bodyPath)
 		switch v.Type {
 		case gjson.String:
 			raw = strings.TrimSpace(v.Str)
@@ -842,7 +843,7 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 	}
 	if base != nil && !u.allowOtherHosts && (!strings.EqualFold(base.Scheme, next.Scheme) || !strings.EqualFold(base.Host, next.Host)) {
 		return false, fmt.Errorf("%w: next URL %s from the %s leaves %s://%s; use AllowOtherHosts if that API really paginates across hosts",
-			ErrForeignNextURL, pageRedactURL(pageRedactor(resp), next), from, base.Scheme, base.Host)
+			errForeignNextURL, pageRedactURL(pageRedactor(resp), next), from, base.Scheme, base.Host)
 	}
 	next.Fragment, next.RawFragment = "", ""
 	req.Path = next.String()

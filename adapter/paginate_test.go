@@ -281,7 +281,7 @@ func TestTotals(t *testing.T) {
 	t.Run("without totals a clamping API is a loop, not an endless walk", func(t *testing.T) {
 		api := clampingAPI(t)
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, PageNumber("page", 1, "per_page", 10), WithRecordsPath("data"), WithMaxPages(10, false)))
-		require.ErrorIs(t, err, ErrPaginationLoop)
+		require.ErrorIs(t, err, errPaginationLoop)
 		assert.Contains(t, err.Error(), "page 3 (page=3) has the same records as page 2")
 	})
 	t.Run("bad total", func(t *testing.T) {
@@ -447,7 +447,7 @@ func TestCursorInBodyLoop(t *testing.T) {
 	})
 	req := Request{Method: http.MethodPost, Path: "/search", Body: json.RawMessage(`{"q":"x"}`)}
 	_, err := collectIDs(t, Records(t.Context(), api.doer(), req, Cursor("next", "", CursorInBody("after")), WithRecordsPath("items"), WithMaxPages(20, false)))
-	require.ErrorIs(t, err, ErrPaginationLoop)
+	require.ErrorIs(t, err, errPaginationLoop)
 	assert.Contains(t, err.Error(), `page 3 would request cursor "same" (body path after) again, already requested for page 2`)
 }
 
@@ -548,7 +548,7 @@ func TestNextURLToAnotherHost(t *testing.T) {
 	})
 	t.Run("refused by default", func(t *testing.T) {
 		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, NextURL("next"), WithRecordsPath("items")))
-		require.ErrorIs(t, err, ErrForeignNextURL)
+		require.ErrorIs(t, err, errForeignNextURL)
 		assert.Equal(t, []int{1}, ids)
 		assert.Empty(t, other.requests())
 	})
@@ -608,7 +608,7 @@ func TestLoopDetection(t *testing.T) {
 		var n atomic.Int64                                     // distinct records per page
 		api := cursorAPI(t, func(c string) string { return fmt.Sprintf(`{"items":[{"id":%d}],"next":%q}`, n.Add(1), next[c]) })
 		ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Cursor("next", "cursor"), WithRecordsPath("items"), WithMaxPages(20, false)))
-		require.ErrorIs(t, err, ErrPaginationLoop)
+		require.ErrorIs(t, err, errPaginationLoop)
 		assert.Contains(t, err.Error(), `page 4 would request cursor "a" (parameter cursor) again, already requested for page 2`)
 		assert.Len(t, ids, 3)
 		assert.Len(t, api.requests(), 3)
@@ -620,7 +620,7 @@ func TestLoopDetection(t *testing.T) {
 			fmt.Fprintf(w, `[{"id":%d}]`, n.Add(1))
 		})
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, LinkHeader(), WithMaxPages(20, false)))
-		require.ErrorIs(t, err, ErrPaginationLoop)
+		require.ErrorIs(t, err, errPaginationLoop)
 		assert.Contains(t, err.Error(), "page 3 would request URL "+api.URL+"/items?page_info=stuck again, already requested for page 2")
 		assert.Len(t, api.requests(), 2)
 	})
@@ -634,14 +634,14 @@ func TestLoopDetection(t *testing.T) {
 			fmt.Fprintf(w, `{"items":[{"id":%d}],"next":%q}`, n.Add(1), next)
 		})
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, NextURL("next"), WithRecordsPath("items"), WithMaxPages(20, false)))
-		require.ErrorIs(t, err, ErrPaginationLoop)
+		require.ErrorIs(t, err, errPaginationLoop)
 		assert.Contains(t, err.Error(), "already requested for page 1")
 		assert.Len(t, api.requests(), 2)
 	})
 	t.Run("custom paginator", func(t *testing.T) {
 		api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `[{"id":1}]`) })
 		_, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/items"}, stuckPaginator{}, WithMaxPages(20, false)))
-		require.ErrorIs(t, err, ErrPaginationLoop)
+		require.ErrorIs(t, err, errPaginationLoop)
 		assert.Contains(t, err.Error(), "page 2 would request GET /items?token=[REDACTED] again, already requested for page 1")
 	})
 }
@@ -649,7 +649,7 @@ func TestLoopDetection(t *testing.T) {
 func TestSamePageTwiceIsALoop(t *testing.T) {
 	api := newPGAPI(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, pgItems(1, 11)) }) // ignores paging
 	ids, err := collectIDs(t, Records(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "ofset", 10), WithMaxPages(20, false)))
-	require.ErrorIs(t, err, ErrPaginationLoop)
+	require.ErrorIs(t, err, errPaginationLoop)
 	assert.Contains(t, err.Error(), "page 2 (ofset=10) has the same records as page 1; the API probably ignores the paging parameter")
 	assert.Equal(t, seqIDs(1, 11), ids, "the repeated page is not delivered")
 	assert.Len(t, api.requests(), 2)
@@ -720,7 +720,7 @@ func TestPagesYieldsEveryPageIncludingTheEmptyLast(t *testing.T) {
 	var sizes []int64
 	for resp, err := range Pages(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products")) {
 		require.NoError(t, err)
-		sizes = append(sizes, resp.Get("products.#").Int())
+		sizes = append(sizes, resp.JSON().Get("products.#").Int())
 	}
 	assert.Equal(t, []int64{10, 10, 0}, sizes)
 }

@@ -163,7 +163,7 @@ func authKinds() []authKind {
 			secrets: append(append(oauthSecrets, forms(refreshToken)...), forms(rotatedToken)...)},
 		{name: "hmac", auth: func(string) adapter.Auth { return adapter.HMACAuth([]byte(hmacSecret)) }, secrets: forms(hmacSecret)},
 		{name: "custom", auth: func(string) adapter.Auth {
-			return adapter.AuthFunc(func(r *http.Request) error {
+			return authFunc(func(r *http.Request) error {
 				r.Header.Set("X-Partner", customSecret)
 				u := *r.URL
 				q := u.Query()
@@ -172,7 +172,7 @@ func authKinds() []authKind {
 				r.URL = &u
 				return nil
 			})
-		}, opts: []adapter.Option{adapter.WithSecrets(customSecret, customSecret2)},
+		}, opts: []adapter.Option{adapter.WithRedactor(synclog.NewRedactor(synclog.WithSecrets(customSecret, customSecret2)))},
 			secrets: append(forms(customSecret), forms(customSecret2)...)},
 	}
 }
@@ -234,11 +234,11 @@ func TestNoCredentialLeaksAnywhere(t *testing.T) {
 					t.Fatal(err)
 				}
 				var errTexts []string
-				_, err = c.Get(ctx, path, adapter.WithQuery("limit", "250"))
+				_, err = c.Do(ctx, &adapter.Request{Path: path, Query: url.Values{"limit": {"250"}}})
 				if err != nil {
 					errTexts = append(errTexts, err.Error(), fmt.Sprintf("%+v", err))
 				}
-				_, err = c.Post(ctx, path, map[string]any{"name": "lamp"}, adapter.WithIdempotencyKey("k-1"))
+				_, err = c.Do(ctx, &adapter.Request{Method: http.MethodPost, Path: path, Body: map[string]any{"name": "lamp"}, IdempotencyKey: "k-1"})
 				if err != nil {
 					errTexts = append(errTexts, err.Error(), fmt.Sprintf("%+v", err))
 					var ae *adapter.Error
@@ -295,3 +295,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// authFunc is a custom Auth scheme written as a function.
+type authFunc func(req *http.Request) error
+
+func (f authFunc) Apply(req *http.Request) error { return f(req) }

@@ -25,7 +25,7 @@ func TestRateLimitSharedAcrossGoroutines(t *testing.T) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			_, err := c.Get(context.Background(), "x")
+			_, err := c.Do(context.Background(), &Request{Path: "x"})
 			assert.NoError(t, err)
 		})
 	}
@@ -46,7 +46,7 @@ func TestRateLimit429SlowsDownAndPauses(t *testing.T) {
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL, WithRateLimit(10, 5))
 	start := ft.Now()
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	// The 429 halved the rate; the success after it starts the recovery.
@@ -54,7 +54,7 @@ func TestRateLimit429SlowsDownAndPauses(t *testing.T) {
 	assert.WithinDuration(t, start.Add(time.Second), c.lim.PausedUntil(), 0, "429 without Retry-After pauses everyone for a second")
 
 	for range 10 {
-		_, err := c.Get(context.Background(), "x")
+		_, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err)
 	}
 	assert.Equal(t, rate.Limit(10), c.lim.Rate(), "successes restore the configured rate")
@@ -65,7 +65,7 @@ func TestRateLimit429PausesUnlimitedClient(t *testing.T) {
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL)
 	start := ft.Now()
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, rate.Inf, c.lim.Rate())
 	assert.WithinDuration(t, start.Add(3*time.Second), c.lim.PausedUntil(), 0)
@@ -110,11 +110,11 @@ func TestLongPauseFailsFastInsteadOfSleeping(t *testing.T) {
 	ft := newFakeTime()
 	c, err := New(srv.URL, append(ft.opts(), WithMaxRetryAfter(time.Minute))...)
 	require.NoError(t, err)
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrRateLimited)
 
 	// Every goroutine now holds back for the hour the API asked for: by failing at once.
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrRateLimited)
 	assert.Nil(t, resp)
 	assert.Contains(t, err.Error(), "holds requests for another 1h0m0s")
@@ -124,6 +124,6 @@ func TestLongPauseFailsFastInsteadOfSleeping(t *testing.T) {
 	ft.mu.Lock()
 	ft.now = ft.now.Add(time.Hour)
 	ft.mu.Unlock()
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 }

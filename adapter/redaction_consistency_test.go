@@ -65,7 +65,7 @@ func (f DoerFunc) Do(ctx context.Context, r *Request) (*Response, error) { retur
 func TestShortSecretDoesNotEatWords(t *testing.T) {
 	srv := serve(t, &scripted{statuses: []int{401}, body: `{"error":"wrong password","token":"wrong"}`})
 	c, _ := newClient(t, srv.URL, WithAuth(BasicAuth("me", "wrong")), WithRetries(0))
-	_, err := c.Get(context.Background(), "/x", WithQuery("note", "wrong"))
+	_, err := c.Do(context.Background(), &Request{Path: "/x", Query: url.Values{"note": {"wrong"}}})
 	require.Error(t, err)
 	msg := err.Error()
 	assert.Contains(t, msg, "wrong password", msg)

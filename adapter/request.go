@@ -11,8 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// Request describes one call to the external API. Build it directly or through the
-// RequestOption functions passed to Client.Get, Client.Post, ….
+// Request describes one call to the external API; send it with Client.Do.
 type Request struct {
 	// Method is the HTTP method; GET when empty.
 	Method string
@@ -36,9 +35,6 @@ type Request struct {
 	Model     string
 	Record    string
 }
-
-// RequestOption changes a Request before it is sent.
-type RequestOption func(*Request)
 
 // Response is a complete response: the body has been read (up to the client's limit) and
 // the connection released.
@@ -67,9 +63,6 @@ type Response struct {
 // JSON returns a gjson view of the body. It does not validate the body; use validJSON or
 // Decode where invalid JSON must be an error.
 func (r *Response) JSON() gjson.Result { return gjson.ParseBytes(r.Body) }
-
-// Get returns the value at a gjson path in the body.
-func (r *Response) Get(path string) gjson.Result { return gjson.GetBytes(r.Body, path) }
 
 // Doer sends a Request and returns its complete Response. *Client implements it; paginators
 // and tests accept any Doer.

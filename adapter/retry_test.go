@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,7 +18,7 @@ func TestRetriesWithExponentialBackoff(t *testing.T) {
 	s := &scripted{statuses: []int{503, 502, 500, 200}}
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL, WithRetryWait(100*time.Millisecond, 10*time.Second))
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, 4, resp.Attempts)
@@ -46,7 +47,7 @@ func TestRetriesExhausted(t *testing.T) {
 	s := &scripted{statuses: []int{503}, header: http.Header{"X-Request-Id": {"abc"}}, body: " "}
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL)
-	resp, err := c.Get(context.Background(), "products", WithQuery("page_info", "xyz"))
+	resp, err := c.Do(context.Background(), &Request{Path: "products", Query: url.Values{"page_info": {"xyz"}}})
 	require.Error(t, err)
 	assert.Equal(t, "adapter: GET "+srv.URL+"/products?page_info=xyz: 503 Service Unavailable after 4 attempts (request id abc): server error", err.Error())
 	require.ErrorIs(t, err, ErrServer)
@@ -61,7 +62,7 @@ func TestRetryAfterSeconds(t *testing.T) {
 	s := &scripted{statuses: []int{429, 200}, header: http.Header{"Retry-After": {"7"}}}
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL)
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	assert.Equal(t, []time.Duration{7 * time.Second}, ft.Waits(), "Retry-After replaces the backoff, and the limiter's pause has passed by then")
@@ -74,7 +75,7 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 	srv := serve(t, s)
 	c, err := New(srv.URL, ft.opts()...)
 	require.NoError(t, err)
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, []time.Duration{30 * time.Second}, ft.Waits())
 }
@@ -84,7 +85,7 @@ func TestRetryAfterBeyondMaxFailsFast(t *testing.T) {
 		s := &scripted{statuses: []int{status, 200}, header: http.Header{"Retry-After": {"3600"}}}
 		srv := serve(t, s)
 		c, ft := newClient(t, srv.URL, WithMaxRetryAfter(time.Minute))
-		resp, err := c.Get(context.Background(), "x")
+		resp, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.ErrorIs(t, err, ErrRateLimited, "status %d", status)
 		assert.Equal(t, status, resp.StatusCode)
 		assert.Empty(t, ft.Waits(), "no hour-long sleep")
@@ -101,7 +102,7 @@ func TestStatusesNotRetried(t *testing.T) {
 		s := &scripted{statuses: []int{status, 200}}
 		srv := serve(t, s)
 		c, ft := newClient(t, srv.URL)
-		_, err := c.Get(context.Background(), "x")
+		_, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.Error(t, err, "status %d", status)
 		assert.Equal(t, int32(1), s.hits.Load(), "status %d must not be retried", status)
 		assert.Empty(t, ft.Waits())
@@ -113,7 +114,7 @@ func TestStatusesRetried(t *testing.T) {
 		s := &scripted{statuses: []int{status, 200}}
 		srv := serve(t, s)
 		c, _ := newClient(t, srv.URL)
-		resp, err := c.Get(context.Background(), "x")
+		resp, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err, "status %d", status)
 		assert.Equal(t, 2, resp.Attempts, "status %d", status)
 	}
@@ -123,7 +124,7 @@ func TestRetriesDisabled(t *testing.T) {
 	s := &scripted{statuses: []int{503, 200}}
 	srv := serve(t, s)
 	c, _ := newClient(t, srv.URL, WithRetries(0))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrServer)
 	assert.Equal(t, int32(1), s.hits.Load())
 }
@@ -152,7 +153,7 @@ func TestPOSTWithKeyRetriedWithSameKey(t *testing.T) {
 	s := &scripted{statuses: []int{500, 503, 201}, seen: make(chan *http.Request, 10)}
 	srv := serve(t, s)
 	c, _ := newClient(t, srv.URL, WithIdempotencyHeader("X-Idem"))
-	resp, err := c.Post(context.Background(), "orders", map[string]int{"qty": 1}, WithIdempotencyKey("key-123"))
+	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: map[string]int{"qty": 1}, IdempotencyKey: "key-123"})
 	require.NoError(t, err)
 	assert.Equal(t, 3, resp.Attempts)
 	close(s.seen)
@@ -167,7 +168,7 @@ func TestAutoIdempotencyKey(t *testing.T) {
 	s := &scripted{statuses: []int{502, 201}, seen: make(chan *http.Request, 10)}
 	srv := serve(t, s)
 	c, _ := newClient(t, srv.URL, WithAutoIdempotencyKey())
-	resp, err := c.Post(context.Background(), "orders", "{}")
+	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: "{}"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	first, second := <-s.seen, <-s.seen
@@ -176,7 +177,7 @@ func TestAutoIdempotencyKey(t *testing.T) {
 	assert.Equal(t, key, second.Header.Get(defaultIdempotencyHeader))
 
 	// GET gets no key.
-	_, err = c.Get(context.Background(), "orders")
+	_, err = c.Do(context.Background(), &Request{Path: "orders"})
 	require.NoError(t, err)
 	assert.Empty(t, (<-s.seen).Header.Get(defaultIdempotencyHeader))
 }
@@ -192,7 +193,7 @@ func closedAddr(t *testing.T) string {
 
 func TestPOSTWithoutKeyRetriedWhenConnectionRefused(t *testing.T) {
 	c, ft := newClient(t, "http://"+closedAddr(t))
-	_, err := c.Post(context.Background(), "orders", "{}")
+	_, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: "{}"})
 	require.ErrorIs(t, err, ErrTransport)
 	var e *Error
 	require.ErrorAs(t, err, &e)
@@ -210,7 +211,7 @@ func TestContextCanceledDuringBackoff(t *testing.T) {
 		return ctx.Err()
 	}))
 	require.NoError(t, err)
-	_, err = c.Get(ctx, "x")
+	_, err = c.Do(ctx, &Request{Path: "x"})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, ErrTimeout)
 	assert.Equal(t, int32(1), s.hits.Load())
@@ -227,7 +228,7 @@ func TestRetryDebugLog(t *testing.T) {
 		msgs = append(msgs, msg+" reason="+attrs["reason"]+" attempt="+attrs["attempt"])
 	}}
 	c, _ := newClient(t, srv.URL, WithLogger(newSlog(h)))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"adapter: retrying request reason=status 503 attempt=" + strconv.Itoa(2)}, msgs)
 }

@@ -30,7 +30,7 @@ func TestDecimalRetryAfterIsHonoured(t *testing.T) {
 		srv := serve(t, s)
 		c, ft := newClient(t, srv.URL)
 		start := ft.Now()
-		resp, err := c.Get(context.Background(), "x")
+		resp, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err, tc.value)
 		assert.Equal(t, 2, resp.Attempts, tc.value)
 		assert.Equal(t, []time.Duration{tc.want}, ft.Waits(), "status %d, Retry-After %q", tc.status, tc.value)
@@ -45,7 +45,7 @@ func TestDecimalRetryAfterBeyondMaxFailsFast(t *testing.T) {
 		s := &scripted{statuses: []int{status, 200}, header: http.Header{"Retry-After": {"3600.0"}}}
 		srv := serve(t, s)
 		c, ft := newClient(t, srv.URL, WithMaxRetryAfter(time.Minute))
-		_, err := c.Get(context.Background(), "x")
+		_, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.ErrorIs(t, err, ErrRateLimited, "status %d", status)
 		assert.Contains(t, err.Error(), "retry after 1h0m0s")
 		assert.Empty(t, ft.Waits())
@@ -55,9 +55,9 @@ func TestDecimalRetryAfterBeyondMaxFailsFast(t *testing.T) {
 	s := &scripted{statuses: []int{429, 200}, header: http.Header{"Retry-After": {"3600.0"}}}
 	srv := serve(t, s)
 	c, ft := newClient(t, srv.URL, WithMaxRetryAfter(time.Minute))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrRateLimited)
-	_, err = c.Get(context.Background(), "x")
+	_, err = c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrRateLimited)
 	assert.Contains(t, err.Error(), "holds requests for another 1h0m0s")
 	assert.Equal(t, int32(1), s.hits.Load())
@@ -69,7 +69,7 @@ func TestZeroOrBadRetryAfterStillBacksOff(t *testing.T) {
 		s := &scripted{statuses: []int{503, 503, 200}, header: http.Header{"Retry-After": {v}}}
 		srv := serve(t, s)
 		c, ft := newClient(t, srv.URL, WithRetryWait(100*time.Millisecond, time.Second))
-		_, err := c.Get(context.Background(), "x")
+		_, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err, v)
 		waits := ft.Waits()
 		require.Len(t, waits, 2, "Retry-After %q", v)

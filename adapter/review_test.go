@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/connkit/connkit/synclog"
 )
 
 // closeCounter is a response body that counts Close calls.
@@ -33,7 +35,7 @@ func TestBodyClosedWhenTransportReturnsResponseAndError(t *testing.T) {
 			Body: closeCounter{Reader: strings.NewReader("x"), closed: &closed}}, errors.New("broken transport")
 	})
 	c, _ := newClient(t, "http://api.test", WithBaseTransport(rt), WithRetries(2))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, ErrTransport)
 	assert.Equal(t, int32(3), closed.Load(), "one body per attempt, each closed")
 }
@@ -65,7 +67,7 @@ func TestNewErrorsDoNotQuoteSecrets(t *testing.T) {
 		{"https://api.test/v1#access_token=SECRET-1234", nil},
 		{"ftp://bob:SECRET-1234@api.test/", nil},
 		{"https://bob:SECRET-1234@api.test/%zz", nil},
-		{"https://api.test/SECRET-1234/x?x=1", []Option{WithSecrets("SECRET-1234")}},
+		{"https://api.test/SECRET-1234/x?x=1", []Option{WithRedactor(synclog.NewRedactor(synclog.WithSecrets("SECRET-1234")))}},
 		{"https://api.test/v1?key=SECRET-1234", []Option{WithRetries(-1)}},
 	} {
 		_, err := New(tc.base, tc.opts...)

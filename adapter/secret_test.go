@@ -55,7 +55,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"query key":    APIKeyQuery("key", secret),
 		"query other":  APIKeyQuery("shop_credential_value", secret),
 		"hmac":         HMACAuth([]byte(secret)),
-		"custom+extra": AuthFunc(func(r *http.Request) error { r.Header.Set("X-Weird", secret); return nil }),
+		"custom+extra": authFunc(func(r *http.Request) error { r.Header.Set("X-Weird", secret); return nil }),
 	}
 	paths := []string{"ok", "bad", "down", "denied", "text"}
 	forbidden := []string{
@@ -71,7 +71,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for name, auth := range auths {
 		opts := []Option{WithAuth(auth), WithRecorder(ring), WithLogger(logger), WithBackendName("shop"), WithRetries(1)}
 		if name == "custom+extra" {
-			opts = append(opts, WithSecrets(secret)) // a custom Auth declares its secret
+			opts = append(opts, WithRedactor(synclog.NewRedactor(synclog.WithSecrets(secret)))) // a custom Auth declares its secret
 		}
 		c, _ := newClient(t, srv.URL, opts...)
 		for _, p := range paths {
@@ -89,7 +89,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		// A transport failure carrying the secret in the URL.
 		dead, _ := newClient(t, "http://"+closedAddr(t), append(opts, WithRetries(1))...)
-		_, err := dead.Get(context.Background(), "x", WithQuery("q", secret))
+		_, err := dead.Do(context.Background(), &Request{Path: "x", Query: url.Values{"q": {secret}}})
 		require.Error(t, err)
 		errTexts = append(errTexts, err.Error())
 	}
@@ -144,7 +144,7 @@ func TestAuditEntryContents(t *testing.T) {
 	srv := serve(t, s)
 	ring := synclog.NewRing(10, synclog.WithBodyLimit(10))
 	c, ft := newClient(t, srv.URL, WithRecorder(ring), WithBackendName("crm"))
-	_, err := c.Put(context.Background(), "contacts/9", map[string]string{"name": "Ada Lovelace"}, WithOperation("export contact"), WithRecord("contact", "9"))
+	_, err := c.Do(context.Background(), &Request{Method: http.MethodPut, Path: "contacts/9", Body: map[string]string{"name": "Ada Lovelace"}, Operation: "export contact", Model: "contact", Record: "9"})
 	require.NoError(t, err)
 	es := ringEntries(ring, synclog.Filter{})
 	require.Len(t, es, 1)
@@ -170,7 +170,7 @@ func TestAuditEntryContents(t *testing.T) {
 	s2 := &scripted{statuses: []int{404}}
 	srv2 := serve(t, s2)
 	c2, _ := newClient(t, srv2.URL, WithRecorder(ring))
-	_, err = c2.Get(context.Background(), "missing")
+	_, err = c2.Do(context.Background(), &Request{Path: "missing"})
 	require.ErrorIs(t, err, ErrNotFound)
 	es = ringEntries(ring, synclog.Filter{FailedOnly: true})
 	require.Len(t, es, 1)
@@ -178,7 +178,7 @@ func TestAuditEntryContents(t *testing.T) {
 	assert.Equal(t, 404, es[0].Status)
 
 	// So does a request that could not be built.
-	_, err = c2.Post(context.Background(), "x", json.RawMessage("{"))
+	_, err = c2.Do(context.Background(), &Request{Method: http.MethodPost, Path: "x", Body: json.RawMessage("{")})
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	es = ringEntries(ring, synclog.Filter{FailedOnly: true})
 	require.Len(t, es, 2)
@@ -190,9 +190,9 @@ func TestRecorderFailureIsLoggedNotReturned(t *testing.T) {
 	srv := serve(t, s)
 	var msgs []string
 	h := &captureHandler{fn: func(msg string, _ map[string]string) { msgs = append(msgs, msg) }}
-	rec := synclog.RecorderFunc(func(context.Context, synclog.Entry) error { return fmt.Errorf("db down") })
+	rec := recorderFunc(func(context.Context, synclog.Entry) error { return fmt.Errorf("db down") })
 	c, _ := newClient(t, srv.URL, WithRecorder(rec), WithLogger(newSlog(h)))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"adapter: audit recorder failed"}, msgs)
 }
@@ -204,7 +204,7 @@ func TestCustomRedactorGetsClientSecrets(t *testing.T) {
 	ring := synclog.NewRing(10)
 	c, _ := newClient(t, srv.URL, WithRedactor(red), WithRecorder(ring), WithAuth(APIKeyHeader("X-Key", "key-abcdef")))
 	assert.Same(t, red, c.red)
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	body := ringEntries(ring, synclog.Filter{})[0].ResponseBody
 	assert.Equal(t, `{"sku":"[REDACTED]","page_token":"p-123","note":"[REDACTED]"}`, body)
@@ -217,12 +217,12 @@ func TestAuditRequestHeadersFollowEachCall(t *testing.T) {
 	c, _ := newClient(t, srv.URL, WithRecorder(ring))
 	ctx := context.Background()
 	for _, v := range []string{"one", "one", "two", "one"} {
-		_, err := c.Get(ctx, "x", WithHeader("X-Trace", v))
+		_, err := c.Do(ctx, &Request{Path: "x", Header: http.Header{"X-Trace": {v}}})
 		require.NoError(t, err)
 	}
-	_, err := c.Get(ctx, "x", WithHeader("X-Trace", "one"), WithHeader("X-Extra", "e"))
+	_, err := c.Do(ctx, &Request{Path: "x", Header: http.Header{"X-Trace": {"one"}, "X-Extra": {"e"}}})
 	require.NoError(t, err)
-	_, err = c.Get(ctx, "x", WithHeader("X-Other", "one"))
+	_, err = c.Do(ctx, &Request{Path: "x", Header: http.Header{"X-Other": {"one"}}})
 	require.NoError(t, err)
 	es := ringEntries(ring, synclog.Filter{})
 	var got []string
@@ -241,8 +241,8 @@ func TestSecretInAuthErrorIsRedacted(t *testing.T) {
 	s := &scripted{statuses: []int{200}}
 	srv := serve(t, s)
 	ring := synclog.NewRing(10)
-	c, _ := newClient(t, srv.URL, WithSecrets(secret), WithRecorder(ring), WithAuth(AuthFunc(func(*http.Request) error { return boom })))
-	_, err := c.Get(context.Background(), "x")
+	c, _ := newClient(t, srv.URL, WithRedactor(synclog.NewRedactor(synclog.WithSecrets(secret))), WithRecorder(ring), WithAuth(authFunc(func(*http.Request) error { return boom })))
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.ErrorIs(t, err, boom, "the cause is still reachable")
 	assert.NotContains(t, err.Error(), secret)
 	assert.Contains(t, err.Error(), "vault refused token [REDACTED]")
@@ -262,7 +262,7 @@ func TestSecretAddedToSharedRedactorLater(t *testing.T) {
 		if i == 1 {
 			red.AddSecrets("late-secret-0042")
 		}
-		_, err := c.Get(ctx, "x", WithHeader("X-Note", "late-secret-0042"))
+		_, err := c.Do(ctx, &Request{Path: "x", Header: http.Header{"X-Note": {"late-secret-0042"}}})
 		require.NoError(t, err)
 	}
 	es := ringEntries(ring, synclog.Filter{})

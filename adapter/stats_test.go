@@ -40,12 +40,12 @@ func TestStatsCountEveryStage(t *testing.T) {
 	}))
 	c, ft := newClient(t, srv.URL, WithRateLimit(1, 1), WithRetryWait(100*time.Millisecond, time.Second))
 	ctx := context.Background()
-	_, err := c.Get(ctx, "/flaky")
+	_, err := c.Do(ctx, &Request{Path: "/flaky"})
 	require.NoError(t, err)
-	_, _ = c.Get(ctx, "/moved")
-	_, err = c.Get(ctx, "/missing")
+	_, _ = c.Do(ctx, &Request{Path: "/moved"})
+	_, err = c.Do(ctx, &Request{Path: "/missing"})
 	require.ErrorIs(t, err, ErrNotFound)
-	_, err = c.Get(ctx, "http://127.0.0.1:1/refused")
+	_, err = c.Do(ctx, &Request{Path: "http://127.0.0.1:1/refused"})
 	require.Error(t, err)
 
 	s := c.Stats()
@@ -76,7 +76,7 @@ func TestStatsConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 10 {
-				_, _ = c.Get(context.Background(), "x")
+				_, _ = c.Do(context.Background(), &Request{Path: "x"})
 			}
 		})
 	}
@@ -109,9 +109,9 @@ func TestStatsCountSilentTransportResends(t *testing.T) {
 	}))
 	c, _ := newClient(t, srv.URL, WithRetries(0))
 	ctx := context.Background()
-	_, err := c.Get(ctx, "/one")
+	_, err := c.Do(ctx, &Request{Path: "/one"})
 	require.NoError(t, err)
-	resp, err := c.Get(ctx, "/two")
+	resp, err := c.Do(ctx, &Request{Path: "/two"})
 	require.NoError(t, err, "net/http re-sent the GET on a new connection")
 	assert.Equal(t, 1, resp.Attempts)
 	s := c.Stats()
@@ -127,10 +127,10 @@ func TestSilentWithoutLogger(t *testing.T) {
 	slog.SetDefault(slog.New(&captureHandler{fn: func(string, map[string]string) { logged.Add(1) }}))
 	t.Cleanup(func() { slog.SetDefault(old) })
 	srv := serve(t, &scripted{statuses: []int{503, 503, 200}})
-	failing := synclog.RecorderFunc(func(context.Context, synclog.Entry) error { return io.ErrClosedPipe })
+	failing := recorderFunc(func(context.Context, synclog.Entry) error { return io.ErrClosedPipe })
 	c, _ := newClient(t, srv.URL, WithRecorder(failing))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
-	_, _ = c.Post(context.Background(), "x", "{}")
+	_, _ = c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "x", Body: "{}"})
 	assert.Zero(t, logged.Load())
 }

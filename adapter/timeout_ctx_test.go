@@ -38,7 +38,7 @@ func TestCancelAfterReadTimeoutIsNotErrTimeout(t *testing.T) {
 		}
 	}))
 	c, _ := newClient(t, srv.URL, WithReadTimeout(30*time.Millisecond), WithRetries(5))
-	_, err := c.Get(ctx, "slow")
+	_, err := c.Do(ctx, &Request{Path: "slow"})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, ErrTimeout)
 	var e *Error
@@ -65,7 +65,7 @@ func TestAttemptAfterReadTimeoutRunsUncanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background()) // a caller context that can end
 	defer cancel()
 	c, _ := newClient(t, srv.URL, WithReadTimeout(30*time.Millisecond), WithRetries(2))
-	resp, err := c.Get(ctx, "x")
+	resp, err := c.Do(ctx, &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
 	assert.Equal(t, 200, resp.StatusCode)
@@ -82,7 +82,7 @@ func TestCallerTraceHooksRun(t *testing.T) {
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { got.Add(1) },
 	})
-	_, err := c.Get(ctx, "x")
+	_, err := c.Do(ctx, &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, int32(1), got.Load())
 }
@@ -129,7 +129,7 @@ func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
 	url := slowHandshakeProxy(t, srv.Listener.Addr().String(), 3*read)
 	c, _ := newClient(t, url, WithTLSConfig(&tls.Config{RootCAs: pool}), WithConnectTimeout(time.Minute),
 		WithReadTimeout(read), WithRetries(0))
-	resp, err := c.Get(context.Background(), "x")
+	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Equal(t, 1, resp.Attempts)

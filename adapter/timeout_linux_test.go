@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -41,23 +42,23 @@ func unacceptingListener(t *testing.T) string {
 func TestConnectTimeoutOnDial(t *testing.T) {
 	addr := unacceptingListener(t)
 	c, ft := newClient(t, "http://"+addr, WithConnectTimeout(50*time.Millisecond), WithReadTimeout(time.Hour), WithRetries(2))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	e := requireTimeout(t, err, "connect")
 	assert.Equal(t, 3, e.Attempts)
 	assert.Len(t, ft.Waits(), 2)
 
 	// A POST without an idempotency key is retried too: it never left.
-	_, err = c.Post(context.Background(), "orders", "{}")
+	_, err = c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: "{}"})
 	e = requireTimeout(t, err, "connect")
 	assert.Equal(t, 3, e.Attempts)
 
 	// Per-request override and the context winning.
 	c2, _ := newClient(t, "http://"+addr, WithConnectTimeout(time.Hour), WithRetries(0))
-	_, err = c2.Get(context.Background(), "x", timeouts(30*time.Millisecond, 0))
+	_, err = c2.Do(context.Background(), &Request{Path: "x", ConnectTimeout: 30 * time.Millisecond, ReadTimeout: 0})
 	requireTimeout(t, err, "connect")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	_, err = c2.Get(ctx, "x")
+	_, err = c2.Do(ctx, &Request{Path: "x"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NotErrorIs(t, err, ErrTimeout)
 }

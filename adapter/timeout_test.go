@@ -57,7 +57,7 @@ func requireTimeout(t *testing.T, err error, phase string) *Error {
 func TestReadTimeoutWaitingForHeaders(t *testing.T) {
 	hits, url := stallServer(t, false)
 	c, _ := newClient(t, url, WithReadTimeout(50*time.Millisecond), WithRetries(0))
-	_, err := c.Get(context.Background(), "slow")
+	_, err := c.Do(context.Background(), &Request{Path: "slow"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 1, e.Attempts)
 	assert.Equal(t, 0, e.Status, "no response arrived")
@@ -67,7 +67,7 @@ func TestReadTimeoutWaitingForHeaders(t *testing.T) {
 func TestReadTimeoutWhileReadingBody(t *testing.T) {
 	_, url := stallServer(t, true)
 	c, _ := newClient(t, url, WithReadTimeout(50*time.Millisecond), WithRetries(0))
-	_, err := c.Get(context.Background(), "slow-body")
+	_, err := c.Do(context.Background(), &Request{Path: "slow-body"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 200, e.Status, "the status line arrived before the body stalled")
 }
@@ -75,7 +75,7 @@ func TestReadTimeoutWhileReadingBody(t *testing.T) {
 func TestReadTimeoutIsRetriedForGET(t *testing.T) {
 	hits, url := stallServer(t, false)
 	c, ft := newClient(t, url, WithReadTimeout(20*time.Millisecond), WithRetries(2))
-	_, err := c.Get(context.Background(), "slow")
+	_, err := c.Do(context.Background(), &Request{Path: "slow"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 3, e.Attempts)
 	assert.Equal(t, int32(3), hits.Load())
@@ -86,7 +86,7 @@ func TestReadTimeoutIsRetriedForGET(t *testing.T) {
 func TestReadTimeoutPerRequestOverride(t *testing.T) {
 	_, url := stallServer(t, false)
 	c, _ := newClient(t, url, WithReadTimeout(time.Hour), WithRetries(0))
-	_, err := c.Get(context.Background(), "slow", timeouts(0, 30*time.Millisecond))
+	_, err := c.Do(context.Background(), &Request{Path: "slow", ConnectTimeout: 0, ReadTimeout: 30 * time.Millisecond})
 	requireTimeout(t, err, "read")
 
 	// And the other way: a short client default, a longer per-request timeout.
@@ -98,7 +98,7 @@ func TestReadTimeoutPerRequestOverride(t *testing.T) {
 	resp, err := c2.Do(context.Background(), &Request{Path: "x", ReadTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
-	_, err = c2.Get(context.Background(), "x")
+	_, err = c2.Do(context.Background(), &Request{Path: "x"})
 	requireTimeout(t, err, "read")
 }
 
@@ -108,7 +108,7 @@ func TestContextWinsOverReadTimeout(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	_, err := c.Get(ctx, "slow")
+	_, err := c.Do(ctx, &Request{Path: "slow"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NotErrorIs(t, err, ErrTimeout)
 	assert.Contains(t, err.Error(), "stopped by the caller's context: context deadline exceeded")
@@ -118,13 +118,13 @@ func TestContextWinsOverReadTimeout(t *testing.T) {
 
 	ctx, cancel = context.WithCancel(context.Background())
 	time.AfterFunc(20*time.Millisecond, cancel)
-	_, err = c.Get(ctx, "slow")
+	_, err = c.Do(ctx, &Request{Path: "slow"})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, ErrTimeout)
 	assert.Equal(t, int32(2), hits.Load())
 
 	// An already-canceled context sends nothing.
-	_, err = c.Get(ctx, "slow")
+	_, err = c.Do(ctx, &Request{Path: "slow"})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, int32(2), hits.Load())
 }
@@ -159,20 +159,20 @@ func hangingTLSServer(t *testing.T) string {
 func TestConnectTimeoutCoversTLSHandshake(t *testing.T) {
 	url := hangingTLSServer(t)
 	c, ft := newClient(t, url, WithConnectTimeout(50*time.Millisecond), WithReadTimeout(time.Hour), WithRetries(1))
-	_, err := c.Get(context.Background(), "x")
+	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	e := requireTimeout(t, err, "connect")
 	assert.Equal(t, 2, e.Attempts, "a connect timeout is retried")
 	assert.Len(t, ft.Waits(), 1)
 
 	// Per-request override.
 	c2, _ := newClient(t, url, WithConnectTimeout(time.Hour), WithRetries(0))
-	_, err = c2.Get(context.Background(), "x", timeouts(30*time.Millisecond, 0))
+	_, err = c2.Do(context.Background(), &Request{Path: "x", ConnectTimeout: 30 * time.Millisecond, ReadTimeout: 0})
 	requireTimeout(t, err, "connect")
 
 	// The context wins.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	_, err = c2.Get(ctx, "x")
+	_, err = c2.Do(ctx, &Request{Path: "x"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.NotErrorIs(t, err, ErrTimeout)
 }
@@ -180,14 +180,14 @@ func TestConnectTimeoutCoversTLSHandshake(t *testing.T) {
 func TestPOSTNotRetriedAfterReadTimeout(t *testing.T) {
 	hits, url := stallServer(t, false)
 	c, _ := newClient(t, url, WithReadTimeout(20*time.Millisecond), WithRetries(3))
-	_, err := c.Post(context.Background(), "orders", map[string]int{"qty": 1})
+	_, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: map[string]int{"qty": 1}})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 1, e.Attempts, "the POST may have been processed")
 	assert.Equal(t, int32(1), hits.Load())
 
 	// With an idempotency key it is retried, with the same key.
 	hits.Store(0)
-	_, err = c.Post(context.Background(), "orders", map[string]int{"qty": 1}, WithIdempotencyKey("k-1"))
+	_, err = c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: map[string]int{"qty": 1}, IdempotencyKey: "k-1"})
 	e = requireTimeout(t, err, "read")
 	assert.Equal(t, 4, e.Attempts)
 	assert.Equal(t, int32(4), hits.Load())
@@ -212,7 +212,7 @@ func TestHTTPSAndHTTP2ThroughOwnTLSDialer(t *testing.T) {
 		pool := x509.NewCertPool()
 		pool.AddCert(srv.Certificate())
 		c, _ := newClient(t, srv.URL, WithTLSConfig(&tls.Config{RootCAs: pool}), WithReadTimeout(time.Second))
-		resp, err := c.Get(context.Background(), "x")
+		resp, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err, "h2=%v", h2)
 		want := "HTTP/1.1"
 		if h2 {
@@ -222,7 +222,7 @@ func TestHTTPSAndHTTP2ThroughOwnTLSDialer(t *testing.T) {
 
 		// Without the CA the certificate is refused, and not retried.
 		bad, ft := newClient(t, srv.URL)
-		_, err = bad.Get(context.Background(), "x")
+		_, err = bad.Do(context.Background(), &Request{Path: "x"})
 		require.ErrorIs(t, err, ErrTransport)
 		assert.Empty(t, ft.Waits(), "a certificate error is permanent")
 	}

@@ -115,16 +115,17 @@ func ExampleNewSlogRecorder() {
 }
 
 func ExampleMulti() {
-	ring := synclog.NewRing(10)
-	counter := 0
-	count := synclog.RecorderFunc(func(context.Context, synclog.Entry) error { counter++; return nil })
-	rec := synclog.Multi(ring, count)
+	recent := synclog.NewRing(10)
+	archive := synclog.NewRing(10)
+	rec := synclog.Multi(recent, archive)
 	_ = rec.Record(context.Background(), synclog.Entry{Status: 200})
-	held := 0
-	for range ring.Query(context.Background(), synclog.Filter{}) {
-		held++
+	held := func(ring *synclog.Ring) (n int) {
+		for range ring.Query(context.Background(), synclog.Filter{}) {
+			n++
+		}
+		return n
 	}
-	fmt.Println(held, counter)
+	fmt.Println(held(recent), held(archive))
 	// Output:
 	// 1 1
 }

@@ -130,7 +130,7 @@ func TestMulti(t *testing.T) {
 	ctx := context.Background()
 	var calls []string
 	rec := func(name string, err error) Recorder {
-		return RecorderFunc(func(_ context.Context, e Entry) error {
+		return recorderFunc(func(_ context.Context, e Entry) error {
 			calls = append(calls, name+":"+e.Operation)
 			return err
 		})

@@ -72,14 +72,14 @@ type Recorder interface {
 	Record(ctx context.Context, e Entry) error
 }
 
-// RecorderFunc adapts a function to the Recorder interface.
-type RecorderFunc func(ctx context.Context, e Entry) error
+// recorderFunc adapts a function to the Recorder interface.
+type recorderFunc func(ctx context.Context, e Entry) error
 
 // Record calls f(ctx, e).
-func (f RecorderFunc) Record(ctx context.Context, e Entry) error { return f(ctx, e) }
+func (f recorderFunc) Record(ctx context.Context, e Entry) error { return f(ctx, e) }
 
 // discard is the Recorder Multi returns when given none: it drops every entry.
-var discard Recorder = RecorderFunc(func(context.Context, Entry) error { return nil })
+var discard Recorder = recorderFunc(func(context.Context, Entry) error { return nil })
 
 // Filter selects entries in a query. Zero fields match everything.
 type Filter struct {
