@@ -202,7 +202,13 @@ func (c *Client) CloseIdleConnections() {
 // nil Response. When ctx is canceled or expires the error matches ctx.Err(), never
 // ErrTimeout. Every call, successful or not, produces one audit entry.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
-	return c.do(ctx, &call{}, req)
+	// The call keeps its own copy of *req: one allocation for the call's state and its
+	// Request, and the caller's Request does not escape.
+	st := &call{}
+	if req != nil {
+		st.reqv = *req
+	}
+	return c.do(ctx, st, &st.reqv)
 }
 
 func (c *Client) do(ctx context.Context, st *call, req *Request) (*Response, error) {

@@ -63,7 +63,7 @@ type call struct {
 	lastBody      []byte
 	finalURL      *url.URL
 
-	reqv Request  // the Request, when the call built it (Get, Post, …)
+	reqv Request  // the call's copy of the Request
 	resp Response // the Response handed to the caller
 
 	// The call as a context.
