@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/state"
 	"github.com/connkit/connkit/synclog"
 )
@@ -48,7 +49,7 @@ func TestConfigNewClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := b.Client()
-			if _, err := c.Get(context.Background(), "/products"); err != nil {
+			if _, err := c.Do(context.Background(), &adapter.Request{Path: "/products"}); err != nil {
 				t.Fatal(err)
 			}
 			r := last.Load()
@@ -70,7 +71,7 @@ func TestConfigNewClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := b.Client()
-		resp, err := c.Get(context.Background(), "/flaky")
+		resp, err := c.Do(context.Background(), &adapter.Request{Path: "/flaky"})
 		if err != nil || resp.Attempts != 2 {
 			t.Fatalf("resp %+v err %v; want success on the 2nd attempt", resp, err)
 		}
@@ -126,7 +127,7 @@ func TestRotatedRefreshTokenSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Client().Get(context.Background(), "/me"); err != nil {
+		if _, err := b.Client().Do(context.Background(), &adapter.Request{Path: "/me"}); err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
 	}

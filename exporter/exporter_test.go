@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -146,7 +147,7 @@ func TestExportRemote404(t *testing.T) {
 func deleteRemote(t *testing.T, e *env, id int64) {
 	t.Helper()
 	c := newClient(t, e.srv.URL)
-	_, err := c.Delete(context.Background(), fmt.Sprintf("/products/%d", id))
+	_, err := c.Do(context.Background(), &adapter.Request{Method: http.MethodDelete, Path: fmt.Sprintf("/products/%d", id)})
 	require.NoError(t, err)
 }
 

@@ -436,7 +436,7 @@ func (r *Exporter[T]) create(ctx context.Context, lease *binding.Lease, b bindin
 	if err != nil {
 		return "", nil, b, err
 	}
-	v := resp.Get(r.cfg.idPath)
+	v := gjson.GetBytes(resp.Body, r.cfg.idPath)
 	// Only a string or a number is an ID; an object there means the path stops short
 	// ("product" for "product.id") and would bind its whole JSON as the external ID.
 	if id := v.String(); id == "" || (v.Type != gjson.String && v.Type != gjson.Number) {
@@ -510,7 +510,7 @@ func (r *Exporter[T]) remoteUpdatedAt(resp *adapter.Response) time.Time {
 		return time.Time{}
 	}
 	// Read as the importer reads it, so the importer finds the same time on the binding.
-	t, err := jsontime.Parse(resp.Get(r.cfg.updatedPath))
+	t, err := jsontime.Parse(gjson.GetBytes(resp.Body, r.cfg.updatedPath))
 	if err != nil {
 		return time.Time{}
 	}

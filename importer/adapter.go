@@ -24,7 +24,7 @@ func FetchFrom(d adapter.Doer, pathFormat, recordPath string) FetchFunc {
 		}
 		rec := resp.JSON()
 		if recordPath != "" {
-			rec = resp.Get(recordPath)
+			rec = gjson.GetBytes(resp.Body, recordPath)
 		}
 		if !rec.IsObject() {
 			return gjson.Result{}, fmt.Errorf("%w: fetching %q: no JSON object at %q in the response", adapter.ErrBadResponse, externalID, recordPath)
