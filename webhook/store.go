@@ -1,0 +1,101 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"net/http"
+	"time"
+)
+
+// Status is where a delivery is in its processing.
+type Status string
+
+// Delivery statuses. A delivery is stored pending before the sender is answered, and ends
+// processed, ignored (no handler for its event type) or failed (its handler returned an
+// error on the last attempt allowed; it can still be retried on purpose).
+const (
+	StatusPending   Status = "pending"
+	StatusProcessed Status = "processed"
+	StatusIgnored   Status = "ignored"
+	StatusFailed    Status = "failed"
+)
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusProcessed, StatusIgnored, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Delivery is one webhook request as it was received, and what became of it.
+type Delivery struct {
+	// Endpoint names the receiver that took the delivery ("shopify"); with ID it is the
+	// delivery's key.
+	Endpoint string
+	// ID is the sender's delivery ID (the receiver's ID header), or, when the sender
+	// sends none, "sha256:" and the hex SHA-256 of the body.
+	ID string
+	// Event is the event type ("products/update"), from a header or the body; may be empty.
+	Event string
+	// Header holds the request headers with signatures and credentials redacted.
+	Header http.Header
+	// Body is the raw request body, byte for byte.
+	Body []byte
+	// ReceivedAt is when the receiver stored the delivery.
+	ReceivedAt time.Time
+
+	// Status, Attempts (processing attempts so far), LastError (of the last failed attempt)
+	// and UpdatedAt (of the last status change) track processing.
+	Status    Status
+	Attempts  int
+	LastError string
+	UpdatedAt time.Time
+}
+
+// Filter selects deliveries in Store.List. Zero fields match everything.
+type Filter struct {
+	Endpoint string
+	Status   Status
+	// ReceivedBefore keeps deliveries received strictly before it.
+	ReceivedBefore time.Time
+	// Limit caps how many are yielded (0: no cap).
+	Limit int
+}
+
+// Errors returned (wrapped) by stores.
+var (
+	// ErrNotFound: no delivery has the given endpoint and ID.
+	ErrNotFound = errors.New("webhook: delivery not found")
+	// ErrInvalid: an argument cannot be stored (empty endpoint or ID, unknown status).
+	ErrInvalid = errors.New("webhook: invalid delivery")
+)
+
+// Store keeps deliveries. Implementations are safe for concurrent use, and SQL ones
+// across processes sharing a database. Package webhooktest holds the conformance suite
+// every implementation passes.
+type Store interface {
+	// Insert stores d (with d.Status pending when empty) unless a delivery with the same
+	// Endpoint and ID exists. inserted is false for such a duplicate, which is left as it
+	// was and returned in stored; otherwise stored is d as written. It is atomic:
+	// concurrent inserts of one key store one delivery.
+	Insert(ctx context.Context, d Delivery) (stored Delivery, inserted bool, err error)
+	// Get returns one delivery, or an error matching ErrNotFound.
+	Get(ctx context.Context, endpoint, id string) (Delivery, error)
+	// Finish records the outcome of one processing attempt: the status it leaves the
+	// delivery in, the attempt's error text ("" clears LastError) and its time; it adds
+	// one to Attempts. ErrNotFound when the delivery does not exist.
+	Finish(ctx context.Context, endpoint, id string, status Status, errText string, at time.Time) (Delivery, error)
+	// Reset sets a delivery back to pending to be processed again (retry of a failed one,
+	// replay of a processed or ignored one), keeping Attempts and LastError.
+	Reset(ctx context.Context, endpoint, id string, at time.Time) (Delivery, error)
+	// List yields the deliveries matching f, oldest received first (ties by ID). Stores
+	// page internally, so memory stays bounded, and hold no lock or connection while
+	// yielding.
+	List(ctx context.Context, f Filter) iter.Seq2[Delivery, error]
+	// Purge deletes the deliveries received before before whose status is one of
+	// statuses (all statuses when none is given) and returns how many it deleted.
+	Purge(ctx context.Context, before time.Time, statuses ...Status) (int, error)
+}
