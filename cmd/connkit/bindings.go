@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/connkit/connkit/binding"
+)
+
+const bindingsUsage = `Usage:
+  connkit bindings list  [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
+  connkit bindings retry --model M [--backend B] [--id N]…
+
+Inspect the bindings (which local record is which external record, and how its last sync
+went) and retry the failed ones.
+
+Run 'connkit bindings <subcommand> --help' for each subcommand's flags.
+`
+
+func runBindings(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("bindings", "bindings needs a subcommand: list or retry")
+	}
+	switch args[0] {
+	case "list":
+		return bindingsList(ctx, e, args[1:])
+	case "retry":
+		return bindingsRetry(ctx, e, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(e.stdout, bindingsUsage)
+		return errHelpShown
+	}
+	return usagef("bindings", "unknown bindings subcommand %q: want list or retry", args[0])
+}
+
+// bindingJSON is one line of `bindings list --json`.
+type bindingJSON struct {
+	ID         int64  `json:"id"`
+	Backend    string `json:"backend"`
+	Model      string `json:"model"`
+	LocalID    string `json:"local_id"`
+	ExternalID string `json:"external_id"`
+	Status     string `json:"status"`
+	LastError  string `json:"last_error"`
+	RetryCount int    `json:"retry_count"`
+	SyncedAt   string `json:"synced_at,omitempty"`
+	NoExport   bool   `json:"no_export"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+func toBindingJSON(b binding.Binding) bindingJSON {
+	j := bindingJSON{ID: b.ID, Backend: b.Backend, Model: b.Model, LocalID: b.LocalID, ExternalID: b.ExternalID,
+		Status: string(b.Status), LastError: b.LastError, RetryCount: b.RetryCount, NoExport: b.NoExport,
+		UpdatedAt: b.UpdatedAt.UTC().Format(time.RFC3339Nano)}
+	if !b.SyncedAt.IsZero() {
+		j.SyncedAt = b.SyncedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return j
+}
+
+// parseStatuses reads --status: a comma-separated list of binding statuses.
+func parseStatuses(f *flags, s string) ([]binding.Status, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []binding.Status
+	for _, p := range strings.Split(s, ",") {
+		st := binding.Status(strings.TrimSpace(p))
+		if !st.Valid() {
+			return nil, usagef(f.cmd, "--status: unknown status %q (want pending, in_progress, success, failed or skipped)", p)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func bindingsList(ctx context.Context, e *env, args []string) error {
+	f := newFlags("bindings list", `Usage:
+  connkit bindings list [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
+
+List bindings in ID order. --status takes pending, in_progress, success, failed or
+skipped, several separated by commas. --json writes one JSON object per line: {"id",
+"backend", "model", "local_id", "external_id", "status", "last_error", "retry_count",
+"synced_at" (absent before the first success), "no_export", "updated_at"}.
+`)
+	dsn := f.dbFlag()
+	model := f.String("model", "", "only bindings of this model")
+	backend := f.String("backend", "", "only bindings of this backend (apisync: the config's backend name)")
+	status := f.String("status", "", "only bindings in these statuses (comma-separated)")
+	limit := f.Int("limit", 0, "list at most this many bindings (0: all)")
+	asJSON := f.jsonFlag("write JSON lines instead of a table")
+	pos, err := f.parse(e.stdout, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef(f.cmd, "unexpected argument %q", pos[0])
+	}
+	statuses, err := parseStatuses(f, *status)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef(f.cmd, "--limit must not be negative, got %d", *limit)
+	}
+	db, err := openDB(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	tw := newTable(e.stdout)
+	if !*asJSON {
+		fmt.Fprintln(tw, "ID\tBACKEND\tMODEL\tLOCAL\tEXTERNAL\tSTATUS\tRETRIES\tSYNCED\tERROR")
+	}
+	n := 0
+	filter := binding.Filter{Backend: *backend, Model: *model, Statuses: statuses, Limit: *limit}
+	for b, err := range db.Bindings().List(ctx, filter) {
+		if err != nil {
+			tw.Flush()
+			return fmt.Errorf("list bindings: %w", err)
+		}
+		n++
+		if *asJSON {
+			if err := writeJSON(e.stdout, toBindingJSON(b)); err != nil {
+				return err
+			}
+			continue
+		}
+		synced := "-"
+		if !b.SyncedAt.IsZero() {
+			synced = b.SyncedAt.UTC().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, clean(cut(b.Backend, 20)), clean(cut(b.Model, 20)),
+			clean(cut(b.LocalID, 20)), clean(cut(b.ExternalID, 24)), b.Status, b.RetryCount, synced, clean(cut(b.LastError, 60)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n == 0 && !*asJSON {
+		fmt.Fprintln(e.stderr, "connkit: no bindings match")
+	}
+	return nil
+}
