@@ -187,6 +187,46 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 5,
+		name:    "webhook deliveries",
+		// One row per delivery, keyed by (endpoint, sender's delivery ID): the key dedups
+		// redeliveries. header is the redacted request header as JSON; body the raw body.
+		sqlite: []string{
+			`CREATE TABLE connkit_webhook_deliveries (
+				endpoint TEXT NOT NULL,
+				id TEXT NOT NULL,
+				event TEXT NOT NULL DEFAULT '',
+				header TEXT,
+				body BLOB NOT NULL,
+				received_at INTEGER NOT NULL,
+				status TEXT NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				last_error TEXT NOT NULL DEFAULT '',
+				updated_at INTEGER NOT NULL,
+				PRIMARY KEY (endpoint, id)
+			)`,
+			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id)`,
+			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id)`,
+		},
+		postgres: []string{
+			`CREATE TABLE connkit_webhook_deliveries (
+				endpoint TEXT NOT NULL,
+				id TEXT NOT NULL,
+				event TEXT NOT NULL DEFAULT '',
+				header TEXT,
+				body BYTEA NOT NULL,
+				received_at TIMESTAMPTZ NOT NULL,
+				status TEXT NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				last_error TEXT NOT NULL DEFAULT '',
+				updated_at TIMESTAMPTZ NOT NULL,
+				PRIMARY KEY (endpoint, id)
+			)`,
+			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id)`,
+			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id)`,
+		},
+	},
 	// Append new migrations here.
 }
 

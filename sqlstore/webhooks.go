@@ -1,0 +1,323 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/connkit/connkit/webhook"
+)
+
+// webhookStore is the SQL webhook.Store returned by DB.Webhooks.
+type webhookStore struct{ db *DB }
+
+var _ webhook.Store = (*webhookStore)(nil)
+
+// Webhooks returns the webhook delivery store kept in this database (table
+// connkit_webhook_deliveries). It is safe for concurrent use and across processes sharing
+// the database: Insert is one INSERT … ON CONFLICT DO NOTHING, so of concurrent inserts of
+// one delivery, in any processes, exactly one stores it.
+//
+// Times are kept as every store here keeps them (UTC, microseconds; a zero ReceivedAt or
+// UpdatedAt given to Insert is the DB's clock). The event type and error texts are stored
+// as text; on Postgres, whose text rejects them, NUL bytes and invalid UTF-8 in them
+// become U+FFFD, and an endpoint or delivery ID holding them is refused with
+// webhook.ErrInvalid rather than stored under another key. Bodies are stored byte for
+// byte. List reads at most 100 deliveries per round trip (fewer with WithPageSize), so an
+// iteration holds at most that many bodies in memory.
+func (db *DB) Webhooks() webhook.Store { return &webhookStore{db: db} }
+
+// webhookPageSize caps the deliveries List reads per query: each holds a whole body.
+const webhookPageSize = 100
+
+const deliveryCols = `endpoint, id, event, header, body, received_at, status, attempts, last_error, updated_at`
+
+// key checks a delivery's key: never cleaned, so a key Postgres cannot store fails
+// instead of aliasing another.
+func (s *webhookStore) key(op, endpoint, id string) error {
+	switch {
+	case endpoint == "":
+		return fmt.Errorf("webhook: %s delivery %q: %w: the endpoint is empty", op, id, webhook.ErrInvalid)
+	case id == "":
+		return fmt.Errorf("webhook: %s delivery of endpoint %q: %w: the delivery ID is empty", op, endpoint, webhook.ErrInvalid)
+	}
+	if s.db.dialect == Postgres {
+		for _, v := range [...]string{endpoint, id} {
+			if !utf8.ValidString(v) || strings.Contains(v, "\x00") {
+				return fmt.Errorf("webhook: %s delivery %q of endpoint %q: %w: a NUL byte or invalid UTF-8 in the key, which Postgres cannot store",
+					op, id, endpoint, webhook.ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
+func checkStatus(op string, st webhook.Status) error {
+	if !st.Valid() {
+		return fmt.Errorf("webhook: %s: %w: unknown status %q", op, webhook.ErrInvalid, st)
+	}
+	return nil
+}
+
+// Insert implements webhook.Store.
+func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.Delivery, bool, error) {
+	if err := s.key("insert", d.Endpoint, d.ID); err != nil {
+		return webhook.Delivery{}, false, err
+	}
+	if d.Status == "" {
+		d.Status = webhook.StatusPending
+	}
+	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
+		return webhook.Delivery{}, false, err
+	}
+	if d.Attempts < 0 {
+		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts %d",
+			d.ID, d.Endpoint, webhook.ErrInvalid, d.Attempts)
+	}
+	d.ReceivedAt, d.UpdatedAt = utc(d.ReceivedAt), utc(d.UpdatedAt)
+	if d.ReceivedAt.IsZero() {
+		d.ReceivedAt = s.db.clock()
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.ReceivedAt
+	}
+	d.Event, d.LastError = s.db.text(d.Event), s.db.text(d.LastError)
+	if d.Body == nil {
+		d.Body = []byte{}
+	}
+	header, err := headerJSON(d.Header)
+	if err != nil {
+		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+	}
+	insert := s.db.q(`INSERT INTO connkit_webhook_deliveries (` + deliveryCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, id) DO NOTHING`)
+	// A duplicate is read back after the conflict; should it be purged in between, the
+	// insert goes again (and then most likely stores d).
+	for range 3 {
+		res, err := s.db.wq.ExecContext(ctx, insert, d.Endpoint, d.ID, d.Event, header, d.Body,
+			s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt))
+		if err != nil {
+			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+		}
+		if n == 1 {
+			// Decode the header as Get would, so the result does not share the caller's map.
+			d.Header, err = parseHeader(nullableString(header))
+			if err != nil {
+				return webhook.Delivery{}, false, err
+			}
+			d.Body = append([]byte{}, d.Body...)
+			return d, true, nil
+		}
+		// The conflicting row is committed (SQLite has one writer; Postgres waited for the
+		// inserting transaction), so the writer's pool sees it.
+		stored, err := s.get(ctx, s.db.wq, d.Endpoint, d.ID)
+		if errors.Is(err, webhook.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+		}
+		return stored, false, nil
+	}
+	return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: it conflicts with a delivery deleted as it is read, three times; try again",
+		d.ID, d.Endpoint)
+}
+
+func nullableString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return ""
+}
+
+// Get implements webhook.Store.
+func (s *webhookStore) Get(ctx context.Context, endpoint, id string) (webhook.Delivery, error) {
+	if err := s.key("get", endpoint, id); err != nil {
+		return webhook.Delivery{}, err
+	}
+	d, err := s.get(ctx, s.db.rq, endpoint, id)
+	if err != nil && !errors.Is(err, webhook.ErrNotFound) {
+		return webhook.Delivery{}, fmt.Errorf("webhook: get delivery %q of endpoint %q: %w", id, endpoint, err)
+	}
+	return d, err
+}
+
+func (s *webhookStore) get(ctx context.Context, q querier, endpoint, id string) (webhook.Delivery, error) {
+	d, err := scanDelivery(q.QueryRowContext(ctx,
+		s.db.q(`SELECT `+deliveryCols+` FROM connkit_webhook_deliveries WHERE endpoint = ? AND id = ?`), endpoint, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return webhook.Delivery{}, notFound(endpoint, id)
+	}
+	return d, err
+}
+
+func notFound(endpoint, id string) error {
+	return fmt.Errorf("%w: delivery %q of endpoint %q", webhook.ErrNotFound, id, endpoint)
+}
+
+func scanDelivery(sc interface{ Scan(...any) error }) (webhook.Delivery, error) {
+	var d webhook.Delivery
+	var header, status string
+	err := sc.Scan(&d.Endpoint, &d.ID, &d.Event, nullString{&header}, &d.Body, nullTime{&d.ReceivedAt},
+		&status, &d.Attempts, &d.LastError, nullTime{&d.UpdatedAt})
+	if err != nil {
+		return webhook.Delivery{}, err
+	}
+	d.Status = webhook.Status(status)
+	if d.Body == nil {
+		d.Body = []byte{}
+	}
+	if d.Header, err = parseHeader(header); err != nil {
+		return webhook.Delivery{}, fmt.Errorf("delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+	}
+	return d, nil
+}
+
+// Finish implements webhook.Store with one UPDATE … RETURNING.
+func (s *webhookStore) Finish(ctx context.Context, endpoint, id string, status webhook.Status, errText string, at time.Time) (webhook.Delivery, error) {
+	if err := s.key("finish", endpoint, id); err != nil {
+		return webhook.Delivery{}, err
+	}
+	if err := checkStatus("finish delivery "+id, status); err != nil {
+		return webhook.Delivery{}, err
+	}
+	return s.update(ctx, "finish", endpoint, id, `status = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`,
+		string(status), s.db.text(errText), s.db.timeArg(s.at(at)))
+}
+
+// Reset implements webhook.Store with one UPDATE … RETURNING.
+func (s *webhookStore) Reset(ctx context.Context, endpoint, id string, at time.Time) (webhook.Delivery, error) {
+	if err := s.key("reset", endpoint, id); err != nil {
+		return webhook.Delivery{}, err
+	}
+	return s.update(ctx, "reset", endpoint, id, `status = ?, updated_at = ?`,
+		string(webhook.StatusPending), s.db.timeArg(s.at(at)))
+}
+
+// at is the time of a status change: at, or the DB's clock when at is zero.
+func (s *webhookStore) at(at time.Time) time.Time {
+	if at.IsZero() {
+		return s.db.clock()
+	}
+	return utc(at)
+}
+
+func (s *webhookStore) update(ctx context.Context, op, endpoint, id, set string, args ...any) (webhook.Delivery, error) {
+	d, err := scanDelivery(s.db.wq.QueryRowContext(ctx,
+		s.db.q(`UPDATE connkit_webhook_deliveries SET `+set+` WHERE endpoint = ? AND id = ? RETURNING `+deliveryCols),
+		append(args, endpoint, id)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return webhook.Delivery{}, fmt.Errorf("webhook: %s: %w", op, notFound(endpoint, id))
+	}
+	if err != nil {
+		return webhook.Delivery{}, fmt.Errorf("webhook: %s delivery %q of endpoint %q: %w", op, id, endpoint, err)
+	}
+	return d, nil
+}
+
+// List implements webhook.Store: keyset pages on (received_at, id, endpoint), each read
+// whole and its rows closed before it is yielded.
+func (s *webhookStore) List(ctx context.Context, f webhook.Filter) iter.Seq2[webhook.Delivery, error] {
+	return func(yield func(webhook.Delivery, error) bool) {
+		if f.Limit < 0 {
+			yield(webhook.Delivery{}, fmt.Errorf("webhook: list deliveries: %w: Limit is negative (%d); use 0 for no limit", webhook.ErrInvalid, f.Limit))
+			return
+		}
+		if f.Status != "" {
+			if err := checkStatus("list deliveries", f.Status); err != nil {
+				yield(webhook.Delivery{}, err)
+				return
+			}
+		}
+		var where []string
+		var args []any
+		if f.Endpoint != "" {
+			where, args = append(where, `endpoint = ?`), append(args, f.Endpoint)
+		}
+		if f.Status != "" {
+			where, args = append(where, `status = ?`), append(args, string(f.Status))
+		}
+		if !f.ReceivedBefore.IsZero() {
+			where, args = append(where, `received_at < ?`), append(args, s.db.timeArg(f.ReceivedBefore))
+		}
+		base := `SELECT ` + deliveryCols + ` FROM connkit_webhook_deliveries WHERE `
+		if len(where) > 0 {
+			base += strings.Join(where, ` AND `) + ` AND `
+		}
+		const order = ` ORDER BY received_at, id, endpoint LIMIT ?`
+		first := s.db.q(base + `1 = 1` + order)
+		next := s.db.q(base + `(received_at > ? OR (received_at = ? AND (id > ? OR (id = ? AND endpoint > ?))))` + order)
+		pages := keysetPages(f.Limit, min(s.db.pageSize, webhookPageSize), func(last *webhook.Delivery, n int) ([]webhook.Delivery, error) {
+			a := args[:len(args):len(args)]
+			query := first
+			if last != nil {
+				t := s.db.timeArg(last.ReceivedAt)
+				a, query = append(a, t, t, last.ID, last.ID, last.Endpoint), next
+			}
+			page, err := s.page(ctx, query, append(a, n))
+			if err != nil {
+				return nil, fmt.Errorf("webhook: list deliveries: %w", err)
+			}
+			return page, nil
+		})
+		for d, err := range pages {
+			if !yield(d, err) {
+				return
+			}
+		}
+	}
+}
+
+func (s *webhookStore) page(ctx context.Context, query string, args []any) ([]webhook.Delivery, error) {
+	rows, err := s.db.rq.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var page []webhook.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, d)
+	}
+	return page, rows.Err()
+}
+
+// Purge implements webhook.Store with one DELETE.
+func (s *webhookStore) Purge(ctx context.Context, before time.Time, statuses ...webhook.Status) (int, error) {
+	for _, st := range statuses {
+		if err := checkStatus("purge deliveries", st); err != nil {
+			return 0, err
+		}
+	}
+	if before.IsZero() {
+		return 0, nil // nothing was received before the zero time
+	}
+	query := `DELETE FROM connkit_webhook_deliveries WHERE received_at < ?`
+	args := []any{s.db.timeArg(before)}
+	if len(statuses) > 0 {
+		query += ` AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		for _, st := range statuses {
+			args = append(args, string(st))
+		}
+	}
+	res, err := s.db.wq.ExecContext(ctx, s.db.q(query), args...)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil {
+			return int(n), nil
+		}
+	}
+	return 0, fmt.Errorf("webhook: purge deliveries received before %s: %w", utc(before).Format(time.RFC3339Nano), err)
+}
