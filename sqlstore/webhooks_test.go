@@ -15,6 +15,7 @@ import (
 
 	"github.com/connkit/connkit/sqlstore"
 	"github.com/connkit/connkit/webhook"
+	"github.com/connkit/connkit/webhook/webhooktest"
 )
 
 func deliveries(t *testing.T, seq func(func(webhook.Delivery, error) bool)) []webhook.Delivery {
@@ -272,6 +273,15 @@ func TestWebhookStoreConcurrentInsert(t *testing.T) {
 			if got := len(deliveries(t, stores[0].List(ctx, webhook.Filter{}))); got != count {
 				t.Fatalf("%d deliveries stored, want %d", got, count)
 			}
+		})
+	}
+}
+
+func TestWebhookConformance(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			webhooktest.Run(t, func(t *testing.T) webhook.Store { return e.open(t).Webhooks() })
 		})
 	}
 }
