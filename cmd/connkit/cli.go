@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func (e *env) main(ctx context.Context, args []string) int {
 	if len(args) == 0 {
+		fmt.Fprint(e.stderr, "connkit: no command given\n\n")
 		e.topHelp(e.stderr)
 		return exitUsage
 	}
