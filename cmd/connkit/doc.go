@@ -1,0 +1,50 @@
+// Command connkit runs config-driven connectors (package apisync) and inspects a connkit
+// store: the audit log, the app's records and the bindings.
+//
+// It needs no setup: the store is a SQLite file (connkit.db in the working directory
+// unless --db names another; a postgres:// URL works too), created and migrated on first
+// use, and work runs in-process.
+//
+// Usage:
+//
+//	connkit serve    --config DIR [--db FILE] [--listen ADDR] [--shutdown-timeout D]
+//	connkit push     --config FILE [--db FILE] [--dry-run] [--json]
+//	connkit validate --config DIR [--json]
+//	connkit logs     [--config NAME] [--status ok|failed|404|4xx] [--since T] [--until T]
+//	                 [--direction in|out] [--backend B] [--model M] [--record ID] [--limit N] [--json]
+//	connkit logs     --id N [--json]
+//	connkit records  list   --model M [--limit N] [--json]
+//	connkit records  get    --model M ID [--json]
+//	connkit records  import --model M [--file F] [--key FIELD] [--json]
+//	connkit records  export --model M [--file F]
+//	connkit bindings list   [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
+//	connkit bindings retry  --model M [--backend B] [--id N]… [--json]
+//
+// Every command and subcommand prints its usage with --help.
+//
+// serve answers the inbound (direction: in) configs of DIR over HTTP until SIGINT or
+// SIGTERM, then shuts down gracefully. push sends the records of one outbound config,
+// with progress on stderr. validate checks configs and names the file, line and field
+// of each problem. logs shows the audit log newest first, or one entry in full (headers
+// and bodies, redacted when they were stored) with --id. records works on the app's
+// records (sqlstore.Records: one table per model): list, get, import JSON lines (all or
+// nothing; --key makes a re-run idempotent) and export JSON lines (the format import
+// reads). bindings lists bindings and marks failed ones for retry.
+//
+// # Output
+//
+// Tables for people go to stdout; --json writes JSON for scripts instead: JSON lines
+// (one object per entry, record or binding) for lists, one JSON object for a single item
+// or a summary. Each command's --help names the fields. Progress and notes go to stderr,
+// and errors too, prefixed "connkit: ". Text from the store or a remote system (URLs,
+// bodies, error texts) is printed with control characters escaped, so it cannot drive
+// the terminal. Secrets are never printed: configs take them from ${ENV} variables, and
+// the audit log stores them redacted.
+//
+// # Exit status
+//
+//	0  the command did what it was asked
+//	1  it ran and failed: an invalid config, a record that failed to push or import,
+//	   a store that cannot be opened
+//	2  it was called wrongly: an unknown command or flag, a missing or malformed flag value
+package main
