@@ -1,0 +1,481 @@
+package apisync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/report"
+	"github.com/connkit/connkit/sqlstore"
+)
+
+// Push runs an out config now (the manual trigger; schedules and record triggers run it
+// too). With no IDs it selects the model's records by the config's filter; with IDs it
+// pushes those records, skipping the ones the filter excludes.
+//
+// By method:
+//   - POST: each record through the hub's exporter — created (POST url) on its first
+//     push, updated (PUT url/{id}) afterwards, unchanged records skipped, the external ID
+//     read from the response at id_path and kept in the record's binding. With
+//     paginated, records go in batches of page_size, one POST of a JSON array per batch;
+//     the external IDs are read from the response array, element by element.
+//   - PUT: one PUT per record (or per batch with paginated) to url, whose {id} is the
+//     record's external ID, else its identifier line's value.
+//   - DELETE: one DELETE per record to url (with {id} as for PUT) carrying the mapped
+//     record; the binding is removed. Counted as updated.
+//   - GET: one GET of url with the params as query parameters; the response (a JSON
+//     array of objects, or one object) is mapped by the lines (API key → local field)
+//     and written to the model: the record whose identifier field matches is updated,
+//     otherwise one is created, and the external ID at id_path is bound to it.
+//
+// Requests carry the config's auth and headers, honour its timeouts and are retried by
+// its retry policy (exponential backoff with jitter on 5xx, 429 and transport errors);
+// every exchange is in the audit log. Records that failed are counted and returned in a
+// *report.PartialError.
+func (s *Sync) Push(ctx context.Context, config string, localIDs ...string) (report.Counts, error) {
+	c, err := s.config(config)
+	if err != nil {
+		return report.Counts{}, err
+	}
+	if c.cfg.Direction != Out {
+		return report.Counts{}, fmt.Errorf("apisync: push %q: it is an in config: %w", config, ErrWrongDirection)
+	}
+	if c.method() == http.MethodGet {
+		return s.pull(ctx, c)
+	}
+	var total report.Counts
+	var errs []error
+	failed := 0
+	chunk := make([]string, 0, c.pageSize())
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		var n report.Counts
+		var err error
+		if c.hub() {
+			n, err = c.backend.Export(ctx, c.cfg.Model, chunk...)
+		} else {
+			n, err = s.send(ctx, c, chunk)
+		}
+		chunk = chunk[:0]
+		total = total.Add(n)
+		var pe *report.PartialError
+		if errors.As(err, &pe) {
+			failed += pe.Failed
+			errs = append(errs, pe.Errors...)
+			return nil
+		}
+		return err
+	}
+	for id, err := range s.selectIDs(ctx, c, localIDs) {
+		if err != nil {
+			return total, fmt.Errorf("apisync: push %q: selecting records: %w", config, err)
+		}
+		chunk = append(chunk, id)
+		if len(chunk) == cap(chunk) {
+			if err := flush(); err != nil {
+				return total, fmt.Errorf("apisync: push %q: %w", config, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return total, fmt.Errorf("apisync: push %q: %w", config, err)
+	}
+	if failed > 0 {
+		return total, fmt.Errorf("apisync: push %q: %w", config, report.Partial(failed, errs))
+	}
+	return total, nil
+}
+
+// selectIDs yields the IDs given, or the IDs of the model's records the filter selects,
+// reading the table page by page.
+func (s *Sync) selectIDs(ctx context.Context, c *compiled, ids []string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		if len(ids) > 0 {
+			for _, id := range ids {
+				if !yield(id, nil) {
+					return
+				}
+			}
+			return
+		}
+		for e, err := range s.stores[c.cfg.Model].All(ctx) {
+			if err != nil {
+				if !yield("", err) {
+					return
+				}
+				continue
+			}
+			ok, err := c.filter.match(ctx, withID(e.Value, e.ID))
+			if err != nil {
+				if !yield("", fmt.Errorf("record %s: %w", e.ID, err)) {
+					return
+				}
+				continue
+			}
+			if ok && !yield(e.ID, nil) {
+				return
+			}
+		}
+	}
+}
+
+// outRecord is one record on its way out.
+type outRecord struct {
+	id      string
+	payload json.RawMessage
+	bound   binding.Binding // zero when none
+	ident   string          // the identifier line's value
+}
+
+// send pushes records the hub's exporter does not cover: PUT, DELETE and batches,
+// with the backend's client and bindings.
+func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Counts, error) {
+	var counts report.Counts
+	var errs []error
+	fail := func(id, step string, err error) {
+		counts.Failed++
+		rerr := &report.RecordError{Op: "export", Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, Step: step, Err: err}
+		errs = append(errs, rerr)
+		s.markFailed(ctx, c, id, rerr)
+	}
+	var recs []outRecord
+	st := s.stores[c.cfg.Model]
+	for _, id := range ids {
+		v, err := st.Get(ctx, id)
+		if errors.Is(err, local.ErrNotFound) {
+			counts.Skipped++
+			continue
+		}
+		if err != nil {
+			fail(id, "read", err)
+			continue
+		}
+		v = withID(v, id)
+		payload, err := c.maps.mapOut(ctx, v)
+		if errors.Is(err, report.ErrSkip) {
+			counts.Skipped++
+			continue
+		}
+		if err != nil {
+			fail(id, "map", err)
+			continue
+		}
+		r := outRecord{id: id, payload: payload}
+		if c.maps.id != nil {
+			if iv := v[c.maps.id.Field]; iv != nil {
+				r.ident = fmt.Sprint(plain(iv))
+			}
+		}
+		b, err := s.db.Bindings().GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id)
+		switch {
+		case err == nil:
+			r.bound = b
+		case !errors.Is(err, binding.ErrNotFound):
+			fail(id, "bind", err)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	_, rest := splitURL(c.cfg.URL)
+	idPath := c.cfg.IDPath
+	if idPath == "" {
+		idPath = "id"
+	}
+	if c.cfg.Paginated && len(recs) > 0 {
+		body := make([]json.RawMessage, len(recs))
+		ids := make([]string, len(recs))
+		for i, r := range recs {
+			body[i], ids[i] = r.payload, r.id
+		}
+		raw, _ := json.Marshal(body)
+		req := &adapter.Request{Method: c.method(), Path: rest, Body: json.RawMessage(raw),
+			Operation: c.cfg.Name, Model: c.cfg.Model, Record: strings.Join(ids, ",")}
+		if c.method() == http.MethodPost {
+			sum := sha256.Sum256(append([]byte(c.cfg.Name+"\x00"), raw...))
+			req.IdempotencyKey = "apisync-" + hex.EncodeToString(sum[:16])
+		}
+		resp, err := c.client.Do(ctx, req)
+		if err != nil {
+			for _, r := range recs {
+				fail(r.id, "send", err)
+			}
+		} else {
+			arr := resp.JSON()
+			for i, r := range recs {
+				ext := ""
+				if arr.IsArray() {
+					ext = idString(arr.Get(fmt.Sprintf("%d.%s", i, idPath)))
+				}
+				s.done(ctx, c, r, ext, &counts, fail)
+			}
+		}
+		return counts, report.Partial(counts.Failed, errs)
+	}
+	for _, r := range recs {
+		ref := r.bound.ExternalID
+		if ref == "" {
+			ref = r.ident
+		}
+		path := rest
+		if strings.Contains(path, "{id}") {
+			if ref == "" {
+				fail(r.id, "send", fmt.Errorf("the url needs {id}, and the record has neither an external ID nor an identifier value"))
+				continue
+			}
+			path = strings.ReplaceAll(path, "{id}", url.PathEscape(ref))
+		}
+		resp, err := c.client.Do(ctx, &adapter.Request{Method: c.method(), Path: path, Body: r.payload,
+			Operation: c.cfg.Name, Model: c.cfg.Model, Record: r.id})
+		if err != nil {
+			fail(r.id, "send", err)
+			continue
+		}
+		s.done(ctx, c, r, idString(resp.JSON().Get(idPath)), &counts, fail)
+	}
+	return counts, report.Partial(counts.Failed, errs)
+}
+
+func idString(r gjson.Result) string {
+	switch r.Type {
+	case gjson.String:
+		return r.Str
+	case gjson.Number:
+		return r.Raw
+	}
+	return ""
+}
+
+// done records a sent record: its binding (removed after a DELETE) and its count.
+func (s *Sync) done(ctx context.Context, c *compiled, r outRecord, ext string, counts *report.Counts, fail func(id, step string, err error)) {
+	bs := s.db.Bindings()
+	if c.method() == http.MethodDelete {
+		if r.bound.ID != 0 {
+			if err := bs.Delete(ctx, r.bound.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
+				fail(r.id, "mark", err)
+				return
+			}
+		}
+		counts.Updated++
+		return
+	}
+	if ext == "" {
+		ext = r.bound.ExternalID
+	}
+	b := binding.Binding{ID: r.bound.ID, Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: r.id, ExternalID: ext,
+		Status: binding.StatusSuccess, SyncedAt: time.Now().UTC(), Hash: hashOf(r.payload)}
+	if _, err := bs.Upsert(ctx, b); err != nil {
+		fail(r.id, "mark", err)
+		return
+	}
+	if r.bound.ID == 0 || r.bound.ExternalID == "" && ext != "" {
+		counts.Created++
+	} else {
+		counts.Updated++
+	}
+}
+
+func hashOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// markFailed keeps a failed record's error in its binding (best effort: the error is
+// returned to the caller anyway).
+func (s *Sync) markFailed(ctx context.Context, c *compiled, id string, err error) {
+	bs := s.db.Bindings()
+	b, gerr := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id)
+	if errors.Is(gerr, binding.ErrNotFound) {
+		b, _, gerr = bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
+	}
+	if gerr != nil {
+		s.logger.WarnContext(ctx, "apisync: cannot record a failed push", "config", c.cfg.Name, "record", id, "error", gerr)
+		return
+	}
+	if _, merr := bs.MarkFailed(ctx, b.ID, binding.Failure{Error: err.Error()}); merr != nil {
+		s.logger.WarnContext(ctx, "apisync: cannot record a failed push", "config", c.cfg.Name, "record", id, "error", merr)
+	}
+}
+
+// query builds an outbound GET's query parameters from the params.
+func outQuery(ps []Param) url.Values {
+	q := url.Values{}
+	suffix := map[string]string{"!=": "ne", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte", "in": "in", "like": "like"}
+	for _, p := range ps {
+		key := p.Key
+		if op := p.Operator; op != "" && op != "=" {
+			key += "[" + suffix[op] + "]"
+		}
+		var val string
+		if list, ok := p.Value.([]any); ok {
+			parts := make([]string, len(list))
+			for i, v := range list {
+				parts[i] = scalarText(v)
+			}
+			val = strings.Join(parts, ",")
+		} else {
+			val = scalarText(p.Value)
+		}
+		q.Add(key, val)
+	}
+	return q
+}
+
+func scalarText(v any) string {
+	switch x := plain(v).(type) {
+	case float64:
+		b, _ := json.Marshal(x)
+		return string(b)
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// pull runs an outbound GET: fetch, map each returned object to local values, write it
+// (matched by the identifier line), bind its external ID.
+func (s *Sync) pull(ctx context.Context, c *compiled) (report.Counts, error) {
+	_, rest := splitURL(c.cfg.URL)
+	resp, err := c.client.Do(ctx, &adapter.Request{Method: http.MethodGet, Path: rest, Query: outQuery(c.cfg.Params),
+		Operation: c.cfg.Name, Model: c.cfg.Model})
+	if err != nil {
+		return report.Counts{}, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, err)
+	}
+	body := resp.JSON()
+	if !gjson.ValidBytes(resp.Body) || !(body.IsArray() || body.IsObject()) {
+		return report.Counts{}, fmt.Errorf("apisync: push %q: %w: want a JSON array or object", c.cfg.Name, adapter.ErrBadResponse)
+	}
+	items := []gjson.Result{body}
+	if body.IsArray() {
+		items = body.Array()
+	}
+	idPath := c.cfg.IDPath
+	if idPath == "" {
+		idPath = "id"
+	}
+	var counts report.Counts
+	var errs []error
+	req := map[string]any{"config": c.cfg.Name, "model": c.cfg.Model, "method": http.MethodGet}
+	for i, it := range items {
+		ext := idString(it.Get(idPath))
+		name := ext
+		if name == "" {
+			name = fmt.Sprintf("#%d", i)
+		}
+		fail := func(step string, err error) {
+			counts.Failed++
+			errs = append(errs, &report.RecordError{Op: "import", Backend: c.cfg.Name, Model: c.cfg.Model, ExternalID: name, Step: step, Err: err})
+		}
+		if !it.IsObject() {
+			fail("parse", errors.New("not a JSON object"))
+			continue
+		}
+		vals, err := s.mapIn(ctx, c.maps, []byte(it.Raw), req)
+		if err != nil {
+			fail("map", err)
+			continue
+		}
+		id, created, err := s.upsert(ctx, c, vals)
+		if err != nil {
+			fail("write", err)
+			continue
+		}
+		if created {
+			counts.Created++
+		} else {
+			counts.Updated++
+		}
+		if ext != "" {
+			bs := s.db.Bindings()
+			b := binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, ExternalID: ext, Status: binding.StatusSuccess, SyncedAt: time.Now().UTC()}
+			if old, err := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id); err == nil {
+				b.ID = old.ID
+			}
+			if _, err := bs.Upsert(ctx, b); err != nil {
+				fail("bind", err)
+				counts.Updated, counts.Created = counts.Updated-boolInt(!created), counts.Created-boolInt(created)
+			}
+		}
+	}
+	if counts.Failed > 0 {
+		return counts, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, report.Partial(counts.Failed, errs))
+	}
+	return counts, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// upsert writes mapped values: the record matched by the identifier line is updated,
+// otherwise a record is created. Triggers fire as for Create and Update.
+func (s *Sync) upsert(ctx context.Context, c *compiled, vals Record) (id string, created bool, err error) {
+	if l := c.maps.id; l != nil {
+		if want, ok := vals[l.Field]; ok && want != nil {
+			id, found, err := s.findBy(ctx, s.stores[c.cfg.Model], l.Field, want)
+			if err != nil {
+				return "", false, err
+			}
+			if found {
+				old, err := s.stores[c.cfg.Model].Get(ctx, id)
+				if err != nil {
+					return "", false, err
+				}
+				for k, v := range vals {
+					old[k] = v
+				}
+				return id, false, s.Update(ctx, c.cfg.Model, id, old)
+			}
+		}
+	}
+	id, err = s.Create(ctx, c.cfg.Model, vals)
+	return id, true, err
+}
+
+// findBy returns the ID of the first record of st whose field equals want ("id" is the
+// local ID). It reads the table page by page.
+func (s *Sync) findBy(ctx context.Context, st recordReader, field string, want any) (string, bool, error) {
+	if field == "id" {
+		id := scalarText(want)
+		if _, err := st.Get(ctx, id); err != nil {
+			if errors.Is(err, local.ErrNotFound) {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+		return id, true, nil
+	}
+	for e, err := range st.All(ctx) {
+		if err != nil {
+			return "", false, err
+		}
+		if ok, _ := compare(readPath(e.Value, field), "=", want, nil); ok {
+			return e.ID, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// recordReader reads a model's records (a store, or its view inside a transaction).
+type recordReader interface {
+	Get(ctx context.Context, id string) (Record, error)
+	All(ctx context.Context) iter.Seq2[sqlstore.Entry[Record], error]
+}
