@@ -95,7 +95,7 @@ type Config struct {
 	IDPath string `json:"id_path,omitempty"`
 
 	// Source is the file the config was loaded from ("" when built in Go).
-	Source string `json:"-"`
+	Source string         `json:"-"`
 	lines  map[string]int // field path → line in Source
 }
 

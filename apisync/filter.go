@@ -2,8 +2,8 @@ package apisync
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"regexp"

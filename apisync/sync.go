@@ -109,7 +109,9 @@ func (c *compiled) method() string { return c.cfg.Methods[0] }
 
 // hub reports whether the config's pushes go through the hub's exporter (POST, one
 // request per record): everything else is sent with the backend's client directly.
-func (c *compiled) hub() bool { return c.cfg.Direction == Out && c.method() == http.MethodPost && !c.cfg.Paginated }
+func (c *compiled) hub() bool {
+	return c.cfg.Direction == Out && c.method() == http.MethodPost && !c.cfg.Paginated
+}
 
 func (c *compiled) pageSize() int {
 	if c.cfg.PageSize > 0 {
