@@ -1,0 +1,359 @@
+// Command crm keeps an app's contacts and companies in sync with a HubSpot-style CRM, both
+// ways: it imports companies, then contacts with their company associations (cursor
+// pagination, bearer token), and sends the app's own edits back — new contacts with POST,
+// changed ones with PATCH — without importing its own writes back as changes.
+//
+// With no flags it runs against an embedded fake CRM (package connkittest/fakecrm), so
+// `go run ./examples/crm` works with no account:
+//
+//	go run ./examples/crm                          # import, make two demo edits, export them
+//	go run ./examples/crm -json                    # the summary as JSON on the last line
+//	go run ./examples/crm -faults 0.2              # a CRM failing 20% of the requests
+//	CRM_TOKEN=pat-... go run ./examples/crm -base-url https://api.hubapi.com -db crm.db
+//
+// Everything the connector keeps — the app's records, bindings, statistics, the audit log
+// and the durable export jobs — is in one SQLite file (-db). A second run against the same
+// file with unchanged data creates nothing. The connection is configured in crm.yaml, with
+// the secrets taken from the environment (${CRM_TOKEN}) or from -token.
+//
+// The connector is connector.go (one backend, one declaration per model); app.go is how
+// the app changes its records and queues their export; this file is the command line.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/connkittest/fakecrm"
+	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/report"
+	"github.com/connkit/connkit/sqlstore"
+)
+
+//go:embed crm.yaml
+var crmYAML []byte
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "crm:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// Size of the embedded CRM's data set.
+const (
+	fakeContacts  = 120
+	fakeCompanies = 12
+)
+
+// drainWait bounds how long a run waits for queued exports, retries included; it waits
+// for a failed export's retry only when it is due within retryWindow.
+const (
+	drainWait   = 30 * time.Second
+	retryWindow = 3 * time.Second
+)
+
+// counts is one model's outcome in one direction. Every field is always written, so the
+// JSON summary has one shape.
+type counts struct {
+	Created    int `json:"created"`
+	Updated    int `json:"updated"`
+	Skipped    int `json:"skipped"`
+	Duplicates int `json:"duplicates"`
+	Failed     int `json:"failed"`
+}
+
+func countsOf(c report.Counts) counts {
+	return counts{Created: c.Created, Updated: c.Updated, Skipped: c.Skipped, Duplicates: c.Duplicates, Failed: c.Failed}
+}
+
+// summary is what a run did: per model, what the import and the export did; and the
+// HTTP traffic it took.
+type summary struct {
+	Models map[string]modelSummary `json:"models"`
+	// ExportsWaiting counts export jobs still queued when the run ended (a CRM that kept
+	// failing); the next run sends them.
+	ExportsWaiting int    `json:"exports_waiting"`
+	Requests       uint64 `json:"requests"`
+	Retries        uint64 `json:"retries"`
+	RateLimited    uint64 `json:"rate_limited"`
+	DB             string `json:"db"`
+}
+
+// modelSummary is one model's outcome. Import counts are per record listed. Export
+// counts are per attempt: a record whose export failed and then went through on a retry
+// in the same run is counted as failed and as created or updated.
+type modelSummary struct {
+	Import counts `json:"import"`
+	Export counts `json:"export"`
+}
+
+// run is the whole program, so that tests run it in-process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("crm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	baseURL := fs.String("base-url", "", "the CRM API's root URL (default: an embedded fake CRM)")
+	token := fs.String("token", "", "the CRM access token (default: $CRM_TOKEN; the embedded CRM needs none)")
+	dbPath := fs.String("db", filepath.Join(os.TempDir(), "connkit-crm-example.db"), "the SQLite file the connector keeps everything in")
+	faults := fs.Float64("faults", 0, "fraction (0-1) of requests the embedded CRM fails with 429 or 5xx")
+	jsonOut := fs.Bool("json", false, "print the final summary as one JSON object on the last line of stdout")
+	demo := fs.Bool("demo-edits", false, "after importing, edit the first contact and add one, and export both (default on with the embedded CRM)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (flags only; see -h)", fs.Args())
+	}
+	if *faults < 0 || *faults > 1 {
+		return fmt.Errorf("-faults %v: want a fraction between 0 and 1", *faults)
+	}
+	demoSet := false
+	fs.Visit(func(f *flag.Flag) { demoSet = demoSet || f.Name == "demo-edits" })
+
+	if *baseURL == "" {
+		crm := fakecrm.New(fakecrm.WithSeedData(fakeContacts, fakeCompanies, 1), fakecrm.WithFaults(*faults, 1))
+		defer crm.Close()
+		*baseURL = crm.URL
+		if *token == "" {
+			*token = crm.Token()
+		}
+		if !demoSet {
+			*demo = true
+		}
+		fmt.Fprintf(stderr, "using an embedded fake CRM at %s (-base-url to use another)\n", crm.URL)
+	} else if *faults > 0 {
+		return errors.New("-faults applies to the embedded CRM only; drop it or -base-url")
+	}
+
+	if *token == "" && os.Getenv("CRM_TOKEN") == "" {
+		return errors.New("no CRM access token: pass -token or set CRM_TOKEN")
+	}
+	// crm.yaml reads the URL and the token from the environment; the flags, when given,
+	// stand in for it.
+	cfg, err := backend.ParseConfig(crmYAML, func(name string) (string, bool) {
+		switch {
+		case name == "CRM_BASE_URL" && *baseURL != "":
+			return *baseURL, true
+		case name == "CRM_TOKEN" && *token != "":
+			return *token, true
+		}
+		return os.LookupEnv(name)
+	})
+	if err != nil {
+		return err
+	}
+
+	db, err := sqlstore.Open(ctx, *dbPath)
+	if err != nil {
+		return fmt.Errorf("opening the database %s: %w", *dbPath, err)
+	}
+	defer db.Close()
+	fmt.Fprintf(stderr, "database: %s\n", *dbPath)
+
+	a, err := newApp(ctx, cfg, db)
+	if err != nil {
+		return err
+	}
+	sum, err := a.sync(ctx, *demo, stderr)
+	sum.DB = *dbPath
+	if err != nil {
+		return err
+	}
+	return printSummary(stdout, sum, *jsonOut)
+}
+
+// sync runs one round of the two-way sync: send the exports the app queued, import both
+// models, make the demo edits if asked, and send their exports.
+func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summary, err error) {
+	sum.Models = map[string]modelSummary{}
+	before, err := a.crm.Stats(ctx)
+	if err != nil {
+		return sum, err
+	}
+	if err := a.crm.Start(ctx); err != nil {
+		return sum, err
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return a.crm.Stop(sctx)
+	}
+	defer func() {
+		if serr := stop(); err == nil {
+			err = serr
+		}
+	}()
+
+	// Local edits first, so an import cannot overwrite a change not sent yet.
+	if _, err := a.drain(ctx, progress); err != nil {
+		return sum, err
+	}
+	rep, err := a.crm.SyncAll(ctx)
+	for _, r := range rep.Results {
+		model := strings.TrimPrefix(r.Name, "import_")
+		ms := sum.Models[model]
+		ms.Import = countsOf(r.Counts)
+		sum.Models[model] = ms
+		line := fmt.Sprintf("import %-8s created %d, updated %d, skipped %d, duplicates %d, failed %d",
+			model, r.Counts.Created, r.Counts.Updated, r.Counts.Skipped, r.Counts.Duplicates, r.Counts.Failed)
+		if r.Skipped != "" {
+			line += " (not run: " + r.Skipped + ")"
+		}
+		fmt.Fprintln(progress, line)
+	}
+	if err != nil {
+		var partial *report.PartialError
+		switch {
+		case errors.Is(err, adapter.ErrUnauthorized):
+			return sum, fmt.Errorf("the CRM refused the access token: check -token (or CRM_TOKEN) and that it "+
+				"belongs to the app at -base-url %s with the crm.objects.contacts and companies read and write scopes: %w",
+				a.crm.Config().BaseURL, err)
+		case errors.As(err, &partial):
+			// Some records failed; they are counted, kept as failed bindings and retried by
+			// the next run. The run goes on.
+		default:
+			return sum, err
+		}
+	}
+
+	if demo {
+		n, err := a.demoEdits(ctx)
+		if err != nil {
+			return sum, err
+		}
+		fmt.Fprintf(progress, "app: %d local edits queued for export\n", n)
+	}
+	waiting, err := a.drain(ctx, progress)
+	if err != nil {
+		return sum, err
+	}
+	sum.ExportsWaiting = waiting
+	if err := stop(); err != nil {
+		return sum, err
+	}
+
+	after, err := a.crm.Stats(ctx)
+	if err != nil {
+		return sum, err
+	}
+	for _, model := range a.crm.Models() {
+		ms := sum.Models[model]
+		ms.Export = countsOf(sub(after.Models[model].Total, before.Models[model].Total))
+		sum.Models[model] = ms
+		if e := ms.Export; e != (counts{}) {
+			fmt.Fprintf(progress, "export %-8s created %d, updated %d, skipped %d, failed %d\n",
+				model, e.Created, e.Updated, e.Skipped, e.Failed)
+		}
+	}
+	if err := a.reportFailures(ctx, progress); err != nil {
+		return sum, err
+	}
+	st := a.crm.Client().Stats()
+	sum.Requests, sum.Retries, sum.RateLimited = st.Requests, st.Retries, st.RateLimited
+	return sum, nil
+}
+
+func sub(a, b report.Counts) report.Counts {
+	return report.Counts{Created: a.Created - b.Created, Updated: a.Updated - b.Updated, Skipped: a.Skipped - b.Skipped,
+		Duplicates: a.Duplicates - b.Duplicates, Failed: a.Failed - b.Failed, Enqueued: a.Enqueued - b.Enqueued}
+}
+
+// drain waits until the queued jobs have run: those available or running, and retries
+// due within retryWindow (a CRM failing for a moment), for at most drainWait. It returns
+// how many jobs are still queued then; the next run sends them.
+func (a *app) drain(ctx context.Context, progress io.Writer) (int, error) {
+	deadline := time.Now().Add(drainWait)
+	announced := false
+	for {
+		due, queued := 0, 0
+		soon := time.Now().Add(retryWindow)
+		for j, err := range a.crm.Queue().ListJobs(ctx, queue.ListFilter{States: []queue.State{
+			queue.StateAvailable, queue.StateRunning, queue.StateRetryable, queue.StateScheduled}}) {
+			if err != nil {
+				return 0, err
+			}
+			queued++
+			if j.State == queue.StateAvailable || j.State == queue.StateRunning || j.ScheduledAt.Before(soon) {
+				due++
+			}
+		}
+		if due == 0 || time.Now().After(deadline) {
+			return queued, nil
+		}
+		if !announced {
+			fmt.Fprintf(progress, "sending %d queued exports\n", due)
+			announced = true
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// reportFailures lists on progress the records whose last sync failed (at most a few per
+// model), with the API's reason; they are retried by the next run.
+func (a *app) reportFailures(ctx context.Context, progress io.Writer) error {
+	const show = 5
+	for _, model := range a.crm.Models() {
+		for b, err := range a.crm.Bindings().List(ctx, binding.Filter{Backend: a.crm.Name(), Model: model,
+			Statuses: []binding.Status{binding.StatusFailed}, Limit: show}) {
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(progress, "failed: %s local %q remote %q (%d attempts): %s\n",
+				model, b.LocalID, b.ExternalID, b.RetryCount, b.LastError)
+		}
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, s summary, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(s)
+	}
+	for _, model := range slices.Sorted(func(yield func(string) bool) {
+		for m := range s.Models {
+			if !yield(m) {
+				return
+			}
+		}
+	}) {
+		m := s.Models[model]
+		fmt.Fprintf(w, "%-8s import: %d created, %d updated, %d skipped, %d duplicates, %d failed; "+
+			"export: %d created, %d updated, %d skipped, %d failed\n", model,
+			m.Import.Created, m.Import.Updated, m.Import.Skipped, m.Import.Duplicates, m.Import.Failed,
+			m.Export.Created, m.Export.Updated, m.Export.Skipped, m.Export.Failed)
+	}
+	if s.ExportsWaiting > 0 {
+		fmt.Fprintf(w, "%d exports still queued; the next run sends them\n", s.ExportsWaiting)
+	}
+	_, err := fmt.Fprintf(w, "%d requests, %d retries, %d rate limited; everything is kept in %s\n",
+		s.Requests, s.Retries, s.RateLimited, s.DB)
+	return err
+}
