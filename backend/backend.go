@@ -87,6 +87,8 @@ type Backend struct {
 	scheduler  *schedule.Scheduler
 	schedules  []scheduleDecl
 
+	hooks *webhookHub // webhook endpoints (webhooks.go)
+
 	mu      sync.Mutex // guards the run state below
 	running context.CancelFunc
 	done    chan struct{}
@@ -109,6 +111,7 @@ func WithDB(db *sqlstore.DB) Option {
 			return errors.New("backend: WithDB(nil)")
 		}
 		b.bindings, b.state, b.recorder, b.schedStore = db.Bindings(), db.State(), db.Log(), db.Schedules()
+		b.webhookHub().store = db.Webhooks()
 		return nil
 	}
 }
@@ -258,6 +261,9 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 		}
 	}
 	b.syncOrder = b.dependencyOrder()
+	if err := b.buildWebhooks(); err != nil {
+		return nil, err
+	}
 	for _, o := range b.ops {
 		if b.builtin(o.name) {
 			return nil, fmt.Errorf("backend %q: operation %q has the name of a model's built-in operation", cfg.Name, o.name)
@@ -355,6 +361,9 @@ func (b *Backend) Start(ctx context.Context) error {
 	defer b.mu.Unlock()
 	if b.running != nil {
 		return fmt.Errorf("backend %q: already started", b.cfg.Name)
+	}
+	if err := b.resumeWebhooks(ctx); err != nil {
+		return err
 	}
 	if err := b.queue.Start(ctx); err != nil {
 		return fmt.Errorf("backend %q: starting the queue: %w", b.cfg.Name, err)

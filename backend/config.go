@@ -45,6 +45,9 @@ type Config struct {
 	Schedules []ScheduleConfig `json:"schedules,omitempty"`
 	// Settings holds connector-specific values (warehouse, pricelist, API version…).
 	Settings map[string]any `json:"settings,omitempty"`
+	// Webhooks declares the endpoints the external system pushes events to (see
+	// WebhookConfig and Backend.Webhooks).
+	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
 }
 
 // ScheduleConfig declares one schedule in a config file.
@@ -257,6 +260,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	fields = append(fields, c.Auth.validate()...)
+	fields = append(fields, c.validateWebhooks()...)
 	if len(fields) == 0 {
 		return nil
 	}

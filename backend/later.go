@@ -63,6 +63,7 @@ func (b *Backend) buildQueue() error {
 		_, err := b.Sync(ctx, j.Args.Operation)
 		return jobError(err)
 	})
+	b.addWebhookWorker()
 	if b.newQueue == nil {
 		b.queue = queue.NewPool(b.workers, queue.WithLogger(b.logger))
 		return nil

@@ -1,0 +1,513 @@
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/fakeapi"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/mapper"
+	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/sqlstore"
+	"github.com/connkit/connkit/webhook"
+)
+
+// product is the app's record in the webhook tests.
+type product struct {
+	Title string `json:"title"`
+	Price string `json:"price"`
+}
+
+const shopifySecret = "shpss_" + "test-secret-0123456789"
+
+// shopifyWebhook is the webhook endpoint of the tests, as a config file declares it.
+func shopifyWebhook() backend.WebhookConfig {
+	return backend.WebhookConfig{
+		Name: "shopify", Scheme: "hmac_sha256", Header: "X-Shopify-Hmac-Sha256", Encoding: "base64",
+		Secrets: []string{shopifySecret}, IDHeader: "X-Shopify-Webhook-Id", EventHeader: "X-Shopify-Topic",
+		Events: map[string]backend.WebhookEvent{
+			"products/create": {Model: "product", Action: "import"},
+			"products/update": {Model: "product", Action: "import"},
+			"products/delete": {Model: "product", Action: "delete"},
+		},
+	}
+}
+
+func productModel(store local.Store[product]) backend.Model[product] {
+	return backend.Model[product]{
+		Name:  "product",
+		Local: store,
+		Import: &backend.Import{
+			List: adapter.Request{Path: "/products"}, Records: "items", Fetch: "/products/{id}",
+			Rules: []mapper.Rule{mapper.Direct("title", "title", mapper.Required()), mapper.Direct("price", "price")},
+		},
+	}
+}
+
+// shop is a one-model connector receiving Shopify-style webhooks, mounted under
+// /webhooks/ of a test server.
+type shop struct {
+	api      *fakeapi.Server
+	products *local.Memory[product]
+	b        *backend.Backend
+	srv      *httptest.Server
+	signer   *webhook.HMAC
+}
+
+func newShop(t testing.TB, wh backend.WebhookConfig, opts ...backend.Option) *shop {
+	t.Helper()
+	s := &shop{api: fakeapi.New(), products: local.NewMemory[product]()}
+	t.Cleanup(s.api.Close)
+	all := append([]backend.Option{
+		backend.WithModel(productModel(s.products)),
+		backend.WithClientOptions(adapter.WithRetries(0)),
+	}, opts...)
+	var err error
+	s.b, err = backend.New(backend.Config{Name: "shop", BaseURL: s.api.URL, Webhooks: []backend.WebhookConfig{wh}}, all...)
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/", http.StripPrefix("/webhooks", s.b.Webhooks()))
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	s.signer, err = webhook.NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, []string{shopifySecret})
+	require.NoError(t, err)
+	return s
+}
+
+func (s *shop) start(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.b.Start(context.Background()))
+	t.Cleanup(func() { stopHub(t, s.b) })
+}
+
+// openSQLiteFile opens a fresh connkit database in a SQLite file.
+func openSQLiteFile(t testing.TB) *sqlstore.DB {
+	t.Helper()
+	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "shop.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// deliver POSTs a signed delivery and returns the status code.
+func (s *shop) deliver(t testing.TB, client *http.Client, id, topic string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.srv.URL+"/webhooks/shopify", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Shopify-Webhook-Id", id)
+	req.Header.Set("X-Shopify-Topic", topic)
+	require.NoError(t, s.signer.Sign(req.Header, body, time.Now()))
+	if client == nil {
+		client = s.srv.Client()
+	}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitDelivery waits until the delivery reaches a status satisfying done, and returns it.
+func waitDelivery(t testing.TB, store webhook.Store, endpoint, id string, done func(webhook.Delivery) bool) webhook.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := store.Get(context.Background(), endpoint, id)
+		if err == nil && done(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s/%s: %+v, %v", endpoint, id, d, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func status(st webhook.Status) func(webhook.Delivery) bool {
+	return func(d webhook.Delivery) bool { return d.Status == st }
+}
+
+// A products/create delivery imports the product through the model's importer: fetched
+// from the API by the ID in the body, mapped, stored locally and bound.
+func TestWebhookImportsRecord(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, shopifyWebhook())
+	s.start(t)
+	id := s.api.Add("products", map[string]any{"title": "Lamp", "price": "19.90"})
+
+	body := fmt.Appendf(nil, `{"id":%d,"title":"Lamp (stale copy in the delivery)"}`, id)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "d-1", "products/create", body))
+	d := waitDelivery(t, s.b.Deliveries(), "shopify", "d-1", status(webhook.StatusProcessed))
+	assert.Equal(t, 1, d.Attempts)
+	assert.Equal(t, "products/create", d.Event)
+	assert.Equal(t, body, d.Body)
+	assert.NotContains(t, d.Header.Get("X-Shopify-Hmac-Sha256"), s.signedWith(body), "the signature is redacted in the stored header")
+
+	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", strconv.FormatInt(id, 10))
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusSuccess, bd.Status)
+	p, err := s.products.Get(ctx, bd.LocalID)
+	require.NoError(t, err)
+	assert.Equal(t, product{Title: "Lamp", Price: "19.90"}, p, "the record as the API serves it, not the delivery's copy")
+
+	// An update is imported again through the same binding.
+	s.api.Touch("products", id, map[string]any{"title": "Desk lamp"})
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "d-2", "products/update", body))
+	waitDelivery(t, s.b.Deliveries(), "shopify", "d-2", status(webhook.StatusProcessed))
+	p, err = s.products.Get(ctx, bd.LocalID)
+	require.NoError(t, err)
+	assert.Equal(t, "Desk lamp", p.Title)
+	assert.Equal(t, 1, s.products.Len())
+}
+
+func (s *shop) signedWith(body []byte) string {
+	h := http.Header{}
+	_ = s.signer.Sign(h, body, time.Now())
+	return h.Get("X-Shopify-Hmac-Sha256")
+}
+
+// A products/delete delivery removes the local record and its binding; deleting a product
+// that was never imported, or twice, is processed without error.
+func TestWebhookDeleteAction(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, shopifyWebhook())
+	id := s.api.Add("products", map[string]any{"title": "Chair", "price": "50"})
+	ext := strconv.FormatInt(id, 10)
+	_, err := s.b.Import(ctx, "product", ext)
+	require.NoError(t, err)
+	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	require.NoError(t, err)
+	s.start(t)
+
+	body := fmt.Appendf(nil, `{"id":%d}`, id)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", body))
+	waitDelivery(t, s.b.Deliveries(), "shopify", "del-1", status(webhook.StatusProcessed))
+	_, err = s.products.Get(ctx, bd.LocalID)
+	assert.ErrorIs(t, err, local.ErrNotFound, "the local record is deleted")
+	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	assert.ErrorIs(t, err, binding.ErrNotFound, "the binding is deleted")
+
+	// Again (another delivery ID), and for a product never imported: nothing to do.
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-2", "products/delete", body))
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-3", "products/delete", []byte(`{"id":999999}`)))
+	for _, d := range []string{"del-2", "del-3"} {
+		got := waitDelivery(t, s.b.Deliveries(), "shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
+		assert.Equal(t, webhook.StatusProcessed, got.Status, "%s: %s", d, got.LastError)
+	}
+	assert.Zero(t, s.api.Stats().Deletes, "a delete event never calls the API")
+}
+
+// The delete action waits for the binding's lease: while an import holds it, the local
+// record is not deleted under it.
+func TestWebhookDeleteWaitsForLease(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, shopifyWebhook(), backend.WithLeaseTTL(3*time.Second))
+	id := s.api.Add("products", map[string]any{"title": "Chair"})
+	ext := strconv.FormatInt(id, 10)
+	_, err := s.b.Import(ctx, "product", ext)
+	require.NoError(t, err)
+	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	require.NoError(t, err)
+	_, err = s.b.Bindings().Claim(ctx, bd.ID, "someone-else", 2*time.Second)
+	require.NoError(t, err)
+	s.start(t)
+
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", fmt.Appendf(nil, `{"id":%d}`, id)))
+	time.Sleep(300 * time.Millisecond)
+	_, err = s.products.Get(ctx, bd.LocalID)
+	require.NoError(t, err, "not deleted while another worker holds the lease")
+	require.NoError(t, s.b.Bindings().Release(ctx, bd.ID, "someone-else"))
+	waitDelivery(t, s.b.Deliveries(), "shopify", "del-1", status(webhook.StatusProcessed))
+	_, err = s.products.Get(ctx, bd.LocalID)
+	assert.ErrorIs(t, err, local.ErrNotFound)
+}
+
+// An event type with no action or handler is stored and marked ignored, with no API call;
+// a body without the record's ID fails the delivery for good (no retry can add an ID).
+func TestWebhookUnknownEventIgnoredAndMissingIDFails(t *testing.T) {
+	s := newShop(t, shopifyWebhook())
+	s.start(t)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "u-1", "orders/create", []byte(`{"id":5}`)))
+	d := waitDelivery(t, s.b.Deliveries(), "shopify", "u-1", status(webhook.StatusIgnored))
+	assert.Equal(t, 1, d.Attempts)
+
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "u-2", "products/create", []byte(`{"title":"no id"}`)))
+	d = waitDelivery(t, s.b.Deliveries(), "shopify", "u-2", status(webhook.StatusFailed))
+	assert.Contains(t, d.LastError, `no product ID at "id"`)
+	time.Sleep(100 * time.Millisecond)
+	d, err := s.b.Deliveries().Get(context.Background(), "shopify", "u-2")
+	require.NoError(t, err)
+	assert.Equal(t, 1, d.Attempts, "a permanent failure is not retried")
+	assert.Zero(t, s.api.Stats().Requests)
+}
+
+// fastPool is an in-process queue that retries quickly.
+func fastPool(ctx context.Context, w *queue.Workers) (queue.Queue, error) {
+	return queue.NewPool(w, queue.WithBackoff(20*time.Millisecond, 50*time.Millisecond)), nil
+}
+
+// A Go handler that fails leaves the delivery failed with its error; the queue retries it
+// and it ends processed. With max_attempts used up it stays failed, and Reprocess retries
+// it on purpose. Reprocessing a processed delivery replays it.
+func TestWebhookHandlerFailureRetriedThenReprocess(t *testing.T) {
+	ctx := context.Background()
+	wh := shopifyWebhook()
+	wh.MaxAttempts = 3
+	var calls sync.Map // delivery ID → *atomic.Int32
+	failUntil := map[string]*atomic.Int32{"r-1": new(atomic.Int32), "r-2": new(atomic.Int32)}
+	failUntil["r-1"].Store(2)
+	failUntil["r-2"].Store(100)
+	var seenFailed atomic.Bool
+	var store webhook.Store
+	h := func(ctx context.Context, d webhook.Delivery) error {
+		c, _ := calls.LoadOrStore(d.ID, new(atomic.Int32))
+		n := c.(*atomic.Int32).Add(1)
+		if n > 1 {
+			got, err := store.Get(ctx, d.Endpoint, d.ID)
+			if err == nil && got.Status == webhook.StatusFailed && got.LastError != "" {
+				seenFailed.Store(true)
+			}
+		}
+		if n <= failUntil[d.ID].Load() {
+			return fmt.Errorf("attempt %d: the ERP is down", n)
+		}
+		return nil
+	}
+	s := newShop(t, wh, backend.WithQueue(fastPool), backend.WithWebhookHandler("shopify", "orders/paid", h))
+	store = s.b.Deliveries()
+	s.start(t)
+	count := func(id string) int32 {
+		c, ok := calls.Load(id)
+		if !ok {
+			return 0
+		}
+		return c.(*atomic.Int32).Load()
+	}
+
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "r-1", "orders/paid", []byte(`{"id":1}`)))
+	d := waitDelivery(t, store, "shopify", "r-1", status(webhook.StatusProcessed))
+	assert.Equal(t, 3, d.Attempts, "two failures, then success")
+	assert.Equal(t, "", d.LastError, "success clears the error")
+	assert.True(t, seenFailed.Load(), "between attempts the delivery was failed with the error")
+	assert.EqualValues(t, 3, count("r-1"))
+
+	// Always failing: 3 attempts, then left failed.
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "r-2", "orders/paid", []byte(`{"id":2}`)))
+	d = waitDelivery(t, store, "shopify", "r-2", func(d webhook.Delivery) bool { return d.Attempts == 3 })
+	assert.Equal(t, webhook.StatusFailed, d.Status)
+	assert.Contains(t, d.LastError, "attempt 3: the ERP is down")
+	time.Sleep(200 * time.Millisecond)
+	assert.EqualValues(t, 3, count("r-2"), "no attempt past max_attempts")
+	var failed []string
+	for d, err := range store.List(ctx, webhook.Filter{Endpoint: "shopify", Status: webhook.StatusFailed}) {
+		require.NoError(t, err)
+		failed = append(failed, d.ID)
+	}
+	assert.Equal(t, []string{"r-2"}, failed)
+
+	// The ERP is back: a retry on purpose processes it.
+	failUntil["r-2"].Store(0)
+	r, err := s.b.Webhook("shopify")
+	require.NoError(t, err)
+	require.NoError(t, r.Reprocess(ctx, "r-2"))
+	d = waitDelivery(t, store, "shopify", "r-2", status(webhook.StatusProcessed))
+	assert.Equal(t, 4, d.Attempts)
+
+	// A replay of a processed delivery runs its handler again.
+	require.NoError(t, r.Reprocess(ctx, "r-1"))
+	d = waitDelivery(t, store, "shopify", "r-1", func(d webhook.Delivery) bool { return d.Attempts == 4 })
+	assert.Equal(t, webhook.StatusProcessed, d.Status)
+	assert.EqualValues(t, 4, count("r-1"))
+
+	_, err = s.b.Webhook("github")
+	assert.ErrorIs(t, err, backend.ErrUnknownWebhook)
+	assert.ErrorIs(t, r.Reprocess(ctx, "nope"), webhook.ErrNotFound)
+}
+
+// Deliveries are served under the endpoint's name only: another path is 404, another
+// method 405, a bad signature 401, and none of them stores anything.
+func TestWebhookRouting(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, shopifyWebhook())
+	post := func(path string, h http.Header, body string) int {
+		req, err := http.NewRequest(http.MethodPost, s.srv.URL+path, bytes.NewReader([]byte(body)))
+		require.NoError(t, err)
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := s.srv.Client().Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusNotFound, post("/webhooks/github", nil, `{}`))
+	assert.Equal(t, http.StatusNotFound, post("/webhooks/shopify/extra", nil, `{}`))
+	assert.Equal(t, http.StatusNotFound, post("/webhooks/", nil, `{}`))
+	assert.Equal(t, http.StatusUnauthorized, post("/webhooks/shopify", http.Header{"X-Shopify-Hmac-Sha256": {"AAAA"}}, `{}`))
+	resp, err := s.srv.Client().Get(s.srv.URL + "/webhooks/shopify")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	for _, err := range s.b.Deliveries().List(ctx, webhook.Filter{}) {
+		require.NoError(t, err)
+		t.Fatal("a refused request was stored")
+	}
+	assert.Equal(t, http.StatusOK, s.deliver(t, nil, "ok", "products/create", []byte(`{"id":1}`)))
+}
+
+// 1,000 deliveries, 200 of them sent twice, arrive concurrently through the HTTP path and
+// the in-process pool: every one is stored once and its handler runs exactly once.
+func TestWebhookThousandConcurrentDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts func(t *testing.T) []backend.Option
+	}{
+		{"memory", func(*testing.T) []backend.Option { return nil }},
+		{"sqlite-file", func(t *testing.T) []backend.Option {
+			return []backend.Option{backend.WithDB(openSQLiteFile(t))}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			const n, dups, senders = 1000, 200, 32
+			var runs [n]atomic.Int32
+			h := func(ctx context.Context, d webhook.Delivery) error {
+				i, err := strconv.Atoi(d.ID[2:])
+				if err != nil {
+					return queue.Permanent(err)
+				}
+				runs[i].Add(1)
+				return nil
+			}
+			s := newShop(t, shopifyWebhook(), append(tc.opts(t), backend.WithWebhookHandler("shopify", "orders/paid", h))...)
+			s.start(t)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+			t.Cleanup(client.CloseIdleConnections)
+
+			work := make(chan int)
+			var wg sync.WaitGroup
+			var bad atomic.Int32
+			for range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range work {
+						i %= n
+						if code := s.deliver(t, client, fmt.Sprintf("o-%d", i), "orders/paid", fmt.Appendf(nil, `{"id":%d}`, i)); code != http.StatusOK {
+							bad.Add(1)
+						}
+					}
+				}()
+			}
+			for i := range n + dups {
+				if i >= n {
+					i = (i - n) * 5 // every fifth delivery again, while the first copies are processed
+				}
+				work <- i
+			}
+			close(work)
+			wg.Wait()
+			require.Zero(t, bad.Load(), "every delivery was answered 200")
+
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				done := 0
+				for d, err := range s.b.Deliveries().List(ctx, webhook.Filter{Status: webhook.StatusProcessed}) {
+					require.NoError(t, err)
+					require.Equal(t, 1, d.Attempts, "delivery %s", d.ID)
+					done++
+				}
+				if done == n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d deliveries processed", done, n)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			total := 0
+			for d, err := range s.b.Deliveries().List(ctx, webhook.Filter{}) {
+				require.NoError(t, err)
+				total++
+				_ = d
+			}
+			assert.Equal(t, n, total, "each delivery stored once")
+			time.Sleep(100 * time.Millisecond) // a second run, if any, would show now
+			for i := range runs {
+				if got := runs[i].Load(); got != 1 {
+					t.Errorf("delivery o-%d processed %d times", i, got)
+				}
+			}
+		})
+	}
+}
+
+// Handlers given in Go must name a configured endpoint and must not take an event the
+// config already handles; config events must name a model that can do their action.
+func TestWebhookDeclarationErrors(t *testing.T) {
+	noop := func(context.Context, webhook.Delivery) error { return nil }
+	cfg := backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{shopifyWebhook()}}
+	model := backend.WithModel(productModel(local.NewMemory[product]()))
+
+	_, err := backend.New(cfg, model, backend.WithWebhookHandler("github", "push", noop))
+	assert.ErrorIs(t, err, backend.ErrUnknownWebhook)
+
+	_, err = backend.New(cfg, model, backend.WithWebhookHandler("shopify", "x", noop), backend.WithWebhookHandler("shopify", "x", noop))
+	assert.ErrorContains(t, err, "registered twice")
+
+	_, err = backend.New(cfg, model, backend.WithWebhookHandler("shopify", "products/update", noop))
+	var ce *backend.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "webhooks[0].events.products/update", ce.Fields[0].Field)
+
+	// Models are checked at New: unknown, and without Import.Fetch.
+	wh := shopifyWebhook()
+	wh.Events["orders/create"] = backend.WebhookEvent{Model: "order", Action: "import"}
+	noFetch := productModel(local.NewMemory[product]())
+	noFetch.Import.Fetch = ""
+	_, err = backend.New(backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{wh}},
+		backend.WithModel(noFetch))
+	require.ErrorIs(t, err, backend.ErrInvalidConfig)
+	require.ErrorAs(t, err, &ce)
+	var fields []string
+	for _, f := range ce.Fields {
+		fields = append(fields, f.Field+": "+f.Problem)
+	}
+	assert.ElementsMatch(t, []string{
+		`webhooks[0].events.orders/create.model: unknown model "order" (registered: [product])`,
+		`webhooks[0].events.products/create.model: model "product" has no Import.Fetch path, which action import needs to fetch one record`,
+		`webhooks[0].events.products/update.model: model "product" has no Import.Fetch path, which action import needs to fetch one record`,
+	}, fields)
+	assert.NotContains(t, err.Error(), shopifySecret)
+}
+
+// A backend without webhooks serves none, and its webhook calls say so.
+func TestNoWebhooks(t *testing.T) {
+	b, err := backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	b.Webhooks().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/shopify", bytes.NewReader([]byte(`{}`))))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+	_, err = b.Webhook("shopify")
+	assert.True(t, errors.Is(err, backend.ErrUnknownWebhook), "%v", err)
+	require.NoError(t, b.Start(context.Background()))
+	stopHub(t, b)
+}
