@@ -354,7 +354,7 @@ func TestProductWrites(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	for body, want := range map[string]string{
-		`{"product":{"title":"  "}}`: `{"errors":{"title":["can't be blank"]}}`,
+		`{"product":{"title":"  "}}`:                            `{"errors":{"title":["can't be blank"]}}`,
 		`{"product":{"title":"A","variants":[{"price":"-1"}]}}`: `{"errors":{"variants.price":["must be a number greater than or equal to 0"]}}`,
 		`{"product":{"title":"A","status":"gone"}}`:             `{"errors":{"status":["is not included in the list"]}}`,
 	} {
@@ -408,7 +408,7 @@ func TestCustomerWritesValidateEmail(t *testing.T) {
 	ids := s.IDs(fakeshop.Customers)
 	taken := strings.TrimSpace(strings.ToLower(gjson.GetBytes(must(s.Get(fakeshop.Customers, ids[1])), "email").Str))
 	for body, want := range map[string]string{
-		`{"customer":{"email":"not-an-email"}}`: `{"errors":{"email":["is invalid"]}}`,
+		`{"customer":{"email":"not-an-email"}}`:  `{"errors":{"email":["is invalid"]}}`,
 		`{"customer":{"email":"` + taken + `"}}`: `{"errors":{"email":["has already been taken"]}}`,
 	} {
 		if c := do(t, s, "PUT", api+"/customers/"+strconv.FormatInt(ids[0], 10)+".json", s.Token(), body); c.status != 422 || string(c.body) != want {
