@@ -341,6 +341,9 @@ func (r *Receiver) read(w http.ResponseWriter, req *http.Request) ([]byte, error
 	if req.ContentLength > r.limit {
 		return nil, &http.MaxBytesError{Limit: r.limit}
 	}
+	if req.Body == nil {
+		return []byte{}, nil
+	}
 	var buf bytes.Buffer
 	if req.ContentLength > 0 {
 		buf.Grow(int(req.ContentLength) + 1) // +1: ReadFrom reads until EOF

@@ -318,6 +318,11 @@ func TestReceiveNotJSON(t *testing.T) {
 			t.Errorf("body %q: answer %d %s, want 400", body, a.code, a.raw)
 		}
 	}
+	nilBody := g.request("x", "orders/create", "")
+	nilBody.Body = nil // a hand-made request: read as empty, not a panic
+	if a := g.serve(nilBody); a.code != http.StatusBadRequest {
+		t.Errorf("nil body: answer %d %s, want 400", a.code, a.raw)
+	}
 	if g.count() != 0 {
 		t.Fatal("a body that is not JSON was stored")
 	}
