@@ -503,7 +503,10 @@ func (s *Sync) trigger(ctx context.Context, tx *sql.Tx, model string, kind trigg
 			_, err = s.q.EnqueueTx(ctx, tx, deleteJob{Config: c.cfg.Name, ID: id})
 		case kind == triggerCreate && t.OnCreate, kind == triggerUpdate && t.OnUpdate:
 			if c.hub() {
-				_, err = c.backend.Later().ExportTx(ctx, tx, model, id)
+				// No identity key: the hub's default key would drop this job while an
+				// earlier export of the record is running, after it read the old values
+				// (a lost update). Two jobs of one record are serialised by its lease.
+				_, err = c.backend.Later(queue.WithIdentityKey("")).ExportTx(ctx, tx, model, id)
 			} else {
 				_, err = s.q.EnqueueTx(ctx, tx, pushJob{Config: c.cfg.Name, IDs: []string{id}})
 			}
