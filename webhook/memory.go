@@ -121,10 +121,14 @@ func (s *memoryStore) Insert(ctx context.Context, d Delivery) (Delivery, bool, e
 		return clone(old), false, nil
 	}
 	s.byKey[k] = &row
-	i, _ := slices.BinarySearchFunc(s.order, &row, func(a, b *Delivery) int {
-		return compareOrder(a, b.ReceivedAt, b.ID, b.Endpoint)
-	})
-	s.order = slices.Insert(s.order, i, &row)
+	if n := len(s.order); n == 0 || compareOrder(s.order[n-1], row.ReceivedAt, row.ID, row.Endpoint) < 0 {
+		s.order = append(s.order, &row) // the usual case: received after everything stored
+	} else {
+		i, _ := slices.BinarySearchFunc(s.order, &row, func(a, b *Delivery) int {
+			return compareOrder(a, b.ReceivedAt, b.ID, b.Endpoint)
+		})
+		s.order = slices.Insert(s.order, i, &row)
+	}
 	return clone(&row), true, nil
 }
 
