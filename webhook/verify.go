@@ -39,6 +39,7 @@ const (
 	Base64
 )
 
+// String returns "hex" or "base64".
 func (e Encoding) String() string {
 	switch e {
 	case Hex:
@@ -229,8 +230,10 @@ var _ Verifier = (*HMAC)(nil)
 //	Shopify: NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, secrets)
 //	GitHub:  NewHMAC("X-Hub-Signature-256", webhook.Hex, secrets, webhook.WithPrefix("sha256="))
 //
-// The scheme signs no timestamp and no delivery ID: a captured delivery can be replayed,
-// and only the receiver's deduplication by delivery ID stops it being processed twice.
+// The scheme signs the body only — no timestamp, no delivery ID, no topic header: a
+// captured delivery can be replayed, and only the receiver's deduplication by delivery ID
+// stops it being processed twice (the ID header itself is not signed, so a replay under
+// a new ID gets through: prefer a scheme that signs the ID where the sender offers one).
 func NewHMAC(header string, enc Encoding, secrets []string, opts ...VerifyOption) (*HMAC, error) {
 	c := newConfig(opts)
 	switch {
@@ -253,7 +256,7 @@ func NewHMAC(header string, enc Encoding, secrets []string, opts ...VerifyOption
 }
 
 // Verify implements [Verifier]; now is not used.
-func (v *HMAC) Verify(h http.Header, body []byte, _ time.Time) error {
+func (v *HMAC) Verify(h http.Header, body []byte, now time.Time) error {
 	s, err := header(h, v.header)
 	if err != nil {
 		return err
@@ -274,7 +277,7 @@ func (v *HMAC) Verify(h http.Header, body []byte, _ time.Time) error {
 
 // Sign sets the signature header of body in h, with the first secret, as the sender
 // would; tests use it to make deliveries that Verify accepts. now is not used.
-func (v *HMAC) Sign(h http.Header, body []byte, _ time.Time) error {
+func (v *HMAC) Sign(h http.Header, body []byte, now time.Time) error {
 	sum := mac(v.keys[0], func(m hash.Hash) { m.Write(body) })
 	var s string
 	if v.enc == Hex {
