@@ -37,6 +37,7 @@
 package fakecrm
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -169,6 +170,7 @@ type objectStore struct {
 	kind   string // Contacts or Companies
 	nextID int64
 	byID   map[int64]*record
+	order  []*record // ascending ID: IDs only grow, so adding appends
 }
 
 type record struct {
@@ -319,6 +321,7 @@ func (st *objectStore) add(at time.Time, props map[string]string) *record {
 	r.touch(at, st.kind)
 	r.props["createdate"] = formatTime(at)
 	st.byID[r.id] = r
+	st.order = append(st.order, r)
 	return r
 }
 
@@ -331,8 +334,14 @@ func (st *objectStore) get(id string) (*record, bool) {
 	return r, ok
 }
 
-func (st *objectStore) sorted() []*record {
-	return slices.SortedFunc(maps.Values(st.byID), func(a, b *record) int { return int(a.id - b.id) })
+// sorted returns the records in ascending ID order (the store's own slice: callers do not
+// modify it).
+func (st *objectStore) sorted() []*record { return st.order }
+
+// from returns the records with an ID of at least id, in ascending ID order.
+func (st *objectStore) from(id int64) []*record {
+	i, _ := slices.BinarySearchFunc(st.order, id, func(r *record, id int64) int { return cmp.Compare(r.id, id) })
+	return st.order[i:]
 }
 
 func (r *record) set(props map[string]string) {
@@ -692,8 +701,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		Paging  *paging      `json:"paging,omitempty"`
 	}
 	page.Results = []objectJSON{}
-	for _, rec := range s.objects[kind].sorted() {
-		if rec.id < after || rec.archived != archived {
+	for _, rec := range s.objects[kind].from(after) {
+		if rec.archived != archived {
 			continue
 		}
 		if len(page.Results) == limit {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/mapper"
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/queue/riverqueue"
@@ -67,81 +68,91 @@ func newApp(ctx context.Context, cfg backend.Config, db *sqlstore.DB, opts ...ba
 	if err != nil {
 		return nil, err
 	}
-	// The CRM's paging: the cursor of the next page is paging.next.after in each page's
-	// body, sent back as ?after=; the last page has no paging.
-	cursor := adapter.Cursor("paging.next.after", "after")
-
 	crm, err := backend.New(cfg, append([]backend.Option{
 		backend.WithDB(db), // bindings, statistics and the audit log next to the app's records
 		backend.WithQueue(func(ctx context.Context, w *queue.Workers) (queue.Queue, error) {
 			// Exports the app asks for are jobs in the same SQLite file: durable, and
-			// enqueued in the transaction that changes the record (see app.go).
-			// A failed export is retried after 1 s, 2 s, 4 s… up to 10 minutes apart.
+			// enqueued in the transaction that changes the record (see app.go). A failed
+			// export is retried after 1 s, 2 s, 4 s… up to 10 minutes apart.
 			return riverqueue.New(ctx, db, w, queue.WithBackoff(time.Second, 10*time.Minute),
 				riverqueue.WithRiverConfig(func(c *river.Config) { c.FetchPollInterval = 100 * time.Millisecond }))
 		}),
-		backend.WithModel(backend.Model[Company]{
-			Name: "company", Local: companies,
-			UpdatedAtPath: "updatedAt",
-			Import: &backend.Import{
-				List:  adapter.Request{Path: companiesPath, Query: companyQuery},
-				Pages: cursor, Records: "results",
-				Fetch: companiesPath + "/{id}?" + companyQuery.Encode(),
-				Rules: []mapper.Rule{
-					mapper.Direct("properties.name", "name", mapper.Trim()),
-					mapper.Direct("properties.domain", "domain", mapper.Trim(), mapper.Lower()),
-					mapper.Direct("properties.industry", "industry"),
-				},
-			},
-			Export: &backend.Export{
-				Create: companiesPath, Update: companiesPath + "/{id}", Method: "PATCH",
-				Rules: []mapper.Rule{
-					mapper.Direct("name", "properties.name", mapper.Required()),
-					mapper.Direct("domain", "properties.domain"),
-					mapper.Direct("industry", "properties.industry"),
-				},
-			},
-		}),
-		backend.WithModel(backend.Model[Contact]{
-			Name: "contact", Local: contacts,
-			UpdatedAtPath: "updatedAt",
-			Import: &backend.Import{
-				List:  adapter.Request{Path: contactsPath, Query: contactQuery},
-				Pages: cursor, Records: "results",
-				Fetch: contactsPath + "/{id}?" + contactQuery.Encode(),
-				Rules: []mapper.Rule{
-					mapper.Direct("properties.email", "email", mapper.Trim(), mapper.Lower(), mapper.Required()),
-					mapper.Direct("properties.firstname", "first_name"),
-					mapper.Direct("properties.lastname", "last_name"),
-					mapper.Direct("properties.phone", "phone"),
-					mapper.Direct("properties.lifecyclestage", "stage"),
-					// The contact's (first) company: companies import first, and one the
-					// listing has not brought yet is fetched on the way.
-					mapper.Relation("associations.companies.results.0.id", "company_id", "company"),
-				},
-			},
-			Export: &backend.Export{
-				// New contacts are POSTed, edits PATCHed; the answer's updatedAt is kept, so
-				// the next import sees the write as already synced.
-				Create: contactsPath, Update: contactsPath + "/{id}", Method: "PATCH",
-				Rules: []mapper.Rule{
-					mapper.Direct("email", "properties.email", mapper.Required()),
-					mapper.Direct("first_name", "properties.firstname"),
-					mapper.Direct("last_name", "properties.lastname"),
-					mapper.Direct("phone", "properties.phone"),
-					mapper.Direct("stage", "properties.lifecyclestage"),
-					// A new contact is created with its company association (an unexported
-					// company is exported first).
-					mapper.Relation("company_id", "associations.0.to.id", "company", mapper.OnlyCreate()),
-					mapper.Expr("company_id", "associations.0.types",
-						`value == nil ? nil : [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]`,
-						mapper.OnlyCreate()),
-				},
-			},
-		}),
+		backend.WithModel(companyModel(companies)),
+		backend.WithModel(contactModel(contacts)),
 	}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
 	return &app{db: db, crm: crm, companies: companies, contacts: contacts}, nil
+}
+
+// The CRM's paging: the cursor of the next page is paging.next.after in each page's body,
+// sent back as ?after=; the last page has no paging.
+var cursor = adapter.Cursor("paging.next.after", "after")
+
+// companyModel declares the company model, kept in store.
+func companyModel(store local.Store[Company]) backend.Model[Company] {
+	return backend.Model[Company]{
+		Name: "company", Local: store,
+		UpdatedAtPath: "updatedAt",
+		Import: &backend.Import{
+			List:  adapter.Request{Path: companiesPath, Query: companyQuery},
+			Pages: cursor, Records: "results",
+			Fetch: companiesPath + "/{id}?" + companyQuery.Encode(),
+			Rules: []mapper.Rule{
+				mapper.Direct("properties.name", "name", mapper.Trim()),
+				mapper.Direct("properties.domain", "domain", mapper.Trim(), mapper.Lower()),
+				mapper.Direct("properties.industry", "industry"),
+			},
+		},
+		Export: &backend.Export{
+			Create: companiesPath, Update: companiesPath + "/{id}", Method: "PATCH",
+			Rules: []mapper.Rule{
+				mapper.Direct("name", "properties.name", mapper.Required()),
+				mapper.Direct("domain", "properties.domain"),
+				mapper.Direct("industry", "properties.industry"),
+			},
+		},
+	}
+}
+
+// contactModel declares the contact model, kept in store.
+func contactModel(store local.Store[Contact]) backend.Model[Contact] {
+	return backend.Model[Contact]{
+		Name: "contact", Local: store,
+		UpdatedAtPath: "updatedAt",
+		Import: &backend.Import{
+			List:  adapter.Request{Path: contactsPath, Query: contactQuery},
+			Pages: cursor, Records: "results",
+			Fetch: contactsPath + "/{id}?" + contactQuery.Encode(),
+			Rules: []mapper.Rule{
+				mapper.Direct("properties.email", "email", mapper.Trim(), mapper.Lower(), mapper.Required()),
+				mapper.Direct("properties.firstname", "first_name"),
+				mapper.Direct("properties.lastname", "last_name"),
+				mapper.Direct("properties.phone", "phone"),
+				mapper.Direct("properties.lifecyclestage", "stage"),
+				// The contact's (first) company: companies import first, and one the
+				// listing has not brought yet is fetched on the way.
+				mapper.Relation("associations.companies.results.0.id", "company_id", "company"),
+			},
+		},
+		Export: &backend.Export{
+			// New contacts are POSTed, edits PATCHed; the answer's updatedAt is kept, so the
+			// next import sees the write as already synced.
+			Create: contactsPath, Update: contactsPath + "/{id}", Method: "PATCH",
+			Rules: []mapper.Rule{
+				mapper.Direct("email", "properties.email", mapper.Required()),
+				mapper.Direct("first_name", "properties.firstname"),
+				mapper.Direct("last_name", "properties.lastname"),
+				mapper.Direct("phone", "properties.phone"),
+				mapper.Direct("stage", "properties.lifecyclestage"),
+				// A new contact is created with its company association (an unexported
+				// company is exported first).
+				mapper.Relation("company_id", "associations.0.to.id", "company", mapper.OnlyCreate()),
+				mapper.Expr("company_id", "associations.0.types",
+					`value == nil ? nil : [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]`,
+					mapper.OnlyCreate()),
+			},
+		},
+	}
 }
