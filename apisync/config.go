@@ -411,6 +411,18 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(fs) == 0 {
+		// The lines compile (expressions included) only once they are well-formed.
+		var s *Sync
+		if _, err := s.buildMappings(c, nil); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				fs = append(fs, ce.Fields...)
+			} else {
+				add("lines", "%v", err)
+			}
+		}
+	}
+	if len(fs) == 0 {
 		return nil
 	}
 	return &ConfigError{File: c.Source, Config: c.Name, Fields: fs}

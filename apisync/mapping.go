@@ -40,9 +40,14 @@ func requestFrom(ctx context.Context) map[string]any {
 }
 
 // buildMappings compiles a config's lines. Expression errors name the line.
+// related reads related records for relational lines; Validate builds the mappings
+// with a nil s, to check them.
 func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 	m := &mappings{}
 	related := func(ctx context.Context, model, id string) (map[string]any, error) {
+		if s == nil {
+			return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+		}
 		st, ok := s.stores[model]
 		if !ok {
 			return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
