@@ -140,7 +140,7 @@ func (c *Config) validateWebhooks() []*FieldError {
 			if w.Encoding != "hex" && w.Encoding != "base64" {
 				bad(".encoding", "%q: use hex or base64 (scheme %s)", w.Encoding, schemeHMAC)
 			}
-			if w.Tolerance != 0 {
+			if w.Tolerance > 0 {
 				bad(".tolerance", "does not apply to scheme %s, which signs no timestamp", schemeHMAC)
 			}
 		case schemeStandard, schemeStripe:
