@@ -42,8 +42,10 @@ func (r result) want(t *testing.T, code int) result {
 	if r.code != code {
 		t.Fatalf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
 	}
-	if code != exitOK && !strings.HasPrefix(r.stderr, "connkit: ") {
-		t.Fatalf("stderr does not start with \"connkit: \":\n%s", r.stderr)
+	// A failure says so on stderr, on a line of its own starting with "connkit: " (other
+	// lines may list problems as file:line: field: problem).
+	if code != exitOK && !strings.HasPrefix(r.stderr, "connkit: ") && !strings.Contains(r.stderr, "\nconnkit: ") {
+		t.Fatalf("stderr has no line starting with \"connkit: \":\n%s", r.stderr)
 	}
 	return r
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"net/http"
 	"slices"
@@ -37,7 +38,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	dsn := f.dbFlag()
 	asJSON := f.jsonFlag("write JSON lines (with --id, one JSON object) instead of a table")
 	id := f.Int64("id", 0, "show the entry with this ID in full")
-	config := f.String("config", "", "only entries of this apisync config (the entry's operation)")
+	config := f.String("config", "", "only entries of this apisync config (its outbound requests and the inbound requests it served)")
 	backend := f.String("backend", "", "only entries of this backend")
 	direction := f.String("direction", "", "only inbound (in) or outbound (out) exchanges")
 	status := f.String("status", "", "only entries with this outcome: ok, failed, 404, 4xx, 5xx")
@@ -99,7 +100,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(tw, "ID\tTIME\tDIR\tCONFIG\tMETHOD\tURL\tSTATUS\tDURATION\tERROR")
 	}
 	n := 0
-	for ent, err := range log.Query(ctx, filter) {
+	for ent, err := range queryLog(ctx, log, filter, *config) {
 		if err != nil {
 			tw.Flush()
 			return fmt.Errorf("read the audit log: %w", err)
@@ -135,7 +136,10 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 // logFilter builds the query from the flags; okOnly asks the caller to keep only
 // entries that did not fail (the filter cannot say "no error").
 func logFilter(f *flags, now time.Time, config, backend, direction, status, since, until, model, record string, limit int) (synclog.Filter, bool, error) {
-	filter := synclog.Filter{Operation: config, Backend: backend, Model: model, Record: record, Limit: limit}
+	filter := synclog.Filter{Backend: backend, Model: model, Record: record, Limit: limit}
+	if config != "" && backend != "" {
+		return filter, false, usagef(f.cmd, "--config and --backend exclude each other: an apisync config is its own backend")
+	}
 	if limit < 0 {
 		return filter, false, usagef(f.cmd, "--limit must not be negative, got %d", limit)
 	}
@@ -179,6 +183,65 @@ func logFilter(f *flags, now time.Time, config, backend, direction, status, sinc
 			filter.Since.Format(time.RFC3339), filter.Until.Format(time.RFC3339))
 	}
 	return filter, okOnly, nil
+}
+
+// queryLog runs the query, limited to an apisync config's entries when config is set:
+// an out config is a backend of its own, so its requests have Backend = config (the
+// operation is the step, such as "export"); the requests an in config serves have
+// Operation = config. Both lists come newest first and are merged.
+func queryLog(ctx context.Context, q synclog.Querier, f synclog.Filter, config string) iter.Seq2[synclog.Entry, error] {
+	if config == "" {
+		return q.Query(ctx, f)
+	}
+	out, in := f, f
+	out.Backend, in.Operation = config, config
+	return mergeNewest(q.Query(ctx, out), q.Query(ctx, in))
+}
+
+// mergeNewest merges two newest-first entry lists into one, newest first (ties by
+// descending ID, as the log orders them), yielding an entry in both only once.
+func mergeNewest(a, b iter.Seq2[synclog.Entry, error]) iter.Seq2[synclog.Entry, error] {
+	return func(yield func(synclog.Entry, error) bool) {
+		na, stopA := iter.Pull2(a)
+		defer stopA()
+		nb, stopB := iter.Pull2(b)
+		defer stopB()
+		ea, errA, okA := na()
+		eb, errB, okB := nb()
+		for okA || okB {
+			switch {
+			case okA && errA != nil:
+				yield(synclog.Entry{}, errA)
+				return
+			case okB && errB != nil:
+				yield(synclog.Entry{}, errB)
+				return
+			}
+			var e synclog.Entry
+			switch {
+			case okA && okB && ea.ID == eb.ID:
+				e = ea
+				ea, errA, okA = na()
+				eb, errB, okB = nb()
+			case !okB || okA && newer(ea, eb):
+				e = ea
+				ea, errA, okA = na()
+			default:
+				e = eb
+				eb, errB, okB = nb()
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+func newer(a, b synclog.Entry) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.After(b.Time)
+	}
+	return a.ID > b.ID
 }
 
 // errNoEntry is an --id that names no entry.

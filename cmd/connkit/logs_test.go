@@ -23,19 +23,21 @@ func seedLog(t *testing.T) string {
 	path, db := tempDB(t)
 	base := testNow.Add(-5 * time.Minute)
 	entries := []synclog.Entry{
-		{Operation: "partners_out", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners", Status: 201,
+		// An out config's export through the hub: the backend is the config, the operation the step.
+		{Backend: "partners_out", Operation: "export", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners", Status: 201,
 			RequestHeader: http.Header{"Authorization": {"Bearer [REDACTED]"}, "Content-Type": {"application/json"}},
 			RequestBody:   `{"name":"Ada"}`, ResponseBody: `{"id":"p-1"}`, Model: "partner", Record: "1", Attempts: 1},
-		{Operation: "partners_out", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners", Status: 422,
+		// apisync's own sends: backend and operation are the config (listed once).
+		{Backend: "partners_out", Operation: "partners_out", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners", Status: 422,
 			ResponseBody: `{"error":"email missing"}`, Model: "partner", Record: "2", Attempts: 1},
-		{Operation: "orders_in", Direction: synclog.Inbound, Method: "POST", URL: "/api/orders", Status: 200, Attempts: 1},
-		{Operation: "partners_out", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners",
+		// Inbound: the backend is "apisync", the operation the config.
+		{Backend: "apisync", Operation: "orders_in", Direction: synclog.Inbound, Method: "POST", URL: "/api/orders", Status: 200, Attempts: 1},
+		{Backend: "partners_out", Operation: "export", Direction: synclog.Outbound, Method: "POST", URL: "https://api.example.com/partners",
 			Error: "dial tcp: connection refused", Attempts: 3, Model: "partner", Record: "3"},
-		{Operation: "orders_in", Direction: synclog.Inbound, Method: "PUT", URL: "/api/orders/\x1b[31mred", Status: 404,
+		{Backend: "apisync", Operation: "orders_in", Direction: synclog.Inbound, Method: "PUT", URL: "/api/orders/\x1b[31mred", Status: 404,
 			ResponseBody: "line one\nline two \x1b]0;title\x07", Attempts: 1},
 	}
 	for i, e := range entries {
-		e.Backend = "shop"
 		e.Time = base.Add(time.Duration(i) * time.Minute)
 		e.Duration = time.Duration(i+1) * 10 * time.Millisecond
 		if err := db.Log().Record(t.Context(), e); err != nil {
@@ -66,7 +68,10 @@ func TestLogsFilters(t *testing.T) {
 		want []int
 	}{
 		{"all, newest first", nil, []int{5, 4, 3, 2, 1}},
-		{"config", []string{"--config", "partners_out"}, []int{4, 2, 1}},
+		{"out config", []string{"--config", "partners_out"}, []int{4, 2, 1}},
+		{"out config, failed", []string{"--config", "partners_out", "--status", "failed"}, []int{4, 2}},
+		{"in config", []string{"--config", "orders_in"}, []int{5, 3}},
+		{"backend", []string{"--backend", "apisync"}, []int{5, 3}},
 		{"failed", []string{"--status", "failed"}, []int{5, 4, 2}},
 		{"ok", []string{"--status", "ok"}, []int{3, 1}},
 		{"ok with a limit counts kept entries", []string{"--status", "ok", "--limit", "1"}, []int{3}},
@@ -173,6 +178,7 @@ func TestLogsErrors(t *testing.T) {
 		{[]string{"--since", "yesterday"}, exitUsage, `--since: "yesterday" is not a time`},
 		{[]string{"--since", "-1h"}, exitUsage, `must not be negative`},
 		{[]string{"--since", "1h", "--until", "2h"}, exitUsage, `must be before --until`},
+		{[]string{"--config", "a", "--backend", "b"}, exitUsage, "--config and --backend exclude each other"},
 		{[]string{"--direction", "sideways"}, exitUsage, `--direction must be in or out`},
 		{[]string{"--limit", "-1"}, exitUsage, `--limit must not be negative`},
 		{[]string{"--nope"}, exitUsage, `flag provided but not defined: -nope`},
