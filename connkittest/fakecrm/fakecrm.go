@@ -14,6 +14,8 @@
 //	DELETE /crm/v3/objects/{type}/{id}    archives the record
 //	PUT    /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toID}
 //
+// As in HubSpot, records are updated with PATCH only: a PUT on a record is a 405.
+//
 // A listing answers
 //
 //	{"results": [{"id": "1001", "properties": {...}, "createdAt": "…", "updatedAt": "…",
@@ -504,6 +506,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PATCH /crm/v3/objects/{type}/{id}", s.update)
 	mux.HandleFunc("DELETE /crm/v3/objects/{type}/{id}", s.archive)
 	mux.HandleFunc("PUT /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toID}", s.associate)
+	mux.HandleFunc("PUT /crm/v3/objects/{type}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		w.Header().Set("Allow", "GET, PATCH, DELETE")
+		s.fail(w, http.StatusMethodNotAllowed, "VALIDATION_ERROR", "PUT is not supported: update a record with PATCH")
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -181,6 +181,9 @@ func TestCreateUpdateConflicts(t *testing.T) {
 		assert.Equal(t, want, status, path)
 		assert.Equal(t, "OBJECT_NOT_FOUND", body.Get("category").String(), path)
 	}
+	status, _, h := call(t, s, "PUT", "/crm/v3/objects/contacts/"+id, `{"properties":{"firstname":"X"}}`)
+	assert.Equal(t, http.StatusMethodNotAllowed, status, "records are updated with PATCH only")
+	assert.Equal(t, "GET, PATCH, DELETE", h.Get("Allow"))
 	st := s.Stats()
 	assert.Equal(t, 1, st.Creates)
 	assert.Equal(t, 1, st.Updates)

@@ -8,6 +8,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/apisync"
 	"github.com/connkit/connkit/backend"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/mapper"
@@ -55,6 +56,8 @@ type app struct {
 	crm       *backend.Backend
 	companies *sqlstore.RecordStore[Company]
 	contacts  *sqlstore.RecordStore[Contact]
+	// partners are the apisync configs of the partner endpoint and push (partners.go).
+	partners *apisync.Sync
 }
 
 // newApp builds the connector on db from cfg. opts are added after the connector's own

@@ -22,12 +22,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -113,10 +117,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	baseURL := fs.String("base-url", "", "the CRM API's root URL (default: an embedded fake CRM)")
 	token := fs.String("token", "", "the CRM access token (default: $CRM_TOKEN; the embedded CRM needs none)")
-	dbPath := fs.String("db", filepath.Join(os.TempDir(), "connkit-crm-example.db"), "the SQLite file the connector keeps everything in")
+	dbPath := fs.String("db", filepath.Join(os.TempDir(), "connkit-crm-example.db"),
+		"the SQLite file the connector keeps everything in (the partner configs use NAME.partners.db next to it)")
 	faults := fs.Float64("faults", 0, "fraction (0-1) of requests the embedded CRM fails with 429 or 5xx")
 	jsonOut := fs.Bool("json", false, "print the final summary as one JSON object on the last line of stdout")
 	demo := fs.Bool("demo-edits", false, "after importing, edit the first contact and add one, and export both (default on with the embedded CRM)")
+	serve := fs.String("serve", "", "after the sync, serve the partner endpoint at this address (host:port) and keep sending exports until interrupted")
+	partnerKey := fs.String("partner-key", "", "the key callers of the partner endpoint send in X-API-Key (default: $PARTNER_API_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,21 +150,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if *faults > 0 {
 		return errors.New("-faults applies to the embedded CRM only; drop it or -base-url")
 	}
-
 	if *token == "" && os.Getenv("CRM_TOKEN") == "" {
 		return errors.New("no CRM access token: pass -token or set CRM_TOKEN")
 	}
-	// crm.yaml reads the URL and the token from the environment; the flags, when given,
-	// stand in for it.
-	cfg, err := backend.ParseConfig(crmYAML, func(name string) (string, bool) {
+	if *partnerKey == "" {
+		*partnerKey = os.Getenv("PARTNER_API_KEY")
+	}
+	if *partnerKey == "" {
+		if *serve != "" {
+			return errors.New("-serve needs the partner endpoint's key: pass -partner-key or set PARTNER_API_KEY")
+		}
+		*partnerKey = randomKey() // the endpoint is not served: no caller needs it
+	}
+	// The config files read the URL and the secrets from the environment; the flags, when
+	// given, stand in for it.
+	lookup := func(name string) (string, bool) {
 		switch {
 		case name == "CRM_BASE_URL" && *baseURL != "":
 			return *baseURL, true
 		case name == "CRM_TOKEN" && *token != "":
 			return *token, true
+		case name == "PARTNER_API_KEY":
+			return *partnerKey, true
 		}
 		return os.LookupEnv(name)
-	})
+	}
+	cfg, err := backend.ParseConfig(crmYAML, lookup)
 	if err != nil {
 		return err
 	}
@@ -168,50 +186,109 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer db.Close()
 	fmt.Fprintf(stderr, "database: %s\n", *dbPath)
-
 	a, err := newApp(ctx, cfg, db)
 	if err != nil {
 		return err
 	}
+	partners, pdb, err := openPartners(ctx, partnersDBPath(*dbPath), lookup)
+	if err != nil {
+		return err
+	}
+	defer pdb.Close()
+	a.partners = partners
+
+	if err := a.start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		a.stop(sctx)
+	}()
 	sum, err := a.sync(ctx, *demo, stderr)
 	sum.DB = *dbPath
 	if err != nil {
 		return err
 	}
-	return printSummary(stdout, sum, *jsonOut)
+	if err := printSummary(stdout, sum, *jsonOut); err != nil || *serve == "" {
+		return err
+	}
+	return a.serve(ctx, *serve, stderr)
 }
 
-// sync runs one round of the two-way sync: send the exports the app queued, import both
-// models, make the demo edits if asked, and send their exports.
+// randomKey is a key nobody knows.
+func randomKey() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// start starts working queued jobs: the connector's exports and the partner configs'
+// pushes.
+func (a *app) start(ctx context.Context) error {
+	if err := a.crm.Start(ctx); err != nil {
+		return err
+	}
+	return a.partners.Start(ctx)
+}
+
+// stop lets running jobs finish (until ctx ends) and stops both queues.
+func (a *app) stop(ctx context.Context) {
+	_ = a.partners.Stop(ctx)
+	_ = a.crm.Stop(ctx)
+}
+
+// serve serves the partner endpoint at addr until ctx ends; partners posted to it are
+// pushed to the CRM by their on_create trigger, and the app's exports keep being sent.
+func (a *app) serve(ctx context.Context, addr string, progress io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-serve %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.partners.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(progress, "partner endpoint: http://%s/api/partners (X-API-Key; Ctrl-C stops)\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// sync runs one round: send what is queued (the app's exports, the partners' pushes),
+// push the partners not sent yet, import both models, make the demo edits if asked, and
+// send their exports.
 func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summary, err error) {
 	sum.Models = map[string]modelSummary{}
+	pushes, err := a.partners.Backend(partnersToCRM)
+	if err != nil {
+		return sum, err
+	}
 	before, err := a.crm.Stats(ctx)
 	if err != nil {
 		return sum, err
 	}
-	if err := a.crm.Start(ctx); err != nil {
+	pushedBefore, err := pushes.Stats(ctx)
+	if err != nil {
 		return sum, err
 	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		return a.crm.Stop(sctx)
-	}
-	defer func() {
-		if serr := stop(); err == nil {
-			err = serr
-		}
-	}()
 
-	// Local edits first, so an import cannot overwrite a change not sent yet.
-	if _, err := a.drain(ctx, progress); err != nil {
+	// Local edits first, so an import cannot overwrite a change not sent yet; partners
+	// before the import, so the companies they become come back in this run.
+	if _, err := drain(ctx, a.crm, progress); err != nil {
 		return sum, err
 	}
+	if _, err := drain(ctx, pushes, progress); err != nil {
+		return sum, err
+	}
+	if _, err := a.partners.Push(ctx, partnersToCRM); err != nil && !isPartial(err) {
+		return sum, a.explain(err)
+	}
+
 	rep, err := a.crm.SyncAll(ctx)
 	for _, r := range rep.Results {
 		model := strings.TrimPrefix(r.Name, "import_")
@@ -225,19 +302,10 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 		}
 		fmt.Fprintln(progress, line)
 	}
-	if err != nil {
-		var partial *report.PartialError
-		switch {
-		case errors.Is(err, adapter.ErrUnauthorized):
-			return sum, fmt.Errorf("the CRM refused the access token: check -token (or CRM_TOKEN) and that it "+
-				"belongs to the app at -base-url %s with the crm.objects.contacts and companies read and write scopes: %w",
-				a.crm.Config().BaseURL, err)
-		case errors.As(err, &partial):
-			// Some records failed; they are counted, kept as failed bindings and retried by
-			// the next run. The run goes on.
-		default:
-			return sum, err
-		}
+	if err != nil && !isPartial(err) {
+		// Records that failed are counted, kept as failed bindings and retried by the next
+		// run; anything else stops the run.
+		return sum, a.explain(err)
 	}
 
 	if demo {
@@ -247,14 +315,11 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 		}
 		fmt.Fprintf(progress, "app: %d local edits queued for export\n", n)
 	}
-	waiting, err := a.drain(ctx, progress)
+	waiting, err := drain(ctx, a.crm, progress)
 	if err != nil {
 		return sum, err
 	}
 	sum.ExportsWaiting = waiting
-	if err := stop(); err != nil {
-		return sum, err
-	}
 
 	after, err := a.crm.Stats(ctx)
 	if err != nil {
@@ -264,7 +329,14 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 		ms := sum.Models[model]
 		ms.Export = countsOf(sub(after.Models[model].Total, before.Models[model].Total))
 		sum.Models[model] = ms
-		if e := ms.Export; e != (counts{}) {
+	}
+	pushedAfter, err := pushes.Stats(ctx)
+	if err != nil {
+		return sum, err
+	}
+	sum.Models["partner"] = modelSummary{Export: countsOf(sub(pushedAfter.Models["partner"].Total, pushedBefore.Models["partner"].Total))}
+	for _, model := range []string{"company", "contact", "partner"} {
+		if e := sum.Models[model].Export; e != (counts{}) {
 			fmt.Fprintf(progress, "export %-8s created %d, updated %d, skipped %d, failed %d\n",
 				model, e.Created, e.Updated, e.Skipped, e.Failed)
 		}
@@ -272,9 +344,28 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 	if err := a.reportFailures(ctx, progress); err != nil {
 		return sum, err
 	}
-	st := a.crm.Client().Stats()
-	sum.Requests, sum.Retries, sum.RateLimited = st.Requests, st.Retries, st.RateLimited
+	for _, c := range []*adapter.Client{a.crm.Client(), pushes.Client()} {
+		st := c.Stats()
+		sum.Requests += st.Requests
+		sum.Retries += st.Retries
+		sum.RateLimited += st.RateLimited
+	}
 	return sum, nil
+}
+
+func isPartial(err error) bool {
+	var partial *report.PartialError
+	return errors.As(err, &partial)
+}
+
+// explain turns a refused token into what to check.
+func (a *app) explain(err error) error {
+	if errors.Is(err, adapter.ErrUnauthorized) {
+		return fmt.Errorf("the CRM refused the access token: check -token (or CRM_TOKEN) and that it "+
+			"belongs to the app at -base-url %s with the crm.objects.contacts and companies read and write scopes: %w",
+			a.crm.Config().BaseURL, err)
+	}
+	return err
 }
 
 func sub(a, b report.Counts) report.Counts {
@@ -285,13 +376,13 @@ func sub(a, b report.Counts) report.Counts {
 // drain waits until the queued jobs have run: those available or running, and retries
 // due within retryWindow (a CRM failing for a moment), for at most drainWait. It returns
 // how many jobs are still queued then; the next run sends them.
-func (a *app) drain(ctx context.Context, progress io.Writer) (int, error) {
+func drain(ctx context.Context, b *backend.Backend, progress io.Writer) (int, error) {
 	deadline := time.Now().Add(drainWait)
 	announced := false
 	for {
 		due, queued := 0, 0
 		soon := time.Now().Add(retryWindow)
-		for j, err := range a.crm.Queue().ListJobs(ctx, queue.ListFilter{States: []queue.State{
+		for j, err := range b.Queue().ListJobs(ctx, queue.ListFilter{States: []queue.State{
 			queue.StateAvailable, queue.StateRunning, queue.StateRetryable, queue.StateScheduled}}) {
 			if err != nil {
 				return 0, err
@@ -305,7 +396,7 @@ func (a *app) drain(ctx context.Context, progress io.Writer) (int, error) {
 			return queued, nil
 		}
 		if !announced {
-			fmt.Fprintf(progress, "sending %d queued exports\n", due)
+			fmt.Fprintf(progress, "%s: sending %d queued exports\n", b.Name(), due)
 			announced = true
 		}
 		select {

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,7 +197,7 @@ func TestJSONShape(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &raw))
 	assert.ElementsMatch(t, []string{"models", "exports_waiting", "requests", "retries", "rate_limited", "db"}, keys(raw))
 	models := raw["models"].(map[string]any)
-	assert.ElementsMatch(t, []string{"company", "contact"}, keys(models))
+	assert.ElementsMatch(t, []string{"company", "contact", "partner"}, keys(models))
 	for _, m := range models {
 		for _, dir := range []string{"import", "export"} {
 			c := m.(map[string]any)[dir].(map[string]any)
@@ -306,4 +310,87 @@ func TestBadFlags(t *testing.T) {
 	r := runCRM(t, "-base-url", "http://127.0.0.1:1", "-db", dbPath(t))
 	require.Error(t, r.err)
 	assert.Contains(t, r.err.Error(), "pass -token or set CRM_TOKEN")
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in two goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func postPartner(t *testing.T, endpoint, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("X-API-Key", key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(data)
+}
+
+// The apisync part: with -serve, the partner endpoint takes partner records (with the
+// right key only), their on_create trigger pushes each to the CRM as a company, and the
+// next run imports that company like any other, pushing nothing twice.
+func TestPartners(t *testing.T) {
+	crm := fakecrm.New(fakecrm.WithSeedData(10, 2, 7))
+	defer crm.Close()
+	const key = "partner-key-for-the-test"
+	args := []string{"-base-url", crm.URL, "-token", crm.Token(), "-db", dbPath(t), "-partner-key", key}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append(args, "-json", "-serve", "127.0.0.1:0"), &stdout, &stderr) }()
+	endpoint := regexp.MustCompile(`partner endpoint: (http://\S+)`)
+	var url string
+	require.Eventually(t, func() bool {
+		if m := endpoint.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+		}
+		return url != ""
+	}, time.Minute, 20*time.Millisecond, "the endpoint is announced on stderr")
+	assert.Contains(t, stdout.String(), `"models"`, "the sync's summary comes before serving")
+
+	status, _ := postPartner(t, url, "wrong-key", `{"name":"Nope","domain":"nope.example"}`)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	status, body := postPartner(t, url, key, `{"name":"Nope"}`)
+	assert.Equal(t, http.StatusBadRequest, status, "the domain line is required: %s", body)
+	status, body = postPartner(t, url, key, `{"name":"Partner One","domain":"partner-one.example","phone":"+1 555 0199"}`)
+	require.Equal(t, http.StatusCreated, status, body)
+
+	require.Eventually(t, func() bool { return len(crm.List(fakecrm.Companies)) == 3 }, time.Minute, 50*time.Millisecond,
+		"the on_create trigger pushes the partner")
+	pushed := crm.List(fakecrm.Companies)[2]
+	assert.Equal(t, "Partner One", pushed.Properties["name"])
+	assert.Equal(t, "partner-one.example", pushed.Properties["domain"])
+	assert.Equal(t, "+1 555 0199", pushed.Properties["phone"])
+	cancel()
+	require.NoError(t, <-done)
+	assert.NotContains(t, stdout.String()+stderr.String(), key, "the endpoint's key is never printed")
+
+	second := runCRM(t, args...)
+	require.NoError(t, second.err, second.stderr)
+	assert.Equal(t, counts{Created: 1, Skipped: 2}, second.imported("company"), "the partner's company comes back as a company")
+	assert.Equal(t, counts{Skipped: 1}, second.exported("partner"), "pushed once")
+	third := runCRM(t, args...)
+	require.NoError(t, third.err, third.stderr)
+	assert.Equal(t, counts{Skipped: 3}, third.imported("company"))
+	assert.Equal(t, 1, crm.Stats().Creates, "one company created in the CRM, by the trigger")
 }
