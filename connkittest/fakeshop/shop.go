@@ -81,7 +81,6 @@ type Shop struct {
 	idem      map[string]idemEntry // Idempotency-Key → first response
 	stats     Stats
 	srv       *httptest.Server
-	hooks     int64 // webhook deliveries built
 }
 
 type idemEntry struct {
@@ -105,6 +104,8 @@ type Stats struct {
 	Lists, Gets, Counts, Creates, Updates, Deletes, Replays int
 	// BadRequests counts 400 and 422 answers.
 	BadRequests int
+	// Webhooks counts deliveries built by Shop.Webhook.
+	Webhooks int
 }
 
 // Option configures a Shop.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -44,7 +45,7 @@ func Sign(secret string, body []byte) string {
 // Webhook builds a delivery of topic ("products/update", "customers/create",
 // "orders/updated", "products/delete"…) for the record with that ID: its current JSON,
 // or {"id":…} for a delete topic (the record may be gone). Each call is a new delivery
-// with a new ID.
+// with a new random ID.
 func (s *Shop) Webhook(topic string, id int64) (*Webhook, error) {
 	resource, event, ok := strings.Cut(topic, "/")
 	if !ok || (resource != Products && resource != Customers && resource != Orders) || event == "" {
@@ -60,13 +61,14 @@ func (s *Shop) Webhook(topic string, id int64) (*Webhook, error) {
 		}
 		body = b
 	}
-	s.mu.Lock()
-	s.hooks++
-	n := s.hooks
-	s.mu.Unlock()
+	s.count(func(st *Stats) { st.Webhooks++ })
+	// A random UUID, as Shopify's: deliveries of two shops (or two runs of one) never share one.
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
 	return &Webhook{
 		Topic:       topic,
-		ID:          fmt.Sprintf("b54557e4-bdd9-4b37-8a5f-%012x", uint64(s.cfg.seed)<<32|uint64(n)),
+		ID:          fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:]),
 		Domain:      s.cfg.domain,
 		Version:     s.cfg.version,
 		Body:        body,

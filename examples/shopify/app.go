@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/backend"
 	"github.com/connkit/connkit/connkittest/fakeshop"
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/sqlstore"
+	"github.com/connkit/connkit/webhook"
 )
 
 // options are the command line's settings.
@@ -100,7 +102,7 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	baseURL := o.baseURL
 	if baseURL == "" {
 		if shop == nil {
-			shop = fakeshop.New(fakeshop.WithFaults(o.faults), fakeshop.WithWebhookSecret(o.secretOr("fakeshop-webhook-secret")))
+			shop = fakeshop.New(fakeshop.WithFaults(o.faults), fakeshop.WithWebhookSecret(o.secretOr(fakeshopSecret)))
 			defer shop.Close()
 		}
 		baseURL = shop.Start()
@@ -136,7 +138,18 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	}
 	defer db.Close()
 
-	env := map[string]string{"SHOPIFY_BASE_URL": baseURL, "SHOPIFY_TOKEN": token}
+	secret := o.webhookSecret
+	if secret == "" {
+		secret = os.Getenv("SHOPIFY_WEBHOOK_SECRET")
+	}
+	if secret == "" && shop != nil {
+		secret = fakeshopSecret
+	}
+	if secret == "" {
+		return errors.New("no webhook secret: give -webhook-secret or set SHOPIFY_WEBHOOK_SECRET to the secret the shop signs webhooks with " +
+			"(the custom app's client secret, or the one shown under Settings → Notifications → Webhooks)")
+	}
+	env := map[string]string{"SHOPIFY_BASE_URL": baseURL, "SHOPIFY_TOKEN": token, "SHOPIFY_WEBHOOK_SECRET": secret}
 	lookup := func(key string) (string, bool) {
 		if v, ok := env[key]; ok {
 			return v, true
@@ -200,7 +213,74 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		return err
 	}
 
-	// 3. Webhooks.
+	// 3. Webhooks: served at /webhooks/shopify, verified, stored, and imported by queue
+	// jobs. Against the embedded shop, the shop sends a few; with -listen, the program
+	// keeps serving until interrupted.
+	if shop == nil && o.listen == "" {
+		return nil
+	}
+	return receiveWebhooks(ctx, b, shop, o.listen, sum, prog)
+}
+
+func receiveWebhooks(ctx context.Context, b *backend.Backend, shop *fakeshop.Shop, listen string, sum *summary, prog *progress) error {
+	addr := listen
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ws, err := serveWebhooks(b, addr)
+	if err != nil {
+		return err
+	}
+	// Counts and the shutdown run even after an interrupt, which is how -listen ends.
+	bg := context.WithoutCancel(ctx)
+	defer func() {
+		sctx, cancel := context.WithTimeout(bg, 10*time.Second)
+		defer cancel()
+		_ = ws.close(sctx)
+	}()
+	before, err := b.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	done, err := countDeliveries(ctx, b.Deliveries())
+	if err != nil {
+		return err
+	}
+	if shop != nil {
+		step := prog.start("delivering webhooks from the shop", b.Client().Stats)
+		if err := deliverSamples(ctx, shop, ws.url); err != nil {
+			return err
+		}
+		if err := waitDeliveries(ctx, b.Deliveries()); err != nil {
+			return err
+		}
+		step.done(deliveries(ws.received.Load()))
+	}
+	if listen != "" {
+		prog.note("serving webhooks at %s until interrupted (Ctrl-C)", ws.url)
+		<-ctx.Done()
+		wctx, cancel := context.WithTimeout(bg, 30*time.Second)
+		defer cancel()
+		_ = waitDeliveries(wctx, b.Deliveries()) // let accepted deliveries finish
+	}
+	after, err := b.Stats(bg)
+	if err != nil {
+		return err
+	}
+	for m, c := range webhookImports(before, after) {
+		if c.Total() > 0 {
+			sum.add(m, "webhook", c)
+		}
+	}
+	now, err := countDeliveries(bg, b.Deliveries())
+	if err != nil {
+		return err
+	}
+	sum.Webhooks = webhookCounts{
+		Received:  int(ws.received.Load()),
+		Processed: now[webhook.StatusProcessed] - done[webhook.StatusProcessed],
+		Rejected:  int(ws.rejected.Load()),
+	}
 	return nil
 }
 
@@ -325,6 +405,9 @@ func explain(err error, baseURL string) error {
 	}
 	return fmt.Errorf("cannot reach the shop at %s: %w", baseURL, err)
 }
+
+// fakeshopSecret signs the embedded shop's webhooks unless -webhook-secret says otherwise.
+const fakeshopSecret = "fakeshop-webhook-secret"
 
 func (o *options) secretOr(def string) string {
 	if o.webhookSecret != "" {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,11 +60,12 @@ func TestRunImportsExportsAndSecondRunCreatesNothing(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "shop.db")
 
 			first, _ := runJSON(t, shop, "-db", db)
-			// 300 products imported and 2 new local ones exported; 3 local edits exported.
+			// 300 products imported and 2 new local ones exported; 3 local edits exported;
+			// the shop's webhooks update 2 products, a customer and an order.
 			want := map[string]modelCounts{
-				"products":  {Created: 302, Updated: 3},
-				"customers": {Created: 60},
-				"orders":    {Created: 520},
+				"products":  {Created: 302, Updated: 3 + 2},
+				"customers": {Created: 60, Updated: 1},
+				"orders":    {Created: 520, Updated: 1},
 			}
 			got := map[string]modelCounts{"products": first.Products, "customers": first.Customers, "orders": first.Orders}
 			for name, w := range want {
@@ -75,6 +78,10 @@ func TestRunImportsExportsAndSecondRunCreatesNothing(t *testing.T) {
 			if first.Products.Duplicates != 1 || first.Orders.Duplicates != 2 {
 				t.Errorf("duplicates: %d products, %d orders; want 1 and 2", first.Products.Duplicates, first.Orders.Duplicates)
 			}
+			// 4 webhooks, a redelivery of the first, and one altered on the way.
+			if w := first.Webhooks; w != (webhookCounts{Received: 6, Processed: 4, Rejected: 1}) {
+				t.Errorf("webhooks %+v, want 6 received, 4 processed, 1 rejected", w)
+			}
 			if tc.faults == 0 && (first.Retries != 0 || first.Limited != 0) {
 				t.Errorf("clean run: %d retries, %d 429s", first.Retries, first.Limited)
 			}
@@ -86,11 +93,22 @@ func TestRunImportsExportsAndSecondRunCreatesNothing(t *testing.T) {
 			}
 			checkLocal(t, db, shop)
 
-			second, _ := runJSON(t, shop, "-db", db)
+			// The same shop again: nothing to create, nothing to export; only what the
+			// shop's webhooks change may update (the merchant's edits are made again,
+			// with the same values: within the same second the shop's updated_at does not
+			// even move, and they are skipped as unchanged).
+			writes := shop.Stats()
+			second, last2 := runJSON(t, shop, "-db", db)
 			for name, c := range map[string]modelCounts{"products": second.Products, "customers": second.Customers, "orders": second.Orders} {
-				if c.Created != 0 || c.Updated != 0 || c.Failed != 0 {
-					t.Errorf("second run %s: %+v: unchanged data must create and update nothing", name, c)
+				if c.Created != 0 || c.Failed != 0 {
+					t.Errorf("second run %s: %+v: unchanged data must create nothing", name, c)
 				}
+			}
+			if second.Products.Updated > 2 || second.Customers.Updated > 1 || second.Orders.Updated > 1 {
+				t.Errorf("second run updated more than the webhooks' 2 products, 1 customer, 1 order: %s", last2)
+			}
+			if now := shop.Stats(); now.Creates != writes.Creates || now.Updates != writes.Updates {
+				t.Errorf("second run wrote to the shop: %d creates, %d updates", now.Creates-writes.Creates, now.Updates-writes.Updates)
 			}
 			if n := shop.Count(fakeshop.Products); n != 302 {
 				t.Errorf("second run: the shop has %d products, want 302", n)
@@ -177,8 +195,9 @@ func TestTableOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := stdout.String()
-	for _, want := range []string{"database: ", "model", "product  import", "order  import", "requests: "} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{`database: `, `model\s+step\s+created\s+updated\s+skipped\s+duplicates\s+failed`,
+		`product\s+import\s+300\s+0\s+0\s+1\s+0`, `order\s+import\s+520\s`, `webhooks: 6 received, 4 processed, 1 rejected`, `requests: \d+`} {
+		if !regexp.MustCompile(want).MatchString(out) {
 			t.Fatalf("stdout lacks %q:\n%s", want, out)
 		}
 	}
@@ -230,5 +249,80 @@ func TestBadFlags(t *testing.T) {
 		if _, err := parseFlags(args, &stderr); !errors.Is(err, errUsage) || stderr.Len() == 0 {
 			t.Fatalf("%v: %v, stderr %q", args, err, stderr.String())
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// -listen keeps serving webhooks until interrupted, then prints the summary with what it
+// received meanwhile.
+func TestListenServesUntilInterrupted(t *testing.T) {
+	shop := testShop()
+	defer shop.Close()
+	var stdout, stderr syncBuffer
+	o, err := parseFlags([]string{"-db", filepath.Join(t.TempDir(), "shop.db"), "-listen", "127.0.0.1:0", "-json"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.shop = shop
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- o.run(ctx, &stdout, &stderr) }()
+
+	re := regexp.MustCompile(`serving webhooks at (\S+) until interrupted`)
+	var url string
+	for deadline := time.Now().Add(time.Minute); url == ""; time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run ended before serving: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not serving:\n%s", stderr.String())
+		}
+	}
+	id := shop.IDs(fakeshop.Customers)[5]
+	if _, err := shop.Update(fakeshop.Customers, id, map[string]any{"first_name": "Renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := shop.Webhook("customers/update", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := send(ctx, w, url); err != nil || status != 200 {
+		t.Fatalf("delivery: %d %v", status, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("an interrupt ends -listen cleanly, got %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var s summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &s); err != nil {
+		t.Fatalf("no summary after the interrupt: %q", stdout.String())
+	}
+	if s.Webhooks.Received != 7 || s.Webhooks.Processed != 5 || s.Customers.Updated != 2 {
+		t.Fatalf("webhooks %+v, customers %+v: want the demo's 6 and the one sent while listening", s.Webhooks, s.Customers)
 	}
 }
