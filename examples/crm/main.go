@@ -1,7 +1,9 @@
 // Command crm keeps an app's contacts and companies in sync with a HubSpot-style CRM, both
 // ways: it imports companies, then contacts with their company associations (cursor
 // pagination, bearer token), and sends the app's own edits back — new contacts with POST,
-// changed ones with PATCH — without importing its own writes back as changes.
+// changed ones with PATCH — without importing its own writes back as changes. Two apisync
+// config files add, with no Go code, an inbound endpoint for partner records and a push of
+// partners to the CRM as companies.
 //
 // With no flags it runs against an embedded fake CRM (package connkittest/fakecrm), so
 // `go run ./examples/crm` works with no account:
@@ -9,15 +11,20 @@
 //	go run ./examples/crm                          # import, make two demo edits, export them
 //	go run ./examples/crm -json                    # the summary as JSON on the last line
 //	go run ./examples/crm -faults 0.2              # a CRM failing 20% of the requests
+//	go run ./examples/crm -serve 127.0.0.1:8080 -partner-key k   # then, from another shell:
+//	curl -H 'X-API-Key: k' -d '{"name":"Acme","domain":"acme.example"}' localhost:8080/api/partners
 //	CRM_TOKEN=pat-... go run ./examples/crm -base-url https://api.hubapi.com -db crm.db
 //
 // Everything the connector keeps — the app's records, bindings, statistics, the audit log
-// and the durable export jobs — is in one SQLite file (-db). A second run against the same
-// file with unchanged data creates nothing. The connection is configured in crm.yaml, with
-// the secrets taken from the environment (${CRM_TOKEN}) or from -token.
+// and the durable export jobs — is in one SQLite file (-db); the partner configs keep
+// theirs in NAME.partners.db next to it. A second run against the same files with
+// unchanged data creates nothing. The connection is configured in crm.yaml and
+// apisync/*.yaml, with the secrets taken from the environment (${CRM_TOKEN},
+// ${PARTNER_API_KEY}) or from -token and -partner-key.
 //
 // The connector is connector.go (one backend, one declaration per model); app.go is how
-// the app changes its records and queues their export; this file is the command line.
+// the app changes its records and queues their export; partners.go opens the apisync
+// configs; this file is the command line.
 package main
 
 import (
