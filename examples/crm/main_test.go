@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -393,4 +395,27 @@ func TestPartners(t *testing.T) {
 	require.NoError(t, third.err, third.stderr)
 	assert.Equal(t, counts{Skipped: 3}, third.imported("company"))
 	assert.Equal(t, 1, crm.Stats().Creates, "one company created in the CRM, by the trigger")
+}
+
+// The program itself (main) exits 1 on a refused token, with the reason on stderr and
+// the token nowhere: the test binary re-runs itself as the program.
+func TestMainExitCode(t *testing.T) {
+	if os.Getenv("CRM_EXAMPLE_MAIN") == "1" {
+		os.Args = append([]string{"crm"}, strings.Fields(os.Getenv("CRM_EXAMPLE_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	crm := fakecrm.New(fakecrm.WithSeedData(3, 1, 7))
+	defer crm.Close()
+	const secret = "pat-na1-not-the-right-one-777"
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestMainExitCode$")
+	cmd.Env = append(os.Environ(), "CRM_EXAMPLE_MAIN=1",
+		"CRM_EXAMPLE_ARGS=-base-url "+crm.URL+" -token "+secret+" -db "+dbPath(t))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Contains(t, string(out), "crm: the CRM refused the access token: check -token")
+	assert.NotContains(t, string(out), secret)
+	assert.Equal(t, 1, crm.Stats().Requests)
 }
