@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -293,7 +294,8 @@ func TestPushFailureAndRetry(t *testing.T) {
 		t.Fatal(diff)
 	}
 	failed := runIn(t, "", "bindings", "list", "--db", db, "--status", "failed", "--json").want(t, exitOK).jsonLines(t)
-	if len(failed) != 2 || failed[0]["local_id"] != "2" || failed[1]["local_id"] != "4" {
+	if len(failed) != 2 || failed[0]["local_id"] == failed[1]["local_id"] || failed[0]["local_id"] != "2" && failed[0]["local_id"] != "4" ||
+		failed[1]["local_id"] != "2" && failed[1]["local_id"] != "4" {
 		t.Fatalf("failed bindings: %v", failed)
 	}
 
@@ -309,10 +311,14 @@ func TestPushFailureAndRetry(t *testing.T) {
 		t.Fatalf("retry: stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	// --id narrows the retry; a retry with nothing failed left to send succeeds.
-	runIn(t, "", "records", "import", "--db", db, "--model", "x").want(t, exitOK)
-	r = runIn(t, "", "bindings", "retry", "--db", db, "--config", cfg, "--id", "1").want(t, exitOK)
+	ok := runIn(t, "", "bindings", "list", "--db", db, "--status", "success", "--json").want(t, exitOK).jsonLines(t)
+	if len(ok) != 2 {
+		t.Fatalf("successful bindings: %v", ok)
+	}
+	okID := string(ok[0]["id"].(json.Number))
+	r = runIn(t, "", "bindings", "retry", "--db", db, "--config", cfg, "--id", okID).want(t, exitOK)
 	if !strings.Contains(r.stderr, "no failed records to retry") || len(rc.requests()) != before+1 {
-		t.Fatalf("retry --id 1: %q", r.stderr)
+		t.Fatalf("retry --id %s: %q", okID, r.stderr)
 	}
 }
 
@@ -550,5 +556,73 @@ func TestServeErrors(t *testing.T) {
 	r := runIn(t, "", "serve", "--db", db, "--config", in, "--listen", ln.Addr().String()).want(t, exitFailure)
 	if !strings.Contains(r.stderr, "listen on") {
 		t.Fatalf("stderr: %s", r.stderr)
+	}
+}
+
+// TestServeGracefulShutdown: a request in flight when the signal comes is answered in
+// full before serve returns.
+func TestServeGracefulShutdown(t *testing.T) {
+	dir := configDir(t, map[string]string{"in.yaml": inConfig})
+	db, _ := tempDB(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, now: time.Now}
+	done := make(chan struct{})
+	var code int
+	go func() {
+		defer close(done)
+		code = e.main(ctx, []string{"serve", "--db", db, "--config", dir, "--listen", "127.0.0.1:0"})
+	}()
+	base := waitServing(t, stderr.String, done)
+
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", base+"/api/partners", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", testKey)
+	req.Header.Set("Content-Type", "application/json")
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answered <- answer{status: resp.StatusCode, body: string(b)}
+	}()
+	if _, err := io.WriteString(pw, `{"name":`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server read the headers: the connection is active
+	cancel()
+	for !strings.Contains(stderr.String(), "shutting down") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatal("serve returned with a request in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	io.WriteString(pw, `"Ada"}`)
+	pw.Close()
+	a := <-answered
+	if a.err != nil || a.status != http.StatusCreated {
+		t.Fatalf("the request in flight: %d %q %v", a.status, a.body, a.err)
+	}
+	<-done
+	if code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if recs := runIn(t, "", "records", "export", "--db", db, "--model", "partner").want(t, exitOK).stdout; recs != "{\"name\":\"Ada\"}\n" {
+		t.Fatalf("records: %q", recs)
 	}
 }

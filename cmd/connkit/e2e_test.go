@@ -5,12 +5,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The end-to-end tests run the built binary, as a user or a script would.
@@ -101,5 +104,82 @@ func TestBinaryExitCodes(t *testing.T) {
 	r = runBin(t, dir, "", "records", "export", "--model", "p").want(t, exitOK)
 	if r.stdout != "{\"a\":1}\n" {
 		t.Fatalf("export: %q", r.stdout)
+	}
+}
+
+// TestBinaryServeStopsOnSignal: the built binary serves a request, and SIGINT or SIGTERM
+// shut it down gracefully with exit status 0 (the store is left consistent: the record
+// written before the signal is there).
+func TestBinaryServeStopsOnSignal(t *testing.T) {
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := configDir(t, map[string]string{"in.yaml": inConfig})
+			work := t.TempDir()
+			cmd := exec.Command(binary(t), "serve", "--config", dir, "--listen", "127.0.0.1:0")
+			cmd.Dir = work
+			var stdout, stderr syncBuffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				select {
+				case <-done:
+				default:
+					cmd.Process.Kill()
+					<-done
+				}
+			})
+			base := waitServing(t, stderr.String, done)
+			if status, body := send(t, "POST", base+"/api/partners", testKey, `{"name":"Ada"}`); status != http.StatusCreated {
+				t.Fatalf("POST: %d %s", status, body)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("no exit after %v:\n%s", sig, stderr.String())
+			}
+			if waitErr != nil || cmd.ProcessState.ExitCode() != 0 {
+				t.Fatalf("exit after %v: %v\nstderr:\n%s", sig, waitErr, stderr.String())
+			}
+			if s := stderr.String(); !strings.Contains(s, "connkit: shutting down\n") || !strings.HasSuffix(s, "connkit: stopped\n") {
+				t.Fatalf("stderr:\n%s", s)
+			}
+			r := runBin(t, work, "", "records", "export", "--model", "partner").want(t, exitOK)
+			if r.stdout != "{\"name\":\"Ada\"}\n" {
+				t.Fatalf("records after the shutdown: %q", r.stdout)
+			}
+		})
+	}
+}
+
+// TestBinaryPushAndValidate: push against an httptest receiver and validate of a bad
+// config, through the built binary.
+func TestBinaryPushAndValidate(t *testing.T) {
+	rc := newReceiver(t)
+	dir := configDir(t, map[string]string{"out.yaml": outConfig(rc.URL, "")})
+	work := t.TempDir()
+	runBin(t, work, threePartners, "records", "import", "--model", "partner").want(t, exitOK)
+	r := runBin(t, work, "", "push", "--config", filepath.Join(dir, "out.yaml"), "--json").want(t, exitOK)
+	if !strings.Contains(r.stdout, `"created":2`) || len(rc.requests()) != 2 {
+		t.Fatalf("push: %s", r.stdout)
+	}
+	rc.setFail(func(string) bool { return true })
+	runBin(t, work, `{"name":"Dee","active":true}`+"\n", "records", "import", "--model", "partner").want(t, exitOK)
+	r = runBin(t, work, "", "push", "--config", filepath.Join(dir, "out.yaml")).want(t, exitFailure)
+	if !strings.Contains(r.stderr, "connkit: record 4 (create)") {
+		t.Fatalf("stderr: %s", r.stderr)
+	}
+
+	bad := configDir(t, map[string]string{"bad.yaml": "name: bad\ndirection: out\nmodel: p\nurl: https://x.example.com\nmethods: [POST]\nlines:\n  - {field: a, key: a, kind: plane}\n"})
+	r = runBin(t, work, "", "validate", "--config", bad).want(t, exitFailure)
+	if !strings.Contains(r.stderr, filepath.Join(bad, "bad.yaml")+":7: lines[0].kind: unknown kind \"plane\"") {
+		t.Fatalf("validate: %s", r.stderr)
 	}
 }

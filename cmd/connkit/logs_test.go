@@ -227,3 +227,59 @@ func TestParseTime(t *testing.T) {
 		}
 	}
 }
+
+// sliceQuerier answers queries from a newest-first slice, then fails with err if set.
+type sliceQuerier struct {
+	entries []synclog.Entry
+	err     error
+}
+
+func (q sliceQuerier) Query(_ context.Context, f synclog.Filter) iter.Seq2[synclog.Entry, error] {
+	return func(yield func(synclog.Entry, error) bool) {
+		for _, e := range q.entries {
+			if f.Match(&e) && !yield(e, nil) {
+				return
+			}
+		}
+		if q.err != nil {
+			yield(synclog.Entry{}, q.err)
+		}
+	}
+}
+
+func TestMergeNewest(t *testing.T) {
+	t0 := testNow
+	es := []synclog.Entry{
+		{ID: 6, Time: t0.Add(3 * time.Second), Backend: "c"},
+		{ID: 9, Time: t0.Add(2 * time.Second), Operation: "c"},               // tie on time: higher ID first
+		{ID: 5, Time: t0.Add(2 * time.Second), Backend: "c", Operation: "c"}, // in both lists: once
+		{ID: 4, Time: t0.Add(time.Second), Backend: "other"},
+		{ID: 3, Time: t0, Operation: "c"},
+		{ID: 1, Time: t0, Backend: "c"},
+	}
+	var got []int64
+	for e, err := range queryLog(t.Context(), sliceQuerier{entries: es}, synclog.Filter{}, "c") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.ID)
+	}
+	if diff := cmp.Diff([]int64{6, 9, 5, 3, 1}, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	// An error of either list ends the merge with it.
+	boom := errors.New("boom")
+	var last error
+	n := 0
+	for _, err := range queryLog(t.Context(), sliceQuerier{entries: es[:2], err: boom}, synclog.Filter{}, "c") {
+		n++
+		last = err
+	}
+	if !errors.Is(last, boom) || n > 3 {
+		t.Fatalf("merge with a failing list: %d items, last error %v", n, last)
+	}
+	// Stopping early stops both lists.
+	for range queryLog(t.Context(), sliceQuerier{entries: es}, synclog.Filter{}, "c") {
+		break
+	}
+}

@@ -208,7 +208,11 @@ func resetRetries(ctx context.Context, e *env, dsn, backend, model string, only 
 		}
 	}
 	if asJSON {
-		if err := writeJSON(e.stdout, map[string][]int64{"reset": reset, "locked": locked}); err != nil {
+		out := struct {
+			Reset  []int64 `json:"reset"`
+			Locked []int64 `json:"locked"`
+		}{reset, locked}
+		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	} else {
