@@ -42,7 +42,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -93,29 +92,53 @@ type counts struct {
 	Failed     int `json:"failed"`
 }
 
+func (c counts) add(o counts) counts {
+	return counts{Created: c.Created + o.Created, Updated: c.Updated + o.Updated, Skipped: c.Skipped + o.Skipped,
+		Duplicates: c.Duplicates + o.Duplicates, Failed: c.Failed + o.Failed}
+}
+
 func countsOf(c report.Counts) counts {
 	return counts{Created: c.Created, Updated: c.Updated, Skipped: c.Skipped, Duplicates: c.Duplicates, Failed: c.Failed}
 }
 
-// summary is what a run did: per model, what the import and the export did; and the
-// HTTP traffic it took.
+// summary is what a run did, per model and in total, shaped like the other examples':
+// each model's counts with every direction together, then split into import and export.
 type summary struct {
-	Models map[string]modelSummary `json:"models"`
+	DB        string       `json:"db"`
+	Companies modelSummary `json:"companies"`
+	Contacts  modelSummary `json:"contacts"`
+	Partners  modelSummary `json:"partners"`
 	// ExportsWaiting counts export jobs still queued when the run ended (a CRM that kept
 	// failing); the next run sends them.
-	ExportsWaiting int    `json:"exports_waiting"`
-	Requests       uint64 `json:"requests"`
-	Retries        uint64 `json:"retries"`
-	RateLimited    uint64 `json:"rate_limited"`
-	DB             string `json:"db"`
+	ExportsWaiting int     `json:"exports_waiting"`
+	Requests       uint64  `json:"requests"`
+	Retries        uint64  `json:"retries"`
+	Limited        uint64  `json:"429s"`
+	Seconds        float64 `json:"seconds"`
+	// Errors are the last errors of records whose sync failed (a few per model).
+	Errors []string `json:"errors,omitempty"`
 }
 
 // modelSummary is one model's outcome. Import counts are per record listed. Export
 // counts are per attempt: a record whose export failed and then went through on a retry
 // in the same run is counted as failed and as created or updated.
 type modelSummary struct {
+	counts
 	Import counts `json:"import"`
 	Export counts `json:"export"`
+}
+
+// model returns the summary of a model by its name in the connector.
+func (s *summary) model(name string) *modelSummary {
+	switch name {
+	case "company":
+		return &s.Companies
+	case "contact":
+		return &s.Contacts
+	case "partner":
+		return &s.Partners
+	}
+	panic("no summary for model " + name)
 }
 
 // run is the whole program, so that tests run it in-process.
@@ -270,7 +293,8 @@ func (a *app) serve(ctx context.Context, addr string, progress io.Writer) error 
 // push the partners not sent yet, import both models, make the demo edits if asked, and
 // send their exports.
 func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summary, err error) {
-	sum.Models = map[string]modelSummary{}
+	started := time.Now()
+	defer func() { sum.Seconds = time.Since(started).Seconds() }()
 	pushes, err := a.partners.Backend(partnersToCRM)
 	if err != nil {
 		return sum, err
@@ -299,9 +323,7 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 	rep, err := a.crm.SyncAll(ctx)
 	for _, r := range rep.Results {
 		model := strings.TrimPrefix(r.Name, "import_")
-		ms := sum.Models[model]
-		ms.Import = countsOf(r.Counts)
-		sum.Models[model] = ms
+		sum.model(model).Import = countsOf(r.Counts)
 		line := fmt.Sprintf("import %-8s created %d, updated %d, skipped %d, duplicates %d, failed %d",
 			model, r.Counts.Created, r.Counts.Updated, r.Counts.Skipped, r.Counts.Duplicates, r.Counts.Failed)
 		if r.Skipped != "" {
@@ -333,29 +355,29 @@ func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summ
 		return sum, err
 	}
 	for _, model := range a.crm.Models() {
-		ms := sum.Models[model]
-		ms.Export = countsOf(sub(after.Models[model].Total, before.Models[model].Total))
-		sum.Models[model] = ms
+		sum.model(model).Export = countsOf(sub(after.Models[model].Total, before.Models[model].Total))
 	}
 	pushedAfter, err := pushes.Stats(ctx)
 	if err != nil {
 		return sum, err
 	}
-	sum.Models["partner"] = modelSummary{Export: countsOf(sub(pushedAfter.Models["partner"].Total, pushedBefore.Models["partner"].Total))}
+	sum.Partners.Export = countsOf(sub(pushedAfter.Models["partner"].Total, pushedBefore.Models["partner"].Total))
 	for _, model := range []string{"company", "contact", "partner"} {
-		if e := sum.Models[model].Export; e != (counts{}) {
+		m := sum.model(model)
+		m.counts = m.Import.add(m.Export)
+		if e := m.Export; e != (counts{}) {
 			fmt.Fprintf(progress, "export %-8s created %d, updated %d, skipped %d, failed %d\n",
 				model, e.Created, e.Updated, e.Skipped, e.Failed)
 		}
 	}
-	if err := a.reportFailures(ctx, progress); err != nil {
+	if sum.Errors, err = a.failures(ctx, progress); err != nil {
 		return sum, err
 	}
 	for _, c := range []*adapter.Client{a.crm.Client(), pushes.Client()} {
 		st := c.Stats()
 		sum.Requests += st.Requests
 		sum.Retries += st.Retries
-		sum.RateLimited += st.RateLimited
+		sum.Limited += st.RateLimited
 	}
 	return sum, nil
 }
@@ -414,35 +436,31 @@ func drain(ctx context.Context, b *backend.Backend, progress io.Writer) (int, er
 	}
 }
 
-// reportFailures lists on progress the records whose last sync failed (at most a few per
-// model), with the API's reason; they are retried by the next run.
-func (a *app) reportFailures(ctx context.Context, progress io.Writer) error {
+// failures lists on progress, and returns, the records whose last sync failed (at most a
+// few per model), with the API's reason; the next run retries them.
+func (a *app) failures(ctx context.Context, progress io.Writer) ([]string, error) {
 	const show = 5
+	var out []string
 	for _, model := range a.crm.Models() {
 		for b, err := range a.crm.Bindings().List(ctx, binding.Filter{Backend: a.crm.Name(), Model: model,
 			Statuses: []binding.Status{binding.StatusFailed}, Limit: show}) {
 			if err != nil {
-				return err
+				return out, err
 			}
-			fmt.Fprintf(progress, "failed: %s local %q remote %q (%d attempts): %s\n",
-				model, b.LocalID, b.ExternalID, b.RetryCount, b.LastError)
+			msg := fmt.Sprintf("%s local %q remote %q (%d attempts): %s", model, b.LocalID, b.ExternalID, b.RetryCount, b.LastError)
+			fmt.Fprintln(progress, "failed:", msg)
+			out = append(out, msg)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 func printSummary(w io.Writer, s summary, asJSON bool) error {
 	if asJSON {
 		return json.NewEncoder(w).Encode(s)
 	}
-	for _, model := range slices.Sorted(func(yield func(string) bool) {
-		for m := range s.Models {
-			if !yield(m) {
-				return
-			}
-		}
-	}) {
-		m := s.Models[model]
+	for _, model := range []string{"company", "contact", "partner"} {
+		m := s.model(model)
 		fmt.Fprintf(w, "%-8s import: %d created, %d updated, %d skipped, %d duplicates, %d failed; "+
 			"export: %d created, %d updated, %d skipped, %d failed\n", model,
 			m.Import.Created, m.Import.Updated, m.Import.Skipped, m.Import.Duplicates, m.Import.Failed,
@@ -451,7 +469,7 @@ func printSummary(w io.Writer, s summary, asJSON bool) error {
 	if s.ExportsWaiting > 0 {
 		fmt.Fprintf(w, "%d exports still queued; the next run sends them\n", s.ExportsWaiting)
 	}
-	_, err := fmt.Fprintf(w, "%d requests, %d retries, %d rate limited; everything is kept in %s\n",
-		s.Requests, s.Retries, s.RateLimited, s.DB)
+	_, err := fmt.Fprintf(w, "%d requests, %d retries, %d rate limited, %.1f s; everything is kept in %s\n",
+		s.Requests, s.Retries, s.Limited, s.Seconds, s.DB)
 	return err
 }

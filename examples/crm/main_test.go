@@ -47,8 +47,8 @@ func runCRM(t *testing.T, args ...string) result {
 	return r
 }
 
-func (r result) imported(model string) counts { return r.sum.Models[model].Import }
-func (r result) exported(model string) counts { return r.sum.Models[model].Export }
+func (r result) imported(model string) counts { return r.sum.model(model).Import }
+func (r result) exported(model string) counts { return r.sum.model(model).Export }
 
 func dbPath(t *testing.T) string { return filepath.Join(t.TempDir(), "crm.db") }
 
@@ -197,15 +197,17 @@ func TestJSONShape(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &raw))
-	assert.ElementsMatch(t, []string{"models", "exports_waiting", "requests", "retries", "rate_limited", "db"}, keys(raw))
-	models := raw["models"].(map[string]any)
-	assert.ElementsMatch(t, []string{"company", "contact", "partner"}, keys(models))
-	for _, m := range models {
+	assert.ElementsMatch(t, []string{"db", "companies", "contacts", "partners", "exports_waiting", "requests", "retries",
+		"429s", "seconds"}, keys(raw))
+	fields := []string{"created", "updated", "skipped", "duplicates", "failed"}
+	for _, model := range []string{"companies", "contacts", "partners"} {
+		m := raw[model].(map[string]any)
+		assert.ElementsMatch(t, append([]string{"import", "export"}, fields...), keys(m), model)
 		for _, dir := range []string{"import", "export"} {
-			c := m.(map[string]any)[dir].(map[string]any)
-			assert.ElementsMatch(t, []string{"created", "updated", "skipped", "duplicates", "failed"}, keys(c))
+			assert.ElementsMatch(t, fields, keys(m[dir].(map[string]any)), model+" "+dir)
 		}
 	}
+	assert.Equal(t, float64(fakeContacts), raw["contacts"].(map[string]any)["created"], "every direction together")
 	assert.Equal(t, counts{}, r.exported("contact"), "-demo-edits=false makes no edits")
 	assert.Equal(t, float64(3), raw["requests"], "one page of companies, two of contacts")
 }
@@ -368,7 +370,7 @@ func TestPartners(t *testing.T) {
 		}
 		return url != ""
 	}, time.Minute, 20*time.Millisecond, "the endpoint is announced on stderr")
-	assert.Contains(t, stdout.String(), `"models"`, "the sync's summary comes before serving")
+	assert.Contains(t, stdout.String(), `"contacts"`, "the sync's summary comes before serving")
 
 	status, _ := postPartner(t, url, "wrong-key", `{"name":"Nope","domain":"nope.example"}`)
 	assert.Equal(t, http.StatusUnauthorized, status)
