@@ -149,12 +149,10 @@ func contactModel(store local.Store[Contact]) backend.Model[Contact] {
 				mapper.Direct("last_name", "properties.lastname"),
 				mapper.Direct("phone", "properties.phone"),
 				mapper.Direct("stage", "properties.lifecyclestage"),
-				// A new contact is created with its company association (an unexported
-				// company is exported first).
-				mapper.Relation("company_id", "associations.0.to.id", "company", mapper.OnlyCreate()),
-				mapper.Expr("company_id", "associations.0.types",
-					`value == nil ? nil : [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279}]`,
-					mapper.OnlyCreate()),
+				// Not sent: the company association. HubSpot takes it in the create body
+				// ("associations": [{"to": {"id": …}, "types": […]}]), but a contact without a
+				// company must then have no such entry, and an export rule cannot leave it out
+				// (a Relation on an empty company_id writes null, which HubSpot refuses).
 			},
 		},
 	}

@@ -98,8 +98,7 @@ func TestTwoWaySync(t *testing.T) {
 	assert.Equal(t, demoPhone, edited.Properties["phone"])
 	assert.Equal(t, demoStage, edited.Properties["lifecyclestage"])
 	assert.Equal(t, demoNewEmail, added.Properties["email"])
-	assert.Equal(t, edited.Associated, added.Associated)
-	require.NotEmpty(t, added.Associated)
+	assert.Empty(t, added.Associated, "not sent (see contactModel)")
 
 	// Second run, nothing changed anywhere: the CRM's copies of the two writes are the
 	// connector's own echo and are skipped, nothing is written on either side.
@@ -420,4 +419,49 @@ func TestMainExitCode(t *testing.T) {
 	assert.Contains(t, string(out), "crm: the CRM refused the access token: check -token")
 	assert.NotContains(t, string(out), secret)
 	assert.Equal(t, 1, crm.Stats().Requests)
+}
+
+// New contacts, with or without a company, are created (without the association: see
+// contactModel); the binding of each create keeps the CRM's updatedAt, which is what makes
+// the next import a skip.
+func TestNewContacts(t *testing.T) {
+	crm := fakecrm.New(fakecrm.WithSeedData(3, 1, 7))
+	defer crm.Close()
+	path := dbPath(t)
+	args := []string{"-base-url", crm.URL, "-token", crm.Token(), "-db", path}
+	require.NoError(t, runCRM(t, args...).err)
+
+	ctx := context.Background()
+	a := openApp(t, path, crm.URL, crm.Token())
+	_, created, err := a.addContact(ctx, "app:alone", Contact{Email: "alone@example.com", FirstName: "Al"})
+	require.NoError(t, err)
+	require.True(t, created)
+	_, _, err = a.addContact(ctx, "app:with-company", Contact{Email: "with@example.com", CompanyID: "1"})
+	require.NoError(t, err)
+	require.NoError(t, a.db.Close())
+
+	r := runCRM(t, args...)
+	require.NoError(t, r.err, r.stderr)
+	assert.Equal(t, counts{Created: 2}, r.exported("contact"), r.stderr)
+	var with fakecrm.Object
+	for _, o := range crm.List(fakecrm.Contacts) {
+		if o.Properties["email"] == "with@example.com" {
+			with = o
+		}
+	}
+	require.NotEmpty(t, with.ID)
+
+	a = openApp(t, path, crm.URL, crm.Token())
+	b, err := a.crm.Bindings().GetByExternal(ctx, "crm", "contact", with.ID)
+	require.NoError(t, err)
+	assert.True(t, b.ExternalUpdatedAt.Equal(with.UpdatedAt), "binding %v, CRM %v", b.ExternalUpdatedAt, with.UpdatedAt)
+	require.NoError(t, a.db.Close())
+
+	again := runCRM(t, args...)
+	require.NoError(t, again.err, again.stderr)
+	assert.Equal(t, counts{Skipped: 5}, again.imported("contact"), "the creates' echo")
+	a = openApp(t, path, crm.URL, crm.Token())
+	c, err := a.contacts.Get(ctx, b.LocalID)
+	require.NoError(t, err)
+	assert.Equal(t, "1", c.CompanyID, "the echo did not clear the local company")
 }
