@@ -97,28 +97,39 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	prog := newProgress(stderr)
 	sum := &summary{}
 
-	// The shop: the embedded fake unless -base-url names a real one.
-	shop := o.shop
-	baseURL := o.baseURL
+	// The shop: the embedded fake unless -base-url names a real one. The token and the
+	// webhook secret come from the flags, else (for a real shop) from the environment; the
+	// embedded shop has its own.
+	shop, baseURL := o.shop, o.baseURL
+	token, secret := o.token, o.webhookSecret
 	if baseURL == "" {
+		if secret == "" {
+			secret = fakeshopSecret
+		}
 		if shop == nil {
-			shop = fakeshop.New(fakeshop.WithFaults(o.faults), fakeshop.WithWebhookSecret(o.secretOr(fakeshopSecret)))
+			shop = fakeshop.New(fakeshop.WithFaults(o.faults), fakeshop.WithWebhookSecret(secret))
 			defer shop.Close()
+		}
+		if token == "" {
+			token = shop.Token()
 		}
 		baseURL = shop.Start()
 		prog.note("using an embedded fake shop at %s (-base-url to use a real one)", baseURL)
 	} else {
 		shop = nil
+		if token == "" {
+			token = os.Getenv("SHOPIFY_TOKEN")
+		}
+		if secret == "" {
+			secret = os.Getenv("SHOPIFY_WEBHOOK_SECRET")
+		}
 	}
-	token := o.token
-	if token == "" {
-		token = os.Getenv("SHOPIFY_TOKEN")
-	}
-	if token == "" && shop != nil {
-		token = shop.Token()
-	}
-	if token == "" {
+	switch {
+	case token == "":
 		return errors.New("no access token: give -token or set SHOPIFY_TOKEN to the Admin API access token of the shop's custom app")
+	case secret == "":
+		return errors.New("no webhook secret: give -webhook-secret or set SHOPIFY_WEBHOOK_SECRET to the secret the shop signs webhooks with " +
+			"(the custom app's client secret, or the one shown under Settings → Notifications → Webhooks)")
 	}
 
 	// The connector's database: bindings, watermarks, statistics, the audit log, the
@@ -138,17 +149,6 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	}
 	defer db.Close()
 
-	secret := o.webhookSecret
-	if secret == "" {
-		secret = os.Getenv("SHOPIFY_WEBHOOK_SECRET")
-	}
-	if secret == "" && shop != nil {
-		secret = fakeshopSecret
-	}
-	if secret == "" {
-		return errors.New("no webhook secret: give -webhook-secret or set SHOPIFY_WEBHOOK_SECRET to the secret the shop signs webhooks with " +
-			"(the custom app's client secret, or the one shown under Settings → Notifications → Webhooks)")
-	}
 	env := map[string]string{"SHOPIFY_BASE_URL": baseURL, "SHOPIFY_TOKEN": token, "SHOPIFY_WEBHOOK_SECRET": secret}
 	lookup := func(key string) (string, bool) {
 		if v, ok := env[key]; ok {
@@ -161,19 +161,19 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		return err
 	}
 	b := conn.shop
-	defer func() {
-		sum.finish(b.Client().Stats(), start)
-		if err == nil || errors.Is(err, context.Canceled) {
-			if perr := sum.print(stdout, o.json); perr != nil && err == nil {
-				err = perr
-			}
-		}
-	}()
 
 	// One cheap request first: a wrong token or URL ends here, with what to check.
 	if err := b.TestConnection(ctx); err != nil {
 		return explain(err, baseURL)
 	}
+	// From here on the summary is printed however the run ends (an interrupt, a failed
+	// import): it says what was done.
+	defer func() {
+		sum.finish(b.Client().Stats(), start)
+		if perr := sum.print(stdout, o.json); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	if err := b.Start(ctx); err != nil { // work the deferred jobs
 		return err
 	}
@@ -197,12 +197,16 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		}
 	}
 	step.done(fmt.Sprintf("%d records", rep.Total.Total()))
-	if err != nil {
-		var partial *report.PartialError
-		if errors.Is(err, adapter.ErrUnauthorized) {
-			return explain(err, baseURL)
-		}
-		if !errors.As(err, &partial) {
+	switch {
+	case errors.Is(err, adapter.ErrUnauthorized): // the token was revoked meanwhile
+		return explain(err, baseURL)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	// Records that failed are counted and listed in the summary; a model whose listing
+	// failed as a whole skipped the models that depend on it, and ends the run.
+	for _, r := range rep.Failed() {
+		if !isPartial(r.Err) {
 			return fmt.Errorf("importing: %w", err)
 		}
 	}
@@ -408,13 +412,3 @@ func explain(err error, baseURL string) error {
 
 // fakeshopSecret signs the embedded shop's webhooks unless -webhook-secret says otherwise.
 const fakeshopSecret = "fakeshop-webhook-secret"
-
-func (o *options) secretOr(def string) string {
-	if o.webhookSecret != "" {
-		return o.webhookSecret
-	}
-	if v := os.Getenv("SHOPIFY_WEBHOOK_SECRET"); v != "" {
-		return v
-	}
-	return def
-}

@@ -15,9 +15,9 @@
 // Flags:
 //
 //	-base-url URL        the shop's Admin API root (default: the embedded fake)
-//	-token T             the Admin API access token (default $SHOPIFY_TOKEN)
+//	-token T             the Admin API access token (default $SHOPIFY_TOKEN with -base-url)
 //	-db PATH             the SQLite file (default: connkit-shopify.db in the OS temp dir)
-//	-webhook-secret S    the secret webhooks are signed with (default $SHOPIFY_WEBHOOK_SECRET)
+//	-webhook-secret S    the secret webhooks are signed with (default $SHOPIFY_WEBHOOK_SECRET with -base-url)
 //	-listen ADDR         serve webhooks at /webhooks/shopify until interrupted
 //	-faults RATE         the embedded fake fails that fraction of requests
 //	-json                print the summary as one JSON object on the last line
@@ -70,9 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("shopify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.baseURL, "base-url", "", "the shop's Admin API root, e.g. https://{shop}.myshopify.com/admin/api/2024-04 (default: an embedded fake shop)")
-	fs.StringVar(&o.token, "token", "", "the Admin API access token (default $SHOPIFY_TOKEN)")
+	fs.StringVar(&o.token, "token", "", "the Admin API access token (default $SHOPIFY_TOKEN with -base-url)")
 	fs.StringVar(&o.dbPath, "db", "", "the SQLite file (default connkit-shopify.db in the OS temp dir)")
-	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "the secret the shop signs webhooks with (default $SHOPIFY_WEBHOOK_SECRET)")
+	fs.StringVar(&o.webhookSecret, "webhook-secret", "", "the secret the shop signs webhooks with (default $SHOPIFY_WEBHOOK_SECRET with -base-url)")
 	fs.StringVar(&o.listen, "listen", "", "serve webhooks at `ADDR`/webhooks/shopify and keep running until interrupted")
 	fs.Float64Var(&o.faults, "faults", 0, "make the embedded fake fail this fraction of requests (5xx, 429, resets)")
 	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object on the last line of stdout")
@@ -89,6 +89,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.faults < 0 || o.faults >= 1 {
 		fmt.Fprintln(stderr, "shopify: -faults takes a fraction in [0, 1)")
+		return nil, errUsage
+	}
+	if o.faults > 0 && o.baseURL != "" {
+		fmt.Fprintln(stderr, "shopify: -faults applies to the embedded fake shop, not to -base-url")
 		return nil, errUsage
 	}
 	return o, nil

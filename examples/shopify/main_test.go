@@ -244,7 +244,7 @@ func TestRunWrongTokenOnTheEmbeddedShop(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-faults", "1.5"}, {"-faults", "-0.1"}, {"extra"}, {"-nope"}} {
+	for _, args := range [][]string{{"-faults", "1.5"}, {"-faults", "-0.1"}, {"extra"}, {"-nope"}, {"-faults", "0.1", "-base-url", "https://example.myshopify.com/admin/api/2024-04"}} {
 		var stderr bytes.Buffer
 		if _, err := parseFlags(args, &stderr); !errors.Is(err, errUsage) || stderr.Len() == 0 {
 			t.Fatalf("%v: %v, stderr %q", args, err, stderr.String())
