@@ -526,3 +526,45 @@ func TestResetAfterWriteWithIdempotencyKey(t *testing.T) {
 		t.Fatal("no create was replayed: the test did not exercise reset-after-write")
 	}
 }
+
+// A client that gives up during the shop's latency gets no answer, and the shop does not
+// hold the request for the whole latency.
+func TestLatencyHonoursCancellation(t *testing.T) {
+	s := small(fakeshop.WithLatency(time.Hour))
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest("GET", api+"/shop.json", nil).WithContext(ctx)
+	req.Header.Set("X-Shopify-Access-Token", s.Token())
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { s.ServeHTTP(rec, req); close(done) }()
+	cancel()
+	<-done // would take an hour if the latency ignored the request's context
+	if rec.Body.Len() != 0 {
+		t.Fatalf("answered a cancelled request: %s", rec.Body.Bytes())
+	}
+}
+
+func TestMethodsAndCounts(t *testing.T) {
+	s := small()
+	tok := s.Token()
+	for _, c := range []struct{ method, path string }{{"POST", "/shop.json"}, {"POST", "/orders/count.json"}, {"DELETE", "/orders.json"}} {
+		if got := do(t, s, c.method, api+c.path, tok, `{}`); got.status != 405 || got.header.Get("Allow") == "" {
+			t.Fatalf("%s %s: %d", c.method, c.path, got.status)
+		}
+	}
+	if c := do(t, s, "DELETE", api+"/customers/5.json", tok, ""); c.status != 404 {
+		t.Fatalf("delete missing: %d", c.status)
+	}
+	ids := s.IDs(fakeshop.Customers)
+	since := do(t, s, "GET", api+"/customers/count.json?since_id="+strconv.FormatInt(ids[9], 10), tok, "")
+	if gjson.GetBytes(since.body, "count").Int() != int64(len(ids)-10) {
+		t.Fatalf("count since_id: %s", since.body)
+	}
+	list := do(t, s, "GET", api+"/customers.json?ids="+strconv.FormatInt(ids[3], 10)+","+strconv.FormatInt(ids[4], 10), tok, "")
+	if gjson.GetBytes(list.body, "customers.#").Int() != 2 {
+		t.Fatalf("ids filter: %s", list.body)
+	}
+	if c := do(t, s, "GET", api+"/orders/count.json?updated_at_min=nope", tok, ""); c.status != 400 {
+		t.Fatalf("bad count filter: %d", c.status)
+	}
+}

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/adapter"
+)
+
+// On a terminal the running line is redrawn in place and cleared at the end; elsewhere
+// only plain lines are written.
+func TestProgressOnATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf, tty: true}
+	n := uint64(0)
+	s := p.start("importing", func() adapter.ClientStats { n += 3; return adapter.ClientStats{Requests: n} })
+	time.Sleep(350 * time.Millisecond) // a few redraws
+	s.done("10 records")
+	out := buf.String()
+	if !strings.Contains(out, "\r\033[K") || !strings.Contains(out, "importing: ") || !strings.HasSuffix(out, "\r\033[Kimporting: 10 records in "+out[strings.LastIndex(out, " in ")+4:]) {
+		t.Fatalf("terminal output %q", out)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("a terminal gets one finished line, got %q", out)
+	}
+	buf.Reset()
+	plain := &progress{w: &buf}
+	plain.start("exporting", func() adapter.ClientStats { return adapter.ClientStats{} }).done("2 products")
+	if got := buf.String(); strings.Contains(got, "\033") || !strings.HasPrefix(got, "exporting…\nexporting: 2 products in ") {
+		t.Fatalf("plain output %q", got)
+	}
+	if newProgress(&buf).tty {
+		t.Fatal("a buffer is no terminal")
+	}
+}
