@@ -138,8 +138,8 @@ func WithSize(products, customers, orders int) Option {
 func WithSeed(seed uint64) Option { return func(c *config) { c.seed = seed } }
 
 // WithBucket sets the leaky bucket: size calls, leaking perSecond calls a second (default
-// 40 and 2, Shopify's standard plan; the real API leaks size/20 a second on every plan).
-// A size of 0 disables the limit.
+// 40 and 2, Shopify's standard plan; the real API leaks size/20 a second on every plan,
+// which a perSecond of 0 selects). A size of 0 disables the limit.
 func WithBucket(size int, perSecond float64) Option {
 	return func(c *config) { c.bucketSize, c.leakRate = size, perSecond }
 }
@@ -160,8 +160,9 @@ func WithToken(token string) Option { return func(c *config) { c.token = token }
 // "fakeshop-webhook-secret").
 func WithWebhookSecret(secret string) Option { return func(c *config) { c.secret = secret } }
 
-// WithVersion sets the API version the shop reports in X-Shopify-API-Version and in
-// APIPath (default DefaultVersion). Requests may use any version of the form YYYY-MM.
+// WithVersion sets the API version of APIPath, Start's URL and webhooks (default
+// DefaultVersion). Requests may use any version of the form YYYY-MM (or "unstable"),
+// which the shop echoes in X-Shopify-API-Version.
 func WithVersion(v string) Option { return func(c *config) { c.version = v } }
 
 // WithRepeats makes every n-th page boundary of a walk repeat the previous page's last
@@ -187,6 +188,17 @@ func New(opts ...Option) *Shop {
 		}
 	}
 	cfg.faultRate = min(max(cfg.faultRate, 0), 1)
+	cfg.products, cfg.customers, cfg.orders = max(cfg.products, 0), max(cfg.customers, 0), max(cfg.orders, 0)
+	cfg.bucketSize, cfg.repeats, cfg.latency = max(cfg.bucketSize, 0), max(cfg.repeats, 0), max(cfg.latency, 0)
+	if cfg.leakRate <= 0 {
+		cfg.leakRate = max(float64(cfg.bucketSize)/20, 1)
+	}
+	if cfg.version == "" {
+		cfg.version = DefaultVersion
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
 	s := &Shop{
 		cfg:       cfg,
 		idem:      make(map[string]idemEntry),

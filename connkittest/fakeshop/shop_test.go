@@ -568,3 +568,24 @@ func TestMethodsAndCounts(t *testing.T) {
 		t.Fatalf("bad count filter: %d", c.status)
 	}
 }
+
+// Out-of-range options are clamped to something that works, not to a shop that panics
+// or never drains its bucket.
+func TestOptionsClamped(t *testing.T) {
+	s := fakeshop.New(fakeshop.WithSize(-1, -5, 3), fakeshop.WithBucket(40, -3), fakeshop.WithRepeats(-2),
+		fakeshop.WithLatency(-time.Second), fakeshop.WithFaults(-1), fakeshop.WithVersion(""),
+		fakeshop.WithClock(func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) })) // the bucket never drains by itself
+	if s.Count(fakeshop.Products) != 0 || s.Count(fakeshop.Orders) != 3 || s.APIPath() != "/admin/api/"+fakeshop.DefaultVersion {
+		t.Fatalf("sizes %d/%d, path %s", s.Count(fakeshop.Products), s.Count(fakeshop.Orders), s.APIPath())
+	}
+	for range 41 {
+		do(t, s, "GET", api+"/orders.json?status=any", s.Token(), "")
+	}
+	c := do(t, s, "GET", api+"/orders.json", s.Token(), "")
+	if c.status != 429 || c.header.Get("Retry-After") != "2.0" { // 40/20 = 2 a second, Shopify's rule
+		t.Fatalf("%d %q", c.status, c.header.Get("Retry-After"))
+	}
+	if c := do(t, fakeshop.New(fakeshop.WithSize(1, 1, 1), fakeshop.WithClock(nil)), "GET", api+"/shop.json", "shpat_fake", ""); c.status != 200 {
+		t.Fatalf("a nil clock: %d", c.status)
+	}
+}
