@@ -589,3 +589,38 @@ func TestOptionsClamped(t *testing.T) {
 		t.Fatalf("a nil clock: %d", c.status)
 	}
 }
+
+// Walking forward through rel="next" and back through rel="previous" gives the same
+// pages, in every order the API offers.
+func TestPreviousLinksMirrorNextLinks(t *testing.T) {
+	s := small(fakeshop.WithRepeats(0))
+	tok := s.Token()
+	for _, order := range []string{"id asc", "id desc", "updated_at asc", "updated_at desc"} {
+		target := api + "/products.json?limit=7&order=" + url.QueryEscape(order)
+		var forward []string
+		var last call
+		for target != "" {
+			last = do(t, s, "GET", target, tok, "")
+			forward = append(forward, gjson.GetBytes(last.body, "products.#.id").Raw)
+			target = ""
+			if strings.Contains(last.header.Get("Link"), `rel="next"`) {
+				u, _ := url.Parse(linkRel(t, last.header.Get("Link"), "next"))
+				target = u.RequestURI()
+			}
+		}
+		if len(forward) != 5 { // 30 products, 7 a page
+			t.Fatalf("%s: %d pages", order, len(forward))
+		}
+		back := []string{forward[len(forward)-1]}
+		for strings.Contains(last.header.Get("Link"), `rel="previous"`) {
+			u, _ := url.Parse(linkRel(t, last.header.Get("Link"), "previous"))
+			last = do(t, s, "GET", u.RequestURI(), tok, "")
+			back = append(back, gjson.GetBytes(last.body, "products.#.id").Raw)
+		}
+		for i := range forward {
+			if forward[i] != back[len(back)-1-i] {
+				t.Fatalf("%s: page %d forward %s, backward %s", order, i, forward[i], back[len(back)-1-i])
+			}
+		}
+	}
+}
