@@ -24,7 +24,9 @@ import (
 )
 
 // openDB opens a SQLite file database in a temporary directory.
-func openDB(t *testing.T) *sqlstore.DB {
+func openDB(t *testing.T) *sqlstore.DB { return openDBF(t) }
+
+func openDBF(t testing.TB) *sqlstore.DB {
 	t.Helper()
 	db, err := sqlstore.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "app.db"))
 	require.NoError(t, err)
@@ -34,6 +36,12 @@ func openDB(t *testing.T) *sqlstore.DB {
 
 // parseAll parses YAML configs given as strings, with env as the environment.
 func parseAll(t *testing.T, env map[string]string, docs ...string) []apisync.Config {
+	return parseAllEnv(t, env, docs...)
+}
+
+func parseAllF(t testing.TB, docs ...string) []apisync.Config { return parseAllEnv(t, nil, docs...) }
+
+func parseAllEnv(t testing.TB, env map[string]string, docs ...string) []apisync.Config {
 	t.Helper()
 	var cfgs []apisync.Config
 	for i, d := range docs {
@@ -149,3 +157,5 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
+
+func apisyncInbound() synclog.Filter { return synclog.Filter{Direction: synclog.Inbound} }
