@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/connkit/connkit/queue"
 )
@@ -42,6 +43,9 @@ func (syncJob) Kind() string   { return "connkit.sync" }
 // buildQueue registers the built-in job kinds and makes the queue.
 func (b *Backend) buildQueue() error {
 	b.workers = &queue.Workers{}
+	if err := b.workers.SetQueue(queueName(b.cfg.Name)); err != nil {
+		return fmt.Errorf("backend %q: %w", b.cfg.Name, err)
+	}
 	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[importJob]) error {
 		if err := b.ownJob(j.Args.Backend); err != nil {
 			return err
@@ -77,6 +81,35 @@ func (b *Backend) buildQueue() error {
 	}
 	b.queue = q
 	return nil
+}
+
+// queueName is the queue a backend's jobs go to: its own, so backends that share one
+// River database never take each other's jobs. Names River cannot take as they are
+// (upper case, dots, spaces, too long) are folded and made unique with a hash of the name.
+func queueName(backend string) string {
+	var sb strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(backend) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			sb.WriteRune(r)
+			dash = false
+		} else if !dash && sb.Len() > 0 {
+			sb.WriteByte('-')
+			dash = true
+		}
+	}
+	folded := strings.TrimSuffix(sb.String(), "-")
+	if folded == backend && len(folded) <= 48 {
+		return "connkit-" + folded
+	}
+	sum := sha256.Sum256([]byte(backend))
+	if len(folded) > 38 {
+		folded = strings.TrimSuffix(folded[:38], "-")
+	}
+	if folded == "" {
+		return "connkit-" + hex.EncodeToString(sum[:6])
+	}
+	return "connkit-" + folded + "-" + hex.EncodeToString(sum[:6])
 }
 
 func (b *Backend) ownJob(backend string) error {

@@ -92,6 +92,9 @@ func NewPool(workers *Workers, opts ...Option) Queue {
 	} else if len(cfg.DriverOnly) > 0 {
 		p.cfgErr = fmt.Errorf("queue: %w: %v configure River, not the in-process pool", ErrInvalid, cfg.DriverOnly)
 	}
+	if own := p.workers.Queue(); own != queuekit.DefaultQueueName {
+		p.queues[own] = &poolQueue{limit: cfg.Workers}
+	}
 	for name, n := range cfg.Queues {
 		p.queues[name] = &poolQueue{limit: n}
 	}
@@ -112,7 +115,7 @@ func (p *pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 		return JobInfo{}, err
 	}
 	now := time.Now()
-	o, err := queuekit.ResolveOptions(now, opts)
+	o, err := queuekit.ResolveOptions(now, p.workers.Queue(), opts)
 	if err != nil {
 		return JobInfo{}, err
 	}

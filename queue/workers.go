@@ -14,6 +14,14 @@ import (
 // it works when it is created.
 type Workers queuekit.Workers
 
+// SetQueue names the queue that jobs enqueued without [WithQueueName] go to, in every
+// queue made from w (NewPool, riverqueue), which then also works that queue. Two apps or
+// connectors that share one River database each set their own, so neither runs the
+// other's jobs; the backend does this with its name. An invalid name is ErrInvalid.
+func (w *Workers) SetQueue(name string) error {
+	return (*queuekit.Workers)(w).SetQueue(name)
+}
+
 // AddWorker registers fn as the worker for T's kind. The kind is taken from
 // the zero value of T, as River does. It panics when the kind is empty or
 // already registered: both are programming errors found at start-up.

@@ -74,6 +74,7 @@ func Run(t *testing.T, newQueue func(t *testing.T, w *queue.Workers, cfg Config)
 		{"ManyJobsExactlyOnce", testManyJobsExactlyOnce},
 		{"ListJobsFilters", testListJobsFilters},
 		{"JobTimeoutCancelsContext", testJobTimeout},
+		{"WorkersQueueIsDefaultAndWorked", testWorkersQueue},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newQueue) })
@@ -225,6 +226,41 @@ func testRunsJobWithArgs(t *testing.T, newQueue factory) {
 	if err := json.Unmarshal(done.Args, &decoded); err != nil || decoded.Name != args.Name {
 		t.Errorf("JobInfo.Args = %s (%v), want the encoded args", done.Args, err)
 	}
+}
+
+// testWorkersQueue: with Workers.SetQueue, a job enqueued without a queue name goes to that
+// queue and is worked there; one named explicitly still goes where it is told.
+func testWorkersQueue(t *testing.T, newQueue factory) {
+	w := &queue.Workers{}
+	if err := w.SetQueue("Not Valid"); !errors.Is(err, queue.ErrInvalid) {
+		t.Fatalf("SetQueue with an invalid name: %v, want ErrInvalid", err)
+	}
+	if err := w.SetQueue("own-queue"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *queue.Job[echoArgs], 2)
+	queue.AddWorker(w, func(ctx context.Context, job *queue.Job[echoArgs]) error {
+		got <- job
+		return nil
+	})
+	q := newQueue(t, w, Config{})
+	info := enqueue(t, q, echoArgs{Name: "own"})
+	if info.Queue != "own-queue" {
+		t.Fatalf("Enqueue without a queue name put the job in %q, want own-queue", info.Queue)
+	}
+	other := enqueue(t, q, echoArgs{Name: "default"}, queue.WithQueueName("default"))
+	if other.Queue != "default" {
+		t.Fatalf("Enqueue with WithQueueName(default) put the job in %q", other.Queue)
+	}
+	start(t, q)
+	for range 2 {
+		job := waitChan(t, got, "both jobs to run")
+		if want := map[string]string{"own": "own-queue", "default": "default"}[job.Args.Name]; job.Queue != want {
+			t.Errorf("job %q ran from queue %q, want %q", job.Args.Name, job.Queue, want)
+		}
+	}
+	waitState(t, q, info.ID, queue.StateCompleted)
+	waitState(t, q, other.ID, queue.StateCompleted)
 }
 
 func testPriorityOrder(t *testing.T, newQueue factory) {

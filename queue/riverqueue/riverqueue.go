@@ -234,6 +234,7 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	kit := (*queuekit.Workers)(workers)
 	migrateUp := true
 	queues := map[string]river.QueueConfig{queuekit.DefaultQueueName: {MaxWorkers: cfg.Workers}}
+	queues[kit.Queue()] = river.QueueConfig{MaxWorkers: cfg.Workers}
 	for name, n := range cfg.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
@@ -350,7 +351,7 @@ func (q *riverQueue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (
 	if err := q.workers.CheckKind(kind); err != nil {
 		return insertArgs{}, nil, err
 	}
-	o, err := queuekit.ResolveOptions(time.Now(), opts)
+	o, err := queuekit.ResolveOptions(time.Now(), q.workers.Queue(), opts)
 	if err != nil {
 		return insertArgs{}, nil, err
 	}

@@ -5,6 +5,7 @@
 package queuekit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,8 +66,8 @@ func ValidQueueName(name string) error {
 // ResolveOptions applies opts over the defaults and validates the result.
 // now resolves a delay into RunAt; RunAt is zero when the job may run at
 // once. Errors match ErrInvalid.
-func ResolveOptions[O ~func(*EnqueueOptions)](now time.Time, opts []O) (EnqueueOptions, error) {
-	o := EnqueueOptions{Priority: DefaultPriority, MaxAttempts: DefaultMaxAttempts, QueueName: DefaultQueueName}
+func ResolveOptions[O ~func(*EnqueueOptions)](now time.Time, defaultQueue string, opts []O) (EnqueueOptions, error) {
+	o := EnqueueOptions{Priority: DefaultPriority, MaxAttempts: DefaultMaxAttempts, QueueName: cmp.Or(defaultQueue, DefaultQueueName)}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -204,6 +205,29 @@ type Handler func(ctx context.Context, meta Meta, raw []byte) error
 type Workers struct {
 	mu       sync.RWMutex
 	handlers map[string]Handler
+	queue    string // jobs enqueued without a queue name go here ("" = DefaultQueueName)
+}
+
+// SetQueue makes name the queue of jobs enqueued without a queue name.
+func (w *Workers) SetQueue(name string) error {
+	if err := ValidQueueName(name); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queue = name
+	return nil
+}
+
+// Queue returns the queue of jobs enqueued without a queue name: the one SetQueue
+// set, else DefaultQueueName.
+func (w *Workers) Queue() string {
+	if w == nil {
+		return DefaultQueueName
+	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return cmp.Or(w.queue, DefaultQueueName)
 }
 
 // Add registers h for kind; it panics on an empty or duplicate kind.
