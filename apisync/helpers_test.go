@@ -2,6 +2,8 @@ package apisync_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -32,6 +35,45 @@ func openDBF(t testing.TB) *sqlstore.DB {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// forEachDB runs fn on a SQLite file and, when CONNKIT_TEST_POSTGRES_URL is set, on a
+// fresh Postgres schema dropped at cleanup.
+func forEachDB(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, openDB(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		url := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
+		if url == "" {
+			t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run on Postgres")
+		}
+		ctx := context.Background()
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		schema := "apisync_test_" + hex.EncodeToString(b)
+		admin, err := pgx.Connect(ctx, url)
+		require.NoError(t, err)
+		defer admin.Close(ctx)
+		_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			c, err := pgx.Connect(context.Background(), url)
+			if err == nil {
+				_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+				c.Close(context.Background())
+			}
+			if err != nil {
+				t.Errorf("dropping schema %s: %v", schema, err)
+			}
+		})
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		db, err := sqlstore.Open(ctx, url+sep+"search_path="+schema)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+		fn(t, db)
+	})
 }
 
 // parseAll parses YAML configs given as strings, with env as the environment.

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/connkit/connkit/apisync"
+	"github.com/connkit/connkit/sqlstore"
 	"github.com/connkit/connkit/synclog"
 )
 
@@ -53,8 +54,9 @@ func countRecords(t *testing.T, s *apisync.Sync, model string) int {
 
 // The inbound pipeline end to end: create, list with filters and pages, update by the
 // identifier, delete; each answer JSON; each exchange in the audit log.
-func TestInboundCRUD(t *testing.T) {
-	db := openDB(t)
+func TestInboundCRUD(t *testing.T) { forEachDB(t, inboundCRUD) }
+
+func inboundCRUD(t *testing.T, db *sqlstore.DB) {
 	s := openSync(t, db, parseAll(t, tokenEnv, partnersIn))
 	h := s.Handler()
 

@@ -17,6 +17,7 @@ import (
 	"github.com/connkit/connkit/apisync"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/report"
+	"github.com/connkit/connkit/sqlstore"
 	"github.com/connkit/connkit/synclog"
 )
 
@@ -52,7 +53,9 @@ func mustCreate(t *testing.T, s *apisync.Sync, model string, v apisync.Record) s
 
 // A POST config through the hub: the body and headers the receiver sees, the filter,
 // the external ID kept in the binding, unchanged records skipped, an update sent as PUT.
-func TestPushPostThroughHub(t *testing.T) {
+func TestPushPostThroughHub(t *testing.T) { forEachDB(t, pushPostThroughHub) }
+
+func pushPostThroughHub(t *testing.T, db *sqlstore.DB) {
 	ctx := context.Background()
 	n := 0
 	rc := newReceiver(t, func(_ int, r received) (int, string) {
@@ -62,7 +65,6 @@ func TestPushPostThroughHub(t *testing.T) {
 		}
 		return 200, `{"id":"` + strings.TrimPrefix(r.Path, "/api/customers/") + `"}`
 	})
-	db := openDB(t)
 	s := openSync(t, db, parseAll(t, crmEnv, crmConfig(rc.URL, "")))
 	acme := mustCreate(t, s, "res.partner", apisync.Record{"name": "Acme", "customer_rank": 0, "active": true})
 	ada := mustCreate(t, s, "res.partner", apisync.Record{"name": "Ada", "email": "ada@x.io", "phone": "555-1234",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/connkit/connkit/apisync"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/sqlstore"
 )
 
 // waitFor polls cond until it holds or the timeout passes.
@@ -34,7 +35,9 @@ func methodsSeen(rc *receiver) []string {
 
 // Record triggers: a create, an update and a delete written through the Sync (and an
 // inbound POST) each push once, through the queue in the database.
-func TestTriggersCreateUpdateDelete(t *testing.T) {
+func TestTriggersCreateUpdateDelete(t *testing.T) { forEachDB(t, triggersCreateUpdateDelete) }
+
+func triggersCreateUpdateDelete(t *testing.T, db *sqlstore.DB) {
 	ctx := context.Background()
 	n := 0
 	rc := newReceiver(t, func(_ int, r received) (int, string) {
@@ -47,7 +50,6 @@ func TestTriggersCreateUpdateDelete(t *testing.T) {
 	put := newReceiver(t, func(int, received) (int, string) { return 200, `{}` })
 	hub := crmConfig(rc.URL, "triggers: {on_create: true, on_update: true, on_delete: true}\n")
 	direct := fmt.Sprintf("name: mirror\ndirection: out\nmodel: res.partner\nurl: %s/mirror/{id}\nmethods: [PUT]\ntriggers: {on_create: true}\nlines: [{field: id, key: id, identifier: true}, {field: name, key: name}]\n", put.URL)
-	db := openDB(t)
 	s := openSync(t, db, parseAll(t, mergeEnv(crmEnv, tokenEnv), hub, direct, partnersIn))
 	require.NoError(t, s.Start(ctx))
 
