@@ -477,3 +477,14 @@ func TestRateLimited(t *testing.T) {
 	assert.Positive(t, r.sum.Limited, "some requests met the quota")
 	assert.EqualValues(t, crm.Stats().RateLimited, r.sum.Limited)
 }
+
+// -faults makes the embedded CRM fail a share of the requests: the run absorbs them with
+// retries and its counts still add up to the records listed.
+func TestEmbeddedFaults(t *testing.T) {
+	r := runCRM(t, "-db", dbPath(t), "-faults", "0.2")
+	require.NoError(t, r.err, r.stderr)
+	assert.Positive(t, r.sum.Retries)
+	total := func(c counts) int { return c.Created + c.Updated + c.Skipped + c.Duplicates + c.Failed }
+	assert.Equal(t, fakeCompanies, total(r.imported("company")))
+	assert.Equal(t, fakeContacts, total(r.imported("contact")))
+}
