@@ -311,6 +311,8 @@ func (c *Config) Validate() error {
 		}
 		if len(c.Methods) != 1 {
 			add("methods", "an out config needs exactly one HTTP method, got %d", len(c.Methods))
+		} else if strings.Contains(c.URL, "{id}") && (c.Methods[0] == http.MethodPost || c.Methods[0] == http.MethodGet || c.Paginated) {
+			add("url", "{id} names one remote record: it is for PUT and DELETE sent one record at a time (POST creates at url and updates at url/{id})")
 		}
 		if c.Triggers.Schedule != "" {
 			if _, err := schedule.ParseSpec(c.Triggers.Schedule); err != nil {

@@ -51,6 +51,8 @@ func TestBadConfigs(t *testing.T) {
 			"url", 4, "absolute http or https URL"},
 		{"bad schedule", "name: a\ndirection: out\nmodel: m\nurl: https://x.io/a\nmethods: [POST]\nlines: [{field: a, key: a}]\ntriggers:\n  schedule: every tuesday\n",
 			"triggers.schedule", 8, "invalid spec"},
+		{"{id} in a POST url", "name: a\ndirection: out\nmodel: m\nurl: https://x.io/a/{id}\nmethods: [POST]\nlines: [{field: a, key: a}]\n",
+			"url", 4, "{id} names one remote record"},
 		{"unknown auth", "name: a\ndirection: in\nmodel: m\npath: /a\nmethods: [GET]\nauth: {type: oauth}\nlines: [{field: a, key: a}]\n",
 			"auth.type", 6, `unknown type "oauth"`},
 		{"not YAML", "name: [a\n", "(file)", 0, "not valid JSON or YAML"},

@@ -448,14 +448,14 @@ func items(doc any) (objs []map[string]any, single bool, err error) {
 }
 
 // mapItems maps each object to local values, naming the failing item.
-func (h *inbound) mapItems(ctx context.Context, c *compiled, objs []map[string]any, single bool, req map[string]any) ([]Record, error) {
+func (h *inbound) mapItems(ctx context.Context, c *compiled, objs []map[string]any, single, create bool, req map[string]any) ([]Record, error) {
 	out := make([]Record, len(objs))
 	for i, o := range objs {
 		raw, err := json.Marshal(o)
 		if err != nil {
 			return nil, err
 		}
-		v, err := h.s.mapIn(ctx, c.maps, raw, req)
+		v, err := h.s.mapIn(ctx, c.maps, raw, req, create)
 		if err != nil {
 			if !single {
 				return nil, fmt.Errorf("item %d: %w", i, err)
@@ -497,7 +497,7 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
-	vals, err := h.mapItems(ctx, c, objs, single, req)
+	vals, err := h.mapItems(ctx, c, objs, single, true, req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -544,7 +544,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
-	vals, err := h.mapItems(ctx, c, objs, single, req)
+	vals, err := h.mapItems(ctx, c, objs, single, false, req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -607,7 +607,7 @@ func (h *inbound) remove(ctx context.Context, c *compiled, r *http.Request, doc 
 		if !single {
 			return 0, nil, &badInput{"DELETE takes one record"}
 		}
-		vals, err := h.mapItems(ctx, c, objs, true, req)
+		vals, err := h.mapItems(ctx, c, objs, true, false, req)
 		if err != nil {
 			return 0, nil, err
 		}

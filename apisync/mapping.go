@@ -23,8 +23,9 @@ type mappings struct {
 	// imp maps an API object to local values (plain and expression lines); relational
 	// lines are resolved by resolveRelations.
 	imp       *mapper.ImportMapper
-	relations []Line // one-hop relational lines, resolved inbound
-	id        *Line  // the identifier line
+	impUpdate *mapper.ImportMapper // imp without Required: an update may send some fields
+	relations []Line               // one-hop relational lines, resolved inbound
+	id        *Line                // the identifier line
 }
 
 type requestKey struct{}
@@ -82,7 +83,7 @@ func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 			return nil, nil
 		}))
 	}
-	var impRules []mapper.Rule
+	var impRules, updRules []mapper.Rule
 	var problems []*FieldError
 	// the line index of each rule, for errors
 	expLine := []int{-1}
@@ -104,6 +105,7 @@ func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 		case "", KindPlain:
 			m.exportRules = append(m.exportRules, mapper.Direct(l.Field, l.Key, opts...))
 			impRules = append(impRules, mapper.Direct(l.Key, l.Field, opts...))
+			updRules = append(updRules, mapper.Direct(l.Key, l.Field, name))
 			expLine, impLine = append(expLine, i), append(impLine, i)
 		case KindRelational:
 			m.exportRules = append(m.exportRules, mapper.Direct(l.Field, l.Key, append(opts, mapper.Through(l.Through...))...))
@@ -125,6 +127,7 @@ func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 				expLine = append(expLine, i)
 			} else {
 				impRules = append(impRules, r)
+				updRules = append(updRules, r)
 				impLine = append(impLine, i)
 			}
 		}
@@ -134,6 +137,8 @@ func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 		problems = append(problems, specProblems(cfg, err, expLine)...)
 	}
 	if m.imp, err = mapper.NewImport(cfg.Name, impRules, mapper.WithIDPath(idKey(m.id))); err != nil {
+		problems = append(problems, specProblems(cfg, err, impLine)...)
+	} else if m.impUpdate, err = mapper.NewImport(cfg.Name, updRules, mapper.WithIDPath(idKey(m.id))); err != nil {
 		problems = append(problems, specProblems(cfg, err, impLine)...)
 	}
 	if len(problems) > 0 {
@@ -184,8 +189,15 @@ func (m *mappings) mapOut(ctx context.Context, r Record) (json.RawMessage, error
 // mapIn maps one API object to local values: plain and expression lines through the
 // import mapper, then the one-hop relational lines, which look the related record up by
 // the received value (the first record whose field equals it; none is an error).
-func (s *Sync) mapIn(ctx context.Context, m *mappings, obj []byte, req map[string]any) (Record, error) {
-	vals, err := m.imp.Map(ctx, obj, mapper.Options{Create: true, Request: req})
+//
+// With create false (an update), required lines may be absent: only the fields sent
+// are written.
+func (s *Sync) mapIn(ctx context.Context, m *mappings, obj []byte, req map[string]any, create bool) (Record, error) {
+	imp := m.imp
+	if !create {
+		imp = m.impUpdate
+	}
+	vals, err := imp.Map(ctx, obj, mapper.Options{Create: create, Request: req})
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +206,7 @@ func (s *Sync) mapIn(ctx context.Context, m *mappings, obj []byte, req map[strin
 		link, _, _ := strings.Cut(l.Field, ".")
 		target := strings.TrimPrefix(l.Field, link+".")
 		if !r.Exists() || r.Type == gjson.Null {
-			if l.Required {
+			if l.Required && create {
 				return nil, &badInput{fmt.Sprintf("%s: %v", l.Key, mapper.ErrRequired)}
 			}
 			continue

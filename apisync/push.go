@@ -385,7 +385,7 @@ func (s *Sync) pull(ctx context.Context, c *compiled) (report.Counts, error) {
 			fail("parse", errors.New("not a JSON object"))
 			continue
 		}
-		vals, err := s.mapIn(ctx, c.maps, []byte(it.Raw), req)
+		vals, err := s.mapIn(ctx, c.maps, []byte(it.Raw), req, true)
 		if err != nil {
 			fail("map", err)
 			continue

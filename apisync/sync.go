@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
@@ -91,7 +92,9 @@ type Sync struct {
 	stores   map[string]*sqlstore.RecordStore[Record]
 	routes   map[string][]*compiled // in configs by path
 	q        *sharedQueue
-	started  bool
+
+	mu      sync.Mutex // guards started
+	started bool
 }
 
 // compiled is one config built onto the parts.
@@ -236,14 +239,10 @@ func (s *Sync) buildOut(c *compiled) error {
 		Name: cfg.Model, Local: view, IDPath: cfg.IDPath,
 		MapperOptions: c.maps.exportOptions,
 	}
-	if c.hub() {
-		model.Export = &backend.Export{Create: rest, Update: recordPath(rest), Rules: c.maps.exportRules}
-	} else {
-		// The hub's exporter sends POST then PUT per record; the other methods and batches
-		// are sent by Push with the backend's client. The model still declares an export so
-		// the backend owns its bindings and statistics.
-		model.Export = &backend.Export{Create: rest, Update: recordPath(rest), Rules: c.maps.exportRules}
-	}
+	// The hub's exporter sends POST, then PUT url/{id}, per record; PUT, DELETE, GET and
+	// batches are sent by Push with the backend's client and bindings. Every out config
+	// declares the export, so Backend.Export and its jobs work for each.
+	model.Export = &backend.Export{Create: rest, Update: recordPath(rest), Rules: c.maps.exportRules}
 	bopts := []backend.Option{
 		backend.WithDB(s.db),
 		backend.WithLogger(s.logger),
@@ -380,6 +379,8 @@ func (s *Sync) setSchedule(ctx context.Context, config string, on bool) error {
 // Start works trigger and schedule jobs in the background (in this process; several
 // processes on one database share them) and runs enabled schedules, until Stop.
 func (s *Sync) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.started {
 		return errors.New("apisync: already started")
 	}
@@ -407,6 +408,8 @@ func (s *Sync) Start(ctx context.Context) error {
 // Stop stops the schedules, lets running jobs finish (until ctx is done) and stops the
 // queue. The database stays open: it is the caller's.
 func (s *Sync) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.started {
 		return nil
 	}
