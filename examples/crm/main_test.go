@@ -481,7 +481,7 @@ func TestRateLimited(t *testing.T) {
 // -faults makes the embedded CRM fail a share of the requests: the run absorbs them with
 // retries and its counts still add up to the records listed.
 func TestEmbeddedFaults(t *testing.T) {
-	r := runCRM(t, "-db", dbPath(t), "-faults", "0.2")
+	r := runCRM(t, "-db", dbPath(t), "-faults", "0.5")
 	require.NoError(t, r.err, r.stderr)
 	assert.Positive(t, r.sum.Retries)
 	total := func(c counts) int { return c.Created + c.Updated + c.Skipped + c.Duplicates + c.Failed }
