@@ -251,8 +251,14 @@ func newErrorID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serve runs the pipeline up to the response value.
+// serve runs the pipeline up to the response value. A panic is a failure (500 with an
+// error ID), not a dropped connection.
 func (h *inbound) serve(w http.ResponseWriter, r *http.Request) (status int, resp any, body []byte, c *compiled, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
 	path := r.URL.Path
 	if len(path) > 1 {
 		path = strings.TrimSuffix(path, "/")
@@ -456,6 +462,16 @@ func (h *inbound) mapItems(ctx context.Context, c *compiled, objs []map[string]a
 			return nil, err
 		}
 		v, err := h.s.mapIn(ctx, c.maps, raw, req, create)
+		var me *mapper.MappingError
+		if errors.As(err, &me) && !errors.Is(err, mapper.ErrExpression) {
+			// Name the line and the API key the caller sent, not the local field.
+			msg := me.Rule
+			var line int
+			if _, scanErr := fmt.Sscanf(me.Rule, "lines[%d]", &line); scanErr == nil && line < len(c.cfg.Lines) && c.cfg.Lines[line].Key != "" {
+				msg += fmt.Sprintf(" (key %q)", c.cfg.Lines[line].Key)
+			}
+			err = &badInput{msg + ": " + me.Cause.Error()}
+		}
 		if err != nil {
 			if !single {
 				return nil, fmt.Errorf("item %d: %w", i, err)

@@ -179,6 +179,13 @@ lines: [{field: name, key: name}]
 			e := out["error"].(map[string]any)
 			assert.EqualValues(t, tc.want, e["status"])
 			assert.NotEmpty(t, e["message"])
+			logged := auditEntries(t, db, synclog.Filter{Status: tc.want, Direction: synclog.Inbound})
+			require.NotEmpty(t, logged, "every answer is in the audit log")
+			assert.Equal(t, tc.method, logged[0].Method)
+			assert.Contains(t, logged[0].ResponseBody, fmt.Sprintf(`"status":%d`, tc.want))
+			if strings.HasPrefix(tc.name, "mapping: required") {
+				assert.Equal(t, `lines[1] (key "full_name"): required value is missing`, e["message"])
+			}
 			switch tc.want {
 			case 401:
 				assert.Equal(t, `Bearer realm="apisync"`, hdr.Get("WWW-Authenticate"))
