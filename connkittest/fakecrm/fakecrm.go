@@ -91,7 +91,8 @@ type Object struct {
 
 // Stats counts what the server saw and did.
 type Stats struct {
-	// Requests counts every request, refused ones included.
+	// Requests counts every request, refused ones included, from its arrival (before the
+	// added latency).
 	Requests int
 	// Lists, Gets, Creates, Updates, Archives and Associations count successful calls of
 	// each kind.
@@ -526,6 +527,8 @@ func (s *Server) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delay := s.latency
+		s.stats.Requests++ // on arrival: a request waiting out the latency is counted
+		s.reqSeq++
 		s.mu.Unlock()
 		if delay > 0 {
 			t := time.NewTimer(delay)
@@ -537,8 +540,6 @@ func (s *Server) gate(next http.Handler) http.Handler {
 			}
 		}
 		s.mu.Lock()
-		s.stats.Requests++
-		s.reqSeq++
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); !ok || tok != s.token || tok == "" {
 			s.fail(w, http.StatusUnauthorized, "INVALID_AUTHENTICATION",
 				"Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "+

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/queue"
 )
 
 // The app's side of the two-way sync. The app changes its records in its own
@@ -11,6 +14,14 @@ import (
 // (Later().ExportTx): both commit or neither does, so a crash can neither lose an export
 // nor send one for a change that was rolled back. The connector's workers send them
 // (Backend.Start); a CRM that is down only delays them.
+//
+// Each edit queues its own job (no identity key): the default key would merge it with a
+// job for the same record that is already running, which may have read the record before
+// this edit, and the edit would never be sent. Queuing twice costs nothing: an export of
+// an unchanged record is a skip.
+
+// exportLater queues exports of the app's edits.
+func (a *app) exportLater() *backend.Later { return a.crm.Later(queue.WithIdentityKey("")) }
 
 // editContact applies change to local contact id and queues its export, unless change
 // left it as it was. It reports whether the contact changed.
@@ -30,7 +41,7 @@ func (a *app) editContact(ctx context.Context, id string, change func(*Contact))
 		if err := contacts.Update(ctx, id, c); err != nil {
 			return err
 		}
-		if _, err := a.crm.Later().ExportTx(ctx, tx, "contact", id); err != nil {
+		if _, err := a.exportLater().ExportTx(ctx, tx, "contact", id); err != nil {
 			return err
 		}
 		changed = true
@@ -51,7 +62,7 @@ func (a *app) addContact(ctx context.Context, key string, c Contact) (id string,
 		if err != nil || !created {
 			return err
 		}
-		_, err = a.crm.Later().ExportTx(ctx, tx, "contact", id)
+		_, err = a.exportLater().ExportTx(ctx, tx, "contact", id)
 		return err
 	})
 	if err != nil {
