@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -483,16 +484,11 @@ func (h *inbound) mapItems(ctx context.Context, c *compiled, objs []map[string]a
 	return out, nil
 }
 
-// respond maps stored records back to the API's keys for the response.
-func (h *inbound) respond(ctx context.Context, c *compiled, ids []string) ([]json.RawMessage, error) {
+// respond maps the records as written back to the API's keys for the response.
+func (h *inbound) respond(ctx context.Context, c *compiled, ids []string, written []Record) ([]json.RawMessage, error) {
 	out := make([]json.RawMessage, 0, len(ids))
-	st := h.s.stores[c.cfg.Model]
-	for _, id := range ids {
-		v, err := st.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		p, err := c.maps.mapOut(ctx, withID(v, id))
+	for i, id := range ids {
+		p, err := c.maps.mapOut(ctx, withID(maps.Clone(written[i]), id))
 		if err != nil {
 			return nil, err
 		}
@@ -518,10 +514,13 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 		return 0, nil, err
 	}
 	ids := make([]string, len(vals))
+	for i, v := range vals {
+		vals[i] = withoutID(v)
+	}
 	st := h.s.stores[c.cfg.Model]
 	err = h.s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, v := range vals {
-			id, err := st.WithTx(tx).Create(ctx, withoutID(v))
+			id, err := st.WithTx(tx).Create(ctx, v)
 			if err != nil {
 				return err
 			}
@@ -535,7 +534,7 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := h.respond(ctx, c, ids)
+	data, err := h.respond(ctx, c, ids, vals)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -565,6 +564,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 		return 0, nil, err
 	}
 	ids := make([]string, len(vals))
+	written := make([]Record, len(vals))
 	st := h.s.stores[c.cfg.Model]
 	err = h.s.db.InTx(ctx, func(tx *sql.Tx) error {
 		tst := st.WithTx(tx)
@@ -590,7 +590,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 			if err := tst.Update(ctx, id, old); err != nil {
 				return err
 			}
-			ids[i] = id
+			ids[i], written[i] = id, old
 			if err := h.s.trigger(ctx, tx, c.cfg.Model, triggerUpdate, id); err != nil {
 				return err
 			}
@@ -600,7 +600,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
-	data, err := h.respond(ctx, c, ids)
+	data, err := h.respond(ctx, c, ids, written)
 	if err != nil {
 		return 0, nil, err
 	}
