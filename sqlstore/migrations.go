@@ -192,6 +192,8 @@ var migrations = []migration{
 		name:    "webhook deliveries",
 		// One row per delivery, keyed by (endpoint, sender's delivery ID): the key dedups
 		// redeliveries. header is the redacted request header as JSON; body the raw body.
+		// The indexes are in List's order (received_at, id, endpoint), with or without a
+		// status, so each page is one index range.
 		sqlite: []string{
 			`CREATE TABLE connkit_webhook_deliveries (
 				endpoint TEXT NOT NULL,
@@ -206,8 +208,8 @@ var migrations = []migration{
 				updated_at INTEGER NOT NULL,
 				PRIMARY KEY (endpoint, id)
 			)`,
-			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id)`,
-			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id)`,
+			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id, endpoint)`,
+			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id, endpoint)`,
 		},
 		postgres: []string{
 			`CREATE TABLE connkit_webhook_deliveries (
@@ -223,8 +225,8 @@ var migrations = []migration{
 				updated_at TIMESTAMPTZ NOT NULL,
 				PRIMARY KEY (endpoint, id)
 			)`,
-			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id)`,
-			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id)`,
+			`CREATE INDEX connkit_webhook_deliveries_status ON connkit_webhook_deliveries (status, received_at, id, endpoint)`,
+			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id, endpoint)`,
 		},
 	},
 	// Append new migrations here.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -14,7 +15,11 @@ import (
 )
 
 // webhookStore is the SQL webhook.Store returned by DB.Webhooks.
-type webhookStore struct{ db *DB }
+type webhookStore struct {
+	db *DB
+	// group batches concurrent SQLite inserts into one transaction (group commit).
+	group insertGroup
+}
 
 var _ webhook.Store = (*webhookStore)(nil)
 
@@ -30,6 +35,11 @@ var _ webhook.Store = (*webhookStore)(nil)
 // webhook.ErrInvalid rather than stored under another key. Bodies are stored byte for
 // byte. List reads at most 100 deliveries per round trip (fewer with WithPageSize), so an
 // iteration holds at most that many bodies in memory.
+//
+// On SQLite, whose single writer runs one transaction at a time, inserts that arrive while
+// another is being written are committed together in the next transaction (group
+// commit): a burst of deliveries costs one commit per batch instead of one per delivery.
+// Get the store once and share it, so its inserts batch together.
 func (db *DB) Webhooks() webhook.Store { return &webhookStore{db: db} }
 
 // webhookPageSize caps the deliveries List reads per query: each holds a whole body.
@@ -98,17 +108,20 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, id) DO NOTHING`)
 	// A duplicate is read back after the conflict; should it be purged in between, the
 	// insert goes again (and then most likely stores d).
+	args := []any{d.Endpoint, d.ID, d.Event, header, d.Body,
+		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt)}
 	for range 3 {
-		res, err := s.db.wq.ExecContext(ctx, insert, d.Endpoint, d.ID, d.Event, header, d.Body,
-			s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt))
+		var inserted bool
+		var err error
+		if s.db.dialect == SQLite {
+			inserted, err = s.group.insert(ctx, s.db, insert, args)
+		} else {
+			inserted, err = execInsert(ctx, s.db.wq, insert, args)
+		}
 		if err != nil {
 			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
-		}
-		if n == 1 {
+		if inserted {
 			// Decode the header as Get would, so the result does not share the caller's map.
 			d.Header, err = parseHeader(nullableString(header))
 			if err != nil {
@@ -130,6 +143,121 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 	}
 	return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: it conflicts with a delivery deleted as it is read, three times; try again",
 		d.ID, d.Endpoint)
+}
+
+// execInsert runs one INSERT … ON CONFLICT DO NOTHING and reports whether it inserted.
+func execInsert(ctx context.Context, q querier, query string, args []any) (bool, error) {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// insertGroup commits concurrent inserts together. The first insert finding no batch in
+// flight starts a writer goroutine; inserts arriving while it writes wait in queue, and
+// the writer takes them all (up to maxGroup) into its next transaction. The writer exits
+// as soon as the queue is empty, so an idle store holds no goroutine. A lone insert runs
+// as one autocommit statement, as without grouping.
+type insertGroup struct {
+	mu      sync.Mutex
+	queue   []*groupedInsert
+	writing bool
+}
+
+type groupedInsert struct {
+	ctx      context.Context
+	query    string
+	args     []any
+	inserted bool
+	err      error
+	done     chan struct{}
+}
+
+// maxGroup caps the inserts of one transaction; groupTimeout bounds one batch's writing.
+const (
+	maxGroup     = 64
+	groupTimeout = time.Minute
+)
+
+// insert queues one insert and waits for its outcome, or for ctx: a caller that stops
+// waiting may still see its delivery stored (the sender's redelivery is then a duplicate).
+func (g *insertGroup) insert(ctx context.Context, db *DB, query string, args []any) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	r := &groupedInsert{ctx: ctx, query: query, args: args, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	start := !g.writing
+	g.writing = true
+	g.mu.Unlock()
+	if start {
+		go g.write(db)
+	}
+	select {
+	case <-r.done:
+		return r.inserted, r.err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+func (g *insertGroup) write(db *DB) {
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), maxGroup)
+		batch := g.queue[:n:n]
+		g.queue = g.queue[n:]
+		if n == 0 {
+			g.queue, g.writing = nil, false
+		}
+		g.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		// Callers that stopped waiting are not written.
+		live := batch[:0:0]
+		for _, r := range batch {
+			if r.err = r.ctx.Err(); r.err == nil {
+				live = append(live, r)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+		switch len(live) {
+		case 0:
+		case 1:
+			live[0].inserted, live[0].err = execInsert(ctx, db.wq, live[0].query, live[0].args)
+		default:
+			writeBatch(ctx, db, live)
+		}
+		cancel()
+		for _, r := range batch {
+			close(r.done)
+		}
+	}
+}
+
+// writeBatch inserts batch in one transaction. A statement that fails is rolled back
+// alone (SQLite's statement journal) and fails only its own insert.
+func writeBatch(ctx context.Context, db *DB, batch []*groupedInsert) {
+	var stmts *stmtCache
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		stmts = newStmtCache(tx, db.wq)
+		for _, r := range batch {
+			r.inserted, r.err = execInsert(ctx, stmts, r.query, r.args)
+		}
+		return nil
+	})
+	if stmts != nil {
+		db.wq.warm(ctx, stmts.misses)
+	}
+	if err != nil {
+		for _, r := range batch {
+			r.inserted, r.err = false, err
+		}
+	}
 }
 
 func nullableString(v any) string {
@@ -241,7 +369,13 @@ func (s *webhookStore) List(ctx context.Context, f webhook.Filter) iter.Seq2[web
 		var where []string
 		var args []any
 		if f.Endpoint != "" {
-			where, args = append(where, `endpoint = ?`), append(args, f.Endpoint)
+			// On SQLite, "+" keeps the planner (which has no statistics) off the primary
+			// key for this term: the list's order comes from the other indexes.
+			cond := `endpoint = ?`
+			if s.db.dialect == SQLite {
+				cond = `+endpoint = ?`
+			}
+			where, args = append(where, cond), append(args, f.Endpoint)
 		}
 		if f.Status != "" {
 			where, args = append(where, `status = ?`), append(args, string(f.Status))
@@ -255,13 +389,12 @@ func (s *webhookStore) List(ctx context.Context, f webhook.Filter) iter.Seq2[web
 		}
 		const order = ` ORDER BY received_at, id, endpoint LIMIT ?`
 		first := s.db.q(base + `1 = 1` + order)
-		next := s.db.q(base + `(received_at > ? OR (received_at = ? AND (id > ? OR (id = ? AND endpoint > ?))))` + order)
+		next := s.db.q(base + `(received_at, id, endpoint) > (?, ?, ?)` + order)
 		pages := keysetPages(f.Limit, min(s.db.pageSize, webhookPageSize), func(last *webhook.Delivery, n int) ([]webhook.Delivery, error) {
 			a := args[:len(args):len(args)]
 			query := first
 			if last != nil {
-				t := s.db.timeArg(last.ReceivedAt)
-				a, query = append(a, t, t, last.ID, last.ID, last.Endpoint), next
+				a, query = append(a, s.db.timeArg(last.ReceivedAt), last.ID, last.Endpoint), next
 			}
 			page, err := s.page(ctx, query, append(a, n))
 			if err != nil {

@@ -1,0 +1,182 @@
+//go:build unix
+
+package backend_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/local"
+	"github.com/connkit/connkit/webhook"
+)
+
+// BenchmarkWebhookReceive measures the receiving side of a webhook on a SQLite file (and,
+// for comparison, on the memory store):
+// a delivery POSTed over loopback HTTP to the backend's handler, which reads the body,
+// verifies its HMAC, stores it (one INSERT) and queues its job (the backend is not
+// started, so nothing is processed), against a bare net/http handler that reads the body
+// and answers 200. The two alternate in the same loop on the same client.
+//
+// x-baseline is the bare handler's time over the webhook path's (its share of the bare
+// throughput; goal ≥ 0.5); deliveries/s is the webhook path's rate.
+func BenchmarkWebhookReceive(b *testing.B) {
+	ctx := context.Background()
+	newShop := func(opts ...backend.Option) (*backend.Backend, string) {
+		shop, err := backend.New(backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{shopifyWebhook()}},
+			append(opts, backend.WithModel(productModel(local.NewMemory[product]())))...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(shop.Webhooks())
+		b.Cleanup(srv.Close)
+		return shop, srv.URL + "/shopify"
+	}
+	shop, hooksURL := newShop(backend.WithDB(openSQLiteFile(b)))
+	memShop, memURL := newShop()
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer bare.Close()
+
+	body := []byte(`{"id":788032119674292922,"title":"Example T-Shirt","body_html":"<p>A soft cotton tee.</p>",` +
+		`"vendor":"Acme","product_type":"Shirts","created_at":"2026-03-01T12:00:00-05:00","handle":"example-t-shirt",` +
+		`"updated_at":"2026-03-01T12:00:00-05:00","status":"active","tags":"example, mens, t-shirt","variants":[` +
+		strings.Repeat(`{"id":642667041472713922,"title":"Small","price":"19.99","sku":"EX-TS-S","inventory_quantity":75,"weight":0.2,"weight_unit":"kg"},`, 6) +
+		`{"id":757650484644203962,"title":"Large","price":"19.99","sku":"EX-TS-L","inventory_quantity":50}]}`)
+	signer, err := webhook.NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, []string{shopifySecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig := http.Header{}
+	if err := signer.Sign(sig, body, time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+
+	post := func(url, id string) time.Duration {
+		t0 := time.Now()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Shopify-Topic", "products/update")
+		req.Header.Set("X-Shopify-Webhook-Id", id)
+		req.Header.Set("X-Shopify-Hmac-Sha256", sig.Get("X-Shopify-Hmac-Sha256"))
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s answered %d", url, resp.StatusCode)
+		}
+		return time.Since(t0)
+	}
+	var seq atomic.Int64
+	nextID := func() string { return "bench-" + strconv.FormatInt(seq.Add(1), 10) }
+
+	// Sequential: one request at a time, the two alternating. On the memory store too, to
+	// tell the receiver's own cost from the SQLite commit's.
+	sequential := func(hooksURL string) func(b *testing.B) {
+		return func(b *testing.B) {
+			var bareT, hookT, bareCPU, hookCPU time.Duration
+			timed := func(url string, t, cpu *time.Duration) {
+				c0 := processCPU()
+				*t += post(url, nextID())
+				*cpu += processCPU() - c0
+			}
+			i := 0
+			for b.Loop() {
+				if i++; i%2 == 0 { // alternate who goes first
+					timed(bare.URL, &bareT, &bareCPU)
+					timed(hooksURL, &hookT, &hookCPU)
+				} else {
+					timed(hooksURL, &hookT, &hookCPU)
+					timed(bare.URL, &bareT, &bareCPU)
+				}
+			}
+			reportReceive(b, i, bareT, hookT, bareCPU, hookCPU)
+		}
+	}
+	b.Run("sequential", sequential(hooksURL))
+	b.Run("sequential-memory-store", sequential(memURL))
+	// Parallel: rounds of 8 concurrent senders, all to one side, then all to the other.
+	b.Run("parallel-8", func(b *testing.B) {
+		const senders = 8
+		var bareT, hookT, bareCPU, hookCPU time.Duration
+		round := func(url string, t, cpu *time.Duration) {
+			c0, t0 := processCPU(), time.Now()
+			var wg sync.WaitGroup
+			for range senders {
+				wg.Go(func() { post(url, nextID()) })
+			}
+			wg.Wait()
+			*t += time.Since(t0)
+			*cpu += processCPU() - c0
+		}
+		i := 0
+		for b.Loop() {
+			if i++; i%2 == 0 {
+				round(bare.URL, &bareT, &bareCPU)
+				round(hooksURL, &hookT, &hookCPU)
+			} else {
+				round(hooksURL, &hookT, &hookCPU)
+				round(bare.URL, &bareT, &bareCPU)
+			}
+		}
+		reportReceive(b, i*senders, bareT, hookT, bareCPU, hookCPU)
+	})
+	if n, want := countDeliveries(b, shop)+countDeliveries(b, memShop), int(seq.Load())/2; n != want { // half the IDs went to the bare handler
+		b.Fatalf("%d deliveries stored, want %d", n, want)
+	}
+}
+
+// reportReceive gives the webhook path's rate and its ratios to the bare handler: of wall time
+// (x-baseline, the goal) and of process CPU time (x-baseline-cpu: on a machine shared
+// with other work, the wall clock also counts time spent waiting for a core).
+func reportReceive(b *testing.B, n int, bareT, hookT, bareCPU, hookCPU time.Duration) {
+	b.ReportMetric(float64(bareT)/float64(hookT), "x-baseline")
+	if hookCPU > 0 {
+		b.ReportMetric(float64(bareCPU)/float64(hookCPU), "x-baseline-cpu")
+	}
+	b.ReportMetric(float64(n)/hookT.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(n)/bareT.Seconds(), "bare-requests/s")
+}
+
+// processCPU returns the CPU time (user and system) the process has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+}
+
+func countDeliveries(b *testing.B, shop *backend.Backend) int {
+	n := 0
+	for _, err := range shop.Deliveries().List(context.Background(), webhook.Filter{Endpoint: "shopify"}) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
