@@ -91,7 +91,9 @@ type Config struct {
 	// Retry is the retry policy of outbound requests (exponential backoff with jitter).
 	Retry backend.RetryConfig `json:"retry"`
 	// IDPath is the gjson path of the external ID in an outbound response (default "id"),
-	// stored in the record's binding.
+	// stored in the record's binding. A POST config needs it in the create's response
+	// (the hub's exporter fails the record with report.ErrNoExternalID otherwise, since it
+	// could not update the record later); PUT, DELETE and batches bind it when present.
 	IDPath string `json:"id_path,omitempty"`
 
 	// Source is the file the config was loaded from ("" when built in Go).
@@ -295,6 +297,16 @@ func (c *Config) Validate() error {
 			add("path", "is required for an in config and must start with '/' (e.g. /api/partners)")
 		} else if strings.ContainsAny(c.Path, "?#{} ") {
 			add("path", "must be a plain URL path without query, fragment, braces or spaces")
+		} else if len(c.Path) > 1 && strings.HasSuffix(c.Path, "/") {
+			add("path", "must not end with '/' (requests to %s/ are served too)", strings.TrimSuffix(c.Path, "/"))
+		}
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"connect_timeout", c.ConnectTimeout != 0}, {"read_timeout", c.ReadTimeout != 0}, {"retry", c.Retry != (backend.RetryConfig{})}, {"paginated", c.Paginated}} {
+			if f.set {
+				add(f.name, "is for out configs (outbound requests)")
+			}
 		}
 		if len(c.Methods) == 0 {
 			add("methods", "an in config allows at least one of %s", strings.Join(httpMethods, ", "))
@@ -313,6 +325,12 @@ func (c *Config) Validate() error {
 			add("methods", "an out config needs exactly one HTTP method, got %d", len(c.Methods))
 		} else if strings.Contains(c.URL, "{id}") && (c.Methods[0] == http.MethodPost || c.Methods[0] == http.MethodGet || c.Paginated) {
 			add("url", "{id} names one remote record: it is for PUT and DELETE sent one record at a time (POST creates at url and updates at url/{id})")
+		}
+		if c.Timeout != 0 {
+			add("timeout", "is for in configs (the processing limit of an inbound request); out configs have connect_timeout and read_timeout")
+		}
+		if c.MaxBody != 0 {
+			add("max_body", "is for in configs")
 		}
 		if c.Triggers.Schedule != "" {
 			if _, err := schedule.ParseSpec(c.Triggers.Schedule); err != nil {

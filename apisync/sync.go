@@ -341,7 +341,8 @@ func (s *Sync) Backend(config string) (*backend.Backend, error) {
 	return c.backend, nil
 }
 
-// Records returns the store of a model's records (the table configs naming it share).
+// Records returns the store of a model's records (the table configs naming it share),
+// for reads. Writes through it fire no trigger: use Create, Update and Delete.
 func (s *Sync) Records(model string) (*sqlstore.RecordStore[Record], error) {
 	st, ok := s.stores[model]
 	if !ok {
