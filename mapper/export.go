@@ -341,6 +341,9 @@ func (m *ExportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, 
 	if err != nil {
 		return "", false, err
 	}
+	if m.cfg.resolver == nil {
+		return "", false, errNoResolver
+	}
 	ext, err := m.cfg.resolver.ToExternal(ctx, r.model, local)
 	if err == nil && ext != "" {
 		return ext, true, nil

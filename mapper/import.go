@@ -332,6 +332,9 @@ func (m *ImportMapper) resolveOne(ctx context.Context, r *Rule, v any) (string, 
 	if err != nil {
 		return "", false, err
 	}
+	if m.cfg.resolver == nil {
+		return "", false, errNoResolver
+	}
 	local, err := m.cfg.resolver.ToLocal(ctx, r.model, ext)
 	if err == nil && local != "" {
 		return local, true, nil

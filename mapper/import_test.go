@@ -330,7 +330,6 @@ func TestBuildErrors(t *testing.T) {
 		{"bad path", Direct("a..b", "a"), nil, "empty segment"},
 		{"unbalanced", Direct("items.#(price>1", "a"), nil, "not closed"},
 		{"dotted target", Direct("a", "a.b"), nil, "plain name"},
-		{"no resolver", Relation("a", "b", "m"), nil, "needs a resolver"},
 		{"no model", Relation("a", "b", "", SkipMissing()), []Option{WithResolver(newFakeResolver())}, "needs a model"},
 		{"no import callback", func() Rule { r := Relation("a", "b", "m"); r.onMissing = missingImport; return r }(),
 			[]Option{WithResolver(newFakeResolver())}, "WithImportMissing"},

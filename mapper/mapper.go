@@ -69,8 +69,8 @@ func WithFunc(name string, fn FieldFunc) Option {
 	}
 }
 
-// WithResolver sets the resolver (the binder) used by [Relation] rules. Required when
-// the mapper has relational rules.
+// WithResolver sets the resolver (the binder) used by [Relation] rules. A mapper with
+// relational rules needs one, its own or, for [Children] lines, its parent's.
 func WithResolver(r IDResolver) Option { return func(c *config) { c.resolver = r } }
 
 // WithRelated sets how export rules read related local records, so they can follow
@@ -240,6 +240,9 @@ func (b *base) build(export bool) error {
 		if r.kind == kindFunc {
 			b.hasFunc = true
 		}
+		if r.kind == kindChildren {
+			r.child = inherit(r.child, b.cfg)
+		}
 		if r.kind == kindExpr || r.kind == kindExec {
 			p, err := compileExpr(r.code, b.cfg.limits)
 			if err != nil {
@@ -252,6 +255,59 @@ func (b *base) build(export bool) error {
 	}
 	return errors.Join(errs...)
 }
+
+// inherit returns the children mapper child with the parent's resolver, related-record
+// lookup and missing-record import where child has none of its own, so relations in
+// lines (an order line's product) resolve through the parent's bindings. child itself is
+// not changed: it may be shared. Grandchildren inherit in turn.
+func inherit(child any, parent config) any {
+	fill := func(b *base) bool {
+		if parent.resolver == nil && parent.related == nil && parent.importMissing == nil {
+			return false
+		}
+		if b.cfg.resolver != nil && (b.cfg.related != nil || parent.related == nil) && (b.cfg.importMissing != nil || parent.importMissing == nil) {
+			return false
+		}
+		if b.cfg.resolver == nil {
+			b.cfg.resolver = parent.resolver
+		}
+		if b.cfg.related == nil {
+			b.cfg.related = parent.related
+		}
+		if b.cfg.importMissing == nil {
+			b.cfg.importMissing = parent.importMissing
+		}
+		b.rules = slices.Clone(b.rules)
+		for i := range b.rules {
+			if b.rules[i].kind == kindChildren {
+				b.rules[i].child = inherit(b.rules[i].child, b.cfg)
+			}
+		}
+		return true
+	}
+	switch c := child.(type) {
+	case *ImportMapper:
+		if c == nil {
+			return child
+		}
+		cp := *c
+		if fill(&cp.base) {
+			return &cp
+		}
+	case *ExportMapper:
+		if c == nil {
+			return child
+		}
+		cp := *c
+		if fill(&cp.base) {
+			return &cp
+		}
+	}
+	return child
+}
+
+// errNoResolver fails a relational rule of a mapper built without a resolver.
+var errNoResolver = errors.New("relational rule needs a resolver: build the mapper WithResolver(binder), or use it for the children lines of one that has it")
 
 func (b *base) specErr(i int, r *Rule, err error) error {
 	path := r.path
@@ -315,9 +371,8 @@ func (b *base) check(r *Rule, export bool) error {
 		if r.model == "" {
 			return errors.New("relational rule needs a model")
 		}
-		if b.cfg.resolver == nil {
-			return errors.New("relational rule needs a resolver: build the mapper WithResolver(binder)")
-		}
+		// No resolver yet is fine for a mapper of children lines, which takes its parent's
+		// (see inherit); a mapper used on its own without one fails each record that needs it.
 		if r.onMissing == missingImport && b.cfg.importMissing == nil && !export {
 			return errors.New("on_missing: import needs the mapper built WithImportMissing(callback)")
 		}

@@ -194,8 +194,11 @@ func Func(name string, fn FieldFunc, opts ...RuleOption) Rule {
 // WithImportMissing callback decides which models may be imported on the spot);
 // on export it fails with [ErrMissingDependency] naming the local record to export
 // first (or is skipped with SkipMissing). model is listed by [ImportMapper.Relations] /
-// [ExportMapper.Relations]. A null, false or "" reference (and such elements of an
-// array) means "no related record": it maps to null, or nothing when missing.
+// [ExportMapper.Relations]. A null, false or "" reference means "no related record": it
+// maps to null, or nothing when missing; in an array such elements (and, with
+// SkipMissing, unbound ones) are left out, so the result holds only local IDs. In the
+// mapper of [Children] lines, relations resolve through the parent mapper's resolver
+// when the lines' mapper was built without one.
 func Relation(from, to, model string, opts ...RuleOption) Rule {
 	r := newRule(kindRelation, from, to, opts)
 	r.model = model

@@ -134,7 +134,6 @@ func TestSpecBad(t *testing.T) {
 	}
 	// Relational spec without a resolver, function without registration, custom converter.
 	for _, tc := range []struct{ spec, want string }{
-		{`{"rules":[{"field":"p","key":"p","kind":"relational","model":"m"}]}`, "needs a resolver"},
 		{`{"rules":[{"field":"p","kind":"function","func":"nope"}]}`, `func "nope" is not registered`},
 		{`{"rules":[{"field":"p","kind":"relational","model":"m","on_missing":"maybe"}]}`, "on_missing"},
 		{`{"rules":[{"field":"p","kind":"expression","mode":"run","expression":"1"}]}`, "mode"},
