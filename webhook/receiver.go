@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -106,6 +107,52 @@ type Receiver struct {
 	running map[string]struct{}
 
 	err error // the first option error, returned by NewReceiver
+
+	stats struct{ requests, accepted, duplicates, unauthorized, invalid, unavailable atomic.Int64 }
+}
+
+// Stats counts what a [Receiver] answered since it was made, in this process.
+type Stats struct {
+	// Requests is every request served; the fields below split it.
+	Requests int64
+	// Accepted deliveries were new and stored; Duplicates were redeliveries of stored ones.
+	Accepted, Duplicates int64
+	// Unauthorized requests failed verification (401).
+	Unauthorized int64
+	// Invalid requests had a wrong method, an oversized, unreadable or non-JSON body, or a
+	// bad delivery ID or event type (405, 413, 400).
+	Invalid int64
+	// Unavailable requests could not be stored or handed on (503); the sender retries.
+	Unavailable int64
+}
+
+// Stats returns the receiver's counters.
+func (r *Receiver) Stats() Stats {
+	return Stats{
+		Requests:     r.stats.requests.Load(),
+		Accepted:     r.stats.accepted.Load(),
+		Duplicates:   r.stats.duplicates.Load(),
+		Unauthorized: r.stats.unauthorized.Load(),
+		Invalid:      r.stats.invalid.Load(),
+		Unavailable:  r.stats.unavailable.Load(),
+	}
+}
+
+// count adds one answer with status code to the counters.
+func (r *Receiver) count(code int, inserted bool) {
+	r.stats.requests.Add(1)
+	switch {
+	case code == http.StatusOK && inserted:
+		r.stats.accepted.Add(1)
+	case code == http.StatusOK:
+		r.stats.duplicates.Add(1)
+	case code == http.StatusUnauthorized:
+		r.stats.unauthorized.Add(1)
+	case code == http.StatusServiceUnavailable:
+		r.stats.unavailable.Add(1)
+	default:
+		r.stats.invalid.Add(1)
+	}
 }
 
 var _ http.Handler = (*Receiver)(nil)
@@ -258,32 +305,38 @@ func reply(w http.ResponseWriter, code int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
+// reply answers and counts the answer.
+func (r *Receiver) reply(w http.ResponseWriter, code int, inserted bool, body string) {
+	r.count(code, inserted)
+	reply(w, code, body)
+}
+
 // ServeHTTP implements http.Handler; see [Receiver].
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		reply(w, http.StatusMethodNotAllowed, `{"error":"method not allowed"}`)
+		r.reply(w, http.StatusMethodNotAllowed, false, `{"error":"method not allowed"}`)
 		return
 	}
 	body, err := r.read(w, req)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			reply(w, http.StatusRequestEntityTooLarge, `{"error":"body too large"}`)
+			r.reply(w, http.StatusRequestEntityTooLarge, false, `{"error":"body too large"}`)
 			return
 		}
 		r.log.Info("webhook: unreadable body", "endpoint", r.endpoint, "remote", req.RemoteAddr, "error", err)
-		reply(w, http.StatusBadRequest, `{"error":"unreadable body"}`)
+		r.reply(w, http.StatusBadRequest, false, `{"error":"unreadable body"}`)
 		return
 	}
 	now := r.now()
 	if err := r.verifier.Verify(req.Header, body, now); err != nil {
 		r.log.Info("webhook: delivery refused", "endpoint", r.endpoint, "remote", req.RemoteAddr, "error", err)
-		reply(w, http.StatusUnauthorized, `{"error":"unauthorized"}`)
+		r.reply(w, http.StatusUnauthorized, false, `{"error":"unauthorized"}`)
 		return
 	}
 	if !gjson.ValidBytes(body) {
-		reply(w, http.StatusBadRequest, `{"error":"body is not JSON"}`)
+		r.reply(w, http.StatusBadRequest, false, `{"error":"body is not JSON"}`)
 		return
 	}
 	id := req.Header.Get(r.idHeader)
@@ -291,7 +344,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		sum := sha256.Sum256(body)
 		id = "sha256:" + hex.EncodeToString(sum[:])
 	} else if !printable(id) {
-		reply(w, http.StatusBadRequest, `{"error":"invalid delivery ID"}`)
+		r.reply(w, http.StatusBadRequest, false, `{"error":"invalid delivery ID"}`)
 		return
 	}
 	var event string
@@ -302,7 +355,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		event = gjson.GetBytes(body, r.eventPath).String()
 	}
 	if event != "" && !printable(event) {
-		reply(w, http.StatusBadRequest, `{"error":"invalid event type"}`)
+		r.reply(w, http.StatusBadRequest, false, `{"error":"invalid event type"}`)
 		return
 	}
 
@@ -319,13 +372,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	})
 	if err != nil {
 		r.log.Error("webhook: cannot store delivery", "endpoint", r.endpoint, "id", id, "error", err)
-		reply(w, http.StatusServiceUnavailable, `{"error":"temporarily unavailable"}`)
+		r.reply(w, http.StatusServiceUnavailable, false, `{"error":"temporarily unavailable"}`)
 		return
 	}
 	if (inserted || d.Status == StatusPending) && r.notify != nil {
 		if err := r.notify(ctx, d); err != nil {
 			r.log.Error("webhook: cannot hand delivery on", "endpoint", r.endpoint, "id", id, "error", err)
-			reply(w, http.StatusServiceUnavailable, `{"error":"temporarily unavailable"}`)
+			r.reply(w, http.StatusServiceUnavailable, false, `{"error":"temporarily unavailable"}`)
 			return
 		}
 	}
@@ -333,7 +386,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !inserted {
 		status = "duplicate"
 	}
-	reply(w, http.StatusOK, `{"status":"`+status+`","id":`+quote(id)+`}`)
+	r.reply(w, http.StatusOK, inserted, `{"status":"`+status+`","id":`+quote(id)+`}`)
 }
 
 // read reads the whole body, at most r.limit bytes.

@@ -741,6 +741,9 @@ func TestConcurrentDeliveries(t *testing.T) {
 	if accepted.Load() != unique || dupes.Load() != dups {
 		t.Fatalf("accepted %d and duplicates %d, want %d and %d", accepted.Load(), dupes.Load(), unique, dups)
 	}
+	if st := g.r.Stats(); st != (webhook.Stats{Requests: unique + dups, Accepted: unique, Duplicates: dups}) {
+		t.Errorf("Stats = %+v, want %d accepted and %d duplicates", st, unique, dups)
+	}
 	if len(processed) != unique {
 		t.Fatalf("%d deliveries processed, want %d", len(processed), unique)
 	}
@@ -759,5 +762,23 @@ func TestConcurrentDeliveries(t *testing.T) {
 	}
 	if n != unique {
 		t.Fatalf("%d deliveries stored, want %d", n, unique)
+	}
+}
+
+// TestReceiverStats: every answer is counted once, under its outcome.
+func TestReceiverStats(t *testing.T) {
+	g := newRig(t)
+	g.serve(g.request("a", "products/update", `{"id":1}`))
+	g.serve(g.request("a", "products/update", `{"id":1}`))
+	bad := g.request("b", "products/update", `{"id":2}`)
+	bad.Header.Set("X-Shopify-Hmac-Sha256", "AAAA")
+	g.serve(bad)
+	g.serve(httptest.NewRequest(http.MethodGet, "/webhooks/shopify", nil))
+	g.serve(g.request("c", "products/update", `not json`))
+	g.notifyErr = errors.New("queue down")
+	g.serve(g.request("d", "products/update", `{"id":4}`))
+	want := webhook.Stats{Requests: 6, Accepted: 1, Duplicates: 1, Unauthorized: 1, Invalid: 2, Unavailable: 1}
+	if got := g.r.Stats(); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
