@@ -36,6 +36,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/schedule"
@@ -88,6 +89,8 @@ type Backend struct {
 	schedules  []scheduleDecl
 
 	hooks *webhookHub // webhook endpoints (webhooks.go)
+
+	progress func(model string, s importer.Summary)
 
 	mu      sync.Mutex // guards the run state below
 	running context.CancelFunc
@@ -193,6 +196,17 @@ func WithLeaseTTL(ttl time.Duration) Option {
 // exporters, queue). Without it the backend logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(b *Backend) error { b.logger = l; return nil }
+}
+
+// WithProgress calls fn after each committed batch of every model's batch import
+// (SyncAll, Sync, scheduled and deferred runs alike) with the model's name and the run's
+// summary so far, for progress lines and metrics. fn runs on the import's goroutine:
+// keep it quick.
+func WithProgress(fn func(model string, s importer.Summary)) Option {
+	return func(b *Backend) error {
+		b.progress = fn
+		return nil
+	}
 }
 
 // WithClock replaces time.Now, for tests.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
@@ -455,4 +456,30 @@ func TestRelationCycleTerminates(t *testing.T) {
 	assert.Equal(t, report.Counts{Created: 1}, counts)
 	assert.Equal(t, 1, as.Len())
 	assert.Equal(t, 1, bs.Len(), "b1 was imported on the way, its reference back left empty")
+}
+
+// TestProgressReportsEachCommittedBatch: WithProgress sees every model's import grow batch
+// by batch, and its last report equals what the run returned.
+func TestProgressReportsEachCommittedBatch(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string][]importer.Summary{}
+	c := newCRM(t, backend.WithProgress(func(model string, s importer.Summary) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[model] = append(seen[model], s)
+	}))
+	c.seed(210, 1)
+	rep, err := c.b.SyncAll(ctx)
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	for i, model := range []string{"customer", "order"} {
+		reports := seen[model]
+		require.GreaterOrEqual(t, len(reports), 3, "%s: 210 records commit in batches of 100", model)
+		for j := 1; j < len(reports); j++ {
+			assert.GreaterOrEqual(t, reports[j].Total(), reports[j-1].Total(), "%s: progress never goes back", model)
+		}
+		assert.Equal(t, rep.Results[i].Counts, reports[len(reports)-1].Counts, "%s: the last report is the run's result", model)
+	}
 }

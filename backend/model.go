@@ -208,6 +208,10 @@ func (m *typedModel[T]) build(b *Backend) error {
 		if in.Concurrency > 0 {
 			bopts = append(bopts, importer.WithConcurrency(in.Concurrency))
 		}
+		if b.progress != nil {
+			name, progress := d.Name, b.progress
+			bopts = append(bopts, importer.WithProgress(func(s importer.Summary) { progress(name, s) }))
+		}
 		if m.batch, err = importer.NewBatch(m.imp, list, bopts...); err != nil {
 			return fmt.Errorf("backend %q: model %q: %w", b.cfg.Name, d.Name, err)
 		}
