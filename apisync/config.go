@@ -167,13 +167,17 @@ const (
 //     direction only: outbound (local → API) for out configs, inbound (request body →
 //     local) for in configs; an in config's responses leave them out.
 type Line struct {
-	// Field is the local field (a dotted path for relational lines).
+	// Field is the local field (a dotted path for relational lines; on an outbound
+	// evaluate expression line, the optional source whose value the expression sees as
+	// `value`).
 	Field string `json:"field,omitempty"`
 	// Key is the API key: a gjson path read inbound, an sjson path written outbound.
 	Key string `json:"key,omitempty"`
 	// Kind is plain (default), relational or expression.
 	Kind string `json:"kind,omitempty"`
-	// Through lists the models crossed by a relational Field, one per dot.
+	// Through lists the models crossed by a relational Field, one per dot. An outbound
+	// evaluate expression line may have a Field too: its value is the expression's
+	// `value`, and field(...) in the expression may cross the same relations.
 	Through []string `json:"through,omitempty"`
 	// Expression and Mode (evaluate, the default, or execute) of an expression line.
 	Expression string `json:"expression,omitempty"`
@@ -508,8 +512,8 @@ func (c *Config) validateLines(add func(field, format string, args ...any)) {
 		if kind != KindExpression && (l.Expression != "" || l.Mode != "") {
 			add(f+".expression", "expression and mode are for expression lines")
 		}
-		if kind != KindRelational && len(l.Through) > 0 {
-			add(f+".through", "is for relational lines")
+		if len(l.Through) > 0 && kind != KindRelational && (kind != KindExpression || c.Direction != Out || l.Mode == ModeExecute) {
+			add(f+".through", "is for relational lines and outbound evaluate expression lines with a dotted field")
 		}
 		switch kind {
 		case KindPlain:
@@ -537,6 +541,11 @@ func (c *Config) validateLines(add func(field, format string, args ...any)) {
 			}
 			switch l.Mode {
 			case "", ModeEvaluate:
+				if c.Direction == Out && l.Field != "" {
+					if hops := strings.Count(l.Field, "."); hops != len(l.Through) {
+						add(f+".through", "names the model of each related record crossed by %q: want %d model(s), got %d", l.Field, hops, len(l.Through))
+					}
+				}
 				target := l.Key
 				if c.Direction == In {
 					target = l.Field

@@ -114,11 +114,14 @@ func (s *Sync) buildMappings(cfg *Config, f *filter) (*mappings, error) {
 				m.relations = append(m.relations, l)
 			}
 		case KindExpression:
+			if len(l.Through) > 0 {
+				opts = append(opts, mapper.Through(l.Through...))
+			}
 			var r mapper.Rule
 			if l.Mode == ModeExecute {
 				r = mapper.Exec(l.Expression, opts...)
 			} else if cfg.Direction == Out {
-				r = mapper.Expr("", l.Key, l.Expression, opts...)
+				r = mapper.Expr(l.Field, l.Key, l.Expression, opts...)
 			} else {
 				r = mapper.Expr("", l.Field, l.Expression, opts...)
 			}
