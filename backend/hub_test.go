@@ -17,8 +17,8 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
-	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/mapper"
