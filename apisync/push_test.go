@@ -292,6 +292,11 @@ func TestPushRetriesServerErrors(t *testing.T) {
 	require.Len(t, out, 1)
 	assert.Equal(t, 3, out[0].Attempts)
 	assert.Equal(t, 201, out[0].Status)
+	bk, err := s.Backend("partners-to-crm")
+	require.NoError(t, err)
+	stats := bk.Client().Stats()
+	assert.EqualValues(t, 2, stats.Retries)
+	assert.Positive(t, stats.BackoffWait, "the retries waited (exponential backoff)")
 
 	// Past the policy's attempts the record fails and the binding says why.
 	rc2 := newReceiver(t, func(int, received) (int, string) { return 500, `{"error":"down"}` })
