@@ -172,7 +172,7 @@ func processCPU() time.Duration {
 
 func countDeliveries(b *testing.B, shop *backend.Backend) int {
 	n := 0
-	for _, err := range shop.Deliveries().List(context.Background(), webhook.Filter{Endpoint: "shopify"}) {
+	for _, err := range shop.Deliveries().List(context.Background(), webhook.Filter{Endpoint: "shop/shopify"}) {
 		if err != nil {
 			b.Fatal(err)
 		}

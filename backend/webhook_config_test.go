@@ -196,8 +196,8 @@ func TestWebhookSecretsNeverLogged(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "p-1", "orders/paid", []byte(`{"id":1}`)))
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "p-2", "orders/refunded", []byte(`{"id":2}`)))
-	waitDelivery(t, s.b.Deliveries(), "shopify", "p-1", func(d webhook.Delivery) bool { return d.Attempts >= 2 })
-	waitDelivery(t, s.b.Deliveries(), "shopify", "p-2", status(webhook.StatusIgnored))
+	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "p-1", func(d webhook.Delivery) bool { return d.Attempts >= 2 })
+	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "p-2", status(webhook.StatusIgnored))
 
 	require.Contains(t, logs.String(), "webhook", "the test logged something to search")
 	assert.NotContains(t, logs.String(), shopifySecret)

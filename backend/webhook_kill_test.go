@@ -132,7 +132,7 @@ func TestWebhookCrashBeforeProcessing(t *testing.T) {
 			require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "output:\n%s", out.String())
 			require.Contains(t, out.String(), "answered 200")
 
-			d, err := b.Deliveries().Get(ctx, "shopify", "crash-1")
+			d, err := b.Deliveries().Get(ctx, "shop/shopify", "crash-1")
 			require.NoError(t, err, "the delivery answered 200 survived the crash")
 			assert.Equal(t, webhook.StatusPending, d.Status)
 			assert.Zero(t, d.Attempts)
@@ -150,7 +150,7 @@ func TestWebhookCrashBeforeProcessing(t *testing.T) {
 			}
 
 			require.NoError(t, b.Start(ctx))
-			d = waitDelivery(t, b.Deliveries(), "shopify", "crash-1", status(webhook.StatusProcessed))
+			d = waitDelivery(t, b.Deliveries(), "shop/shopify", "crash-1", status(webhook.StatusProcessed))
 			stopHub(t, b)
 			assert.Equal(t, 1, d.Attempts, "processed once")
 			assert.Equal(t, 1, api.Stats().Gets, "fetched once")
@@ -195,7 +195,7 @@ func TestWebhookOnRiver(t *testing.T) {
 	body := fmt.Appendf(nil, `{"id":%d}`, id)
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "river-1", "products/create", body))
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "river-1", "products/create", body), "a redelivery")
-	d := waitDelivery(t, b.Deliveries(), "shopify", "river-1", status(webhook.StatusProcessed))
+	d := waitDelivery(t, b.Deliveries(), "shop/shopify", "river-1", status(webhook.StatusProcessed))
 	assert.Equal(t, 2, d.Attempts, "a 5xx on the fetch, then success")
 	bd, err := db.Bindings().GetByExternal(ctx, "shop", "product", strconv.FormatInt(id, 10))
 	require.NoError(t, err)

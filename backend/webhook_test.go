@@ -155,7 +155,7 @@ func TestWebhookImportsRecord(t *testing.T) {
 
 	body := fmt.Appendf(nil, `{"id":%d,"title":"Lamp (stale copy in the delivery)"}`, id)
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "d-1", "products/create", body))
-	d := waitDelivery(t, s.b.Deliveries(), "shopify", "d-1", status(webhook.StatusProcessed))
+	d := waitDelivery(t, s.b.Deliveries(), "shop/shopify", "d-1", status(webhook.StatusProcessed))
 	assert.Equal(t, 1, d.Attempts)
 	assert.Equal(t, "products/create", d.Event)
 	assert.Equal(t, body, d.Body)
@@ -171,7 +171,7 @@ func TestWebhookImportsRecord(t *testing.T) {
 	// An update is imported again through the same binding.
 	s.api.Touch("products", id, map[string]any{"title": "Desk lamp"})
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "d-2", "products/update", body))
-	waitDelivery(t, s.b.Deliveries(), "shopify", "d-2", status(webhook.StatusProcessed))
+	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "d-2", status(webhook.StatusProcessed))
 	p, err = s.products.Get(ctx, bd.LocalID)
 	require.NoError(t, err)
 	assert.Equal(t, "Desk lamp", p.Title)
@@ -199,7 +199,7 @@ func TestWebhookDeleteAction(t *testing.T) {
 
 	body := fmt.Appendf(nil, `{"id":%d}`, id)
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", body))
-	waitDelivery(t, s.b.Deliveries(), "shopify", "del-1", status(webhook.StatusProcessed))
+	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "del-1", status(webhook.StatusProcessed))
 	_, err = s.products.Get(ctx, bd.LocalID)
 	assert.ErrorIs(t, err, local.ErrNotFound, "the local record is deleted")
 	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
@@ -209,7 +209,7 @@ func TestWebhookDeleteAction(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-2", "products/delete", body))
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-3", "products/delete", []byte(`{"id":999999}`)))
 	for _, d := range []string{"del-2", "del-3"} {
-		got := waitDelivery(t, s.b.Deliveries(), "shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
+		got := waitDelivery(t, s.b.Deliveries(), "shop/shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
 		assert.Equal(t, webhook.StatusProcessed, got.Status, "%s: %s", d, got.LastError)
 	}
 	assert.Zero(t, s.api.Stats().Deletes, "a delete event never calls the API")
@@ -235,7 +235,7 @@ func TestWebhookDeleteWaitsForLease(t *testing.T) {
 	_, err = s.products.Get(ctx, bd.LocalID)
 	require.NoError(t, err, "not deleted while another worker holds the lease")
 	require.NoError(t, s.b.Bindings().Release(ctx, bd.ID, "someone-else"))
-	waitDelivery(t, s.b.Deliveries(), "shopify", "del-1", status(webhook.StatusProcessed))
+	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "del-1", status(webhook.StatusProcessed))
 	_, err = s.products.Get(ctx, bd.LocalID)
 	assert.ErrorIs(t, err, local.ErrNotFound)
 }
@@ -246,14 +246,14 @@ func TestWebhookUnknownEventIgnoredAndMissingIDFails(t *testing.T) {
 	s := newShop(t, shopifyWebhook())
 	s.start(t)
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "u-1", "orders/create", []byte(`{"id":5}`)))
-	d := waitDelivery(t, s.b.Deliveries(), "shopify", "u-1", status(webhook.StatusIgnored))
+	d := waitDelivery(t, s.b.Deliveries(), "shop/shopify", "u-1", status(webhook.StatusIgnored))
 	assert.Equal(t, 1, d.Attempts)
 
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "u-2", "products/create", []byte(`{"title":"no id"}`)))
-	d = waitDelivery(t, s.b.Deliveries(), "shopify", "u-2", status(webhook.StatusFailed))
+	d = waitDelivery(t, s.b.Deliveries(), "shop/shopify", "u-2", status(webhook.StatusFailed))
 	assert.Contains(t, d.LastError, `no product ID at "id"`)
 	time.Sleep(100 * time.Millisecond)
-	d, err := s.b.Deliveries().Get(context.Background(), "shopify", "u-2")
+	d, err := s.b.Deliveries().Get(context.Background(), "shop/shopify", "u-2")
 	require.NoError(t, err)
 	assert.Equal(t, 1, d.Attempts, "a permanent failure is not retried")
 	assert.Zero(t, s.api.Stats().Requests)
@@ -303,7 +303,7 @@ func TestWebhookHandlerFailureRetriedThenReprocess(t *testing.T) {
 	}
 
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "r-1", "orders/paid", []byte(`{"id":1}`)))
-	d := waitDelivery(t, store, "shopify", "r-1", status(webhook.StatusProcessed))
+	d := waitDelivery(t, store, "shop/shopify", "r-1", status(webhook.StatusProcessed))
 	assert.Equal(t, 3, d.Attempts, "two failures, then success")
 	assert.Equal(t, "", d.LastError, "success clears the error")
 	assert.True(t, seenFailed.Load(), "between attempts the delivery was failed with the error")
@@ -311,13 +311,13 @@ func TestWebhookHandlerFailureRetriedThenReprocess(t *testing.T) {
 
 	// Always failing: 3 attempts, then left failed.
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "r-2", "orders/paid", []byte(`{"id":2}`)))
-	d = waitDelivery(t, store, "shopify", "r-2", func(d webhook.Delivery) bool { return d.Attempts == 3 })
+	d = waitDelivery(t, store, "shop/shopify", "r-2", func(d webhook.Delivery) bool { return d.Attempts == 3 })
 	assert.Equal(t, webhook.StatusFailed, d.Status)
 	assert.Contains(t, d.LastError, "attempt 3: the ERP is down")
 	time.Sleep(200 * time.Millisecond)
 	assert.EqualValues(t, 3, count("r-2"), "no attempt past max_attempts")
 	var failed []string
-	for d, err := range store.List(ctx, webhook.Filter{Endpoint: "shopify", Status: webhook.StatusFailed}) {
+	for d, err := range store.List(ctx, webhook.Filter{Endpoint: "shop/shopify", Status: webhook.StatusFailed}) {
 		require.NoError(t, err)
 		failed = append(failed, d.ID)
 	}
@@ -328,12 +328,12 @@ func TestWebhookHandlerFailureRetriedThenReprocess(t *testing.T) {
 	r, err := s.b.Webhook("shopify")
 	require.NoError(t, err)
 	require.NoError(t, r.Reprocess(ctx, "r-2"))
-	d = waitDelivery(t, store, "shopify", "r-2", status(webhook.StatusProcessed))
+	d = waitDelivery(t, store, "shop/shopify", "r-2", status(webhook.StatusProcessed))
 	assert.Equal(t, 4, d.Attempts)
 
 	// A replay of a processed delivery runs its handler again.
 	require.NoError(t, r.Reprocess(ctx, "r-1"))
-	d = waitDelivery(t, store, "shopify", "r-1", func(d webhook.Delivery) bool { return d.Attempts == 4 })
+	d = waitDelivery(t, store, "shop/shopify", "r-1", func(d webhook.Delivery) bool { return d.Attempts == 4 })
 	assert.Equal(t, webhook.StatusProcessed, d.Status)
 	assert.EqualValues(t, 4, count("r-1"))
 
@@ -510,4 +510,42 @@ func TestNoWebhooks(t *testing.T) {
 	assert.True(t, errors.Is(err, backend.ErrUnknownWebhook), "%v", err)
 	require.NoError(t, b.Start(context.Background()))
 	stopHub(t, b)
+}
+
+// Two backends on one database, each with an endpoint named shopify: a delivery ID sent
+// to both is two deliveries, each processed by its own backend, and neither backend's
+// Start resumes the other's.
+func TestWebhookBackendsShareDatabase(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLiteFile(t)
+	var eu, us atomic.Int32
+	build := func(name string, runs *atomic.Int32) (*backend.Backend, *httptest.Server) {
+		b, err := backend.New(backend.Config{Name: name, BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{shopifyWebhook()}},
+			backend.WithDB(db), backend.WithModel(productModel(local.NewMemory[product]())),
+			backend.WithWebhookHandler("shopify", "orders/paid", func(context.Context, webhook.Delivery) error { runs.Add(1); return nil }))
+		require.NoError(t, err)
+		srv := httptest.NewServer(http.StripPrefix("/webhooks", b.Webhooks()))
+		t.Cleanup(srv.Close)
+		return b, srv
+	}
+	euB, euSrv := build("shop-eu", &eu)
+	usB, usSrv := build("shop-us", &us)
+	signer, err := webhook.NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, []string{shopifySecret})
+	require.NoError(t, err)
+	for _, srv := range []*httptest.Server{euSrv, usSrv} {
+		s := &shop{srv: srv, signer: signer}
+		require.Equal(t, http.StatusOK, s.deliver(t, nil, "x-1", "orders/paid", []byte(`{"id":1}`)))
+	}
+	require.NoError(t, euB.Start(ctx))
+	t.Cleanup(func() { stopHub(t, euB) })
+	waitDelivery(t, db.Webhooks(), "shop-eu/shopify", "x-1", status(webhook.StatusProcessed))
+	time.Sleep(100 * time.Millisecond)
+	d, err := db.Webhooks().Get(ctx, "shop-us/shopify", "x-1")
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StatusPending, d.Status, "shop-eu's Start left shop-us's delivery alone")
+	require.NoError(t, usB.Start(ctx))
+	t.Cleanup(func() { stopHub(t, usB) })
+	waitDelivery(t, db.Webhooks(), "shop-us/shopify", "x-1", status(webhook.StatusProcessed))
+	assert.EqualValues(t, 1, eu.Load())
+	assert.EqualValues(t, 1, us.Load())
 }

@@ -237,7 +237,6 @@ type webhookHub struct {
 	handlers  []webhookHandlerDecl
 	receivers map[string]*webhook.Receiver
 	names     []string // configured order
-	attempts  map[string]int
 	mux       *http.ServeMux
 }
 
@@ -313,7 +312,7 @@ func (b *Backend) buildWebhooks() error {
 	if hub.store == nil {
 		hub.store = webhook.NewMemory()
 	}
-	hub.receivers, hub.attempts, hub.mux = map[string]*webhook.Receiver{}, map[string]int{}, http.NewServeMux()
+	hub.receivers, hub.mux = map[string]*webhook.Receiver{}, http.NewServeMux()
 	var fields []*FieldError
 	bad := func(field, format string, args ...any) {
 		fields = append(fields, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
@@ -330,7 +329,7 @@ func (b *Backend) buildWebhooks() error {
 	}
 	for i, w := range b.cfg.Webhooks {
 		at := fmt.Sprintf("webhooks[%d]", i)
-		opts := []webhook.Option{webhook.WithLogger(b.logger), webhook.WithClock(b.now), webhook.WithNotify(b.notifyWebhook)}
+		opts := []webhook.Option{webhook.WithLogger(b.logger), webhook.WithClock(b.now), webhook.WithNotify(b.notifyWebhook(w.Name, w.MaxAttempts))}
 		if w.IDHeader != "" {
 			opts = append(opts, webhook.WithIDHeader(w.IDHeader))
 		}
@@ -366,14 +365,13 @@ func (b *Backend) buildWebhooks() error {
 			bad(at+".secrets", "%v", err)
 			continue
 		}
-		r, err := webhook.NewReceiver(w.Name, v, hub.store, opts...)
+		r, err := webhook.NewReceiver(b.webhookEndpoint(w.Name), v, hub.store, opts...)
 		if err != nil {
 			bad(at, "%v", err)
 			continue
 		}
 		hub.receivers[w.Name] = r
 		hub.names = append(hub.names, w.Name)
-		hub.attempts[w.Name] = w.MaxAttempts
 		hub.mux.Handle("/"+w.Name, r)
 	}
 	if len(fields) > 0 {
@@ -476,17 +474,23 @@ func (b *Backend) deleteByExternal(ctx context.Context, model, externalID string
 	return nil
 }
 
-// notifyWebhook is every receiver's notify hook: it enqueues the delivery's job, keyed
-// by the delivery so a redelivery or a restart does not queue it twice.
-func (b *Backend) notifyWebhook(ctx context.Context, d webhook.Delivery) error {
-	opts := []queue.EnqueueOption{queue.WithIdentityKey(identityKey(b.cfg.Name, "webhook", d.Endpoint, []string{d.ID}))}
-	if n := b.hooks.attempts[d.Endpoint]; n > 0 {
-		opts = append(opts, queue.WithMaxAttempts(n))
+// webhookEndpoint is the name an endpoint's deliveries are stored under: the backend's
+// name, a slash and the endpoint's, so backends sharing a database keep theirs apart.
+func (b *Backend) webhookEndpoint(name string) string { return b.cfg.Name + "/" + name }
+
+// notifyWebhook returns the notify hook of the endpoint name: it enqueues the delivery's
+// job, keyed by the delivery so a redelivery or a restart does not queue it twice.
+func (b *Backend) notifyWebhook(name string, maxAttempts int) webhook.Notify {
+	return func(ctx context.Context, d webhook.Delivery) error {
+		opts := []queue.EnqueueOption{queue.WithIdentityKey(identityKey(b.cfg.Name, "webhook", name, []string{d.ID}))}
+		if maxAttempts > 0 {
+			opts = append(opts, queue.WithMaxAttempts(maxAttempts))
+		}
+		if _, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID}, opts...); err != nil {
+			return fmt.Errorf("backend %q: queueing webhook delivery %q of %q: %w", b.cfg.Name, d.ID, name, err)
+		}
+		return nil
 	}
-	if _, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, d.Endpoint, d.ID}, opts...); err != nil {
-		return fmt.Errorf("backend %q: queueing webhook delivery %q of %q: %w", b.cfg.Name, d.ID, d.Endpoint, err)
-	}
-	return nil
 }
 
 // resumeWebhooks queues again the deliveries still pending (stored, but the process that
@@ -535,5 +539,6 @@ func (b *Backend) Webhook(name string) (*webhook.Receiver, error) {
 
 // Deliveries returns the store of webhook deliveries (the database of WithDB, else
 // memory): list them by endpoint and status (failed ones and their errors), purge old
-// ones.
+// ones. A delivery's Endpoint is the backend's name, a slash and the endpoint's
+// ("shop-eu/shopify"), so backends sharing a database keep their deliveries apart.
 func (b *Backend) Deliveries() webhook.Store { return b.hooks.store }
