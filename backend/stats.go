@@ -19,6 +19,8 @@ type Stats struct {
 	Syncs   report.Counts `json:"syncs"`
 	Exports report.Counts `json:"exports"`
 	// Operations and Models hold the same per operation name and per exported model.
+	// Single-record imports (Backend.Import, deferred imports, webhooks) are counted under
+	// "fetch_<model>" in Operations.
 	Operations map[string]RunStats `json:"operations,omitempty"`
 	Models     map[string]RunStats `json:"models,omitempty"`
 }

@@ -17,6 +17,9 @@ import (
 const (
 	importOp = "import_"
 	retryOp  = "retry_"
+	// fetchStats prefixes the statistics of single-record imports (Backend.Import, deferred
+	// imports, webhooks): "fetch_product". It is not an operation Sync runs.
+	fetchStats = "fetch_"
 	// SyncAllOperation names SyncAll where an operation name is asked for: in schedules
 	// and in Later().Sync.
 	SyncAllOperation = "sync_all"
@@ -220,7 +223,7 @@ func (b *Backend) Import(ctx context.Context, model string, externalIDs ...strin
 	if !m.fetcher() {
 		return report.Counts{}, fmt.Errorf("backend %q: importing single %s records: %w (set Import.Fetch)", b.cfg.Name, model, ErrNotSupported)
 	}
-	return b.run(ctx, importOp+model+" (records)", func(ctx context.Context, _ *Backend) (report.Counts, error) {
+	return b.run(ctx, fetchStats+model, func(ctx context.Context, _ *Backend) (report.Counts, error) {
 		return m.importOne(ctx, externalIDs)
 	})
 }

@@ -180,7 +180,7 @@ func countDeliveries(ctx context.Context, store webhook.Store) (map[webhook.Stat
 func webhookImports(before, after backend.Stats) map[string]report.Counts {
 	out := map[string]report.Counts{}
 	for _, m := range models {
-		name := "import_" + m + " (records)" // the statistics name of Backend.Import
+		name := "fetch_" + m // the statistics of Backend.Import, which webhooks run
 		out[m] = diff(after.Operations[name].Total, before.Operations[name].Total)
 	}
 	return out
