@@ -138,20 +138,48 @@ func (s *Sync) selectIDs(ctx context.Context, c *compiled, ids []string) iter.Se
 type outRecord struct {
 	id      string
 	payload json.RawMessage
-	bound   binding.Binding // zero when none
+	bound   binding.Binding // held under the send's lease
 	ident   string          // the identifier line's value
 }
 
+// leaseTTL bounds how long a crashed sender keeps a record from other senders: long
+// enough for every attempt of one request.
+func (c *compiled) leaseTTL() time.Duration {
+	connect, read := c.cfg.ConnectTimeout.Std(), c.cfg.ReadTimeout.Std()
+	if connect <= 0 {
+		connect = DefaultConnectTimeout
+	}
+	if read <= 0 {
+		read = DefaultReadTimeout
+	}
+	attempts := max(c.cfg.Retry.MaxAttempts, 4)
+	return time.Duration(attempts)*(connect+read) + time.Minute
+}
+
 // send pushes records the hub's exporter does not cover: PUT, DELETE and batches,
-// with the backend's client and bindings.
+// with the backend's client and bindings. Each record's binding is leased while it is
+// sent, as the hub's exporter does, so two processes never send one record at once: a
+// record leased elsewhere fails with binding.ErrLocked (a job retries it later).
 func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Counts, error) {
 	var counts report.Counts
 	var errs []error
+	bs := s.db.Bindings()
+	owner := "apisync-" + newErrorID()
+	var held []int64
+	defer func() {
+		for _, id := range held {
+			if err := bs.Release(context.WithoutCancel(ctx), id, owner); err != nil {
+				s.logger.WarnContext(ctx, "apisync: releasing a lease", "config", c.cfg.Name, "error", err)
+			}
+		}
+	}()
 	fail := func(id, step string, err error) {
 		counts.Failed++
 		rerr := &report.RecordError{Op: "export", Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, Step: step, Err: err}
 		errs = append(errs, rerr)
-		s.markFailed(ctx, c, id, rerr)
+		if !errors.Is(err, binding.ErrLocked) {
+			s.markFailed(ctx, c, id, owner, rerr)
+		}
 	}
 	var recs []outRecord
 	st := s.stores[c.cfg.Model]
@@ -181,14 +209,16 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 				r.ident = fmt.Sprint(plain(iv))
 			}
 		}
-		b, err := s.db.Bindings().GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id)
-		switch {
-		case err == nil:
-			r.bound = b
-		case !errors.Is(err, binding.ErrNotFound):
-			fail(id, "bind", err)
+		b, _, err := bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
+		if err == nil {
+			b, err = bs.Claim(ctx, b.ID, owner, c.leaseTTL())
+		}
+		if err != nil {
+			fail(id, "claim", err)
 			continue
 		}
+		held = append(held, b.ID)
+		r.bound = b
 		recs = append(recs, r)
 	}
 	_, rest := splitURL(c.cfg.URL)
@@ -221,7 +251,7 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 				if arr.IsArray() {
 					ext = idString(arr.Get(fmt.Sprintf("%d.%s", i, idPath)))
 				}
-				s.done(ctx, c, r, ext, &counts, fail)
+				s.done(ctx, c, r, ext, owner, &counts, fail)
 			}
 		}
 		return counts, report.Partial(counts.Failed, errs)
@@ -245,7 +275,7 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 			fail(r.id, "send", err)
 			continue
 		}
-		s.done(ctx, c, r, idString(resp.JSON().Get(idPath)), &counts, fail)
+		s.done(ctx, c, r, idString(resp.JSON().Get(idPath)), owner, &counts, fail)
 	}
 	return counts, report.Partial(counts.Failed, errs)
 }
@@ -261,28 +291,21 @@ func idString(r gjson.Result) string {
 }
 
 // done records a sent record: its binding (removed after a DELETE) and its count.
-func (s *Sync) done(ctx context.Context, c *compiled, r outRecord, ext string, counts *report.Counts, fail func(id, step string, err error)) {
+func (s *Sync) done(ctx context.Context, c *compiled, r outRecord, ext, owner string, counts *report.Counts, fail func(id, step string, err error)) {
 	bs := s.db.Bindings()
 	if c.method() == http.MethodDelete {
-		if r.bound.ID != 0 {
-			if err := bs.Delete(ctx, r.bound.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
-				fail(r.id, "mark", err)
-				return
-			}
+		if err := bs.Delete(ctx, r.bound.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
+			fail(r.id, "mark", err)
+			return
 		}
 		counts.Updated++
 		return
 	}
-	if ext == "" {
-		ext = r.bound.ExternalID
-	}
-	b := binding.Binding{ID: r.bound.ID, Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: r.id, ExternalID: ext,
-		Status: binding.StatusSuccess, SyncedAt: time.Now().UTC(), Hash: hashOf(r.payload)}
-	if _, err := bs.Upsert(ctx, b); err != nil {
+	if _, err := bs.MarkSuccess(ctx, r.bound.ID, binding.Success{Owner: owner, ExternalID: ext, Hash: hashOf(r.payload)}); err != nil {
 		fail(r.id, "mark", err)
 		return
 	}
-	if r.bound.ID == 0 || r.bound.ExternalID == "" && ext != "" {
+	if r.bound.SyncedAt.IsZero() {
 		counts.Created++
 	} else {
 		counts.Updated++
@@ -295,19 +318,18 @@ func hashOf(b []byte) string {
 }
 
 // markFailed keeps a failed record's error in its binding (best effort: the error is
-// returned to the caller anyway).
-func (s *Sync) markFailed(ctx context.Context, c *compiled, id string, err error) {
+// returned to the caller anyway). owner names the lease the caller may hold.
+func (s *Sync) markFailed(ctx context.Context, c *compiled, id, owner string, err error) {
 	bs := s.db.Bindings()
-	b, gerr := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id)
-	if errors.Is(gerr, binding.ErrNotFound) {
-		b, _, gerr = bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
+	b, _, gerr := bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
+	if gerr == nil && b.LeaseOwner != owner {
+		owner = "" // not ours: write only if no one holds it
+	}
+	if gerr == nil {
+		_, gerr = bs.MarkFailed(ctx, b.ID, binding.Failure{Owner: owner, Error: err.Error()})
 	}
 	if gerr != nil {
 		s.logger.WarnContext(ctx, "apisync: cannot record a failed push", "config", c.cfg.Name, "record", id, "error", gerr)
-		return
-	}
-	if _, merr := bs.MarkFailed(ctx, b.ID, binding.Failure{Error: err.Error()}); merr != nil {
-		s.logger.WarnContext(ctx, "apisync: cannot record a failed push", "config", c.cfg.Name, "record", id, "error", merr)
 	}
 }
 

@@ -342,3 +342,31 @@ func TestPushUnknownAndWrongDirection(t *testing.T) {
 	assert.ErrorIs(t, err, apisync.ErrWrongDirection)
 	assert.True(t, errors.Is(err, apisync.ErrWrongDirection))
 }
+
+// A record another sender holds is not sent twice: the push fails it with
+// binding.ErrLocked, and sends it once the lease is released.
+func TestPushRespectsLeases(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t, func(int, received) (int, string) { return 200, `{"id":"x"}` })
+	db := openDB(t)
+	cfg := fmt.Sprintf("name: inv\ndirection: out\nmodel: product\nurl: %s/p/{id}\nmethods: [PUT]\nlines: [{field: sku, key: sku, identifier: true}]\n", rc.URL)
+	s := openSync(t, db, parseAll(t, nil, cfg))
+	id := mustCreate(t, s, "product", apisync.Record{"sku": "A-1"})
+	b, _, err := db.Bindings().Ensure(ctx, binding.Binding{Backend: "inv", Model: "product", LocalID: id})
+	require.NoError(t, err)
+	_, err = db.Bindings().Claim(ctx, b.ID, "another-worker", time.Minute)
+	require.NoError(t, err)
+	counts, err := s.Push(ctx, "inv")
+	require.ErrorIs(t, err, binding.ErrLocked)
+	assert.Equal(t, 1, counts.Failed)
+	assert.Empty(t, rc.requests())
+	require.NoError(t, db.Bindings().Release(ctx, b.ID, "another-worker"))
+	counts, err = s.Push(ctx, "inv")
+	require.NoError(t, err)
+	assert.Equal(t, 1, counts.Created)
+	assert.Len(t, rc.requests(), 1)
+	got, err := db.Bindings().Get(ctx, b.ID)
+	require.NoError(t, err)
+	assert.Empty(t, got.LeaseOwner, "the push released its lease")
+	assert.Equal(t, binding.StatusSuccess, got.Status)
+}
