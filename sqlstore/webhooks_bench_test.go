@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/webhook"
+	"github.com/connkit/connkit/webhook/webhooktest"
 )
 
 // BenchmarkWebhookInsertConcurrent: 8 goroutines storing deliveries (1.5 KB bodies) in a
@@ -65,4 +66,17 @@ func BenchmarkWebhookInsertConcurrent(b *testing.B) {
 	b.ReportMetric(float64(n)/storeT.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(n)/loopT.Seconds(), "baseline-deliveries/s")
 	b.ReportMetric(storeT.Seconds()/loopT.Seconds(), "x-baseline")
+}
+
+// BenchmarkWebhookReceive runs webhooktest.Bench (receive, verify, store, notify against a
+// bare read-and-200 handler) on a SQLite file and, when configured, Postgres.
+func BenchmarkWebhookReceive(b *testing.B) {
+	b.Run("sqlite-file", func(b *testing.B) {
+		webhooktest.Bench(b, func(b *testing.B) webhook.Store {
+			return mustOpen(b, "sqlite:"+filepath.Join(b.TempDir(), "connkit.db")).Webhooks()
+		})
+	})
+	b.Run("postgres", func(b *testing.B) {
+		webhooktest.Bench(b, func(b *testing.B) webhook.Store { return mustOpen(b, pgSchemaDSN(b)).Webhooks() })
+	})
 }
