@@ -61,6 +61,11 @@ const (
 //
 // Processing past the config's timeout ends with 408 and stores nothing; any other
 // failure is a 500 whose error_id is also in the audit entry's error.
+//
+// Lookups read the model's table page by page (sqlstore keeps values as JSON without
+// per-field indexes): a GET, and a PUT or DELETE by an identifier other than id, cost
+// a scan of the table, which suits tables of thousands of records. Identify records by
+// id, or add an expression index on the table (RecordStore.Table), for larger ones.
 func (s *Sync) Handler() http.Handler { return &inbound{s: s, redactor: s.inboundRedactor()} }
 
 type inbound struct {
@@ -184,7 +189,11 @@ func (h *inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	entry := synclog.Entry{Time: start.UTC(), Backend: AuditBackend, Direction: synclog.Inbound, Method: r.Method,
 		URL: r.URL.RequestURI(), RequestHeader: r.Header.Clone()}
-	status, resp, body, c, err := h.serve(w, r)
+	var touched []string
+	status, resp, body, c, err := h.serve(w, r.WithContext(context.WithValue(r.Context(), touchedKey{}, &touched)))
+	if err == nil {
+		entry.Record = strings.Join(touched, ",")
+	}
 	if c != nil {
 		entry.Operation, entry.Model = c.cfg.Name, c.cfg.Model
 		for k, v := range c.cfg.Headers {
@@ -243,6 +252,16 @@ func (h *inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.redactor.Entry(&entry)
 	if rerr := h.s.recorder.Record(context.WithoutCancel(r.Context()), entry); rerr != nil {
 		h.s.logger.WarnContext(r.Context(), "apisync: audit entry not recorded", "error", rerr)
+	}
+}
+
+// touchedKey carries, in a request's context, the IDs of the records it wrote, for the
+// audit entry's Record.
+type touchedKey struct{}
+
+func touch(ctx context.Context, ids ...string) {
+	if t, ok := ctx.Value(touchedKey{}).(*[]string); ok {
+		*t = append(*t, ids...)
 	}
 }
 
@@ -533,6 +552,7 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
+	touch(ctx, ids...)
 	data, err := h.respond(ctx, c, ids, vals)
 	if err != nil {
 		return 0, nil, err
@@ -599,6 +619,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 	if err != nil {
 		return 0, nil, err
 	}
+	touch(ctx, ids...)
 	data, err := h.respond(ctx, c, ids, written)
 	if err != nil {
 		return 0, nil, err
@@ -658,6 +679,7 @@ func (h *inbound) remove(ctx context.Context, c *compiled, r *http.Request, doc 
 	if err != nil {
 		return 0, nil, err
 	}
+	touch(ctx, id)
 	return http.StatusOK, map[string]any{"data": map[string]any{"deleted": id}}, nil
 }
 

@@ -123,6 +123,9 @@ func inboundCRUD(t *testing.T, db *sqlstore.DB) {
 
 	entries := auditEntries(t, db, synclog.Filter{Direction: synclog.Inbound})
 	require.NotEmpty(t, entries)
+	assert.Equal(t, "DELETE", entries[1].Method, "newest first: the 404 delete, then the delete")
+	assert.Equal(t, "2", entries[1].Record, "the audit entry names the record written")
+	assert.Equal(t, "1,2,3", entries[len(entries)-1].Record)
 	for _, e := range entries {
 		assert.Equal(t, "partners-in", e.Operation)
 		assert.Equal(t, "res.partner", e.Model)

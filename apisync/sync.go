@@ -128,6 +128,11 @@ func (c *compiled) pageSize() int {
 // and schedules in db), one durable River queue in db for triggers and schedules, and the
 // inbound routes. The configs are validated together first (ValidateAll). Nothing runs
 // in the background until Start; Push and Handler work without it.
+//
+// db is a SQLite file or a Postgres database (a private ":memory:" SQLite database has
+// one connection, which the queue's workers would contend for with every write). Every
+// process that opens the same configs on the same database shares the trigger and
+// schedule jobs.
 func Open(ctx context.Context, db *sqlstore.DB, cfgs []Config, opts ...Option) (*Sync, error) {
 	if db == nil {
 		return nil, errors.New("apisync: Open needs a database (sqlstore.Open)")
