@@ -202,7 +202,7 @@ func TestValidateBadConfigs(t *testing.T) {
 	}
 	runIn(t, "", "validate").want(t, exitUsage)
 	r = runIn(t, "", "validate", "--config", filepath.Join(dir, "missing")).want(t, exitFailure)
-	if !strings.Contains(r.stderr, "no such file") {
+	if !strings.Contains(r.stderr, "no such file") || !strings.HasSuffix(r.stderr, "connkit: 1 problem(s) loading the configs\n") {
 		t.Fatalf("stderr: %s", r.stderr)
 	}
 	r = runIn(t, "", "validate", "--config", t.TempDir()).want(t, exitFailure)
@@ -624,5 +624,33 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	if recs := runIn(t, "", "records", "export", "--db", db, "--model", "partner").want(t, exitOK).stdout; recs != "{\"name\":\"Ada\"}\n" {
 		t.Fatalf("records: %q", recs)
+	}
+}
+
+// TestPushInterrupted: a push whose context ends (SIGINT) stops, says so, and fails.
+func TestPushInterrupted(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // the server notices a gone client once the body is read
+		arrived <- struct{}{}
+		select { // never answers: the client gives up when the push is interrupted
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	dir := configDir(t, map[string]string{"out.yaml": outConfig(srv.URL, "")})
+	db, _ := tempDB(t)
+	runIn(t, threePartners, "records", "import", "--db", db, "--model", "partner").want(t, exitOK)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	r := runCtx(t, ctx, "", "push", "--db", db, "--config", filepath.Join(dir, "out.yaml")).want(t, exitFailure)
+	if !strings.Contains(r.stderr, "connkit: the push stopped: interrupted: ") {
+		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
 }

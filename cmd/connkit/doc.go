@@ -8,28 +8,36 @@
 // Usage:
 //
 //	connkit serve    --config DIR [--db FILE] [--listen ADDR] [--shutdown-timeout D]
-//	connkit push     --config FILE [--db FILE] [--dry-run] [--json]
-//	connkit validate --config DIR [--json]
-//	connkit logs     [--config NAME] [--status ok|failed|404|4xx] [--since T] [--until T]
-//	                 [--direction in|out] [--backend B] [--model M] [--record ID] [--limit N] [--json]
+//	                 [--enable-schedules] [--verbose]
+//	connkit push     --config FILE|DIR [--name NAME] [--db FILE] [--dry-run] [--progress N] [--json]
+//	connkit validate --config DIR|FILE [--json]
+//	connkit logs     [--config NAME | --backend B] [--status ok|failed|404|4xx] [--since T] [--until T]
+//	                 [--direction in|out] [--model M] [--record ID] [--limit N] [--json]
 //	connkit logs     --id N [--json]
 //	connkit records  list   --model M [--limit N] [--json]
 //	connkit records  get    --model M ID [--json]
 //	connkit records  import --model M [--file F] [--key FIELD] [--json]
 //	connkit records  export --model M [--file F]
 //	connkit bindings list   [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
+//	connkit bindings retry  --config FILE|DIR [--name NAME] [--id N]… [--json]
 //	connkit bindings retry  --model M [--backend B] [--id N]… [--json]
 //
 // Every command and subcommand prints its usage with --help.
 //
-// serve answers the inbound (direction: in) configs of DIR over HTTP until SIGINT or
-// SIGTERM, then shuts down gracefully. push sends the records of one outbound config,
-// with progress on stderr. validate checks configs and names the file, line and field
-// of each problem. logs shows the audit log newest first, or one entry in full (headers
-// and bodies, redacted when they were stored) with --id. records works on the app's
-// records (sqlstore.Records: one table per model): list, get, import JSON lines (all or
-// nothing; --key makes a re-run idempotent) and export JSON lines (the format import
-// reads). bindings lists bindings and marks failed ones for retry.
+// serve answers the inbound (direction: in) configs of DIR over HTTP, and runs the
+// trigger jobs and enabled schedules of the outbound ones, until SIGINT or SIGTERM; it then
+// shuts down gracefully (requests in flight are answered) and exits 0. push sends the
+// records of one outbound config, with progress on stderr; --dry-run pushes on a copy of
+// the store against a stand-in API and prints the requests, sending and writing nothing.
+// validate checks configs and names the file, line and field of each problem. logs shows
+// the audit log newest first (--config: the outbound requests of an out config and the
+// requests an in config served), or one entry in full (headers and bodies, redacted when
+// they were stored) with --id. records works on the app's records (sqlstore.Records: one
+// table per model, shared with apisync): list, get, import JSON lines (all or nothing;
+// --key makes a re-run idempotent) and export JSON lines (the format import reads).
+// bindings lists bindings; bindings retry pushes the failed records of an apisync config
+// again (--config), or resets the retry count of a model's failed bindings so a
+// connector with a retry limit tries them again.
 //
 // # Output
 //

@@ -139,9 +139,15 @@ func reportProblems(w io.Writer, problems []problem) error {
 	files := map[string]bool{}
 	for _, p := range problems {
 		fmt.Fprintln(w, clean(p.String()))
-		files[p.File] = true
+		if p.File != "" {
+			files[p.File] = true
+		}
 	}
-	fmt.Fprintf(w, "connkit: %d problem(s) in %d config file(s)\n", len(problems), len(files))
+	if len(files) == 0 {
+		fmt.Fprintf(w, "connkit: %d problem(s) loading the configs\n", len(problems))
+	} else {
+		fmt.Fprintf(w, "connkit: %d problem(s) in %d config file(s)\n", len(problems), len(files))
+	}
 	return errReported
 }
 
