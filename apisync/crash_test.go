@@ -59,13 +59,17 @@ func TestCrashBetweenWriteAndPush(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process; skipped with -short")
 	}
+	t.Run("sqlite", func(t *testing.T) { crashBetweenWriteAndPush(t, "sqlite:"+filepath.Join(t.TempDir(), "app.db")) })
+	t.Run("postgres", func(t *testing.T) { crashBetweenWriteAndPush(t, pgDSN(t)) })
+}
+
+func crashBetweenWriteAndPush(t *testing.T, dsn string) {
 	ctx := context.Background()
 	n := 0
 	rc := newReceiver(t, func(_ int, r received) (int, string) {
 		n++
 		return 201, fmt.Sprintf(`{"id":"crm-%d"}`, n)
 	})
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "app.db")
 	db, err := sqlstore.Open(ctx, dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
