@@ -1,15 +1,20 @@
 package apisync_test
 
 import (
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/apisync"
 )
 
@@ -130,4 +135,49 @@ func TestExamplesLoad(t *testing.T) {
 	cfgs, err := apisync.Load("../examples/apisync")
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, len(cfgs), 2)
+}
+
+// rewrite sends every request to the test server instead of its host.
+type rewrite struct{ target *url.URL }
+
+func (rw rewrite) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Scheme, r.URL.Host = rw.target.Scheme, rw.target.Host
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// The shipped examples work end to end: a partner posted to the inbound endpoint is
+// pushed to the CRM by the on_create trigger, mapped as the config says.
+func TestExamplesEndToEnd(t *testing.T) {
+	t.Setenv("CRM_TOKEN", "example-crm-token")
+	t.Setenv("PARTNER_API_KEY", "example-partner-key")
+	cfgs, err := apisync.Load("../examples/apisync")
+	require.NoError(t, err)
+	rc := newReceiver(t, func(int, received) (int, string) { return 201, `{"id":"crm-42"}` })
+	u, _ := url.Parse(rc.URL)
+	s := openSync(t, nil, cfgs, apisync.WithClientOptions(adapter.WithBaseTransport(rewrite{u})))
+	h := s.Handler()
+	key := map[string]string{"X-API-Key": "example-partner-key"}
+	code, out, _ := call(t, h, "POST", "/api/partners", `{"full_name":"Acme Corp","rank":0}`, key)
+	require.Equal(t, 201, code, out)
+	code, out, _ = call(t, h, "POST", "/api/partners", `{"full_name":"Ada","email_address":"ada@x.io","rank":2,"country":"UA","company_name":"Acme Corp"}`, key)
+	require.Equal(t, 201, code, out)
+	assert.Equal(t, "Acme Corp", out["data"].(map[string]any)["company_name"])
+	code, out, _ = call(t, h, "GET", "/api/partners?min_rank=1&country=UA,PL", "", key)
+	require.Equal(t, 200, code, out)
+	require.Len(t, out["data"], 1)
+
+	require.NoError(t, s.Start(t.Context()))
+	waitFor(t, 15*time.Second, "the on_create push of Ada", func() bool { return len(rc.requests()) == 1 })
+	r := rc.requests()[0]
+	assert.Equal(t, "POST", r.Method)
+	assert.Equal(t, "/api/customers", r.Path)
+	assert.Equal(t, "Bearer example-crm-token", r.Header.Get("Authorization"))
+	var body map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.Body), &body))
+	assert.Equal(t, "Ada", body["full_name"])
+	assert.Equal(t, "Acme Corp", body["company_name"])
+	assert.Equal(t, "connkit", body["meta"].(map[string]any)["source"])
+	time.Sleep(200 * time.Millisecond)
+	assert.Len(t, rc.requests(), 1, "Acme (rank 0) is outside the push's filter")
 }
