@@ -38,15 +38,16 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	dsn := f.dbFlag()
 	asJSON := f.jsonFlag("write JSON lines (with --id, one JSON object) instead of a table")
 	id := f.Int64("id", 0, "show the entry with this ID in full")
-	config := f.String("config", "", "only entries of this apisync config (its outbound requests and the inbound requests it served)")
-	backend := f.String("backend", "", "only entries of this backend")
-	direction := f.String("direction", "", "only inbound (in) or outbound (out) exchanges")
-	status := f.String("status", "", "only entries with this outcome: ok, failed, 404, 4xx, 5xx")
-	since := f.String("since", "", "only entries that started at or after this time")
-	until := f.String("until", "", "only entries that started before this time")
-	model := f.String("model", "", "only entries about records of this model")
-	record := f.String("record", "", "only entries about this record ID (with --model)")
-	limit := f.Int("limit", 50, "show at most this many entries (0: all)")
+	var o logQuery
+	f.StringVar(&o.config, "config", "", "only entries of this apisync config (its outbound requests and the inbound requests it served)")
+	f.StringVar(&o.backend, "backend", "", "only entries of this backend")
+	f.StringVar(&o.direction, "direction", "", "only inbound (in) or outbound (out) exchanges")
+	f.StringVar(&o.status, "status", "", "only entries with this outcome: ok, failed, 404, 4xx, 5xx")
+	f.StringVar(&o.since, "since", "", "only entries that started at or after this time")
+	f.StringVar(&o.until, "until", "", "only entries that started before this time")
+	f.StringVar(&o.model, "model", "", "only entries about records of this model")
+	f.StringVar(&o.record, "record", "", "only entries about this record ID (with --model)")
+	f.IntVar(&o.limit, "limit", 50, "show at most this many entries (0: all)")
 	pos, err := f.parse(e.stdout, args)
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
-	filter, okOnly, err := logFilter(f, e.now(), *config, *backend, *direction, *status, *since, *until, *model, *record, *limit)
+	filter, okOnly, err := o.filter(f, e.now())
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(tw, "ID\tTIME\tDIR\tCONFIG\tMETHOD\tURL\tSTATUS\tDURATION\tERROR")
 	}
 	n := 0
-	for ent, err := range queryLog(ctx, log, filter, *config) {
+	for ent, err := range queryLog(ctx, log, filter, o.config) {
 		if err != nil {
 			tw.Flush()
 			return fmt.Errorf("read the audit log: %w", err)
@@ -133,24 +134,30 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// logFilter builds the query from the flags; okOnly asks the caller to keep only
-// entries that did not fail (the filter cannot say "no error").
-func logFilter(f *flags, now time.Time, config, backend, direction, status, since, until, model, record string, limit int) (synclog.Filter, bool, error) {
-	filter := synclog.Filter{Backend: backend, Model: model, Record: record, Limit: limit}
-	if config != "" && backend != "" {
+// logQuery is what the flags of logs select.
+type logQuery struct {
+	config, backend, direction, status, since, until, model, record string
+	limit                                                           int
+}
+
+// filter builds the query from the flags; okOnly asks the caller to keep only entries
+// that did not fail (the filter cannot say "no error").
+func (o *logQuery) filter(f *flags, now time.Time) (synclog.Filter, bool, error) {
+	filter := synclog.Filter{Backend: o.backend, Model: o.model, Record: o.record, Limit: o.limit}
+	if o.config != "" && o.backend != "" {
 		return filter, false, usagef(f.cmd, "--config and --backend exclude each other: an apisync config is its own backend")
 	}
-	if limit < 0 {
-		return filter, false, usagef(f.cmd, "--limit must not be negative, got %d", limit)
+	if o.limit < 0 {
+		return filter, false, usagef(f.cmd, "--limit must not be negative, got %d", o.limit)
 	}
-	switch direction {
+	switch o.direction {
 	case "", "in", "out":
-		filter.Direction = synclog.Direction(direction)
+		filter.Direction = synclog.Direction(o.direction)
 	default:
-		return filter, false, usagef(f.cmd, "--direction must be in or out, got %q", direction)
+		return filter, false, usagef(f.cmd, "--direction must be in or out, got %q", o.direction)
 	}
 	okOnly := false
-	switch s := strings.ToLower(status); {
+	switch s := strings.ToLower(o.status); {
 	case s == "":
 	case s == "ok":
 		okOnly = true
@@ -163,18 +170,18 @@ func logFilter(f *flags, now time.Time, config, backend, direction, status, sinc
 	default:
 		code, err := strconv.Atoi(s)
 		if err != nil || code < 100 || code > 599 {
-			return filter, false, usagef(f.cmd, "--status must be ok, failed, an HTTP status (404) or a class (4xx), got %q", status)
+			return filter, false, usagef(f.cmd, "--status must be ok, failed, an HTTP status (404) or a class (4xx), got %q", o.status)
 		}
 		filter.Status = code
 	}
 	var err error
-	if since != "" {
-		if filter.Since, err = parseTime(since, now); err != nil {
+	if o.since != "" {
+		if filter.Since, err = parseTime(o.since, now); err != nil {
 			return filter, false, usagef(f.cmd, "--since: %v", err)
 		}
 	}
-	if until != "" {
-		if filter.Until, err = parseTime(until, now); err != nil {
+	if o.until != "" {
+		if filter.Until, err = parseTime(o.until, now); err != nil {
 			return filter, false, usagef(f.cmd, "--until: %v", err)
 		}
 	}

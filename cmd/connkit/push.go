@@ -100,7 +100,8 @@ func runPush(ctx context.Context, e *env, args []string) error {
 
 // pickOut returns the outbound config to push: the one named, or the only one.
 func pickOut(f *flags, cfgs []apisync.Config, name, path string) (apisync.Config, error) {
-	var outs []string
+	var outs []apisync.Config
+	var names []string
 	for _, c := range cfgs {
 		if c.Direction != apisync.Out {
 			continue
@@ -108,22 +109,17 @@ func pickOut(f *flags, cfgs []apisync.Config, name, path string) (apisync.Config
 		if c.Name == name {
 			return c, nil
 		}
-		outs = append(outs, c.Name)
+		outs, names = append(outs, c), append(names, c.Name)
 	}
 	switch {
 	case name != "":
-		return apisync.Config{}, fmt.Errorf("%s has no outbound config named %q (outbound configs: %s)", path, name, orNone(outs))
+		return apisync.Config{}, fmt.Errorf("%s has no outbound config named %q (outbound configs: %s)", path, name, orNone(names))
 	case len(outs) == 0:
 		return apisync.Config{}, fmt.Errorf("%s has no outbound config (direction: out) to push", path)
 	case len(outs) > 1:
-		return apisync.Config{}, usagef(f.cmd, "%s holds %d outbound configs (%s): pick one with --name", path, len(outs), strings.Join(outs, ", "))
+		return apisync.Config{}, usagef(f.cmd, "%s holds %d outbound configs (%s): pick one with --name", path, len(outs), strings.Join(names, ", "))
 	}
-	for _, c := range cfgs {
-		if c.Name == outs[0] {
-			return c, nil
-		}
-	}
-	panic("unreachable")
+	return outs[0], nil
 }
 
 func orNone(names []string) string {
@@ -168,7 +164,7 @@ func reportPush(e *env, res pushResult, counts report.Counts, err error, asJSON 
 		for _, re := range pe.Errors {
 			var rerr *report.RecordError
 			if errors.As(re, &rerr) {
-				res.Errors = append(res.Errors, recordFailure{LocalID: rerr.LocalID, ExternalID: rerr.ExternalID, Step: rerr.Step, Error: errText(rerr.Err)})
+				res.Errors = append(res.Errors, recordFailure{LocalID: rerr.LocalID, ExternalID: rerr.ExternalID, Step: rerr.Step, Error: rerr.Err.Error()})
 			} else {
 				res.Errors = append(res.Errors, recordFailure{Error: re.Error()})
 			}
@@ -242,13 +238,6 @@ func cmpID(a, b string) int {
 		return cmp.Compare(x, y)
 	}
 	return strings.Compare(a, b)
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // progress counts the records a push sends, from the audit entries of its requests, and
