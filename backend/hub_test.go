@@ -228,6 +228,39 @@ func TestLaterExportDedupsAndRuns(t *testing.T) {
 	assert.Equal(t, binding.StatusSuccess, b.Status)
 }
 
+// TestLaterEditWhileExportRuns: an edit queued while the record's export is already
+// running (it read the record before the edit) is not deduplicated into that job: a
+// follow-up exports it, and further requests made meanwhile join the follow-up.
+func TestLaterEditWhileExportRuns(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	c.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Method: "POST", Delay: 300 * time.Millisecond, Times: 1})
+	c.customers.Put("1", customer{Name: "Ada", Email: "ada@example.com"})
+
+	first, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	require.NoError(t, c.b.Start(ctx))
+	defer c.b.Stop(context.Background())
+	require.Eventually(t, func() bool { return c.api.Stats().Faults == 1 }, 10*time.Second, time.Millisecond,
+		"the export is in flight, with the record read")
+
+	c.customers.Put("1", customer{Name: "Ada Lovelace", Email: "ada@example.com"})
+	second, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	require.False(t, second.Duplicate, "the running export read the old record: the edit needs a job of its own")
+	require.NotEqual(t, first.ID, second.ID)
+	third, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	if third.State != queue.StateCompleted { // unless the follow-up already finished
+		assert.Equal(t, second.ID, third.ID, "a request made while the follow-up waits joins it")
+	}
+
+	waitJob(t, c.b.Queue(), first.ID)
+	waitJob(t, c.b.Queue(), second.ID)
+	require.Equal(t, 1, c.api.Count("customers"), "one remote record")
+	assert.Equal(t, "Ada Lovelace", c.api.Records("customers")[0].Get("name").String(), "the edit reached the API")
+}
+
 // Deferring work the model cannot do fails at once, not later in a worker.
 func TestLaterRejectsWhatTheModelCannotDo(t *testing.T) {
 	ctx := context.Background()

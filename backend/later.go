@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/connkit/connkit/queue"
@@ -135,9 +136,16 @@ func jobError(err error) error {
 // the connector.
 //
 // A job gets an identity key derived from what it does (kind, model, sorted IDs), so the
-// same work queued twice while the first is still pending or running runs once; the
-// returned JobInfo then has Duplicate set. Enqueue options (priority, delay, max attempts,
-// another identity key) apply after that default key.
+// same work queued twice while the first is still waiting runs once; the returned JobInfo
+// then has Duplicate set. Work queued while its twin is already running is never dropped,
+// since the running job may have read the record before the change being queued: it gets
+// one follow-up job, which waits for the running one (through the record's lease) and
+// dedups further requests in turn. Enqueue options (priority, delay, max attempts, another
+// identity key) apply after that default key.
+//
+// ExportTx sets no default key: inside a transaction the twin found may start, and read
+// the record, before the transaction commits. A second export of an unchanged record is
+// cheap (the exporter skips it), a lost one is not.
 type Later struct {
 	b    *Backend
 	opts []queue.EnqueueOption
@@ -204,17 +212,30 @@ func (l *Later) Sync(ctx context.Context, operation string) (queue.JobInfo, erro
 }
 
 func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, target string, ids []string) (queue.JobInfo, error) {
-	opts := append([]queue.EnqueueOption{queue.WithIdentityKey(identityKey(l.b.cfg.Name, what, target, ids))}, l.opts...)
-	var (
-		job queue.JobInfo
-		err error
-	)
-	if tx == nil {
-		job, err = l.b.queue.Enqueue(ctx, args, opts...)
-	} else if txq, ok := l.b.queue.(queue.TxEnqueuer); ok {
-		job, err = txq.EnqueueTx(ctx, tx, args, opts...)
-	} else {
-		err = fmt.Errorf("%w: the backend's queue cannot enqueue inside a transaction (use a River queue on the app's database)", ErrNotSupported)
+	if tx != nil {
+		txq, ok := l.b.queue.(queue.TxEnqueuer)
+		if !ok {
+			return queue.JobInfo{}, fmt.Errorf("backend %q: deferring %s of %s: %w: the backend's queue cannot enqueue inside a transaction (use a River queue on the app's database)",
+				l.b.cfg.Name, what, target, ErrNotSupported)
+		}
+		job, err := txq.EnqueueTx(ctx, tx, args, l.opts...)
+		if err != nil {
+			return job, fmt.Errorf("backend %q: deferring %s of %s: %w", l.b.cfg.Name, what, target, err)
+		}
+		return job, nil
+	}
+	key := identityKey(l.b.cfg.Name, what, target, ids)
+	opts := append([]queue.EnqueueOption{queue.WithIdentityKey(key)}, l.opts...)
+	job, err := l.b.queue.Enqueue(ctx, args, opts...)
+	// A running twin may already have read what this job is about: queue a follow-up
+	// instead, keyed by the running job, so one follow-up serves every request made while
+	// that job runs. Each turn needs a different running job, so this ends.
+	for range 8 {
+		if err != nil || !job.Duplicate || job.State != queue.StateRunning {
+			break
+		}
+		key = identityKey(l.b.cfg.Name, what, target, ids) + "/after/" + strconv.FormatInt(job.ID, 10)
+		job, err = l.b.queue.Enqueue(ctx, args, append(opts, queue.WithIdentityKey(key))...)
 	}
 	if err != nil {
 		return job, fmt.Errorf("backend %q: deferring %s of %s: %w", l.b.cfg.Name, what, target, err)

@@ -79,7 +79,7 @@ func NewPool(workers *Workers, opts ...Option) Queue {
 		workers:  (*queuekit.Workers)(workers),
 		cfg:      cfg,
 		jobs:     map[int64]*poolJob{},
-		queues:   map[string]*poolQueue{queuekit.DefaultQueueName: {limit: cfg.Workers}},
+		queues:   map[string]*poolQueue{(*queuekit.Workers)(workers).Queue(): {limit: cfg.Workers}},
 		identity: map[string]int64{},
 		wake:     make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
@@ -91,9 +91,6 @@ func NewPool(workers *Workers, opts ...Option) Queue {
 		p.cfgErr = fmt.Errorf("queue: %w", cfg.Err)
 	} else if len(cfg.DriverOnly) > 0 {
 		p.cfgErr = fmt.Errorf("queue: %w: %v configure River, not the in-process pool", ErrInvalid, cfg.DriverOnly)
-	}
-	if own := p.workers.Queue(); own != queuekit.DefaultQueueName {
-		p.queues[own] = &poolQueue{limit: cfg.Workers}
 	}
 	for name, n := range cfg.Queues {
 		p.queues[name] = &poolQueue{limit: n}

@@ -15,9 +15,10 @@ import (
 type Workers queuekit.Workers
 
 // SetQueue names the queue that jobs enqueued without [WithQueueName] go to, in every
-// queue made from w (NewPool, riverqueue), which then also works that queue. Two apps or
-// connectors that share one River database each set their own, so neither runs the
-// other's jobs; the backend does this with its name. An invalid name is ErrInvalid.
+// queue made from w (NewPool, riverqueue), and that those queues work instead of
+// "default" (queues added with [WithQueue] are worked too). Two apps or connectors that
+// share one River database each set their own, so neither runs the other's jobs; the
+// backend does this with its name. An invalid name is ErrInvalid.
 func (w *Workers) SetQueue(name string) error {
 	return (*queuekit.Workers)(w).SetQueue(name)
 }

@@ -233,8 +233,9 @@ func newQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], work
 	}
 	kit := (*queuekit.Workers)(workers)
 	migrateUp := true
-	queues := map[string]river.QueueConfig{queuekit.DefaultQueueName: {MaxWorkers: cfg.Workers}}
-	queues[kit.Queue()] = river.QueueConfig{MaxWorkers: cfg.Workers}
+	// The workers' own queue (SetQueue) replaces "default": a client that also worked
+	// "default" would take the jobs of other apps sharing the database.
+	queues := map[string]river.QueueConfig{kit.Queue(): {MaxWorkers: cfg.Workers}}
 	for name, n := range cfg.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
