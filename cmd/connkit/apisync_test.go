@@ -654,3 +654,31 @@ func TestPushInterrupted(t *testing.T) {
 		t.Fatalf("stdout %q stderr %q", r.stdout, r.stderr)
 	}
 }
+
+// TestServeEnablesSchedules: --enable-schedules enables the schedule triggers of the
+// outbound configs, and the choice is kept in the store.
+func TestServeEnablesSchedules(t *testing.T) {
+	rc := newReceiver(t)
+	dir := configDir(t, map[string]string{"in.yaml": inConfig, "out.yaml": outConfig(rc.URL, "triggers: {schedule: \"@every 1h\"}\n")})
+	path, db := tempDB(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, now: time.Now}
+	done := make(chan struct{})
+	var code int
+	go func() {
+		defer close(done)
+		code = e.main(ctx, []string{"serve", "--db", path, "--config", dir, "--listen", "127.0.0.1:0", "--enable-schedules"})
+	}()
+	waitServing(t, stderr.String, done)
+	cancel()
+	<-done
+	if code != exitOK || !strings.Contains(stderr.String(), `connkit: schedule of "partners_out" enabled (@every 1h)`) {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	s, err := db.Schedules().Get(t.Context(), "partners_out/push")
+	if err != nil || !s.Enabled {
+		t.Fatalf("stored schedule: %+v, %v", s, err)
+	}
+}
