@@ -76,7 +76,8 @@ type Config struct {
 	Lines []Line `json:"lines"`
 	// Filter selects the records an out config pushes (and that an in config's GET may
 	// return): the seed's filter domain, as [field, operator, value] triples, all of
-	// which must hold.
+	// which must hold. Fields are the record's own ("id" is its local ID); a dotted
+	// field reads a nested value, not a related record.
 	Filter []Condition `json:"filter,omitempty"`
 	// FilterExpression is an expr-lang expression over `record` that must also be true,
 	// for conditions a domain cannot state (`record.create_date >= ...`).

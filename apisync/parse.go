@@ -55,6 +55,7 @@ func parse(data []byte, source string, lookup func(string) (string, bool)) (Conf
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
+	dec.UseNumber()                        // param and filter values keep every digit
 	if err := dec.Decode(&c); err != nil { // the checks above make this unexpected
 		return Config{}, p.hide(&ConfigError{File: source, Config: name, Fields: []*FieldError{{Field: "(file)", Problem: err.Error()}}})
 	}
@@ -138,12 +139,18 @@ func (p *treeParser) value(n *yaml.Node, path string) any {
 			if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
 				return i
 			}
+			if isDecimalInt(n.Value) { // beyond int64: kept exact
+				return json.Number(strings.TrimPrefix(n.Value, "+"))
+			}
 			var f float64
 			if err := n.Decode(&f); err != nil {
 				p.fail(path, n.Line, "number %s is out of range", n.Value)
 			}
 			return f
 		case "!!float":
+			if isDecimalInt(n.Value) { // an integer beyond int64: kept exact
+				return json.Number(strings.TrimPrefix(n.Value, "+"))
+			}
 			var f float64
 			if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 				p.fail(path, n.Line, "number %s is out of range", n.Value)
@@ -163,6 +170,19 @@ func (p *treeParser) value(n *yaml.Node, path string) any {
 	}
 	p.fail(path, n.Line, "cannot be read")
 	return nil
+}
+
+func isDecimalInt(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func joinField(path, key string) string {
@@ -301,6 +321,8 @@ func (p *treeParser) check(v any, t reflect.Type, path string) any {
 			if x != math.Trunc(x) {
 				p.fail(path, line, "must be a whole number")
 			}
+		case json.Number:
+			p.fail(path, line, "%s is out of range", x)
 		default:
 			p.fail(path, line, "must be a number")
 		}

@@ -358,6 +358,9 @@ func outQuery(ps []Param) url.Values {
 }
 
 func scalarText(v any) string {
+	if n, ok := v.(json.Number); ok {
+		return n.String() // exact, whatever its size
+	}
 	switch x := plain(v).(type) {
 	case float64:
 		b, _ := json.Marshal(x)

@@ -253,6 +253,7 @@ params:
   - {key: country, operator: in, value: [UA, PL]}
   - {key: name, operator: like, value: "A%%"}
   - {key: state, operator: "!=", value: draft}
+  - {key: big, value: 12345678901234567890123}
 lines: [{field: email, key: mail, identifier: true}, {field: name, key: name}]
 `, rc.URL)
 	s := openSync(t, nil, parseAll(t, nil, cfg))
@@ -263,7 +264,7 @@ lines: [{field: email, key: mail, identifier: true}, {field: name, key: name}]
 	reqs := rc.requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, "GET", reqs[0].Method)
-	assert.Equal(t, "source=crm&active=true&country%5Bin%5D=UA%2CPL&name%5Blike%5D=A%25&rank%5Bgt%5D=0&since%5Bgte%5D=2024-01-01&state%5Bne%5D=draft", reqs[0].Query)
+	assert.Equal(t, "source=crm&active=true&big=12345678901234567890123&country%5Bin%5D=UA%2CPL&name%5Blike%5D=A%25&rank%5Bgt%5D=0&since%5Bgte%5D=2024-01-01&state%5Bne%5D=draft", reqs[0].Query)
 	st, _ := s.Records("res.partner")
 	v, err := st.Get(ctx, existing)
 	require.NoError(t, err)
