@@ -160,7 +160,7 @@ func (f *flags) parse(out io.Writer, args []string) ([]string, error) {
 				f.help(out)
 				return nil, errHelpShown
 			}
-			return nil, usagef(f.cmd, "%v", err)
+			return nil, usagef(f.cmd, "%s", flagError(err))
 		}
 		args = f.Args()
 		if len(args) == 0 {
@@ -172,6 +172,15 @@ func (f *flags) parse(out io.Writer, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// flagError rewords the flag package's errors in the -- spelling the help uses.
+func flagError(err error) string {
+	msg := err.Error()
+	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag --", 1)
+	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs a value: --", 1)
+	msg = strings.Replace(msg, " for flag -", " for flag --", 1)
+	return msg
 }
 
 func (f *flags) help(w io.Writer) {

@@ -181,7 +181,9 @@ func TestLogsErrors(t *testing.T) {
 		{[]string{"--config", "a", "--backend", "b"}, exitUsage, "--config and --backend exclude each other"},
 		{[]string{"--direction", "sideways"}, exitUsage, `--direction must be in or out`},
 		{[]string{"--limit", "-1"}, exitUsage, `--limit must not be negative`},
-		{[]string{"--nope"}, exitUsage, `flag provided but not defined: -nope`},
+		{[]string{"--nope"}, exitUsage, `unknown flag --nope`},
+		{[]string{"--limit", "many"}, exitUsage, `invalid value "many" for flag --limit`},
+		{[]string{"--limit"}, exitUsage, `flag needs a value: --limit`},
 		{[]string{"extra"}, exitUsage, `unexpected argument "extra"`},
 	} {
 		r := runIn(t, "", append([]string{"logs", "--db", db}, tc.args...)...).want(t, tc.code)

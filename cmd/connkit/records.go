@@ -23,7 +23,7 @@ import (
 const recordsUsage = `Usage:
   connkit records list   --model M [--limit N] [--json]
   connkit records get    --model M ID [--json]
-  connkit records import --model M [--file F] [--key FIELD]
+  connkit records import --model M [--file F] [--key FIELD] [--json]
   connkit records export --model M [--file F]
 
 Work on the app's records that connkit keeps in the store (sqlstore.Records: one table
