@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -371,8 +373,17 @@ func TestPushDryRun(t *testing.T) {
 	if n := len(rc.requests()); n != 2 {
 		t.Fatalf("receiver saw %d requests, want the real push's 2", n)
 	}
+	// A store that does not exist is not created: the dry run starts from an empty one.
+	missing := filepath.Join(t.TempDir(), "none.db")
+	r = runIn(t, "", "push", "--db", missing, "--config", cfg, "--dry-run").want(t, exitOK)
+	if r.stdout != "dry run of partners_out: 0 created, 0 updated, 0 skipped, 0 failed\n" {
+		t.Fatalf("dry run on a missing store: %q", r.stdout)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the dry run created the store: %v", err)
+	}
 	r = runIn(t, "", "push", "--db", ":memory:", "--config", cfg, "--dry-run").want(t, exitFailure)
-	if !strings.Contains(r.stderr, "--dry-run works on a SQLite file store") {
+	if !strings.Contains(r.stderr, "--dry-run: it works on a SQLite file store") {
 		t.Fatalf("stderr: %s", r.stderr)
 	}
 }

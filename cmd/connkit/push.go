@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net/http"
 	"os"
@@ -311,25 +312,14 @@ type dryRequest struct {
 
 // dryRun pushes on a copy of the store against a stand-in API and prints the requests.
 func dryRun(ctx context.Context, e *env, dsn string, cfgs []apisync.Config, cfg apisync.Config, asJSON bool) error {
-	db, err := openDB(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	if db.Dialect() != sqlstore.SQLite || dsn == ":memory:" {
-		db.Close()
-		return fmt.Errorf("--dry-run works on a SQLite file store (it pushes on a copy of it); %s is %s", redactDSN(dsn), db.Dialect())
-	}
 	dir, err := os.MkdirTemp("", "connkit-dry-run-")
 	if err != nil {
-		db.Close()
 		return err
 	}
 	defer os.RemoveAll(dir)
 	copyPath := filepath.Join(dir, "copy.db")
-	_, err = db.SQL().ExecContext(ctx, `VACUUM INTO ?`, copyPath)
-	db.Close()
-	if err != nil {
-		return fmt.Errorf("--dry-run: copy the store: %w", err)
+	if err := copyStore(ctx, dsn, copyPath); err != nil {
+		return fmt.Errorf("--dry-run: %w", err)
 	}
 	cdb, err := sqlstore.Open(ctx, copyPath)
 	if err != nil {
@@ -363,6 +353,39 @@ func dryRun(ctx context.Context, e *env, dsn string, cfgs []apisync.Config, cfg 
 		}
 	}
 	return reportPush(e, pushResult{Config: cfg.Name, DryRun: true, Requests: reqs}, counts, perr, asJSON)
+}
+
+// copyStore copies the SQLite store named by dsn to path (VACUUM INTO: a consistent
+// snapshot), touching nothing in it: it is opened without migrating, and a store file that
+// does not exist yet is not created (the copy then starts empty).
+func copyStore(ctx context.Context, dsn, path string) error {
+	if file, ok := plainSQLiteFile(dsn); ok {
+		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
+	db, err := sqlstore.Open(ctx, dsn, sqlstore.WithoutMigrate())
+	if err != nil {
+		return fmt.Errorf("open the store %s: %w", redactDSN(dsn), err)
+	}
+	defer db.Close()
+	if db.Dialect() != sqlstore.SQLite || dsn == ":memory:" {
+		return fmt.Errorf("it works on a SQLite file store (it pushes on a copy of it); %s is %s", redactDSN(dsn), db.Dialect())
+	}
+	if _, err := db.SQL().ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("copy the store: %w", err)
+	}
+	return nil
+}
+
+// plainSQLiteFile returns the file of a DSN that names one by its path ("x.db",
+// "sqlite:x.db").
+func plainSQLiteFile(dsn string) (string, bool) {
+	p := strings.TrimPrefix(dsn, "sqlite:")
+	if p == "" || p == ":memory:" || strings.HasPrefix(p, "file:") || strings.Contains(p, "://") || strings.Contains(p, "?") {
+		return "", false
+	}
+	return p, true
 }
 
 // dryRecorder keeps the outbound requests of a dry run (already redacted by the client).
