@@ -56,6 +56,8 @@ type DB struct {
 	now      func() time.Time
 	log      *slog.Logger
 	pageSize int
+
+	logs logState // the audit log writer (logwriter.go)
 }
 
 type options struct {
@@ -166,6 +168,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.logs.key = logKey(db.dialect, dsn)
 	db.wq = newPool(db.w, db.dialect == SQLite)
 	db.rq = db.wq
 	if db.r != db.w {
@@ -336,8 +339,11 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // calling connkit stores, which need the same connection.
 func (db *DB) SQL() *sql.DB { return db.w }
 
-// Close closes every connection.
+// Close stores the audit log entries still queued (see LogRecorder.Record; it gives up on
+// them after 30 seconds), then closes every connection. Its error includes the entries
+// that could not be stored.
 func (db *DB) Close() error {
+	logErr := db.closeLogs()
 	db.wq.close()
 	if db.rq != db.wq {
 		db.rq.close()
@@ -346,7 +352,7 @@ func (db *DB) Close() error {
 	if db.r != db.w {
 		err = errors.Join(err, db.r.Close())
 	}
-	return err
+	return errors.Join(logErr, err)
 }
 
 // Bindings returns the binding store kept in this database (table connkit_bindings). It

@@ -41,8 +41,22 @@ func (db *DB) Log(opts ...synclog.Option) *LogRecorder {
 const logCols = `id, started_at, backend, operation, direction, method, url, request_header, response_header,
 	request_body, response_body, truncated, status, duration_us, attempts, error, model, record`
 
-// Record implements synclog.Recorder: it stores e, with bodies cut to the body limit. An
-// entry without a time is stamped with the DB's clock.
+// Record implements synclog.Recorder. It prepares e for storage (an entry without a time
+// is stamped with the DB's clock, the redactor runs, bodies are cut to the body limit and
+// headers encoded, so the caller may reuse e's maps once Record returns) and queues it; a
+// background writer of the DB stores the queued entries, in the order recorded, with one
+// multi-row INSERT per batch whenever the database's write connection is free. Record
+// therefore does not wait for the database: on SQLite it never waits for a transaction
+// holding the single write connection, such as an import committing its bindings.
+//
+// Backpressure, not loss: when 1024 entries (or 16 MiB of them) are waiting, Record waits
+// for room until ctx is done, and then returns an error without queuing e. It also returns
+// an error after DB.Close, and reports once, through the next Record, that earlier entries
+// could not be stored (Flush reports them too).
+//
+// Durability: Flush, DB.Close and the Query and Prune methods wait for the entries
+// recorded before them. A process that crashes loses the entries still queued: at most
+// those bounds, in practice the entries recorded while the last batch was being written.
 func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if e.Time.IsZero() {
 		e.Time = r.db.clock()
@@ -63,17 +77,44 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if err != nil {
 		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
 	}
-	_, err = r.db.wq.ExecContext(ctx, r.db.q(`INSERT INTO connkit_sync_log (started_at, backend, operation, direction,
-		method, url, request_header, response_header, request_body, response_body, truncated, status, duration_us,
-		attempts, error, model, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		r.db.timeArg(e.Time), r.db.text(e.Backend), r.db.text(e.Operation), r.db.text(string(e.Direction)),
-		r.db.text(e.Method), r.db.text(e.URL), reqH, respH, []byte(e.RequestBody), []byte(e.ResponseBody),
-		e.Truncated, e.Status, e.Duration.Microseconds(), e.Attempts, r.db.text(e.Error), r.db.text(e.Model),
-		r.db.text(e.Record))
+	row := logRow{
+		started: r.db.timeArg(e.Time), backend: r.db.text(e.Backend), operation: r.db.text(e.Operation),
+		direction: r.db.text(string(e.Direction)), method: r.db.text(e.Method), url: r.db.text(e.URL),
+		reqH: reqH, respH: respH, reqB: e.RequestBody, respB: e.ResponseBody, truncated: e.Truncated,
+		status: e.Status, durUS: e.Duration.Microseconds(), attempts: e.Attempts, error: r.db.text(e.Error),
+		model: r.db.text(e.Model), record: r.db.text(e.Record),
+	}
+	row.size = 256 + len(row.backend) + len(row.operation) + len(row.method) + len(row.url) + len(row.error) +
+		len(row.model) + len(row.record) + len(row.reqB) + len(row.respB)
+	if s, ok := reqH.(string); ok {
+		row.size += len(s)
+	}
+	if s, ok := respH.(string); ok {
+		row.size += len(s)
+	}
+	w := r.db.logWriter()
+	if w == nil {
+		err = errLogClosed
+	} else {
+		err = w.add(ctx, row)
+	}
 	if err != nil {
 		return fmt.Errorf("synclog: record %s %s of backend %q: %w", e.Method, e.URL, e.Backend, err)
 	}
 	return nil
+}
+
+// Flush waits until every entry recorded in this database (through any of its recorders)
+// before the call is stored, or until ctx is done. It returns the errors of the entries
+// that could not be stored since the previous Flush: the writer retries a failing batch
+// with backoff, then stores its entries one by one, and reports (and logs to the DB's
+// logger, at level Error) those that still fail.
+func (r *LogRecorder) Flush(ctx context.Context) error {
+	w := r.db.logWriter()
+	if w == nil {
+		return nil // DB.Close flushed and reported
+	}
+	return w.flush(ctx)
 }
 
 // cutBody keeps at most limit bytes of s without splitting a UTF-8 sequence; a negative
@@ -102,10 +143,19 @@ func headerJSON(h http.Header) (any, error) {
 
 // Query implements synclog.Querier: the entries matching f, newest first (ties broken by
 // descending ID). It reads one page per query, so memory stays bounded.
+//
+// It first waits for the entries still queued in this process for the same database (by
+// this DB, or by another DB opened on the same SQLite file or Postgres DSN), so that it
+// sees every entry recorded before the call; entries queued by other processes are visible
+// once their writer has stored them.
 func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[synclog.Entry, error] {
 	return func(yield func(synclog.Entry, error) bool) {
 		if f.Limit < 0 {
 			yield(synclog.Entry{}, fmt.Errorf("synclog: query: Limit is negative (%d); use 0 for no limit", f.Limit))
+			return
+		}
+		if err := r.db.waitLogs(ctx); err != nil {
+			yield(synclog.Entry{}, err)
 			return
 		}
 		var where []string
@@ -218,8 +268,12 @@ func parseHeader(s string) (http.Header, error) {
 }
 
 // Prune deletes the entries that started before olderThan and reports how many it
-// deleted: call it on a schedule to keep the log to a retention period.
+// deleted: call it on a schedule to keep the log to a retention period. Like Query, it
+// first waits for the entries queued before the call.
 func (r *LogRecorder) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
+	if err := r.db.waitLogs(ctx); err != nil {
+		return 0, err
+	}
 	res, err := r.db.wq.ExecContext(ctx, r.db.q(`DELETE FROM connkit_sync_log WHERE started_at < ?`), r.db.timeArg(olderThan))
 	if err != nil {
 		return 0, fmt.Errorf("synclog: prune entries before %s: %w", olderThan.Format(time.RFC3339), err)
