@@ -261,6 +261,30 @@ func TestLaterEditWhileExportRuns(t *testing.T) {
 	assert.Equal(t, "Ada Lovelace", c.api.Records("customers")[0].Get("name").String(), "the edit reached the API")
 }
 
+// TestLaterRefusedExportIsNotRetried: an export the API refuses (422) would be refused
+// again: the job ends after one attempt, and the binding says why.
+func TestLaterRefusedExportIsNotRetried(t *testing.T) {
+	ctx := context.Background()
+	c := newCRM(t)
+	c.api.RejectWrites(func(string, gjson.Result) string { return "email is invalid" })
+	c.customers.Put("1", customer{Name: "Ada", Email: "not-an-email"})
+	job, err := c.b.Later().Export(ctx, "customer", "1")
+	require.NoError(t, err)
+	require.NoError(t, c.b.Start(ctx))
+	defer c.b.Stop(context.Background())
+	var got queue.JobInfo
+	require.Eventually(t, func() bool {
+		got, err = c.b.Queue().GetJob(ctx, job.ID)
+		return err == nil && final(got.State)
+	}, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, queue.StateCancelled, got.State, "a refusal ends the job")
+	assert.Equal(t, 1, got.Attempt, "not retried")
+	b, err := c.b.Bindings().GetByLocal(ctx, "crm", "customer", "1")
+	require.NoError(t, err)
+	assert.Equal(t, binding.StatusFailed, b.Status)
+	assert.Contains(t, b.LastError, "422")
+}
+
 // Deferring work the model cannot do fails at once, not later in a worker.
 func TestLaterRejectsWhatTheModelCannotDo(t *testing.T) {
 	ctx := context.Background()

@@ -8,11 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/mapper"
 	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/report"
 )
 
 // The built-in job kinds. Their arguments name the backend, so a job enqueued by one
@@ -120,14 +124,38 @@ func (b *Backend) ownJob(backend string) error {
 	return nil
 }
 
-// jobError makes errors that no retry can fix permanent, so the job ends at once. Record
-// failures are retried: each attempt marks the records' bindings failed with the latest
-// error, so a job that fails for good leaves them visible as failed.
+// jobError makes errors that no retry can fix permanent, so the job ends at once instead
+// of being retried with backoff until its attempts run out: a model or operation that does
+// not exist, an invalid config, and records that all failed for reasons a retry cannot
+// change (see permanentRecordError). Other record failures are retried: each attempt
+// marks the records' bindings failed with the latest error, so a job that fails for good
+// leaves them visible as failed, for retry_<model> or a later edit to pick up.
 func jobError(err error) error {
 	if errors.Is(err, ErrUnknownModel) || errors.Is(err, ErrNotSupported) || errors.Is(err, ErrUnknownOperation) || errors.Is(err, ErrInvalidConfig) {
 		return queue.Permanent(err)
 	}
+	var partial *report.PartialError
+	if errors.As(err, &partial) && partial.Failed > 0 && partial.Failed == len(partial.Errors) &&
+		!slices.ContainsFunc(partial.Errors, func(e error) bool { return !permanentRecordError(e) }) {
+		return queue.Permanent(err)
+	}
 	return err
+}
+
+// permanentRecordError reports whether a record failed for a reason the same request
+// would meet again: the API refused it with a 4xx other than 408 and 429 (validation,
+// conflict, not found, credentials), its data does not map (a required value missing, a
+// value that does not convert), or it failed too many times already.
+func permanentRecordError(err error) bool {
+	if errors.Is(err, report.ErrTooManyRetries) || errors.Is(err, mapper.ErrRequired) || errors.Is(err, mapper.ErrConvert) {
+		return true
+	}
+	var apiErr *adapter.Error
+	if errors.As(err, &apiErr) {
+		s := apiErr.Status
+		return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
+	}
+	return false
 }
 
 // Later defers work to the backend's queue: the with_delay of the Odoo original. Each call

@@ -1,9 +1,14 @@
 package backend
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/mapper"
 	"github.com/connkit/connkit/queue"
+	"github.com/connkit/connkit/report"
 )
 
 func TestQueueNameIsValidAndDistinct(t *testing.T) {
@@ -22,5 +27,43 @@ func TestQueueNameIsValidAndDistinct(t *testing.T) {
 	}
 	if got := queueName("shop-eu"); got != "connkit-shop-eu" {
 		t.Errorf("a name River takes as it is keeps its spelling: got %q", got)
+	}
+}
+
+// TestJobErrorPermanence: a job whose records all failed in a way a retry cannot change
+// ends at once; one with any failure a retry may fix (or with failures it did not keep)
+// is retried.
+func TestJobErrorPermanence(t *testing.T) {
+	rec := func(err error) error {
+		return &report.RecordError{Op: "export", Model: "m", LocalID: "1", Step: "create", Err: err}
+	}
+	status := func(code int) error { return rec(&adapter.Error{Method: "POST", URL: "http://api/x", Status: code}) }
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{"422 validation", &report.PartialError{Failed: 1, Errors: []error{status(422)}}, true},
+		{"409 conflict and 404", &report.PartialError{Failed: 2, Errors: []error{status(409), status(404)}}, true},
+		{"required value", &report.PartialError{Failed: 1, Errors: []error{rec(fmt.Errorf("name: %w", mapper.ErrRequired))}}, true},
+		{"too many retries", &report.PartialError{Failed: 1, Errors: []error{rec(report.ErrTooManyRetries)}}, true},
+		{"503", &report.PartialError{Failed: 1, Errors: []error{status(503)}}, false},
+		{"429", &report.PartialError{Failed: 1, Errors: []error{status(429)}}, false},
+		{"408", &report.PartialError{Failed: 1, Errors: []error{status(408)}}, false},
+		{"422 and a reset", &report.PartialError{Failed: 2, Errors: []error{status(422), rec(errors.New("connection reset"))}}, false},
+		{"more failures than kept", &report.PartialError{Failed: 3, Errors: []error{status(422)}}, false},
+		{"missing dependency", &report.PartialError{Failed: 1, Errors: []error{rec(mapper.ErrMissingDependency)}}, false},
+		{"unknown model", fmt.Errorf("x: %w", ErrUnknownModel), true},
+		{"listing broke", errors.New("connection refused"), false},
+	} {
+		var perm interface{ Unwrap() error }
+		got := jobError(tc.err)
+		isPerm := errors.As(got, &perm) && got != tc.err
+		if isPerm != tc.permanent {
+			t.Errorf("%s: permanent = %v, want %v (%v)", tc.name, isPerm, tc.permanent, got)
+		}
+		if !errors.Is(got, tc.err) {
+			t.Errorf("%s: the job error no longer wraps the run's error", tc.name)
+		}
 	}
 }
