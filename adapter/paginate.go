@@ -65,6 +65,7 @@ type pageConfig struct {
 	recordsPath string
 	maxPages    int
 	maxPagesErr bool
+	prefetch    int // WithPrefetch; <= 1: one request at a time
 }
 
 // WithRecordsPath sets the gjson path of the records array in each page body, e.g.
@@ -88,13 +89,14 @@ func WithMaxPages(n int, failIfMore bool) PageOption {
 // response. It stops after a page with no records (that page is still yielded), when the
 // Paginator finds no next page, or at the WithMaxPages limit. Errors (from the Doer, the
 // context, an unreadable page, a pagination loop) are yielded once, with a nil response, and
-// end the walk. Breaking out of the loop stops immediately: no further request is sent.
+// end the walk. Breaking out of the loop stops immediately: no further request is sent
+// (with WithPrefetch, those in flight are cancelled).
 //
 // A walk that would never end is an ErrBadPage error (a pagination loop): a request
 // (URL, query and body) already sent in this walk, or a page with the same records as the page before (an
 // API that ignores a misspelt paging parameter).
 //
-// Only one page is held at a time. Loop detection keeps a 64-bit hash per page requested,
+// Only one page is held at a time (up to n with WithPrefetch(n)). Loop detection keeps a 64-bit hash per page requested,
 // not the pages. req is copied; the caller's Query, Header and Body are not modified.
 func Pages(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOption) iter.Seq2[*Response, error] {
 	cfg := newPageConfig(opts)
@@ -151,6 +153,8 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 	seed := maphash.MakeSeed()
 	seen := make(map[uint64]int) // request fingerprint hash → page that sent it
 	var prevRecords uint64       // hash of the previous page's records
+	fetcher := newPageFetcher(ctx, d, p, cfg)
+	defer fetcher.close()
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
 			fn(nil, gjson.Result{}, fmt.Errorf("adapter: pagination stopped before page %d (%s): %w", page, pageDescribe(p, &cur, red), err))
@@ -166,7 +170,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 		seen[h] = page
 
 		send := pageCloneRequest(&cur) // the Doer gets its own copy: it cannot disturb our state
-		resp, err := d.Do(ctx, &send)
+		resp, err := fetcher.fetch(page, &send)
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 				err = fmt.Errorf("%w (%w)", cerr, err)
