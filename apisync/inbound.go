@@ -536,7 +536,12 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 		vals[i] = withoutID(v)
 	}
 	st := h.s.stores[c.cfg.Model]
-	err = h.s.db.InTx(ctx, func(tx *sql.Tx) error {
+	if len(vals) == 1 && !h.s.triggers(c.cfg.Model, triggerCreate) {
+		// One record and nothing to enqueue with it: one statement is atomic already.
+		if ids[0], err = st.Create(ctx, vals[0]); err != nil {
+			return 0, nil, err
+		}
+	} else if err = h.s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, v := range vals {
 			id, err := st.WithTx(tx).Create(ctx, v)
 			if err != nil {
@@ -548,8 +553,7 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 			}
 		}
 		return ctx.Err()
-	})
-	if err != nil {
+	}); err != nil {
 		return 0, nil, err
 	}
 	touch(ctx, ids...)

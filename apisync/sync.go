@@ -499,6 +499,18 @@ const (
 	triggerDelete
 )
 
+// triggers reports whether a write of kind to model fires any out config's trigger.
+func (s *Sync) triggers(model string, kind triggerKind) bool {
+	for _, c := range s.configs {
+		t := c.cfg.Triggers
+		if c.cfg.Direction == Out && c.cfg.Model == model &&
+			(kind == triggerCreate && t.OnCreate || kind == triggerUpdate && t.OnUpdate || kind == triggerDelete && t.OnDelete) {
+			return true
+		}
+	}
+	return false
+}
+
 // trigger enqueues, inside tx, the jobs of the out configs of model whose trigger fires.
 func (s *Sync) trigger(ctx context.Context, tx *sql.Tx, model string, kind triggerKind, id string) error {
 	for _, c := range s.configs {
