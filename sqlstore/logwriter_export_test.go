@@ -1,0 +1,7 @@
+package sqlstore
+
+// The audit log writer's bounds, for the tests.
+const (
+	LogQueueRows = logQueueRows
+	LogBatchRows = logBatchRows
+)
