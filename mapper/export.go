@@ -248,6 +248,9 @@ func (m *ExportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		if err != nil {
 			return err
 		}
+		if r.omitEmpty && len(lines) == 0 {
+			return nil
+		}
 		child := r.child.(*ExportMapper)
 		childOpts := *rec.opts
 		childOpts.collect = collect
@@ -332,6 +335,9 @@ func (m *ExportMapper) relate(ctx context.Context, r *Rule, v any) (any, bool, e
 		if ok {
 			ids = append(ids, id)
 		}
+	}
+	if r.omitEmpty && len(ids) == 0 {
+		return nil, false, nil
 	}
 	return ids, true, nil
 }

@@ -291,6 +291,9 @@ func (m *ImportMapper) apply(ctx context.Context, i int, r *Rule, rec *Record, o
 		if len(errs) > 0 {
 			return errors.Join(errs...)
 		}
+		if r.omitEmpty && len(lines) == 0 {
+			return nil
+		}
 		out[r.to] = lines
 	}
 	return nil
@@ -320,6 +323,9 @@ func (m *ImportMapper) relate(ctx context.Context, r *Rule, v any, exists bool) 
 			if found {
 				ids = append(ids, id)
 			}
+		}
+		if r.omitEmpty && len(ids) == 0 {
+			return nil, false, nil
 		}
 		return ids, true, nil
 	}

@@ -462,6 +462,34 @@ func fillRecordID(err error, id string) {
 // finish applies missing/null handling and converters to one value.
 // It returns ok=false when nothing is to be written.
 func finish(r *Rule, v any, exists bool) (any, bool, error) {
+	v, ok, err := convert(r, v, exists)
+	if ok && r.omitEmpty && empty(v) {
+		return nil, false, err
+	}
+	return v, ok, err
+}
+
+// empty reports whether an OmitEmpty rule leaves v out.
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case []string:
+		return len(x) == 0
+	case []Values:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// convert applies the rule's default, required check and converters to a source value.
+func convert(r *Rule, v any, exists bool) (any, bool, error) {
 	if !exists || v == nil {
 		switch {
 		case r.hasDef:

@@ -105,6 +105,7 @@ type Rule struct {
 	def        any
 	hasDef     bool
 	required   bool
+	omitEmpty  bool
 	onlyCreate bool
 	changedBy  []string
 	model      string
@@ -118,7 +119,7 @@ type Rule struct {
 	index      int // spec position
 }
 
-// RuleOption modifies a rule: a [Converter], [Default], [Required], [OnlyCreate],
+// RuleOption modifies a rule: a [Converter], [Default], [Required], [OmitEmpty], [OnlyCreate],
 // [ChangedBy], [Name], [SkipMissing], [Through].
 type RuleOption interface{ applyRule(*Rule) }
 
@@ -135,6 +136,12 @@ func Default(v any) RuleOption {
 // string or a zero number is a value: a struct given to [MapFrom] or [ExportFunc] has
 // every field, so use a pointer field (nil is null) for an optional one.
 func Required() RuleOption { return ruleOptionFunc(func(r *Rule) { r.required = true }) }
+
+// OmitEmpty leaves the target out when the rule's value is empty: missing, null, "", or
+// an empty array or object (after converters and relation lookups) — for APIs that refuse
+// a null or blank field where they accept its absence ("associations" on a contact with no
+// company, a new line's "id"). A Default still applies to a missing or null value first.
+func OmitEmpty() RuleOption { return ruleOptionFunc(func(r *Rule) { r.omitEmpty = true }) }
 
 // OnlyCreate runs the rule only when [Options].Create is true (OCA's @only_create).
 func OnlyCreate() RuleOption { return ruleOptionFunc(func(r *Rule) { r.onlyCreate = true }) }

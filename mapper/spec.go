@@ -72,6 +72,8 @@ type RuleSpec struct {
 	Default any `json:"default,omitempty" yaml:"default,omitempty"`
 	// Required makes a missing or null value an error.
 	Required bool `json:"required,omitempty" yaml:"required,omitempty"`
+	// OmitEmpty leaves the target out when the value is empty (missing, null, "", [] or {}).
+	OmitEmpty bool `json:"omit_empty,omitempty" yaml:"omit_empty,omitempty"`
 	// Model is the related model of a relational rule.
 	Model string `json:"model,omitempty" yaml:"model,omitempty"`
 	// Through lists the models crossed by a dotted local path on export.
@@ -352,6 +354,9 @@ func (rs *RuleSpec) rule(export bool, path, file string, cfg *config, opts []Opt
 	}
 	if rs.Required {
 		ro = append(ro, Required())
+	}
+	if rs.OmitEmpty {
+		ro = append(ro, OmitEmpty())
 	}
 	if rs.OnlyCreate {
 		ro = append(ro, OnlyCreate())
