@@ -126,6 +126,10 @@ type Stats struct {
 	Unavailable int64
 }
 
+// Endpoint returns the endpoint name the receiver stores its deliveries under: the
+// Endpoint of their Delivery and of the Filter that lists them.
+func (r *Receiver) Endpoint() string { return r.endpoint }
+
 // Stats returns the receiver's counters.
 func (r *Receiver) Stats() Stats {
 	return Stats{

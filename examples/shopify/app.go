@@ -246,7 +246,7 @@ func receiveWebhooks(ctx context.Context, b *backend.Backend, shop *fakeshop.Sho
 	if err != nil {
 		return err
 	}
-	done, err := countDeliveries(ctx, b.Deliveries())
+	done, err := countDeliveries(ctx, b.Deliveries(), ws.receiver.Endpoint())
 	if err != nil {
 		return err
 	}
@@ -255,17 +255,17 @@ func receiveWebhooks(ctx context.Context, b *backend.Backend, shop *fakeshop.Sho
 		if err := deliverSamples(ctx, shop, ws.url); err != nil {
 			return err
 		}
-		if err := waitDeliveries(ctx, b.Deliveries()); err != nil {
+		if err := waitDeliveries(ctx, b.Deliveries(), ws.receiver.Endpoint()); err != nil {
 			return err
 		}
-		step.done(deliveries(ws.received.Load()))
+		step.done(deliveries(ws.answered()))
 	}
 	if listen != "" {
 		prog.note("serving webhooks at %s until interrupted (Ctrl-C)", ws.url)
 		<-ctx.Done()
 		wctx, cancel := context.WithTimeout(bg, 30*time.Second)
 		defer cancel()
-		_ = waitDeliveries(wctx, b.Deliveries()) // let accepted deliveries finish
+		_ = waitDeliveries(wctx, b.Deliveries(), ws.receiver.Endpoint()) // let accepted deliveries finish
 	}
 	after, err := b.Stats(bg)
 	if err != nil {
@@ -276,14 +276,14 @@ func receiveWebhooks(ctx context.Context, b *backend.Backend, shop *fakeshop.Sho
 			sum.add(m, "webhook", c)
 		}
 	}
-	now, err := countDeliveries(bg, b.Deliveries())
+	now, err := countDeliveries(bg, b.Deliveries(), ws.receiver.Endpoint())
 	if err != nil {
 		return err
 	}
 	sum.Webhooks = webhookCounts{
-		Received:  int(ws.received.Load()),
+		Received:  int(ws.answered()),
 		Processed: now[webhook.StatusProcessed] - done[webhook.StatusProcessed],
-		Rejected:  int(ws.rejected.Load()),
+		Rejected:  int(ws.rejected()),
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/connkit/connkit/backend"
@@ -20,31 +19,26 @@ import (
 // webhookEndpoint is the name of the config's webhook endpoint, and its path segment.
 const webhookEndpoint = "shopify"
 
-// webhookServer serves the backend's webhook endpoints at /webhooks/{name} and counts
-// what it answered.
+// webhookServer serves the backend's webhook endpoints at /webhooks/{name}.
 type webhookServer struct {
-	srv                *http.Server
-	url                string // …/webhooks/shopify
-	received, rejected atomic.Int64
-	done               chan error
+	srv      *http.Server
+	url      string            // …/webhooks/shopify
+	receiver *webhook.Receiver // the endpoint's receiver: its counters and its deliveries
+	done     chan error
 }
 
 func serveWebhooks(b *backend.Backend, addr string) (*webhookServer, error) {
+	receiver, err := b.Webhook(webhookEndpoint)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening for webhooks on %s: %w", addr, err)
 	}
-	ws := &webhookServer{done: make(chan error, 1)}
+	ws := &webhookServer{receiver: receiver, done: make(chan error, 1)}
 	mux := http.NewServeMux()
-	hooks := http.StripPrefix("/webhooks", b.Webhooks())
-	mux.Handle("/webhooks/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		hooks.ServeHTTP(rec, r)
-		ws.received.Add(1)
-		if rec.status >= 400 {
-			ws.rejected.Add(1)
-		}
-	}))
+	mux.Handle("/webhooks/", http.StripPrefix("/webhooks", b.Webhooks()))
 	ws.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ws.url = "http://" + ln.Addr().String() + "/webhooks/" + webhookEndpoint
 	go func() { ws.done <- ws.srv.Serve(ln) }()
@@ -57,17 +51,6 @@ func (ws *webhookServer) close(ctx context.Context) error {
 		err = serr
 	}
 	return err
-}
-
-// statusRecorder remembers the status a handler answered with.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }
 
 // deliverSamples plays the shop's part against the embedded fake: a merchant edits two
@@ -141,12 +124,12 @@ func send(ctx context.Context, w *fakeshop.Webhook, to string) (int, error) {
 
 // waitDeliveries waits until no delivery of the endpoint is left pending: the queue jobs
 // have processed them.
-func waitDeliveries(ctx context.Context, store webhook.Store) error {
+func waitDeliveries(ctx context.Context, store webhook.Store, endpoint string) error {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		pending := 0
-		for _, err := range store.List(ctx, webhook.Filter{Endpoint: webhookEndpoint, Status: webhook.StatusPending, Limit: 1}) {
+		for _, err := range store.List(ctx, webhook.Filter{Endpoint: endpoint, Status: webhook.StatusPending, Limit: 1}) {
 			if err != nil {
 				return err
 			}
@@ -164,9 +147,9 @@ func waitDeliveries(ctx context.Context, store webhook.Store) error {
 }
 
 // countDeliveries counts the endpoint's deliveries by status.
-func countDeliveries(ctx context.Context, store webhook.Store) (map[webhook.Status]int, error) {
+func countDeliveries(ctx context.Context, store webhook.Store, endpoint string) (map[webhook.Status]int, error) {
 	n := map[webhook.Status]int{}
-	for d, err := range store.List(ctx, webhook.Filter{Endpoint: webhookEndpoint}) {
+	for d, err := range store.List(ctx, webhook.Filter{Endpoint: endpoint}) {
 		if err != nil {
 			return nil, err
 		}
@@ -184,6 +167,15 @@ func webhookImports(before, after backend.Stats) map[string]report.Counts {
 		out[m] = diff(after.Operations[name].Total, before.Operations[name].Total)
 	}
 	return out
+}
+
+// answered is how many requests the receiver answered.
+func (ws *webhookServer) answered() int64 { return ws.receiver.Stats().Requests }
+
+// rejected is how many requests the receiver refused: bad signature or bad request.
+func (ws *webhookServer) rejected() int64 {
+	st := ws.receiver.Stats()
+	return st.Unauthorized + st.Invalid
 }
 
 func deliveries(n int64) string {
