@@ -76,7 +76,7 @@ func parseStatuses(f *flags, s string) ([]binding.Status, error) {
 	return out, nil
 }
 
-func bindingsList(ctx context.Context, e *env, args []string) error {
+func bindingsList(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("bindings list", `Usage:
   connkit bindings list [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
 
@@ -109,7 +109,7 @@ skipped, several separated by commas. --json writes one JSON object per line: {"
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 
 	tw := newTable(e.stdout)
 	if !*asJSON {

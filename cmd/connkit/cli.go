@@ -345,3 +345,11 @@ func isTerminal(w io.Writer) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
+
+// closeStore closes db when a command ends, and makes a failure to close (audit entries
+// that could not be written, for one) the command's error unless it already has one.
+func closeStore(db *sqlstore.DB, err *error) {
+	if cerr := db.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("close the store: %w", cerr)
+	}
+}

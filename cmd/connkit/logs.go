@@ -33,7 +33,7 @@ url, status, duration_ms, attempts, error, model, record, truncated); with --id,
 object that also has request_header, response_header, request_body and response_body.
 `
 
-func runLogs(ctx context.Context, e *env, args []string) error {
+func runLogs(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("logs", logsUsage)
 	dsn := f.dbFlag()
 	asJSON := f.jsonFlag("write JSON lines (with --id, one JSON object) instead of a table")
@@ -78,7 +78,7 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	log := db.Log()
 
 	if *id > 0 {

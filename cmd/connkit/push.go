@@ -51,7 +51,7 @@ why the push stopped early, if it did); with --dry-run also "requests": [{"metho
 "url", "header", "body", "record"}].
 `
 
-func runPush(ctx context.Context, e *env, args []string) error {
+func runPush(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("push", pushUsage)
 	dsn := f.dbFlag()
 	config := f.String("config", "", "the outbound apisync config file, or a directory of configs (required)")
@@ -88,7 +88,7 @@ func runPush(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	prog := newProgress(e.stderr, cfg.Name, *every)
 	s, err := apisync.Open(ctx, db, cfgs, apisync.WithRecorder(synclog.Multi(db.Log(), prog)))
 	if err != nil {
@@ -358,7 +358,7 @@ func dryRun(ctx context.Context, e *env, dsn string, cfgs []apisync.Config, cfg 
 // copyStore copies the SQLite store named by dsn to path (VACUUM INTO: a consistent
 // snapshot), touching nothing in it: it is opened without migrating, and a store file that
 // does not exist yet is not created (the copy then starts empty).
-func copyStore(ctx context.Context, dsn, path string) error {
+func copyStore(ctx context.Context, dsn, path string) (err error) {
 	if file, ok := plainSQLiteFile(dsn); ok {
 		if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -368,7 +368,7 @@ func copyStore(ctx context.Context, dsn, path string) error {
 	if err != nil {
 		return fmt.Errorf("open the store %s: %w", redactDSN(dsn), err)
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	if db.Dialect() != sqlstore.SQLite || dsn == ":memory:" {
 		return fmt.Errorf("it works on a SQLite file store (it pushes on a copy of it); %s is %s", redactDSN(dsn), db.Dialect())
 	}

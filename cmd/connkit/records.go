@@ -86,7 +86,7 @@ func needModel(f *flags, model string) error {
 	return nil
 }
 
-func recordsList(ctx context.Context, e *env, args []string) error {
+func recordsList(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("records list", `Usage:
   connkit records list --model M [--limit N] [--json]
 
@@ -114,7 +114,7 @@ List a model's records in ID order. --json writes one JSON object per line:
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 
 	tw := newTable(e.stdout)
 	if !*asJSON {
@@ -158,7 +158,7 @@ func toRecord(e sqlstore.Entry[json.RawMessage]) record {
 		UpdatedAt: e.UpdatedAt.UTC().Format(time.RFC3339Nano), Data: e.Value}
 }
 
-func recordsGet(ctx context.Context, e *env, args []string) error {
+func recordsGet(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("records get", `Usage:
   connkit records get --model M ID [--json]
 
@@ -183,7 +183,7 @@ Print one record as indented JSON. --json writes one JSON object:
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 
 	if !*asJSON {
 		v, err := s.Get(ctx, id)
@@ -241,7 +241,7 @@ func findRecord(ctx context.Context, db *sqlstore.DB, s *sqlstore.RecordStore[js
 // maxLine bounds one JSON line of an import.
 const maxLine = 16 << 20
 
-func recordsImport(ctx context.Context, e *env, args []string) error {
+func recordsImport(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("records import", `Usage:
   connkit records import --model M [--file F] [--key FIELD] [--json]
 
@@ -282,7 +282,7 @@ many records were created and how many were already there; --json writes
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 
 	var created, existing int
 	err = db.InTx(ctx, func(tx *sql.Tx) error {
@@ -386,7 +386,7 @@ func openInput(e *env, file string) (io.Reader, string, func(), error) {
 	return fh, file, func() { fh.Close() }, nil
 }
 
-func recordsExport(ctx context.Context, e *env, args []string) error {
+func recordsExport(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("records export", `Usage:
   connkit records export --model M [--file F]
 
@@ -411,7 +411,7 @@ stderr and the export goes on; the exit status is then 1.
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 
 	out := e.stdout
 	var tmp *os.File

@@ -63,7 +63,7 @@ func (l *idList) Set(s string) error {
 	return nil
 }
 
-func bindingsRetry(ctx context.Context, e *env, args []string) error {
+func bindingsRetry(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("bindings retry", retryUsage)
 	dsn := f.dbFlag()
 	config := f.String("config", "", "push again the failed records of this outbound apisync config (file or directory)")
@@ -108,7 +108,7 @@ func bindingsRetry(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	prog := newProgress(e.stderr, cfg.Name, 100)
 	s, err := apisync.Open(ctx, db, cfgs, apisync.WithRecorder(synclog.Multi(db.Log(), prog)))
 	if err != nil {
@@ -177,12 +177,12 @@ func retryPush(ctx context.Context, s *apisync.Sync, db *sqlstore.DB, cfg apisyn
 
 // resetRetries resets the retry count of failed bindings, each under its lease so no
 // sync running at the same time is overwritten.
-func resetRetries(ctx context.Context, e *env, dsn, backend, model string, only idList, asJSON bool) error {
+func resetRetries(ctx context.Context, e *env, dsn, backend, model string, only idList, asJSON bool) (err error) {
 	db, err := openDB(ctx, dsn)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	store := db.Bindings()
 	owner := "connkit-cli-" + strconv.Itoa(os.Getpid())
 	reset, locked := []int64{}, []int64{}

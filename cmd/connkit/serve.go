@@ -26,7 +26,7 @@ http://127.0.0.1:8080"). SIGINT or SIGTERM stops accepting connections and waits
 --shutdown-timeout for the requests and jobs in flight; the exit status is then 0.
 `
 
-func runServe(ctx context.Context, e *env, args []string) error {
+func runServe(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("serve", serveUsage)
 	dsn := f.dbFlag()
 	config := f.String("config", "", "a directory (or file) of apisync configs (required)")
@@ -68,7 +68,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeStore(db, &err)
 	var opts []apisync.Option
 	if *verbose {
 		opts = append(opts, apisync.WithLogger(slog.New(slog.NewTextHandler(e.stderr, nil))))
