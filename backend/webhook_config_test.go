@@ -107,7 +107,11 @@ func TestWebhookConfigErrorsNameTheField(t *testing.T) {
 			w.EventHeader, w.EventPath, w.BodyLimit, w.MaxAttempts, w.Tolerance = "X-Topic", "type", -1, -1, -1
 		})}, []string{`webhooks[0].event_path: give event_header or event_path, not both`, `webhooks[0].body_limit: must not be negative`,
 			`webhooks[0].max_attempts: must not be negative`, `webhooks[0].tolerance: must not be negative`}},
+		{"events without an event source", []backend.WebhookConfig{hook(func(w *backend.WebhookConfig) {
+			w.Events = map[string]backend.WebhookEvent{"products/update": {Model: "product", Action: "import"}}
+		})}, []string{`webhooks[0].event_header: is required to tell the events apart`}},
 		{"events", []backend.WebhookConfig{hook(func(w *backend.WebhookConfig) {
+			w.EventHeader = "X-Topic"
 			w.Events = map[string]backend.WebhookEvent{"a": {Action: "import"}, "b": {Model: "product", Action: "upsert"}}
 		})}, []string{`webhooks[0].events.a.model: is required`, `webhooks[0].events.b.action: "upsert": use import or delete`}},
 	} {

@@ -473,6 +473,13 @@ func TestWebhookDeclarationErrors(t *testing.T) {
 	_, err = backend.New(cfg, model, backend.WithWebhookHandler("shopify", "x", noop), backend.WithWebhookHandler("shopify", "x", noop))
 	assert.ErrorContains(t, err, "registered twice")
 
+	noEvents := backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{shopifyWebhook()}}
+	noEvents.Webhooks[0].EventHeader, noEvents.Webhooks[0].Events = "", nil
+	_, err = backend.New(noEvents, model, backend.WithWebhookHandler("shopify", "orders/paid", noop))
+	assert.ErrorContains(t, err, "the endpoint reads no event type")
+	_, err = backend.New(noEvents, model, backend.WithWebhookHandler("shopify", "", noop))
+	assert.NoError(t, err, "a handler of every delivery")
+
 	_, err = backend.New(cfg, model, backend.WithWebhookHandler("shopify", "products/update", noop))
 	var ce *backend.ConfigError
 	require.ErrorAs(t, err, &ce)

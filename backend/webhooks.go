@@ -168,6 +168,9 @@ func (c *Config) validateWebhooks() []*FieldError {
 		if w.EventHeader != "" && w.EventPath != "" {
 			bad(".event_path", "give event_header or event_path, not both")
 		}
+		if w.Scheme == schemeHMAC && w.EventHeader == "" && w.EventPath == "" && slices.ContainsFunc(sortedKeys(w.Events), func(ev string) bool { return ev != "" }) {
+			bad(".event_header", "is required to tell the events apart (X-Shopify-Topic, X-GitHub-Event), or give event_path (a path in the body)")
+		}
 		if w.Tolerance < 0 {
 			bad(".tolerance", "must not be negative")
 		}
@@ -321,6 +324,11 @@ func (b *Backend) buildWebhooks() error {
 	for _, d := range hub.handlers {
 		if !slices.ContainsFunc(b.cfg.Webhooks, func(w WebhookConfig) bool { return w.Name == d.endpoint }) {
 			return fmt.Errorf("backend %q: WithWebhookHandler(%q, %q): %w (configured: %v)", b.cfg.Name, d.endpoint, d.event, ErrUnknownWebhook, b.webhookNames())
+		}
+		if w := b.cfg.Webhooks[slices.IndexFunc(b.cfg.Webhooks, func(w WebhookConfig) bool { return w.Name == d.endpoint })]; d.event != "" &&
+			w.Scheme == schemeHMAC && w.EventHeader == "" && w.EventPath == "" {
+			return fmt.Errorf("backend %q: WithWebhookHandler(%q, %q): the endpoint reads no event type (set event_header or event_path); register the handler for \"\" to handle every delivery",
+				b.cfg.Name, d.endpoint, d.event)
 		}
 		if handlers[d.endpoint] == nil {
 			handlers[d.endpoint] = map[string]webhook.Handler{}
