@@ -77,6 +77,12 @@ type Import struct {
 	// how many records of a page are imported at once (default 4).
 	CommitSize  int
 	Concurrency int
+	// Prefetch is how many page requests of the listing are kept in flight, to hide
+	// the API's latency, when Pages is adapter.PageNumber or adapter.Offset (their next
+	// request does not depend on the last page; other paginators ignore it). Pages are
+	// still imported and committed in order, so the watermark covers the same records.
+	// Default 1: one page at a time. See adapter.WithPrefetch.
+	Prefetch int
 	// MaxRetries stops importing a record that failed that many times in a row, until it
 	// is retried on purpose (the "retry_<model>" operation); 0 keeps the importer's default.
 	MaxRetries int
@@ -192,6 +198,9 @@ func (m *typedModel[T]) build(b *Backend) error {
 		var popts []adapter.PageOption
 		if in.Records != "" {
 			popts = append(popts, adapter.WithRecordsPath(in.Records))
+		}
+		if in.Prefetch > 1 {
+			popts = append(popts, adapter.WithPrefetch(in.Prefetch))
 		}
 		list := importer.ListFrom(b.client, in.List, pages, in.Since, popts...)
 		var bopts []importer.BatchOption

@@ -175,12 +175,13 @@ type benchItem struct {
 }
 
 // BenchmarkPageNumberImportLatency imports 100 pages of a page-number listing (50 ms
-// per request) through a backend whose model declares Concurrency 4, and compares with a
-// hand-written loop fetching the pages one after another (x-sequential: connkit's time
-// over it; the goal is ≤ 0.35, which needs 4 pages in flight). x-hand-concurrent is a
-// hand-written fetcher with 4 pages in flight over the same sequential loop: what page
-// concurrency would give. The CRM API has no page numbers, so this uses the generic fake
-// API; records go to memory stores.
+// per request) through a backend whose model declares Prefetch 4 (4 page requests in
+// flight), and compares with a hand-written loop fetching the pages one after another
+// (x-sequential: connkit's time over it; the goal is ≤ 0.35). x-hand-concurrent is a
+// hand-written fetcher with 4 pages in flight over the same sequential loop: the floor
+// for 4 pages in flight. x-prefetch-1 is the same import with Prefetch 1 (one page at a
+// time) over the sequential loop. The CRM API has no page numbers, so this uses the
+// generic fake API; records go to memory stores.
 //
 //	go test -run '^$' -bench PageNumberImportLatency -benchtime 1x ./examples/crm
 func BenchmarkPageNumberImportLatency(b *testing.B) {
@@ -188,9 +189,7 @@ func BenchmarkPageNumberImportLatency(b *testing.B) {
 	api := fakeapi.New(fakeapi.WithPagination(fakeapi.StylePageNumber), fakeapi.WithPageLimits(benchPerPage, 250))
 	defer api.Close()
 	api.Synthetic("items", benchPages*benchPerPage)
-	var connkit, seq, conc time.Duration
-	for range b.N {
-		b.StopTimer()
+	newBackend := func(prefetch int) *backend.Backend {
 		items := local.NewMemory[benchItem]()
 		bk, err := backend.New(backend.Config{Name: "bench", BaseURL: api.URL},
 			backend.WithModel(backend.Model[benchItem]{
@@ -198,7 +197,7 @@ func BenchmarkPageNumberImportLatency(b *testing.B) {
 				Import: &backend.Import{
 					List:  adapter.Request{Path: "/items"},
 					Pages: adapter.PageNumber("page", 1, "per_page", benchPerPage), Records: "items",
-					Concurrency: 4,
+					Concurrency: 4, Prefetch: prefetch,
 					Rules: []mapper.Rule{mapper.Direct("name", "name"), mapper.Direct("sku", "sku"),
 						mapper.Direct("price", "price")},
 				},
@@ -206,6 +205,12 @@ func BenchmarkPageNumberImportLatency(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		return bk
+	}
+	var connkit, connkit1, seq, conc time.Duration
+	for range b.N {
+		b.StopTimer()
+		bk, bk1 := newBackend(4), newBackend(1)
 		api.ClearFaults()
 		api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: benchLatency, Every: 1})
 		b.StartTimer()
@@ -222,15 +227,20 @@ func BenchmarkPageNumberImportLatency(b *testing.B) {
 		got, err := bk.Sync(ctx, "import_item")
 		connkit += time.Since(start)
 
+		start = time.Now()
+		got1, err1 := bk1.Sync(ctx, "import_item")
+		connkit1 += time.Since(start)
+
 		b.StopTimer()
 		api.ClearFaults()
-		if err != nil || got.Created != benchPages*benchPerPage || n != benchPages*benchPerPage || m != n {
-			b.Fatalf("connkit %+v (%v), sequential %d, concurrent %d records", got, err, n, m)
+		if err != nil || err1 != nil || got.Created != benchPages*benchPerPage || got1 != got || n != benchPages*benchPerPage || m != n {
+			b.Fatalf("connkit %+v (%v), prefetch 1 %+v (%v), sequential %d, concurrent %d records", got, err, got1, err1, n, m)
 		}
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(connkit)/float64(seq), "x-sequential")
 	b.ReportMetric(float64(conc)/float64(seq), "x-hand-concurrent")
+	b.ReportMetric(float64(connkit1)/float64(seq), "x-prefetch-1")
 	b.ReportMetric(connkit.Seconds()/float64(b.N), "s-connkit/op")
 	b.ReportMetric(seq.Seconds()/float64(b.N), "s-sequential/op")
 }
