@@ -250,7 +250,7 @@ format 'records export' writes). The import is all or nothing: a line that is no
 object (or lacks the --key field) stops it, names the line, and nothing is stored.
 
 With --key FIELD, the field's value is the record's idempotency key: a record whose key
-is already stored is not created again, so an import can be re-run safely.
+is already stored is not created again (nor updated), so an import can be re-run safely.
 
 The import writes the model's table directly: apisync on_create triggers do not fire
 (run 'connkit push' afterwards to send the imported records). Prints how
