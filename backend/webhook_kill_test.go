@@ -95,16 +95,21 @@ func TestWebhookChild(t *testing.T) {
 
 // A process stores a delivery, answers the sender 200 and is killed before processing it
 // (its in-process job dies with it; a River job stays in the database). Another process
-// starts the backend on the same SQLite file: Start queues the pending delivery again
-// (River: the identity key finds the job already there), and it is processed exactly once.
+// starts the backend on the same database (a SQLite file; Postgres when
+// CONNKIT_TEST_POSTGRES_URL is set): Start queues the pending delivery again (River: the
+// identity key finds the job already there), and it is processed exactly once.
 func TestWebhookCrashBeforeProcessing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process; skipped with -short")
 	}
-	for _, kind := range []string{"pool", "river"} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct{ dialect, kind string }{{"sqlite", "pool"}, {"sqlite", "river"}, {"postgres", "pool"}, {"postgres", "river"}} {
+		kind := tc.kind
+		t.Run(tc.dialect+"/"+kind, func(t *testing.T) {
 			ctx := context.Background()
 			dsn := "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
+			if tc.dialect == "postgres" {
+				dsn = pgSchemaDSN(t)
+			}
 			api := fakeapi.New()
 			t.Cleanup(api.Close)
 			id := api.Add("products", map[string]any{"title": "Kettle", "price": "30"})
