@@ -524,10 +524,9 @@ func (s *Sync) trigger(ctx context.Context, tx *sql.Tx, model string, kind trigg
 			_, err = s.q.EnqueueTx(ctx, tx, deleteJob{Config: c.cfg.Name, ID: id})
 		case kind == triggerCreate && t.OnCreate, kind == triggerUpdate && t.OnUpdate:
 			if c.hub() {
-				// No identity key: the hub's default key would drop this job while an
-				// earlier export of the record is running, after it read the old values
-				// (a lost update). Two jobs of one record are serialised by its lease.
-				_, err = c.backend.Later(queue.WithIdentityKey("")).ExportTx(ctx, tx, model, id)
+				// ExportTx sets no identity key (a twin may run before this commits); two
+				// jobs of one record are serialised by its lease.
+				_, err = c.backend.Later().ExportTx(ctx, tx, model, id)
 			} else {
 				_, err = s.q.EnqueueTx(ctx, tx, pushJob{Config: c.cfg.Name, IDs: []string{id}})
 			}
@@ -580,8 +579,15 @@ type sharedQueue struct {
 func (*sharedQueue) Start(context.Context) error { return nil }
 func (*sharedQueue) Stop(context.Context) error  { return nil }
 
+// QueueName is the River queue apisync's jobs go to in its database, so a connector
+// sharing the database (whose backend works its own queue) never takes them.
+const QueueName = "connkit-apisync"
+
 func (s *Sync) openQueue(ctx context.Context) error {
 	w := &queue.Workers{}
+	if err := w.SetQueue(QueueName); err != nil {
+		return err
+	}
 	out := func(name string) (*compiled, error) {
 		c, ok := s.byName[name]
 		if !ok || c.backend == nil {

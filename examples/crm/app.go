@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/connkit/connkit/backend"
-	"github.com/connkit/connkit/queue"
 )
 
 // The app's side of the two-way sync. The app changes its records in its own
@@ -14,14 +13,9 @@ import (
 // (Later().ExportTx): both commit or neither does, so a crash can neither lose an export
 // nor send one for a change that was rolled back. The connector's workers send them
 // (Backend.Start); a CRM that is down only delays them.
-//
-// Each edit queues its own job (no identity key): the default key would merge it with a
-// job for the same record that is already running, which may have read the record before
-// this edit, and the edit would never be sent. Queuing twice costs nothing: an export of
-// an unchanged record is a skip.
 
 // exportLater queues exports of the app's edits.
-func (a *app) exportLater() *backend.Later { return a.crm.Later(queue.WithIdentityKey("")) }
+func (a *app) exportLater() *backend.Later { return a.crm.Later() }
 
 // editContact applies change to local contact id and queues its export, unless change
 // left it as it was. It reports whether the contact changed.

@@ -16,8 +16,8 @@
 //	CRM_TOKEN=pat-... go run ./examples/crm -base-url https://api.hubapi.com -db crm.db
 //
 // Everything the connector keeps — the app's records, bindings, statistics, the audit log
-// and the durable export jobs — is in one SQLite file (-db); the partner configs keep
-// theirs in NAME.partners.db next to it. A second run against the same files with
+// and the durable export jobs — is in one SQLite file (-db), and so is what the partner
+// configs keep. A second run against the same file with
 // unchanged data creates nothing. The connection is configured in crm.yaml and
 // apisync/*.yaml, with the secrets taken from the environment (${CRM_TOKEN},
 // ${PARTNER_API_KEY}) or from -token and -partner-key.
@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	baseURL := fs.String("base-url", "", "the CRM API's root URL (default: an embedded fake CRM)")
 	token := fs.String("token", "", "the CRM access token (default: $CRM_TOKEN; the embedded CRM needs none)")
 	dbPath := fs.String("db", filepath.Join(os.TempDir(), "connkit-crm-example.db"),
-		"the SQLite file the connector keeps everything in (the partner configs use NAME.partners.db next to it)")
+		"the SQLite file the connector keeps everything in")
 	faults := fs.Float64("faults", 0, "fraction (0-1) of requests the embedded CRM fails with 429 or 5xx")
 	jsonOut := fs.Bool("json", false, "print the final summary as one JSON object on the last line of stdout")
 	demo := fs.Bool("demo-edits", false, "after importing, edit the first contact and add one, and export both (default on with the embedded CRM)")
@@ -221,11 +221,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	partners, pdb, err := openPartners(ctx, partnersDBPath(*dbPath), lookup)
+	partners, err := openPartners(ctx, db, lookup)
 	if err != nil {
 		return err
 	}
-	defer pdb.Close()
 	a.partners = partners
 
 	if err := a.start(ctx); err != nil {
