@@ -548,5 +548,6 @@ func (b *Backend) Webhook(name string) (*webhook.Receiver, error) {
 // Deliveries returns the store of webhook deliveries (the database of WithDB, else
 // memory): list them by endpoint and status (failed ones and their errors), purge old
 // ones. A delivery's Endpoint is the backend's name, a slash and the endpoint's
-// ("shop-eu/shopify"), so backends sharing a database keep their deliveries apart.
+// ("shop-eu/shopify", Webhook(name).Endpoint()), so backends sharing a database keep
+// their deliveries apart.
 func (b *Backend) Deliveries() webhook.Store { return b.hooks.store }
