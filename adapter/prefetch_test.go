@@ -73,11 +73,12 @@ func pageNumberList(total, size int) func(context.Context, url.Values) (*Respons
 		if err != nil {
 			return nil, fmt.Errorf("bad page %q", q.Get("page"))
 		}
+		n := size
 		if s, err := strconv.Atoi(q.Get("per_page")); err == nil {
-			size = s
+			n = s
 		}
-		from := (page-1)*size + 1
-		return pfJSON(fmt.Sprintf(`{"items":%s,"total":%d}`, pgItems(min(from, total+1), min(from+size, total+1)), total))
+		from := (page-1)*n + 1
+		return pfJSON(fmt.Sprintf(`{"items":%s,"total":%d}`, pgItems(min(from, total+1), min(from+n, total+1)), total))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,18 +78,32 @@ func TestImportPrefetchSameRecords(t *testing.T) {
 
 // pfListing serves 100 records, oldest first, updated one second apart, by page number
 // (10 per page), filtered by updated_at_min; the page numbered failPage fails with a 400.
+// With overlap set, page 1 is answered only once page 2 was asked for (or after 10 s),
+// and overlapped records whether that happened: the pages were requested concurrently.
 type pfListing struct {
-	base     time.Time
-	failPage atomic.Int32
-	lists    atomic.Int32
+	base       time.Time
+	failPage   atomic.Int32
+	overlap    atomic.Bool
+	page2      chan struct{}
+	page2Once  sync.Once
+	overlapped atomic.Bool
 }
 
 func (l *pfListing) updated(i int) time.Time { return l.base.Add(time.Duration(i) * time.Second) }
 
 func (l *pfListing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.lists.Add(1)
 	q := r.URL.Query()
 	page, _ := strconv.Atoi(q.Get("page"))
+	switch {
+	case l.overlap.Load() && page == 2:
+		l.page2Once.Do(func() { close(l.page2) })
+	case l.overlap.Load() && page == 1:
+		select {
+		case <-l.page2:
+			l.overlapped.Store(true)
+		case <-time.After(10 * time.Second):
+		}
+	}
 	if page == int(l.failPage.Load()) {
 		http.Error(w, `{"error":"bad page"}`, http.StatusBadRequest)
 		return
@@ -124,7 +139,8 @@ func TestImportPrefetchWatermarkStopsBeforeTheFailedPage(t *testing.T) {
 		skus    []string
 	}
 	run := func(prefetch int) outcome {
-		l := &pfListing{base: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		l := &pfListing{base: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), page2: make(chan struct{})}
+		l.overlap.Store(prefetch > 1)
 		l.failPage.Store(5)
 		srv := httptest.NewServer(l)
 		defer srv.Close()
@@ -149,11 +165,12 @@ func TestImportPrefetchWatermarkStopsBeforeTheFailedPage(t *testing.T) {
 			out.skus = append(out.skus, it.SKU)
 		}
 		if prefetch > 1 {
-			assert.Greater(t, int(l.lists.Load()), 5, "pages after the failed one were not even requested: prefetch off?")
+			assert.True(t, l.overlapped.Load(), "pages 1 and 2 were not requested at once: prefetch off?")
 		}
 
 		// The next run starts at the watermark and imports the rest.
 		l.failPage.Store(0)
+		l.overlap.Store(false)
 		n, err = b.Sync(ctx, "import_item")
 		require.NoError(t, err)
 		assert.Equal(t, 100, items.Len(), "prefetch %d", prefetch)
