@@ -69,14 +69,17 @@ func TestBackendsShareOneRiverDatabase(t *testing.T) {
 		require.NoError(t, h.Start(ctx))
 		t.Cleanup(func() { _ = h.Stop(context.Background()) })
 	}
+	// Done when every job has finished (the API sees a create before its binding is written).
 	require.Eventually(t, func() bool {
-		for i := range hubs {
-			if apis[i].Count("widgets") < perBackend {
-				return false
+		for _, h := range hubs {
+			for j, err := range h.Queue().ListJobs(ctx, queue.ListFilter{}) {
+				if err != nil || !final(j.State) {
+					return false
+				}
 			}
 		}
 		return true
-	}, 30*time.Second, 20*time.Millisecond, "every export reaches its own backend's API")
+	}, 30*time.Second, 20*time.Millisecond, "every export job finishes")
 	for i, h := range hubs {
 		require.Equal(t, perBackend, apis[i].Count("widgets"), "backend %q created each record once", names[i])
 		for _, id := range ids[i] {
