@@ -55,8 +55,12 @@ const logCols = `id, started_at, backend, operation, direction, method, url, req
 // could not be stored (Flush reports them too).
 //
 // Durability: Flush, DB.Close and the Query and Prune methods wait for the entries
-// recorded before them. A process that crashes loses the entries still queued: at most
-// those bounds, in practice the entries recorded while the last batch was being written.
+// recorded before them. A process that crashes loses the entries not yet stored: at most
+// the queue (1024 entries, 16 MiB) plus the batch being written (256 entries, 4 MiB); in
+// practice the entries recorded while the last batch was being written.
+//
+// An entry is stored even when ctx is canceled after Record returns: the writer does not
+// use the caller's context.
 func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if e.Time.IsZero() {
 		e.Time = r.db.clock()
@@ -92,14 +96,18 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if s, ok := respH.(string); ok {
 		row.size += len(s)
 	}
-	w := r.db.logWriter()
-	if w == nil {
+	var earlier error
+	if w := r.db.logWriter(); w == nil {
 		err = errLogClosed
 	} else {
-		err = w.add(ctx, row)
+		earlier, err = w.add(ctx, row)
 	}
 	if err != nil {
 		return fmt.Errorf("synclog: record %s %s of backend %q: %w", e.Method, e.URL, e.Backend, err)
+	}
+	if earlier != nil {
+		return fmt.Errorf("synclog: %s %s of backend %q is queued, but earlier entries were lost: %w",
+			e.Method, e.URL, e.Backend, earlier)
 	}
 	return nil
 }
@@ -147,7 +155,9 @@ func headerJSON(h http.Header) (any, error) {
 // It first waits for the entries still queued in this process for the same database (by
 // this DB, or by another DB opened on the same SQLite file or Postgres DSN), so that it
 // sees every entry recorded before the call; entries queued by other processes are visible
-// once their writer has stored them.
+// once their writer has stored them. On SQLite, do not query while holding a transaction
+// on DB.SQL(): with entries queued, the wait needs the write connection it holds (ctx
+// still ends the wait).
 func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[synclog.Entry, error] {
 	return func(yield func(synclog.Entry, error) bool) {
 		if f.Limit < 0 {

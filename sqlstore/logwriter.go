@@ -203,25 +203,25 @@ func (w *logWriter) signal() {
 	w.progress = make(chan struct{})
 }
 
-// add queues row, waiting for room until ctx is done. It returns a failure of earlier rows
-// no Record has reported yet (row itself is queued all the same).
-func (w *logWriter) add(ctx context.Context, row logRow) error {
+// add queues row, waiting for room until ctx is done; err says why row was not queued.
+// earlier is a failure to store earlier rows that no Record has reported yet.
+func (w *logWriter) add(ctx context.Context, row logRow) (earlier, err error) {
 	w.mu.Lock()
 	for {
 		if w.closed {
 			w.mu.Unlock()
-			return errLogClosed
+			return nil, errLogClosed
 		}
 		if len(w.queue) == 0 || (len(w.queue) < logQueueRows && w.bytes+row.size <= logQueueBytes) {
 			break
 		}
-		ch := w.progress
+		ch, waiting := w.progress, len(w.queue)
 		w.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("the audit log queue is full (%d entries waiting for the database) and ctx ended: %w",
-				logQueueRows, context.Cause(ctx))
+			return nil, fmt.Errorf("the audit log queue is full (%d entries waiting for the database) and ctx ended: %w",
+				waiting, context.Cause(ctx))
 		}
 		w.mu.Lock()
 	}
@@ -233,10 +233,10 @@ func (w *logWriter) add(ctx context.Context, row logRow) error {
 		setLogWriterBusy(w, true)
 		go w.run()
 	}
-	err := w.unseen
+	earlier = w.unseen
 	w.unseen = nil
 	w.mu.Unlock()
-	return err
+	return earlier, nil
 }
 
 // mark returns the count of rows queued so far, to wait for.

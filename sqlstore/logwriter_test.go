@@ -331,7 +331,8 @@ func TestLogWriteErrorSurfaces(t *testing.T) {
 			if err := rec.Flush(ctx); err != nil {
 				t.Fatalf("second Flush = %v, want nil: the failure was reported", err)
 			}
-			if err := rec.Record(ctx, entryN("good", at, 5)); err == nil || !strings.Contains(err.Error(), "not stored") {
+			if err := rec.Record(ctx, entryN("good", at, 5)); err == nil || !strings.Contains(err.Error(), "is queued, but earlier entries were lost") ||
+				!strings.Contains(err.Error(), "page=2") {
 				t.Fatalf("next Record = %v, want it to report the earlier failure", err)
 			}
 			if err := rec.Record(ctx, entryN("good", at, 6)); err != nil {
@@ -347,6 +348,42 @@ func TestLogWriteErrorSurfaces(t *testing.T) {
 			defer mu.Unlock()
 			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "audit log entries lost") {
 				t.Fatalf("the loss was not logged at level Error:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// The entry of a request whose context has ended is stored all the same (the writer does
+// not use the caller's context), while waits for the writer end with their own ctx.
+func TestLogContexts(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			db := e.open(t)
+			rec := db.Log()
+			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			release := holdWriter(t, db)
+			canceled, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := rec.Record(canceled, entryN("ctx", at, 0)); err != nil {
+				t.Fatalf("Record with a canceled ctx and room in the queue: %v", err)
+			}
+			short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := rec.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Flush while the writer is held = %v, want context.DeadlineExceeded", err)
+			}
+			var queryErr error
+			for _, err := range rec.Query(short, synclog.Filter{}) {
+				queryErr = err
+				break
+			}
+			if !errors.Is(queryErr, context.DeadlineExceeded) {
+				t.Fatalf("Query while the writer is held = %v, want context.DeadlineExceeded", queryErr)
+			}
+			release()
+			if got := urlsOf(t, rec, "ctx"); len(got) != 1 {
+				t.Fatalf("%d entries stored, want the one recorded with a canceled ctx", len(got))
 			}
 		})
 	}
