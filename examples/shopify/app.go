@@ -156,7 +156,7 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		}
 		return os.LookupEnv(key)
 	}
-	conn, err := newConnector(ctx, db, lookup)
+	conn, err := newConnector(ctx, db, lookup, backend.WithProgress(prog.imported))
 	if err != nil {
 		return err
 	}

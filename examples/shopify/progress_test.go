@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/report"
 )
 
 // On a terminal the running line is redrawn in place and cleared at the end; elsewhere
@@ -33,5 +36,19 @@ func TestProgressOnATerminal(t *testing.T) {
 	}
 	if newProgress(&buf).tty {
 		t.Fatal("a buffer is no terminal")
+	}
+}
+
+// TestProgressCountsPerModel: the running line shows each model's records so far, in sync
+// order, from the backend's progress hook.
+func TestProgressCountsPerModel(t *testing.T) {
+	p := newProgress(io.Discard)
+	if got := p.counts(); got != "" {
+		t.Fatalf("before any import: %q", got)
+	}
+	p.imported("order", importer.Summary{Counts: report.Counts{Created: 7}})
+	p.imported("product", importer.Summary{Counts: report.Counts{Created: 200, Skipped: 50}})
+	if got, want := p.counts(), "product 250, order 7; "; got != want {
+		t.Errorf("counts = %q, want %q", got, want)
 	}
 }

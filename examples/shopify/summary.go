@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/importer"
 )
 
 func (s *summary) finish(st adapter.ClientStats, start time.Time) {
@@ -52,9 +54,10 @@ func (s *summary) print(w io.Writer, asJSON bool) error {
 // progress reports long steps on stderr: a line redrawn in place on a terminal, plain
 // lines otherwise (a log file, CI).
 type progress struct {
-	w   io.Writer
-	tty bool
-	mu  sync.Mutex
+	w       io.Writer
+	tty     bool
+	mu      sync.Mutex
+	records map[string]int // model → records imported so far in this run (backend.WithProgress)
 }
 
 func newProgress(w io.Writer) *progress {
@@ -65,6 +68,34 @@ func newProgress(w io.Writer) *progress {
 		}
 	}
 	return p
+}
+
+// imported is the backend's progress hook: model's import has committed s so far.
+func (p *progress) imported(model string, s importer.Summary) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.records == nil {
+		p.records = map[string]int{}
+	}
+	p.records[model] = s.Total()
+}
+
+// counts is the per-model part of a running line ("product 1250, customer 400; "), in
+// the order models are synced.
+func (p *progress) counts() string {
+	var b strings.Builder
+	for _, m := range models {
+		if n, ok := p.records[m]; ok {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s %d", m, n)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("; ")
+	}
+	return b.String()
 }
 
 func (p *progress) note(format string, args ...any) {
@@ -105,9 +136,9 @@ func (p *progress) start(name string, stats func() adapter.ClientStats) *step {
 			case <-t.C:
 			}
 			st := stats()
-			line := fmt.Sprintf("%s: %d requests, %d retries, %d×429, %s", name, st.Requests-base.Requests,
-				st.Retries-base.Retries, st.RateLimited-base.RateLimited, time.Since(s.start).Round(100*time.Millisecond))
 			p.mu.Lock()
+			line := fmt.Sprintf("%s: %s%d requests, %d retries, %d×429, %s", name, p.counts(), st.Requests-base.Requests,
+				st.Retries-base.Retries, st.RateLimited-base.RateLimited, time.Since(s.start).Round(100*time.Millisecond))
 			if p.tty {
 				fmt.Fprintf(p.w, "\r\033[K%s %s", spinner(time.Since(s.start)), line)
 			} else {
