@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/connkit/connkit/backend"
+	"github.com/connkit/connkit/internal/envref"
 )
 
 // maxConfigSize bounds a config file: configs are small, and a huge one is a mistake.
@@ -364,61 +365,10 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// expand expands ${VAR} and ${VAR:-default}; "$$" is a literal "$"; a bare $ stays.
+// expand expands ${VAR} and ${VAR:-default}; "$$" is a literal "$"; a bare $ stays. The
+// values taken from the environment are kept, so errors can hide them.
 func (p *treeParser) expand(s string) (string, error) {
-	if !strings.Contains(s, "$") {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '$' || i+1 >= len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '{':
-			end := strings.IndexByte(s[i+2:], '}')
-			if end < 0 {
-				return s, fmt.Errorf("unterminated ${ in %q", s)
-			}
-			ref := s[i+2 : i+2+end]
-			name, def, hasDef := strings.Cut(ref, ":-")
-			if !validEnvName(name) {
-				return s, fmt.Errorf("${%s} is not a valid environment variable reference", ref)
-			}
-			val, ok := p.lookup(name)
-			if ok && val != "" {
-				p.env[name] = val
-			}
-			if !ok || val == "" && hasDef {
-				if !hasDef {
-					return s, fmt.Errorf("environment variable %s is not set (write ${%s:-default} for a fallback)", name, name)
-				}
-				val = def
-			}
-			b.WriteString(val)
-			i += 2 + end
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), nil
-}
-
-func validEnvName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, r := range name {
-		if r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (i == 0 || r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
+	return envref.Expand(s, p.lookup, func(name, value string) { p.env[name] = value })
 }
 
 // hide replaces in e's texts every value taken from the environment by its reference,

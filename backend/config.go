@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/connkit/connkit/adapter"
+	"github.com/connkit/connkit/internal/envref"
 )
 
 // Config is one configured connection to an external system. Build it in Go or load it
@@ -493,56 +494,6 @@ func joinPath(path, key string) string {
 }
 
 // expandString expands ${VAR} and ${VAR:-default}; "$$" stands for a literal "$".
-// A bare $ not followed by { or $ is kept as it is, so passwords with $ survive.
 func expandString(s string, lookup func(string) (string, bool)) (string, error) {
-	if !strings.Contains(s, "$") {
-		return s, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '$' || i+1 >= len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '{':
-			end := strings.IndexByte(s[i+2:], '}')
-			if end < 0 {
-				return s, fmt.Errorf("unterminated ${ in %q", s)
-			}
-			ref := s[i+2 : i+2+end]
-			name, def, hasDef := strings.Cut(ref, ":-")
-			if !validEnvName(name) {
-				return s, fmt.Errorf("${%s} is not a valid environment variable reference", ref)
-			}
-			val, ok := lookup(name)
-			if !ok || val == "" && hasDef {
-				if !hasDef {
-					return s, fmt.Errorf("environment variable %s is not set (write ${%s:-default} for a fallback)", name, name)
-				}
-				val = def
-			}
-			b.WriteString(val)
-			i += 2 + end
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), nil
-}
-
-func validEnvName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i, r := range name {
-		if r != '_' && (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') && (i == 0 || r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
+	return envref.Expand(s, lookup, nil)
 }
