@@ -17,7 +17,7 @@ func TestParseLimitHeaders(t *testing.T) {
 	for in, want := range map[string]LimitHeaders{
 		"x-ratelimit": LimitHeadersXRateLimit, "X-RateLimit": LimitHeadersXRateLimit,
 		"ietf": LimitHeadersIETF, " IETF ": LimitHeadersIETF, "shopify": LimitHeadersShopify,
-		"": "", "none": "",
+		"HubSpot": LimitHeadersHubSpot, "": "", "none": "",
 	} {
 		got, err := ParseLimitHeaders(in)
 		require.NoError(t, err, in)
@@ -76,6 +76,11 @@ func TestLimitHeaderStyles(t *testing.T) {
 		{LimitHeadersShopify, func(time.Time) http.Header {
 			return http.Header{"X-Shopify-Shop-Api-Call-Limit": {"39/40"}}
 		}, 2 * time.Second, http.Header{"X-Shopify-Shop-Api-Call-Limit": {"10/40"}}}, // reserve 4 → drain 4 calls at 2/s
+		{LimitHeadersHubSpot, func(time.Time) http.Header { // 100 per 10 s, none left: reserve 10 → 11 slots at 10/s
+			return http.Header{"X-Hubspot-Ratelimit-Max": {"100"}, "X-Hubspot-Ratelimit-Remaining": {"0"},
+				"X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}}
+		}, 1100 * time.Millisecond, http.Header{"X-Hubspot-Ratelimit-Max": {"100"}, "X-Hubspot-Ratelimit-Remaining": {"60"},
+			"X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}}},
 	} {
 		t.Run(string(tc.style), func(t *testing.T) {
 			ls := &limitServer{}
@@ -131,6 +136,38 @@ func TestShopifyCallLimitParsing(t *testing.T) {
 			assert.True(t, l.PausedUntil().IsZero(), v)
 		} else {
 			assert.WithinDuration(t, now.Add(want), l.PausedUntil(), 0, v)
+		}
+	}
+}
+
+func TestHubSpotRateLimitParsing(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		max, remaining, interval string
+		want                     time.Duration
+	}{
+		{"100", "10", "10000", 100 * time.Millisecond}, // at the reserve: one slot at 10/s
+		{"100", "11", "10000", 0},
+		{"200", "0", "10000", 1050 * time.Millisecond}, // reserve 20: 21 slots at 20/s
+		{"", "0", "10000", 10 * time.Second},           // no Max: the whole interval
+		{"", "3", "10000", 0},
+		{"5", "0", "1000", 400 * time.Millisecond}, // reserve 1 → 2 slots at 5/s
+		{"100", "x", "10000", 0},
+		{"100", "0", "0", 0},
+		{"100", "-1", "10000", 0},
+	} {
+		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
+		h := http.Header{}
+		if tc.max != "" {
+			h.Set("X-HubSpot-RateLimit-Max", tc.max)
+		}
+		h.Set("X-HubSpot-RateLimit-Remaining", tc.remaining)
+		h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", tc.interval)
+		LimitHeadersHubSpot.observe(h, l)
+		if tc.want == 0 {
+			assert.True(t, l.PausedUntil().IsZero(), "%+v", tc)
+		} else {
+			assert.WithinDuration(t, now.Add(tc.want), l.PausedUntil(), 0, "%+v", tc)
 		}
 	}
 }

@@ -188,19 +188,25 @@ const (
 	// 1 call) is free, pause until it has drained back to that reserve, so the client
 	// never reaches a 429.
 	LimitHeadersShopify LimitHeaders = "shopify"
+	// LimitHeadersHubSpot reads HubSpot's rolling window: X-HubSpot-RateLimit-Max requests
+	// per X-HubSpot-RateLimit-Interval-Milliseconds, X-HubSpot-RateLimit-Remaining left.
+	// When fewer than a tenth of the window (at least 1 request) remains, pause for the
+	// time the window takes to free back to that reserve at its average rate (the whole
+	// interval when Max is not sent), so the client never reaches a 429.
+	LimitHeadersHubSpot LimitHeaders = "hubspot"
 )
 
-// ParseLimitHeaders reads a style's config name ("x-ratelimit", "ietf", "shopify"; "" or
+// ParseLimitHeaders reads a style's config name ("x-ratelimit", "ietf", "shopify", "hubspot"; "" or
 // "none" for none), ignoring case and surrounding space. An unknown name is an error
 // matching ErrInvalidRequest.
 func ParseLimitHeaders(name string) (LimitHeaders, error) {
 	switch n := LimitHeaders(strings.ToLower(strings.TrimSpace(name))); n {
 	case "", "none":
 		return "", nil
-	case LimitHeadersXRateLimit, LimitHeadersIETF, LimitHeadersShopify:
+	case LimitHeadersXRateLimit, LimitHeadersIETF, LimitHeadersShopify, LimitHeadersHubSpot:
 		return n, nil
 	}
-	return "", fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify" or "none"`, ErrInvalidRequest, name)
+	return "", fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify", "hubspot" or "none"`, ErrInvalidRequest, name)
 }
 
 // observe adjusts l from the quota headers of one response.
@@ -212,6 +218,8 @@ func (s LimitHeaders) observe(h http.Header, l *limiter) {
 		observeIETF(h, l)
 	case LimitHeadersShopify:
 		observeShopify(h, l)
+	case LimitHeadersHubSpot:
+		observeHubSpot(h, l)
 	}
 }
 
@@ -341,4 +349,31 @@ func observeShopify(h http.Header, l *limiter) {
 	leak := max(float64(size)/20, 1) // calls a second
 	drain := float64(reserve-free+1) / leak
 	l.PauseUntil(l.Now().Add(time.Duration(drain * float64(time.Second))))
+}
+
+// observeHubSpot paces a rolling window from X-HubSpot-RateLimit-* (see LimitHeadersHubSpot).
+func observeHubSpot(h http.Header, l *limiter) {
+	remS, intS := h.Get("X-HubSpot-RateLimit-Remaining"), h.Get("X-HubSpot-RateLimit-Interval-Milliseconds")
+	if remS == "" || intS == "" {
+		return
+	}
+	remaining, err1 := strconv.Atoi(strings.TrimSpace(remS))
+	intervalMS, err2 := strconv.Atoi(strings.TrimSpace(intS))
+	if err1 != nil || err2 != nil || remaining < 0 || intervalMS <= 0 {
+		return
+	}
+	interval := time.Duration(intervalMS) * time.Millisecond
+	maxReq, err := strconv.Atoi(strings.TrimSpace(h.Get("X-HubSpot-RateLimit-Max")))
+	if err != nil || maxReq <= 0 {
+		if remaining == 0 {
+			l.PauseUntil(l.Now().Add(interval))
+		}
+		return
+	}
+	reserve := max(maxReq/10, 1)
+	if remaining > reserve {
+		return
+	}
+	wait := time.Duration(int64(interval) * int64(reserve-remaining+1) / int64(maxReq))
+	l.PauseUntil(l.Now().Add(min(wait, interval)))
 }

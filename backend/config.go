@@ -111,7 +111,8 @@ type RateLimitConfig struct {
 	Burst int `json:"burst,omitempty"`
 	// Headers names the rate-limit headers the API sends, so the client slows down before
 	// it is refused: "x-ratelimit" (X-RateLimit-Limit/Remaining/Reset), "ietf" (RateLimit
-	// and RateLimit-Policy), "shopify" (X-Shopify-Shop-Api-Call-Limit). Empty: none read
+	// and RateLimit-Policy), "shopify" (X-Shopify-Shop-Api-Call-Limit), "hubspot"
+	// (X-HubSpot-RateLimit-Max/Remaining/Interval-Milliseconds). Empty: none read
 	// (429 and Retry-After are always honoured).
 	Headers string `json:"headers,omitempty"`
 }
@@ -239,7 +240,7 @@ func (c *Config) Validate() error {
 		bad("rate_limit.burst", "must not be negative")
 	}
 	if _, err := adapter.ParseLimitHeaders(c.RateLimit.Headers); err != nil {
-		bad("rate_limit.headers", "%q: use x-ratelimit, ietf or shopify", c.RateLimit.Headers)
+		bad("rate_limit.headers", "%q: use x-ratelimit, ietf, shopify or hubspot", c.RateLimit.Headers)
 	}
 	if c.Retry.MaxAttempts < 0 {
 		bad("retry.max_attempts", "must not be negative")

@@ -104,7 +104,7 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 			[]string{"connect_timeout: must not be negative", "rate_limit.per_second: must not be negative"}},
 		{"retry order", `{name: a, base_url: "https://x", retry: {min_wait: 10s, max_wait: 1s}}`, nil, []string{"retry.min_wait", "longer than retry.max_wait"}},
 		{"bad header", `{name: a, base_url: "https://x", headers: {"Bad Header": v}}`, nil, []string{`"Bad Header" is not a valid header name`}},
-		{"limit headers", `{name: a, base_url: "https://x", rate_limit: {headers: github}}`, nil, []string{"rate_limit.headers", "x-ratelimit, ietf or shopify"}},
+		{"limit headers", `{name: a, base_url: "https://x", rate_limit: {headers: github}}`, nil, []string{"rate_limit.headers", "x-ratelimit, ietf, shopify or hubspot"}},
 		{"schedule", `{name: a, base_url: "https://x", schedules: [{name: n, spec: "@every 1m"}]}`, nil, []string{"schedules[0]", "operation"}},
 	}
 	for _, tt := range tests {
