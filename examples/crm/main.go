@@ -43,12 +43,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/backend"
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/connkittest/fakecrm"
+	"github.com/connkit/connkit/importer"
 	"github.com/connkit/connkit/queue"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/sqlstore"
@@ -217,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer db.Close()
 	fmt.Fprintf(stderr, "database: %s\n", *dbPath)
-	a, err := newApp(ctx, cfg, db)
+	a, err := newApp(ctx, cfg, db, backend.WithProgress(importProgress(stderr)))
 	if err != nil {
 		return err
 	}
@@ -244,6 +246,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return a.serve(ctx, *serve, stderr)
+}
+
+// importProgress returns the backend's progress hook: a line per model while its import
+// runs, at most one a second, so a large CRM shows it is moving without flooding a log.
+func importProgress(w io.Writer) func(model string, s importer.Summary) {
+	var mu sync.Mutex
+	last := map[string]time.Time{}
+	return func(model string, s importer.Summary) {
+		mu.Lock()
+		defer mu.Unlock()
+		if now := time.Now(); now.Sub(last[model]) >= time.Second {
+			last[model] = now
+			fmt.Fprintf(w, "import %-8s %d records so far (%d pages)\n", model, s.Total(), s.Pages)
+		}
+	}
 }
 
 // randomKey is a key nobody knows.
