@@ -174,6 +174,9 @@ func (r *LogRecorder) Query(ctx context.Context, f synclog.Filter) iter.Seq2[syn
 			where = append(where, cond)
 			args = append(args, arg...)
 		}
+		if f.ID != 0 {
+			add(`id = ?`, f.ID)
+		}
 		if f.Backend != "" {
 			add(`backend = ?`, f.Backend)
 		}

@@ -60,6 +60,7 @@ func TestLogRecorder(t *testing.T) {
 				if err := rec.Record(ctx, en); err != nil {
 					t.Fatalf("Record %d: %v", i, err)
 				}
+				en.ID = int64(i + 1) // the store numbers a fresh log's entries from 1
 				all = append(all, en)
 			}
 			// Reference: newest first by time; among equal times, later inserts first.
@@ -87,6 +88,9 @@ func TestLogRecorder(t *testing.T) {
 			}
 			filters := []synclog.Filter{
 				{},
+				{ID: 3},
+				{ID: 3, Backend: "nope"},
+				{ID: 99999},
 				{Limit: 5},
 				{Backend: "shop-eu"},
 				{Backend: "shop-us", Limit: 4},

@@ -132,6 +132,8 @@ func TestRingFilterMatrix(t *testing.T) {
 		want []int64
 	}{
 		{"all", Filter{}, []int64{6, 5, 4, 3, 2, 1}},
+		{"id", Filter{ID: 4}, []int64{4}},
+		{"id and a field it lacks", Filter{ID: 4, Backend: "shop"}, []int64{}},
 		{"backend", Filter{Backend: "shop"}, []int64{3, 2, 1}},
 		{"operation", Filter{Operation: "import"}, []int64{6, 5, 2, 1}},
 		{"direction in", Filter{Direction: Inbound}, []int64{4}},

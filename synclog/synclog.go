@@ -83,6 +83,8 @@ var discard Recorder = recorderFunc(func(context.Context, Entry) error { return 
 
 // Filter selects entries in a query. Zero fields match everything.
 type Filter struct {
+	// ID selects the one entry with that ID (0: any).
+	ID int64
 	// Backend, Operation and Direction match Entry fields exactly.
 	Backend   string
 	Operation string
@@ -106,7 +108,8 @@ type Filter struct {
 // Match reports whether e passes every set field of f (Limit is not considered).
 func (f Filter) Match(e *Entry) bool {
 	switch {
-	case f.Backend != "" && e.Backend != f.Backend,
+	case f.ID != 0 && e.ID != f.ID,
+		f.Backend != "" && e.Backend != f.Backend,
 		f.Operation != "" && e.Operation != f.Operation,
 		f.Direction != "" && e.Direction != f.Direction,
 		f.Status != 0 && e.Status != f.Status,

@@ -254,10 +254,9 @@ func newer(a, b synclog.Entry) bool {
 // errNoEntry is an --id that names no entry.
 var errNoEntry = errors.New("no such log entry")
 
-// findEntry reads entry id. The audit log's query has no ID filter, so this walks the
-// log page by page (memory stays bounded by the page).
+// findEntry reads entry id.
 func findEntry(ctx context.Context, q synclog.Querier, id int64) (synclog.Entry, error) {
-	for ent, err := range q.Query(ctx, synclog.Filter{}) {
+	for ent, err := range q.Query(ctx, synclog.Filter{ID: id}) {
 		if err != nil {
 			return synclog.Entry{}, fmt.Errorf("read the audit log: %w", err)
 		}
