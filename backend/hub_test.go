@@ -261,6 +261,33 @@ func TestLaterEditWhileExportRuns(t *testing.T) {
 	assert.Equal(t, "Ada Lovelace", c.api.Records("customers")[0].Get("name").String(), "the edit reached the API")
 }
 
+// TestLaterSyncNeverOverlaps: an operation queued while it runs is the running job (what
+// keeps a schedule's runs from overlapping); it gets no follow-up.
+func TestLaterSyncNeverOverlaps(t *testing.T) {
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	c := newCRM(t, backend.WithOperation("slow", func(ctx context.Context, _ *backend.Backend) (report.Counts, error) {
+		if runs.Add(1) == 1 {
+			close(started)
+		}
+		<-release
+		return report.Counts{}, nil
+	}))
+	first, err := c.b.Later().Sync(ctx, "slow")
+	require.NoError(t, err)
+	require.NoError(t, c.b.Start(ctx))
+	defer c.b.Stop(context.Background())
+	<-started
+	again, err := c.b.Later().Sync(ctx, "slow")
+	require.NoError(t, err)
+	assert.True(t, again.Duplicate, "queued while running: the running job")
+	assert.Equal(t, first.ID, again.ID)
+	close(release)
+	waitJob(t, c.b.Queue(), first.ID)
+	assert.EqualValues(t, 1, runs.Load(), "one run")
+}
+
 // TestLaterRefusedExportIsNotRetried: an export the API refuses (422) would be refused
 // again: the job ends after one attempt, and the binding says why.
 func TestLaterRefusedExportIsNotRetried(t *testing.T) {

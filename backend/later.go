@@ -165,10 +165,11 @@ func permanentRecordError(err error) bool {
 //
 // A job gets an identity key derived from what it does (kind, model, sorted IDs), so the
 // same work queued twice while the first is still waiting runs once; the returned JobInfo
-// then has Duplicate set. Work queued while its twin is already running is never dropped,
-// since the running job may have read the record before the change being queued: it gets
-// one follow-up job, which waits for the running one (through the record's lease) and
-// dedups further requests in turn. Enqueue options (priority, delay, max attempts, another
+// then has Duplicate set. An import or export queued while its twin is already running is
+// never dropped, since the running job may have read the records before the change being
+// queued: it gets one follow-up job, which waits for the running one (through the records'
+// leases) and dedups further requests in turn. An operation (Sync) queued while it runs is
+// a duplicate: runs of one operation never overlap. Enqueue options (priority, delay, max attempts, another
 // identity key) apply after that default key.
 //
 // ExportTx sets no default key: inside a transaction the twin found may start, and read
@@ -255,11 +256,13 @@ func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, 
 	key := identityKey(l.b.cfg.Name, what, target, ids)
 	opts := append([]queue.EnqueueOption{queue.WithIdentityKey(key)}, l.opts...)
 	job, err := l.b.queue.Enqueue(ctx, args, opts...)
-	// A running twin may already have read what this job is about: queue a follow-up
-	// instead, keyed by the running job, so one follow-up serves every request made while
-	// that job runs. Each turn needs a different running job, so this ends.
+	// A running import or export may already have read the records this job is about:
+	// queue a follow-up instead, keyed by the running job, so one follow-up serves every
+	// request made while that job runs. Each turn needs a different running job, so this
+	// ends. Operations (ids == nil) are not followed up: a run never overlaps the previous
+	// one (schedules rely on it), and the next run picks up what this one missed.
 	for range 8 {
-		if err != nil || !job.Duplicate || job.State != queue.StateRunning {
+		if err != nil || !job.Duplicate || job.State != queue.StateRunning || ids == nil {
 			break
 		}
 		key = identityKey(l.b.cfg.Name, what, target, ids) + "/after/" + strconv.FormatInt(job.ID, 10)
