@@ -557,7 +557,9 @@ func (h *inbound) create(ctx context.Context, c *compiled, doc any, req map[stri
 		return 0, nil, err
 	}
 	touch(ctx, ids...)
-	data, err := h.respond(ctx, c, ids, vals)
+	// Committed: the answer is built past the time limit too, so 408 keeps meaning
+	// "nothing was stored" (a client retrying a 408 must not create the records twice).
+	data, err := h.respond(context.WithoutCancel(ctx), c, ids, vals)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -624,7 +626,7 @@ func (h *inbound) update(ctx context.Context, c *compiled, doc any, req map[stri
 		return 0, nil, err
 	}
 	touch(ctx, ids...)
-	data, err := h.respond(ctx, c, ids, written)
+	data, err := h.respond(context.WithoutCancel(ctx), c, ids, written) // committed: see create
 	if err != nil {
 		return 0, nil, err
 	}
