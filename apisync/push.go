@@ -184,9 +184,38 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 	var recs []outRecord
 	st := s.stores[c.cfg.Model]
 	for _, id := range ids {
+		// A record that is gone is skipped without a binding; one that exists is read again
+		// under its lease, so what is sent is never older than what another push of the
+		// record already sent (two pushes of one record run one after the other).
+		if _, err := st.Get(ctx, id); errors.Is(err, local.ErrNotFound) {
+			counts.Skipped++
+			continue
+		} else if err != nil {
+			fail(id, "read", err)
+			continue
+		}
+		b, created, err := bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
+		if err == nil {
+			b, err = bs.Claim(ctx, b.ID, owner, c.leaseTTL())
+		}
+		if err != nil {
+			fail(id, "claim", err)
+			continue
+		}
+		held = append(held, b.ID)
+		// skip leaves no trace of a record this push does not send: a binding made just for
+		// it is removed again.
+		skip := func() {
+			counts.Skipped++
+			if created {
+				if err := bs.Delete(ctx, b.ID); err != nil && !errors.Is(err, binding.ErrNotFound) {
+					s.logger.WarnContext(ctx, "apisync: removing an unused binding", "config", c.cfg.Name, "error", err)
+				}
+			}
+		}
 		v, err := st.Get(ctx, id)
 		if errors.Is(err, local.ErrNotFound) {
-			counts.Skipped++
+			skip()
 			continue
 		}
 		if err != nil {
@@ -196,29 +225,19 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 		v = withID(v, id)
 		payload, err := c.maps.mapOut(ctx, v)
 		if errors.Is(err, report.ErrSkip) {
-			counts.Skipped++
+			skip()
 			continue
 		}
 		if err != nil {
 			fail(id, "map", err)
 			continue
 		}
-		r := outRecord{id: id, payload: payload}
+		r := outRecord{id: id, payload: payload, bound: b}
 		if c.maps.id != nil {
 			if iv := v[c.maps.id.Field]; iv != nil {
 				r.ident = fmt.Sprint(plain(iv))
 			}
 		}
-		b, _, err := bs.Ensure(ctx, binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id})
-		if err == nil {
-			b, err = bs.Claim(ctx, b.ID, owner, c.leaseTTL())
-		}
-		if err != nil {
-			fail(id, "claim", err)
-			continue
-		}
-		held = append(held, b.ID)
-		r.bound = b
 		recs = append(recs, r)
 	}
 	_, rest := splitURL(c.cfg.URL)
