@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -490,11 +491,22 @@ func (b *Backend) webhookEndpoint(name string) string { return b.cfg.Name + "/" 
 // job, keyed by the delivery so a redelivery or a restart does not queue it twice.
 func (b *Backend) notifyWebhook(name string, maxAttempts int) webhook.Notify {
 	return func(ctx context.Context, d webhook.Delivery) error {
-		opts := []queue.EnqueueOption{queue.WithIdentityKey(identityKey(b.cfg.Name, "webhook", name, []string{d.ID}))}
+		key := identityKey(b.cfg.Name, "webhook", name, []string{d.ID})
+		opts := []queue.EnqueueOption{queue.WithIdentityKey(key)}
 		if maxAttempts > 0 {
 			opts = append(opts, queue.WithMaxAttempts(maxAttempts))
 		}
-		if _, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID}, opts...); err != nil {
+		job, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID}, opts...)
+		// A job of this delivery that is running may already be past its work (a replay
+		// asked for just as it finished): queue a follow-up after it, as Later does.
+		for range 8 {
+			if err != nil || !job.Duplicate || job.State != queue.StateRunning {
+				break
+			}
+			job, err = b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID},
+				append(opts, queue.WithIdentityKey(key+"/after/"+strconv.FormatInt(job.ID, 10)))...)
+		}
+		if err != nil {
 			return fmt.Errorf("backend %q: queueing webhook delivery %q of %q: %w", b.cfg.Name, d.ID, name, err)
 		}
 		return nil

@@ -309,6 +309,9 @@ func reply(w http.ResponseWriter, code int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
+// errBusy: the delivery's handler is running in this process.
+var errBusy = errors.New("its handler is already running in this process")
+
 // reply answers and counts the answer.
 func (r *Receiver) reply(w http.ResponseWriter, code int, inserted bool, body string) {
 	r.count(code, inserted)
@@ -439,7 +442,8 @@ func quote(s string) string {
 
 // Process processes the delivery with ID id of this receiver's endpoint: the work of the
 // queue job the [Notify] hook enqueued. It skips a delivery already processed or ignored
-// (a second job of one delivery), and one whose handler is running in this process;
+// (a second job of one delivery), and returns an error (to be retried) for one whose
+// handler is running in this process;
 // otherwise it runs the handler of its event type and records the outcome with
 // Store.Finish: processed; ignored when no handler is registered for the type or the
 // handler returned [ErrIgnore]; failed, with the error's text, for any other error
@@ -449,7 +453,9 @@ func quote(s string) string {
 // error matching [ErrNotFound] (purged: the caller should not retry).
 func (r *Receiver) Process(ctx context.Context, id string) error {
 	if !r.claim(id) {
-		return nil
+		// Another job of this delivery is running here: retry later rather than report a
+		// success for work this one did not do (it may be a replay the other has not seen).
+		return fmt.Errorf("webhook: process delivery %q of %q: %w", id, r.endpoint, errBusy)
 	}
 	defer r.release(id)
 	d, err := r.store.Get(ctx, r.endpoint, id)
