@@ -33,7 +33,7 @@ func WithMaxAttempts(n int) EnqueueOption {
 // WithIdentityKey keeps a second job with the same key out while one is
 // available, scheduled, running or retryable: Enqueue then returns the
 // existing job with Duplicate set, whatever the second job's delay. Keys are
-// global across kinds and queues (at most 1024 bytes); prefix them with the
+// unique within a queue, across kinds (at most 1024 bytes); prefix them with the
 // kind if they could collide.
 func WithIdentityKey(key string) EnqueueOption {
 	return func(o *queuekit.EnqueueOptions) { o.IdentityKey = key }

@@ -127,7 +127,7 @@ func (p *pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 		return JobInfo{}, fmt.Errorf("%w: the pool has no queue %q; add it with queue.WithQueue", ErrInvalid, o.QueueName)
 	}
 	if o.IdentityKey != "" {
-		if id, ok := p.identity[o.IdentityKey]; ok {
+		if id, ok := p.identity[identity(o.QueueName, o.IdentityKey)]; ok {
 			info := p.jobs[id].snapshot()
 			info.Duplicate = true
 			return info, nil
@@ -148,7 +148,7 @@ func (p *pool) Enqueue(ctx context.Context, args Args, opts ...EnqueueOption) (J
 	}}
 	p.jobs[j.info.ID] = j
 	if o.IdentityKey != "" {
-		p.identity[o.IdentityKey] = j.info.ID
+		p.identity[identity(o.QueueName, o.IdentityKey)] = j.info.ID
 	}
 	if o.RunAt.IsZero() {
 		p.pushReady(q, j)
@@ -286,10 +286,10 @@ func (p *pool) RetryJob(ctx context.Context, id int64) (JobInfo, error) {
 		return j.snapshot(), nil
 	}
 	if j.info.IdentityKey != "" {
-		if other, ok := p.identity[j.info.IdentityKey]; ok && other != id {
+		if other, ok := p.identity[identity(j.info.Queue, j.info.IdentityKey)]; ok && other != id {
 			return JobInfo{}, fmt.Errorf("%w: cannot retry job %d: job %d with the same identity key %q is pending", ErrInvalid, id, other, j.info.IdentityKey)
 		}
-		p.identity[j.info.IdentityKey] = id
+		p.identity[identity(j.info.Queue, j.info.IdentityKey)] = id
 	}
 	if j.info.State.final() {
 		p.finished = slices.DeleteFunc(p.finished, func(x int64) bool { return x == id })
@@ -362,7 +362,7 @@ func (p *pool) finish(j *poolJob, s State, now time.Time) {
 	j.gen++
 	j.info.State = s
 	j.info.FinalizedAt = now
-	if k := j.info.IdentityKey; k != "" && p.identity[k] == j.info.ID {
+	if k := identity(j.info.Queue, j.info.IdentityKey); j.info.IdentityKey != "" && p.identity[k] == j.info.ID {
 		delete(p.identity, k)
 	}
 	p.finished = append(p.finished, j.info.ID)
@@ -566,3 +566,6 @@ func (h *jobHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return e
 }
+
+// identity is the pool's key of an identity key: keys are unique within a queue.
+func identity(queue, key string) string { return queue + "\x00" + key }

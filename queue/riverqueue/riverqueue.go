@@ -23,8 +23,8 @@
 // river.JobCancel (the job ends cancelled); [queue.RetryAfter] is a normal
 // failed attempt whose next retry time is chosen by the worker, so it counts
 // towards max attempts (River's JobSnooze would not, and could retry for
-// ever); the identity key is a River unique job (by args, across kinds and
-// queues, in states available, pending, scheduled, running and retryable),
+// ever); the identity key is a River unique job (by args and queue, across
+// kinds, in states available, pending, scheduled, running and retryable),
 // stored as the extra top-level field "_connkit_identity_key" in the args
 // JSON and removed again before the worker decodes them. River's own client
 // is reachable through Client for anything not covered here.
@@ -369,6 +369,7 @@ func (q *riverQueue[TTx]) prepare(args queue.Args, opts []queue.EnqueueOption) (
 		}
 		ins.UniqueOpts = river.UniqueOpts{
 			ByArgs:      true, // only the field tagged river:"unique": the key
+			ByQueue:     true, // a twin left in a queue no client works must not block it
 			ExcludeKind: true,
 			ByState: []rivertype.JobState{
 				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
