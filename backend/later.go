@@ -169,8 +169,8 @@ func permanentRecordError(err error) bool {
 // never dropped, since the running job may have read the records before the change being
 // queued: it gets one follow-up job, which waits for the running one (through the records'
 // leases) and dedups further requests in turn. An operation (Sync) queued while it runs is
-// a duplicate: runs of one operation never overlap. Enqueue options (priority, delay, max attempts, another
-// identity key) apply after that default key.
+// a duplicate: runs of one operation never overlap. Enqueue options (priority, delay, max
+// attempts, another identity key) apply after that default key.
 //
 // ExportTx sets no default key: inside a transaction the twin found may start, and read
 // the record, before the transaction commits. A second export of an unchanged record is

@@ -497,10 +497,12 @@ func (b *Backend) notifyWebhook(name string, maxAttempts int) webhook.Notify {
 			opts = append(opts, queue.WithMaxAttempts(maxAttempts))
 		}
 		job, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID}, opts...)
-		// A job of this delivery that is running may already be past its work (a replay
-		// asked for just as it finished): queue a follow-up after it, as Later does.
+		// A replay (Reprocess: a delivery already attempted, set back to pending) whose twin
+		// job is running may come after that job's work: queue a follow-up after it, as
+		// Later does. A redelivery of a delivery never attempted needs none: the running job
+		// is about to process it.
 		for range 8 {
-			if err != nil || !job.Duplicate || job.State != queue.StateRunning {
+			if err != nil || !job.Duplicate || job.State != queue.StateRunning || d.Attempts == 0 {
 				break
 			}
 			job, err = b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID},
