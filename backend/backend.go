@@ -369,7 +369,11 @@ func (b *Backend) TestConnection(ctx context.Context) error {
 }
 
 // Start starts working deferred jobs and running enabled schedules in the background. It
-// returns at once; Stop ends both.
+// returns at once; Stop ends both, letting running jobs finish. Cancelling ctx is a hard
+// stop instead: running jobs are cut short, and a request in flight may reach the API
+// without its answer being recorded (an API that ignores idempotency keys then gets the
+// create again on the retry). For a graceful shutdown on a signal, start with a context
+// the signal does not cancel (context.WithoutCancel) and call Stop with a deadline.
 func (b *Backend) Start(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

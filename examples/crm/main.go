@@ -273,6 +273,9 @@ func randomKey() string {
 // start starts working queued jobs: the connector's exports and the partner configs'
 // pushes.
 func (a *app) start(ctx context.Context) error {
+	// An interrupt must not cut a push short (the CRM would have the record without the
+	// connector knowing its ID): the queues run until stop, which lets running jobs finish.
+	ctx = context.WithoutCancel(ctx)
 	if err := a.crm.Start(ctx); err != nil {
 		return err
 	}

@@ -174,7 +174,9 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 			err = perr
 		}
 	}()
-	if err := b.Start(ctx); err != nil { // work the deferred jobs
+	// Work the deferred jobs until Stop below, which lets running ones finish: an interrupt
+	// must not cut an export short.
+	if err := b.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	defer func() {
