@@ -2,9 +2,8 @@ package apisync_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"github.com/connkit/connkit/internal/pgtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -49,39 +47,8 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db *sqlstore.DB)) {
 	})
 }
 
-// pgDSN creates a fresh Postgres schema, dropped at cleanup, and returns a DSN whose
-// search_path is that schema; it skips without CONNKIT_TEST_POSTGRES_URL.
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run on Postgres")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "apisync_test_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err == nil {
-			_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + schema
-}
+// pgDSN returns a DSN on a fresh schema of the test Postgres, or skips.
+func pgDSN(t *testing.T) string { return pgtest.DSN(t, "apisync_test_") }
 
 // parseAll parses YAML configs given as strings, with env as the environment.
 func parseAll(t *testing.T, env map[string]string, docs ...string) []apisync.Config {

@@ -5,10 +5,9 @@ package backend_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
+	"github.com/connkit/connkit/internal/pgtest"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,39 +98,8 @@ func newHub(db *sqlstore.DB, apiURL, clientID string, migrate bool, opts ...back
 	return b, widgets, err
 }
 
-// pgSchemaDSN creates a fresh Postgres schema, dropped at cleanup, and returns a connkit
-// DSN whose search_path is that schema; it skips without CONNKIT_TEST_POSTGRES_URL.
-func pgSchemaDSN(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the multi-process Postgres tests")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "backend_test_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, url)
-	require.NoError(t, err)
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err == nil {
-			_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + schema
-}
+// pgSchemaDSN returns a DSN on a fresh schema of the test Postgres, or skips.
+func pgSchemaDSN(t *testing.T) string { return pgtest.DSN(t, "backend_test_") }
 
 // child is a running child process.
 type child struct {

@@ -3,9 +3,8 @@ package exporter_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"github.com/connkit/connkit/internal/pgtest"
 	"maps"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/assert"
@@ -166,24 +164,7 @@ func TestScaleOutExportPostgres(t *testing.T) {
 		t.Skip("spawns worker processes and waits for River's rescuer (a few seconds); skipped with -short")
 	}
 	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "exporter_test_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	admin.Close(ctx)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err == nil {
-			_, err = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
+	_, schema := pgtest.Schema(t, "exporter_test_")
 
 	const n, chunk = 600, 20
 	srv := fakeapi.New()

@@ -2,11 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
+	"github.com/connkit/connkit/internal/pgtest"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -70,40 +66,5 @@ func mustOpen(t testing.TB, dsn string, opts ...sqlstore.Option) *sqlstore.DB {
 	return db
 }
 
-// pgSchemaDSN creates a fresh schema in the test Postgres database, drops it at cleanup,
-// and returns a DSN whose search_path points at it. It skips the test when the env var
-// is unset.
-func pgSchemaDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv(pgEnv)
-	if base == "" {
-		t.Skipf("Postgres tests need %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", pgEnv)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	schema := "connkit_sqlstore_" + hex.EncodeToString(rnd[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("open %s: %v", pgEnv, err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			return
-		}
-		defer admin.Close()
-		admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", pgEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// pgSchemaDSN returns a DSN on a fresh schema of the test Postgres, or skips.
+func pgSchemaDSN(t testing.TB) string { return pgtest.DSN(t, "connkit_sqlstore_") }

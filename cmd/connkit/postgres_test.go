@@ -1,11 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
+	"github.com/connkit/connkit/internal/pgtest"
 	"strings"
 	"testing"
 
@@ -15,42 +11,8 @@ import (
 
 const pgEnv = "CONNKIT_TEST_POSTGRES_URL"
 
-// pgDSN returns a DSN for a fresh schema of the test Postgres (dropped after the test),
-// or skips the test when there is none.
-func pgDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(pgEnv)
-	if base == "" {
-		t.Skipf("Postgres tests need %s (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", pgEnv)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	schema := "connkit_cli_" + hex.EncodeToString(rnd[:])
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		admin, err := sql.Open("pgx", base)
-		if err != nil {
-			return
-		}
-		defer admin.Close()
-		admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`)
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// pgDSN returns a DSN on a fresh schema of the test Postgres, or skips.
+func pgDSN(t *testing.T) string { return pgtest.DSN(t, "connkit_cli_") }
 
 // TestPostgresStore: the inspection commands work on a postgres:// store too.
 func TestPostgresStore(t *testing.T) {

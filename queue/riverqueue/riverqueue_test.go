@@ -3,11 +3,10 @@ package riverqueue_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/connkit/connkit/internal/pgtest"
 	"io"
 	"log/slog"
 	"os"
@@ -167,39 +166,9 @@ func TestSQLiteConformance(t *testing.T) {
 	queuetest.Run(t, newSQLiteQueue)
 }
 
-// pgSchema creates a fresh schema, dropped at cleanup, and returns the
-// server URL and the schema; it skips without CONNKIT_TEST_POSTGRES_URL.
-func pgSchema(t testing.TB) (string, string) {
-	t.Helper()
-	url := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run Postgres tests")
-	}
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "queue_test_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", url, err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("creating schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
-}
+// pgSchema creates a fresh schema, dropped at cleanup, and returns the server URL and
+// the schema; it skips without CONNKIT_TEST_POSTGRES_URL.
+func pgSchema(t testing.TB) (string, string) { return pgtest.Schema(t, "riverqueue_test_") }
 
 // pgPool returns a pool on a fresh schema, dropped at cleanup, or skips.
 func pgPool(t *testing.T) (*pgxpool.Pool, string) {
@@ -220,14 +189,7 @@ func pgPool(t *testing.T) (*pgxpool.Pool, string) {
 }
 
 // pgDSN returns a connkit database DSN on a fresh schema, or skips.
-func pgDSN(t testing.TB) string {
-	url, schema := pgSchema(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return url + sep + "search_path=" + schema
-}
+func pgDSN(t testing.TB) string { return pgtest.DSN(t, "riverqueue_test_") }
 
 // openPostgres opens a connkit database on a fresh schema, closed at
 // cleanup, or skips.
