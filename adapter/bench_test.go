@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"github.com/connkit/connkit/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -148,7 +149,7 @@ func concurrent(b *testing.B, url string) {
 // against raw net/http: each iteration sends one raw and one adapter request and times
 // both, so load changes on the machine hit both sides alike. x-baseline is the ratio of
 // wall-clock times (raw / adapter), the throughput goal. x-baseline-cpu is the same ratio
-// of process CPU time (client, server and GC work of each request; see processCPU): on a
+// of process CPU time (client, server and GC work of each request; see cputime.Process): on a
 // machine shared with other work the wall clock also counts time spent waiting for a
 // core, which hits the side with more goroutine hand-offs harder, while CPU time does not.
 func interleaved(b *testing.B, url string, opts ...Option) {
@@ -162,7 +163,7 @@ func interleaved(b *testing.B, url string, opts ...Option) {
 	ctx := context.Background()
 	var rawT, adT, rawCPU, adCPU time.Duration
 	rawOnce := func() {
-		c0 := processCPU()
+		c0 := cputime.Process()
 		t0 := time.Now()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/products/42.json", nil)
 		req.Header.Set("Accept", "application/json")
@@ -174,16 +175,16 @@ func interleaved(b *testing.B, url string, opts ...Option) {
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
 		rawT += time.Since(t0)
-		rawCPU += processCPU() - c0
+		rawCPU += cputime.Process() - c0
 	}
 	adOnce := func() {
-		c0 := processCPU()
+		c0 := cputime.Process()
 		t0 := time.Now()
 		if _, err := c.Do(ctx, &Request{Path: "products/42.json"}); err != nil {
 			b.Fatal(err)
 		}
 		adT += time.Since(t0)
-		adCPU += processCPU() - c0
+		adCPU += cputime.Process() - c0
 	}
 	i := 0
 	for b.Loop() {

@@ -5,6 +5,7 @@ package backend_test
 import (
 	"bytes"
 	"context"
+	"github.com/connkit/connkit/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -99,9 +99,9 @@ func BenchmarkWebhookReceive(b *testing.B) {
 		return func(b *testing.B) {
 			var bareT, hookT, bareCPU, hookCPU time.Duration
 			timed := func(url string, t, cpu *time.Duration) {
-				c0 := processCPU()
+				c0 := cputime.Process()
 				*t += post(url, nextID())
-				*cpu += processCPU() - c0
+				*cpu += cputime.Process() - c0
 			}
 			i := 0
 			for b.Loop() {
@@ -123,14 +123,14 @@ func BenchmarkWebhookReceive(b *testing.B) {
 		const senders = 8
 		var bareT, hookT, bareCPU, hookCPU time.Duration
 		round := func(url string, t, cpu *time.Duration) {
-			c0, t0 := processCPU(), time.Now()
+			c0, t0 := cputime.Process(), time.Now()
 			var wg sync.WaitGroup
 			for range senders {
 				wg.Go(func() { post(url, nextID()) })
 			}
 			wg.Wait()
 			*t += time.Since(t0)
-			*cpu += processCPU() - c0
+			*cpu += cputime.Process() - c0
 		}
 		i := 0
 		for b.Loop() {
@@ -159,15 +159,6 @@ func reportReceive(b *testing.B, n int, bareT, hookT, bareCPU, hookCPU time.Dura
 	}
 	b.ReportMetric(float64(n)/hookT.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(n)/bareT.Seconds(), "bare-requests/s")
-}
-
-// processCPU returns the CPU time (user and system) the process has used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
 }
 
 func countDeliveries(b *testing.B, shop *backend.Backend) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/connkit/connkit/internal/cputime"
 	"io"
 	"net/http"
 	"net/url"
@@ -166,21 +167,21 @@ func BenchmarkImport100kMemory(b *testing.B) {
 	var tConnkit, tBase, tGuarded, cpuConnkit, cpuBase time.Duration
 	for i := 0; b.Loop(); i++ {
 		run := func() {
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), cputime.Process()
 			sum := connkitImport(b, c, binding.NewMemory(), local.NewMemory[product](), benchOpts()...)
 			tConnkit += time.Since(start)
-			cpuConnkit += cpuTime() - cpu
+			cpuConnkit += cputime.Process() - cpu
 			if sum.Created != n {
 				b.Fatalf("created %d", sum.Created)
 			}
 		}
 		base := func() {
-			start, cpu := time.Now(), cpuTime()
+			start, cpu := time.Now(), cputime.Process()
 			if got := baselineImport(b, srv.URL); got != n {
 				b.Fatalf("baseline imported %d", got)
 			}
 			tBase += time.Since(start)
-			cpuBase += cpuTime() - cpu
+			cpuBase += cputime.Process() - cpu
 		}
 		guarded := func() {
 			start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/connkit/connkit/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,20 +65,20 @@ func Bench(b *testing.B, newStore func(b *testing.B) webhook.Store) {
 	var opT, baseT, opCPU, baseCPU time.Duration
 	receive := func(req *http.Request) {
 		rec := httptest.NewRecorder()
-		c0, t0 := processCPU(), time.Now()
+		c0, t0 := cputime.Process(), time.Now()
 		r.ServeHTTP(rec, req)
 		opT += time.Since(t0)
-		opCPU += processCPU() - c0
+		opCPU += cputime.Process() - c0
 		if rec.Code != http.StatusOK {
 			b.Fatalf("receiver answered %d %s", rec.Code, rec.Body)
 		}
 	}
 	baseline := func(req *http.Request) {
 		rec := httptest.NewRecorder()
-		c0, t0 := processCPU(), time.Now()
+		c0, t0 := cputime.Process(), time.Now()
 		bare.ServeHTTP(rec, req)
 		baseT += time.Since(t0)
-		baseCPU += processCPU() - c0
+		baseCPU += cputime.Process() - c0
 		if rec.Code != http.StatusOK {
 			b.Fatalf("bare handler answered %d", rec.Code)
 		}
