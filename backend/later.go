@@ -254,24 +254,29 @@ func (l *Later) enqueue(ctx context.Context, tx *sql.Tx, args queue.Args, what, 
 		return job, nil
 	}
 	key := identityKey(l.b.cfg.Name, what, target, ids)
-	opts := append([]queue.EnqueueOption{queue.WithIdentityKey(key)}, l.opts...)
-	job, err := l.b.queue.Enqueue(ctx, args, opts...)
-	// A running import or export may already have read the records this job is about:
-	// queue a follow-up instead, keyed by the running job, so one follow-up serves every
-	// request made while that job runs. Each turn needs a different running job, so this
-	// ends. Operations (ids == nil) are not followed up: a run never overlaps the previous
-	// one (schedules rely on it), and the next run picks up what this one missed.
-	for range 8 {
-		if err != nil || !job.Duplicate || job.State != queue.StateRunning || ids == nil {
-			break
-		}
-		key = identityKey(l.b.cfg.Name, what, target, ids) + "/after/" + strconv.FormatInt(job.ID, 10)
-		job, err = l.b.queue.Enqueue(ctx, args, append(opts, queue.WithIdentityKey(key))...)
-	}
+	// Operations (ids == nil) are not followed up: a run never overlaps the previous one
+	// (schedules rely on it), and the next run picks up what this one missed.
+	job, err := l.b.enqueueKeyed(ctx, args, key, ids != nil, l.opts...)
 	if err != nil {
 		return job, fmt.Errorf("backend %q: deferring %s of %s: %w", l.b.cfg.Name, what, target, err)
 	}
 	return job, nil
+}
+
+// enqueueKeyed enqueues args with identity key key. When followUp is set and the key
+// belongs to a job that is running — which may already have read what this job is about —
+// it queues a follow-up instead, keyed by the running job, so one follow-up serves every
+// request made while that job runs. Each turn needs a different running job, so this ends.
+func (b *Backend) enqueueKeyed(ctx context.Context, args queue.Args, key string, followUp bool, opts ...queue.EnqueueOption) (queue.JobInfo, error) {
+	opts = append([]queue.EnqueueOption{queue.WithIdentityKey(key)}, opts...)
+	job, err := b.queue.Enqueue(ctx, args, opts...)
+	for range 8 {
+		if err != nil || !followUp || !job.Duplicate || job.State != queue.StateRunning {
+			break
+		}
+		job, err = b.queue.Enqueue(ctx, args, append(opts, queue.WithIdentityKey(key+"/after/"+strconv.FormatInt(job.ID, 10)))...)
+	}
+	return job, err
 }
 
 // identityKey names a job by what it does; long ID lists are hashed to keep keys short.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -491,23 +490,16 @@ func (b *Backend) webhookEndpoint(name string) string { return b.cfg.Name + "/" 
 // job, keyed by the delivery so a redelivery or a restart does not queue it twice.
 func (b *Backend) notifyWebhook(name string, maxAttempts int) webhook.Notify {
 	return func(ctx context.Context, d webhook.Delivery) error {
-		key := identityKey(b.cfg.Name, "webhook", name, []string{d.ID})
-		opts := []queue.EnqueueOption{queue.WithIdentityKey(key)}
+		var opts []queue.EnqueueOption
 		if maxAttempts > 0 {
 			opts = append(opts, queue.WithMaxAttempts(maxAttempts))
 		}
-		job, err := b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID}, opts...)
 		// A replay (Reprocess: a delivery already attempted, set back to pending) whose twin
-		// job is running may come after that job's work: queue a follow-up after it, as
-		// Later does. A redelivery of a delivery never attempted needs none: the running job
-		// is about to process it.
-		for range 8 {
-			if err != nil || !job.Duplicate || job.State != queue.StateRunning || d.Attempts == 0 {
-				break
-			}
-			job, err = b.queue.Enqueue(ctx, webhookJob{b.cfg.Name, name, d.ID},
-				append(opts, queue.WithIdentityKey(key+"/after/"+strconv.FormatInt(job.ID, 10)))...)
-		}
+		// job is running may come after that job's work, so it gets a follow-up. A
+		// redelivery of a delivery never attempted needs none: the running job is about to
+		// process it.
+		_, err := b.enqueueKeyed(ctx, webhookJob{b.cfg.Name, name, d.ID},
+			identityKey(b.cfg.Name, "webhook", name, []string{d.ID}), d.Attempts > 0, opts...)
 		if err != nil {
 			return fmt.Errorf("backend %q: queueing webhook delivery %q of %q: %w", b.cfg.Name, d.ID, name, err)
 		}
