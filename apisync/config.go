@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/backend"
-	"github.com/connkit/connkit/schedule"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // Direction says which way a config moves records.
@@ -338,7 +339,7 @@ func (c *Config) Validate() error {
 			add("max_body", "is for in configs")
 		}
 		if c.Triggers.Schedule != "" {
-			if _, err := schedule.ParseSpec(c.Triggers.Schedule); err != nil {
+			if _, err := schedulekit.ParseSpec(c.Triggers.Schedule); err != nil {
 				add("triggers.schedule", "%v", err)
 			}
 		}

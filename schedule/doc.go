@@ -1,10 +1,24 @@
 // Package schedule runs operations on intervals or cron expressions, across processes.
 //
-// An entry has a name, a spec (ParseSpec: "@every 15m", "15m", "0 3 * * *", "@hourly",
-// "CRON_TZ=Europe/Paris 0 3 * * mon-fri") and a Func. Entries live in a Store shared by
-// every process: MemoryStore for one process, sqlstore's DB.Schedules (SQLite or
-// Postgres) for several. The store keeps what a console shows and toggles (Status:
-// enabled, last and next run, last error and duration, running, skipped ticks).
+// An entry has a name, a spec and a run func. Entries live in a Store shared by every
+// process: NewMemory for one process, sqlstore's DB.Schedules (SQLite or Postgres) for
+// several. The store keeps what a console shows and toggles (Status: enabled, last and
+// next run, last error and duration, running, skipped ticks).
+//
+// A spec is one of:
+//
+//   - an interval: "@every 15m" or a bare Go duration "15m", a whole number of seconds, at
+//     least 1s. Ticks are aligned to multiples of the interval (15m ticks at :00, :15, :30
+//     and :45 UTC), not counted from a start time.
+//   - a standard 5-field cron expression "minute hour day-of-month month day-of-week"
+//     ("*/5 * * * *", "0 3 * * mon-fri") or a descriptor: @yearly (@annually), @monthly,
+//     @weekly, @daily (@midnight), @hourly.
+//   - either cron form prefixed by a time zone: "CRON_TZ=Europe/Paris 0 3 * * *" (TZ= is
+//     accepted too). Without one, cron fields are read in UTC, so nodes in different local
+//     zones agree.
+//
+// A bad spec fails Scheduler.Add and Store.Register with an error matching ErrInvalid
+// that quotes the spec.
 //
 // The rules:
 //

@@ -40,23 +40,3 @@ func Example() {
 	// sync_all ran for a tick on a whole second: true
 	// enabled: true running: false last error: true
 }
-
-func ExampleParseSpec() {
-	after := time.Date(2026, 3, 1, 12, 7, 30, 0, time.UTC)
-	for _, text := range []string{"@every 15m", "*/5 * * * *", "@daily", "CRON_TZ=Europe/Paris 0 3 * * mon-fri"} {
-		spec, err := schedule.ParseSpec(text)
-		if err != nil {
-			fmt.Println(err)
-			continue
-		}
-		fmt.Printf("%-38s next %s\n", text, spec.Next(after).UTC().Format(time.RFC3339))
-	}
-	_, err := schedule.ParseSpec("0 25 * * *")
-	fmt.Println(err)
-	// Output:
-	// @every 15m                             next 2026-03-01T12:15:00Z
-	// */5 * * * *                            next 2026-03-01T12:10:00Z
-	// @daily                                 next 2026-03-02T00:00:00Z
-	// CRON_TZ=Europe/Paris 0 3 * * mon-fri   next 2026-03-02T02:00:00Z
-	// schedule: invalid spec "0 25 * * *": end of range (25) above maximum (23): 25
-}

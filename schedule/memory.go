@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // memoryStore is a Store in process memory, for tests and single-process programs whose
@@ -19,7 +21,7 @@ type memoryStore struct {
 
 type memEntry struct {
 	spec        string
-	parsed      Spec
+	parsed      schedulekit.Spec
 	enabled     bool
 	lastTick    time.Time // ticks after it are due; zero before the first enable
 	runningTick time.Time // zero when no run holds the entry
@@ -40,10 +42,10 @@ func NewMemory() Store {
 
 // Register implements Store.
 func (m *memoryStore) Register(ctx context.Context, name, spec string) error {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
-	p, err := ParseSpec(spec)
+	p, err := schedulekit.ParseSpec(spec)
 	if err != nil {
 		return err
 	}
@@ -59,7 +61,7 @@ func (m *memoryStore) Register(ctx context.Context, name, spec string) error {
 
 // SetEnabled implements Store.
 func (m *memoryStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	if enabled && at.IsZero() {
@@ -80,7 +82,7 @@ func (m *memoryStore) SetEnabled(ctx context.Context, name string, enabled bool,
 
 // Get implements Store.
 func (m *memoryStore) Get(ctx context.Context, name string) (Status, error) {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return Status{}, err
 	}
 	m.mu.Lock()
@@ -147,7 +149,7 @@ func (m *memoryStore) Renew(ctx context.Context, name string, tick time.Time, le
 
 // Finish implements Store.
 func (m *memoryStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -8,12 +8,14 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // runFunc is the work of an entry (see Scheduler.Add).
 type runFunc = func(ctx context.Context, tick time.Time) error
 
-// Clock is the time source of a Scheduler. Tests pass a fake (scheduletest.Clock) to
+// Clock is the time source of a Scheduler. Tests pass a fake to
 // step through ticks without sleeping.
 type Clock interface {
 	// Now returns the current time.
@@ -57,10 +59,10 @@ type Scheduler struct {
 
 	mu        sync.Mutex
 	entries   map[string]*entry
-	specs     map[string]Spec // parsed store specs, by text
-	active    int             // runs in progress
-	running   bool            // Run has started and not returned
-	dirty     bool            // something changed since the loop last looked
+	specs     map[string]schedulekit.Spec // parsed store specs, by text
+	active    int                         // runs in progress
+	running   bool                        // Run has started and not returned
+	dirty     bool                        // something changed since the loop last looked
 	interrupt context.CancelFunc
 }
 
@@ -136,7 +138,7 @@ func New(store Store, opts ...Option) *Scheduler {
 		maxRuns:  4,
 		finishTO: 10 * time.Second,
 		entries:  make(map[string]*entry),
-		specs:    make(map[string]Spec),
+		specs:    make(map[string]schedulekit.Spec),
 	}
 	for _, o := range opts {
 		o(s)
@@ -144,7 +146,7 @@ func New(store Store, opts ...Option) *Scheduler {
 	return s
 }
 
-// Add declares the entry name, running run on spec (see ParseSpec). The entry is
+// Add declares the entry name, running run on spec. The entry is
 // registered in the store (disabled, unless the store already has it enabled) when Run
 // starts, or by Enable. A bad name or spec, a nil run or a name added twice fail with
 // ErrInvalid.
@@ -154,10 +156,10 @@ func New(store Store, opts ...Option) *Scheduler {
 // scheduler stops or the run loses its lease; a returned error (or a panic) is recorded
 // as the entry's LastError.
 func (s *Scheduler) Add(name, spec string, run func(ctx context.Context, tick time.Time) error) error {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
-	p, err := ParseSpec(spec)
+	p, err := schedulekit.ParseSpec(spec)
 	if err != nil {
 		return err
 	}
@@ -341,7 +343,7 @@ func (s *Scheduler) step(ctx, runCtx context.Context, wg *sync.WaitGroup) time.T
 			// is recorded.
 			continue
 		}
-		tick := spec.latest(st.NextRunAt, now)
+		tick := spec.Latest(st.NextRunAt, now)
 		won, err := s.store.Claim(ctx, st.Name, tick, s.lease)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -373,15 +375,15 @@ func earliest(a, b time.Time) time.Time {
 }
 
 // spec parses a spec read from the store, once per text.
-func (s *Scheduler) spec(text string) (Spec, error) {
+func (s *Scheduler) spec(text string) (schedulekit.Spec, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p, ok := s.specs[text]; ok {
 		return p, nil
 	}
-	p, err := ParseSpec(text)
+	p, err := schedulekit.ParseSpec(text)
 	if err != nil {
-		return Spec{}, err
+		return schedulekit.Spec{}, err
 	}
 	s.specs[text] = p
 	return p, nil

@@ -10,6 +10,8 @@ import (
 
 	"github.com/connkit/connkit/schedule"
 	"github.com/connkit/connkit/schedule/scheduletest"
+
+	"github.com/connkit/connkit/internal/fakeclock"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
@@ -28,7 +30,7 @@ func at(h, m int) time.Time { return time.Date(2026, 3, 1, h, m, 0, 0, time.UTC)
 // harness runs one scheduler on a fake clock and records the ticks it runs.
 type harness struct {
 	t     *testing.T
-	clock *scheduletest.Clock
+	clock *fakeclock.Clock
 	store schedule.Store
 	s     *schedule.Scheduler
 
@@ -39,13 +41,13 @@ type harness struct {
 	done   chan error
 }
 
-func newHarness(t *testing.T, store schedule.Store, clock *scheduletest.Clock, opts ...schedule.Option) *harness {
+func newHarness(t *testing.T, store schedule.Store, clock *fakeclock.Clock, opts ...schedule.Option) *harness {
 	t.Helper()
 	if store == nil {
 		store = schedule.NewMemory()
 	}
 	if clock == nil {
-		clock = scheduletest.NewClock(start)
+		clock = fakeclock.New(start)
 	}
 	opts = append([]schedule.Option{schedule.WithClock(clock), schedule.WithPollInterval(time.Hour), schedule.WithLease(time.Hour)}, opts...)
 	return &harness{t: t, clock: clock, store: store, s: schedule.New(store, opts...), ticks: make(map[string][]time.Time)}
@@ -238,7 +240,7 @@ func TestLongRunSkipsNextTick(t *testing.T) {
 
 func TestRestartKeepsEnabledStateAndLastRun(t *testing.T) {
 	store := schedule.NewMemory()
-	clock := scheduletest.NewClock(start)
+	clock := fakeclock.New(start)
 	h1 := newHarness(t, store, clock)
 	h1.add("sync", "@every 1m", nil)
 	if err := h1.s.Enable(context.Background(), "sync"); err != nil {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // Errors returned (wrapped) by stores and the Scheduler.
@@ -14,7 +14,7 @@ var (
 	// ErrNotFound: no entry of that name is registered in the store.
 	ErrNotFound = errors.New("schedule: entry not found")
 	// ErrInvalid: a bad name, spec, tick or lease was passed; nothing was stored.
-	ErrInvalid = errors.New("schedule: invalid argument")
+	ErrInvalid = schedulekit.ErrInvalid
 	// ErrLeaseLost: the run no longer holds its entry (its lease expired and another run
 	// claimed a later tick), so its renewal or result was not recorded.
 	ErrLeaseLost = errors.New("schedule: run no longer holds its entry")
@@ -74,28 +74,9 @@ type Status struct {
 	Skipped int64
 }
 
-// maxNameLen bounds entry names (they are keys in SQL tables and log fields).
-const maxNameLen = 200
-
-// CheckName validates an entry name: 1 to 200 bytes of valid UTF-8 without control
-// characters. Stores call it before writing; the error wraps ErrInvalid.
-func CheckName(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: empty entry name", ErrInvalid)
-	case len(name) > maxNameLen:
-		return fmt.Errorf("%w: entry name of %d bytes is longer than %d", ErrInvalid, len(name), maxNameLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: entry name %q is not valid UTF-8", ErrInvalid, name)
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return fmt.Errorf("%w: entry name %q contains a control character", ErrInvalid, name)
-	}
-	return nil
-}
-
 // checkClaim validates the arguments of Claim and Renew.
 func checkClaim(name string, tick time.Time, lease time.Duration) error {
-	if err := CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	if tick.IsZero() {

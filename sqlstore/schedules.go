@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/schedule"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // scheduleStore is the SQL schedule.Store returned by DB.Schedules.
@@ -23,10 +25,10 @@ func (db *DB) Schedules() schedule.Store { return &scheduleStore{db: db} }
 
 // Register implements schedule.Store.
 func (s *scheduleStore) Register(ctx context.Context, name, spec string) error {
-	if err := schedule.CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
-	p, err := schedule.ParseSpec(spec)
+	p, err := schedulekit.ParseSpec(spec)
 	if err != nil {
 		return err
 	}
@@ -39,7 +41,7 @@ func (s *scheduleStore) Register(ctx context.Context, name, spec string) error {
 
 // SetEnabled implements schedule.Store.
 func (s *scheduleStore) SetEnabled(ctx context.Context, name string, enabled bool, at time.Time) error {
-	if err := schedule.CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	var res sql.Result
@@ -90,7 +92,7 @@ func scanStatus(sc interface{ Scan(...any) error }) (schedule.Status, error) {
 	st.LastDuration = time.Duration(tookUS) * time.Microsecond
 	if st.Enabled && !lastTick.IsZero() {
 		// A spec this program cannot parse (written by a newer one) has no next run here.
-		if p, err := schedule.ParseSpec(st.Spec); err == nil {
+		if p, err := schedulekit.ParseSpec(st.Spec); err == nil {
 			st.NextRunAt = utc(p.Next(lastTick))
 		}
 	}
@@ -99,7 +101,7 @@ func scanStatus(sc interface{ Scan(...any) error }) (schedule.Status, error) {
 
 // Get implements schedule.Store.
 func (s *scheduleStore) Get(ctx context.Context, name string) (schedule.Status, error) {
-	if err := schedule.CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return schedule.Status{}, err
 	}
 	now, args := s.now()
@@ -212,7 +214,7 @@ func (s *scheduleStore) Renew(ctx context.Context, name string, tick time.Time, 
 
 // Finish implements schedule.Store.
 func (s *scheduleStore) Finish(ctx context.Context, name string, tick time.Time, took time.Duration, lastError string) error {
-	if err := schedule.CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	res, err := s.db.wq.ExecContext(ctx, s.db.q(`UPDATE connkit_schedules SET running_tick = NULL, lease_until = NULL,
@@ -250,7 +252,7 @@ func (s *scheduleStore) mustExist(ctx context.Context, name string) error {
 }
 
 func checkScheduleClaim(name string, tick time.Time, lease time.Duration) error {
-	if err := schedule.CheckName(name); err != nil {
+	if err := schedulekit.CheckName(name); err != nil {
 		return err
 	}
 	if tick.IsZero() {

@@ -10,6 +10,8 @@ import (
 	"github.com/connkit/connkit/schedule"
 	"github.com/connkit/connkit/schedule/scheduletest"
 	"github.com/connkit/connkit/sqlstore"
+
+	"github.com/connkit/connkit/internal/fakeclock"
 )
 
 func TestScheduleConformance(t *testing.T) {
@@ -46,7 +48,7 @@ func TestSchedulesSurviveRestart(t *testing.T) {
 			t.Parallel()
 			dsn := dsn(t)
 			ctx := context.Background()
-			clock := scheduletest.NewClock(time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC))
+			clock := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC))
 			tick := func(m int) time.Time { return time.Date(2026, 3, 1, 12, m, 0, 0, time.UTC) }
 			var mu sync.Mutex
 			var ran []time.Time

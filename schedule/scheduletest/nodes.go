@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/schedule"
+
+	"github.com/connkit/connkit/internal/fakeclock"
 )
 
 // RunNodes checks the Scheduler across processes: it runs one Scheduler per store (give
@@ -19,7 +21,7 @@ func RunNodes(t *testing.T, stores ...schedule.Store) {
 		t.Fatal("scheduletest.RunNodes: no stores")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	clock := NewClock(t0)
+	clock := fakeclock.New(t0)
 
 	var mu sync.Mutex
 	runs := make(map[time.Time]int) // tick → runs of it, across nodes

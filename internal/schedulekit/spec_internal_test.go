@@ -1,9 +1,8 @@
-package schedule
+package schedulekit
 
 import (
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 func TestLatestCollapsesMissedTicks(t *testing.T) {
@@ -26,23 +25,8 @@ func TestLatestCollapsesMissedTicks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := s.latest(c.first, now); !got.Equal(c.want) {
+		if got := s.Latest(c.first, now); !got.Equal(c.want) {
 			t.Errorf("%q: latest(%v, %v) = %v, want %v", c.spec, c.first, now, got, c.want)
 		}
 	}
 }
-
-func TestTruncateKeepsUTF8(t *testing.T) {
-	s := "ab✓✓"
-	for n := 0; n <= len(s); n++ {
-		got := truncate(s, n)
-		if len(got) > n+len("…") {
-			t.Errorf("truncate(%q, %d) = %q: too long", s, n, got)
-		}
-		if !isValidUTF8(got) {
-			t.Errorf("truncate(%q, %d) = %q: invalid UTF-8", s, n, got)
-		}
-	}
-}
-
-func isValidUTF8(s string) bool { return utf8.ValidString(s) }

@@ -1,11 +1,13 @@
-package schedule_test
+package schedulekit_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/connkit/connkit/internal/schedulekit"
 	"github.com/connkit/connkit/schedule"
 )
 
@@ -29,7 +31,7 @@ func TestParseSpecNext(t *testing.T) {
 		{"CRON_TZ=Asia/Tokyo @daily", time.Date(2026, 3, 1, 15, 0, 0, 0, time.UTC)},
 		{"0 0 30 2 *", time.Time{}}, // February 30th never comes
 	} {
-		s, err := schedule.ParseSpec(c.spec)
+		s, err := schedulekit.ParseSpec(c.spec)
 		if err != nil {
 			t.Errorf("ParseSpec(%q): %v", c.spec, err)
 			continue
@@ -63,7 +65,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"TZ=UTC", "followed by a cron expression"},
 		{"CRON_TZ=UTC @every 1m", "time zone"},
 	} {
-		_, err := schedule.ParseSpec(c.spec)
+		_, err := schedulekit.ParseSpec(c.spec)
 		if !errors.Is(err, schedule.ErrInvalid) {
 			t.Errorf("ParseSpec(%q): %v, want an error wrapping ErrInvalid", c.spec, err)
 			continue
@@ -72,4 +74,24 @@ func TestParseSpecErrors(t *testing.T) {
 			t.Errorf("ParseSpec(%q) error %q should quote the spec and mention %q", c.spec, err, c.mention)
 		}
 	}
+}
+
+func ExampleParseSpec() {
+	after := time.Date(2026, 3, 1, 12, 7, 30, 0, time.UTC)
+	for _, text := range []string{"@every 15m", "*/5 * * * *", "@daily", "CRON_TZ=Europe/Paris 0 3 * * mon-fri"} {
+		spec, err := schedulekit.ParseSpec(text)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%-38s next %s\n", text, spec.Next(after).UTC().Format(time.RFC3339))
+	}
+	_, err := schedulekit.ParseSpec("0 25 * * *")
+	fmt.Println(err)
+	// Output:
+	// @every 15m                             next 2026-03-01T12:15:00Z
+	// */5 * * * *                            next 2026-03-01T12:10:00Z
+	// @daily                                 next 2026-03-02T00:00:00Z
+	// CRON_TZ=Europe/Paris 0 3 * * mon-fri   next 2026-03-02T02:00:00Z
+	// schedule: invalid spec "0 25 * * *": end of range (25) above maximum (23): 25
 }

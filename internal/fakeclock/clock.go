@@ -1,4 +1,6 @@
-package scheduletest
+// Package fakeclock is the fake schedule clock of connkit's scheduler tests and of
+// scheduletest.RunNodes: it moves only when told to.
+package fakeclock
 
 import (
 	"context"
@@ -22,8 +24,8 @@ type sleeper struct {
 	wake  chan struct{}
 }
 
-// NewClock returns a Clock reading start.
-func NewClock(start time.Time) *Clock {
+// New returns a Clock reading start.
+func New(start time.Time) *Clock {
 	return &Clock{now: start, sleepers: make(map[*sleeper]struct{}), changed: make(chan struct{})}
 }
 
@@ -96,7 +98,7 @@ func (c *Clock) WaitForSleepers(tb testing.TB, t time.Time, n int) {
 		select {
 		case <-changed:
 		case <-timeout.C:
-			tb.Fatalf("scheduletest: %d goroutines sleep until %s, want %d (clock at %s)", count, t.Format(time.RFC3339), n, c.Now().Format(time.RFC3339))
+			tb.Fatalf("fakeclock: %d goroutines sleep until %s, want %d (clock at %s)", count, t.Format(time.RFC3339), n, c.Now().Format(time.RFC3339))
 		}
 	}
 }

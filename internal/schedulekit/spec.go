@@ -1,4 +1,4 @@
-package schedule
+package schedulekit
 
 import (
 	"errors"
@@ -132,9 +132,9 @@ func (s Spec) Next(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// latest returns the last tick at or before now, given first, a tick at or before now.
+// Latest returns the last tick at or before now, given first, a tick at or before now.
 // Ticks missed while nobody ran collapse into this one.
-func (s Spec) latest(first, now time.Time) time.Time {
+func (s Spec) Latest(first, now time.Time) time.Time {
 	if s.every > 0 {
 		return now.Truncate(s.every)
 	}

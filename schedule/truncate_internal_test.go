@@ -1,0 +1,21 @@
+package schedule
+
+import (
+	"testing"
+	"unicode/utf8"
+)
+
+func TestTruncateKeepsUTF8(t *testing.T) {
+	s := "ab✓✓"
+	for n := 0; n <= len(s); n++ {
+		got := truncate(s, n)
+		if len(got) > n+len("…") {
+			t.Errorf("truncate(%q, %d) = %q: too long", s, n, got)
+		}
+		if !isValidUTF8(got) {
+			t.Errorf("truncate(%q, %d) = %q: invalid UTF-8", s, n, got)
+		}
+	}
+}
+
+func isValidUTF8(s string) bool { return utf8.ValidString(s) }
