@@ -77,10 +77,10 @@ type Option func(*options)
 // example from a deploy step) before using the stores.
 func WithoutMigrate() Option { return func(o *options) { o.migrate = false } }
 
-// WithClock makes the stores read the time from now instead of time.Now: timestamps,
-// lease expiry and the default entry time come from it. Tests use it to expire leases
-// without waiting.
-func WithClock(now func() time.Time) Option {
+// withClock makes the stores read the time from now instead of time.Now: timestamps,
+// lease expiry and the default entry time come from it. connkit's tests use it (through
+// export_test.go) to expire leases without waiting.
+func withClock(now func() time.Time) Option {
 	return func(o *options) {
 		if now != nil {
 			o.now = now
@@ -119,9 +119,10 @@ func WithMaxConns(n int) Option {
 	}
 }
 
-// WithPageSize sets how many rows List and Query read per round trip (default 500):
-// memory use of an iteration is bounded by it.
-func WithPageSize(n int) Option {
+// withPageSize sets how many rows List and Query read per round trip (default 500):
+// memory use of an iteration is bounded by it. connkit's tests use a small page
+// (through export_test.go) to cross page boundaries.
+func withPageSize(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.pageSize = n
@@ -361,8 +362,8 @@ func (db *DB) Close() error {
 // Leases: Claim, Renew and the lease rule of binding.Store are single conditional
 // statements, so they hold across processes. On Postgres, lease times (the expiry Claim
 // and Renew set, and "unexpired" in the lease rule) come from the database clock (now()),
-// so processes whose clocks disagree still agree on who holds a lease; WithClock does not
-// change them. On SQLite, one machine, they come from the process clock (WithClock).
+// so processes whose clocks disagree still agree on who holds a lease. On SQLite, one
+// machine, they come from the process clock.
 func (db *DB) Bindings() binding.Store { return &bindingStore{db: db} }
 
 // State returns the sync state store kept in this database (table connkit_sync_state).

@@ -458,8 +458,7 @@ type storedRow struct {
 	version int64
 }
 
-// All yields every record in ID order, reading the DB's page size of rows per query (see
-// WithPageSize), so memory stays bounded by the page, not the table. Records created
+// All yields every record in ID order, reading a page of rows per query (500), so memory stays bounded by the page, not the table. Records created
 // while the walk runs appear if their ID is past the current page. A record that does
 // not decode is yielded with its ID and an error matching ErrCorruptRecord, and the walk
 // goes on if the loop continues; a failed query ends it.
