@@ -262,7 +262,7 @@ func (s *Sync) buildOut(c *compiled) error {
 		bopts = append(bopts, backend.WithRecorder(s.opts.recorder))
 	}
 	if cfg.Triggers.Schedule != "" {
-		bopts = append(bopts, backend.WithSchedule(scheduleOperation, cfg.Triggers.Schedule, scheduleOperation))
+		bcfg.Schedules = append(bcfg.Schedules, backend.ScheduleConfig{Name: scheduleOperation, Spec: cfg.Triggers.Schedule, Operation: scheduleOperation})
 	}
 	b, err := backend.New(bcfg, bopts...)
 	if err != nil {

@@ -45,9 +45,8 @@ import (
 	"github.com/connkit/connkit/synclog"
 )
 
-// OperationFunc is a named sync a connector adds beyond its models' imports: "inventory",
-// "close_orders". A non-nil error with partial counts still records the counts.
-type OperationFunc func(ctx context.Context, b *Backend) (report.Counts, error)
+// operationFunc is the work of a named operation (see WithOperation).
+type operationFunc = func(ctx context.Context, b *Backend) (report.Counts, error)
 
 // Errors matched with errors.Is.
 var (
@@ -99,7 +98,7 @@ type Backend struct {
 
 type operation struct {
 	name string
-	run  OperationFunc
+	run  operationFunc
 }
 
 // Option configures a Backend.
@@ -162,10 +161,12 @@ func WithConnectionTest(test func(ctx context.Context, b *Backend) error) Option
 	return func(b *Backend) error { b.tester = test; return nil }
 }
 
-// WithOperation registers a named sync operation beyond the models' imports. SyncAll runs
-// operations after the models, in registration order; names must be unique and must not
-// be a model's built-in operation ("import_<model>", "retry_<model>").
-func WithOperation(name string, run OperationFunc) Option {
+// WithOperation registers a named sync operation beyond the models' imports:
+// "inventory", "close_orders". SyncAll runs operations after the models, in registration
+// order; names must be unique and must not be a model's built-in operation
+// ("import_<model>", "retry_<model>"). A non-nil error with partial counts still records
+// the counts.
+func WithOperation(name string, run func(ctx context.Context, b *Backend) (report.Counts, error)) Option {
 	return func(b *Backend) error {
 		if name == "" || run == nil {
 			return errors.New("backend: WithOperation needs a name and a function")
@@ -209,8 +210,8 @@ func WithProgress(fn func(model string, s importer.Summary)) Option {
 	}
 }
 
-// WithClock replaces time.Now, for tests.
-func WithClock(now func() time.Time) Option {
+// withClock replaces time.Now (connkit's own tests).
+func withClock(now func() time.Time) Option {
 	return func(b *Backend) error { b.now = now; return nil }
 }
 
@@ -225,7 +226,7 @@ func New(cfg Config, opts ...Option) (*Backend, error) {
 	b := &Backend{cfg: cfg, models: map[string]model{}, logger: slog.New(slog.DiscardHandler), now: time.Now,
 		claimer: &binding.Claimer{TTL: defaultLeaseTTL}}
 	for _, sc := range cfg.Schedules {
-		opts = append(opts, WithSchedule(sc.Name, sc.Spec, sc.Operation))
+		opts = append(opts, withSchedule(sc.Name, sc.Spec, sc.Operation))
 	}
 	for _, opt := range opts {
 		if err := opt(b); err != nil {

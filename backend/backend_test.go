@@ -120,8 +120,8 @@ func TestStatsSharedThroughStateStore(t *testing.T) {
 		return report.Counts{Updated: 2}, nil
 	})
 	clock := func() time.Time { return time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC) }
-	b1, _ := New(testConfig(), WithStores(nil, st), op, WithClock(clock))
-	b2, _ := New(testConfig(), WithStores(nil, st), op, WithClock(clock))
+	b1, _ := New(testConfig(), WithStores(nil, st), op, withClock(clock))
+	b2, _ := New(testConfig(), WithStores(nil, st), op, withClock(clock))
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)

@@ -41,8 +41,7 @@ type Config struct {
 	Retry RetryConfig `json:"retry"`
 	// Headers are sent with every request.
 	Headers map[string]string `json:"headers,omitempty"`
-	// Schedules run operations periodically once enabled (see WithSchedule, which they
-	// add to).
+	// Schedules run operations periodically once enabled (see ScheduleConfig).
 	Schedules []ScheduleConfig `json:"schedules,omitempty"`
 	// Settings holds connector-specific values (warehouse, pricelist, API version…).
 	Settings map[string]any `json:"settings,omitempty"`
@@ -51,11 +50,19 @@ type Config struct {
 	Webhooks []WebhookConfig `json:"webhooks,omitempty"`
 }
 
-// ScheduleConfig declares one schedule in a config file.
+// ScheduleConfig declares one schedule: it runs Operation (SyncAllOperation, a model's
+// "import_<model>" or "retry_<model>", or one registered with WithOperation) on Spec:
+// "@every 15m", a Go duration, or a cron expression ("*/5 * * * *", "@hourly", with an
+// optional "CRON_TZ=Europe/Paris " prefix).
+//
+// A schedule is disabled until it is enabled (Schedules().Enable), and its state — enabled,
+// last and next run, last error — lives in the backend's database, so every process of the
+// connector sees the same and a console can show and toggle it. Once the backend is
+// started, each due tick is claimed by exactly one process and enqueues the operation as a
+// job whose identity key keeps a run from overlapping the previous one.
 type ScheduleConfig struct {
-	// Name identifies the schedule; Operation is what it runs ("sync_all",
-	// "import_product", a registered operation); Spec is when ("@every 15m", a cron
-	// expression).
+	// Name identifies the schedule (Schedules() knows it as "<backend>/<name>");
+	// Operation is what it runs; Spec is when.
 	Name      string `json:"name"`
 	Operation string `json:"operation"`
 	Spec      string `json:"spec"`

@@ -397,11 +397,11 @@ func TestSchedulesRunOnlyWhenEnabled(t *testing.T) {
 }
 
 func TestScheduleNamesAnUnknownOperation(t *testing.T) {
-	_, err := backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"},
-		backend.WithSchedule("nightly", "@daily", "import_invoice"))
+	_, err := backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com",
+		Schedules: []backend.ScheduleConfig{{Name: "nightly", Spec: "@daily", Operation: "import_invoice"}}})
 	require.ErrorIs(t, err, backend.ErrUnknownOperation)
-	_, err = backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com"},
-		backend.WithSchedule("nightly", "every day", backend.SyncAllOperation))
+	_, err = backend.New(backend.Config{Name: "crm", BaseURL: "https://crm.example.com",
+		Schedules: []backend.ScheduleConfig{{Name: "nightly", Spec: "every day", Operation: backend.SyncAllOperation}}})
 	require.Error(t, err, "a bad spec fails at New")
 }
 

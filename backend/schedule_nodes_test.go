@@ -26,7 +26,7 @@ import (
 // parent, and "idle" every second, never enabled. Each run of an operation writes a row
 // naming the process and the operation.
 func schedOptions(db *sqlstore.DB, node string) []backend.Option {
-	op := func(label string) backend.OperationFunc {
+	op := func(label string) func(context.Context, *backend.Backend) (report.Counts, error) {
 		return func(ctx context.Context, _ *backend.Backend) (report.Counts, error) {
 			_, err := db.SQL().ExecContext(ctx, `INSERT INTO sched_runs (node, label) VALUES ($1, $2)`, node, label)
 			return report.Counts{}, err
@@ -35,8 +35,8 @@ func schedOptions(db *sqlstore.DB, node string) []backend.Option {
 	return []backend.Option{
 		backend.WithOperation("tick_op", op("tick")),
 		backend.WithOperation("idle_op", op("idle")),
-		backend.WithSchedule("tick", "@every 1s", "tick_op"),
-		backend.WithSchedule("idle", "@every 1s", "idle_op"),
+		backend.WithScheduleForTest("tick", "@every 1s", "tick_op"),
+		backend.WithScheduleForTest("idle", "@every 1s", "idle_op"),
 	}
 }
 

@@ -11,19 +11,11 @@ import (
 
 type scheduleDecl struct{ name, spec, operation string }
 
-// WithSchedule runs operation (a model's "import_<model>" or "retry_<model>", a registered
-// operation, or SyncAllOperation) on spec: "@every 15m", a Go duration, or a cron
-// expression ("*/5 * * * *", "@hourly", with an optional "CRON_TZ=Europe/Paris " prefix).
-//
-// A schedule is disabled until it is enabled (Schedules().Enable), and its state — enabled,
-// last and next run, last error — lives in the backend's database, so every process of the
-// connector sees the same and a console can show and toggle it. Once the backend is
-// started, each due tick is claimed by exactly one process and enqueues the operation as a
-// job whose identity key keeps a run from overlapping the previous one.
-func WithSchedule(name, spec, operation string) Option {
+// withSchedule declares the schedule of one Config.Schedules entry (see ScheduleConfig).
+func withSchedule(name, spec, operation string) Option {
 	return func(b *Backend) error {
 		if name == "" || spec == "" || operation == "" {
-			return errors.New("backend: WithSchedule needs a name, a spec and an operation")
+			return errors.New("backend: a schedule needs a name, a spec and an operation")
 		}
 		for _, d := range b.schedules {
 			if d.name == name {

@@ -54,7 +54,7 @@ func (b *Backend) Sync(ctx context.Context, name string) (report.Counts, error) 
 	return b.run(ctx, name, run)
 }
 
-func (b *Backend) operation(name string) (OperationFunc, error) {
+func (b *Backend) operation(name string) (operationFunc, error) {
 	if name == SyncAllOperation {
 		return func(ctx context.Context, b *Backend) (report.Counts, error) {
 			rep, err := b.SyncAll(ctx)
@@ -77,7 +77,7 @@ func (b *Backend) operation(name string) (OperationFunc, error) {
 	return nil, fmt.Errorf("backend %q: %w %q (registered: %v)", b.cfg.Name, ErrUnknownOperation, name, b.Operations())
 }
 
-func (b *Backend) run(ctx context.Context, name string, run OperationFunc) (res report.Counts, err error) {
+func (b *Backend) run(ctx context.Context, name string, run operationFunc) (res report.Counts, err error) {
 	start := b.now()
 	defer func() {
 		if p := recover(); p != nil {
