@@ -69,7 +69,7 @@ func newLeaseEnv(t *testing.T) *leaseEnv {
 		}}
 	var err error
 	e.exp, err = exporter.New(newClient(t, srv.URL), e.bs, store, "shop", "product", "/products", mapProduct,
-		exporter.WithClaimer(claimer), exporter.WithClock(e.clock.Now))
+		exporter.WithClaimer(claimer))
 	require.NoError(t, err)
 	return e
 }

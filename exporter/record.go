@@ -73,7 +73,6 @@ type config struct {
 	failGone     bool
 	claimer      *binding.Claimer
 	maxRetries   int
-	now          func() time.Time
 	logger       *slog.Logger
 }
 
@@ -116,9 +115,6 @@ func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.cla
 
 // WithMaxRetries stops exporting a record that failed n times in a row (0: never stop).
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
-
-// WithClock sets the clock of the bindings' sync times (default time.Now).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // WithLogger sets the logger (default: none; the exporter logs nothing unless given one).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -163,7 +159,6 @@ func New[T any](doer adapter.Doer, bindings binding.Store, store local.Store[T],
 		updateMethod: http.MethodPut,
 		idPath:       "id",
 		updatedPath:  "updated_at",
-		now:          time.Now,
 		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
@@ -387,7 +382,7 @@ func (r *Exporter[T]) export(ctx context.Context, held **binding.Lease, force bo
 	// The remote write happened: record it even if ctx ends now, or the next export
 	// would create the record a second time on an API that ignores idempotency keys.
 	sb, err := r.bindings.MarkSuccess(context.WithoutCancel(ctx), b.ID, binding.Success{Owner: lease.Owner(), ExternalID: extID, Hash: hash,
-		ExternalUpdatedAt: r.remoteUpdatedAt(resp), At: r.cfg.now()})
+		ExternalUpdatedAt: r.remoteUpdatedAt(resp)}) // At: the store's clock
 	if err != nil {
 		return report.Failed, b, "mark", err
 	}
