@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,11 +123,8 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 			return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
 		}
 		if inserted {
-			// Decode the header as Get would, so the result does not share the caller's map.
-			d.Header, err = parseHeader(nullableString(header))
-			if err != nil {
-				return webhook.Delivery{}, false, err
-			}
+			// Copies, so the result does not share the caller's map and slice.
+			d.Header = d.Header.Clone()
 			d.Body = append([]byte{}, d.Body...)
 			return d, true, nil
 		}
@@ -155,15 +153,16 @@ func execInsert(ctx context.Context, q querier, query string, args []any) (bool,
 	return n == 1, err
 }
 
-// insertGroup commits concurrent inserts together. The first insert finding no batch in
-// flight starts a writer goroutine; inserts arriving while it writes wait in queue, and
-// the writer takes them all (up to maxGroup) into its next transaction. The writer exits
-// as soon as the queue is empty, so an idle store holds no goroutine. A lone insert runs
-// as one autocommit statement, as without grouping.
+// insertGroup commits concurrent inserts together (group commit, leader style). An insert
+// finding no write in flight becomes the leader: it writes on its own goroutine, so a lone
+// insert costs one autocommit statement and no goroutine switch. Inserts arriving while a
+// leader writes wait in queue; when the leader is done it wakes every insert it wrote and
+// hands the lead to the first one still queued, which writes all the queued inserts (up to
+// maxGroup) in one transaction. No insert waits for more than the batch before its own.
 type insertGroup struct {
 	mu      sync.Mutex
 	queue   []*groupedInsert
-	writing bool
+	writing bool // a leader is writing or about to
 }
 
 type groupedInsert struct {
@@ -172,7 +171,11 @@ type groupedInsert struct {
 	args     []any
 	inserted bool
 	err      error
-	done     chan struct{}
+	// wake is closed, under insertGroup.mu, when the insert is written (its result set) or
+	// when it is made the leader (lead set).
+	wake  chan struct{}
+	woken bool
+	lead  bool
 }
 
 // maxGroup caps the inserts of one transaction; groupTimeout bounds one batch's writing.
@@ -187,56 +190,74 @@ func (g *insertGroup) insert(ctx context.Context, db *DB, query string, args []a
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	r := &groupedInsert{ctx: ctx, query: query, args: args, done: make(chan struct{})}
+	r := &groupedInsert{ctx: ctx, query: query, args: args, wake: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
-	start := !g.writing
-	g.writing = true
+	lead := !g.writing
+	if lead {
+		g.writing, r.lead = true, true
+	}
 	g.mu.Unlock()
-	if start {
-		go g.write(db)
+	if !lead {
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			g.mu.Lock()
+			if !r.woken { // still queued: leave the queue
+				g.queue = slices.DeleteFunc(g.queue, func(q *groupedInsert) bool { return q == r })
+				g.mu.Unlock()
+				return false, ctx.Err()
+			}
+			g.mu.Unlock()
+			<-r.wake // written, or made the leader just now: take it on
+		}
+		lead = r.lead // set before wake was closed
 	}
-	select {
-	case <-r.done:
-		return r.inserted, r.err
-	case <-ctx.Done():
-		return false, ctx.Err()
+	if lead {
+		g.write(db)
 	}
+	return r.inserted, r.err
 }
 
+// write is the leader's work: the queued inserts (the leader's own first) in one
+// transaction, then the lead to the next queued insert, if any.
 func (g *insertGroup) write(db *DB) {
-	for {
-		g.mu.Lock()
-		n := min(len(g.queue), maxGroup)
-		batch := g.queue[:n:n]
-		g.queue = g.queue[n:]
-		if n == 0 {
-			g.queue, g.writing = nil, false
-		}
-		g.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		// Callers that stopped waiting are not written.
-		live := batch[:0:0]
-		for _, r := range batch {
-			if r.err = r.ctx.Err(); r.err == nil {
-				live = append(live, r)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-		switch len(live) {
-		case 0:
-		case 1:
-			live[0].inserted, live[0].err = execInsert(ctx, db.wq, live[0].query, live[0].args)
-		default:
-			writeBatch(ctx, db, live)
-		}
-		cancel()
-		for _, r := range batch {
-			close(r.done)
+	g.mu.Lock()
+	n := min(len(g.queue), maxGroup)
+	batch := g.queue[:n:n]
+	g.queue = g.queue[n:]
+	g.mu.Unlock()
+	// Callers that stopped waiting are not written.
+	live := batch[:0:0]
+	for _, r := range batch {
+		if r.err = r.ctx.Err(); r.err == nil {
+			live = append(live, r)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	switch len(live) {
+	case 0:
+	case 1:
+		live[0].inserted, live[0].err = execInsert(ctx, db.wq, live[0].query, live[0].args)
+	default:
+		writeBatch(ctx, db, live)
+	}
+	cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range batch {
+		if !r.lead {
+			r.woken = true
+			close(r.wake)
+		}
+	}
+	if len(g.queue) == 0 {
+		g.queue, g.writing = nil, false
+		return
+	}
+	next := g.queue[0]
+	next.lead, next.woken = true, true
+	close(next.wake)
 }
 
 // writeBatch inserts batch in one transaction. A statement that fails is rolled back
@@ -258,13 +279,6 @@ func writeBatch(ctx context.Context, db *DB, batch []*groupedInsert) {
 			r.inserted, r.err = false, err
 		}
 	}
-}
-
-func nullableString(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return ""
 }
 
 // Get implements webhook.Store.
