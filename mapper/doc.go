@@ -81,10 +81,12 @@
 // built: it may call those functions and the methods of time values (now().Year()),
 // nothing else, so the methods of Go values found in local values are out of reach
 // (string() and toJSON() still use their String and MarshalJSON, as converters do).
-// expr has no loops; the node limit at compile time and, at run time, the memory budget,
-// string size limits and timeout ([WithExprLimits]) bound what one evaluation can do, so
-// a hostile expression fails with [ErrExpression] rather than hanging or exhausting the
-// process. The Map context's cancellation stops an evaluation too.
+// expr has no loops; fixed limits bound what one expression can do: at most 1000 AST nodes
+// (checked when the mapper is built) and, at run time, a memory budget of 100000 (expr's
+// units: array elements, range sizes…), 1 MiB per string produced and 8 MiB in all, and
+// 50ms per evaluation. A hostile expression fails with [ErrExpression] rather than
+// hanging or exhausting the process. The Map context's cancellation stops an evaluation
+// too.
 //
 // # Errors
 //

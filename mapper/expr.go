@@ -41,7 +41,7 @@ type exprEnv struct {
 // program is a compiled expression with what it needs from the environment.
 type program struct {
 	prog       *vm.Program
-	limits     ExprLimits
+	limits     exprLimits
 	usesRecord bool
 	usesField  bool
 }
@@ -57,7 +57,7 @@ type guard struct {
 	deadline time.Time
 	steps    uint32
 	bytes    int
-	limits   *ExprLimits
+	limits   *exprLimits
 }
 
 var errLimit = errors.New("expression exceeded its limits")
@@ -157,7 +157,7 @@ func estimate(v any, limit int) int {
 	return 24
 }
 
-func exprOptions(l ExprLimits) []expr.Option {
+func exprOptions(l exprLimits) []expr.Option {
 	max := l.MaxString
 	return []expr.Option{
 		expr.Function("__guard", func(p ...any) (any, error) {
@@ -323,7 +323,7 @@ func exprOptions(l ExprLimits) []expr.Option {
 // exprOptions declares and the environment's field().
 var exprFuncs = sync.OnceValue(func() map[string]bool {
 	c := conf.CreateNew()
-	for _, o := range exprOptions(ExprLimits{}) {
+	for _, o := range exprOptions(exprLimits{}) {
 		o(c)
 	}
 	names := map[string]bool{"field": true}
@@ -400,7 +400,7 @@ func (v *identVisitor) Visit(n *ast.Node) {
 
 // compileExpr compiles code twice: once as written, for exact type checking (guarding
 // hides static types), then with the guard calls that run.
-func compileExpr(code string, l ExprLimits) (*program, error) {
+func compileExpr(code string, l exprLimits) (*program, error) {
 	base := append([]expr.Option{expr.Env(exprEnv{}), expr.MaxNodes(l.MaxNodes)}, exprOptions(l)...)
 	plain, err := expr.Compile(code, base...)
 	if err != nil {

@@ -39,7 +39,7 @@ func FuzzExpr(f *testing.F) {
 		f.Add(code, []byte(`{"id":7,"sku":"A-1","first":"Ada","last":"L","lines":[{"q":1},{"q":2}]}`))
 	}
 	f.Add(`value`, []byte(`{"value":"2024-01-02"}`))
-	limits := ExprLimits{MaxNodes: 300, MemoryBudget: 20_000, MaxString: 4096, MaxBytes: 64 << 10, Timeout: 5 * time.Second}
+	limits := exprLimits{MaxNodes: 300, MemoryBudget: 20_000, MaxString: 4096, MaxBytes: 64 << 10, Timeout: 5 * time.Second}
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, code string, record []byte) {
 		var acted atomic.Bool
@@ -75,13 +75,13 @@ func FuzzExpr(f *testing.F) {
 			}
 		}
 		// Import: the record is the external JSON.
-		imp, err := NewImport("fuzz", []Rule{Expr("value", "out", code)}, WithExprLimits(limits))
+		imp, err := NewImport("fuzz", []Rule{Expr("value", "out", code)}, withExprLimits(limits))
 		check("import expr", err, func() (Values, error) { return imp.Map(ctx, record, Options{Create: true}) })
-		ex, err := NewImport("fuzz", []Rule{Exec(code)}, WithExprLimits(limits))
+		ex, err := NewImport("fuzz", []Rule{Exec(code)}, withExprLimits(limits))
 		check("import exec", err, func() (Values, error) { return ex.Map(ctx, record, Options{}) })
 		// Export: the record is local values holding a Go value with methods.
 		local := Values{"value": trap, "trap": trap, "sku": string(record), "id": int32(7)}
-		exp, err := NewExport("fuzz", []Rule{Expr("value", "out", code)}, WithExprLimits(limits))
+		exp, err := NewExport("fuzz", []Rule{Expr("value", "out", code)}, withExprLimits(limits))
 		check("export expr", err, func() (Values, error) {
 			b, err := exp.Map(ctx, local, Options{})
 			if err != nil {

@@ -119,10 +119,10 @@ func TestExpressionSeesEarlierValuesAndExport(t *testing.T) {
 
 func TestExpressionLimitsConfigurable(t *testing.T) {
 	code := strings.Repeat("1+", 40) + "1"
-	if _, err := NewImport("p", []Rule{Expr("", "x", code)}, WithExprLimits(ExprLimits{MaxNodes: 20})); err == nil {
+	if _, err := NewImport("p", []Rule{Expr("", "x", code)}, withExprLimits(exprLimits{MaxNodes: 20})); err == nil {
 		t.Fatal("node limit not applied")
 	}
-	m := must(NewImport("p", []Rule{Expr("", "x", `len(1..5000)`)}, WithExprLimits(ExprLimits{MemoryBudget: 1000})))
+	m := must(NewImport("p", []Rule{Expr("", "x", `len(1..5000)`)}, withExprLimits(exprLimits{MemoryBudget: 1000})))
 	if _, err := m.Map(context.Background(), []byte(`{}`), Options{}); !errors.Is(err, ErrExpression) {
 		t.Fatalf("memory budget not applied: %v", err)
 	}
@@ -136,7 +136,7 @@ func TestExpressionTimeoutAndCancel(t *testing.T) {
 	// A busy but small expression: the guard stops it at the timeout; no wall-clock
 	// assertion, only the kind of error.
 	busy := `reduce(1..90000, #acc + len(repeat("ab", 10)), 0)`
-	m := must(NewImport("p", []Rule{Expr("", "x", busy)}, WithExprLimits(ExprLimits{Timeout: time.Nanosecond})))
+	m := must(NewImport("p", []Rule{Expr("", "x", busy)}, withExprLimits(exprLimits{Timeout: time.Nanosecond})))
 	_, err := m.Map(context.Background(), []byte(`{}`), Options{})
 	if !errors.Is(err, ErrExpression) || !strings.Contains(err.Error(), "ran longer") {
 		t.Fatalf("timeout: %v", err)

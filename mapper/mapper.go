@@ -39,7 +39,7 @@ type config struct {
 	importMissing func(ctx context.Context, model, externalID string) error
 	idPath        string
 	collect       bool
-	limits        ExprLimits
+	limits        exprLimits
 	file          string
 	converters    map[string]Converter
 	funcs         map[string]FieldFunc
@@ -120,8 +120,9 @@ func ChangedFrom(fn func(ctx context.Context, b binding.Binding) ([]string, erro
 	return func(c *config) { c.changed = fn }
 }
 
-// ExprLimits bound what expression rules may do; zero fields keep the defaults.
-type ExprLimits struct {
+// exprLimits bound what expression rules may do; zero fields keep the defaults (see
+// "Sandbox" in the package doc). connkit's tests lower them.
+type exprLimits struct {
 	// MaxNodes limits an expression's size at compile time (default 1000 AST nodes).
 	MaxNodes uint
 	// MemoryBudget is expr's run-time allocation budget, in expr's units (array
@@ -136,7 +137,7 @@ type ExprLimits struct {
 	Timeout time.Duration
 }
 
-// Default expression limits; see [ExprLimits].
+// Default expression limits; see exprLimits.
 const (
 	defaultExprMaxNodes     = 1000
 	defaultExprMemoryBudget = 100_000
@@ -145,8 +146,8 @@ const (
 	defaultExprTimeout      = 50 * time.Millisecond
 )
 
-// WithExprLimits sets the limits of expression rules (see [ExprLimits]).
-func WithExprLimits(l ExprLimits) Option {
+// withExprLimits sets the limits of expression rules (see exprLimits).
+func withExprLimits(l exprLimits) Option {
 	return func(c *config) {
 		if l.MaxNodes > 0 {
 			c.limits.MaxNodes = l.MaxNodes
@@ -167,7 +168,7 @@ func WithExprLimits(l ExprLimits) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{limits: ExprLimits{MaxNodes: defaultExprMaxNodes, MemoryBudget: defaultExprMemoryBudget,
+	c := config{limits: exprLimits{MaxNodes: defaultExprMaxNodes, MemoryBudget: defaultExprMemoryBudget,
 		MaxString: defaultExprMaxString, MaxBytes: defaultExprMaxBytes, Timeout: defaultExprTimeout}}
 	for _, o := range opts {
 		if o != nil {

@@ -69,7 +69,7 @@ func FuzzParseSpec(f *testing.F) {
 		}),
 		WithConverter(Convert("cents", func(v any) (any, error) { return toFloat(v) })),
 		WithFunc("fn", func(context.Context, *Record) (Values, error) { return Values{"f": 1}, nil }),
-		WithExprLimits(ExprLimits{Timeout: time.Second}),
+		withExprLimits(exprLimits{Timeout: time.Second}),
 	}
 	records := [][]byte{
 		[]byte(`{"id":1,"a":"1","b":{"c":"1"},"t":"2024-01-02","s":"a","l":[{"q":1}],"items":[{"sku":"A","qty":2}]}`),
