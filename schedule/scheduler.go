@@ -15,16 +15,6 @@ import (
 // runFunc is the work of an entry (see Scheduler.Add).
 type runFunc = func(ctx context.Context, tick time.Time) error
 
-// Clock is the time source of a Scheduler. Tests pass a fake to
-// step through ticks without sleeping.
-type Clock interface {
-	// Now returns the current time.
-	Now() time.Time
-	// SleepUntil blocks until the clock reads t or later (nil), or until ctx is done
-	// (ctx's error).
-	SleepUntil(ctx context.Context, t time.Time) error
-}
-
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
@@ -50,7 +40,7 @@ func (realClock) SleepUntil(ctx context.Context, t time.Time) error {
 // enabled (Enable, or SetEnabled on the store from a console).
 type Scheduler struct {
 	store    Store
-	clock    Clock
+	clock    schedulekit.Clock
 	log      *slog.Logger
 	lease    time.Duration
 	poll     time.Duration
@@ -75,73 +65,42 @@ type entry struct {
 }
 
 // Option configures a Scheduler.
-type Option func(*Scheduler)
-
-// WithClock replaces the real clock (tests).
-func WithClock(c Clock) Option {
-	return func(s *Scheduler) {
-		if c != nil {
-			s.clock = c
-		}
-	}
-}
+type Option func(*schedulekit.Settings)
 
 // WithLogger sets where the scheduler reports runs, skips and store errors. The default
 // discards.
 func WithLogger(l *slog.Logger) Option {
-	return func(s *Scheduler) {
+	return func(s *schedulekit.Settings) {
 		if l != nil {
-			s.log = l
-		}
-	}
-}
-
-// WithLease sets how long a run holds its entry without renewing (default 1m, at least
-// 1s: shorter values are raised to 1s). A run renews every third of it, so only a
-// process that died mid-run makes the entry wait; ticks in that time are skipped.
-func WithLease(d time.Duration) Option {
-	return func(s *Scheduler) {
-		if d > 0 {
-			s.lease = max(d, time.Second)
-		}
-	}
-}
-
-// WithPollInterval sets how often the scheduler rereads the store when no tick is due
-// sooner (default 15s): the delay before it sees an entry enabled by another process.
-func WithPollInterval(d time.Duration) Option {
-	return func(s *Scheduler) {
-		if d > 0 {
-			s.poll = d
-		}
-	}
-}
-
-// WithMaxRunning bounds the runs in progress at once in this scheduler (default 4); a
-// due entry waits for a free slot, and meanwhile another node may take its tick.
-func WithMaxRunning(n int) Option {
-	return func(s *Scheduler) {
-		if n > 0 {
-			s.maxRuns = n
+			s.Log = l
 		}
 	}
 }
 
 // New returns a Scheduler keeping its entries in store.
 func New(store Store, opts ...Option) *Scheduler {
+	set := schedulekit.Settings{
+		Clock:      realClock{},
+		Log:        slog.New(slog.DiscardHandler),
+		Lease:      time.Minute,
+		Poll:       15 * time.Second,
+		MaxRunning: 4,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&set)
+		}
+	}
 	s := &Scheduler{
 		store:    store,
-		clock:    realClock{},
-		log:      slog.New(slog.DiscardHandler),
-		lease:    time.Minute,
-		poll:     15 * time.Second,
-		maxRuns:  4,
+		clock:    set.Clock,
+		log:      set.Log,
+		lease:    set.Lease,
+		poll:     set.Poll,
+		maxRuns:  set.MaxRunning,
 		finishTO: 10 * time.Second,
 		entries:  make(map[string]*entry),
 		specs:    make(map[string]schedulekit.Spec),
-	}
-	for _, o := range opts {
-		o(s)
 	}
 	return s
 }

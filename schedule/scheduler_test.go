@@ -12,6 +12,8 @@ import (
 	"github.com/connkit/connkit/schedule/scheduletest"
 
 	"github.com/connkit/connkit/internal/fakeclock"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
@@ -49,7 +51,7 @@ func newHarness(t *testing.T, store schedule.Store, clock *fakeclock.Clock, opts
 	if clock == nil {
 		clock = fakeclock.New(start)
 	}
-	opts = append([]schedule.Option{schedule.WithClock(clock), schedule.WithPollInterval(time.Hour), schedule.WithLease(time.Hour)}, opts...)
+	opts = append([]schedule.Option{schedulekit.WithClock(clock), schedulekit.WithPollInterval(time.Hour), schedulekit.WithLease(time.Hour)}, opts...)
 	return &harness{t: t, clock: clock, store: store, s: schedule.New(store, opts...), ticks: make(map[string][]time.Time)}
 }
 
@@ -271,7 +273,7 @@ func TestRestartKeepsEnabledStateAndLastRun(t *testing.T) {
 }
 
 func TestEnabledFromConsoleIsSeenAtNextPoll(t *testing.T) {
-	h := newHarness(t, nil, nil, schedule.WithPollInterval(10*time.Minute))
+	h := newHarness(t, nil, nil, schedulekit.WithPollInterval(10*time.Minute))
 	h.add("sync", "@every 1m", nil)
 	h.run()
 	h.clock.WaitForSleepers(t, start.Add(10*time.Minute), 1)
@@ -295,7 +297,7 @@ func TestEnabledFromConsoleIsSeenAtNextPoll(t *testing.T) {
 
 func TestMaxRunningBoundsRuns(t *testing.T) {
 	release := make(chan struct{})
-	h := newHarness(t, nil, nil, schedule.WithMaxRunning(1))
+	h := newHarness(t, nil, nil, schedulekit.WithMaxRunning(1))
 	var mu sync.Mutex
 	inFlight, most := 0, 0
 	body := func(ctx context.Context, tick time.Time) error {
@@ -388,7 +390,7 @@ func TestRunWithoutLeaseIsCancelled(t *testing.T) {
 		{"unreachable", errors.New("connection refused"), 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, renewFailingStore{schedule.NewMemory(), c.err}, nil, schedule.WithLease(3*time.Minute))
+			h := newHarness(t, renewFailingStore{schedule.NewMemory(), c.err}, nil, schedulekit.WithLease(3*time.Minute))
 			cancelled := make(chan error, 1)
 			h.add("x", "@every 1h", func(ctx context.Context, tick time.Time) error {
 				<-ctx.Done()

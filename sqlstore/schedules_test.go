@@ -12,6 +12,8 @@ import (
 	"github.com/connkit/connkit/sqlstore"
 
 	"github.com/connkit/connkit/internal/fakeclock"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 func TestScheduleConformance(t *testing.T) {
@@ -53,7 +55,7 @@ func TestSchedulesSurviveRestart(t *testing.T) {
 			var mu sync.Mutex
 			var ran []time.Time
 			process := func(db *sqlstore.DB) (stop func()) {
-				s := schedule.New(db.Schedules(), schedule.WithClock(clock), schedule.WithPollInterval(time.Hour))
+				s := schedule.New(db.Schedules(), schedulekit.WithClock(clock), schedulekit.WithPollInterval(time.Hour))
 				if err := s.Add("sync_all", "@every 1m", func(ctx context.Context, tick time.Time) error {
 					mu.Lock()
 					ran = append(ran, tick)

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Clock is a fake schedule.Clock that moves only when told to. Tests advance it and wait
+// Clock is a fake schedulekit.Clock that moves only when told to. Tests advance it and wait
 // until the scheduler sleeps until an expected time, so they step through ticks without
 // real sleeps and without racing the scheduler.
 type Clock struct {
@@ -29,14 +29,14 @@ func New(start time.Time) *Clock {
 	return &Clock{now: start, sleepers: make(map[*sleeper]struct{}), changed: make(chan struct{})}
 }
 
-// Now implements schedule.Clock.
+// Now implements schedulekit.Clock.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-// SleepUntil implements schedule.Clock.
+// SleepUntil implements schedulekit.Clock.
 func (c *Clock) SleepUntil(ctx context.Context, t time.Time) error {
 	c.mu.Lock()
 	if !t.After(c.now) {

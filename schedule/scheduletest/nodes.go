@@ -9,6 +9,8 @@ import (
 	"github.com/connkit/connkit/schedule"
 
 	"github.com/connkit/connkit/internal/fakeclock"
+
+	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 // RunNodes checks the Scheduler across processes: it runs one Scheduler per store (give
@@ -28,7 +30,7 @@ func RunNodes(t *testing.T, stores ...schedule.Store) {
 	perNode := make([]int, len(stores))
 	var scheds []*schedule.Scheduler
 	for i, st := range stores {
-		s := schedule.New(st, schedule.WithClock(clock), schedule.WithPollInterval(time.Hour), schedule.WithLease(time.Hour))
+		s := schedule.New(st, schedulekit.WithClock(clock), schedulekit.WithPollInterval(time.Hour), schedulekit.WithLease(time.Hour))
 		if err := s.Add("tick", "@every 1m", func(ctx context.Context, tick time.Time) error {
 			mu.Lock()
 			defer mu.Unlock()
