@@ -54,9 +54,10 @@ func (f *Filter) Validate() error {
 	return nil
 }
 
-// Match reports whether b passes every set field of f. SQL stores translate f into a WHERE
-// clause instead; Match is the reference semantics (and what the memory store uses).
-func (f *Filter) Match(b *Binding) bool {
+// match reports whether b passes every set field of f (the memory store's List; SQL stores
+// translate f into a WHERE clause instead). Filter's field docs are the reference, which
+// bindingtest's model implements on its own.
+func (f *Filter) match(b *Binding) bool {
 	if f.Backend != "" && b.Backend != f.Backend {
 		return false
 	}

@@ -643,7 +643,7 @@ func (s *memoryStore) page(f *Filter, after int64, n int) (page []Binding, last 
 	i := int(after) // rows[i] holds ID i+1
 	for ; i < s.rows.n && len(page) < n && budget > 0; i++ {
 		budget--
-		if b := s.rows.at(i); b.ID != 0 && f.Match(b) {
+		if b := s.rows.at(i); b.ID != 0 && f.match(b) {
 			page = append(page, *b)
 		}
 	}
