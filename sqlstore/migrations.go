@@ -229,6 +229,14 @@ var migrations = []migration{
 			`CREATE INDEX connkit_webhook_deliveries_received ON connkit_webhook_deliveries (received_at, id, endpoint)`,
 		},
 	},
+	{
+		version: 6,
+		name:    "webhook delivery generations",
+		// generation counts a delivery's resets, so the outcome of an attempt that was
+		// running when the delivery was replayed is refused instead of overwriting it.
+		sqlite:   []string{`ALTER TABLE connkit_webhook_deliveries ADD COLUMN generation INTEGER NOT NULL DEFAULT 0`},
+		postgres: []string{`ALTER TABLE connkit_webhook_deliveries ADD COLUMN generation INTEGER NOT NULL DEFAULT 0`},
+	},
 	// Append new migrations here.
 }
 

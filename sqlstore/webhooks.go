@@ -46,7 +46,7 @@ func (db *DB) Webhooks() webhook.Store { return &webhookStore{db: db} }
 // webhookPageSize caps the deliveries List reads per query: each holds a whole body.
 const webhookPageSize = 100
 
-const deliveryCols = `endpoint, id, event, header, body, received_at, status, attempts, last_error, updated_at`
+const deliveryCols = `endpoint, id, event, header, body, received_at, status, attempts, last_error, updated_at, generation`
 
 // key checks a delivery's key: never cleaned, so a key Postgres cannot store fails
 // instead of aliasing another.
@@ -86,9 +86,9 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
 		return webhook.Delivery{}, false, err
 	}
-	if d.Attempts < 0 {
-		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts %d",
-			d.ID, d.Endpoint, webhook.ErrInvalid, d.Attempts)
+	if d.Attempts < 0 || d.Generation < 0 {
+		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
+			d.ID, d.Endpoint, webhook.ErrInvalid, d.Attempts, d.Generation)
 	}
 	d.ReceivedAt, d.UpdatedAt = utc(d.ReceivedAt), utc(d.UpdatedAt)
 	if d.ReceivedAt.IsZero() {
@@ -106,11 +106,11 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
 	}
 	insert := s.db.q(`INSERT INTO connkit_webhook_deliveries (` + deliveryCols + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, id) DO NOTHING`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, id) DO NOTHING`)
 	// A duplicate is read back after the conflict; should it be purged in between, the
 	// insert goes again (and then most likely stores d).
 	args := []any{d.Endpoint, d.ID, d.Event, header, d.Body,
-		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt)}
+		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt), d.Generation}
 	for range 3 {
 		var inserted bool
 		var err error
@@ -310,7 +310,7 @@ func scanDelivery(sc interface{ Scan(...any) error }) (webhook.Delivery, error) 
 	var d webhook.Delivery
 	var header, status string
 	err := sc.Scan(&d.Endpoint, &d.ID, &d.Event, nullString{&header}, &d.Body, nullTime{&d.ReceivedAt},
-		&status, &d.Attempts, &d.LastError, nullTime{&d.UpdatedAt})
+		&status, &d.Attempts, &d.LastError, nullTime{&d.UpdatedAt}, &d.Generation)
 	if err != nil {
 		return webhook.Delivery{}, err
 	}
@@ -324,16 +324,29 @@ func scanDelivery(sc interface{ Scan(...any) error }) (webhook.Delivery, error) 
 	return d, nil
 }
 
-// Finish implements webhook.Store with one UPDATE … RETURNING.
-func (s *webhookStore) Finish(ctx context.Context, endpoint, id string, status webhook.Status, errText string, at time.Time) (webhook.Delivery, error) {
+// Finish implements webhook.Store with one UPDATE … RETURNING, conditional on the
+// generation; when it updates nothing, a read tells a stale outcome from a missing delivery.
+func (s *webhookStore) Finish(ctx context.Context, endpoint, id string, o webhook.Outcome) (webhook.Delivery, error) {
 	if err := s.key("finish", endpoint, id); err != nil {
 		return webhook.Delivery{}, err
 	}
-	if err := checkStatus("finish delivery "+id, status); err != nil {
+	if err := checkStatus("finish delivery "+id, o.Status); err != nil {
 		return webhook.Delivery{}, err
 	}
-	return s.update(ctx, "finish", endpoint, id, `status = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`,
-		string(status), s.db.text(errText), s.db.timeArg(s.at(at)))
+	d, err := s.update(ctx, "finish", endpoint, id, `status = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`,
+		`generation = ?`, string(o.Status), s.db.text(o.Error), s.db.timeArg(s.at(o.At)), o.Generation)
+	if !errors.Is(err, webhook.ErrNotFound) {
+		return d, err
+	}
+	now, gerr := s.get(ctx, s.db.wq, endpoint, id)
+	switch {
+	case errors.Is(gerr, webhook.ErrNotFound):
+		return webhook.Delivery{}, err
+	case gerr != nil:
+		return webhook.Delivery{}, fmt.Errorf("webhook: finish delivery %q of endpoint %q: %w", id, endpoint, gerr)
+	}
+	return webhook.Delivery{}, fmt.Errorf("webhook: finish delivery %q of endpoint %q: %w (the attempt read generation %d, it is at %d)",
+		id, endpoint, webhook.ErrStale, o.Generation, now.Generation)
 }
 
 // Reset implements webhook.Store with one UPDATE … RETURNING.
@@ -341,7 +354,7 @@ func (s *webhookStore) Reset(ctx context.Context, endpoint, id string, at time.T
 	if err := s.key("reset", endpoint, id); err != nil {
 		return webhook.Delivery{}, err
 	}
-	return s.update(ctx, "reset", endpoint, id, `status = ?, updated_at = ?`,
+	return s.update(ctx, "reset", endpoint, id, `status = ?, updated_at = ?, generation = generation + 1`, "",
 		string(webhook.StatusPending), s.db.timeArg(s.at(at)))
 }
 
@@ -353,9 +366,15 @@ func (s *webhookStore) at(at time.Time) time.Time {
 	return utc(at)
 }
 
-func (s *webhookStore) update(ctx context.Context, op, endpoint, id, set string, args ...any) (webhook.Delivery, error) {
+// update runs UPDATE … SET set WHERE [cond AND] the key RETURNING the delivery; args are
+// set's, then cond's. No row updated is ErrNotFound.
+func (s *webhookStore) update(ctx context.Context, op, endpoint, id, set, cond string, args ...any) (webhook.Delivery, error) {
+	where := ` WHERE endpoint = ? AND id = ?`
+	if cond != "" {
+		where = ` WHERE ` + cond + ` AND endpoint = ? AND id = ?`
+	}
 	d, err := scanDelivery(s.db.wq.QueryRowContext(ctx,
-		s.db.q(`UPDATE connkit_webhook_deliveries SET `+set+` WHERE endpoint = ? AND id = ? RETURNING `+deliveryCols),
+		s.db.q(`UPDATE connkit_webhook_deliveries SET `+set+where+` RETURNING `+deliveryCols),
 		append(args, endpoint, id)...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return webhook.Delivery{}, fmt.Errorf("webhook: %s: %w", op, notFound(endpoint, id))

@@ -86,7 +86,7 @@ func TestWebhookStore(t *testing.T) {
 			}
 
 			t1 := t0.Add(time.Minute)
-			f, err := s.Finish(ctx, "shop", "d1", webhook.StatusFailed, "boom \x00\xff", t1)
+			f, err := s.Finish(ctx, "shop", "d1", webhook.Outcome{Status: webhook.StatusFailed, Error: "boom \x00\xff", At: t1})
 			if err != nil || f.Status != webhook.StatusFailed || f.Attempts != 1 || !f.UpdatedAt.Equal(t1) || f.LastError == "" {
 				t.Fatalf("Finish = %+v, %v", f, err)
 			}
@@ -94,13 +94,13 @@ func TestWebhookStore(t *testing.T) {
 			if err != nil || r.Status != webhook.StatusPending || r.Attempts != 1 || r.LastError != f.LastError {
 				t.Fatalf("Reset = %+v, %v", r, err)
 			}
-			f, err = s.Finish(ctx, "shop", "d1", webhook.StatusProcessed, "", time.Time{})
+			f, err = s.Finish(ctx, "shop", "d1", webhook.Outcome{Generation: r.Generation, Status: webhook.StatusProcessed})
 			if err != nil || f.Status != webhook.StatusProcessed || f.Attempts != 2 || f.LastError != "" || !f.UpdatedAt.Equal(clock.Now()) {
 				t.Fatalf("second Finish = %+v, %v", f, err)
 			}
 			for name, err := range map[string]error{
 				"get":    func() error { _, err := s.Get(ctx, "shop", "nope"); return err }(),
-				"finish": func() error { _, err := s.Finish(ctx, "shop", "nope", webhook.StatusProcessed, "", t1); return err }(),
+				"finish": func() error { _, err := s.Finish(ctx, "shop", "nope", webhook.Outcome{Status: webhook.StatusProcessed, At: t1}); return err }(),
 				"reset":  func() error { _, err := s.Reset(ctx, "shop", "nope", t1); return err }(),
 			} {
 				if !errors.Is(err, webhook.ErrNotFound) {
@@ -133,7 +133,7 @@ func TestWebhookStore(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.Finish(ctx, d.Endpoint, d.ID, webhook.StatusIgnored, "", time.Time{}); err != nil {
+				if _, err := s.Finish(ctx, d.Endpoint, d.ID, webhook.Outcome{Status: webhook.StatusIgnored}); err != nil {
 					t.Fatal(err)
 				}
 				if n++; n == 5 {
@@ -173,7 +173,7 @@ func TestWebhookStoreRejectsBadInput(t *testing.T) {
 			_, _, bad["empty ID"] = s.Insert(ctx, webhook.Delivery{Endpoint: "x"})
 			_, _, bad["unknown status"] = s.Insert(ctx, webhook.Delivery{Endpoint: "x", ID: "y", Status: "done"})
 			_, _, bad["negative attempts"] = s.Insert(ctx, webhook.Delivery{Endpoint: "x", ID: "y", Attempts: -1})
-			_, bad["finish status"] = s.Finish(ctx, "x", "y", "done", "", time.Time{})
+			_, bad["finish status"] = s.Finish(ctx, "x", "y", webhook.Outcome{Status: "done"})
 			_, bad["get empty"] = s.Get(ctx, "", "y")
 			_, bad["reset empty"] = s.Reset(ctx, "x", "", time.Time{})
 			_, bad["purge status"] = s.Purge(ctx, time.Now(), "done")

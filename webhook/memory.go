@@ -104,8 +104,9 @@ func (s *memoryStore) Insert(ctx context.Context, d Delivery) (Delivery, bool, e
 	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
 		return Delivery{}, false, err
 	}
-	if d.Attempts < 0 {
-		return Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts %d", d.ID, d.Endpoint, ErrInvalid, d.Attempts)
+	if d.Attempts < 0 || d.Generation < 0 {
+		return Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
+			d.ID, d.Endpoint, ErrInvalid, d.Attempts, d.Generation)
 	}
 	d.ReceivedAt = orNow(d.ReceivedAt)
 	if d.UpdatedAt.IsZero() {
@@ -150,24 +151,35 @@ func (s *memoryStore) Get(ctx context.Context, endpoint, id string) (Delivery, e
 }
 
 // Finish implements Store.
-func (s *memoryStore) Finish(ctx context.Context, endpoint, id string, status Status, errText string, at time.Time) (Delivery, error) {
-	if err := checkStatus("finish delivery "+id, status); err != nil {
+func (s *memoryStore) Finish(ctx context.Context, endpoint, id string, o Outcome) (Delivery, error) {
+	if err := checkStatus("finish delivery "+id, o.Status); err != nil {
 		return Delivery{}, err
 	}
-	return s.update(ctx, "finish", endpoint, id, func(d *Delivery) {
-		d.Status, d.LastError, d.UpdatedAt = status, errText, orNow(at)
+	return s.update(ctx, "finish", endpoint, id, func(d *Delivery) error {
+		if d.Generation != o.Generation {
+			return stale(endpoint, id, o.Generation, d.Generation)
+		}
+		d.Status, d.LastError, d.UpdatedAt = o.Status, o.Error, orNow(o.At)
 		d.Attempts++
+		return nil
 	})
+}
+
+// stale is the ErrStale of Finish.
+func stale(endpoint, id string, read, now int) error {
+	return fmt.Errorf("webhook: finish delivery %q of endpoint %q: %w (the attempt read generation %d, it is at %d)", id, endpoint, ErrStale, read, now)
 }
 
 // Reset implements Store.
 func (s *memoryStore) Reset(ctx context.Context, endpoint, id string, at time.Time) (Delivery, error) {
-	return s.update(ctx, "reset", endpoint, id, func(d *Delivery) {
+	return s.update(ctx, "reset", endpoint, id, func(d *Delivery) error {
 		d.Status, d.UpdatedAt = StatusPending, orNow(at)
+		d.Generation++
+		return nil
 	})
 }
 
-func (s *memoryStore) update(ctx context.Context, op, endpoint, id string, change func(*Delivery)) (Delivery, error) {
+func (s *memoryStore) update(ctx context.Context, op, endpoint, id string, change func(*Delivery) error) (Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return Delivery{}, fmt.Errorf("webhook: %s delivery %q of endpoint %q: %w", op, id, endpoint, err)
 	}
@@ -180,7 +192,9 @@ func (s *memoryStore) update(ctx context.Context, op, endpoint, id string, chang
 	if !ok {
 		return Delivery{}, notFound(op, endpoint, id)
 	}
-	change(d)
+	if err := change(d); err != nil {
+		return Delivery{}, err
+	}
 	return clone(d), nil
 }
 

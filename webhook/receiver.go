@@ -458,6 +458,24 @@ func (r *Receiver) Process(ctx context.Context, id string) error {
 		return fmt.Errorf("webhook: process delivery %q of %q: %w", id, r.endpoint, errBusy)
 	}
 	defer r.release(id)
+	// A Reprocess during an attempt makes the attempt's outcome stale (Store.Finish
+	// refuses it): the delivery is processed again at once, so the replay is never lost,
+	// whether or not it got a job of its own (which then finds it processed).
+	var err error
+	for range maxStaleAttempts {
+		if err = r.attempt(ctx, id); !errors.Is(err, ErrStale) {
+			return err
+		}
+	}
+	return err // reset during each attempt: the queue retries later
+}
+
+// maxStaleAttempts bounds the attempts one Process makes when the delivery keeps being
+// reset while its handler runs.
+const maxStaleAttempts = 3
+
+// attempt runs the handler of the delivery once and records the outcome.
+func (r *Receiver) attempt(ctx context.Context, id string) error {
 	d, err := r.store.Get(ctx, r.endpoint, id)
 	if err != nil {
 		return fmt.Errorf("webhook: process delivery %q of %q: %w", id, r.endpoint, err)
@@ -467,25 +485,27 @@ func (r *Receiver) Process(ctx context.Context, id string) error {
 	}
 	h, ok := r.handlers[d.Event]
 	if !ok {
-		if _, err := r.store.Finish(ctx, r.endpoint, id, StatusIgnored, "", r.now()); err != nil {
+		o := Outcome{Generation: d.Generation, Status: StatusIgnored, At: r.now()}
+		if _, err := r.store.Finish(ctx, r.endpoint, id, o); err != nil {
 			return fmt.Errorf("webhook: process delivery %q of %q: record it ignored (no handler for event %q): %w", id, r.endpoint, d.Event, err)
 		}
 		return nil
 	}
 	herr := run(ctx, h, d)
-	status, text := StatusProcessed, ""
+	o := Outcome{Generation: d.Generation, Status: StatusProcessed}
 	switch {
 	case herr == nil:
 	case errors.Is(herr, ErrIgnore):
-		status, text = StatusIgnored, herr.Error()
+		o.Status, o.Error = StatusIgnored, herr.Error()
 	default:
-		status, text = StatusFailed, herr.Error()
+		o.Status, o.Error = StatusFailed, herr.Error()
 		r.log.Warn("webhook: handler failed", "endpoint", r.endpoint, "id", id, "event", d.Event, "attempt", d.Attempts+1, "error", herr)
 	}
-	if _, err := r.store.Finish(context.WithoutCancel(ctx), r.endpoint, id, status, text, r.now()); err != nil {
-		return errors.Join(herr, fmt.Errorf("webhook: process delivery %q of %q: record it %s: %w", id, r.endpoint, status, err))
+	o.At = r.now()
+	if _, err := r.store.Finish(context.WithoutCancel(ctx), r.endpoint, id, o); err != nil {
+		return errors.Join(herr, fmt.Errorf("webhook: process delivery %q of %q: record it %s: %w", id, r.endpoint, o.Status, err))
 	}
-	if status == StatusFailed {
+	if o.Status == StatusFailed {
 		return fmt.Errorf("webhook: delivery %q of %q (event %q): %w", id, r.endpoint, d.Event, herr)
 	}
 	return nil
@@ -519,7 +539,9 @@ func (r *Receiver) release(id string) {
 
 // Reprocess sets a delivery back to pending (Store.Reset) and notifies it again: a retry
 // of a failed delivery once the queue gave up, or a replay of a processed or ignored one.
-// Without a [Notify] hook it only resets the delivery.
+// Without a [Notify] hook it only resets the delivery. A Reprocess while the delivery is
+// being processed is not lost: that attempt's outcome is refused (ErrStale) and
+// [Receiver.Process] runs the handler again.
 func (r *Receiver) Reprocess(ctx context.Context, id string) error {
 	d, err := r.store.Reset(ctx, r.endpoint, id, r.now())
 	if err != nil {

@@ -364,7 +364,7 @@ func TestReceiveDuplicates(t *testing.T) {
 	if n := len(g.notifications()); n != 2 {
 		t.Fatalf("notified %d times, want 2 while pending", n)
 	}
-	_, err := g.store.Finish(t.Context(), "shopify", "dup", webhook.StatusProcessed, "", testNow)
+	_, err := g.store.Finish(t.Context(), "shopify", "dup", webhook.Outcome{Status: webhook.StatusProcessed, At: testNow})
 	mustNoErr(t, err)
 	if a := g.serve(g.request("dup", "orders/create", `{"v":1}`)); a.Status != "duplicate" {
 		t.Fatalf("answer %s", a.raw)
@@ -787,5 +787,40 @@ func TestReceiverStats(t *testing.T) {
 	want := webhook.Stats{Requests: 6, Accepted: 1, Duplicates: 1, Unauthorized: 1, Invalid: 2, Unavailable: 1}
 	if got := g.r.Stats(); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+// A replay asked for while an attempt runs is not lost: the running attempt's outcome is
+// stale, and the delivery is processed again, once, by the same Process call — whether or
+// not the replay's own job ever runs.
+func TestReprocessDuringAttempt(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	g := newRig(t, webhook.WithHandler("orders/create", func(context.Context, webhook.Delivery) error {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-release // the first attempt read the delivery and is working on it
+		}
+		return nil
+	}))
+	ctx := t.Context()
+	g.serve(g.request("r1", "orders/create", `{}`))
+	done := make(chan error, 1)
+	go func() { done <- g.r.Process(ctx, "r1") }()
+	<-started
+	mustNoErr(t, g.r.Reprocess(ctx, "r1"))
+	close(release)
+	mustNoErr(t, <-done)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want 2 (the attempt, then the replay)", n)
+	}
+	d := g.get("r1")
+	if d.Status != webhook.StatusProcessed || d.Attempts != 1 || d.Generation != 1 {
+		t.Fatalf("after the replay: status %s, attempts %d, generation %d; want processed, 1, 1", d.Status, d.Attempts, d.Generation)
+	}
+	// The replay's own job, running later, finds it processed and does nothing.
+	mustNoErr(t, g.r.Process(ctx, "r1"))
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler ran %d times after the replay's job, want 2", n)
 	}
 }

@@ -53,6 +53,23 @@ type Delivery struct {
 	Attempts  int
 	LastError string
 	UpdatedAt time.Time
+	// Generation counts the delivery's resets (Store.Reset adds one). An attempt records
+	// its outcome for the generation it read, so the outcome of an attempt that was
+	// running when the delivery was replayed cannot overwrite the replay.
+	Generation int
+}
+
+// Outcome is what one processing attempt of a delivery came to, recorded by Store.Finish.
+type Outcome struct {
+	// Generation is the delivery's Generation when the attempt read it. Finish records
+	// nothing, and fails with ErrStale, when the delivery has been reset since.
+	Generation int
+	// Status is the status the attempt leaves the delivery in.
+	Status Status
+	// Error is the attempt's error text; "" clears LastError.
+	Error string
+	// At is when the attempt ended; zero is the store's clock.
+	At time.Time
 }
 
 // Filter selects deliveries in Store.List. Zero fields match everything.
@@ -71,6 +88,9 @@ var (
 	ErrNotFound = errors.New("webhook: delivery not found")
 	// ErrInvalid: an argument cannot be stored (empty endpoint or ID, unknown status).
 	ErrInvalid = errors.New("webhook: invalid delivery")
+	// ErrStale: Store.Finish was given the outcome of an attempt that read an earlier
+	// generation of the delivery (it was reset during the attempt); nothing was recorded.
+	ErrStale = errors.New("webhook: delivery reset during the attempt")
 )
 
 // Store keeps deliveries. Implementations are safe for concurrent use, and SQL ones
@@ -84,12 +104,14 @@ type Store interface {
 	Insert(ctx context.Context, d Delivery) (stored Delivery, inserted bool, err error)
 	// Get returns one delivery, or an error matching ErrNotFound.
 	Get(ctx context.Context, endpoint, id string) (Delivery, error)
-	// Finish records the outcome of one processing attempt: the status it leaves the
-	// delivery in, the attempt's error text ("" clears LastError) and its time; it adds
-	// one to Attempts. ErrNotFound when the delivery does not exist.
-	Finish(ctx context.Context, endpoint, id string, status Status, errText string, at time.Time) (Delivery, error)
+	// Finish records the outcome of one processing attempt (status, error text, time) and
+	// adds one to Attempts, atomically, if the delivery's Generation is still
+	// o.Generation; otherwise it changes nothing and returns an error matching ErrStale.
+	// ErrNotFound when the delivery does not exist.
+	Finish(ctx context.Context, endpoint, id string, o Outcome) (Delivery, error)
 	// Reset sets a delivery back to pending to be processed again (retry of a failed one,
-	// replay of a processed or ignored one), keeping Attempts and LastError.
+	// replay of a processed or ignored one) and adds one to its Generation, keeping
+	// Attempts and LastError.
 	Reset(ctx context.Context, endpoint, id string, at time.Time) (Delivery, error)
 	// List yields the deliveries matching f, oldest received first (ties by ID). Stores
 	// page internally, so memory stays bounded, and hold no lock or connection while

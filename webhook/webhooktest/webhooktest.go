@@ -169,6 +169,7 @@ func sameDelivery(t *testing.T, what string, got, want webhook.Delivery) {
 	eq(t, what+".Attempts", got.Attempts, want.Attempts)
 	eq(t, what+".LastError", got.LastError, want.LastError)
 	sameTime(t, what+".UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+	eq(t, what+".Generation", got.Generation, want.Generation)
 }
 
 // sameHeader compares headers, an empty one equal to nil.
@@ -242,7 +243,7 @@ var cases = []testCase{
 
 	{"InsertDuplicate", func(t *testing.T, e *env) {
 		first := e.insert(t, delivery(epA, "d1", at(0)))
-		_, err := e.store.Finish(e.ctx, epA, "d1", webhook.StatusProcessed, "", at(1))
+		_, err := e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusProcessed, At: at(1)})
 		noErr(t, "Finish", err)
 		again := delivery(epA, "d1", at(9))
 		again.Body = []byte(`{"other":true}`)
@@ -266,7 +267,7 @@ var cases = []testCase{
 		if got := e.get(t, epB, "same"); !bytes.Equal(got.Body, b.Body) {
 			t.Fatalf("Get(%s/same).Body = %s, want %s", epB, got.Body, b.Body)
 		}
-		_, err := e.store.Finish(e.ctx, epA, "same", webhook.StatusFailed, "x", at(2))
+		_, err := e.store.Finish(e.ctx, epA, "same", webhook.Outcome{Status: webhook.StatusFailed, Error: "x", At: at(2)})
 		noErr(t, "Finish", err)
 		eq(t, epB+" status after finishing "+epA, e.get(t, epB, "same").Status, webhook.StatusPending)
 	}},
@@ -317,10 +318,11 @@ var cases = []testCase{
 
 	{"InsertInvalid", func(t *testing.T, e *env) {
 		for name, d := range map[string]webhook.Delivery{
-			"empty endpoint":    {ID: "x", ReceivedAt: at(0)},
-			"empty ID":          {Endpoint: epA, ReceivedAt: at(0)},
-			"unknown status":    {Endpoint: epA, ID: "x", Status: "done", ReceivedAt: at(0)},
-			"negative attempts": {Endpoint: epA, ID: "x", Attempts: -1, ReceivedAt: at(0)},
+			"empty endpoint":      {ID: "x", ReceivedAt: at(0)},
+			"empty ID":            {Endpoint: epA, ReceivedAt: at(0)},
+			"unknown status":      {Endpoint: epA, ID: "x", Status: "done", ReceivedAt: at(0)},
+			"negative attempts":   {Endpoint: epA, ID: "x", Attempts: -1, ReceivedAt: at(0)},
+			"negative generation": {Endpoint: epA, ID: "x", Generation: -1, ReceivedAt: at(0)},
 		} {
 			_, inserted, err := e.store.Insert(e.ctx, d)
 			wantErr(t, "Insert with "+name, err, webhook.ErrInvalid)
@@ -335,7 +337,7 @@ var cases = []testCase{
 		wantErr(t, "Get missing", err, webhook.ErrNotFound)
 		_, err = e.store.Get(e.ctx, epB, "exists")
 		wantErr(t, "Get under another endpoint", err, webhook.ErrNotFound)
-		_, err = e.store.Finish(e.ctx, epA, "missing", webhook.StatusProcessed, "", at(1))
+		_, err = e.store.Finish(e.ctx, epA, "missing", webhook.Outcome{Status: webhook.StatusProcessed, At: at(1)})
 		wantErr(t, "Finish missing", err, webhook.ErrNotFound)
 		_, err = e.store.Reset(e.ctx, epA, "missing", at(1))
 		wantErr(t, "Reset missing", err, webhook.ErrNotFound)
@@ -349,7 +351,7 @@ var cases = []testCase{
 		wantErr(t, "Get with empty endpoint", err, webhook.ErrInvalid)
 		_, err = e.store.Get(e.ctx, epA, "")
 		wantErr(t, "Get with empty ID", err, webhook.ErrInvalid)
-		_, err = e.store.Finish(e.ctx, epA, "", webhook.StatusProcessed, "", at(0))
+		_, err = e.store.Finish(e.ctx, epA, "", webhook.Outcome{Status: webhook.StatusProcessed, At: at(0)})
 		wantErr(t, "Finish with empty ID", err, webhook.ErrInvalid)
 		_, err = e.store.Reset(e.ctx, "", "x", at(0))
 		wantErr(t, "Reset with empty endpoint", err, webhook.ErrInvalid)
@@ -357,19 +359,19 @@ var cases = []testCase{
 
 	{"Finish", func(t *testing.T, e *env) {
 		d := e.insert(t, delivery(epA, "d1", at(0)))
-		got, err := e.store.Finish(e.ctx, epA, "d1", webhook.StatusFailed, "handler: timeout", at(10))
+		got, err := e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusFailed, Error: "handler: timeout", At: at(10)})
 		noErr(t, "Finish failed", err)
 		want := d
 		want.Status, want.Attempts, want.LastError, want.UpdatedAt = webhook.StatusFailed, 1, "handler: timeout", at(10)
 		sameDelivery(t, "Finish result", got, want)
 		sameDelivery(t, "Get after Finish", e.get(t, epA, "d1"), want)
 
-		got, err = e.store.Finish(e.ctx, epA, "d1", webhook.StatusProcessed, "", at(20))
+		got, err = e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusProcessed, At: at(20)})
 		noErr(t, "Finish processed", err)
 		want.Status, want.Attempts, want.LastError, want.UpdatedAt = webhook.StatusProcessed, 2, "", at(20)
 		sameDelivery(t, "second Finish (clears LastError)", got, want)
 
-		got, err = e.store.Finish(e.ctx, epA, "d1", webhook.StatusIgnored, "", at(30))
+		got, err = e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusIgnored, At: at(30)})
 		noErr(t, "Finish ignored", err)
 		eq(t, "Status", got.Status, webhook.StatusIgnored)
 		eq(t, "Attempts", got.Attempts, 3)
@@ -380,7 +382,7 @@ var cases = []testCase{
 		}
 		sameTime(t, "ReceivedAt", got.ReceivedAt, d.ReceivedAt)
 
-		_, err = e.store.Finish(e.ctx, epA, "d1", "done", "", at(40))
+		_, err = e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: "done", At: at(40)})
 		wantErr(t, "Finish with an unknown status", err, webhook.ErrInvalid)
 		eq(t, "Status after a refused Finish", e.get(t, epA, "d1").Status, webhook.StatusIgnored)
 	}},
@@ -392,7 +394,7 @@ var cases = []testCase{
 		errs := make(chan error, n)
 		for i := range n {
 			wg.Go(func() {
-				if _, err := e.store.Finish(e.ctx, epA, "d1", webhook.StatusFailed, fmt.Sprint(i), at(i+1)); err != nil {
+				if _, err := e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusFailed, Error: fmt.Sprint(i), At: at(i + 1)}); err != nil {
 					errs <- err
 				}
 			})
@@ -407,23 +409,47 @@ var cases = []testCase{
 
 	{"Reset", func(t *testing.T, e *env) {
 		e.insert(t, delivery(epA, "d1", at(0)))
-		_, err := e.store.Finish(e.ctx, epA, "d1", webhook.StatusFailed, "boom", at(10))
+		_, err := e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Status: webhook.StatusFailed, Error: "boom", At: at(10)})
 		noErr(t, "Finish", err)
 		got, err := e.store.Reset(e.ctx, epA, "d1", at(20))
 		noErr(t, "Reset", err)
 		eq(t, "Status", got.Status, webhook.StatusPending)
 		eq(t, "Attempts (kept)", got.Attempts, 1)
 		eq(t, "LastError (kept)", got.LastError, "boom")
+		eq(t, "Generation", got.Generation, 1)
 		sameTime(t, "UpdatedAt", got.UpdatedAt, at(20))
 		sameDelivery(t, "Get after Reset", e.get(t, epA, "d1"), got)
 
 		// Replay of a processed delivery.
-		_, err = e.store.Finish(e.ctx, epA, "d1", webhook.StatusProcessed, "", at(30))
+		_, err = e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Generation: 1, Status: webhook.StatusProcessed, At: at(30)})
 		noErr(t, "Finish", err)
 		got, err = e.store.Reset(e.ctx, epA, "d1", at(40))
 		noErr(t, "Reset processed", err)
 		eq(t, "Status after replay", got.Status, webhook.StatusPending)
 		eq(t, "Attempts after replay", got.Attempts, 2)
+		eq(t, "Generation after replay", got.Generation, 2)
+	}},
+
+	// An attempt that read the delivery before a Reset (a replay asked for while it ran)
+	// must not overwrite the replay with its outcome.
+	{"FinishAfterResetIsStale", func(t *testing.T, e *env) {
+		e.insert(t, delivery(epA, "d1", at(0)))
+		read := e.get(t, epA, "d1") // the attempt reads generation 0
+		reset, err := e.store.Reset(e.ctx, epA, "d1", at(10))
+		noErr(t, "Reset", err)
+		_, err = e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Generation: read.Generation, Status: webhook.StatusProcessed, At: at(20)})
+		if !errors.Is(err, webhook.ErrStale) {
+			t.Fatalf("Finish of an attempt that read generation %d after a Reset: %v, want ErrStale", read.Generation, err)
+		}
+		sameDelivery(t, "delivery after the stale Finish", e.get(t, epA, "d1"), reset)
+		got, err := e.store.Finish(e.ctx, epA, "d1", webhook.Outcome{Generation: reset.Generation, Status: webhook.StatusProcessed, At: at(30)})
+		noErr(t, "Finish of the replay's attempt", err)
+		eq(t, "Status", got.Status, webhook.StatusProcessed)
+		eq(t, "Attempts", got.Attempts, 1)
+		_, err = e.store.Finish(e.ctx, epA, "missing", webhook.Outcome{Generation: 5, Status: webhook.StatusProcessed})
+		if !errors.Is(err, webhook.ErrNotFound) {
+			t.Fatalf("Finish of a missing delivery with a generation: %v, want ErrNotFound", err)
+		}
 	}},
 
 	{"ReturnedCopies", func(t *testing.T, e *env) {
@@ -448,7 +474,7 @@ var cases = []testCase{
 		mk := func(ep, id string, sec int, st webhook.Status) {
 			e.insert(t, delivery(ep, id, at(sec)))
 			if st != webhook.StatusPending {
-				_, err := e.store.Finish(e.ctx, ep, id, st, "", at(100))
+				_, err := e.store.Finish(e.ctx, ep, id, webhook.Outcome{Status: st, At: at(100)})
 				noErr(t, "Finish", err)
 			}
 		}
@@ -521,7 +547,7 @@ var cases = []testCase{
 
 		// Sparse matches spread over every page.
 		for i := 0; i < n; i += 97 {
-			_, err := e.store.Finish(e.ctx, epA, fmt.Sprintf("d%04d", i), webhook.StatusFailed, "x", at(2000))
+			_, err := e.store.Finish(e.ctx, epA, fmt.Sprintf("d%04d", i), webhook.Outcome{Status: webhook.StatusFailed, Error: "x", At: at(2000)})
 			noErr(t, "Finish", err)
 		}
 		eq(t, "failed listed", len(e.list(t, webhook.Filter{Status: webhook.StatusFailed})), (n+96)/97)
@@ -549,7 +575,7 @@ var cases = []testCase{
 		for d, err := range e.store.List(ctx, webhook.Filter{Endpoint: epA, Status: webhook.StatusPending}) {
 			noErr(t, "List", err)
 			seen++
-			_, err = e.store.Finish(ctx, d.Endpoint, d.ID, webhook.StatusProcessed, "", at(n+seen))
+			_, err = e.store.Finish(ctx, d.Endpoint, d.ID, webhook.Outcome{Status: webhook.StatusProcessed, At: at(n + seen)})
 			noErr(t, "Finish inside List", err)
 			_, _, err = e.store.Insert(ctx, webhook.Delivery{Endpoint: epB, ID: d.ID, ReceivedAt: at(n + seen)})
 			noErr(t, "Insert inside List", err)
@@ -564,7 +590,7 @@ var cases = []testCase{
 			id := fmt.Sprintf("d%d", i)
 			e.insert(t, delivery(epA, id, at(i*10)))
 			if st != webhook.StatusPending {
-				_, err := e.store.Finish(e.ctx, epA, id, st, "", at(100))
+				_, err := e.store.Finish(e.ctx, epA, id, webhook.Outcome{Status: st, At: at(100)})
 				noErr(t, "Finish", err)
 			}
 		}
