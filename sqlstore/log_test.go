@@ -63,11 +63,28 @@ func TestLogRecorder(t *testing.T) {
 				en.ID = int64(i + 1) // the store numbers a fresh log's entries from 1
 				all = append(all, en)
 			}
-			// Reference: newest first by time; among equal times, later inserts first.
+			// Reference: the entries an in-memory Ring holding the same entries selects
+			// (its IDs also count from 1), newest first by time; among equal times, later
+			// inserts first.
+			ring := synclog.NewRing(len(all))
+			for _, en := range all {
+				if err := ring.Record(ctx, en); err != nil {
+					t.Fatal(err)
+				}
+			}
 			want := func(f synclog.Filter) []string {
+				g := f
+				g.Limit = 0
+				matched := map[string]bool{}
+				for en, err := range ring.Query(ctx, g) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					matched[en.URL] = true
+				}
 				var idx []int
 				for i := range all {
-					if f.Match(&all[i]) {
+					if matched[all[i].URL] {
 						idx = append(idx, i)
 					}
 				}

@@ -95,7 +95,7 @@ func (r *Ring) entries(f Filter) []Entry {
 	var out []Entry
 	for i := r.n - 1; i >= 0; i-- {
 		e := &r.buf[(r.start+i)%len(r.buf)]
-		if !f.Match(e) {
+		if !f.match(e) {
 			continue
 		}
 		out = append(out, *e)

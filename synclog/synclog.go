@@ -105,8 +105,8 @@ type Filter struct {
 	Limit int
 }
 
-// Match reports whether e passes every set field of f (Limit is not considered).
-func (f Filter) Match(e *Entry) bool {
+// match reports whether e passes every set field of f (Limit is not considered).
+func (f Filter) match(e *Entry) bool {
 	switch {
 	case f.ID != 0 && e.ID != f.ID,
 		f.Backend != "" && e.Backend != f.Backend,
