@@ -89,11 +89,9 @@ func ExampleRing() {
 		}
 		fmt.Println(e.ID, e.Status, e.URL)
 	}
-	fmt.Println("dropped:", ring.Dropped())
 	// Output:
 	// 4 503 https://shop.example/products/3
 	// 2 404 https://shop.example/products/1
-	// dropped: 0
 }
 
 func ExampleNewSlogRecorder() {

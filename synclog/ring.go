@@ -19,12 +19,11 @@ const defaultRingCapacity = 1000
 type Ring struct {
 	cfg audit.Config[Entry]
 
-	mu      sync.Mutex
-	buf     []Entry // circular; buf[(start+i)%cap] is the i-th oldest entry
-	start   int
-	n       int
-	nextID  int64
-	dropped uint64
+	mu     sync.Mutex
+	buf    []Entry // circular; buf[(start+i)%cap] is the i-th oldest entry
+	start  int
+	n      int
+	nextID int64 // entries recorded so far; nextID-n of them were dropped
 }
 
 // NewRing returns a Ring that keeps the newest capacity entries (1000 when capacity is
@@ -60,7 +59,6 @@ func (r *Ring) Record(_ context.Context, e Entry) error {
 	} else {
 		r.buf[r.start] = e
 		r.start = (r.start + 1) % len(r.buf)
-		r.dropped++
 	}
 	r.mu.Unlock()
 	return nil
@@ -78,13 +76,6 @@ func (r *Ring) size() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
-}
-
-// Dropped returns how many entries were dropped to make room for newer ones.
-func (r *Ring) Dropped() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.dropped
 }
 
 // entries returns the entries matching f, newest first, at most f.Limit of them when

@@ -34,16 +34,16 @@ func equalIDs(a, b []int64) bool {
 func TestRingCapacityAndDrop(t *testing.T) {
 	ctx := context.Background()
 	r := NewRing(3)
-	if len(r.buf) != 3 || r.size() != 0 || r.Dropped() != 0 {
-		t.Fatalf("new ring: cap %d len %d dropped %d", len(r.buf), r.size(), r.Dropped())
+	if len(r.buf) != 3 || r.size() != 0 || dropped(r) != 0 {
+		t.Fatalf("new ring: cap %d len %d dropped %d", len(r.buf), r.size(), dropped(r))
 	}
 	for i := range 5 {
 		if err := r.Record(ctx, Entry{Operation: "op" + strconv.Itoa(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r.size() != 3 || r.Dropped() != 2 {
-		t.Fatalf("len %d dropped %d, want 3 and 2", r.size(), r.Dropped())
+	if r.size() != 3 || dropped(r) != 2 {
+		t.Fatalf("len %d dropped %d, want 3 and 2", r.size(), dropped(r))
 	}
 	got := r.entries(Filter{})
 	if want := []int64{5, 4, 3}; !equalIDs(ids(got), want) {
@@ -254,7 +254,7 @@ func TestRingConcurrent(t *testing.T) {
 					}
 				}
 				_ = r.size()
-				_ = r.Dropped()
+				_ = dropped(r)
 			}
 		})
 	}
@@ -262,8 +262,8 @@ func TestRingConcurrent(t *testing.T) {
 	close(stop)
 	rwg.Wait()
 	total := writers * perWriter
-	if r.size() != capacity || r.Dropped() != uint64(total-capacity) {
-		t.Fatalf("len %d dropped %d, want %d and %d", r.size(), r.Dropped(), capacity, total-capacity)
+	if r.size() != capacity || dropped(r) != uint64(total-capacity) {
+		t.Fatalf("len %d dropped %d, want %d and %d", r.size(), dropped(r), capacity, total-capacity)
 	}
 	es := r.entries(Filter{})
 	if es[0].ID != int64(total) || es[len(es)-1].ID != int64(total-capacity+1) {
@@ -285,4 +285,11 @@ func TestRingRecordDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = r.Record(ctx, e) }); n != 0 {
 		t.Fatalf("Ring.Record allocates %v times per entry, want 0", n)
 	}
+}
+
+// dropped returns how many entries r dropped to make room for newer ones.
+func dropped(r *Ring) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return uint64(r.nextID) - uint64(r.n)
 }
