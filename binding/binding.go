@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"iter"
 	"time"
+
+	"github.com/connkit/connkit/internal/bindingrule"
 )
 
 // Status is the sync state of one binding.
@@ -41,15 +43,14 @@ const (
 )
 
 // Valid reports whether s is one of the defined statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusPending, StatusInProgress, StatusSuccess, StatusFailed, StatusSkipped:
-		return true
-	}
-	return false
-}
+func (s Status) Valid() bool { return bindingrule.ValidStatus(string(s)) }
 
 // Binding links one local record to one external record on one backend.
+//
+// Stores refuse to write a binding, with an error matching ErrInvalid, whose Backend or
+// Model is empty, whose Status is not one of the Status constants (empty is allowed and
+// means pending) or whose RetryCount is negative; a binding looked up or inserted by its
+// IDs (Ensure, Upsert without an ID) needs at least one of ExternalID and LocalID.
 type Binding struct {
 	// ID is assigned by the store on insert and never changes.
 	ID int64
@@ -113,7 +114,8 @@ type Failure struct {
 	Error string
 }
 
-// Filter selects bindings in List. Zero fields match everything.
+// Filter selects bindings in List. Zero fields match everything. A filter with an unknown
+// status, or a negative RetryableBelow or Limit, is invalid (ErrInvalid).
 type Filter struct {
 	Backend string
 	Model   string
@@ -165,8 +167,8 @@ type Store interface {
 	// Ensure returns the binding matching b's ExternalID (or, when that is empty, its
 	// LocalID), inserting b when there is none. created reports an insert. It is atomic:
 	// concurrent Ensure calls for one key produce one binding. b.ID is ignored; an empty
-	// Status is stored as StatusPending. Ensure fails with ErrInvalid when b has neither ID
-	// (see Binding.Validate), and with ErrConflict when the insert would reuse b's other ID.
+	// Status is stored as StatusPending. Ensure fails with ErrInvalid when b is invalid or
+	// has neither ID (see Binding), and with ErrConflict when the insert would reuse b's other ID.
 	Ensure(ctx context.Context, b Binding) (got Binding, created bool, err error)
 	// Upsert writes b: when b.ID is set, that binding (ErrNotFound if it does not exist);
 	// otherwise the binding matching b's ExternalID, else the one matching its LocalID;
@@ -216,7 +218,7 @@ type Store interface {
 	// List yields the bindings matching f (every set field must match) in ascending ID
 	// order. Stores page internally, so memory stays bounded however many bindings match,
 	// and hold no lock or connection while yielding: the loop body may write to the store.
-	// An invalid filter (see Filter.Validate) yields a single error matching ErrInvalid.
+	// An invalid filter (see Filter) yields a single error matching ErrInvalid.
 	List(ctx context.Context, f Filter) iter.Seq2[Binding, error]
 	// Counts returns how many bindings of backend and model are in each status; an empty
 	// backend or model counts them all. Statuses no binding has may be absent from the map.
@@ -237,7 +239,7 @@ var (
 	ErrLeaseLost = errors.New("binding: lease lost")
 	// ErrInvalid: the caller passed a binding, filter or argument that cannot be stored
 	// or used (missing backend or model, unknown status, no ID at all…). Nothing was written.
-	ErrInvalid = errors.New("binding: invalid")
+	ErrInvalid = bindingrule.ErrInvalid
 )
 
 // LockedError is returned by Claim, and by a write naming no lease, when another owner

@@ -3,55 +3,24 @@ package binding
 import (
 	"fmt"
 	"time"
+
+	"github.com/connkit/connkit/internal/bindingrule"
 )
 
-// Validate reports, as an error matching ErrInvalid, what makes b unstorable: an empty
-// Backend or Model, an unknown Status (empty is allowed and means pending) or a negative
-// RetryCount. Stores call it before every write; it does not require an ID because an
-// Upsert by b.ID may leave both IDs empty (empty IDs never clear stored ones).
-func (b *Binding) Validate() error {
-	switch {
-	case b.Backend == "":
-		return fmt.Errorf("binding: backend is empty; set Binding.Backend: %w", ErrInvalid)
-	case b.Model == "":
-		return fmt.Errorf("binding: model is empty on backend %q; set Binding.Model: %w", b.Backend, ErrInvalid)
-	case b.Status != "" && !b.Status.Valid():
-		return fmt.Errorf("binding: unknown status %q for %s/%s; use one of the Status constants: %w",
-			b.Status, b.Backend, b.Model, ErrInvalid)
-	case b.RetryCount < 0:
-		return fmt.Errorf("binding: negative retry count %d for %s/%s: %w", b.RetryCount, b.Backend, b.Model, ErrInvalid)
-	}
-	return nil
+// validate applies bindingrule.Check to b (see Binding for the rules).
+func (b *Binding) validate() error {
+	return bindingrule.Check(b.Backend, b.Model, string(b.Status), b.RetryCount)
 }
 
-// validateKeyed is Validate plus the rule that a binding looked up or inserted by its IDs
+// validateKeyed is validate plus the rule that a binding looked up or inserted by its IDs
 // needs at least one of them.
 func (b *Binding) validateKeyed(op string) error {
-	if err := b.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if b.ExternalID == "" && b.LocalID == "" {
-		return fmt.Errorf("%s %s/%s: binding has neither an external nor a local ID; set at least one: %w",
-			op, b.Backend, b.Model, ErrInvalid)
-	}
-	return nil
+	return bindingrule.CheckKeyed(op, b.Backend, b.Model, string(b.Status), b.RetryCount, b.ExternalID, b.LocalID)
 }
 
-// Validate reports, as an error matching ErrInvalid, a filter List cannot run: an unknown
-// status, or a negative RetryableBelow or Limit.
-func (f *Filter) Validate() error {
-	for _, s := range f.Statuses {
-		if !s.Valid() {
-			return fmt.Errorf("binding: filter has unknown status %q: %w", s, ErrInvalid)
-		}
-	}
-	if f.RetryableBelow < 0 {
-		return fmt.Errorf("binding: filter RetryableBelow is negative (%d); use 0 for no limit: %w", f.RetryableBelow, ErrInvalid)
-	}
-	if f.Limit < 0 {
-		return fmt.Errorf("binding: filter Limit is negative (%d); use 0 for no limit: %w", f.Limit, ErrInvalid)
-	}
-	return nil
+// validate reports, as an error matching ErrInvalid, a filter List cannot run.
+func (f *Filter) validate() error {
+	return bindingrule.CheckFilter(f.Statuses, f.RetryableBelow, f.Limit)
 }
 
 // match reports whether b passes every set field of f (the memory store's List; SQL stores

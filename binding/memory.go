@@ -258,7 +258,7 @@ func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	}
 	// Items invalid on their own are reported before any conflict (see Store.UpsertBatch).
 	for i := range bs {
-		err := bs[i].Validate()
+		err := bs[i].validate()
 		if err == nil && bs[i].ID == 0 {
 			err = bs[i].validateKeyed("binding: upsert")
 		}
@@ -319,7 +319,7 @@ func (s *memoryStore) rollback(u *undoLog) {
 // previous state for rollback.
 func (s *memoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scopeCache) (Binding, error) {
 	if b.ID != 0 {
-		if err := b.Validate(); err != nil {
+		if err := b.validate(); err != nil {
 			return Binding{}, err
 		}
 		cur := s.row(b.ID)
@@ -597,7 +597,7 @@ func (s *memoryStore) Delete(ctx context.Context, id int64) error {
 // yields them with the lock released, so the loop body may write to the store.
 func (s *memoryStore) List(ctx context.Context, f Filter) iter.Seq2[Binding, error] {
 	return func(yield func(Binding, error) bool) {
-		if err := f.Validate(); err != nil {
+		if err := f.validate(); err != nil {
 			yield(Binding{}, fmt.Errorf("binding: list: %w", err))
 			return
 		}

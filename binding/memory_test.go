@@ -1,6 +1,7 @@
 package binding_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -170,14 +171,14 @@ func TestMemoryStoreClockStampsTimes(t *testing.T) {
 }
 
 func TestValidateMessages(t *testing.T) {
-	b := binding.Binding{Backend: "shop", Model: "product", Status: "done"}
-	err := b.Validate()
+	b := binding.Binding{Backend: "shop", Model: "product", ExternalID: "1", Status: "done"}
+	_, err := binding.NewMemory().Upsert(context.Background(), b)
 	if !errors.Is(err, binding.ErrInvalid) {
-		t.Fatalf("Validate = %v, want ErrInvalid", err)
+		t.Fatalf("Upsert = %v, want ErrInvalid", err)
 	}
 	for _, part := range []string{`"done"`, "shop/product", "Status constants"} {
 		if !strings.Contains(err.Error(), part) {
-			t.Errorf("Validate message %q does not mention %s", err, part)
+			t.Errorf("Upsert message %q does not mention %s", err, part)
 		}
 	}
 	be := &binding.BatchError{Index: 4, Err: binding.ErrConflict}

@@ -102,22 +102,11 @@ type insertRace struct{ err error }
 func (e *insertRace) Error() string { return e.err.Error() }
 func (e *insertRace) Unwrap() error { return e.err }
 
-func validateKeyed(op string, b *binding.Binding) error {
-	if err := b.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if b.ExternalID == "" && b.LocalID == "" {
-		return fmt.Errorf("%s %s/%s: binding has neither an external nor a local ID; set at least one: %w",
-			op, b.Backend, b.Model, binding.ErrInvalid)
-	}
-	return nil
-}
-
 func validateUpsert(b *binding.Binding) error {
 	if b.ID != 0 {
-		return b.Validate()
+		return bindingkit.Validate(b)
 	}
-	return validateKeyed("binding: upsert", b)
+	return bindingkit.ValidateKeyed("binding: upsert", b)
 }
 
 // conflictError turns a unique violation into an ErrConflict naming the ID that collided.
@@ -356,7 +345,7 @@ func (s *bindingStore) Ensure(ctx context.Context, b binding.Binding) (binding.B
 	if err := ctx.Err(); err != nil {
 		return binding.Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
-	if err := validateKeyed("binding: ensure", &b); err != nil {
+	if err := bindingkit.ValidateKeyed("binding: ensure", &b); err != nil {
 		return binding.Binding{}, false, err
 	}
 	side, key := "external", b.ExternalID
@@ -930,7 +919,7 @@ func (s *bindingStore) Delete(ctx context.Context, id int64) error {
 // yielding, so the loop body may use the store (even on single-connection :memory:).
 func (s *bindingStore) List(ctx context.Context, f binding.Filter) iter.Seq2[binding.Binding, error] {
 	return func(yield func(binding.Binding, error) bool) {
-		if err := f.Validate(); err != nil {
+		if err := bindingkit.ValidateFilter(&f); err != nil {
 			yield(binding.Binding{}, fmt.Errorf("binding: list: %w", err))
 			return
 		}

@@ -1001,7 +1001,7 @@ func (m *refModel) taken(b binding.Binding) error {
 	return nil
 }
 
-// valid applies Binding.Validate's rules, plus "some ID" when keyed is set.
+// valid applies the rules of binding.Binding's doc, plus "some ID" when keyed is set.
 func valid(b binding.Binding, keyed bool) bool {
 	return b.Backend != "" && b.Model != "" && (b.Status == "" || b.Status.Valid()) && b.RetryCount >= 0 &&
 		(!keyed || b.ExternalID != "" || b.LocalID != "")

@@ -1,5 +1,6 @@
 // Package bindingkit holds the helpers connkit's own binding stores and runners share and
-// users never need: time normalisation, Claim/Renew argument checks and the lease rule of
+// users never need: time normalisation, the checks of bindings and filters (from
+// internal/bindingrule, which the memory store uses too), Claim/Renew argument checks and the lease rule of
 // binding.Store as a function of a stored binding. The memory store in package binding
 // keeps private copies (binding cannot import this package, which imports it).
 package bindingkit
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/bindingrule"
 )
 
 // UTC returns t in UTC without its monotonic reading, truncated to the microsecond that
@@ -30,6 +32,24 @@ func ValidateClaim(op string, id int64, owner string, ttl time.Duration) error {
 		return fmt.Errorf("binding: %s binding %d for %q: ttl %s is not positive: %w", op, id, owner, ttl, binding.ErrInvalid)
 	}
 	return nil
+}
+
+// Validate reports, as an error matching binding.ErrInvalid, what makes b unstorable
+// (see binding.Binding): stores call it before every write.
+func Validate(b *binding.Binding) error {
+	return bindingrule.Check(b.Backend, b.Model, string(b.Status), b.RetryCount)
+}
+
+// ValidateKeyed is Validate, prefixed with op, plus the rule that a binding looked up or
+// inserted by its IDs needs at least one of them.
+func ValidateKeyed(op string, b *binding.Binding) error {
+	return bindingrule.CheckKeyed(op, b.Backend, b.Model, string(b.Status), b.RetryCount, b.ExternalID, b.LocalID)
+}
+
+// ValidateFilter reports, as an error matching binding.ErrInvalid, a filter List cannot
+// run (see binding.Filter).
+func ValidateFilter(f *binding.Filter) error {
+	return bindingrule.CheckFilter(f.Statuses, f.RetryableBelow, f.Limit)
 }
 
 // CanRetry reports whether the failed binding b may be tried again under a limit of
