@@ -24,9 +24,3 @@ func WithRedactor(r *Redactor) Option {
 		}
 	}
 }
-
-// WithMessage sets the message of the slog recorder's lines (default "http exchange").
-// Other recorders ignore it.
-func WithMessage(msg string) Option {
-	return func(c *audit.Config[Entry]) { c.Message = msg }
-}

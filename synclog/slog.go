@@ -19,13 +19,13 @@ type slogRecorder struct {
 // attempts, error, model and record (id too once assigned), at level Info for success,
 // Warn for a 4xx status and Error for a 5xx status or a transport error. It never fails.
 //
-// Options: [WithMessage] (default "http exchange"); [WithBodyLimit] adds the request and
+// Each line's message is "http exchange". Options: [WithBodyLimit] adds the request and
 // response bodies (redacted, cut to the limit) to each line: the default, 0, logs no
 // bodies, since they make lines long and may hold personal data; [WithRedactor] (default
 // a Redactor with the default rules; entries are redacted again here because a log line
 // leaves the process: the cost is small next to the I/O).
 func NewSlogRecorder(l *slog.Logger, opts ...Option) Recorder {
-	s := &slogRecorder{logger: l, cfg: audit.Config[Entry]{Message: "http exchange"}}
+	s := &slogRecorder{logger: l, cfg: audit.Config[Entry]{}}
 	audit.Apply(&s.cfg, opts)
 	if s.cfg.Redact == nil {
 		s.cfg.Redact = defaultRedactor().Entry
@@ -87,7 +87,7 @@ func (s *slogRecorder) Record(ctx context.Context, e Entry) error {
 			attrs = append(attrs, slog.Bool("truncated", true))
 		}
 	}
-	l.LogAttrs(ctx, level, s.cfg.Message, attrs...)
+	l.LogAttrs(ctx, level, "http exchange", attrs...)
 	return nil
 }
 

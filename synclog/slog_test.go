@@ -84,7 +84,7 @@ func TestSlogRecorderLevelsAndAttrs(t *testing.T) {
 func TestSlogRecorderBodies(t *testing.T) {
 	var buf bytes.Buffer
 	rec := NewSlogRecorder(slog.New(slog.NewJSONHandler(&buf, nil)), WithBodyLimit(60),
-		WithRedactor(NewRedactor(WithSecrets("lit-secret-77"))), WithMessage("exchange"))
+		WithRedactor(NewRedactor(WithSecrets("lit-secret-77"))))
 	e := Entry{
 		Status:         200,
 		RequestHeader:  http.Header{"Content-Type": {"application/json"}},
@@ -94,7 +94,7 @@ func TestSlogRecorderBodies(t *testing.T) {
 	}
 	_ = rec.Record(context.Background(), e)
 	m := logLines(t, &buf)[0]
-	if m["msg"] != "exchange" {
+	if m["msg"] != "http exchange" {
 		t.Errorf("msg = %v", m["msg"])
 	}
 	if got := m["request_body"]; got != `{"password":"[REDACTED]","note":"[REDACTED]"}` {

@@ -21,8 +21,6 @@ type Config[E any] struct {
 	BodyLimit int
 	// Redact, when not nil, redacts an entry before it is kept.
 	Redact func(*E)
-	// Message is the slog message of the slog recorder.
-	Message string
 }
 
 // Apply fills c from opts, skipping nil options.
