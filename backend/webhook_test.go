@@ -556,3 +556,59 @@ func TestWebhookBackendsShareDatabase(t *testing.T) {
 	assert.EqualValues(t, 1, eu.Load())
 	assert.EqualValues(t, 1, us.Load())
 }
+
+// A delivery waiting for its next attempt when the process stops keeps it: the in-process
+// queue's scheduled retry dies with the process, so Start queues the failed deliveries
+// with attempts left again (and leaves alone those whose attempts are used up).
+func TestWebhookFailedDeliveryRetriedAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLiteFile(t)
+	wh := shopifyWebhook()
+	wh.MaxAttempts = 3
+	var down atomic.Bool
+	down.Store(true)
+	var calls sync.Map // delivery ID → *atomic.Int32
+	h := func(_ context.Context, d webhook.Delivery) error {
+		c, _ := calls.LoadOrStore(d.ID, new(atomic.Int32))
+		c.(*atomic.Int32).Add(1)
+		if down.Load() {
+			return errors.New("the ERP is down")
+		}
+		return nil
+	}
+	called := func(id string) int32 {
+		c, ok := calls.Load(id)
+		if !ok {
+			return 0
+		}
+		return c.(*atomic.Int32).Load()
+	}
+	slowPool := func(ctx context.Context, w *queue.Workers) (queue.Queue, error) {
+		return queue.NewPool(w, queue.WithBackoff(time.Hour, time.Hour)), nil // the retry would come after the stop
+	}
+	first := newShop(t, wh, backend.WithDB(db), backend.WithQueue(slowPool), backend.WithWebhookHandler("shopify", "orders/paid", h))
+	require.NoError(t, first.b.Start(ctx))
+	require.Equal(t, http.StatusOK, first.deliver(t, nil, "waiting", "orders/paid", []byte(`{"id":1}`)))
+	waitDelivery(t, db.Webhooks(), "shop/shopify", "waiting", status(webhook.StatusFailed))
+	// One whose attempts are used up stays failed until a Reprocess.
+	spent, _, err := db.Webhooks().Insert(ctx, webhook.Delivery{Endpoint: "shop/shopify", ID: "spent", Event: "orders/paid", Body: []byte(`{"id":2}`)})
+	require.NoError(t, err)
+	for range wh.MaxAttempts {
+		spent, err = db.Webhooks().Finish(ctx, spent.Endpoint, spent.ID, webhook.Outcome{Status: webhook.StatusFailed, Error: "the ERP is down"})
+		require.NoError(t, err)
+	}
+	stopHub(t, first.b) // the "waiting" delivery's retry, an hour away, is dropped with the pool
+
+	down.Store(false)
+	second := newShop(t, wh, backend.WithDB(db), backend.WithQueue(fastPool), backend.WithWebhookHandler("shopify", "orders/paid", h))
+	second.start(t)
+	d := waitDelivery(t, db.Webhooks(), "shop/shopify", "waiting", status(webhook.StatusProcessed))
+	assert.Equal(t, 2, d.Attempts)
+	assert.EqualValues(t, 2, called("waiting"))
+	time.Sleep(100 * time.Millisecond)
+	got, err := db.Webhooks().Get(ctx, "shop/shopify", "spent")
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StatusFailed, got.Status)
+	assert.Equal(t, wh.MaxAttempts, got.Attempts)
+	assert.Zero(t, called("spent"), "a delivery with its attempts used up was retried")
+}

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -507,20 +508,42 @@ func (b *Backend) notifyWebhook(name string, maxAttempts int) webhook.Notify {
 	}
 }
 
-// resumeWebhooks queues again the deliveries still pending (stored, but the process that
-// stored them stopped before processing them); Start calls it.
+// resumeWebhooks queues again the deliveries a stopped process left unfinished; Start
+// calls it. Pending ones: stored, but never processed. Failed ones with attempts left: a
+// delivery waiting for its next attempt when the process stopped keeps it, which the
+// in-process queue's retries, lost with the process, would not give it (a durable queue
+// still holds the retry, and the job's identity key makes this a no-op there). A delivery
+// that fails for good is so tried once more per start until its attempts are used up.
 func (b *Backend) resumeWebhooks(ctx context.Context) error {
-	for _, name := range b.hooks.names {
-		n, err := b.hooks.receivers[name].Resume(ctx)
+	for _, w := range b.cfg.Webhooks {
+		n, err := b.hooks.receivers[w.Name].Resume(ctx)
 		if err != nil {
 			return fmt.Errorf("backend %q: resuming pending webhook deliveries: %w", b.cfg.Name, err)
 		}
-		if n > 0 {
-			b.logger.Info("webhook deliveries resumed", "endpoint", name, "pending", n)
+		maxAttempts := cmp.Or(w.MaxAttempts, defaultWebhookAttempts)
+		retried := 0
+		for d, err := range b.hooks.store.List(ctx, webhook.Filter{Endpoint: b.webhookEndpoint(w.Name), Status: webhook.StatusFailed}) {
+			if err != nil {
+				return fmt.Errorf("backend %q: resuming failed webhook deliveries: %w", b.cfg.Name, err)
+			}
+			if d.Attempts >= maxAttempts {
+				continue // left failed on purpose; Reprocess retries it
+			}
+			if err := b.notifyWebhook(w.Name, maxAttempts-d.Attempts)(ctx, d); err != nil {
+				return fmt.Errorf("backend %q: resuming failed webhook deliveries: %w", b.cfg.Name, err)
+			}
+			retried++
+		}
+		if n > 0 || retried > 0 {
+			b.logger.Info("webhook deliveries resumed", "endpoint", w.Name, "pending", n, "failed_with_attempts_left", retried)
 		}
 	}
 	return nil
 }
+
+// defaultWebhookAttempts is a delivery's attempts when its endpoint sets no max_attempts:
+// the queue's default.
+const defaultWebhookAttempts = 10
 
 func (b *Backend) webhookNames() []string {
 	names := make([]string, 0, len(b.cfg.Webhooks))
