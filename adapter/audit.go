@@ -56,16 +56,24 @@ func (c *Client) record(ctx context.Context, st *call, resp *http.Response, e *E
 	ent.ResponseHeader = c.redactResponseHeader(respHeader)
 	var cut1, cut2 bool
 	if len(st.reqBody) > 0 {
-		ent.RequestBody, cut1 = audit.Truncate(c.red.Body(st.reqBody, reqHeader.Get("Content-Type")), c.cfg.auditLimit)
+		ent.RequestBody, cut1 = audit.Truncate(c.red.Body(st.reqBody, contentType(reqHeader)), c.cfg.auditLimit)
 	}
 	if len(st.lastBody) > 0 {
-		ent.ResponseBody, cut2 = audit.Truncate(c.red.Body(st.lastBody, respHeader.Get("Content-Type")), c.cfg.auditLimit)
+		ent.ResponseBody, cut2 = audit.Truncate(c.red.Body(st.lastBody, contentType(respHeader)), c.cfg.auditLimit)
 	}
 	ent.Truncated = cut1 || cut2
 	if e != nil {
 		ent.Error = e.Error() // built from redacted parts
 	}
 	c.emit(ctx, &ent)
+}
+
+// contentType is h.Get("Content-Type") without canonicalizing the constant key.
+func contentType(h http.Header) string {
+	if v := h["Content-Type"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // emit hands ent to the recorder; a recorder failure is logged, never returned.

@@ -135,9 +135,9 @@ func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
 	assert.Equal(t, 1, resp.Attempts)
 }
 
-// A read timer that fired for one attempt must not cancel the next attempt, even when its
-// function runs late; and a fired read timeout cancels the call only until the attempt
-// ends.
+// A read timeout that expired for one attempt must not cancel the next attempt, even when
+// the timer's function runs late; and an expired read timeout cancels the call only until
+// the attempt ends.
 func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
 	c, _ := newClient(t, "http://127.0.0.1:1", WithReadTimeout(time.Hour))
 	st := &call{Context: context.Background(), c: c, readTimeout: time.Hour}
@@ -145,23 +145,17 @@ func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
 	defer st.release()
 
 	st.beginAttempt()
-	first := st.timer
-	require.NotNil(t, first)
-	// End the attempt as endAttempt does when its timer fired and the timer's function
-	// may still be running: the timer is dropped, not reused.
-	st.mu.Lock()
-	first.t.Stop()
-	st.timer, st.timerSet = nil, false
-	st.mu.Unlock()
+	rt, first := st.timer, st.attemptSeq
+	require.NotNil(t, rt)
 	st.endAttempt()
 
 	st.beginAttempt()
-	require.NotSame(t, first, st.timer)
+	require.Same(t, rt, st.timer, "the timer serves the call's next attempt")
 	st.connected.Store(true)
-	st.fire(first) // the first attempt's timer, late
-	assert.NoError(t, st.Err(), "a stale timer canceled the running attempt")
+	st.expire(rt, first) // the first attempt's expiry, late
+	assert.NoError(t, st.Err(), "a stale expiry canceled the running attempt")
 
-	st.fire(st.timer) // the running attempt's own timer
+	st.expire(rt, st.attemptSeq) // the running attempt's own
 	assert.ErrorIs(t, st.Err(), context.DeadlineExceeded)
 	select {
 	case <-st.Done():
@@ -175,4 +169,50 @@ func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
 		t.Fatal("Done closed for the next attempt")
 	default:
 	}
+}
+
+// The read timer is lazy: an attempt does not re-arm a timer that is due before its
+// deadline, and a timer that fires before the running attempt's deadline (it was due for
+// an earlier, shorter one) arms itself again for it instead of expiring the attempt.
+func TestReadTimerRearmsForLaterDeadline(t *testing.T) {
+	c, _ := newClient(t, "http://127.0.0.1:1", WithReadTimeout(time.Hour))
+	st := &call{Context: context.Background(), c: c, readTimeout: 20 * time.Millisecond}
+	st.bind()
+	defer st.release()
+
+	st.beginAttempt()
+	rt := st.timer
+	rt.mu.Lock()
+	early := rt.due
+	rt.mu.Unlock()
+	st.endAttempt()
+
+	st.readTimeout = time.Hour
+	st.beginAttempt()
+	st.connected.Store(true)
+	rt.mu.Lock()
+	assert.Equal(t, early, rt.due, "a timer due before the deadline was armed again")
+	deadline := rt.deadline
+	rt.mu.Unlock()
+
+	require.Eventually(t, func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return rt.due.Equal(deadline)
+	}, 10*time.Second, 5*time.Millisecond, "the timer did not arm itself for the running attempt's deadline")
+	assert.NoError(t, st.Err(), "the early timer expired an attempt whose deadline is ahead")
+	assert.False(t, st.endAttempt())
+}
+
+// Without a trace of the caller's, the call answers httptrace's key itself: the
+// transport finds the call's hooks with no context.WithValue.
+func TestCallAnswersTraceKey(t *testing.T) {
+	require.NotNil(t, clientTraceKey, "the probe did not find httptrace's context key")
+	c, _ := newClient(t, "http://127.0.0.1:1")
+	st := &call{Context: context.Background(), c: c}
+	st.bind()
+	defer st.release()
+	assert.Nil(t, st.values)
+	assert.Same(t, &st.trace, httptrace.ContextClientTrace(st))
+	assert.NotNil(t, httptrace.ContextClientTrace(st).GotConn)
 }

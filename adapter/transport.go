@@ -67,7 +67,7 @@ type call struct {
 	resp Response // the Response handed to the caller
 
 	// The call as a context.
-	values     context.Context // the caller's context with the call's trace (set by bind)
+	values     context.Context // the caller's context with the call's trace when it has one of its own (set by bind)
 	trace      httptrace.ClientTrace
 	stopCaller func() bool // stops the callback on the caller's cancellation, if any
 	connected  atomic.Bool // the running attempt obtained a connection (stored under mu)
@@ -76,12 +76,13 @@ type call struct {
 	done       chan struct{}
 	closed     bool        // done is (to be) closed: the caller gave up or the read timeout fired
 	callerGone bool        // the caller's context is done: the call stays canceled
-	fired      bool        // the running attempt's read timer fired
+	fired      bool        // the running attempt's read timeout expired
 	running    bool        // an attempt is running: its read timer may be armed
-	timerSet   bool        // the running attempt's read timer is armed
-	waitConn   bool        // the read timer expired before a connection: gotConn arms it again
+	timerSet   bool        // the running attempt has a read deadline
+	waitConn   bool        // the read deadline passed before a connection: gotConn sets it again
 	connAt     time.Time   // when the running attempt got a new connection; zero: at its start
 	timer      *readTimer  // nil until the first attempt; back to the client's pool in release
+	attemptSeq uint64      // the running attempt's number in its timer (readTimer.seq)
 	afterFuncs []afterFunc // registered by contexts derived from the call (the transport's)
 	afterBuf   [2]afterFunc
 	afterSeq   uint64
@@ -102,22 +103,57 @@ type callKey struct{}
 func (st *call) bind() {
 	st.trace.GotConn = st.gotConn
 	st.afterFuncs = st.afterBuf[:0]
-	st.values = httptrace.WithClientTrace(st.Context, &st.trace) // composes with a caller's trace
+	if clientTraceKey == nil || httptrace.ContextClientTrace(st.Context) != nil {
+		st.values = httptrace.WithClientTrace(st.Context, &st.trace) // composes with a caller's trace
+	}
 	if st.Context.Done() != nil {
 		st.stopCaller = context.AfterFunc(st.Context, st.callerDone)
 	}
 }
 
-// Value answers callKey with the call and the httptrace key with its hooks, and asks the
-// caller's context for everything else.
+// Value answers callKey with the call and httptrace's key with its hooks (itself, which
+// saves a context.WithValue per call, unless the caller's context has a trace to compose
+// with), and asks the caller's context for everything else.
 func (st *call) Value(key any) any {
 	if _, ok := key.(callKey); ok {
 		return st
 	}
-	if st.values == nil {
-		return st.Context.Value(key)
+	if st.values != nil {
+		return st.values.Value(key)
 	}
-	return st.values.Value(key)
+	if key == clientTraceKey {
+		return &st.trace
+	}
+	return st.Context.Value(key)
+}
+
+// clientTraceKey is the context key under which net/http/httptrace keeps a request's
+// ClientTrace (of an unexported type), found once by asking a probe context; nil when the
+// probe cannot tell, and then every call uses httptrace.WithClientTrace.
+var clientTraceKey = func() any {
+	p := &keyProbe{Context: context.Background()}
+	httptrace.ContextClientTrace(p)
+	if p.key == nil {
+		return nil
+	}
+	tr := &httptrace.ClientTrace{}
+	if httptrace.WithClientTrace(context.Background(), tr).Value(p.key) != tr {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe is a context that records the first key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
 }
 
 // Done implements context.Context: closed when the caller's context is done or the
@@ -206,29 +242,90 @@ func (st *call) callerDone() {
 }
 
 // The read timeout of an attempt runs from the moment it obtains a connection, so that a
-// slow dial does not eat into it. The timer is armed when the attempt starts (arming it
-// from the GotConn hook, inside the transport, measured slower) and, when it expires,
-// gives more time to an attempt that connected late: until connAt + the read timeout,
-// or a full read timeout from the connection when there is none yet.
+// slow dial does not eat into it. The deadline is set when the attempt starts (setting it
+// from the GotConn hook, inside the transport, measured slower) and, when it passes, an
+// attempt that connected late gets more time: until connAt + the read timeout, or a full
+// read timeout from the connection when there is none yet.
+//
+// The timer behind the deadline is lazy. Arming a runtime timer wakes the thread
+// sleeping in the network poller (a system call and a context switch, per attempt, which
+// measured as the largest cost the client added to a request), and most attempts end long
+// before their deadline. So a readTimer stays armed across attempts and calls: an attempt
+// only writes its deadline into it, and re-arms it only when it is due later than that
+// deadline. When it fires before the running attempt's deadline it re-arms itself for it;
+// when no attempt is running it does nothing.
 
-// fire runs when the read timer rt expires; a timer of an attempt that already returned
-// does nothing (a timer that fired is never the timer of a later attempt).
-func (st *call) fire(rt *readTimer) {
+// readTimer is the lazy timer of the attempts of the calls it is lent to, one call at a
+// time. Calls borrow one from their client's pool, which saves creating a timer per
+// call.
+type readTimer struct {
+	t  *time.Timer
+	mu sync.Mutex // guards the fields below; taken after a call's mu, never before
+	st *call      // the call it is lent to; nil in the pool
+	// deadline is the running attempt's; zero when none is running or it has expired.
+	deadline time.Time
+	due      time.Time // when t fires; zero when it is not armed (or is firing)
+	seq      uint64    // numbers the attempts that used the timer
+}
+
+// fire runs when the timer expires: it re-arms the timer for a running attempt whose
+// deadline is still ahead, and expires one whose deadline passed.
+func (rt *readTimer) fire() {
+	rt.mu.Lock()
+	rt.due = time.Time{}
+	st := rt.st
+	if rt.deadline.IsZero() || st == nil {
+		rt.mu.Unlock()
+		return
+	}
+	if d := time.Until(rt.deadline); d > 0 {
+		rt.t.Reset(d)
+		rt.due = rt.deadline
+		rt.mu.Unlock()
+		return
+	}
+	seq := rt.seq
+	rt.deadline = time.Time{} // expire sets a new one if it gives the attempt more time
+	rt.mu.Unlock()
+	st.expire(rt, seq)
+}
+
+// armLocked sets the deadline of the running attempt, re-arming the timer only when it is
+// not due by then. The caller holds rt.mu.
+func (rt *readTimer) armLocked(deadline time.Time) {
+	rt.deadline = deadline
+	if rt.due.IsZero() || rt.due.After(deadline) {
+		rt.t.Reset(time.Until(deadline))
+		rt.due = deadline
+	}
+}
+
+// arm sets the running attempt's deadline; st.mu is held.
+func (st *call) arm(deadline time.Time) {
+	rt := st.timer
+	rt.mu.Lock()
+	rt.armLocked(deadline)
+	rt.mu.Unlock()
+}
+
+// expire runs when the deadline of attempt seq passed; an attempt that already returned
+// is left alone (its number is not the running attempt's).
+func (st *call) expire(rt *readTimer, seq uint64) {
 	st.mu.Lock()
-	if !st.running || !st.timerSet || st.timer != rt {
+	if !st.running || !st.timerSet || st.timer != rt || st.attemptSeq != seq {
 		st.mu.Unlock()
 		return
 	}
 	if !st.connected.Load() {
-		st.waitConn = true // gotConn arms the timer again
+		st.waitConn = true // gotConn sets the deadline again
 		st.mu.Unlock()
 		return
 	}
 	if !st.connAt.IsZero() {
-		rem := time.Until(st.connAt.Add(st.readTimeout))
+		dl := st.connAt.Add(st.readTimeout)
 		st.connAt = time.Time{}
-		if rem > 0 {
-			st.timer.t.Reset(rem)
+		if time.Until(dl) > 0 {
+			st.arm(dl)
 			st.mu.Unlock()
 			return
 		}
@@ -254,29 +351,14 @@ func (st *call) gotConn(info httptrace.GotConnInfo) {
 	st.connAt = now
 	st.connected.Store(true)
 	if st.waitConn && st.running && st.timerSet && !st.closed {
-		// The timer expired while connecting: a full read timeout from now.
+		// The deadline passed while connecting: a full read timeout from now.
 		st.waitConn, st.connAt = false, time.Time{}
-		st.timer.t.Reset(st.readTimeout)
+		st.arm(time.Now().Add(st.readTimeout))
 	}
 	st.mu.Unlock()
 }
 
-// readTimer is a stopped timer that calls the fire method of the call it is lent to.
-// Calls borrow one from their client's pool, which saves creating a timer per call; a
-// timer goes back only when stopped before it fired, so a late fire never reaches the
-// call that borrows it next.
-type readTimer struct {
-	t  *time.Timer
-	st atomic.Pointer[call]
-}
-
-func (rt *readTimer) fire() {
-	if st := rt.st.Load(); st != nil {
-		st.fire(rt)
-	}
-}
-
-// readTimer lends st a stopped read timer.
+// readTimer lends st a read timer.
 func (c *Client) readTimer(st *call) *readTimer {
 	rt, _ := c.timers.Get().(*readTimer)
 	if rt == nil {
@@ -284,11 +366,13 @@ func (c *Client) readTimer(st *call) *readTimer {
 		rt.t = time.AfterFunc(time.Hour, rt.fire)
 		rt.t.Stop()
 	}
-	rt.st.Store(st)
+	rt.mu.Lock()
+	rt.st = st
+	rt.mu.Unlock()
 	return rt
 }
 
-// beginAttempt marks an attempt as running and arms its read timer.
+// beginAttempt marks an attempt as running and sets its read deadline.
 func (st *call) beginAttempt() {
 	st.conns.Store(0)
 	st.connected.Store(false)
@@ -299,21 +383,27 @@ func (st *call) beginAttempt() {
 		if st.timer == nil {
 			st.timer = st.c.readTimer(st)
 		}
-		st.timer.t.Reset(st.readTimeout)
+		rt := st.timer
+		rt.mu.Lock()
+		rt.seq++
+		st.attemptSeq = rt.seq
+		rt.armLocked(time.Now().Add(st.readTimeout))
+		rt.mu.Unlock()
 	}
 	st.mu.Unlock()
 }
 
-// endAttempt stops the attempt's read timer and reports whether it fired. A cancellation
-// by the read timer ends with the attempt; the caller's lasts.
+// endAttempt clears the attempt's read deadline (the timer stays armed for the next one)
+// and reports whether it expired. A cancellation by the read timeout ends with the
+// attempt; the caller's lasts.
 func (st *call) endAttempt() (fired bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.timerSet && !st.timer.t.Stop() {
-		// It fired: its function may still be running, so this timer is not reused,
-		// neither by the next attempt nor by another call.
-		st.timer.st.Store(nil)
-		st.timer = nil
+	if st.timerSet {
+		rt := st.timer
+		rt.mu.Lock()
+		rt.deadline = time.Time{}
+		rt.mu.Unlock()
 	}
 	fired = st.fired
 	st.running, st.timerSet, st.fired = false, false, false
@@ -331,7 +421,9 @@ func (st *call) release() {
 	}
 	if rt := st.timer; rt != nil {
 		st.timer = nil
-		rt.st.Store(nil)
+		rt.mu.Lock()
+		rt.st, rt.deadline = nil, time.Time{}
+		rt.mu.Unlock()
 		st.c.timers.Put(rt)
 	}
 	st.hreq, st.rreq, st.reqBody, st.lastReqHeader, st.lastURL = nil, retryablehttp.Request{}, nil, nil, nil
