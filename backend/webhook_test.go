@@ -612,3 +612,34 @@ func TestWebhookFailedDeliveryRetriedAfterRestart(t *testing.T) {
 	assert.Equal(t, wh.MaxAttempts, got.Attempts)
 	assert.Zero(t, called("spent"), "a delivery with its attempts used up was retried")
 }
+
+// An update event whose import is still fetching the record when the record's delete event
+// is processed must not write the record back after the delete: the two actions on one
+// record run one after the other, so the delete comes last and the record stays deleted.
+func TestWebhookDeleteDuringImportOfSameRecord(t *testing.T) {
+	ctx := context.Background()
+	s := newShop(t, shopifyWebhook())
+	id := s.api.Add("products", map[string]any{"title": "Chair", "price": "50"})
+	ext := strconv.FormatInt(id, 10)
+	_, err := s.b.Import(ctx, "product", ext)
+	require.NoError(t, err)
+	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	require.NoError(t, err)
+	s.start(t)
+
+	// The update's import fetches slowly: the delete event arrives while it waits.
+	s.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Method: http.MethodGet, Resource: "products", Delay: 600 * time.Millisecond})
+	body := fmt.Appendf(nil, `{"id":%d}`, id)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "upd-1", "products/update", body))
+	time.Sleep(150 * time.Millisecond)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", body))
+	for _, d := range []string{"upd-1", "del-1"} {
+		got := waitDelivery(t, s.b.Deliveries(), "shop/shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
+		require.Equal(t, webhook.StatusProcessed, got.Status, "%s: %s", d, got.LastError)
+	}
+	_, err = s.products.Get(ctx, bd.LocalID)
+	assert.ErrorIs(t, err, local.ErrNotFound, "the update's import wrote the deleted record back")
+	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	assert.ErrorIs(t, err, binding.ErrNotFound, "the deleted record's binding came back")
+	assert.Zero(t, s.products.Len(), "local products left")
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 
@@ -242,6 +243,46 @@ type webhookHub struct {
 	receivers map[string]*webhook.Receiver
 	names     []string // configured order
 	mux       *http.ServeMux
+	records   recordLocks
+}
+
+// recordLocks serializes, in this process, the webhook actions on one record (model and
+// external ID): an import that fetched a record just before the record's delete event
+// was processed would otherwise write it back after the delete action removed it. (Across
+// processes the binding's lease orders the two writes but not the fetch: see the README.)
+type recordLocks struct {
+	mu    sync.Mutex
+	locks map[[2]string]*recordLock
+}
+
+type recordLock struct {
+	sync.Mutex
+	users int // holders and waiters; the entry goes when it drops to 0
+}
+
+// lock locks the record's lock and returns its unlock.
+func (l *recordLocks) lock(model, externalID string) (unlock func()) {
+	k := [2]string{model, externalID}
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = make(map[[2]string]*recordLock)
+	}
+	rl := l.locks[k]
+	if rl == nil {
+		rl = &recordLock{}
+		l.locks[k] = rl
+	}
+	rl.users++
+	l.mu.Unlock()
+	rl.Lock()
+	return func() {
+		rl.Unlock()
+		l.mu.Lock()
+		if rl.users--; rl.users == 0 {
+			delete(l.locks, k)
+		}
+		l.mu.Unlock()
+	}
 }
 
 type webhookHandlerDecl struct {
@@ -416,6 +457,7 @@ func (b *Backend) webhookAction(e WebhookEvent) (webhook.Handler, string) {
 			if err != nil {
 				return err
 			}
+			defer b.hooks.records.lock(e.Model, id)()
 			_, err = b.Import(ctx, e.Model, id)
 			return jobError(err)
 		}, ""
@@ -425,6 +467,7 @@ func (b *Backend) webhookAction(e WebhookEvent) (webhook.Handler, string) {
 			if err != nil {
 				return err
 			}
+			defer b.hooks.records.lock(e.Model, id)()
 			return b.deleteByExternal(ctx, e.Model, id)
 		}, ""
 	}
