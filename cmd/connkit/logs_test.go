@@ -231,15 +231,18 @@ func TestParseTime(t *testing.T) {
 }
 
 // sliceQuerier answers queries from a newest-first slice, then fails with err if set. It
-// does not filter: the tests query it with an empty Filter.
+// filters on the fields queryLog sets (Backend, Operation); the tests set no others.
 type sliceQuerier struct {
 	entries []synclog.Entry
 	err     error
 }
 
-func (q sliceQuerier) Query(context.Context, synclog.Filter) iter.Seq2[synclog.Entry, error] {
+func (q sliceQuerier) Query(_ context.Context, f synclog.Filter) iter.Seq2[synclog.Entry, error] {
 	return func(yield func(synclog.Entry, error) bool) {
 		for _, e := range q.entries {
+			if (f.Backend != "" && e.Backend != f.Backend) || (f.Operation != "" && e.Operation != f.Operation) {
+				continue
+			}
 			if !yield(e, nil) {
 				return
 			}
