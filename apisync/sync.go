@@ -635,13 +635,13 @@ func (s *Sync) openQueue(ctx context.Context) error {
 	return nil
 }
 
-// jobError makes errors no retry can fix permanent.
+// jobError makes errors no retry can fix permanent: the backend's (backend.JobError) and
+// a config that does not exist or is invalid.
 func jobError(err error) error {
-	if errors.Is(err, backend.ErrUnknownModel) || errors.Is(err, backend.ErrNotSupported) ||
-		errors.Is(err, backend.ErrUnknownOperation) || errors.Is(err, ErrUnknownConfig) || errors.Is(err, ErrInvalidConfig) {
+	if errors.Is(err, ErrUnknownConfig) || errors.Is(err, ErrInvalidConfig) {
 		return queue.Permanent(err)
 	}
-	return err
+	return backend.JobError(err)
 }
 
 // models returns the names of the models with a record table, sorted.

@@ -56,21 +56,21 @@ func (b *Backend) buildQueue() error {
 			return err
 		}
 		_, err := b.Import(ctx, j.Args.Model, j.Args.IDs...)
-		return jobError(err)
+		return JobError(err)
 	})
 	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[exportJob]) error {
 		if err := b.ownJob(j.Args.Backend); err != nil {
 			return err
 		}
 		_, err := b.Export(ctx, j.Args.Model, j.Args.IDs...)
-		return jobError(err)
+		return JobError(err)
 	})
 	queue.AddWorker(b.workers, func(ctx context.Context, j *queue.Job[syncJob]) error {
 		if err := b.ownJob(j.Args.Backend); err != nil {
 			return err
 		}
 		_, err := b.Sync(ctx, j.Args.Operation)
-		return jobError(err)
+		return JobError(err)
 	})
 	b.addWebhookWorker()
 	if b.newQueue == nil {
@@ -124,13 +124,16 @@ func (b *Backend) ownJob(backend string) error {
 	return nil
 }
 
-// jobError makes errors that no retry can fix permanent, so the job ends at once instead
-// of being retried with backoff until its attempts run out: a model or operation that does
-// not exist, an invalid config, and records that all failed for reasons a retry cannot
-// change (see permanentRecordError). Other record failures are retried: each attempt
+// JobError is what a queue job running a backend call returns for the call's error err:
+// err made permanent (queue.Permanent) when no retry can fix it, so the job ends at once
+// instead of being retried with backoff until its attempts run out — a model or operation
+// that does not exist, an invalid config, records that all failed for reasons a retry
+// cannot change (an API answer 4xx other than 408 and 429, data that does not map, too
+// many failures already); otherwise err. Other record failures are retried: each attempt
 // marks the records' bindings failed with the latest error, so a job that fails for good
-// leaves them visible as failed, for retry_<model> or a later edit to pick up.
-func jobError(err error) error {
+// leaves them visible as failed, for retry_<model> or a later edit to pick up. The
+// backend's own jobs use it; use it in workers of your own that call the backend.
+func JobError(err error) error {
 	if errors.Is(err, ErrUnknownModel) || errors.Is(err, ErrNotSupported) || errors.Is(err, ErrUnknownOperation) || errors.Is(err, ErrInvalidConfig) {
 		return queue.Permanent(err)
 	}

@@ -57,7 +57,7 @@ func TestJobErrorPermanence(t *testing.T) {
 		{"listing broke", errors.New("connection refused"), false},
 	} {
 		var perm interface{ Unwrap() error }
-		got := jobError(tc.err)
+		got := JobError(tc.err)
 		isPerm := errors.As(got, &perm) && got != tc.err
 		if isPerm != tc.permanent {
 			t.Errorf("%s: permanent = %v, want %v (%v)", tc.name, isPerm, tc.permanent, got)

@@ -459,7 +459,7 @@ func (b *Backend) webhookAction(e WebhookEvent) (webhook.Handler, string) {
 			}
 			defer b.hooks.records.lock(e.Model, id)()
 			_, err = b.Import(ctx, e.Model, id)
-			return jobError(err)
+			return JobError(err)
 		}, ""
 	case actionDelete:
 		return func(ctx context.Context, d webhook.Delivery) error {
