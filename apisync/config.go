@@ -58,6 +58,9 @@ type Config struct {
 	Path string `json:"path,omitempty"`
 	// Methods: for in, the allowed set of GET, POST, PUT, DELETE; for out, exactly one.
 	Methods []string `json:"methods"`
+	// UpdateMethod is how an out POST config updates a record it pushed before, at
+	// url/{id}: PUT (default) or PATCH (HubSpot, many REST APIs).
+	UpdateMethod string `json:"update_method,omitempty"`
 	// Auth: for in, the credentials a caller must present; for out, those sent.
 	Auth Auth `json:"auth"`
 	// Headers are custom headers sent with every outbound request (out) or added to every
@@ -309,7 +312,8 @@ func (c *Config) Validate() error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"connect_timeout", c.ConnectTimeout != 0}, {"read_timeout", c.ReadTimeout != 0}, {"retry", c.Retry != (backend.RetryConfig{})}, {"paginated", c.Paginated}} {
+		}{{"connect_timeout", c.ConnectTimeout != 0}, {"read_timeout", c.ReadTimeout != 0}, {"retry", c.Retry != (backend.RetryConfig{})}, {"paginated", c.Paginated},
+			{"update_method", c.UpdateMethod != ""}} {
 			if f.set {
 				add(f.name, "is for out configs (outbound requests)")
 			}
@@ -331,6 +335,13 @@ func (c *Config) Validate() error {
 			add("methods", "an out config needs exactly one HTTP method, got %d", len(c.Methods))
 		} else if strings.Contains(c.URL, "{id}") && (c.Methods[0] == http.MethodPost || c.Methods[0] == http.MethodGet || c.Paginated) {
 			add("url", "{id} names one remote record: it is for PUT and DELETE sent one record at a time (POST creates at url and updates at url/{id})")
+		}
+		switch {
+		case c.UpdateMethod == "":
+		case c.UpdateMethod != http.MethodPut && c.UpdateMethod != http.MethodPatch:
+			add("update_method", "unknown update method %q: use PUT or PATCH (upper case)", c.UpdateMethod)
+		case len(c.Methods) != 1 || c.Methods[0] != http.MethodPost || c.Paginated:
+			add("update_method", "is for out configs sending POST one record at a time (they update at url/{id})")
 		}
 		if c.Timeout != 0 {
 			add("timeout", "is for in configs (the processing limit of an inbound request); out configs have connect_timeout and read_timeout")

@@ -244,10 +244,10 @@ func (s *Sync) buildOut(c *compiled) error {
 		Name: cfg.Model, Local: view, IDPath: cfg.IDPath,
 		MapperOptions: c.maps.exportOptions,
 	}
-	// The hub's exporter sends POST, then PUT url/{id}, per record; PUT, DELETE, GET and
-	// batches are sent by Push with the backend's client and bindings. Every out config
-	// declares the export, so Backend.Export and its jobs work for each.
-	model.Export = &backend.Export{Create: rest, Update: recordPath(rest), Rules: c.maps.exportRules}
+	// The hub's exporter sends POST, then PUT (or update_method) url/{id}, per record; PUT,
+	// DELETE, GET and batches are sent by Push with the backend's client and bindings.
+	// Every out config declares the export, so Backend.Export and its jobs work for each.
+	model.Export = &backend.Export{Create: rest, Update: recordPath(rest), Method: cfg.UpdateMethod, Rules: c.maps.exportRules}
 	bopts := []backend.Option{
 		backend.WithDB(s.db),
 		backend.WithLogger(s.logger),
