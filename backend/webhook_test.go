@@ -97,6 +97,20 @@ func (s *shop) start(t *testing.T) {
 	t.Cleanup(func() { stopHub(t, s.b) })
 }
 
+// imported adds a product to the fake API and imports it: its API ID, external ID and
+// binding.
+func (s *shop) imported(t *testing.T, fields map[string]any) (int64, string, binding.Binding) {
+	t.Helper()
+	ctx := context.Background()
+	id := s.api.Add("products", fields)
+	ext := strconv.FormatInt(id, 10)
+	_, err := s.b.Import(ctx, "product", ext)
+	require.NoError(t, err)
+	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
+	require.NoError(t, err)
+	return id, ext, bd
+}
+
 // openSQLiteFile opens a fresh connkit database in a SQLite file.
 func openSQLiteFile(t testing.TB) *sqlstore.DB {
 	t.Helper()
@@ -189,18 +203,13 @@ func (s *shop) signedWith(body []byte) string {
 func TestWebhookDeleteAction(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t, shopifyWebhook())
-	id := s.api.Add("products", map[string]any{"title": "Chair", "price": "50"})
-	ext := strconv.FormatInt(id, 10)
-	_, err := s.b.Import(ctx, "product", ext)
-	require.NoError(t, err)
-	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
-	require.NoError(t, err)
+	id, ext, bd := s.imported(t, map[string]any{"title": "Chair", "price": "50"})
 	s.start(t)
 
 	body := fmt.Appendf(nil, `{"id":%d}`, id)
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", body))
 	waitDelivery(t, s.b.Deliveries(), "shop/shopify", "del-1", status(webhook.StatusProcessed))
-	_, err = s.products.Get(ctx, bd.LocalID)
+	_, err := s.products.Get(ctx, bd.LocalID)
 	assert.ErrorIs(t, err, local.ErrNotFound, "the local record is deleted")
 	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
 	assert.ErrorIs(t, err, binding.ErrNotFound, "the binding is deleted")
@@ -220,13 +229,8 @@ func TestWebhookDeleteAction(t *testing.T) {
 func TestWebhookDeleteWaitsForLease(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t, shopifyWebhook(), backend.WithLeaseTTL(3*time.Second))
-	id := s.api.Add("products", map[string]any{"title": "Chair"})
-	ext := strconv.FormatInt(id, 10)
-	_, err := s.b.Import(ctx, "product", ext)
-	require.NoError(t, err)
-	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
-	require.NoError(t, err)
-	_, err = s.b.Bindings().Claim(ctx, bd.ID, "someone-else", 2*time.Second)
+	id, _, bd := s.imported(t, map[string]any{"title": "Chair"})
+	_, err := s.b.Bindings().Claim(ctx, bd.ID, "someone-else", 2*time.Second)
 	require.NoError(t, err)
 	s.start(t)
 
@@ -619,12 +623,7 @@ func TestWebhookFailedDeliveryRetriedAfterRestart(t *testing.T) {
 func TestWebhookDeleteDuringImportOfSameRecord(t *testing.T) {
 	ctx := context.Background()
 	s := newShop(t, shopifyWebhook())
-	id := s.api.Add("products", map[string]any{"title": "Chair", "price": "50"})
-	ext := strconv.FormatInt(id, 10)
-	_, err := s.b.Import(ctx, "product", ext)
-	require.NoError(t, err)
-	bd, err := s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
-	require.NoError(t, err)
+	id, ext, bd := s.imported(t, map[string]any{"title": "Chair", "price": "50"})
 	s.start(t)
 
 	// The update's import fetches slowly: the delete event arrives while it waits.
@@ -637,7 +636,7 @@ func TestWebhookDeleteDuringImportOfSameRecord(t *testing.T) {
 		got := waitDelivery(t, s.b.Deliveries(), "shop/shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
 		require.Equal(t, webhook.StatusProcessed, got.Status, "%s: %s", d, got.LastError)
 	}
-	_, err = s.products.Get(ctx, bd.LocalID)
+	_, err := s.products.Get(ctx, bd.LocalID)
 	assert.ErrorIs(t, err, local.ErrNotFound, "the update's import wrote the deleted record back")
 	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
 	assert.ErrorIs(t, err, binding.ErrNotFound, "the deleted record's binding came back")
