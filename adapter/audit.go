@@ -152,9 +152,43 @@ func (t *tokenAudit) RoundTrip(req *http.Request) (*http.Response, error) {
 var defaultRedactor = sync.OnceValue(func() *synclog.Redactor { return synclog.NewRedactor() })
 
 type headerMemo struct {
-	gen      uint64
-	raw, red http.Header
-	hit      atomic.Bool // the memo served at least one header
+	gen uint64
+	// keys and vals are the raw header, flattened: comparing a header with them costs a
+	// lookup per key, where ranging over a map costs more than the lookups.
+	keys []string
+	vals [][]string
+	red  http.Header
+	hit  atomic.Bool // the memo served at least one header
+}
+
+func newHeaderMemo(gen uint64, h, red http.Header) *headerMemo {
+	m := &headerMemo{gen: gen, red: red, keys: make([]string, 0, len(h)), vals: make([][]string, 0, len(h))}
+	for k, v := range h {
+		m.keys = append(m.keys, k)
+		m.vals = append(m.vals, append([]string(nil), v...))
+	}
+	return m
+}
+
+// same reports whether h holds exactly the memo's raw header.
+func (m *headerMemo) same(h http.Header) bool {
+	if len(h) != len(m.keys) {
+		return false
+	}
+	for i, k := range m.keys {
+		// The keys are distinct and as many as h has: h has no others.
+		hv, ok := h[k]
+		mv := m.vals[i]
+		if !ok || len(hv) != len(mv) {
+			return false
+		}
+		for j := range mv {
+			if hv[j] != mv[j] {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // redactRequestHeader is c.red.Header with a whole-header cache, valid while the
@@ -162,11 +196,11 @@ type headerMemo struct {
 // entries: recorders treat entry headers as read-only.
 func (c *Client) redactRequestHeader(h http.Header) http.Header {
 	gen := audit.RedactorGeneration(c.red)
-	if m := c.reqHeaders.Load(); m != nil && m.gen == gen && sameHeader(m.raw, h) {
+	if m := c.reqHeaders.Load(); m != nil && m.gen == gen && m.same(h) {
 		return m.red
 	}
 	red := c.red.Header(h)
-	c.reqHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
+	c.reqHeaders.Store(newHeaderMemo(gen, h, red))
 	return red
 }
 
@@ -181,7 +215,7 @@ func (c *Client) redactResponseHeader(h http.Header) http.Header {
 	}
 	gen := audit.RedactorGeneration(c.red)
 	m := c.respHeaders.Load()
-	if m != nil && m.gen == gen && sameHeader(m.raw, h) {
+	if m != nil && m.gen == gen && m.same(h) {
 		if !m.hit.Load() {
 			m.hit.Store(true)
 		}
@@ -189,25 +223,7 @@ func (c *Client) redactResponseHeader(h http.Header) http.Header {
 	}
 	red := c.red.Header(h)
 	if m == nil || m.gen != gen || m.hit.Load() {
-		c.respHeaders.Store(&headerMemo{gen: gen, raw: h.Clone(), red: red})
+		c.respHeaders.Store(newHeaderMemo(gen, h, red))
 	}
 	return red
-}
-
-func sameHeader(a, b http.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, av := range a {
-		bv, ok := b[k]
-		if !ok || len(av) != len(bv) {
-			return false
-		}
-		for i := range av {
-			if av[i] != bv[i] {
-				return false
-			}
-		}
-	}
-	return true
 }

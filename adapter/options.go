@@ -57,6 +57,7 @@ type config struct {
 	redactor       *synclog.Redactor
 	logger         *slog.Logger
 	now            func() time.Time
+	realClock      bool // now is time.Now (WithClock was not given one)
 	sleep          func(context.Context, time.Duration) error
 	rateLimit      rate.Limit
 	burst          int

@@ -231,8 +231,14 @@ func TestAuditRequestHeadersFollowEachCall(t *testing.T) {
 		got = append(got, h.Get("X-Trace")+"/"+h.Get("X-Extra")+"/"+h.Get("X-Other"))
 	}
 	assert.Equal(t, []string{"one//", "one//", "two//", "one//", "one/e/", "//one"}, got)
-	assert.False(t, sameHeader(http.Header{"A": {"1"}}, http.Header{"A": {"1", "2"}}))
-	assert.False(t, sameHeader(http.Header{"A": {"1"}}, http.Header{"B": {"1"}}))
+	same := func(a, b http.Header) bool { return newHeaderMemo(0, a, nil).same(b) }
+	assert.False(t, same(http.Header{"A": {"1"}}, http.Header{"A": {"1", "2"}}))
+	assert.False(t, same(http.Header{"A": {"1"}}, http.Header{"B": {"1"}}))
+	assert.False(t, same(http.Header{"A": {"1"}}, http.Header{"A": {"2"}}))
+	assert.False(t, same(http.Header{"A": {"1"}}, http.Header{"A": {"1"}, "B": nil}))
+	assert.False(t, same(http.Header{"A": {"1"}, "B": {"2"}}, http.Header{"A": {"1"}}))
+	assert.True(t, same(http.Header{"A": {"1"}, "B": {"2", "3"}}, http.Header{"B": {"2", "3"}, "A": {"1"}}))
+	assert.True(t, same(http.Header{}, http.Header{}))
 }
 
 func TestSecretInAuthErrorIsRedacted(t *testing.T) {

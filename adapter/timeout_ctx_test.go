@@ -198,7 +198,7 @@ func TestReadTimerRearmsForLaterDeadline(t *testing.T) {
 	require.Eventually(t, func() bool {
 		rt.mu.Lock()
 		defer rt.mu.Unlock()
-		return rt.due.Equal(deadline)
+		return rt.due == deadline
 	}, 10*time.Second, 5*time.Millisecond, "the timer did not arm itself for the running attempt's deadline")
 	assert.NoError(t, st.Err(), "the early timer expired an attempt whose deadline is ahead")
 	assert.False(t, st.endAttempt())

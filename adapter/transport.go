@@ -262,49 +262,58 @@ type readTimer struct {
 	t  *time.Timer
 	mu sync.Mutex // guards the fields below; taken after a call's mu, never before
 	st *call      // the call it is lent to; nil in the pool
-	// deadline is the running attempt's; zero when none is running or it has expired.
-	deadline time.Time
-	due      time.Time // when t fires; zero when it is not armed (or is firing)
-	seq      uint64    // numbers the attempts that used the timer
+	// deadline is the running attempt's (on the mono clock); 0 when none is running or
+	// it has expired.
+	deadline int64
+	due      int64  // when t fires (mono); 0 when it is not armed (or is firing)
+	seq      uint64 // numbers the attempts that used the timer
 }
+
+// monoBase is the origin of mono.
+var monoBase = time.Now()
+
+// mono reads the monotonic clock, in nanoseconds since monoBase: one clock read, where
+// time.Now makes two (the wall clock too). Always positive.
+func mono() int64 { return int64(time.Since(monoBase)) + 1 }
 
 // fire runs when the timer expires: it re-arms the timer for a running attempt whose
 // deadline is still ahead, and expires one whose deadline passed.
 func (rt *readTimer) fire() {
 	rt.mu.Lock()
-	rt.due = time.Time{}
+	rt.due = 0
 	st := rt.st
-	if rt.deadline.IsZero() || st == nil {
+	if rt.deadline == 0 || st == nil {
 		rt.mu.Unlock()
 		return
 	}
-	if d := time.Until(rt.deadline); d > 0 {
-		rt.t.Reset(d)
+	if d := rt.deadline - mono(); d > 0 {
+		rt.t.Reset(time.Duration(d))
 		rt.due = rt.deadline
 		rt.mu.Unlock()
 		return
 	}
 	seq := rt.seq
-	rt.deadline = time.Time{} // expire sets a new one if it gives the attempt more time
+	rt.deadline = 0 // expire sets a new one if it gives the attempt more time
 	rt.mu.Unlock()
 	st.expire(rt, seq)
 }
 
 // armLocked sets the deadline of the running attempt, re-arming the timer only when it is
 // not due by then. The caller holds rt.mu.
-func (rt *readTimer) armLocked(deadline time.Time) {
+func (rt *readTimer) armLocked(deadline, now int64) {
 	rt.deadline = deadline
-	if rt.due.IsZero() || rt.due.After(deadline) {
-		rt.t.Reset(time.Until(deadline))
+	if rt.due == 0 || rt.due > deadline {
+		rt.t.Reset(time.Duration(deadline - now))
 		rt.due = deadline
 	}
 }
 
-// arm sets the running attempt's deadline; st.mu is held.
-func (st *call) arm(deadline time.Time) {
+// arm sets the running attempt's deadline to d from now; st.mu is held.
+func (st *call) arm(d time.Duration) {
 	rt := st.timer
+	now := mono()
 	rt.mu.Lock()
-	rt.armLocked(deadline)
+	rt.armLocked(now+int64(d), now)
 	rt.mu.Unlock()
 }
 
@@ -322,10 +331,10 @@ func (st *call) expire(rt *readTimer, seq uint64) {
 		return
 	}
 	if !st.connAt.IsZero() {
-		dl := st.connAt.Add(st.readTimeout)
+		rem := time.Until(st.connAt.Add(st.readTimeout))
 		st.connAt = time.Time{}
-		if time.Until(dl) > 0 {
-			st.arm(dl)
+		if rem > 0 {
+			st.arm(rem)
 			st.mu.Unlock()
 			return
 		}
@@ -353,7 +362,7 @@ func (st *call) gotConn(info httptrace.GotConnInfo) {
 	if st.waitConn && st.running && st.timerSet && !st.closed {
 		// The deadline passed while connecting: a full read timeout from now.
 		st.waitConn, st.connAt = false, time.Time{}
-		st.arm(time.Now().Add(st.readTimeout))
+		st.arm(st.readTimeout)
 	}
 	st.mu.Unlock()
 }
@@ -384,10 +393,11 @@ func (st *call) beginAttempt() {
 			st.timer = st.c.readTimer(st)
 		}
 		rt := st.timer
+		now := mono()
 		rt.mu.Lock()
 		rt.seq++
 		st.attemptSeq = rt.seq
-		rt.armLocked(time.Now().Add(st.readTimeout))
+		rt.armLocked(now+int64(st.readTimeout), now)
 		rt.mu.Unlock()
 	}
 	st.mu.Unlock()
@@ -402,7 +412,7 @@ func (st *call) endAttempt() (fired bool) {
 	if st.timerSet {
 		rt := st.timer
 		rt.mu.Lock()
-		rt.deadline = time.Time{}
+		rt.deadline = 0
 		rt.mu.Unlock()
 	}
 	fired = st.fired
@@ -422,7 +432,7 @@ func (st *call) release() {
 	if rt := st.timer; rt != nil {
 		st.timer = nil
 		rt.mu.Lock()
-		rt.st, rt.deadline = nil, time.Time{}
+		rt.st, rt.deadline = nil, 0
 		rt.mu.Unlock()
 		st.c.timers.Put(rt)
 	}
