@@ -77,7 +77,11 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// New returns a Scheduler keeping its entries in store.
+// New returns a Scheduler keeping its entries in store. It rereads the store every 15s
+// when no tick is due sooner (the delay before it sees an entry enabled by another
+// process), holds each run's entry with a 1-minute lease renewed every third of it (so
+// only a process that died mid-run makes the entry wait), and runs at most 4 entries at
+// once (a due entry waits for a free slot, and meanwhile another node may take its tick).
 func New(store Store, opts ...Option) *Scheduler {
 	set := schedulekit.Settings{
 		Clock:      realClock{},
