@@ -48,6 +48,7 @@ var commands = []command{
 	{"logs", "show the audit log", runLogs},
 	{"records", "list, get, import and export the app's records", runRecords},
 	{"bindings", "list bindings and retry failed ones", runBindings},
+	{"deliveries", "list, show and purge stored webhook deliveries", runDeliveries},
 }
 
 const topUsage = `connkit runs config-driven connectors (apisync) and inspects a connkit store.

@@ -1,5 +1,5 @@
 // Command connkit runs config-driven connectors (package apisync) and inspects a connkit
-// store: the audit log, the app's records and the bindings.
+// store: the audit log, the app's records, the bindings and the webhook deliveries.
 //
 // It needs no setup: the store is a SQLite file (connkit.db in the working directory
 // unless --db names another; a postgres:// URL works too), created and migrated on first
@@ -21,6 +21,9 @@
 //	connkit bindings list   [--model M] [--status S[,S…]] [--backend B] [--limit N] [--json]
 //	connkit bindings retry  --config FILE|DIR [--name NAME] [--id N]… [--json]
 //	connkit bindings retry  --model M [--backend B] [--id N]… [--json]
+//	connkit deliveries list  [--endpoint E] [--status S] [--before T] [--limit N] [--json]
+//	connkit deliveries show  --endpoint E ID [--json]
+//	connkit deliveries purge --before T [--status S[,S…]]
 //
 // Every command and subcommand prints its usage with --help.
 //
@@ -37,7 +40,9 @@
 // --key makes a re-run idempotent) and export JSON lines (the format import reads).
 // bindings lists bindings; bindings retry pushes the failed records of an apisync config
 // again (--config), or resets the retry count of a model's failed bindings so a
-// connector with a retry limit tries them again.
+// connector with a retry limit tries them again. deliveries lists the webhook deliveries a
+// connector stored (by endpoint, status, age), shows one with its redacted headers and raw
+// body, and purges old ones.
 //
 // # Output
 //
