@@ -463,7 +463,8 @@ func (r *Receiver) Process(ctx context.Context, id string) error {
 	// whether or not it got a job of its own (which then finds it processed).
 	var err error
 	for range maxStaleAttempts {
-		if err = r.attempt(ctx, id); !errors.Is(err, ErrStale) {
+		var stale bool
+		if stale, err = r.attempt(ctx, id); !stale {
 			return err
 		}
 	}
@@ -474,22 +475,23 @@ func (r *Receiver) Process(ctx context.Context, id string) error {
 // reset while its handler runs.
 const maxStaleAttempts = 3
 
-// attempt runs the handler of the delivery once and records the outcome.
-func (r *Receiver) attempt(ctx context.Context, id string) error {
+// attempt runs the handler of the delivery once and records the outcome; stale reports
+// that the store refused the outcome because the delivery was reset meanwhile.
+func (r *Receiver) attempt(ctx context.Context, id string) (stale bool, err error) {
 	d, err := r.store.Get(ctx, r.endpoint, id)
 	if err != nil {
-		return fmt.Errorf("webhook: process delivery %q of %q: %w", id, r.endpoint, err)
+		return false, fmt.Errorf("webhook: process delivery %q of %q: %w", id, r.endpoint, err)
 	}
 	if d.Status == StatusProcessed || d.Status == StatusIgnored {
-		return nil
+		return false, nil
 	}
 	h, ok := r.handlers[d.Event]
 	if !ok {
 		o := Outcome{Generation: d.Generation, Status: StatusIgnored, At: r.now()}
 		if _, err := r.store.Finish(ctx, r.endpoint, id, o); err != nil {
-			return fmt.Errorf("webhook: process delivery %q of %q: record it ignored (no handler for event %q): %w", id, r.endpoint, d.Event, err)
+			return errors.Is(err, ErrStale), fmt.Errorf("webhook: process delivery %q of %q: record it ignored (no handler for event %q): %w", id, r.endpoint, d.Event, err)
 		}
-		return nil
+		return false, nil
 	}
 	herr := run(ctx, h, d)
 	o := Outcome{Generation: d.Generation, Status: StatusProcessed}
@@ -503,12 +505,12 @@ func (r *Receiver) attempt(ctx context.Context, id string) error {
 	}
 	o.At = r.now()
 	if _, err := r.store.Finish(context.WithoutCancel(ctx), r.endpoint, id, o); err != nil {
-		return errors.Join(herr, fmt.Errorf("webhook: process delivery %q of %q: record it %s: %w", id, r.endpoint, o.Status, err))
+		return errors.Is(err, ErrStale), errors.Join(herr, fmt.Errorf("webhook: process delivery %q of %q: record it %s: %w", id, r.endpoint, o.Status, err))
 	}
 	if o.Status == StatusFailed {
-		return fmt.Errorf("webhook: delivery %q of %q (event %q): %w", id, r.endpoint, d.Event, herr)
+		return false, fmt.Errorf("webhook: delivery %q of %q (event %q): %w", id, r.endpoint, d.Event, herr)
 	}
-	return nil
+	return false, nil
 }
 
 // run calls h, turning a panic into an error.
