@@ -34,7 +34,7 @@ var _ webhook.Store = (*webhookStore)(nil)
 // as text; on Postgres, whose text rejects them, NUL bytes and invalid UTF-8 in them
 // become U+FFFD, and an endpoint or delivery ID holding them is refused with
 // webhook.ErrInvalid rather than stored under another key. Bodies are stored byte for
-// byte. List reads at most 100 deliveries per round trip (fewer with WithPageSize), so an
+// byte. List reads at most 100 deliveries per round trip, so an
 // iteration holds at most that many bodies in memory.
 //
 // On SQLite, whose single writer runs one transaction at a time, inserts that arrive while
