@@ -99,9 +99,12 @@ func TestWebhookStore(t *testing.T) {
 				t.Fatalf("second Finish = %+v, %v", f, err)
 			}
 			for name, err := range map[string]error{
-				"get":    func() error { _, err := s.Get(ctx, "shop", "nope"); return err }(),
-				"finish": func() error { _, err := s.Finish(ctx, "shop", "nope", webhook.Outcome{Status: webhook.StatusProcessed, At: t1}); return err }(),
-				"reset":  func() error { _, err := s.Reset(ctx, "shop", "nope", t1); return err }(),
+				"get": func() error { _, err := s.Get(ctx, "shop", "nope"); return err }(),
+				"finish": func() error {
+					_, err := s.Finish(ctx, "shop", "nope", webhook.Outcome{Status: webhook.StatusProcessed, At: t1})
+					return err
+				}(),
+				"reset": func() error { _, err := s.Reset(ctx, "shop", "nope", t1); return err }(),
 			} {
 				if !errors.Is(err, webhook.ErrNotFound) {
 					t.Errorf("%s of a missing delivery: %v, want ErrNotFound", name, err)
