@@ -280,12 +280,41 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	}()
 
 	t := tally[T]{b: b, sum: &sum, wm: wm, start: start, mayHold: held < maxHeldRuns}
-	var fl *inflight
-	stop := func(err error) (Summary, error) {
-		if fl != nil {
-			if ferr := t.finish(ctx, fl); ferr != nil {
-				err = errors.Join(err, ferr)
+	// fl is the page whose commit runs; pend the page imported after it, whose commit
+	// starts once the next page's bindings are read (see readPage) or the run ends. At
+	// most one commit runs at a time, in page order.
+	var fl, pend *inflight
+	var pendCommit func() error
+	startPending := func() {
+		f, commit := pend, pendCommit
+		pend, pendCommit = nil, nil
+		fl = f
+		if commit == nil {
+			f.done <- nil
+		} else {
+			go func() { f.done <- commit() }()
+		}
+	}
+	// drain finishes the running commit, then starts and finishes the pending one.
+	drain := func() error {
+		for fl != nil || pend != nil {
+			if fl != nil {
+				err := t.finish(ctx, fl)
+				fl = nil
+				if err != nil {
+					pend, pendCommit = nil, nil // its records stay unbound; a rerun binds them by key
+					return err
+				}
 			}
+			if pend != nil {
+				startPending()
+			}
+		}
+		return nil
+	}
+	stop := func(err error) (Summary, error) {
+		if ferr := drain(); ferr != nil {
+			err = errors.Join(err, ferr)
 		}
 		if t.transientHeld {
 			err = errors.Join(err, b.saveHeldRuns(ctx, held+1))
@@ -297,34 +326,36 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		if pg.err != nil {
 			return stop(pg.err)
 		}
-		commit, ierr := b.importPage(ctx, &pg, runStart)
-		if ierr != nil && commit == nil && !ctxerr.Interrupted(ctx, ierr) {
-			return stop(ierr) // a store failed before anything of the page was decided
-		}
+		// The page before the previous one must be committed before this page's
+		// bindings are read: a repeat of one of its records is told by its binding.
 		if fl != nil {
 			err := t.finish(ctx, fl)
 			fl = nil
 			if err != nil {
-				return stop(errors.Join(ierr, err))
+				pend, pendCommit = nil, nil
+				return stop(err)
 			}
 		}
-		// Commit what the page did even when it was cut short: work already done is kept.
-		fl = &inflight{done: make(chan error, 1), res: pg.res}
-		if commit == nil {
-			fl.done <- nil
-		} else {
-			go func(f *inflight) { f.done <- commit() }(fl)
+		rd, rerr := b.readPage(ctx, &pg, runStart)
+		if pend != nil {
+			startPending()
 		}
+		if rerr != nil {
+			if ctxerr.Interrupted(ctx, rerr) {
+				// Commit (count) what was decided of the page before the shutdown.
+				pend = &inflight{done: make(chan error, 1), res: pg.res}
+			}
+			return stop(rerr) // else a store failed before anything of the page was decided
+		}
+		commit, ierr := b.importPage(ctx, &pg, rd)
+		// Commit what the page did even when it was cut short: work already done is kept.
+		pend, pendCommit = &inflight{done: make(chan error, 1), res: pg.res}, commit
 		if ierr != nil {
 			return stop(ierr)
 		}
 	}
-	if fl != nil {
-		err := t.finish(ctx, fl)
-		fl = nil // finished: stop must not wait for it again
-		if err != nil {
-			return stop(err)
-		}
+	if err := drain(); err != nil {
+		return stop(err)
 	}
 	if err := parent.Err(); err != nil {
 		return stop(err)
@@ -567,10 +598,55 @@ func parallel(n, conc int, f func(i int)) {
 	wg.Wait()
 }
 
-// importPage imports a prepared page, filling pg.res, and returns what is left to commit
-// (nil when nothing is). It returns an error when the run must stop: a binding or local store failure, or ctx
-// (then the commit holds what was done).
-func (b *Batch[T]) importPage(ctx context.Context, pg *page, runStart time.Time) (func() error, error) {
+// pageRead is what readPage learned about a page before importing it: its bindings and
+// which of their local records still exist. nil when there is nothing to import by
+// binding (enqueue mode, or no readable record).
+type pageRead struct {
+	current map[string]binding.Binding
+	pc      *pageCtx
+}
+
+// readPage records the page's unreadable records as failed and reads the bindings of the
+// others (and which of their local records exist). An error is a store's failure, or ctx.
+// The run reads a page's bindings after the commit before the previous page finished and
+// before the previous page's commit starts: with a store that serializes reads and
+// writes (the memory store's lock), that commit then runs alongside this page's import
+// instead of delaying its read.
+func (b *Batch[T]) readPage(ctx context.Context, pg *page, runStart time.Time) (*pageRead, error) {
+	r := b.rec
+	if b.cfg.enqueue != nil {
+		return nil, nil
+	}
+	recs, res := pg.recs, pg.res
+	for i := range res {
+		if res[i].action != report.Failed || recs[i].extID == "" {
+			continue
+		}
+		if _, ok := pg.index[recs[i].extID]; !ok { // no readable copy on the page decides it
+			r.parseFailed(ctx, recs[i].extID, res[i].err) // a record that cannot be read shows as failed
+		}
+	}
+	if len(pg.ids) == 0 {
+		return nil, nil
+	}
+	// Read the page's bindings just before importing it, not when it was fetched, so the
+	// window in which another worker's change goes unseen stays as short as one page.
+	current, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, pg.ids)
+	if err != nil {
+		// The store's failure, not a record's: stop the run rather than fail every record.
+		return nil, fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(pg.ids), r.backend, r.model, err)
+	}
+	pc := &pageCtx{runStart: runStart}
+	if err := b.checkLive(ctx, current, pc); err != nil {
+		return nil, err
+	}
+	return &pageRead{current: current, pc: pc}, nil
+}
+
+// importPage imports a page read by readPage, filling pg.res, and returns what is left to
+// commit (nil when nothing is). It returns an error when the run must stop: a local store
+// failure, or ctx (then the commit holds what was done).
+func (b *Batch[T]) importPage(ctx context.Context, pg *page, rd *pageRead) (func() error, error) {
 	r := b.rec
 	recs, res := pg.recs, pg.res
 	if b.cfg.enqueue != nil {
@@ -588,39 +664,20 @@ func (b *Batch[T]) importPage(ctx context.Context, pg *page, runStart time.Time)
 		})
 		return nil, ctx.Err()
 	}
-	for i := range res {
-		if res[i].action != report.Failed || recs[i].extID == "" {
-			continue
-		}
-		if _, ok := pg.index[recs[i].extID]; !ok { // no readable copy on the page decides it
-			r.parseFailed(ctx, recs[i].extID, res[i].err) // a record that cannot be read shows as failed
-		}
-	}
-	if len(pg.ids) == 0 {
+	if rd == nil {
 		return nil, ctx.Err()
-	}
-	// Read the page's bindings just before importing it, not when it was fetched, so the
-	// window in which another worker's change goes unseen stays as short as one page.
-	current, err := r.bindings.GetManyByExternal(ctx, r.backend, r.model, pg.ids)
-	if err != nil {
-		// The store's failure, not a record's: stop the run rather than fail every record.
-		return nil, fmt.Errorf("importer: reading the bindings of a page of %d %s %s records: %w", len(pg.ids), r.backend, r.model, err)
-	}
-	pc := &pageCtx{runStart: runStart}
-	if err := b.checkLive(ctx, current, pc); err != nil {
-		return nil, err
 	}
 	if b.cfg.perRecord || r.keyed == nil {
 		parallel(len(recs), b.cfg.concurrency, func(i int) {
 			if res[i].action != "" {
 				return
 			}
-			out, err := r.importParsed(ctx, recs[i], b.cfg.force, pc)
+			out, err := r.importParsed(ctx, recs[i], b.cfg.force, rd.pc)
 			res[i].action, res[i].err = out.Action, err
 		})
 		return nil, ctx.Err()
 	}
-	return b.bulkPage(ctx, pg, current, pc)
+	return b.bulkPage(ctx, pg, rd.current, rd.pc)
 }
 
 // checkLive asks the local store, in one call, which local records of the page's
@@ -665,7 +722,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 		if res[i].action != "" {
 			return
 		}
-		p := recs[i]
+		p := &recs[i]
 		cur, ok := current[p.extID]
 		if !ok {
 			cur = binding.Binding{Backend: r.backend, Model: r.model, ExternalID: p.extID}
@@ -690,7 +747,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 		}
 		if cur.ID != 0 && bindingkit.Leased(&cur, now) {
 			// Someone else is importing it: go through the lease.
-			out, err := r.importParsed(ctx, p, b.cfg.force, pc)
+			out, err := r.importParsed(ctx, *p, b.cfg.force, pc)
 			res[i].action, res[i].err = out.Action, err
 			return
 		}
@@ -700,13 +757,16 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			return
 		}
 		action, localID, step, err := r.apply(ctx, p, cur.LocalID)
-		u := cur
+		// Written in place: a Binding is large, and copying it was a measurable cost.
+		ups[i] = cur
+		u := &ups[i]
 		u.LeaseOwner, u.LeaseExpiresAt = "", time.Time{}
 		switch {
 		case errors.Is(err, report.ErrSkip):
 			res[i].action = report.Skipped
 			u.Status = binding.StatusSkipped
 		case err != nil && ctxerr.Interrupted(ctx, err):
+			*u = binding.Binding{}
 			return // cut short: nothing to write, not a failure
 		case err != nil:
 			ferr := r.fail(p.extID, step, err)
@@ -717,11 +777,15 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			u.LocalID, u.Status, u.LastError, u.RetryCount = localID, binding.StatusSuccess, "", 0
 			u.Hash, u.ExternalUpdatedAt, u.SyncedAt = p.hash, p.updated, syncedAt
 		}
-		ups[i] = u
 	})
-	// Keep the bindings to write, in page order, in place.
-	batch := ups[:0]
-	for i := range ups {
+	// Keep the bindings to write, in page order, in place (copying only those after the
+	// first gap).
+	k := 0
+	for k < len(ups) && ups[k].ExternalID != "" {
+		k++
+	}
+	batch := ups[:k]
+	for i := k; i < len(ups); i++ {
 		if ups[i].ExternalID != "" {
 			batch = append(batch, ups[i])
 		}

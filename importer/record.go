@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -123,6 +124,8 @@ type Importer[T any] struct {
 	exists   local.ExistenceChecker
 	decode   DecodeFunc[T]
 	claimer  *binding.Claimer
+	// keyPrefix is "backend/model/", the start of every local idempotency key.
+	keyPrefix string
 }
 
 // New returns an Importer for model on backend, writing through store and binding
@@ -159,7 +162,7 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 		return nil, errors.New("importer: WithClock and WithLogger need a non-nil value")
 	}
 	r := &Importer[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, decode: decode,
-		claimer: c.claimer}
+		claimer: c.claimer, keyPrefix: backend + "/" + model + "/"}
 	r.keyed, _ = store.(local.KeyedCreator[T])
 	r.exists, _ = store.(local.ExistenceChecker)
 	return r, nil
@@ -301,9 +304,18 @@ func (r *Importer[T]) parse(rec gjson.Result) (parsed, error) {
 			p.updated = t.UTC().Truncate(time.Microsecond) // stores keep microseconds
 		}
 	}
-	sum := sha256.Sum256([]byte(rec.Raw))
-	p.hash = importHashPrefix + hex.EncodeToString(sum[:16])
+	p.hash = contentHash(rec.Raw)
 	return p, nil
+}
+
+// contentHash is importHashPrefix and the hex of the first 16 bytes of raw's SHA-256:
+// one allocation, and raw is hashed in place rather than copied to a []byte first.
+func contentHash(raw string) string {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw))) // read only
+	var buf [len(importHashPrefix) + 32]byte
+	copy(buf[:], importHashPrefix)
+	hex.Encode(buf[len(importHashPrefix):], sum[:16])
+	return string(buf[:])
 }
 
 // importHashPrefix marks the hashes the importer stores in Binding.Hash. The binding is
@@ -348,7 +360,7 @@ func (r *Importer[T]) fail(extID, step string, err error) error {
 }
 
 // key is the local idempotency key of an external record.
-func (r *Importer[T]) key(extID string) string { return r.backend + "/" + r.model + "/" + extID }
+func (r *Importer[T]) key(extID string) string { return r.keyPrefix + extID }
 
 // pageCtx is what a batch run knows when it imports one record of a page through
 // importParsed.
@@ -429,7 +441,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res report.Result, pc *pageCtx) (report.Result, error) {
 	owner := lease.Owner()
 	lctx := lease.Context()
-	action, localID, step, err := r.apply(lctx, p, b.LocalID)
+	action, localID, step, err := r.apply(lctx, &p, b.LocalID)
 	if err != nil && lctx.Err() != nil && ctx.Err() == nil {
 		// The lease was lost, not ctx: the new holder's sync wins.
 		return res, r.fail(p.extID, step, fmt.Errorf("%w (%w)", context.Cause(lctx), err))
@@ -466,7 +478,7 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 
 // apply decodes and writes the local record. It returns the action,
 // the local ID and, on error, the step that failed.
-func (r *Importer[T]) apply(ctx context.Context, p parsed, localID string) (report.Action, string, string, error) {
+func (r *Importer[T]) apply(ctx context.Context, p *parsed, localID string) (report.Action, string, string, error) {
 	// The mapping may import related records first (a relation's WithImportMissing); the
 	// chain in ctx tells them this record is being imported, under its lease, so a cycle
 	// back to it stops instead of waiting on a lease its own import holds.
