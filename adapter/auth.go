@@ -99,26 +99,17 @@ func (a *queryAuth) Apply(req *http.Request) error {
 
 func (a *queryAuth) Secrets() []string { return []string{a.key} }
 
-// HMACOption configures HMACAuth.
-type HMACOption func(*hmacAuth)
-
-// HMACHeaders names the headers carrying the signature (default "X-Signature") and the
-// timestamp (default "X-Timestamp"); "" keeps a default.
-func HMACHeaders(signature, timestamp string) HMACOption {
-	return func(a *hmacAuth) {
-		if signature != "" {
-			a.sigHeader = signature
-		}
-		if timestamp != "" {
-			a.tsHeader = timestamp
-		}
-	}
-}
-
-// HMACEncoding sets how the signature is written: prefix before it (as in "sha256=…";
-// default none), and standard base64 instead of lower-case hex when base64 is true.
-func HMACEncoding(prefix string, base64 bool) HMACOption {
-	return func(a *hmacAuth) { a.prefix, a.b64 = prefix, base64 }
+// HMACFormat says where and how HMACAuth writes its signature. The zero value is the
+// default: lower-case hex in X-Signature, the timestamp in X-Timestamp.
+type HMACFormat struct {
+	// SignatureHeader carries the signature ("" is "X-Signature").
+	SignatureHeader string
+	// TimestampHeader carries the timestamp ("" is "X-Timestamp").
+	TimestampHeader string
+	// Prefix goes in front of the signature, as in "sha256=…" (default none).
+	Prefix string
+	// Base64 writes the signature in standard base64 instead of lower-case hex.
+	Base64 bool
 }
 
 type hmacAuth struct {
@@ -137,14 +128,18 @@ type hmacAuth struct {
 //	TIMESTAMP    Unix seconds, also sent in the timestamp header (default "X-Timestamp")
 //	BODY         the raw body bytes (empty for no body)
 //
-// The signature — lower-case hex (or base64, see HMACEncoding), after an optional prefix
-// such as "sha256=" — goes in the signature header (default "X-Signature"). Retries are
+// The signature — lower-case hex (or base64), after an optional prefix such as "sha256="
+// (see HMACFormat) — goes in the signature header (default "X-Signature"). Retries are
 // signed afresh. A server verifies it by computing the same HMAC over the same four lines;
 // a server should also reject timestamps outside a short window to stop replays.
-func HMACAuth(secret []byte, opts ...HMACOption) Auth {
-	a := &hmacAuth{secret: secret, sigHeader: "X-Signature", tsHeader: "X-Timestamp", now: time.Now}
-	for _, o := range opts {
-		o(a)
+func HMACAuth(secret []byte, format HMACFormat) Auth {
+	a := &hmacAuth{secret: secret, sigHeader: "X-Signature", tsHeader: "X-Timestamp", now: time.Now,
+		prefix: format.Prefix, b64: format.Base64}
+	if format.SignatureHeader != "" {
+		a.sigHeader = format.SignatureHeader
+	}
+	if format.TimestampHeader != "" {
+		a.tsHeader = format.TimestampHeader
 	}
 	return a
 }

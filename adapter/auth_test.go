@@ -117,7 +117,7 @@ func TestHMACSignatureVerifiedByServer(t *testing.T) {
 		}
 		w.Write([]byte("{}"))
 	}))
-	auth := HMACAuth(secret, HMACHeaders("X-Sig", "X-Ts"), HMACEncoding("sha256=", false))
+	auth := HMACAuth(secret, HMACFormat{SignatureHeader: "X-Sig", TimestampHeader: "X-Ts", Prefix: "sha256="})
 	c, _ := newClient(t, srv.URL, WithAuth(auth), WithClock(func() time.Time { return now }, nil)) // signs with the client's clock
 	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPut, Path: "orders/1?x=a%20b&y=2", Body: map[string]string{"status": "paid"}})
 	require.NoError(t, err)
@@ -136,11 +136,11 @@ func TestHMACSignatureKnownVector(t *testing.T) {
 	assert.NotEqual(t, got, signHMAC([]byte("key"), "POST", "/v1/orders?a=2", "1700000000", []byte(`{"x":1}`)))
 
 	r, _ := http.NewRequest("GET", "http://x/p", nil)
-	require.NoError(t, HMACAuth([]byte("key"), HMACEncoding("", true)).Apply(r))
+	require.NoError(t, HMACAuth([]byte("key"), HMACFormat{Base64: true}).Apply(r))
 	assert.Len(t, r.Header.Get("X-Signature"), 44)
 	_, err := strconv.ParseInt(r.Header.Get("X-Timestamp"), 10, 64)
 	require.NoError(t, err)
-	require.Error(t, HMACAuth(nil).Apply(r), "an empty secret is refused")
+	require.Error(t, HMACAuth(nil, HMACFormat{}).Apply(r), "an empty secret is refused")
 }
 
 // tokenServer is an OAuth2 token endpoint that hands out tok-1, tok-2, … and rotates

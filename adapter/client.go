@@ -191,14 +191,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // registering fetched tokens as secrets).
 type clientBinder interface{ bindClient(*Client) }
 
-// CloseIdleConnections closes the client's idle keep-alive connections, for example at
-// shutdown. The client stays usable.
-func (c *Client) CloseIdleConnections() {
-	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
-}
-
 // Do sends req, retrying as configured, and returns the complete response. A status of
 // 400 or more yields an *Error (matching ErrNotFound, ErrServer, …) together with the
 // Response, so the caller can still read the body. Failures without a response return a

@@ -13,7 +13,7 @@
 //   - Retries with exponential backoff and jitter that honour Retry-After (seconds,
 //     decimal seconds or an HTTP date) up to a maximum; connection errors, 408, 429 and 5xx except 501 are
 //     retried. POST and PATCH are retried only with an idempotency key
-//     ([Request.IdempotencyKey], [newIdempotencyKey], [WithAutoIdempotencyKey]) or when
+//     ([Request.IdempotencyKey], [newIdempotencyKey], [WithIdempotencyKeys]) or when
 //     they provably never left (the connection could not be made).
 //   - A client-side rate limit (golang.org/x/time/rate, [WithRateLimit]) shared by all
 //     goroutines, that slows down and pauses everyone on 429 and can follow the API's own

@@ -21,8 +21,6 @@ var (
 	ErrUnauthorized = errors.New("unauthorized: check the credentials and their permissions")
 	// ErrNotFound: the API answered 404.
 	ErrNotFound = errors.New("not found")
-	// ErrMethodNotAllowed: the API answered 405.
-	ErrMethodNotAllowed = errors.New("method not allowed")
 	// ErrTimeout: the API answered 408, or a client-side timeout fired (connect timeout
 	// or read timeout). Cancellation or expiry of the caller's context is not ErrTimeout:
 	// it surfaces as context.Canceled or context.DeadlineExceeded.
@@ -33,7 +31,7 @@ var (
 	// ErrServer: the API answered with a 5xx status.
 	ErrServer = errors.New("server error")
 	// ErrClientError: the API answered with a 4xx status not covered by a more specific
-	// sentinel (400, 409, 422, …). The Error's Body usually says what was wrong.
+	// sentinel (400, 405, 409, 422, …). The Error's Body usually says what was wrong.
 	ErrClientError = errors.New("client error")
 	// ErrBadResponse: the response body was not the JSON the caller expected.
 	ErrBadResponse = errors.New("bad response: body is not valid JSON")
@@ -166,8 +164,6 @@ func statusKind(status int) error {
 		return ErrUnauthorized
 	case status == 404:
 		return ErrNotFound
-	case status == 405:
-		return ErrMethodNotAllowed
 	case status == 408:
 		return ErrTimeout
 	case status == 429:
@@ -188,9 +184,9 @@ type timeoutError struct {
 
 func (e *timeoutError) Error() string {
 	if e.phase == "connect" {
-		return "connect timeout (" + e.limit.String() + ") exceeded while connecting to the server; raise it with WithConnectTimeout or check that the host is reachable"
+		return "connect timeout (" + e.limit.String() + ") exceeded while connecting to the server; raise it with WithTimeouts or Request.ConnectTimeout, or check that the host is reachable"
 	}
-	return "read timeout (" + e.limit.String() + ") exceeded while waiting for the response; raise it with WithReadTimeout or Request.ReadTimeout"
+	return "read timeout (" + e.limit.String() + ") exceeded while waiting for the response; raise it with WithTimeouts or Request.ReadTimeout"
 }
 
 // Timeout marks the error as a timeout for code that checks net.Error.

@@ -13,13 +13,13 @@ import (
 )
 
 func TestStatusSentinels(t *testing.T) {
-	all := []error{ErrUnauthorized, ErrNotFound, ErrMethodNotAllowed, ErrTimeout, ErrRateLimited, ErrServer, ErrClientError, ErrBadResponse, ErrResponseTooLarge, ErrInvalidRequest, ErrTransport}
+	all := []error{ErrUnauthorized, ErrNotFound, ErrTimeout, ErrRateLimited, ErrServer, ErrClientError, ErrBadResponse, ErrResponseTooLarge, ErrInvalidRequest, ErrTransport}
 	for status, want := range map[int][]error{
 		400: {ErrClientError},
 		401: {ErrUnauthorized},
 		403: {ErrUnauthorized},
 		404: {ErrNotFound},
-		405: {ErrMethodNotAllowed},
+		405: {ErrClientError},
 		408: {ErrTimeout},
 		409: {ErrClientError},
 		422: {ErrClientError},

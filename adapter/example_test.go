@@ -26,7 +26,7 @@ func ExampleNew() {
 	audit := synclog.NewRing(100)
 	client, err := adapter.New(api.URL+"/admin/api/2024-01",
 		adapter.WithAuth(adapter.APIKeyHeader("X-Shopify-Access-Token", "shpat_example")),
-		adapter.WithReadTimeout(10*time.Second),
+		adapter.WithTimeouts(0, 10*time.Second),
 		adapter.WithRecorder(audit),
 		adapter.WithBackendName("shop"),
 	)
@@ -37,18 +37,9 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	type product struct {
-		Product struct {
-			ID    int    `json:"id"`
-			Title string `json:"title"`
-		} `json:"product"`
-	}
-	p, err := adapter.Decode[product](resp)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(p.Product.ID, p.Product.Title)
-	fmt.Println("price:", resp.JSON().Get("product.price").String())
+	p := resp.JSON().Get("product")
+	fmt.Println(p.Get("id").Int(), p.Get("title").String())
+	fmt.Println("price:", p.Get("price").String())
 	for entry := range audit.Query(context.Background(), synclog.Filter{Limit: 1}) {
 		fmt.Println(entry.Operation, entry.Status, entry.RequestHeader.Get("X-Shopify-Access-Token"))
 	}
@@ -74,7 +65,7 @@ func ExampleHMACAuth() {
 	}))
 	defer api.Close()
 
-	client, err := adapter.New(api.URL, adapter.WithAuth(adapter.HMACAuth(secret)))
+	client, err := adapter.New(api.URL, adapter.WithAuth(adapter.HMACAuth(secret, adapter.HMACFormat{})))
 	if err != nil {
 		panic(err)
 	}
@@ -125,19 +116,16 @@ func ExampleWithLimitHeaders() {
 	}))
 	defer api.Close()
 
-	style, err := adapter.ParseLimitHeaders("shopify") // e.g. rate_limit.headers in a config file
-	if err != nil {
-		panic(err)
-	}
-	client, err := adapter.New(api.URL, adapter.WithLimitHeaders(style))
+	// The style's name is what rate_limit.headers holds in a config file.
+	client, err := adapter.New(api.URL, adapter.WithLimitHeaders("shopify"))
 	if err != nil {
 		panic(err)
 	}
 	if _, err := client.Do(context.Background(), &adapter.Request{Path: "/products.json"}); err != nil {
 		panic(err)
 	}
-	fmt.Println(style, client.Stats().LimiterWait)
-	// Output: shopify 0s
+	fmt.Println(client.Stats().LimiterWait)
+	// Output: 0s
 }
 
 // Stats reads the client's counters, for metrics.

@@ -14,16 +14,16 @@ import (
 )
 
 func TestParseLimitHeaders(t *testing.T) {
-	for in, want := range map[string]LimitHeaders{
-		"x-ratelimit": LimitHeadersXRateLimit, "X-RateLimit": LimitHeadersXRateLimit,
-		"ietf": LimitHeadersIETF, " IETF ": LimitHeadersIETF, "shopify": LimitHeadersShopify,
-		"HubSpot": LimitHeadersHubSpot, "": "", "none": "",
+	for in, want := range map[string]limitHeaders{
+		"x-ratelimit": limitXRateLimit, "X-RateLimit": limitXRateLimit,
+		"ietf": limitIETF, " IETF ": limitIETF, "shopify": limitShopify,
+		"HubSpot": limitHubSpot, "": "", "none": "",
 	} {
-		got, err := ParseLimitHeaders(in)
+		got, err := parseLimitHeaders(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	_, err := ParseLimitHeaders("github")
+	_, err := parseLimitHeaders("github")
 	require.ErrorIs(t, err, ErrInvalidRequest)
 	assert.Contains(t, err.Error(), `"x-ratelimit", "ietf", "shopify"`)
 	_, err = New("", WithLimitHeaders("leaky"))
@@ -50,33 +50,33 @@ func (s *limitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the reset, the next call waits it out, and a response with room left does not pause.
 func TestLimitHeaderStyles(t *testing.T) {
 	for _, tc := range []struct {
-		style     LimitHeaders
+		style     limitHeaders
 		exhausted func(now time.Time) http.Header
 		wait      time.Duration
 		roomy     http.Header
 	}{
-		{LimitHeadersXRateLimit, func(time.Time) http.Header {
+		{limitXRateLimit, func(time.Time) http.Header {
 			return http.Header{"X-Ratelimit-Limit": {"100"}, "X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"30"}}
 		}, 30 * time.Second, http.Header{"X-Ratelimit-Remaining": {"99"}, "X-Ratelimit-Reset": {"30"}}},
-		{LimitHeadersXRateLimit, func(now time.Time) http.Header { // GitHub: reset as a Unix time
+		{limitXRateLimit, func(now time.Time) http.Header { // GitHub: reset as a Unix time
 			return http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(now.Add(time.Minute).Unix(), 10)}}
 		}, time.Minute, nil},
-		{LimitHeadersIETF, func(time.Time) http.Header {
+		{limitIETF, func(time.Time) http.Header {
 			return http.Header{"Ratelimit-Policy": {`"default";q=100;w=60`}, "Ratelimit": {`"default";r=0;t=30`}}
 		}, 30 * time.Second, http.Header{"Ratelimit": {`"default";r=50;t=30`}}},
-		{LimitHeadersIETF, func(time.Time) http.Header { // several policies: the exhausted one counts
+		{limitIETF, func(time.Time) http.Header { // several policies: the exhausted one counts
 			return http.Header{"Ratelimit": {`"burst";r=5;t=1, "daily";r=0;t=3600`}}
 		}, time.Hour, http.Header{"Ratelimit": {`"burst";r=5;t=1, "daily";r=1000;t=3600`}}},
-		{LimitHeadersIETF, func(time.Time) http.Header { // the older trio
+		{limitIETF, func(time.Time) http.Header { // the older trio
 			return http.Header{"Ratelimit-Limit": {"100"}, "Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"12"}}
 		}, 12 * time.Second, http.Header{"Ratelimit-Remaining": {"3"}, "Ratelimit-Reset": {"12"}}},
-		{LimitHeadersIETF, func(time.Time) http.Header { // draft 05/06 dictionary form
+		{limitIETF, func(time.Time) http.Header { // draft 05/06 dictionary form
 			return http.Header{"Ratelimit": {"limit=100, remaining=0, reset=7"}}
 		}, 7 * time.Second, nil},
-		{LimitHeadersShopify, func(time.Time) http.Header {
+		{limitShopify, func(time.Time) http.Header {
 			return http.Header{"X-Shopify-Shop-Api-Call-Limit": {"39/40"}}
 		}, 2 * time.Second, http.Header{"X-Shopify-Shop-Api-Call-Limit": {"10/40"}}}, // reserve 4 → drain 4 calls at 2/s
-		{LimitHeadersHubSpot, func(time.Time) http.Header { // 100 per 10 s, none left: reserve 10 → 11 slots at 10/s
+		{limitHubSpot, func(time.Time) http.Header { // 100 per 10 s, none left: reserve 10 → 11 slots at 10/s
 			return http.Header{"X-Hubspot-Ratelimit-Max": {"100"}, "X-Hubspot-Ratelimit-Remaining": {"0"},
 				"X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}}
 		}, 1100 * time.Millisecond, http.Header{"X-Hubspot-Ratelimit-Max": {"100"}, "X-Hubspot-Ratelimit-Remaining": {"60"},
@@ -85,7 +85,7 @@ func TestLimitHeaderStyles(t *testing.T) {
 		t.Run(string(tc.style), func(t *testing.T) {
 			ls := &limitServer{}
 			srv := serve(t, ls)
-			c, ft := newClient(t, srv.URL, WithLimitHeaders(tc.style), WithMaxRetryAfter(2*time.Hour))
+			c, ft := newClient(t, srv.URL, WithLimitHeaders(string(tc.style)), WithMaxRetryAfter(2*time.Hour))
 			t0 := ft.Now()
 			ls.set(tc.exhausted(t0))
 			_, err := c.Do(context.Background(), &Request{Path: "x"})
@@ -131,7 +131,7 @@ func TestShopifyCallLimitParsing(t *testing.T) {
 		" 39/40 ": 2 * time.Second,
 	} {
 		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
-		LimitHeadersShopify.observe(http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}, l)
+		limitShopify.observe(http.Header{"X-Shopify-Shop-Api-Call-Limit": {v}}, l)
 		if want == 0 {
 			assert.True(t, l.PausedUntil().IsZero(), v)
 		} else {
@@ -163,7 +163,7 @@ func TestHubSpotRateLimitParsing(t *testing.T) {
 		}
 		h.Set("X-HubSpot-RateLimit-Remaining", tc.remaining)
 		h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", tc.interval)
-		LimitHeadersHubSpot.observe(h, l)
+		limitHubSpot.observe(h, l)
 		if tc.want == 0 {
 			assert.True(t, l.PausedUntil().IsZero(), "%+v", tc)
 		} else {
@@ -193,7 +193,7 @@ func TestXRateLimitParsing(t *testing.T) {
 			h.Set("X-RateLimit-Remaining", tc.remaining)
 		}
 		h.Set("X-RateLimit-Reset", tc.reset)
-		LimitHeadersXRateLimit.observe(h, l)
+		limitXRateLimit.observe(h, l)
 		assert.WithinDuration(t, tc.want, l.PausedUntil(), 0, "%+v", tc)
 	}
 }
@@ -215,7 +215,7 @@ func TestIETFParsing(t *testing.T) {
 		`"default";r=0;t=99999999999999999999`: maxRetryAfterValue,
 	} {
 		l := newLimiter(rate.Inf, 1, func() time.Time { return now }, time.Hour)
-		LimitHeadersIETF.observe(http.Header{"Ratelimit": {v}}, l)
+		limitIETF.observe(http.Header{"Ratelimit": {v}}, l)
 		if want == 0 {
 			assert.True(t, l.PausedUntil().IsZero(), v)
 		} else {

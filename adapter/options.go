@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/connkit/connkit/internal/audit"
@@ -61,7 +62,7 @@ type config struct {
 	sleep          func(context.Context, time.Duration) error
 	rateLimit      rate.Limit
 	burst          int
-	limitHeaders   LimitHeaders
+	limitHeaders   limitHeaders
 	header         http.Header
 	tlsConfig      *tls.Config
 	baseTransport  http.RoundTripper
@@ -72,27 +73,22 @@ func (c *config) fail(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf(format, args...))
 }
 
-// WithConnectTimeout sets how long dialing plus the TLS handshake may take (default 5 s).
-// Request.ConnectTimeout overrides it per request.
-func WithConnectTimeout(d time.Duration) Option {
+// WithTimeouts sets the connect timeout, how long dialing plus the TLS handshake may take
+// (default 5 s), and the read timeout, how long the client waits for a response and
+// reads its body, per attempt, once connected (default 15 s). A zero leaves that timeout
+// as it is. Request.ConnectTimeout and Request.ReadTimeout override them per request.
+func WithTimeouts(connect, read time.Duration) Option {
 	return func(c *config) {
-		if d <= 0 {
-			c.fail("WithConnectTimeout(%v): the timeout must be positive", d)
+		if connect < 0 || read < 0 {
+			c.fail("WithTimeouts(%v, %v): a timeout must not be negative", connect, read)
 			return
 		}
-		c.connectTimeout = d
-	}
-}
-
-// WithReadTimeout sets how long the client waits for a response and reads its body, per
-// attempt, once connected (default 15 s). Request.ReadTimeout overrides it per request.
-func WithReadTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d <= 0 {
-			c.fail("WithReadTimeout(%v): the timeout must be positive", d)
-			return
+		if connect > 0 {
+			c.connectTimeout = connect
 		}
-		c.readTimeout = d
+		if read > 0 {
+			c.readTimeout = read
+		}
 	}
 }
 
@@ -159,22 +155,22 @@ func WithDefaultHeader(key, value string) Option {
 	return func(c *config) { c.header.Add(key, value) }
 }
 
-// WithIdempotencyHeader names the header that carries Request.IdempotencyKey (default
-// "Idempotency-Key").
-func WithIdempotencyHeader(name string) Option {
+// WithIdempotencyKeys names the header that carries Request.IdempotencyKey ("" keeps the
+// default, "Idempotency-Key") and, when generate is true, makes the client generate a key
+// for every POST and PATCH that has none, so those requests are retried safely — when
+// the API honours the key.
+func WithIdempotencyKeys(header string, generate bool) Option {
 	return func(c *config) {
-		if http.CanonicalHeaderKey(name) == "" {
-			c.fail("WithIdempotencyHeader(%q): the header name is empty", name)
-			return
+		if header != "" {
+			if strings.ContainsAny(header, " \t\r\n:") {
+				c.fail("WithIdempotencyKeys(%q): not a header name", header)
+				return
+			}
+			c.idemHeader = header
 		}
-		c.idemHeader = name
+		c.autoIdem = generate
 	}
 }
-
-// WithAutoIdempotencyKey makes the client generate an idempotency key (newIdempotencyKey)
-// for every POST and PATCH that has none, so those requests are retried safely — when the
-// API honours the key.
-func WithAutoIdempotencyKey() Option { return func(c *config) { c.autoIdem = true } }
 
 // WithRateLimit limits the client to perSecond requests per second with the given burst,
 // shared by every goroutine using the client. Without it the client sends as fast as it is
@@ -189,13 +185,38 @@ func WithRateLimit(perSecond float64, burst int) Option {
 	}
 }
 
-// WithLimitHeaders makes the client follow the API's own rate-limit headers in the given
-// style (default "": none): when a response says the quota is used up, every goroutine
-// pauses until it resets. ParseLimitHeaders reads a style from a config file; an unknown
-// style makes New fail.
-func WithLimitHeaders(style LimitHeaders) Option {
+// WithLimitHeaders makes the client follow the API's own rate-limit response headers,
+// in one of these styles (the names a config file uses, in any letter case; default
+// "none"):
+//
+//   - "x-ratelimit": X-RateLimit-Remaining and X-RateLimit-Reset (X-RateLimit-Limit is
+//     informative): at 0 remaining, pause until the reset. The reset is seconds from now
+//     (decimals allowed), or a Unix time when it is that large, as GitHub and Twitter
+//     send it.
+//   - "ietf": the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-headers): the
+//     structured-field form `RateLimit: "default";r=0;t=30` (one item per policy, r
+//     remaining, t seconds to reset; RateLimit-Policy is informative), the draft 05/06
+//     dictionary `RateLimit: limit=100, remaining=0, reset=30`, and the older
+//     RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset trio. When any policy has
+//     nothing remaining, pause until the latest of their resets.
+//   - "shopify": Shopify's leaky bucket, "X-Shopify-Shop-Api-Call-Limit: 32/40" (calls in
+//     the bucket / bucket size), which leaks size/20 calls a second (40 → 2/s, 80 → 4/s,
+//     400 → 20/s). When fewer than a tenth of the bucket (at least 1 call) is free, pause
+//     until it has drained back to that reserve, so the client never reaches a 429.
+//   - "hubspot": HubSpot's rolling window: X-HubSpot-RateLimit-Max requests per
+//     X-HubSpot-RateLimit-Interval-Milliseconds, X-HubSpot-RateLimit-Remaining left. When
+//     fewer than a tenth of the window (at least 1 request) remains, pause for the time
+//     the window takes to free back to that reserve at its average rate (the whole
+//     interval when Max is not sent), so the client never reaches a 429.
+//
+// A pause holds every goroutine using the client until the quota resets — or, when that
+// is further away than WithMaxRetryAfter, the call fails at once with ErrRateLimited —
+// instead of running into 429s. Without limit headers the client still slows down and
+// pauses on 429 responses. An unknown style makes New fail with an error matching
+// ErrInvalidRequest.
+func WithLimitHeaders(style string) Option {
 	return func(c *config) {
-		s, err := ParseLimitHeaders(string(style))
+		s, err := parseLimitHeaders(style)
 		if err != nil {
 			c.errs = append(c.errs, fmt.Errorf("WithLimitHeaders: %w", err))
 			return

@@ -161,7 +161,7 @@ func authKinds() []authKind {
 			secrets: append(append(oauthSecrets, forms(refreshToken)...), forms(rotatedToken)...)},
 		{name: "oauth2 refresh token, params", oauth: true, auth: rt(oauth2.AuthStyleInParams),
 			secrets: append(append(oauthSecrets, forms(refreshToken)...), forms(rotatedToken)...)},
-		{name: "hmac", auth: func(string) adapter.Auth { return adapter.HMACAuth([]byte(hmacSecret)) }, secrets: forms(hmacSecret)},
+		{name: "hmac", auth: func(string) adapter.Auth { return adapter.HMACAuth([]byte(hmacSecret), adapter.HMACFormat{}) }, secrets: forms(hmacSecret)},
 		{name: "custom", auth: func(string) adapter.Auth {
 			return authFunc(func(r *http.Request) error {
 				r.Header.Set("X-Partner", customSecret)

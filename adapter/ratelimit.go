@@ -161,64 +161,41 @@ func (l *limiter) observe(resp *http.Response) {
 	}
 }
 
-// LimitHeaders names a style of rate-limit response headers the client follows (see
-// WithLimitHeaders); its values are the names a config file uses. When a response says
-// the quota is used up, every goroutine using the client pauses until the quota resets —
-// or, when that is further away than WithMaxRetryAfter, fails at once with
-// ErrRateLimited — instead of running into 429s. The zero value "" reads no quota headers
-// (the default); the client still slows down and pauses on 429 responses.
-type LimitHeaders string
+// limitHeaders is a style of rate-limit response headers the client follows (see
+// WithLimitHeaders), named as a config file names it.
+type limitHeaders string
 
+// The styles; WithLimitHeaders documents them.
 const (
-	// LimitHeadersXRateLimit reads X-RateLimit-Remaining and X-RateLimit-Reset
-	// (X-RateLimit-Limit is informative): at 0 remaining, pause until the reset. The
-	// reset is seconds from now (decimals allowed), or a Unix time when it is that
-	// large, as GitHub and Twitter send it.
-	LimitHeadersXRateLimit LimitHeaders = "x-ratelimit"
-	// LimitHeadersIETF reads the IETF RateLimit headers (draft-ietf-httpapi-ratelimit-
-	// headers): the structured-field form `RateLimit: "default";r=0;t=30` (one item per
-	// policy, r remaining, t seconds to reset; RateLimit-Policy is informative), the
-	// draft 05/06 dictionary `RateLimit: limit=100, remaining=0, reset=30`, and the older
-	// RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset trio. When any policy has
-	// nothing remaining, pause until the latest of their resets.
-	LimitHeadersIETF LimitHeaders = "ietf"
-	// LimitHeadersShopify reads Shopify's leaky bucket, "X-Shopify-Shop-Api-Call-Limit:
-	// 32/40" (calls in the bucket / bucket size), which leaks size/20 calls a second
-	// (40 → 2/s, 80 → 4/s, 400 → 20/s). When fewer than a tenth of the bucket (at least
-	// 1 call) is free, pause until it has drained back to that reserve, so the client
-	// never reaches a 429.
-	LimitHeadersShopify LimitHeaders = "shopify"
-	// LimitHeadersHubSpot reads HubSpot's rolling window: X-HubSpot-RateLimit-Max requests
-	// per X-HubSpot-RateLimit-Interval-Milliseconds, X-HubSpot-RateLimit-Remaining left.
-	// When fewer than a tenth of the window (at least 1 request) remains, pause for the
-	// time the window takes to free back to that reserve at its average rate (the whole
-	// interval when Max is not sent), so the client never reaches a 429.
-	LimitHeadersHubSpot LimitHeaders = "hubspot"
+	limitXRateLimit limitHeaders = "x-ratelimit"
+	limitIETF       limitHeaders = "ietf"
+	limitShopify    limitHeaders = "shopify"
+	limitHubSpot    limitHeaders = "hubspot"
 )
 
-// ParseLimitHeaders reads a style's config name ("x-ratelimit", "ietf", "shopify", "hubspot"; "" or
+// parseLimitHeaders reads a style's name ("x-ratelimit", "ietf", "shopify", "hubspot"; "" or
 // "none" for none), ignoring case and surrounding space. An unknown name is an error
 // matching ErrInvalidRequest.
-func ParseLimitHeaders(name string) (LimitHeaders, error) {
-	switch n := LimitHeaders(strings.ToLower(strings.TrimSpace(name))); n {
+func parseLimitHeaders(name string) (limitHeaders, error) {
+	switch n := limitHeaders(strings.ToLower(strings.TrimSpace(name))); n {
 	case "", "none":
 		return "", nil
-	case LimitHeadersXRateLimit, LimitHeadersIETF, LimitHeadersShopify, LimitHeadersHubSpot:
+	case limitXRateLimit, limitIETF, limitShopify, limitHubSpot:
 		return n, nil
 	}
 	return "", fmt.Errorf(`%w: unknown rate-limit header style %q; use "x-ratelimit", "ietf", "shopify", "hubspot" or "none"`, ErrInvalidRequest, name)
 }
 
 // observe adjusts l from the quota headers of one response.
-func (s LimitHeaders) observe(h http.Header, l *limiter) {
+func (s limitHeaders) observe(h http.Header, l *limiter) {
 	switch s {
-	case LimitHeadersXRateLimit:
+	case limitXRateLimit:
 		observeRemainingReset(h, "X-Ratelimit-Remaining", "X-Ratelimit-Reset", l)
-	case LimitHeadersIETF:
+	case limitIETF:
 		observeIETF(h, l)
-	case LimitHeadersShopify:
+	case limitShopify:
 		observeShopify(h, l)
-	case LimitHeadersHubSpot:
+	case limitHubSpot:
 		observeHubSpot(h, l)
 	}
 }
@@ -351,7 +328,7 @@ func observeShopify(h http.Header, l *limiter) {
 	l.PauseUntil(l.Now().Add(time.Duration(drain * float64(time.Second))))
 }
 
-// observeHubSpot paces a rolling window from X-HubSpot-RateLimit-* (see LimitHeadersHubSpot).
+// observeHubSpot paces a rolling window from X-HubSpot-RateLimit-* (see WithLimitHeaders, "hubspot").
 func observeHubSpot(h http.Header, l *limiter) {
 	remS, intS := h.Get("X-HubSpot-RateLimit-Remaining"), h.Get("X-HubSpot-RateLimit-Interval-Milliseconds")
 	if remS == "" || intS == "" {

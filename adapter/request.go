@@ -2,8 +2,6 @@ package adapter
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -60,22 +58,13 @@ type Response struct {
 	op     string  // Request.Operation
 }
 
-// JSON returns a gjson view of the body. It does not validate the body; use validJSON or
-// Decode where invalid JSON must be an error.
+// JSON returns a gjson view of the body. It does not validate the body (gjson reads what
+// it can of invalid JSON); decode Body with encoding/json where invalid JSON must be an
+// error.
 func (r *Response) JSON() gjson.Result { return gjson.ParseBytes(r.Body) }
 
 // Doer sends a Request and returns its complete Response. *Client implements it; paginators
 // and tests accept any Doer.
 type Doer interface {
 	Do(ctx context.Context, req *Request) (*Response, error)
-}
-
-// Decode unmarshals the response body into a T. Invalid JSON yields an error matching
-// ErrBadResponse.
-func Decode[T any](r *Response) (T, error) {
-	var v T
-	if err := json.Unmarshal(r.Body, &v); err != nil {
-		return v, r.badJSON(fmt.Errorf("decoding into %T: %w", v, err))
-	}
-	return v, nil
 }

@@ -152,7 +152,7 @@ func TestPOSTWithoutKeyNotRetriedAfter5xx(t *testing.T) {
 func TestPOSTWithKeyRetriedWithSameKey(t *testing.T) {
 	s := &scripted{statuses: []int{500, 503, 201}, seen: make(chan *http.Request, 10)}
 	srv := serve(t, s)
-	c, _ := newClient(t, srv.URL, WithIdempotencyHeader("X-Idem"))
+	c, _ := newClient(t, srv.URL, WithIdempotencyKeys("X-Idem", false))
 	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: map[string]int{"qty": 1}, IdempotencyKey: "key-123"})
 	require.NoError(t, err)
 	assert.Equal(t, 3, resp.Attempts)
@@ -167,7 +167,7 @@ func TestPOSTWithKeyRetriedWithSameKey(t *testing.T) {
 func TestAutoIdempotencyKey(t *testing.T) {
 	s := &scripted{statuses: []int{502, 201}, seen: make(chan *http.Request, 10)}
 	srv := serve(t, s)
-	c, _ := newClient(t, srv.URL, WithAutoIdempotencyKey())
+	c, _ := newClient(t, srv.URL, WithIdempotencyKeys("", true))
 	resp, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: "{}"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)

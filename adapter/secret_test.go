@@ -54,7 +54,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"header key":   APIKeyHeader("X-Custom-Auth", secret),
 		"query key":    APIKeyQuery("key", secret),
 		"query other":  APIKeyQuery("shop_credential_value", secret),
-		"hmac":         HMACAuth([]byte(secret)),
+		"hmac":         HMACAuth([]byte(secret), HMACFormat{}),
 		"custom+extra": authFunc(func(r *http.Request) error { r.Header.Set("X-Weird", secret); return nil }),
 	}
 	paths := []string{"ok", "bad", "down", "denied", "text"}

@@ -37,7 +37,7 @@ func TestCancelAfterReadTimeoutIsNotErrTimeout(t *testing.T) {
 		case <-done:
 		}
 	}))
-	c, _ := newClient(t, srv.URL, WithReadTimeout(30*time.Millisecond), WithRetries(5))
+	c, _ := newClient(t, srv.URL, WithTimeouts(0, 30*time.Millisecond), WithRetries(5))
 	_, err := c.Do(ctx, &Request{Path: "slow"})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, ErrTimeout)
@@ -64,7 +64,7 @@ func TestAttemptAfterReadTimeoutRunsUncanceled(t *testing.T) {
 	}))
 	ctx, cancel := context.WithCancel(context.Background()) // a caller context that can end
 	defer cancel()
-	c, _ := newClient(t, srv.URL, WithReadTimeout(30*time.Millisecond), WithRetries(2))
+	c, _ := newClient(t, srv.URL, WithTimeouts(0, 30*time.Millisecond), WithRetries(2))
 	resp, err := c.Do(ctx, &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 2, resp.Attempts)
@@ -127,8 +127,7 @@ func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
 	pool.AddCert(srv.Certificate())
 	const read = 250 * time.Millisecond
 	url := slowHandshakeProxy(t, srv.Listener.Addr().String(), 3*read)
-	c, _ := newClient(t, url, WithTLSConfig(&tls.Config{RootCAs: pool}), WithConnectTimeout(time.Minute),
-		WithReadTimeout(read), WithRetries(0))
+	c, _ := newClient(t, url, WithTLSConfig(&tls.Config{RootCAs: pool}), WithTimeouts(time.Minute, read), WithRetries(0))
 	resp, err := c.Do(context.Background(), &Request{Path: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
@@ -139,7 +138,7 @@ func TestSlowConnectDoesNotEatReadTimeout(t *testing.T) {
 // the timer's function runs late; and an expired read timeout cancels the call only until
 // the attempt ends.
 func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
-	c, _ := newClient(t, "http://127.0.0.1:1", WithReadTimeout(time.Hour))
+	c, _ := newClient(t, "http://127.0.0.1:1", WithTimeouts(0, time.Hour))
 	st := &call{Context: context.Background(), c: c, readTimeout: time.Hour}
 	st.bind()
 	defer st.release()
@@ -175,7 +174,7 @@ func TestStaleReadTimerDoesNotCancelNextAttempt(t *testing.T) {
 // deadline, and a timer that fires before the running attempt's deadline (it was due for
 // an earlier, shorter one) arms itself again for it instead of expiring the attempt.
 func TestReadTimerRearmsForLaterDeadline(t *testing.T) {
-	c, _ := newClient(t, "http://127.0.0.1:1", WithReadTimeout(time.Hour))
+	c, _ := newClient(t, "http://127.0.0.1:1", WithTimeouts(0, time.Hour))
 	st := &call{Context: context.Background(), c: c, readTimeout: 20 * time.Millisecond}
 	st.bind()
 	defer st.release()

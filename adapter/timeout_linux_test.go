@@ -41,7 +41,7 @@ func unacceptingListener(t *testing.T) string {
 
 func TestConnectTimeoutOnDial(t *testing.T) {
 	addr := unacceptingListener(t)
-	c, ft := newClient(t, "http://"+addr, WithConnectTimeout(50*time.Millisecond), WithReadTimeout(time.Hour), WithRetries(2))
+	c, ft := newClient(t, "http://"+addr, WithTimeouts(50*time.Millisecond, time.Hour), WithRetries(2))
 	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	e := requireTimeout(t, err, "connect")
 	assert.Equal(t, 3, e.Attempts)
@@ -53,7 +53,7 @@ func TestConnectTimeoutOnDial(t *testing.T) {
 	assert.Equal(t, 3, e.Attempts)
 
 	// Per-request override and the context winning.
-	c2, _ := newClient(t, "http://"+addr, WithConnectTimeout(time.Hour), WithRetries(0))
+	c2, _ := newClient(t, "http://"+addr, WithTimeouts(time.Hour, 0), WithRetries(0))
 	_, err = c2.Do(context.Background(), &Request{Path: "x", ConnectTimeout: 30 * time.Millisecond, ReadTimeout: 0})
 	requireTimeout(t, err, "connect")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)

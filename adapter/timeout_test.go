@@ -56,7 +56,7 @@ func requireTimeout(t *testing.T, err error, phase string) *Error {
 
 func TestReadTimeoutWaitingForHeaders(t *testing.T) {
 	hits, url := stallServer(t, false)
-	c, _ := newClient(t, url, WithReadTimeout(50*time.Millisecond), WithRetries(0))
+	c, _ := newClient(t, url, WithTimeouts(0, 50*time.Millisecond), WithRetries(0))
 	_, err := c.Do(context.Background(), &Request{Path: "slow"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 1, e.Attempts)
@@ -66,7 +66,7 @@ func TestReadTimeoutWaitingForHeaders(t *testing.T) {
 
 func TestReadTimeoutWhileReadingBody(t *testing.T) {
 	_, url := stallServer(t, true)
-	c, _ := newClient(t, url, WithReadTimeout(50*time.Millisecond), WithRetries(0))
+	c, _ := newClient(t, url, WithTimeouts(0, 50*time.Millisecond), WithRetries(0))
 	_, err := c.Do(context.Background(), &Request{Path: "slow-body"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 200, e.Status, "the status line arrived before the body stalled")
@@ -74,7 +74,7 @@ func TestReadTimeoutWhileReadingBody(t *testing.T) {
 
 func TestReadTimeoutIsRetriedForGET(t *testing.T) {
 	hits, url := stallServer(t, false)
-	c, ft := newClient(t, url, WithReadTimeout(20*time.Millisecond), WithRetries(2))
+	c, ft := newClient(t, url, WithTimeouts(0, 20*time.Millisecond), WithRetries(2))
 	_, err := c.Do(context.Background(), &Request{Path: "slow"})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 3, e.Attempts)
@@ -85,7 +85,7 @@ func TestReadTimeoutIsRetriedForGET(t *testing.T) {
 
 func TestReadTimeoutPerRequestOverride(t *testing.T) {
 	_, url := stallServer(t, false)
-	c, _ := newClient(t, url, WithReadTimeout(time.Hour), WithRetries(0))
+	c, _ := newClient(t, url, WithTimeouts(0, time.Hour), WithRetries(0))
 	_, err := c.Do(context.Background(), &Request{Path: "slow", ConnectTimeout: 0, ReadTimeout: 30 * time.Millisecond})
 	requireTimeout(t, err, "read")
 
@@ -94,7 +94,7 @@ func TestReadTimeoutPerRequestOverride(t *testing.T) {
 		time.Sleep(60 * time.Millisecond)
 		io.WriteString(w, "{}")
 	}))
-	c2, _ := newClient(t, srv.URL, WithReadTimeout(10*time.Millisecond), WithRetries(0))
+	c2, _ := newClient(t, srv.URL, WithTimeouts(0, 10*time.Millisecond), WithRetries(0))
 	resp, err := c2.Do(context.Background(), &Request{Path: "x", ReadTimeout: 5 * time.Second})
 	require.NoError(t, err)
 	assert.Equal(t, 200, resp.StatusCode)
@@ -104,7 +104,7 @@ func TestReadTimeoutPerRequestOverride(t *testing.T) {
 
 func TestContextWinsOverReadTimeout(t *testing.T) {
 	hits, url := stallServer(t, false)
-	c, _ := newClient(t, url, WithReadTimeout(time.Hour))
+	c, _ := newClient(t, url, WithTimeouts(0, time.Hour))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -158,14 +158,14 @@ func hangingTLSServer(t *testing.T) string {
 
 func TestConnectTimeoutCoversTLSHandshake(t *testing.T) {
 	url := hangingTLSServer(t)
-	c, ft := newClient(t, url, WithConnectTimeout(50*time.Millisecond), WithReadTimeout(time.Hour), WithRetries(1))
+	c, ft := newClient(t, url, WithTimeouts(50*time.Millisecond, time.Hour), WithRetries(1))
 	_, err := c.Do(context.Background(), &Request{Path: "x"})
 	e := requireTimeout(t, err, "connect")
 	assert.Equal(t, 2, e.Attempts, "a connect timeout is retried")
 	assert.Len(t, ft.Waits(), 1)
 
 	// Per-request override.
-	c2, _ := newClient(t, url, WithConnectTimeout(time.Hour), WithRetries(0))
+	c2, _ := newClient(t, url, WithTimeouts(time.Hour, 0), WithRetries(0))
 	_, err = c2.Do(context.Background(), &Request{Path: "x", ConnectTimeout: 30 * time.Millisecond, ReadTimeout: 0})
 	requireTimeout(t, err, "connect")
 
@@ -179,7 +179,7 @@ func TestConnectTimeoutCoversTLSHandshake(t *testing.T) {
 
 func TestPOSTNotRetriedAfterReadTimeout(t *testing.T) {
 	hits, url := stallServer(t, false)
-	c, _ := newClient(t, url, WithReadTimeout(20*time.Millisecond), WithRetries(3))
+	c, _ := newClient(t, url, WithTimeouts(0, 20*time.Millisecond), WithRetries(3))
 	_, err := c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "orders", Body: map[string]int{"qty": 1}})
 	e := requireTimeout(t, err, "read")
 	assert.Equal(t, 1, e.Attempts, "the POST may have been processed")
@@ -211,7 +211,7 @@ func TestHTTPSAndHTTP2ThroughOwnTLSDialer(t *testing.T) {
 		t.Cleanup(srv.Close)
 		pool := x509.NewCertPool()
 		pool.AddCert(srv.Certificate())
-		c, _ := newClient(t, srv.URL, WithTLSConfig(&tls.Config{RootCAs: pool}), WithReadTimeout(time.Second))
+		c, _ := newClient(t, srv.URL, WithTLSConfig(&tls.Config{RootCAs: pool}), WithTimeouts(0, time.Second))
 		resp, err := c.Do(context.Background(), &Request{Path: "x"})
 		require.NoError(t, err, "h2=%v", h2)
 		want := "HTTP/1.1"

@@ -22,11 +22,8 @@ func (c *Config) clientOptions(onRotate func(context.Context, *oauth2.Token) err
 	if auth != nil {
 		opts = append(opts, adapter.WithAuth(auth))
 	}
-	if c.ConnectTimeout > 0 {
-		opts = append(opts, adapter.WithConnectTimeout(c.ConnectTimeout.Std()))
-	}
-	if c.ReadTimeout > 0 {
-		opts = append(opts, adapter.WithReadTimeout(c.ReadTimeout.Std()))
+	if c.ConnectTimeout > 0 || c.ReadTimeout > 0 {
+		opts = append(opts, adapter.WithTimeouts(c.ConnectTimeout.Std(), c.ReadTimeout.Std())) // zero: the default
 	}
 	if c.RateLimit.PerSecond > 0 {
 		burst := c.RateLimit.Burst
@@ -36,11 +33,7 @@ func (c *Config) clientOptions(onRotate func(context.Context, *oauth2.Token) err
 		opts = append(opts, adapter.WithRateLimit(c.RateLimit.PerSecond, burst))
 	}
 	if c.RateLimit.Headers != "" {
-		style, err := adapter.ParseLimitHeaders(c.RateLimit.Headers)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, adapter.WithLimitHeaders(style))
+		opts = append(opts, adapter.WithLimitHeaders(c.RateLimit.Headers))
 	}
 	if c.Retry.MaxAttempts > 0 {
 		opts = append(opts, adapter.WithRetries(c.Retry.MaxAttempts-1))
@@ -88,11 +81,7 @@ func (a *AuthConfig) adapterAuth(onRotate func(context.Context, *oauth2.Token) e
 			Endpoint: oauth2.Endpoint{TokenURL: a.TokenURL}}
 		return adapter.OAuth2RefreshToken(cfg, &oauth2.Token{RefreshToken: a.RefreshToken}, onRotate), nil
 	case authHMAC:
-		var opts []adapter.HMACOption
-		if a.Header != "" {
-			opts = append(opts, adapter.HMACHeaders(a.Header, ""))
-		}
-		return adapter.HMACAuth([]byte(a.Secret), opts...), nil
+		return adapter.HMACAuth([]byte(a.Secret), adapter.HMACFormat{SignatureHeader: a.Header}), nil
 	}
 	return nil, fmt.Errorf("%w: unknown auth type %q", ErrInvalidConfig, a.Type)
 }

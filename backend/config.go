@@ -246,7 +246,7 @@ func (c *Config) Validate() error {
 	if c.RateLimit.Burst < 0 {
 		bad("rate_limit.burst", "must not be negative")
 	}
-	if _, err := adapter.ParseLimitHeaders(c.RateLimit.Headers); err != nil {
+	if _, err := adapter.New("", adapter.WithLimitHeaders(c.RateLimit.Headers)); err != nil { // the adapter knows the styles
 		bad("rate_limit.headers", "%q: use x-ratelimit, ietf, shopify or hubspot", c.RateLimit.Headers)
 	}
 	if c.Retry.MaxAttempts < 0 {

@@ -13,10 +13,10 @@ import (
 	"github.com/connkit/connkit/adapter"
 )
 
-// FetchFrom returns a FetchFunc that GETs one record through d. pathFormat holds one %s for
+// FetchFrom returns a fetch function for WithFetch that GETs one record through d. pathFormat holds one %s for
 // the (path-escaped) external ID, e.g. "/products/%s"; recordPath is the gjson path of the
 // record in the response body, e.g. "product", or "" when the body is the record.
-func FetchFrom(d adapter.Doer, pathFormat, recordPath string) FetchFunc {
+func FetchFrom(d adapter.Doer, pathFormat, recordPath string) func(ctx context.Context, externalID string) (gjson.Result, error) {
 	return func(ctx context.Context, externalID string) (gjson.Result, error) {
 		resp, err := d.Do(ctx, &adapter.Request{Path: fmt.Sprintf(pathFormat, url.PathEscape(externalID)), Operation: "import", Record: externalID})
 		if err != nil {
@@ -33,11 +33,11 @@ func FetchFrom(d adapter.Doer, pathFormat, recordPath string) FetchFunc {
 	}
 }
 
-// ListFrom returns a ListFunc that walks a paginated listing through d with
+// ListFrom returns a listing function for NewBatch that walks a paginated listing through d with
 // adapter.Records. When since is not zero it is sent in the sinceParam query parameter
 // (e.g. "updated_at_min") as RFC 3339; the listing must then be sorted by updated-at,
 // oldest first, for the watermark to be exact.
-func ListFrom(d adapter.Doer, req adapter.Request, p adapter.Paginator, sinceParam string, opts ...adapter.PageOption) ListFunc {
+func ListFrom(d adapter.Doer, req adapter.Request, p adapter.Paginator, sinceParam string, opts ...adapter.PageOption) func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error] {
 	return func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error] {
 		r := req
 		if !since.IsZero() && strings.TrimSpace(sinceParam) != "" {

@@ -20,11 +20,6 @@ import (
 	"github.com/connkit/connkit/state"
 )
 
-// ListFunc walks the external listing of records updated at or after since (zero: all),
-// in ascending updated-at order when the watermark is used. adapter.Records with a query
-// parameter such as updated_at_min is the usual implementation.
-type ListFunc func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error]
-
 // Summary is the outcome of a batch run (or of RetryFailed).
 type Summary struct {
 	// Counts has one entry per record listed: Total equals the records the listing
@@ -143,25 +138,38 @@ func PerRecord() BatchOption { return func(c *batchConfig) { c.perRecord = true 
 // WithMaxErrors caps how many per-record errors the Summary keeps (default 1000).
 func WithMaxErrors(n int) BatchOption { return func(c *batchConfig) { c.maxErrors = n } }
 
-// ForceAll imports every record even when unchanged.
-func ForceAll() BatchOption { return func(c *batchConfig) { c.force = true } }
+// Force imports records even when they are unchanged or failed too often
+// (WithMaxRetries). It applies to a Batch and, as their option, to Importer.Import,
+// Importer.ImportRecord and Importer.RetryFailed.
+func Force() BatchOption { return func(c *batchConfig) { c.force = true } }
+
+// batchOptions applies opts to the defaults.
+func batchOptions(opts []BatchOption) batchConfig {
+	c := batchConfig{commitSize: 100, concurrency: 4, maxErrors: defaultMaxErrors}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
 
 // Batch imports every record of a listing through an Importer.
 type Batch[T any] struct {
 	rec  *Importer[T]
-	list ListFunc
+	list func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error]
 	cfg  batchConfig
 }
 
-// NewBatch returns a Batch importer that walks list and imports through rec.
-func NewBatch[T any](rec *Importer[T], list ListFunc, opts ...BatchOption) (*Batch[T], error) {
+// NewBatch returns a Batch importer that walks list and imports through rec. list walks
+// the external listing of records updated at or after since (zero: all), in ascending
+// updated-at order when the watermark is used; ListFrom makes one from adapter.Records
+// with a query parameter such as updated_at_min.
+func NewBatch[T any](rec *Importer[T], list func(ctx context.Context, since time.Time) iter.Seq2[gjson.Result, error], opts ...BatchOption) (*Batch[T], error) {
 	if rec == nil || list == nil {
-		return nil, errors.New("importer: NewBatch needs an Importer and a ListFunc")
+		return nil, errors.New("importer: NewBatch needs an Importer and a listing function")
 	}
-	c := batchConfig{commitSize: 100, concurrency: 4, maxErrors: defaultMaxErrors}
-	for _, o := range opts {
-		o(&c)
-	}
+	c := batchOptions(opts)
 	if c.commitSize <= 0 || c.concurrency <= 0 {
 		return nil, fmt.Errorf("importer: commit size (%d) and concurrency (%d) must be positive", c.commitSize, c.concurrency)
 	}
@@ -494,7 +502,7 @@ func holdsWatermark(err error) bool {
 		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return true
 	case errors.Is(err, report.ErrNoExternalID), errors.Is(err, ErrBadUpdatedAt), errors.Is(err, report.ErrSkip),
-		errors.Is(err, adapter.ErrNotFound), errors.Is(err, adapter.ErrClientError), errors.Is(err, adapter.ErrMethodNotAllowed),
+		errors.Is(err, adapter.ErrNotFound), errors.Is(err, adapter.ErrClientError),
 		errors.Is(err, adapter.ErrBadResponse), errors.Is(err, adapter.ErrInvalidRequest), errors.Is(err, adapter.ErrResponseTooLarge):
 		return false
 	}

@@ -22,7 +22,7 @@ func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 func client(t testing.TB, url string, opts ...adapter.Option) *adapter.Client {
 	t.Helper()
 	c, err := adapter.New(url, append([]adapter.Option{adapter.WithClock(time.Now, noSleep), adapter.WithRetries(6),
-		adapter.WithRetryWait(time.Millisecond, time.Millisecond), adapter.WithReadTimeout(2 * time.Second)}, opts...)...)
+		adapter.WithRetryWait(time.Millisecond, time.Millisecond), adapter.WithTimeouts(0, 2*time.Second)}, opts...)...)
 	require.NoError(t, err)
 	return c
 }

@@ -43,9 +43,6 @@ import (
 // the record. mapper.ImportFunc adapts a declarative mapper to it.
 type DecodeFunc[T any] func(ctx context.Context, rec gjson.Result, create bool) (T, error)
 
-// FetchFunc reads one external record by its external ID.
-type FetchFunc func(ctx context.Context, externalID string) (gjson.Result, error)
-
 // Errors matched with errors.Is.
 var (
 	// ErrBadUpdatedAt: the record's updated-at value is not a time the importer can read.
@@ -64,7 +61,7 @@ const errPrefix = "importing "
 const duplicate report.Action = "duplicate"
 
 type config struct {
-	fetch         FetchFunc
+	fetch         func(ctx context.Context, externalID string) (gjson.Result, error)
 	idPath        string
 	updatedAtPath string
 	claimer       *binding.Claimer
@@ -76,8 +73,11 @@ type config struct {
 // Option configures an Importer.
 type Option func(*config)
 
-// WithFetch sets how Import reads a record by external ID.
-func WithFetch(f FetchFunc) Option { return func(c *config) { c.fetch = f } }
+// WithFetch sets how Import reads one external record by its external ID (FetchFrom makes
+// such a function from an adapter.Doer).
+func WithFetch(f func(ctx context.Context, externalID string) (gjson.Result, error)) Option {
+	return func(c *config) { c.fetch = f }
+}
 
 // WithIDPath sets the gjson path of the external ID in a record (default "id").
 func WithIDPath(path string) Option { return func(c *config) { c.idPath = path } }
@@ -98,20 +98,8 @@ func WithClaimer(c *binding.Claimer) Option { return func(cfg *config) { cfg.cla
 // fails with report.ErrTooManyRetries until forced). 0, the default, never stops.
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
 
-// WithClock sets the clock of sync times and lease checks (default time.Now). The lease
-// waits follow the Claimer's clock.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
-
 // WithLogger sets the logger (default: none; the importer is silent).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
-
-// ImportOption changes one import.
-type ImportOption func(*importConfig)
-
-type importConfig struct{ force bool }
-
-// Force imports the record even when it is unchanged or failed too often.
-func Force() ImportOption { return func(c *importConfig) { c.force = true } }
 
 // Importer imports records of one model from one backend into a local.Store[T].
 type Importer[T any] struct {
@@ -159,7 +147,7 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 		return nil, errors.New("importer: WithClaimer needs a Claimer whose Store is the binding store given to New")
 	}
 	if c.now == nil || c.logger == nil {
-		return nil, errors.New("importer: WithClock and WithLogger need a non-nil value")
+		return nil, errors.New("importer: WithLogger needs a non-nil logger")
 	}
 	r := &Importer[T]{cfg: c, backend: backend, model: model, bindings: bindings, store: store, decode: decode,
 		claimer: c.claimer, keyPrefix: backend + "/" + model + "/"}
@@ -167,9 +155,6 @@ func New[T any](bindings binding.Store, store local.Store[T], backend, model str
 	r.exists, _ = store.(local.ExistenceChecker)
 	return r, nil
 }
-
-// Model returns the model name.
-func (r *Importer[T]) Model() string { return r.model }
 
 // live reports whether the local record id exists, from the page's batched answer when it
 // has one, else by asking the store.
@@ -193,8 +178,9 @@ func (r *Importer[T]) live(ctx context.Context, id string, pc *pageCtx) (bool, e
 
 // Import fetches the external record with the given ID and imports it. When the fetch
 // fails, the binding (if the record has one) is marked failed under its lease; when
-// another worker holds that lease, or ctx ended, nothing is written.
-func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...ImportOption) (report.Result, error) {
+// another worker holds that lease, or ctx ended, nothing is written. Of the options only
+// Force applies.
+func (r *Importer[T]) Import(ctx context.Context, externalID string, opts ...BatchOption) (report.Result, error) {
 	if r.cfg.fetch == nil {
 		return report.Result{ExternalID: externalID, Action: report.Failed}, r.fail(externalID, "fetch", fmt.Errorf("%w: pass importer.WithFetch to New", errNoFetch))
 	}
@@ -246,12 +232,9 @@ func (r *Importer[T]) release(ctx context.Context, lease *binding.Lease, extID s
 }
 
 // ImportRecord imports an external record that was already fetched (from a listing, a
-// webhook).
-func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...ImportOption) (report.Result, error) {
-	var ic importConfig
-	for _, o := range opts {
-		o(&ic)
-	}
+// webhook). Of the options only Force applies.
+func (r *Importer[T]) ImportRecord(ctx context.Context, rec gjson.Result, opts ...BatchOption) (report.Result, error) {
+	ic := batchOptions(opts)
 	p, err := r.parse(rec)
 	if err != nil {
 		return r.parseFailed(ctx, p.extID, err), err
@@ -523,17 +506,15 @@ func (r *Importer[T]) apply(ctx context.Context, p *parsed, localID string) (rep
 // import failed: the failed bindings whose error the importer wrote (an export's failure
 // is the exporter's to retry). Bindings that failed WithMaxRetries times are left alone
 // unless Force is given. It returns the counts (one per binding tried) and stops only when
-// the binding store cannot be read or ctx ends; record errors are in Summary.Errors.
-func (r *Importer[T]) RetryFailed(ctx context.Context, opts ...ImportOption) (Summary, error) {
+// the binding store cannot be read or ctx ends; record errors are in Summary.Errors. Of
+// the options Force, WithMaxErrors and WithProgress (called once, at the end) apply.
+func (r *Importer[T]) RetryFailed(ctx context.Context, opts ...BatchOption) (Summary, error) {
 	start := time.Now()
 	var sum Summary
 	if r.cfg.fetch == nil {
 		return sum, fmt.Errorf("importer: retrying failed %s %s: %w: pass importer.WithFetch to New", r.backend, r.model, errNoFetch)
 	}
-	var ic importConfig
-	for _, o := range opts {
-		o(&ic)
-	}
+	ic := batchOptions(opts)
 	f := binding.Filter{Backend: r.backend, Model: r.model, Statuses: []binding.Status{binding.StatusFailed}}
 	if !ic.force && r.cfg.maxRetries > 0 {
 		f.RetryableBelow = r.cfg.maxRetries
@@ -550,8 +531,11 @@ func (r *Importer[T]) RetryFailed(ctx context.Context, opts ...ImportOption) (Su
 		if res.Action == "" && err != nil {
 			break // ctx ended
 		}
-		sum.add(res.Action, err, defaultMaxErrors)
+		sum.add(res.Action, err, ic.maxErrors)
 	}
 	sum.Elapsed = time.Since(start)
+	if ic.progress != nil {
+		ic.progress(sum)
+	}
 	return sum, ctx.Err()
 }

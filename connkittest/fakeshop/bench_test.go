@@ -56,7 +56,7 @@ func BenchmarkRateLimitEfficiency(b *testing.B) {
 				shop := fakeshop.New(fakeshop.WithSize(sh.pages*perPage, 1, 1), fakeshop.WithBucket(sh.bucket, sh.rate), fakeshop.WithRepeats(0))
 				base := shop.Start()
 				c, err := adapter.New(base, adapter.WithAuth(adapter.APIKeyHeader("X-Shopify-Access-Token", shop.Token())),
-					adapter.WithLimitHeaders(adapter.LimitHeadersShopify))
+					adapter.WithLimitHeaders("shopify"))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -19,7 +19,7 @@ func Example() {
 
 	client, err := adapter.New(baseURL,
 		adapter.WithAuth(adapter.APIKeyHeader("X-Shopify-Access-Token", shop.Token())),
-		adapter.WithLimitHeaders(adapter.LimitHeadersShopify))
+		adapter.WithLimitHeaders("shopify"))
 	if err != nil {
 		fmt.Println(err)
 		return
