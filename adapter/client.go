@@ -27,6 +27,9 @@ import (
 type Client struct {
 	cfg  config
 	base string // base URL with a trailing slash; "" when none
+	// baseURL is base parsed, when a plain path can be joined to it without parsing the
+	// result again (see fastURL); nil otherwise.
+	baseURL *url.URL
 	rc   *retryablehttp.Client
 	// transport is the one under the attempt layer. The attempt layer deliberately does
 	// not pass retryablehttp's CloseIdleConnections calls (made after every failed call)
@@ -112,6 +115,10 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("adapter.New: base URL %q must not carry a query or fragment; use Request.Query, WithQuery or APIKeyQuery", shown())
 		}
 		c.base = strings.TrimRight(baseURL, "/") + "/"
+		if b, err := url.Parse(c.base); err == nil && c.base == b.Scheme+"://"+b.Host+b.Path && b.RawPath == "" &&
+			b.Host != "" && !strings.HasSuffix(b.Host, ":") {
+			c.baseURL = b // the base is its parts verbatim: a path joined to it is a slice of the join
+		}
 	}
 
 	c.header = cfg.header.Clone()
@@ -287,7 +294,16 @@ func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 		return nil, err
 	}
 	st.reqBody = body
-	hreq, err := http.NewRequestWithContext(st, st.method, rawURL, nil)
+	var hreq *http.Request
+	if u := c.fastURL(r.Path, rawURL); u != nil {
+		// The URL is built, not parsed again: NewRequest gets an empty one to replace.
+		hreq, err = http.NewRequestWithContext(st, st.method, "", nil)
+		if err == nil {
+			hreq.URL, hreq.Host = u, u.Host
+		}
+	} else {
+		hreq, err = http.NewRequestWithContext(st, st.method, rawURL, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRequest, stripURLError(err))
 	}
@@ -352,6 +368,28 @@ func (c *Client) resolve(path string, q url.Values) (string, error) {
 		s += sep + q.Encode()
 	}
 	return s, nil
+}
+
+// fastURL returns the URL that parsing rawURL (resolve's join of path to the base URL)
+// gives, built from the parsed base URL, when path is plain — only letters, digits and
+// "-._~/" — so that parsing would change nothing; nil when it is not, and rawURL must be
+// parsed.
+func (c *Client) fastURL(path, rawURL string) *url.URL {
+	if c.baseURL == nil || path == "" || isAbsoluteURL(path) {
+		return nil
+	}
+	for i := 0; i < len(path); i++ {
+		if b := path[i]; !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '.' || b == '_' || b == '~' || b == '/') {
+			return nil
+		}
+	}
+	u := *c.baseURL
+	end := len(rawURL)
+	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
+		u.RawQuery, end = rawURL[i+1:], i
+	}
+	u.Path = rawURL[len(c.base)-len(u.Path) : end] // the base's path and the plain path, as joined
+	return &u
 }
 
 func isAbsoluteURL(p string) bool {

@@ -377,3 +377,32 @@ func TestRealSleeper(t *testing.T) {
 	require.ErrorIs(t, sleepCtx(ctx, time.Hour), context.Canceled)
 	require.ErrorIs(t, sleepCtx(ctx, 0), context.Canceled)
 }
+
+// A plain path is joined to the parsed base URL without parsing the result: the URL must
+// be exactly the one parsing gives.
+func TestFastURLMatchesParse(t *testing.T) {
+	for _, base := range []string{"http://api.test", "https://api.test/v1/", "http://127.0.0.1:8080/a/b", "http://[::1]:9/x"} {
+		c, err := New(base)
+		require.NoError(t, err)
+		require.NotNil(t, c.baseURL, base)
+		for _, path := range []string{"products/42.json", "/products", "a//b/", "x.y-z_~", "//lead", "dots/../x", "UPPER/9"} {
+			for _, q := range []url.Values{nil, {"limit": {"250"}, "page info": {"a&b"}}} {
+				raw, err := c.resolve(path, q)
+				require.NoError(t, err)
+				want, err := url.Parse(raw)
+				require.NoError(t, err)
+				got := c.fastURL(path, raw)
+				require.NotNil(t, got, "%s + %s", base, path)
+				assert.Equal(t, want, got, "%s + %s", base, path)
+				assert.Equal(t, raw, got.String())
+			}
+		}
+		for _, path := range []string{"", "a b", "a%20b", "a?x=1", "a#f", "é", "http://other.test/x", "a;b", "a:b"} {
+			raw, _ := c.resolve(path, nil)
+			assert.Nil(t, c.fastURL(path, raw), "%q must be parsed", path)
+		}
+	}
+	c, err := New("http://api.test/a%2Fb")
+	require.NoError(t, err)
+	assert.Nil(t, c.baseURL, "an escaped base path is parsed each time")
+}
