@@ -30,7 +30,7 @@ type Client struct {
 	// baseURL is base parsed, when a plain path can be joined to it without parsing the
 	// result again (see fastURL); nil otherwise.
 	baseURL *url.URL
-	rc   *retryablehttp.Client
+	rc      *retryablehttp.Client
 	// transport is the one under the attempt layer. The attempt layer deliberately does
 	// not pass retryablehttp's CloseIdleConnections calls (made after every failed call)
 	// down: that would drop every goroutine's pooled connections whenever one call fails.
@@ -50,8 +50,9 @@ type Client struct {
 	// respHeaders is the same for response headers (see redactResponseHeader).
 	respHeaders atomic.Pointer[headerMemo]
 
-	stats  clientStats
-	timers sync.Pool // of *readTimer
+	stats    clientStats
+	timers   sync.Pool    // of *readTimer
+	bodyHint atomic.Int64 // the length of the last body of unknown length (see readBody)
 }
 
 // addSecrets registers secrets with the redactor (which invalidates cached redactions:

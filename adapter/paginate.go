@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/connkit/connkit/synclog"
 	"github.com/tidwall/gjson"
@@ -109,7 +110,8 @@ func Pages(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOp
 
 // Records is Pages flattened to the records: it yields each element of the array at the
 // records path (WithRecordsPath) of every page, in order. A yielded gjson.Result keeps its
-// page's records array alive while it is retained, nothing more.
+// page's body (with a Client as the Doer) or records array alive while it is retained,
+// nothing more.
 func Records(ctx context.Context, d Doer, req Request, p Paginator, opts ...PageOption) iter.Seq2[gjson.Result, error] {
 	cfg := newPageConfig(opts)
 	return func(yield func(gjson.Result, error) bool) {
@@ -154,6 +156,9 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 	seen := make(map[uint64]int) // request fingerprint hash → page that sent it
 	var prevRecords uint64       // hash of the previous page's records
 	fetcher := newPageFetcher(ctx, d, p, cfg)
+	// A Client's response bodies are fresh and never written again: the records can be
+	// read from them in place rather than from a copy.
+	_, owned := d.(*Client)
 	defer fetcher.close()
 	for page := 1; ; page++ {
 		if err := ctx.Err(); err != nil {
@@ -178,7 +183,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			fn(nil, gjson.Result{}, fmt.Errorf("adapter: fetching page %d (%s): %w", page, pageDescribe(p, &cur, red), err))
 			return
 		}
-		records, empty, err := pageRecords(resp, cfg.recordsPath, page)
+		records, empty, err := pageRecords(resp, cfg.recordsPath, page, owned)
 		if err != nil {
 			fn(nil, gjson.Result{}, err)
 			return
@@ -222,7 +227,7 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 
 // pageRecords validates a page and returns the array at the records path and whether it is
 // empty (not its length: counting would cost one more scan of the page).
-func pageRecords(resp *Response, path string, page int) (records gjson.Result, empty bool, err error) {
+func pageRecords(resp *Response, path string, page int, owned bool) (records gjson.Result, empty bool, err error) {
 	if resp == nil {
 		return gjson.Result{}, false, fmt.Errorf("%w: page %d: the Doer returned neither a response nor an error", ErrBadPage, page)
 	}
@@ -237,9 +242,17 @@ func pageRecords(resp *Response, path string, page int) (records gjson.Result, e
 		excerpt := pageExcerpt(pageRedactor(resp).Body(resp.Body, resp.Header.Get("Content-Type")), 64)
 		return gjson.Result{}, false, fmt.Errorf("%w: page %d from %s: %w (%d bytes, starting %q)", ErrBadPage, page, pageRedactURL(pageRedactor(resp), resp.URL), ErrBadResponse, len(resp.Body), excerpt)
 	}
-	if path == "" || path == "@this" {
+	switch {
+	case owned:
+		body := unsafe.String(unsafe.SliceData(resp.Body), len(resp.Body)) // read only
+		if path == "" || path == "@this" {
+			records = gjson.Parse(body)
+		} else {
+			records = gjson.Get(body, path)
+		}
+	case path == "" || path == "@this":
 		records = gjson.ParseBytes(resp.Body)
-	} else {
+	default:
 		records = gjson.GetBytes(resp.Body, path)
 	}
 	switch {

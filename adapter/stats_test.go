@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -133,4 +134,31 @@ func TestSilentWithoutLogger(t *testing.T) {
 	require.NoError(t, err)
 	_, _ = c.Do(context.Background(), &Request{Method: http.MethodPost, Path: "x", Body: "{}"})
 	assert.Zero(t, logged.Load())
+}
+
+// A body of unknown length is read into a buffer the size of the previous one: one
+// allocation for pages of similar size, and any size still reads whole.
+func TestReadBodyHint(t *testing.T) {
+	var hint atomic.Int64
+	read := func(n int) []byte {
+		want := bytes.Repeat([]byte("x"), n)
+		resp := &http.Response{ContentLength: -1, Body: io.NopCloser(bytes.NewReader(want))}
+		got, err := readBody(resp, 1<<20, &hint)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		return got
+	}
+	read(30000)
+	assert.Equal(t, int64(30000), hint.Load())
+	hinted := testing.AllocsPerRun(20, func() { read(29000) })
+	unhinted := testing.AllocsPerRun(20, func() { hint.Store(0); read(29000) })
+	assert.Less(t, hinted, unhinted-2, "the buffer grew instead of being sized from the hint")
+	read(10)
+	assert.Equal(t, int64(10), hint.Load())
+	read(100000)
+	read(maxBodyHint * 2)
+	assert.Equal(t, int64(maxBodyHint), hint.Load(), "the hint is bounded")
+	_, err := readBody(&http.Response{ContentLength: -1, Body: io.NopCloser(bytes.NewReader(make([]byte, 2000)))}, 1000, &hint)
+	var tl *tooLargeError
+	require.ErrorAs(t, err, &tl, "the limit holds whatever the hint")
 }

@@ -500,7 +500,7 @@ func (t *attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if c.cfg.limitHeaders != "" {
 		c.cfg.limitHeaders.observe(resp.Header, c.lim)
 	}
-	body, err := readBody(resp, c.cfg.maxBody)
+	body, err := readBody(resp, c.cfg.maxBody, &c.bodyHint)
 	fired := st.endAttempt()
 	st.sent = true
 	if err != nil {
@@ -529,8 +529,14 @@ func (t *attemptTransport) attemptError(st *call, fired bool, err error) error {
 	return err
 }
 
-// readBody reads the whole body, up to limit bytes, and closes it.
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
+// maxBodyHint bounds the starting buffer of a body of unknown length.
+const maxBodyHint = 256 << 10
+
+// readBody reads the whole body, up to limit bytes, and closes it. A body of unknown length
+// (chunked) is read into a buffer the size of the previous one (hint, up to maxBodyHint),
+// plus an eighth: a client that lists pages of similar size then reads each in one
+// allocation instead of growing a buffer from 4 KiB.
+func readBody(resp *http.Response, limit int64, hint *atomic.Int64) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.Body == http.NoBody {
 		return nil, nil
@@ -557,7 +563,11 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 			return nil, err
 		}
 	}
-	buf := make([]byte, 0, 4096)
+	size := int64(4096)
+	if h := hint.Load(); h > size {
+		size = min(h+h/8, limit+1)
+	}
+	buf := make([]byte, 0, size)
 	lr := io.LimitedReader{R: resp.Body, N: limit + 1}
 	for {
 		if len(buf) == cap(buf) {
@@ -569,6 +579,9 @@ func readBody(resp *http.Response, limit int64) ([]byte, error) {
 			return nil, &tooLargeError{limit: limit}
 		}
 		if err == io.EOF {
+			if n := int64(len(buf)); n != hint.Load() {
+				hint.Store(min(n, maxBodyHint))
+			}
 			return buf, nil
 		}
 		if err != nil {
