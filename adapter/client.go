@@ -296,7 +296,7 @@ func (c *Client) build(st *call) (*retryablehttp.Request, error) {
 	}
 	st.reqBody = body
 	var hreq *http.Request
-	if u := c.fastURL(r.Path, rawURL); u != nil {
+	if u := c.fastURL(&st.url, r.Path, rawURL); u != nil {
 		// The URL is built, not parsed again: NewRequest gets an empty one to replace.
 		hreq, err = http.NewRequestWithContext(st, st.method, "", nil)
 		if err == nil {
@@ -371,11 +371,11 @@ func (c *Client) resolve(path string, q url.Values) (string, error) {
 	return s, nil
 }
 
-// fastURL returns the URL that parsing rawURL (resolve's join of path to the base URL)
-// gives, built from the parsed base URL, when path is plain — only letters, digits and
-// "-._~/" — so that parsing would change nothing; nil when it is not, and rawURL must be
-// parsed.
-func (c *Client) fastURL(path, rawURL string) *url.URL {
+// fastURL sets u to the URL that parsing rawURL (resolve's join of path to the base URL)
+// gives, built from the parsed base URL, and returns it, when path is plain — only
+// letters, digits and "-._~/" — so that parsing would change nothing; nil when it is not,
+// and rawURL must be parsed.
+func (c *Client) fastURL(u *url.URL, path, rawURL string) *url.URL {
 	if c.baseURL == nil || path == "" || isAbsoluteURL(path) {
 		return nil
 	}
@@ -384,13 +384,13 @@ func (c *Client) fastURL(path, rawURL string) *url.URL {
 			return nil
 		}
 	}
-	u := *c.baseURL
+	*u = *c.baseURL
 	end := len(rawURL)
 	if i := strings.IndexByte(rawURL, '?'); i >= 0 {
 		u.RawQuery, end = rawURL[i+1:], i
 	}
 	u.Path = rawURL[len(c.base)-len(u.Path) : end] // the base's path and the plain path, as joined
-	return &u
+	return u
 }
 
 func isAbsoluteURL(p string) bool {

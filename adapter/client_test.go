@@ -391,7 +391,7 @@ func TestFastURLMatchesParse(t *testing.T) {
 				require.NoError(t, err)
 				want, err := url.Parse(raw)
 				require.NoError(t, err)
-				got := c.fastURL(path, raw)
+				got := c.fastURL(new(url.URL), path, raw)
 				require.NotNil(t, got, "%s + %s", base, path)
 				assert.Equal(t, want, got, "%s + %s", base, path)
 				assert.Equal(t, raw, got.String())
@@ -399,7 +399,7 @@ func TestFastURLMatchesParse(t *testing.T) {
 		}
 		for _, path := range []string{"", "a b", "a%20b", "a?x=1", "a#f", "é", "http://other.test/x", "a;b", "a:b"} {
 			raw, _ := c.resolve(path, nil)
-			assert.Nil(t, c.fastURL(path, raw), "%q must be parsed", path)
+			assert.Nil(t, c.fastURL(new(url.URL), path, raw), "%q must be parsed", path)
 		}
 	}
 	c, err := New("http://api.test/a%2Fb")

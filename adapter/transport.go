@@ -65,6 +65,7 @@ type call struct {
 
 	reqv Request  // the call's copy of the Request
 	resp Response // the Response handed to the caller
+	url  url.URL  // the request's URL when Client.fastURL builds it
 
 	// The call as a context.
 	values     context.Context // the caller's context with the call's trace when it has one of its own (set by bind)
