@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/connkit/connkit/adapter"
 )
 
@@ -86,7 +88,7 @@ func ExamplePages() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Printf("%s: %d products\n", page.URL.RequestURI(), page.JSON().Get("products.#").Int())
+		fmt.Printf("%s: %d products\n", page.URL.RequestURI(), gjson.ParseBytes(page.Body).Get("products.#").Int())
 	}
 	// Output:
 	// /products.json?limit=2: 2 products

@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/synclog"
 )
@@ -37,7 +39,7 @@ func ExampleNew() {
 	if err != nil {
 		panic(err)
 	}
-	p := resp.JSON().Get("product")
+	p := gjson.ParseBytes(resp.Body).Get("product")
 	fmt.Println(p.Get("id").Int(), p.Get("title").String())
 	fmt.Println("price:", p.Get("price").String())
 	for entry := range audit.Query(context.Background(), synclog.Filter{Limit: 1}) {

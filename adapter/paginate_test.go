@@ -720,7 +720,7 @@ func TestPagesYieldsEveryPageIncludingTheEmptyLast(t *testing.T) {
 	var sizes []int64
 	for resp, err := range Pages(t.Context(), api.doer(), Request{Path: "/"}, Offset("limit", "offset", 10), WithRecordsPath("products")) {
 		require.NoError(t, err)
-		sizes = append(sizes, resp.JSON().Get("products.#").Int())
+		sizes = append(sizes, gjson.ParseBytes(resp.Body).Get("products.#").Int())
 	}
 	assert.Equal(t, []int64{10, 10, 0}, sizes)
 }

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/tidwall/gjson"
 )
 
 // Request describes one call to the external API; send it with Client.Do.
@@ -57,11 +55,6 @@ type Response struct {
 	client *Client // for redacting errors about this response; nil in test doubles
 	op     string  // Request.Operation
 }
-
-// JSON returns a gjson view of the body. It does not validate the body (gjson reads what
-// it can of invalid JSON); decode Body with encoding/json where invalid JSON must be an
-// error.
-func (r *Response) JSON() gjson.Result { return gjson.ParseBytes(r.Body) }
 
 // Doer sends a Request and returns its complete Response. *Client implements it; paginators
 // and tests accept any Doer.

@@ -264,7 +264,7 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 				fail(r.id, "send", err)
 			}
 		} else {
-			arr := resp.JSON()
+			arr := gjson.ParseBytes(resp.Body)
 			for i, r := range recs {
 				ext := ""
 				if arr.IsArray() {
@@ -294,7 +294,7 @@ func (s *Sync) send(ctx context.Context, c *compiled, ids []string) (report.Coun
 			fail(r.id, "send", err)
 			continue
 		}
-		s.done(ctx, c, r, idString(resp.JSON().Get(idPath)), owner, &counts, fail)
+		s.done(ctx, c, r, idString(gjson.ParseBytes(resp.Body).Get(idPath)), owner, &counts, fail)
 	}
 	return counts, report.Partial(counts.Failed, errs)
 }
@@ -400,7 +400,7 @@ func (s *Sync) pull(ctx context.Context, c *compiled) (report.Counts, error) {
 	if err != nil {
 		return report.Counts{}, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, err)
 	}
-	body := resp.JSON()
+	body := gjson.ParseBytes(resp.Body)
 	if !gjson.ValidBytes(resp.Body) || !(body.IsArray() || body.IsObject()) {
 		return report.Counts{}, fmt.Errorf("apisync: push %q: %w: want a JSON array or object", c.cfg.Name, adapter.ErrBadResponse)
 	}

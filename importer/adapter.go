@@ -22,7 +22,7 @@ func FetchFrom(d adapter.Doer, pathFormat, recordPath string) func(ctx context.C
 		if err != nil {
 			return gjson.Result{}, err
 		}
-		rec := resp.JSON()
+		rec := gjson.ParseBytes(resp.Body)
 		if recordPath != "" {
 			rec = gjson.GetBytes(resp.Body, recordPath)
 		}
