@@ -583,6 +583,11 @@ func readBody(resp *http.Response, limit int64, hint *atomic.Int64) ([]byte, err
 			if n := int64(len(buf)); n != hint.Load() {
 				hint.Store(min(n, maxBodyHint))
 			}
+			if cap(buf)-len(buf) > len(buf)/4+4096 {
+				// The hint was far too big: the caller may keep the body, so it gets one
+				// that does not hold the spare capacity.
+				buf = append([]byte(nil), buf...)
+			}
 			return buf, nil
 		}
 		if err != nil {
