@@ -439,6 +439,7 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 	r := b.rec
 	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs)), index: make(map[string]int, len(recs))}
+	ids := make([]string, 0, len(recs)) // the page's external IDs, once each, in listing order
 	for i := range recs {
 		p, err := r.parse(recs[i])
 		pg.recs[i] = p
@@ -455,6 +456,7 @@ func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 		switch {
 		case !seen:
 			pg.index[p.extID] = i
+			ids = append(ids, p.extID)
 		case p.replaces(&pg.recs[j]):
 			pg.res[j].action = duplicate
 			pg.index[p.extID] = i
@@ -462,13 +464,10 @@ func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 			pg.res[i].action = duplicate
 		}
 	}
-	if b.cfg.enqueue != nil || len(pg.index) == 0 {
+	if b.cfg.enqueue != nil || len(ids) == 0 {
 		return pg
 	}
-	pg.ids = make([]string, 0, len(pg.index))
-	for id := range pg.index {
-		pg.ids = append(pg.ids, id)
-	}
+	pg.ids = ids
 	return pg
 }
 
