@@ -120,3 +120,74 @@ func ExampleExistenceChecker() {
 	fmt.Println(keptLive, goneLive)
 	// Output: true false
 }
+
+// IDs of every form (the store's own, numbers too large for its array, strings that
+// read as numbers but are not written like the store's) are kept apart and found again.
+func TestMemoryIDForms(t *testing.T) {
+	ctx := context.Background()
+	m := local.NewMemory[string]()
+	for _, id := range []string{"0", "05", "+5", "5", "-1", " 7", "x", "16777216", "99999999999"} {
+		m.Put(id, "v"+id)
+	}
+	for _, id := range []string{"0", "05", "+5", "5", "-1", " 7", "x", "16777216", "99999999999"} {
+		v, err := m.Get(ctx, id)
+		require.NoError(t, err, id)
+		assert.Equal(t, "v"+id, v)
+	}
+	_, err := m.Get(ctx, "6")
+	assert.ErrorIs(t, err, local.ErrNotFound)
+	id, err := m.Create(ctx, "big")
+	require.NoError(t, err)
+	assert.Equal(t, "100000000000", id, "IDs continue after the largest seeded one")
+	id2, created, err := m.CreateKeyed(ctx, "k", "keyed")
+	require.NoError(t, err)
+	assert.True(t, created)
+	assert.Equal(t, "100000000001", id2)
+	assert.Equal(t, 11, m.Len())
+	require.NoError(t, m.Update(ctx, "5", "five"))
+	require.NoError(t, m.Update(ctx, id, "bigger"))
+	require.NoError(t, m.Delete(ctx, "05"))
+	require.NoError(t, m.Delete(ctx, "16777216"))
+	assert.ErrorIs(t, m.Delete(ctx, "16777216"), local.ErrNotFound)
+	assert.ErrorIs(t, m.Update(ctx, "05", "x"), local.ErrNotFound)
+	v, err := m.Get(ctx, "5")
+	require.NoError(t, err)
+	assert.Equal(t, "five", v)
+	live, err := m.Existing(ctx, []string{"5", "05", id, id2, "16777216"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]struct{}{"5": {}, id: {}, id2: {}}, live)
+	assert.Equal(t, []string{"-1", "0", "+5", "5", "99999999999", "100000000000", "100000000001", " 7", "x"}, m.IDs())
+	assert.Equal(t, 9, m.Len())
+}
+
+// A store's IDs stay in its array until the largest it keeps there, and then go on in
+// its map: every ID is found, deleted and recreated alike.
+func TestMemoryIDsPastTheArray(t *testing.T) {
+	ctx := context.Background()
+	m := local.NewMemory[int]()
+	m.Put("16777214", 0)
+	var ids []string
+	for i := range 4 {
+		id, created, err := m.CreateKeyed(ctx, fmt.Sprint("k", i), i+1)
+		require.NoError(t, err)
+		require.True(t, created)
+		ids = append(ids, id)
+	}
+	assert.Equal(t, []string{"16777215", "16777216", "16777217", "16777218"}, ids)
+	for i, id := range ids {
+		v, err := m.Get(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, i+1, v)
+		again, created, err := m.CreateKeyed(ctx, fmt.Sprint("k", i), 0)
+		require.NoError(t, err)
+		assert.False(t, created)
+		assert.Equal(t, id, again)
+		require.NoError(t, m.Delete(ctx, id))
+		again, created, err = m.CreateKeyed(ctx, fmt.Sprint("k", i), 0)
+		require.NoError(t, err)
+		assert.True(t, created, "a deleted record's key creates again")
+		assert.NotEqual(t, id, again)
+	}
+	assert.Equal(t, 5, m.Len())
+	assert.Equal(t, 8, m.Creates())
+}
