@@ -13,27 +13,62 @@ const (
 	Export = "export"
 )
 
-type link struct {
-	id   string
-	next *link
+// The keys of the two kinds, boxed once: looking a chain up allocates nothing.
+var (
+	importKey any = key{Import}
+	exportKey any = key{Export}
+)
+
+func keyOf(kind string) any {
+	switch kind {
+	case Import:
+		return importKey
+	case Export:
+		return exportKey
+	}
+	return key{kind}
+}
+
+// Link is one record of a chain, and the context that carries the chain down to it. With
+// allocates one; a caller that adds many records to chains (a page of an import) can keep
+// Links in one slice and fill them with Link.With instead.
+type Link struct {
+	context.Context // the parent
+	key             any
+	backend, model  string
+	id              string
+	next            *Link // the previous record of the same kind's chain
+}
+
+// Value returns l for its kind's key, and asks the parent for any other key.
+func (l *Link) Value(k any) any {
+	if k == l.key {
+		return l
+	}
+	return l.Context.Value(k)
+}
+
+// With makes l the link of (backend, model, id) in ctx's chain of kind and returns the
+// context that carries it (l itself). l must not be in use by another context.
+func (l *Link) With(ctx context.Context, kind, backend, model, id string) context.Context {
+	k := keyOf(kind)
+	parent, _ := ctx.Value(k).(*Link)
+	*l = Link{Context: ctx, key: k, backend: backend, model: model, id: id, next: parent}
+	return l
 }
 
 // With returns ctx with (backend, model, id) added to the chain of kind ("import",
-// "export"); chains of different kinds do not see each other.
+// "export"); chains of different kinds do not see each other. It allocates once.
 func With(ctx context.Context, kind, backend, model, id string) context.Context {
-	parent, _ := ctx.Value(key{kind}).(*link)
-	return context.WithValue(ctx, key{kind}, &link{id: join(backend, model, id), next: parent})
+	return new(Link).With(ctx, kind, backend, model, id)
 }
 
 // Has reports whether (backend, model, id) is in ctx's chain of kind.
 func Has(ctx context.Context, kind, backend, model, id string) bool {
-	k := join(backend, model, id)
-	for l, _ := ctx.Value(key{kind}).(*link); l != nil; l = l.next {
-		if l.id == k {
+	for l, _ := ctx.Value(keyOf(kind)).(*Link); l != nil; l = l.next {
+		if l.id == id && l.model == model && l.backend == backend {
 			return true
 		}
 	}
 	return false
 }
-
-func join(backend, model, id string) string { return backend + "\x00" + model + "\x00" + id }
