@@ -36,12 +36,13 @@ const chunkBits = 8 // 256 bindings, about 70 KiB, per chunk
 
 func (r *rows) at(i int) *Binding { return &r.chunks[i>>chunkBits][i&(1<<chunkBits-1)] }
 
-func (r *rows) append(b *Binding) {
+// push adds an empty row and returns it, to be written in place.
+func (r *rows) push() *Binding {
 	if r.n == len(r.chunks)<<chunkBits {
 		r.chunks = append(r.chunks, make([]Binding, 1<<chunkBits))
 	}
-	*r.at(r.n) = *b
 	r.n++
+	return r.at(r.n - 1)
 }
 
 // truncate drops the rows from n on (chunks stay allocated for reuse).
@@ -177,14 +178,22 @@ func (s *memoryStore) GetManyByExternal(ctx context.Context, backend, model stri
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: get %d %s/%s bindings by external ID: %w", len(externalIDs), backend, model, err)
 	}
-	out := make(map[string]Binding, len(externalIDs))
+	var out map[string]Binding
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ids := s.byExt[scope{backend, model}]
-	for _, id := range externalIDs {
+	for i, id := range externalIDs {
 		if bid, ok := ids[id]; ok {
+			if out == nil {
+				// Sized at the first hit: a page of new records (all misses) allocates
+				// no room for bindings it does not have.
+				out = make(map[string]Binding, len(externalIDs)-i)
+			}
 			out[id] = *s.rows.at(int(bid - 1))
 		}
+	}
+	if out == nil {
+		out = map[string]Binding{}
 	}
 	return out, nil
 }
@@ -233,7 +242,7 @@ func (s *memoryStore) Ensure(ctx context.Context, b Binding) (Binding, bool, err
 		return Binding{}, false, fmt.Errorf("binding: ensure: %w", err)
 	}
 	ext, loc := (&scopeCache{}).maps(s, b.Backend, b.Model)
-	return s.insertLocked(b, s.clock(), ext, loc, nil), true, nil
+	return *s.insertLocked(&b, s.clock(), ext, loc, nil), true, nil
 }
 
 // Upsert implements Store.
@@ -243,8 +252,8 @@ func (s *memoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	got, err := s.upsertLocked(b, s.clock(), nil, &scopeCache{})
-	if err != nil {
+	var got Binding
+	if err := s.upsertLocked(&b, s.clock(), nil, &scopeCache{}, &got, false); err != nil {
 		return Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
 	return got, nil
@@ -266,19 +275,17 @@ func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 			return nil, &BatchError{Index: i, Err: err}
 		}
 	}
+	out := make([]Binding, len(bs))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()
-	u := &undoLog{rowsLen: s.rows.n}
+	u := &undoLog{rowsLen: s.rows.n, steps: make([]undoStep, 0, len(bs))}
 	var c scopeCache
-	out := make([]Binding, len(bs))
 	for i := range bs {
-		got, err := s.upsertLocked(bs[i], now, u, &c)
-		if err != nil {
+		if err := s.upsertLocked(&bs[i], now, u, &c, &out[i], true); err != nil {
 			s.rollback(u)
 			return nil, &BatchError{Index: i, Err: err}
 		}
-		out[i] = got
 	}
 	return out, nil
 }
@@ -315,29 +322,35 @@ func (s *memoryStore) rollback(u *undoLog) {
 	s.rows.truncate(u.rowsLen)
 }
 
-// upsertLocked resolves which binding b is, then writes it. u, when not nil, records the
-// previous state for rollback.
-func (s *memoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scopeCache) (Binding, error) {
+// upsertLocked resolves which binding b is, then writes it, and copies the stored
+// binding to out. b is only read. u, when not nil, records the previous state for
+// rollback; validated tells that b was checked on its own already.
+func (s *memoryStore) upsertLocked(b *Binding, now time.Time, u *undoLog, c *scopeCache, out *Binding, validated bool) error {
 	if b.ID != 0 {
-		if err := b.validate(); err != nil {
-			return Binding{}, err
+		if !validated {
+			if err := b.validate(); err != nil {
+				return err
+			}
 		}
 		cur := s.row(b.ID)
 		if cur == nil {
-			return Binding{}, notFoundID("upsert", b.ID)
+			return notFoundID("upsert", b.ID)
 		}
 		if err := checkLease(cur, b.LeaseOwner, now); err != nil {
-			return Binding{}, err
+			return err
 		}
 		next := s.merge(cur, b, now)
 		// The binding may move to other IDs, or another scope.
 		if err := s.checkUnique(&next, next.ID); err != nil {
-			return Binding{}, err
+			return err
 		}
-		return s.replaceLocked(cur, next, u), nil
+		*out = s.replaceLocked(cur, next, u)
+		return nil
 	}
-	if err := b.validateKeyed("binding: upsert"); err != nil {
-		return Binding{}, err
+	if !validated {
+		if err := b.validateKeyed("binding: upsert"); err != nil {
+			return err
+		}
 	}
 	ext, loc := c.maps(s, b.Backend, b.Model)
 	var extOwner, localOwner int64
@@ -349,26 +362,27 @@ func (s *memoryStore) upsertLocked(b Binding, now time.Time, u *undoLog, c *scop
 	}
 	switch {
 	case extOwner != 0 && localOwner != 0 && extOwner != localOwner:
-		return Binding{}, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
+		return fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
 			b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, ErrConflict)
 	case extOwner == 0 && localOwner == 0:
 		// Neither ID is bound in this scope, so the new binding is unique.
-		got := s.insertLocked(b, now, ext, loc, u)
-		return got, nil
+		*out = *s.insertLocked(b, now, ext, loc, u)
+		return nil
 	}
 	// Found by one of its IDs in its own scope: the other ID is either empty, this
 	// binding's own, or unbound, so the result stays unique.
 	cur := s.rows.at(int(max(extOwner, localOwner) - 1))
 	if err := checkLease(cur, b.LeaseOwner, now); err != nil {
-		return Binding{}, err
+		return err
 	}
-	return s.replaceLocked(cur, s.merge(cur, b, now), u), nil
+	*out = s.replaceLocked(cur, s.merge(cur, b, now), u)
+	return nil
 }
 
 // merge returns b written over cur with Upsert's rules: the stored ID, creation time and
 // lease stay, and empty IDs keep the stored ones.
-func (s *memoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
-	next := b
+func (s *memoryStore) merge(cur *Binding, b *Binding, now time.Time) Binding {
+	next := *b
 	next.ID, next.CreatedAt, next.UpdatedAt = cur.ID, cur.CreatedAt, now
 	next.LeaseOwner, next.LeaseExpiresAt = cur.LeaseOwner, cur.LeaseExpiresAt
 	next.SyncedAt, next.ExternalUpdatedAt = utc(b.SyncedAt), utc(b.ExternalUpdatedAt)
@@ -384,17 +398,18 @@ func (s *memoryStore) merge(cur *Binding, b Binding, now time.Time) Binding {
 	return next
 }
 
-// insertLocked appends b as a new binding and indexes it in ext and loc, the maps of its
-// scope; the caller has checked uniqueness.
-func (s *memoryStore) insertLocked(b Binding, now time.Time, ext, loc map[string]int64, u *undoLog) Binding {
-	b.ID = int64(s.rows.n) + 1
+// insertLocked appends a copy of src as a new binding, indexes it in ext and loc, the maps
+// of its scope, and returns the stored row; the caller has checked uniqueness.
+func (s *memoryStore) insertLocked(src *Binding, now time.Time, ext, loc map[string]int64, u *undoLog) *Binding {
+	b := s.rows.push() // written in place: a Binding is large
+	*b = *src
+	b.ID = int64(s.rows.n)
 	b.CreatedAt, b.UpdatedAt = now, now
 	b.LeaseOwner, b.LeaseExpiresAt = "", time.Time{}
 	b.SyncedAt, b.ExternalUpdatedAt = utc(b.SyncedAt), utc(b.ExternalUpdatedAt)
 	if b.Status == "" {
 		b.Status = StatusPending
 	}
-	s.rows.append(&b)
 	if u != nil {
 		u.steps = append(u.steps, undoStep{id: b.ID, prev: -1})
 	}

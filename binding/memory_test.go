@@ -190,3 +190,48 @@ func TestValidateMessages(t *testing.T) {
 func BenchmarkMemoryStore(b *testing.B) {
 	bindingtest.Bench(b, func(b *testing.B) binding.Store { return binding.NewMemory() })
 }
+
+// UpsertBatch reads the caller's bindings and writes its own copies: the batch passed in
+// is left as it was, whether the batch is written or rolled back, and what it returns does
+// not share memory with the store.
+func TestMemoryStoreUpsertBatchLeavesItsInput(t *testing.T) {
+	ctx := t.Context()
+	s := binding.NewMemory()
+	in := []binding.Binding{
+		{Backend: "b", Model: "m", ExternalID: "1", LocalID: "L1", Hash: "h"},
+		{Backend: "b", Model: "m", ExternalID: "2"},
+	}
+	want := slices.Clone(in)
+	out, err := s.UpsertBatch(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(in, want) {
+		t.Fatalf("UpsertBatch changed its input: %+v", in)
+	}
+	if out[0].ID == 0 || out[1].Status != binding.StatusPending {
+		t.Fatalf("UpsertBatch returned %+v", out)
+	}
+	out[0].Hash = "changed"
+	if got, _ := s.Get(ctx, out[0].ID); got.Hash != "h" {
+		t.Fatalf("the returned binding shares memory with the store: Hash %q", got.Hash)
+	}
+	// Rolled back: the second item's local ID is bound to binding 1.
+	in = []binding.Binding{{Backend: "b", Model: "m", ExternalID: "3"}, {Backend: "b", Model: "m", ExternalID: "4", LocalID: "L1"}}
+	want = slices.Clone(in)
+	if _, err := s.UpsertBatch(ctx, in); !errors.Is(err, binding.ErrConflict) {
+		t.Fatalf("UpsertBatch = %v, want ErrConflict", err)
+	}
+	if !slices.Equal(in, want) {
+		t.Fatalf("a rolled-back UpsertBatch changed its input: %+v", in)
+	}
+	// GetManyByExternal: a map also when nothing is bound, copies when something is.
+	got, err := s.GetManyByExternal(ctx, "b", "m", []string{"3", "9"})
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("GetManyByExternal of unbound IDs = %v, %v; want an empty map", got, err)
+	}
+	got, err = s.GetManyByExternal(ctx, "b", "m", []string{"9", "1", "2", "1"})
+	if err != nil || len(got) != 2 || got["1"].LocalID != "L1" || got["2"].ID != out[1].ID {
+		t.Fatalf("GetManyByExternal = %+v, %v", got, err)
+	}
+}
