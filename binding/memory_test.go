@@ -216,8 +216,8 @@ func TestMemoryStoreUpsertBatchLeavesItsInput(t *testing.T) {
 	if got, _ := s.Get(ctx, out[0].ID); got.Hash != "h" {
 		t.Fatalf("the returned binding shares memory with the store: Hash %q", got.Hash)
 	}
-	// Rolled back: the second item's local ID is bound to binding 1.
-	in = []binding.Binding{{Backend: "b", Model: "m", ExternalID: "3"}, {Backend: "b", Model: "m", ExternalID: "4", LocalID: "L1"}}
+	// Rolled back: the second item's external ID is bound to binding 2, its local ID to 1.
+	in = []binding.Binding{{Backend: "b", Model: "m", ExternalID: "3"}, {Backend: "b", Model: "m", ExternalID: "2", LocalID: "L1"}}
 	want = slices.Clone(in)
 	if _, err := s.UpsertBatch(ctx, in); !errors.Is(err, binding.ErrConflict) {
 		t.Fatalf("UpsertBatch = %v, want ErrConflict", err)
