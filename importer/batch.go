@@ -16,6 +16,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/report"
 	"github.com/connkit/connkit/state"
 )
@@ -240,8 +241,23 @@ type page struct {
 	// ids lists them (both nil in enqueue mode).
 	index map[string]int
 	ids   []string
+	// ups and links are the bulk import's buffers (see bulkPage).
+	ups   []binding.Binding
+	links []depchain.Link
 	// err stops the run: a listing failure. recs is empty then.
 	err error
+}
+
+// freePages is how many finished pages a run keeps for the next ones to reuse: a page is
+// finished two pages after it was imported, while the producer prepares up to two more.
+const freePages = 3
+
+// resize returns s with length n, reusing its array when it is large enough.
+func resize[E any](s []E, n int) []E {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]E, n)
 }
 
 // Run walks the listing once and imports every record. It returns the summary so far and
@@ -276,6 +292,14 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan page, 1)
+	// Finished pages go back to the producer, whose next pages reuse their memory.
+	free := make(chan page, freePages)
+	recycle := func(f *inflight) {
+		select {
+		case free <- f.pg:
+		default:
+		}
+	}
 	producerDone := make(chan struct{})
 	defer func() {
 		cancel()
@@ -284,7 +308,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 	go func() {
 		defer close(producerDone)
 		defer close(pages)
-		b.produce(ctx, since, pages)
+		b.produce(ctx, since, pages, free)
 	}()
 
 	t := tally[T]{b: b, sum: &sum, wm: wm, start: start, mayHold: held < maxHeldRuns}
@@ -308,7 +332,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		for fl != nil || pend != nil {
 			if fl != nil {
 				err := t.finish(ctx, fl)
-				fl = nil
+				fl = nil // the run ends: nothing to recycle for
 				if err != nil {
 					pend, pendCommit = nil, nil // its records stay unbound; a rerun binds them by key
 					return err
@@ -338,11 +362,12 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		// bindings are read: a repeat of one of its records is told by its binding.
 		if fl != nil {
 			err := t.finish(ctx, fl)
-			fl = nil
 			if err != nil {
-				pend, pendCommit = nil, nil
+				fl, pend, pendCommit = nil, nil, nil
 				return stop(err)
 			}
+			recycle(fl) // its commit is done and its results counted
+			fl = nil
 		}
 		rd, rerr := b.readPage(ctx, &pg, runStart)
 		if pend != nil {
@@ -357,7 +382,7 @@ func (b *Batch[T]) Run(ctx context.Context) (Summary, error) {
 		}
 		commit, ierr := b.importPage(ctx, &pg, rd)
 		// Commit what the page did even when it was cut short: work already done is kept.
-		pend, pendCommit = &inflight{done: make(chan error, 1), res: pg.res}, commit
+		pend, pendCommit = &inflight{done: make(chan error, 1), res: pg.res, pg: pg}, commit
 		if ierr != nil {
 			return stop(ierr)
 		}
@@ -396,7 +421,8 @@ func (b *Batch[T]) saveHeldRuns(ctx context.Context, n int) error {
 }
 
 // produce walks the listing and sends prepared pages until it ends, fails or ctx ends.
-func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- page) {
+// It prepares pages in the memory of the finished pages it receives on free.
+func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- page, free <-chan page) {
 	send := func(pg page) bool {
 		select {
 		case pages <- pg:
@@ -408,7 +434,12 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 	buf := make([]gjson.Result, 0, b.cfg.commitSize)
 	var prev page
 	flush := func() bool {
-		pg := b.prepare(buf, &prev)
+		var reuse page
+		select {
+		case reuse = <-free:
+		default:
+		}
+		pg := b.prepare(buf, &prev, &reuse)
 		buf = buf[:0] // the page holds copies of the records, not buf
 		prev = pg
 		return send(pg)
@@ -435,11 +466,22 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 // lists more than once (by updated-at, then by position); the others are duplicates, as
 // are copies of a record of the previous page that do not replace it. (Pages before that
 // one are committed by the time this one is imported: a repeat of theirs is told by its
-// binding, synced during the run.)
-func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
+// binding, synced during the run.) The page reuses the memory of reuse, a finished page
+// (or a zero page).
+func (b *Batch[T]) prepare(recs []gjson.Result, prev, reuse *page) page {
 	r := b.rec
-	pg := page{recs: make([]parsed, len(recs)), res: make([]itemResult, len(recs)), index: make(map[string]int, len(recs))}
-	ids := make([]string, 0, len(recs)) // the page's external IDs, once each, in listing order
+	n := len(recs)
+	pg := page{recs: resize(reuse.recs, n), res: resize(reuse.res, n), index: reuse.index, ups: reuse.ups, links: reuse.links}
+	clear(pg.res)
+	if pg.index == nil {
+		pg.index = make(map[string]int, n)
+	} else {
+		clear(pg.index)
+	}
+	ids := reuse.ids[:0] // the page's external IDs, once each, in listing order
+	if cap(ids) < n {
+		ids = make([]string, 0, n)
+	}
 	for i := range recs {
 		p, err := r.parse(recs[i])
 		pg.recs[i] = p
@@ -475,6 +517,7 @@ func (b *Batch[T]) prepare(recs []gjson.Result, prev *page) page {
 type inflight struct {
 	done chan error
 	res  []itemResult
+	pg   page // its memory, reused once it is finished
 }
 
 // tally adds committed pages to the summary and moves the watermark.
@@ -722,7 +765,12 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 	recs, res := pg.recs, pg.res
 	n := len(recs)
 	// ups[i] is record i's binding to write; no ExternalID means none.
-	ups := make([]binding.Binding, n)
+	ups := resize(pg.ups, n)
+	clear(ups)
+	// links[i] carries record i's place in the dependency chain to its decoder: no
+	// allocation per record. (Link.With writes all of a link.)
+	links := resize(pg.links, n)
+	pg.ups, pg.links = ups, links // reused by a later page once this one is finished
 	now := r.cfg.now()
 	syncedAt := pc.syncTime(now)
 	parallel(n, b.cfg.concurrency, func(i int) {
@@ -763,7 +811,7 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 			res[i].err = r.fail(p.extID, "claim", fmt.Errorf("%w (%d failures, last: %s); import it with importer.Force() or RetryFailed", report.ErrTooManyRetries, cur.RetryCount, cur.LastError))
 			return
 		}
-		action, localID, step, err := r.apply(ctx, p, cur.LocalID)
+		action, localID, step, err := r.apply(ctx, p, cur.LocalID, &links[i])
 		// Written in place: a Binding is large, and copying it was a measurable cost.
 		ups[i] = cur
 		u := &ups[i]

@@ -424,7 +424,7 @@ func (r *Importer[T]) importLeased(ctx context.Context, p parsed, force bool, pc
 func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed, b binding.Binding, res report.Result, pc *pageCtx) (report.Result, error) {
 	owner := lease.Owner()
 	lctx := lease.Context()
-	action, localID, step, err := r.apply(lctx, &p, b.LocalID)
+	action, localID, step, err := r.apply(lctx, &p, b.LocalID, nil)
 	if err != nil && lctx.Err() != nil && ctx.Err() == nil {
 		// The lease was lost, not ctx: the new holder's sync wins.
 		return res, r.fail(p.extID, step, fmt.Errorf("%w (%w)", context.Cause(lctx), err))
@@ -460,12 +460,16 @@ func (r *Importer[T]) write(ctx context.Context, lease *binding.Lease, p parsed,
 }
 
 // apply decodes and writes the local record. It returns the action,
-// the local ID and, on error, the step that failed.
-func (r *Importer[T]) apply(ctx context.Context, p *parsed, localID string) (report.Action, string, string, error) {
+// the local ID and, on error, the step that failed. link, when not nil, is the memory of
+// the record's link in the dependency chain (a batch keeps a page's links in one slice).
+func (r *Importer[T]) apply(ctx context.Context, p *parsed, localID string, link *depchain.Link) (report.Action, string, string, error) {
 	// The mapping may import related records first (a relation's WithImportMissing); the
 	// chain in ctx tells them this record is being imported, under its lease, so a cycle
 	// back to it stops instead of waiting on a lease its own import holds.
-	v, err := r.decode(depchain.With(ctx, depchain.Import, r.backend, r.model, p.extID), p.rec, localID == "")
+	if link == nil {
+		link = new(depchain.Link)
+	}
+	v, err := r.decode(link.With(ctx, depchain.Import, r.backend, r.model, p.extID), p.rec, localID == "")
 	if err != nil {
 		return report.Failed, localID, "map", err
 	}
