@@ -6,6 +6,8 @@ import (
 	"iter"
 	"sync"
 	"time"
+
+	"github.com/connkit/connkit/internal/batchhint"
 )
 
 // listPageSize is how many bindings List copies per lock acquisition.
@@ -260,7 +262,9 @@ func (s *memoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 }
 
 // UpsertBatch implements Store. It is all or nothing: a failing item rolls back the
-// items before it.
+// items before it. When ctx carries connkit's internal hint that the caller will not read
+// the result (the batch importer's commits), it writes the batch the same way and returns
+// nil instead of a copy of every binding.
 func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("binding: upsert batch of %d: %w", len(bs), err)
@@ -275,14 +279,23 @@ func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 			return nil, &BatchError{Index: i, Err: err}
 		}
 	}
-	out := make([]Binding, len(bs))
+	var out []Binding
+	var scratch Binding // where an unread result goes
+	unread := batchhint.ResultsUnread(ctx)
+	if !unread {
+		out = make([]Binding, len(bs))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock()
 	u := &undoLog{rowsLen: s.rows.n, steps: make([]undoStep, 0, len(bs))}
 	var c scopeCache
 	for i := range bs {
-		if err := s.upsertLocked(&bs[i], now, u, &c, &out[i], true); err != nil {
+		dst := &scratch
+		if !unread {
+			dst = &out[i]
+		}
+		if err := s.upsertLocked(&bs[i], now, u, &c, dst, true); err != nil {
 			s.rollback(u)
 			return nil, &BatchError{Index: i, Err: err}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/binding/bindingtest"
+	"github.com/connkit/connkit/internal/batchhint"
 )
 
 // fakeClock is a manual clock for one store.
@@ -233,5 +234,50 @@ func TestMemoryStoreUpsertBatchLeavesItsInput(t *testing.T) {
 	got, err = s.GetManyByExternal(ctx, "b", "m", []string{"9", "1", "2", "1"})
 	if err != nil || len(got) != 2 || got["1"].LocalID != "L1" || got["2"].ID != out[1].ID {
 		t.Fatalf("GetManyByExternal = %+v, %v", got, err)
+	}
+}
+
+// With the importer's hint that the result goes unread, UpsertBatch writes the same
+// bindings (and rolls back the same way) but returns none.
+func TestMemoryStoreUpsertBatchUnreadResults(t *testing.T) {
+	ctx := t.Context()
+	plain, hinted := binding.NewMemory(), binding.NewMemory()
+	batch := []binding.Binding{
+		{Backend: "b", Model: "m", ExternalID: "1", LocalID: "L1", Hash: "h", Status: binding.StatusSuccess},
+		{Backend: "b", Model: "m", ExternalID: "2"},
+		{Backend: "b", Model: "m", ExternalID: "1", Hash: "h2", Status: binding.StatusSuccess}, // sees the first
+	}
+	want, err := plain.UpsertBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := hinted.UpsertBatch(batchhint.WithoutResults(ctx), batch)
+	if err != nil || got != nil {
+		t.Fatalf("hinted UpsertBatch = %v, %v; want nil, nil", got, err)
+	}
+	for _, r := range want {
+		w, err := plain.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := hinted.Get(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.CreatedAt, g.UpdatedAt, w.CreatedAt, w.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if g != w {
+			t.Errorf("hinted store holds %+v, want %+v", g, w)
+		}
+	}
+	// A conflict rolls the hinted batch back too.
+	_, err = hinted.UpsertBatch(batchhint.WithoutResults(ctx), []binding.Binding{
+		{Backend: "b", Model: "m", ExternalID: "3"},
+		{Backend: "b", Model: "m", ExternalID: "2", LocalID: "L1"},
+	})
+	if !errors.Is(err, binding.ErrConflict) {
+		t.Fatalf("UpsertBatch = %v, want ErrConflict", err)
+	}
+	if _, err := hinted.GetByExternal(ctx, "b", "m", "3"); !errors.Is(err, binding.ErrNotFound) {
+		t.Fatalf("the rolled-back insert is still there: %v", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/connkit/connkit/adapter"
 	"github.com/connkit/connkit/binding"
+	"github.com/connkit/connkit/internal/batchhint"
 	"github.com/connkit/connkit/internal/bindingkit"
 	"github.com/connkit/connkit/internal/ctxerr"
 	"github.com/connkit/connkit/internal/depchain"
@@ -634,7 +635,9 @@ func parallel(n, conc int, f func(i int)) {
 	conc = min(conc, n)
 	var wg sync.WaitGroup
 	per := (n + conc - 1) / conc
-	for w := range conc {
+	// The calling goroutine takes the first share itself: one goroutine fewer to start,
+	// and one fewer to wake.
+	for w := 1; w < conc; w++ {
 		lo, hi := w*per, min((w+1)*per, n)
 		if lo >= hi {
 			break
@@ -644,6 +647,9 @@ func parallel(n, conc int, f func(i int)) {
 				f(i)
 			}
 		})
+	}
+	for i := range min(per, n) {
+		f(i)
 	}
 	wg.Wait()
 }
@@ -856,7 +862,8 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 // another worker leased since the page read it is left to that worker.
 func (b *Batch[T]) commit(ctx context.Context, batch []binding.Binding) error {
 	r := b.rec
-	ctx = context.WithoutCancel(ctx)
+	// Only the error is read: a store may skip copying the written bindings back.
+	ctx = batchhint.WithoutResults(context.WithoutCancel(ctx))
 	for len(batch) > 0 {
 		_, err := r.bindings.UpsertBatch(ctx, batch)
 		var be *binding.BatchError
