@@ -242,9 +242,8 @@ type page struct {
 	// ids lists them (both nil in enqueue mode).
 	index map[string]int
 	ids   []string
-	// ups and links are the bulk import's buffers (see bulkPage).
-	ups   []binding.Binding
-	links []depchain.Link
+	// ups is the bulk import's buffer of bindings to write (see bulkPage).
+	ups []binding.Binding
 	// err stops the run: a listing failure. recs is empty then.
 	err error
 }
@@ -472,7 +471,7 @@ func (b *Batch[T]) produce(ctx context.Context, since time.Time, pages chan<- pa
 func (b *Batch[T]) prepare(recs []gjson.Result, prev, reuse *page) page {
 	r := b.rec
 	n := len(recs)
-	pg := page{recs: resize(reuse.recs, n), res: resize(reuse.res, n), index: reuse.index, ups: reuse.ups, links: reuse.links}
+	pg := page{recs: resize(reuse.recs, n), res: resize(reuse.res, n), index: reuse.index, ups: reuse.ups}
 	clear(pg.res)
 	if pg.index == nil {
 		pg.index = make(map[string]int, n)
@@ -773,10 +772,10 @@ func (b *Batch[T]) bulkPage(ctx context.Context, pg *page, current map[string]bi
 	// ups[i] is record i's binding to write; no ExternalID means none.
 	ups := resize(pg.ups, n)
 	clear(ups)
-	// links[i] carries record i's place in the dependency chain to its decoder: no
-	// allocation per record. (Link.With writes all of a link.)
-	links := resize(pg.links, n)
-	pg.ups, pg.links = ups, links // reused by a later page once this one is finished
+	pg.ups = ups // reused by a later page once this one is finished
+	// links[i] carries record i's place in the dependency chain to its decoder: one
+	// allocation per page, not per record. Never reused: a decoder may keep its context.
+	links := make([]depchain.Link, n)
 	now := r.cfg.now()
 	syncedAt := pc.syncTime(now)
 	parallel(n, b.cfg.concurrency, func(i int) {

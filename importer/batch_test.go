@@ -22,6 +22,7 @@ import (
 
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/importer"
+	"github.com/connkit/connkit/internal/depchain"
 	"github.com/connkit/connkit/internal/fakeapi"
 	"github.com/connkit/connkit/local"
 	"github.com/connkit/connkit/state"
@@ -329,3 +330,37 @@ func TestBatchFallbackLoggedOnce(t *testing.T) {
 
 // unkeyed hides the store's CreateKeyed.
 type unkeyed[T any] struct{ local.Store[T] }
+
+// A decoder may keep the context it was given (to finish related work later): the
+// dependency chain it carries still names that decoder's record after the run, whatever
+// the later pages imported.
+func TestBatchKeptDecodeContextKeepsItsChain(t *testing.T) {
+	var mu sync.Mutex
+	kept := map[string]context.Context{}
+	imp, err := importer.New(binding.NewMemory(), local.NewMemory[product](), "shop", "product",
+		func(ctx context.Context, rec gjson.Result, create bool) (product, error) {
+			mu.Lock()
+			kept[rec.Get("id").String()] = ctx
+			mu.Unlock()
+			return mapProduct(ctx, rec, create)
+		})
+	require.NoError(t, err)
+	var raws []string
+	for i := 1; i <= 40; i++ {
+		raws = append(raws, fmt.Sprintf(`{"id":%d,"name":"P%d","updated_at":"2024-01-01T00:00:%02dZ"}`, i, i, i))
+	}
+	batch, err := importer.NewBatch(imp, sliceList(raws...), importer.WithCommitSize(4), importer.WithConcurrency(3))
+	require.NoError(t, err)
+	sum, err := batch.Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 40, sum.Created)
+	require.Len(t, kept, 40)
+	for id, ctx := range kept {
+		require.True(t, depchain.Has(ctx, depchain.Import, "shop", "product", id), "record %s's context lost its chain", id)
+		other := "1"
+		if id == "1" {
+			other = "2"
+		}
+		require.False(t, depchain.Has(ctx, depchain.Import, "shop", "product", other), "record %s's context names record %s", id, other)
+	}
+}

@@ -49,7 +49,8 @@ func (l *Link) Value(k any) any {
 }
 
 // With makes l the link of (backend, model, id) in ctx's chain of kind and returns the
-// context that carries it (l itself). l must not be in use by another context.
+// context that carries it (l itself). l must be unused: a context it carried (which a
+// callee may have kept) would change with it.
 func (l *Link) With(ctx context.Context, kind, backend, model, id string) context.Context {
 	k := keyOf(kind)
 	parent, _ := ctx.Value(k).(*Link)
