@@ -184,7 +184,8 @@ type Store interface {
 	// or nothing: on error nothing is written, and the error is a *BatchError naming the
 	// index of the failing binding. Items are checked on their own first: when any item is
 	// invalid (ErrInvalid), the error names the first invalid one, even if an earlier item
-	// would conflict; otherwise it names the first item that fails in order.
+	// would conflict; otherwise it names the first item that fails in order. bs is the
+	// caller's again once UpsertBatch returns (callers reuse it): a store must not keep it.
 	UpsertBatch(ctx context.Context, bs []Binding) ([]Binding, error)
 
 	// MarkSuccess sets the status to success, clears LastError, resets RetryCount and
