@@ -20,19 +20,7 @@ Run 'connkit bindings <subcommand> --help' for each subcommand's flags.
 `
 
 func runBindings(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("bindings", "bindings needs a subcommand: list or retry")
-	}
-	switch args[0] {
-	case "list":
-		return bindingsList(ctx, e, args[1:])
-	case "retry":
-		return bindingsRetry(ctx, e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stdout, bindingsUsage)
-		return errHelpShown
-	}
-	return usagef("bindings", "unknown bindings subcommand %q: want list or retry", args[0])
+	return runSub(ctx, e, "bindings", bindingsUsage, []subcommand{{"list", bindingsList}, {"retry", bindingsRetry}}, args)
 }
 
 // bindingJSON is one line of `bindings list --json`.

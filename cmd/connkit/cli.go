@@ -119,6 +119,35 @@ func (e *env) exit(cmd string, err error) int {
 	}
 }
 
+// subcommand is one subcommand of a command with several (records, bindings, deliveries).
+type subcommand struct {
+	name string
+	run  func(ctx context.Context, e *env, args []string) error
+}
+
+// runSub runs the subcommand args[0] of cmd, or prints usage for a help flag.
+func runSub(ctx context.Context, e *env, cmd, usage string, subs []subcommand, args []string) error {
+	names := make([]string, len(subs))
+	for i, sc := range subs {
+		names[i] = sc.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usagef(cmd, "%s needs a subcommand: %s", cmd, want)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(e.stdout, usage)
+		return errHelpShown
+	}
+	for _, sc := range subs {
+		if sc.name == args[0] {
+			return sc.run(ctx, e, args[1:])
+		}
+	}
+	return usagef(cmd, "unknown %s subcommand %q: want %s", cmd, args[0], want)
+}
+
 // usageError is a command called wrongly: exit status 2.
 type usageError struct {
 	cmd string // the command path, for the help hint: "records import"

@@ -26,21 +26,7 @@ Run 'connkit deliveries <subcommand> --help' for each subcommand's flags.
 `
 
 func runDeliveries(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("deliveries", "deliveries needs a subcommand: list, show or purge")
-	}
-	switch args[0] {
-	case "list":
-		return deliveriesList(ctx, e, args[1:])
-	case "show":
-		return deliveriesShow(ctx, e, args[1:])
-	case "purge":
-		return deliveriesPurge(ctx, e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stdout, deliveriesUsage)
-		return errHelpShown
-	}
-	return usagef("deliveries", "unknown deliveries subcommand %q: want list, show or purge", args[0])
+	return runSub(ctx, e, "deliveries", deliveriesUsage, []subcommand{{"list", deliveriesList}, {"show", deliveriesShow}, {"purge", deliveriesPurge}}, args)
 }
 
 // deliveryJSON is one line of `deliveries list --json` and the output of `show --json`

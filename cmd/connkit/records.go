@@ -34,23 +34,7 @@ Run 'connkit records <subcommand> --help' for each subcommand's flags.
 `
 
 func runRecords(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("records", "records needs a subcommand: list, get, import or export")
-	}
-	switch args[0] {
-	case "list":
-		return recordsList(ctx, e, args[1:])
-	case "get":
-		return recordsGet(ctx, e, args[1:])
-	case "import":
-		return recordsImport(ctx, e, args[1:])
-	case "export":
-		return recordsExport(ctx, e, args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(e.stdout, recordsUsage)
-		return errHelpShown
-	}
-	return usagef("records", "unknown records subcommand %q: want list, get, import or export", args[0])
+	return runSub(ctx, e, "records", recordsUsage, []subcommand{{"list", recordsList}, {"get", recordsGet}, {"import", recordsImport}, {"export", recordsExport}}, args)
 }
 
 // record is one record in `records list --json` and `records get --json`.
