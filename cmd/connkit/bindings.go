@@ -48,16 +48,24 @@ func toBindingJSON(b binding.Binding) bindingJSON {
 	return j
 }
 
-// parseStatuses reads --status: a comma-separated list of binding statuses.
-func parseStatuses(f *flags, s string) ([]binding.Status, error) {
+// parseStatuses reads --status: a comma-separated list of statuses of type S (binding or
+// webhook delivery statuses); one only unless many. names lists the valid ones for the error.
+func parseStatuses[S interface {
+	~string
+	Valid() bool
+}](f *flags, s string, many bool, names string) ([]S, error) {
 	if s == "" {
 		return nil, nil
 	}
-	var out []binding.Status
-	for _, p := range strings.Split(s, ",") {
-		st := binding.Status(strings.TrimSpace(p))
+	parts := []string{s}
+	if many {
+		parts = strings.Split(s, ",")
+	}
+	var out []S
+	for _, p := range parts {
+		st := S(strings.TrimSpace(p))
 		if !st.Valid() {
-			return nil, usagef(f.cmd, "--status: unknown status %q (want pending, in_progress, success, failed or skipped)", p)
+			return nil, usagef(f.cmd, "--status: unknown status %q (want %s)", p, names)
 		}
 		out = append(out, st)
 	}
@@ -86,7 +94,7 @@ skipped, several separated by commas. --json writes one JSON object per line: {"
 	if len(pos) > 0 {
 		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
-	statuses, err := parseStatuses(f, *status)
+	statuses, err := parseStatuses[binding.Status](f, *status, true, "pending, in_progress, success, failed or skipped")
 	if err != nil {
 		return err
 	}

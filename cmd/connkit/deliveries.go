@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/connkit/connkit/webhook"
@@ -53,26 +52,8 @@ func toDeliveryJSON(d webhook.Delivery, full bool) deliveryJSON {
 	return j
 }
 
-// parseDeliveryStatuses reads --status: delivery statuses, comma-separated when many is
-// true.
-func parseDeliveryStatuses(f *flags, s string, many bool) ([]webhook.Status, error) {
-	if s == "" {
-		return nil, nil
-	}
-	parts := []string{s}
-	if many {
-		parts = strings.Split(s, ",")
-	}
-	var out []webhook.Status
-	for _, p := range parts {
-		st := webhook.Status(strings.TrimSpace(p))
-		if !st.Valid() {
-			return nil, usagef(f.cmd, "--status: unknown status %q (want pending, processed, ignored or failed)", p)
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
+// deliveryStatuses names the delivery statuses --status takes.
+const deliveryStatuses = "pending, processed, ignored or failed"
 
 func deliveriesList(ctx context.Context, e *env, args []string) (err error) {
 	f := newFlags("deliveries list", `Usage:
@@ -96,7 +77,7 @@ duration ago such as 24h). --json writes one JSON object per line: {"endpoint", 
 	if len(pos) > 0 {
 		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
-	statuses, err := parseDeliveryStatuses(f, *status, false)
+	statuses, err := parseStatuses[webhook.Status](f, *status, false, deliveryStatuses)
 	if err != nil {
 		return err
 	}
@@ -230,7 +211,7 @@ delivery purged is never processed: leave pending out unless that is what you wa
 	if err != nil {
 		return usagef(f.cmd, "--before: %v", err)
 	}
-	statuses, err := parseDeliveryStatuses(f, *status, true)
+	statuses, err := parseStatuses[webhook.Status](f, *status, true, deliveryStatuses)
 	if err != nil {
 		return err
 	}
