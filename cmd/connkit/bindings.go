@@ -107,36 +107,15 @@ skipped, several separated by commas. --json writes one JSON object per line: {"
 	}
 	defer closeStore(db, &err)
 
-	tw := newTable(e.stdout)
-	if !*asJSON {
-		fmt.Fprintln(tw, "ID\tBACKEND\tMODEL\tLOCAL\tEXTERNAL\tSTATUS\tRETRIES\tSYNCED\tERROR")
-	}
-	n := 0
 	filter := binding.Filter{Backend: *backend, Model: *model, Statuses: statuses, Limit: *limit}
-	for b, err := range db.Bindings().List(ctx, filter) {
-		if err != nil {
-			tw.Flush()
-			return fmt.Errorf("list bindings: %w", err)
-		}
-		n++
-		if *asJSON {
-			if err := writeJSON(e.stdout, toBindingJSON(b)); err != nil {
-				return err
+	return listOut(e, db.Bindings().List(ctx, filter), *asJSON, "bindings", "ID\tBACKEND\tMODEL\tLOCAL\tEXTERNAL\tSTATUS\tRETRIES\tSYNCED\tERROR",
+		func(b binding.Binding) any { return toBindingJSON(b) },
+		func(b binding.Binding) string {
+			synced := "-"
+			if !b.SyncedAt.IsZero() {
+				synced = b.SyncedAt.UTC().Format(time.DateTime)
 			}
-			continue
-		}
-		synced := "-"
-		if !b.SyncedAt.IsZero() {
-			synced = b.SyncedAt.UTC().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, clean(cut(b.Backend, 20)), clean(cut(b.Model, 20)),
-			clean(cut(b.LocalID, 20)), clean(cut(b.ExternalID, 24)), b.Status, b.RetryCount, synced, clean(cut(b.LastError, 60)))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if n == 0 && !*asJSON {
-		fmt.Fprintln(e.stderr, "connkit: no bindings match")
-	}
-	return nil
+			return fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s", b.ID, clean(cut(b.Backend, 20)), clean(cut(b.Model, 20)),
+				clean(cut(b.LocalID, 20)), clean(cut(b.ExternalID, 24)), b.Status, b.RetryCount, synced, clean(cut(b.LastError, 60)))
+		})
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -146,6 +147,37 @@ func runSub(ctx context.Context, e *env, cmd, usage string, subs []subcommand, a
 		}
 	}
 	return usagef(cmd, "unknown %s subcommand %q: want %s", cmd, args[0], want)
+}
+
+// listOut writes the items of seq as JSON lines (asJSON) or as a table under header, one
+// row per item, and says on stderr when nothing matched. what names the items in messages.
+func listOut[T any](e *env, seq iter.Seq2[T, error], asJSON bool, what, header string, toJSON func(T) any, row func(T) string) error {
+	tw := newTable(e.stdout)
+	if !asJSON {
+		fmt.Fprintln(tw, header)
+	}
+	n := 0
+	for v, err := range seq {
+		if err != nil {
+			tw.Flush()
+			return fmt.Errorf("list %s: %w", what, err)
+		}
+		n++
+		if asJSON {
+			if err := writeJSON(e.stdout, toJSON(v)); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintln(tw, row(v))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n == 0 && !asJSON {
+		fmt.Fprintf(e.stderr, "connkit: no %s match\n", what)
+	}
+	return nil
 }
 
 // usageError is a command called wrongly: exit status 2.

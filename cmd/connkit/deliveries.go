@@ -99,33 +99,12 @@ duration ago such as 24h). --json writes one JSON object per line: {"endpoint", 
 	}
 	defer closeStore(db, &err)
 
-	tw := newTable(e.stdout)
-	if !*asJSON {
-		fmt.Fprintln(tw, "RECEIVED\tENDPOINT\tID\tEVENT\tSTATUS\tATTEMPTS\tERROR")
-	}
-	n := 0
-	for d, err := range db.Webhooks().List(ctx, filter) {
-		if err != nil {
-			tw.Flush()
-			return fmt.Errorf("list deliveries: %w", err)
-		}
-		n++
-		if *asJSON {
-			if err := writeJSON(e.stdout, toDeliveryJSON(d, false)); err != nil {
-				return err
-			}
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.ReceivedAt.UTC().Format(time.DateTime), clean(cut(d.Endpoint, 24)),
-			clean(cut(d.ID, 40)), clean(cut(d.Event, 24)), d.Status, d.Attempts, clean(cut(d.LastError, 60)))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if n == 0 && !*asJSON {
-		fmt.Fprintln(e.stderr, "connkit: no deliveries match")
-	}
-	return nil
+	return listOut(e, db.Webhooks().List(ctx, filter), *asJSON, "deliveries", "RECEIVED\tENDPOINT\tID\tEVENT\tSTATUS\tATTEMPTS\tERROR",
+		func(d webhook.Delivery) any { return toDeliveryJSON(d, false) },
+		func(d webhook.Delivery) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%d\t%s", d.ReceivedAt.UTC().Format(time.DateTime), clean(cut(d.Endpoint, 24)),
+				clean(cut(d.ID, 40)), clean(cut(d.Event, 24)), d.Status, d.Attempts, clean(cut(d.LastError, 60)))
+		})
 }
 
 func deliveriesShow(ctx context.Context, e *env, args []string) (err error) {
