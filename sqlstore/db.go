@@ -16,7 +16,7 @@ import (
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/state"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite"
 )
 
 // Dialect names the SQL engine behind a DB.
@@ -247,7 +247,7 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 		}
 		return path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", conf(query, true))
+	w, err := openSQLiteDB(conf(query, true))
 	if err != nil {
 		return fmt.Errorf("sqlstore: open sqlite %q: %w", path, err)
 	}
@@ -269,7 +269,7 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 	if memory {
 		return nil
 	}
-	r, err := sql.Open("sqlite", conf(query, false))
+	r, err := openSQLiteDB(conf(query, false))
 	if err != nil {
 		w.Close()
 		return fmt.Errorf("sqlstore: open sqlite %q for reading: %w", path, err)
@@ -283,6 +283,16 @@ func (db *DB) openSQLite(ctx context.Context, dsn string, o options) error {
 	}
 	db.r = r
 	return nil
+}
+
+// openSQLiteDB is sql.Open("sqlite", dsn) with each connection's statement cache
+// (stmtcache.go).
+func openSQLiteDB(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // pingSQLite opens the first connection. Switching a new file to WAL takes an exclusive
