@@ -627,10 +627,14 @@ func TestWebhookDeleteDuringImportOfSameRecord(t *testing.T) {
 	s.start(t)
 
 	// The update's import fetches slowly: the delete event arrives while it waits.
-	s.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Method: http.MethodGet, Resource: "products", Delay: 600 * time.Millisecond})
+	s.api.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Method: http.MethodGet, Resource: "products", Delay: time.Second})
 	body := fmt.Appendf(nil, `{"id":%d}`, id)
+	before := s.api.Stats().Requests
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "upd-1", "products/update", body))
-	time.Sleep(150 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); s.api.Stats().Requests == before; time.Sleep(time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the update's import never fetched the product")
+	}
+	// The update's fetch is in flight (the fake counts a request as it arrives).
 	require.Equal(t, http.StatusOK, s.deliver(t, nil, "del-1", "products/delete", body))
 	for _, d := range []string{"upd-1", "del-1"} {
 		got := waitDelivery(t, s.b.Deliveries(), "shop/shopify", d, func(d webhook.Delivery) bool { return d.Status != webhook.StatusPending })
