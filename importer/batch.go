@@ -239,7 +239,7 @@ type page struct {
 	recs []parsed
 	res  []itemResult // res[i].action is set once recs[i] is decided (failed parse, repeat)
 	// index maps each external ID of the page to the position of its newest copy, and
-	// ids lists them (both nil in enqueue mode).
+	// ids lists them in listing order.
 	index map[string]int
 	ids   []string
 	// ups is the bulk import's buffer of bindings to write (see bulkPage).
@@ -506,10 +506,7 @@ func (b *Batch[T]) prepare(recs []gjson.Result, prev, reuse *page) page {
 			pg.res[i].action = duplicate
 		}
 	}
-	if b.cfg.enqueue != nil || len(ids) == 0 {
-		return pg
-	}
-	pg.ids = ids
+	pg.ids = ids // kept in enqueue mode too, unread there, so that its memory is reused
 	return pg
 }
 
