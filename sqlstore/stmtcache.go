@@ -31,29 +31,35 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	return newCachingConn(conn), nil
 }
 
-// cachingConn is the driver connection with its statement cache. It offers exactly the
-// optional interfaces database/sql uses that modernc's connection implements.
+// sqliteConn is what the cache needs of a driver connection: the optional interfaces
+// database/sql uses that modernc's connection implements, so the wrapper hides none.
+type sqliteConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+	driver.SessionResetter
+	driver.Validator
+}
+
+// sqliteStmt is what the cache needs of a prepared statement.
+type sqliteStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+// cachingConn is the driver connection with its statement cache.
 type cachingConn struct {
-	inner interface {
-		driver.Conn
-		driver.ConnBeginTx
-		driver.ConnPrepareContext
-		driver.ExecerContext
-		driver.QueryerContext
-		driver.Pinger
-		driver.SessionResetter
-		driver.Validator
-	}
+	inner sqliteConn
 	stmts map[string]*cachedStmt
 	clock uint64 // use counter, for least-recently-used eviction
 }
 
 type cachedStmt struct {
-	st interface {
-		driver.Stmt
-		driver.StmtExecContext
-		driver.StmtQueryContext
-	}
+	st    sqliteStmt
 	used  uint64
 	open  bool // rows of it are being read
 	stale bool // evicted or its connection closed while open: close it when its rows close
@@ -62,16 +68,7 @@ type cachedStmt struct {
 // newCachingConn wraps conn, or returns it as is when it lacks an interface the cache
 // relies on (another driver).
 func newCachingConn(conn driver.Conn) driver.Conn {
-	inner, ok := conn.(interface {
-		driver.Conn
-		driver.ConnBeginTx
-		driver.ConnPrepareContext
-		driver.ExecerContext
-		driver.QueryerContext
-		driver.Pinger
-		driver.SessionResetter
-		driver.Validator
-	})
+	inner, ok := conn.(sqliteConn)
 	if !ok {
 		return conn
 	}
@@ -120,11 +117,7 @@ func (c *cachingConn) stmt(ctx context.Context, query string) (*cachedStmt, erro
 	if err != nil {
 		return nil, err
 	}
-	st, ok := ds.(interface {
-		driver.Stmt
-		driver.StmtExecContext
-		driver.StmtQueryContext
-	})
+	st, ok := ds.(sqliteStmt)
 	if !ok {
 		ds.Close()
 		return nil, nil
@@ -157,7 +150,10 @@ func (c *cachingConn) evict() {
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	s, err := c.stmt(ctx, query)
-	if err != nil || s == nil {
+	if err != nil {
+		return nil, err // the query does not prepare: running it uncached would fail alike
+	}
+	if s == nil {
 		return c.inner.ExecContext(ctx, query, args)
 	}
 	return s.st.ExecContext(ctx, args)
@@ -165,7 +161,10 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	s, err := c.stmt(ctx, query)
-	if err != nil || s == nil {
+	if err != nil {
+		return nil, err // the query does not prepare: running it uncached would fail alike
+	}
+	if s == nil {
 		return c.inner.QueryContext(ctx, query, args)
 	}
 	rows, err := s.st.QueryContext(ctx, args)
