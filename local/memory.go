@@ -41,9 +41,8 @@ type slots[T any] struct {
 }
 
 type slot[T any] struct {
-	v    T
-	id   string // the ID's text ("" when the slot is empty)
-	live bool
+	v  T
+	id string // the ID's text; "" when the slot is empty
 }
 
 const slotBits = 8
@@ -68,13 +67,16 @@ func slotOf(id string) (int, bool) {
 	return n - 1, true
 }
 
-// get returns slot i, nil when its chunk was never written.
+// get returns slot i when it holds a record, else nil.
 func (s *slots[T]) get(i int) *slot[T] {
 	c := i >> slotBits
 	if c >= len(s.chunks) || s.chunks[c] == nil {
 		return nil
 	}
-	return &s.chunks[c][i&(1<<slotBits-1)]
+	if sl := &s.chunks[c][i&(1<<slotBits-1)]; sl.id != "" {
+		return sl
+	}
+	return nil
 }
 
 // at returns slot i, allocating its chunk.
@@ -103,7 +105,7 @@ var (
 // lookupLocked returns the record id, or ok false.
 func (m *Memory[T]) lookupLocked(id string) (v T, ok bool) {
 	if i, isSlot := slotOf(id); isSlot {
-		if sl := m.slots.get(i); sl != nil && sl.live {
+		if sl := m.slots.get(i); sl != nil {
 			return sl.v, true
 		}
 		return v, false
@@ -185,8 +187,8 @@ func (m *Memory[T]) putLocked(id string, v T) {
 		return
 	}
 	sl := m.slots.at(i)
-	if !sl.live {
-		sl.live, sl.id = true, id
+	if sl.id == "" {
+		sl.id = id
 		m.slots.live++
 	}
 	sl.v = v
@@ -226,7 +228,7 @@ func (m *Memory[T]) Delete(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if i, ok := slotOf(id); ok {
-		if sl := m.slots.get(i); sl != nil && sl.live {
+		if sl := m.slots.get(i); sl != nil {
 			*sl = slot[T]{} // frees the record
 			m.slots.live--
 			return nil
@@ -252,7 +254,7 @@ func (m *Memory[T]) IDs() []string {
 	ids := make([]string, 0, m.slots.live+len(m.other))
 	for _, c := range m.slots.chunks {
 		for i := range c {
-			if c[i].live {
+			if c[i].id != "" {
 				ids = append(ids, c[i].id)
 			}
 		}
