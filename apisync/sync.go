@@ -499,12 +499,26 @@ const (
 	triggerDelete
 )
 
+// fires reports whether config c pushes on a write of kind to model.
+func (c *compiled) fires(model string, kind triggerKind) bool {
+	if c.cfg.Direction != Out || c.cfg.Model != model {
+		return false
+	}
+	t := c.cfg.Triggers
+	switch kind {
+	case triggerCreate:
+		return t.OnCreate
+	case triggerUpdate:
+		return t.OnUpdate
+	default:
+		return t.OnDelete
+	}
+}
+
 // triggers reports whether a write of kind to model fires any out config's trigger.
 func (s *Sync) triggers(model string, kind triggerKind) bool {
 	for _, c := range s.configs {
-		t := c.cfg.Triggers
-		if c.cfg.Direction == Out && c.cfg.Model == model &&
-			(kind == triggerCreate && t.OnCreate || kind == triggerUpdate && t.OnUpdate || kind == triggerDelete && t.OnDelete) {
+		if c.fires(model, kind) {
 			return true
 		}
 	}
@@ -514,22 +528,19 @@ func (s *Sync) triggers(model string, kind triggerKind) bool {
 // trigger enqueues, inside tx, the jobs of the out configs of model whose trigger fires.
 func (s *Sync) trigger(ctx context.Context, tx *sql.Tx, model string, kind triggerKind, id string) error {
 	for _, c := range s.configs {
-		if c.cfg.Direction != Out || c.cfg.Model != model {
+		if !c.fires(model, kind) {
 			continue
 		}
-		t := c.cfg.Triggers
 		var err error
 		switch {
-		case kind == triggerDelete && t.OnDelete:
+		case kind == triggerDelete:
 			_, err = s.q.EnqueueTx(ctx, tx, deleteJob{Config: c.cfg.Name, ID: id})
-		case kind == triggerCreate && t.OnCreate, kind == triggerUpdate && t.OnUpdate:
-			if c.hub() {
-				// ExportTx sets no identity key (a twin may run before this commits); two
-				// jobs of one record are serialised by its lease.
-				_, err = c.backend.Later().ExportTx(ctx, tx, model, id)
-			} else {
-				_, err = s.q.EnqueueTx(ctx, tx, pushJob{Config: c.cfg.Name, IDs: []string{id}})
-			}
+		case c.hub():
+			// ExportTx sets no identity key (a twin may run before this commits); two jobs
+			// of one record are serialised by its lease.
+			_, err = c.backend.Later().ExportTx(ctx, tx, model, id)
+		default:
+			_, err = s.q.EnqueueTx(ctx, tx, pushJob{Config: c.cfg.Name, IDs: []string{id}})
 		}
 		if err != nil {
 			return fmt.Errorf("enqueueing the push of config %q: %w", c.cfg.Name, err)
