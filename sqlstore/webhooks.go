@@ -173,9 +173,8 @@ type groupedInsert struct {
 	err      error
 	// wake is closed, under insertGroup.mu, when the insert is written (its result set) or
 	// when it is made the leader (lead set).
-	wake  chan struct{}
-	woken bool
-	lead  bool
+	wake chan struct{}
+	lead bool
 }
 
 // maxGroup caps the inserts of one transaction; groupTimeout bounds one batch's writing.
@@ -203,13 +202,13 @@ func (g *insertGroup) insert(ctx context.Context, db *DB, query string, args []a
 		case <-r.wake:
 		case <-ctx.Done():
 			g.mu.Lock()
-			if !r.woken { // still queued: leave the queue
-				g.queue = slices.DeleteFunc(g.queue, func(q *groupedInsert) bool { return q == r })
+			if i := slices.Index(g.queue, r); i >= 0 && !r.lead { // still waiting its turn: leave
+				g.queue = slices.Delete(g.queue, i, i+1)
 				g.mu.Unlock()
 				return false, ctx.Err()
 			}
 			g.mu.Unlock()
-			<-r.wake // written, or made the leader just now: take it on
+			<-r.wake // being written, or made the leader just now: take it on
 		}
 		lead = r.lead // set before wake was closed
 	}
@@ -247,7 +246,6 @@ func (g *insertGroup) write(db *DB) {
 	defer g.mu.Unlock()
 	for _, r := range batch {
 		if !r.lead {
-			r.woken = true
 			close(r.wake)
 		}
 	}
@@ -256,7 +254,7 @@ func (g *insertGroup) write(db *DB) {
 		return
 	}
 	next := g.queue[0]
-	next.lead, next.woken = true, true
+	next.lead = true
 	close(next.wake)
 }
 
