@@ -371,3 +371,23 @@ func TestPushRespectsLeases(t *testing.T) {
 	assert.Empty(t, got.LeaseOwner, "the push released its lease")
 	assert.Equal(t, binding.StatusSuccess, got.Status)
 }
+
+// update_method: PATCH makes a POST config's updates PATCH url/{id} (HubSpot's way); the
+// create is still a POST.
+func TestPushUpdateMethodPatch(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t, func(_ int, r received) (int, string) {
+		if r.Method == "POST" {
+			return 201, `{"id":"crm-1"}`
+		}
+		return 200, `{"id":"crm-1"}`
+	})
+	s := openSync(t, nil, parseAll(t, mergeEnv(crmEnv, tokenEnv),
+		crmConfig(rc.URL, "update_method: PATCH\ntriggers: {on_create: true, on_update: true}\n"), partnersIn))
+	require.NoError(t, s.Start(ctx))
+	id := mustCreate(t, s, "res.partner", apisync.Record{"name": "Ada", "customer_rank": 1, "active": true})
+	waitFor(t, 15*time.Second, "the create push", func() bool { return len(rc.requests()) == 1 })
+	require.NoError(t, s.Update(ctx, "res.partner", id, apisync.Record{"name": "Ada L.", "customer_rank": 1, "active": true}))
+	waitFor(t, 15*time.Second, "the update push", func() bool { return len(rc.requests()) == 2 })
+	assert.Equal(t, []string{"POST /api/customers", "PATCH /api/customers/crm-1"}, methodsSeen(rc))
+}
