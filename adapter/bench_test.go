@@ -2,7 +2,6 @@ package adapter
 
 import (
 	"context"
-	"github.com/connkit/connkit/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connkit/connkit/internal/cputime"
 	"github.com/connkit/connkit/synclog"
 )
 

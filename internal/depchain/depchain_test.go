@@ -22,7 +22,7 @@ func TestChain(t *testing.T) {
 		{a, "import", "customer", "7", false}, // the parent does not see the child
 		{b, "export", "order", "1", false},    // other kind
 		{b, "import", "order", "7", false},
-		{b, "import", "orde", "r\x001", false}, // the separator keeps parts apart
+		{b, "import", "orde", "r\x001", false}, // parts are compared apart, not joined
 	} {
 		if got := Has(tc.ctx, tc.kind, "b", tc.model, tc.id); got != tc.want {
 			t.Errorf("Has(%s, %s, %q) = %v, want %v", tc.kind, tc.model, tc.id, got, tc.want)
