@@ -57,6 +57,20 @@ func entryN(backend string, at time.Time, i int) synclog.Entry {
 		URL: fmt.Sprintf("https://api.example.com/items?page=%d", i), Status: 200, Attempts: 1}
 }
 
+// wantInOrder fails the test unless got (from urlsOf) holds the URLs of entryN 0 to n-1,
+// in that order; what names the entries in the failure.
+func wantInOrder(t *testing.T, what string, got []string, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%s: %d entries stored, want %d", what, len(got), n)
+	}
+	for i, u := range got {
+		if want := entryN("", time.Time{}, i).URL; u != want {
+			t.Fatalf("%s: entry %d is %q, want %q: not in the order recorded", what, i, u, want)
+		}
+	}
+}
+
 // Every entry recorded before Flush is stored, in the order recorded, across several
 // batches and more than a full queue; the caller may reuse an entry's header maps once
 // Record returns.
@@ -81,15 +95,7 @@ func TestLogFlushStoresAllInOrder(t *testing.T) {
 			if err := rec.Flush(ctx); err != nil {
 				t.Fatalf("Flush: %v", err)
 			}
-			got := urlsOf(t, rec, "order")
-			if len(got) != n {
-				t.Fatalf("%d entries stored, want %d", len(got), n)
-			}
-			for i, u := range got {
-				if want := entryN("", at, i).URL; u != want {
-					t.Fatalf("entry %d is %q, want %q: not in the order recorded", i, u, want)
-				}
-			}
+			wantInOrder(t, "order", urlsOf(t, rec, "order"), n)
 			for i, en := range queryAll(t, rec, synclog.Filter{Backend: "order", Limit: 3}) {
 				if want := fmt.Sprintf("v%d", n-1-i); en.RequestHeader.Get("Accept") != want {
 					t.Fatalf("entry %s stored header %q, want %q as it was when recorded", en.URL, en.RequestHeader.Get("Accept"), want)
@@ -125,15 +131,8 @@ func TestLogConcurrentRecorders(t *testing.T) {
 			// No Flush: Query waits for the entries recorded before it.
 			rec := db.Log()
 			for g := range goroutines {
-				got := urlsOf(t, rec, fmt.Sprintf("g%d", g))
-				if len(got) != each {
-					t.Fatalf("goroutine %d: %d entries stored, want %d", g, len(got), each)
-				}
-				for i, u := range got {
-					if want := entryN("", at, i).URL; u != want {
-						t.Fatalf("goroutine %d: entry %d is %q, want %q", g, i, u, want)
-					}
-				}
+				backend := fmt.Sprintf("g%d", g)
+				wantInOrder(t, backend, urlsOf(t, rec, backend), each)
 			}
 		})
 	}
@@ -204,15 +203,7 @@ func TestLogBackpressure(t *testing.T) {
 			if err := rec.Flush(ctx); err != nil {
 				t.Fatalf("Flush: %v", err)
 			}
-			got := urlsOf(t, rec, "bp")
-			if len(got) != accepted+more {
-				t.Fatalf("%d entries stored, want the %d accepted", len(got), accepted+more)
-			}
-			for i, u := range got {
-				if want := entryN("", at, i).URL; u != want {
-					t.Fatalf("entry %d is %q, want %q", i, u, want)
-				}
-			}
+			wantInOrder(t, "bp", urlsOf(t, rec, "bp"), accepted+more)
 		})
 	}
 }
