@@ -254,11 +254,11 @@ func (s *memoryStore) Upsert(ctx context.Context, b Binding) (Binding, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var got Binding
-	if err := s.upsertLocked(&b, s.clock(), nil, &scopeCache{}, &got, false); err != nil {
+	got, err := s.upsertLocked(&b, s.clock(), nil, &scopeCache{}, false)
+	if err != nil {
 		return Binding{}, fmt.Errorf("binding: upsert: %w", err)
 	}
-	return got, nil
+	return *got, nil
 }
 
 // UpsertBatch implements Store. It is all or nothing: a failing item rolls back the
@@ -279,10 +279,8 @@ func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 			return nil, &BatchError{Index: i, Err: err}
 		}
 	}
-	var out []Binding
-	var scratch Binding // where an unread result goes
-	unread := batchhint.ResultsUnread(ctx)
-	if !unread {
+	var out []Binding // nil when the caller does not read it
+	if !batchhint.ResultsUnread(ctx) {
 		out = make([]Binding, len(bs))
 	}
 	s.mu.Lock()
@@ -291,13 +289,13 @@ func (s *memoryStore) UpsertBatch(ctx context.Context, bs []Binding) ([]Binding,
 	u := &undoLog{rowsLen: s.rows.n, steps: make([]undoStep, 0, len(bs))}
 	var c scopeCache
 	for i := range bs {
-		dst := &scratch
-		if !unread {
-			dst = &out[i]
-		}
-		if err := s.upsertLocked(&bs[i], now, u, &c, dst, true); err != nil {
+		got, err := s.upsertLocked(&bs[i], now, u, &c, true)
+		if err != nil {
 			s.rollback(u)
 			return nil, &BatchError{Index: i, Err: err}
+		}
+		if out != nil {
+			out[i] = *got
 		}
 	}
 	return out, nil
@@ -335,34 +333,34 @@ func (s *memoryStore) rollback(u *undoLog) {
 	s.rows.truncate(u.rowsLen)
 }
 
-// upsertLocked resolves which binding b is, then writes it, and copies the stored
-// binding to out. b is only read. u, when not nil, records the previous state for
-// rollback; validated tells that b was checked on its own already.
-func (s *memoryStore) upsertLocked(b *Binding, now time.Time, u *undoLog, c *scopeCache, out *Binding, validated bool) error {
+// upsertLocked resolves which binding b is, then writes it, and returns the stored row
+// (the store's own, to be copied while the lock is held). b is only read. u, when not
+// nil, records the previous state for rollback; validated tells that b was checked on its
+// own already.
+func (s *memoryStore) upsertLocked(b *Binding, now time.Time, u *undoLog, c *scopeCache, validated bool) (*Binding, error) {
 	if b.ID != 0 {
 		if !validated {
 			if err := b.validate(); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		cur := s.row(b.ID)
 		if cur == nil {
-			return notFoundID("upsert", b.ID)
+			return nil, notFoundID("upsert", b.ID)
 		}
 		if err := checkLease(cur, b.LeaseOwner, now); err != nil {
-			return err
+			return nil, err
 		}
 		next := s.merge(cur, b, now)
 		// The binding may move to other IDs, or another scope.
 		if err := s.checkUnique(&next, next.ID); err != nil {
-			return err
+			return nil, err
 		}
-		*out = s.replaceLocked(cur, next, u)
-		return nil
+		return s.replaceLocked(cur, next, u), nil
 	}
 	if !validated {
 		if err := b.validateKeyed("binding: upsert"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	ext, loc := c.maps(s, b.Backend, b.Model)
@@ -375,21 +373,19 @@ func (s *memoryStore) upsertLocked(b *Binding, now time.Time, u *undoLog, c *sco
 	}
 	switch {
 	case extOwner != 0 && localOwner != 0 && extOwner != localOwner:
-		return fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
+		return nil, fmt.Errorf("%s/%s external ID %q is bound to binding %d but local ID %q to binding %d: %w",
 			b.Backend, b.Model, b.ExternalID, extOwner, b.LocalID, localOwner, ErrConflict)
 	case extOwner == 0 && localOwner == 0:
 		// Neither ID is bound in this scope, so the new binding is unique.
-		*out = *s.insertLocked(b, now, ext, loc, u)
-		return nil
+		return s.insertLocked(b, now, ext, loc, u), nil
 	}
 	// Found by one of its IDs in its own scope: the other ID is either empty, this
 	// binding's own, or unbound, so the result stays unique.
 	cur := s.rows.at(int(max(extOwner, localOwner) - 1))
 	if err := checkLease(cur, b.LeaseOwner, now); err != nil {
-		return err
+		return nil, err
 	}
-	*out = s.replaceLocked(cur, s.merge(cur, b, now), u)
-	return nil
+	return s.replaceLocked(cur, s.merge(cur, b, now), u), nil
 }
 
 // merge returns b written over cur with Upsert's rules: the stored ID, creation time and
@@ -435,9 +431,9 @@ func (s *memoryStore) insertLocked(src *Binding, now time.Time, ext, loc map[str
 	return b
 }
 
-// replaceLocked stores next over cur, re-indexing it when its keys change; the caller has
-// checked uniqueness.
-func (s *memoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Binding {
+// replaceLocked stores next over cur, re-indexing it when its keys change, and returns cur;
+// the caller has checked uniqueness.
+func (s *memoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) *Binding {
 	if u != nil {
 		u.steps = append(u.steps, undoStep{id: cur.ID, prev: len(u.updates)})
 		u.updates = append(u.updates, *cur)
@@ -451,7 +447,7 @@ func (s *memoryStore) replaceLocked(cur *Binding, next Binding, u *undoLog) Bind
 	if moved {
 		s.index(cur)
 	}
-	return next
+	return cur
 }
 
 // checkUnique fails with ErrConflict when b's IDs are bound to a binding other than self.
