@@ -451,6 +451,30 @@ func waitServing(t *testing.T, stderr func() string, done <-chan struct{}) strin
 	return ""
 }
 
+// served is a `connkit serve` running in the background until stop (its SIGINT).
+type served struct {
+	base           string // the URL it serves on
+	stdout, stderr *syncBuffer
+	stop           context.CancelFunc
+	done           chan struct{}
+	code           int // its exit code, once done is closed
+}
+
+// startServe runs `connkit serve --listen 127.0.0.1:0 args…` and waits until it serves.
+func startServe(t *testing.T, args ...string) *served {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	t.Cleanup(stop)
+	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: stop, done: make(chan struct{})}
+	e := &env{stdin: strings.NewReader(""), stdout: s.stdout, stderr: s.stderr, now: time.Now}
+	go func() {
+		defer close(s.done)
+		s.code = e.main(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...))
+	}()
+	s.base = waitServing(t, s.stderr.String, s.done)
+	return s
+}
+
 func send(t *testing.T, method, url, key, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -479,17 +503,8 @@ func TestServe(t *testing.T) {
 		"out.yaml": outConfig(rc.URL, "triggers: {on_create: true}\n"),
 	})
 	db, _ := tempDB(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, now: time.Now}
-	done := make(chan struct{})
-	var code int
-	go func() {
-		defer close(done)
-		code = e.main(ctx, []string{"serve", "--db", db, "--config", dir, "--listen", "127.0.0.1:0"})
-	}()
-	base := waitServing(t, stderr.String, done)
+	srv := startServe(t, "--db", db, "--config", dir)
+	base := srv.base
 
 	status, body := send(t, "POST", base+"/api/partners", testKey, `{"name":"Ada","email":"ada@example.com","active":true}`)
 	if status != http.StatusCreated {
@@ -514,16 +529,16 @@ func TestServe(t *testing.T) {
 		t.Fatalf("on_create push: %+v", reqs)
 	}
 
-	cancel()
+	srv.stop()
 	select {
-	case <-done:
+	case <-srv.done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	if code != exitOK || !strings.Contains(stderr.String(), "connkit: stopped") {
-		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	if srv.code != exitOK || !strings.Contains(srv.stderr.String(), "connkit: stopped") {
+		t.Fatalf("exit %d, stderr:\n%s", srv.code, srv.stderr.String())
 	}
-	noSecrets(t, "serve", stderr.String(), stdout.String())
+	noSecrets(t, "serve", srv.stderr.String(), srv.stdout.String())
 
 	recs := runIn(t, "", "records", "list", "--db", db, "--model", "partner", "--json").want(t, exitOK).jsonLines(t)
 	if len(recs) != 1 {
@@ -575,17 +590,8 @@ func TestServeErrors(t *testing.T) {
 func TestServeGracefulShutdown(t *testing.T) {
 	dir := configDir(t, map[string]string{"in.yaml": inConfig})
 	db, _ := tempDB(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stderr syncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, now: time.Now}
-	done := make(chan struct{})
-	var code int
-	go func() {
-		defer close(done)
-		code = e.main(ctx, []string{"serve", "--db", db, "--config", dir, "--listen", "127.0.0.1:0"})
-	}()
-	base := waitServing(t, stderr.String, done)
+	srv := startServe(t, "--db", db, "--config", dir)
+	base := srv.base
 
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest("POST", base+"/api/partners", pr)
@@ -614,12 +620,12 @@ func TestServeGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // let the server read the headers: the connection is active
-	cancel()
-	for !strings.Contains(stderr.String(), "shutting down") {
+	srv.stop()
+	for !strings.Contains(srv.stderr.String(), "shutting down") {
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {
-	case <-done:
+	case <-srv.done:
 		t.Fatal("serve returned with a request in flight")
 	case <-time.After(100 * time.Millisecond):
 	}
@@ -629,9 +635,9 @@ func TestServeGracefulShutdown(t *testing.T) {
 	if a.err != nil || a.status != http.StatusCreated {
 		t.Fatalf("the request in flight: %d %q %v", a.status, a.body, a.err)
 	}
-	<-done
-	if code != exitOK {
-		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	<-srv.done
+	if srv.code != exitOK {
+		t.Fatalf("exit %d:\n%s", srv.code, srv.stderr.String())
 	}
 	if recs := runIn(t, "", "records", "export", "--db", db, "--model", "partner").want(t, exitOK).stdout; recs != "{\"name\":\"Ada\"}\n" {
 		t.Fatalf("records: %q", recs)
@@ -672,21 +678,11 @@ func TestServeEnablesSchedules(t *testing.T) {
 	rc := newReceiver(t)
 	dir := configDir(t, map[string]string{"in.yaml": inConfig, "out.yaml": outConfig(rc.URL, "triggers: {schedule: \"@every 1h\"}\n")})
 	path, db := tempDB(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var stderr syncBuffer
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, now: time.Now}
-	done := make(chan struct{})
-	var code int
-	go func() {
-		defer close(done)
-		code = e.main(ctx, []string{"serve", "--db", path, "--config", dir, "--listen", "127.0.0.1:0", "--enable-schedules"})
-	}()
-	waitServing(t, stderr.String, done)
-	cancel()
-	<-done
-	if code != exitOK || !strings.Contains(stderr.String(), `connkit: schedule of "partners_out" enabled (@every 1h)`) {
-		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	srv := startServe(t, "--db", path, "--config", dir, "--enable-schedules")
+	srv.stop()
+	<-srv.done
+	if srv.code != exitOK || !strings.Contains(srv.stderr.String(), `connkit: schedule of "partners_out" enabled (@every 1h)`) {
+		t.Fatalf("exit %d:\n%s", srv.code, srv.stderr.String())
 	}
 	s, err := db.Schedules().Get(t.Context(), "partners_out/push")
 	if err != nil || !s.Enabled {
