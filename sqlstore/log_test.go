@@ -143,8 +143,7 @@ func TestLogRecorder(t *testing.T) {
 				t.Fatalf("R3 is an order record; got %d product entries", len(got))
 			}
 			got = queryAll(t, rec, synclog.Filter{Limit: 1})
-			w := all[23]
-			w.ID = got[0].ID
+			w := all[23] // with its ID: 24
 			w.Time = w.Time.UTC()
 			if diff := cmp.Diff(w, got[0]); diff != "" {
 				t.Errorf("newest entry (-want +got):\n%s", diff)
