@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,5 +364,51 @@ func TestBatchKeptDecodeContextKeepsItsChain(t *testing.T) {
 			other = "2"
 		}
 		require.False(t, depchain.Has(ctx, depchain.Import, "shop", "product", other), "record %s's context names record %s", id, other)
+	}
+}
+
+// snapshotBatches is a binding store whose UpsertBatch takes its time and reports a batch
+// that changed while it ran.
+type snapshotBatches struct {
+	binding.Store
+	changed atomic.Int64
+}
+
+func (s *snapshotBatches) UpsertBatch(ctx context.Context, bs []binding.Binding) ([]binding.Binding, error) {
+	snap := slices.Clone(bs)
+	time.Sleep(200 * time.Microsecond) // widens the window for a later page to write into bs
+	out, err := s.Store.UpsertBatch(ctx, bs)
+	if !slices.Equal(snap, bs) {
+		s.changed.Add(1)
+	}
+	return out, err
+}
+
+// A run reuses the memory of finished pages for the pages it prepares next: a page's
+// commit, still running while later pages are listed and imported, must not see its
+// bindings change, and every record ends up bound to its own local record.
+func TestBatchCommitKeepsItsBindingsWhilePagesAreReused(t *testing.T) {
+	ctx := context.Background()
+	bs := &snapshotBatches{Store: binding.NewMemory()}
+	store := local.NewMemory[product]()
+	imp, err := importer.New(bs, store, "shop", "product", mapProduct)
+	require.NoError(t, err)
+	const n = 600
+	var raws []string
+	for i := 1; i <= n; i++ {
+		raws = append(raws, fmt.Sprintf(`{"id":%d,"name":"P%d","updated_at":"2024-01-01T00:%02d:%02dZ"}`, i, i, i/60, i%60))
+	}
+	batch, err := importer.NewBatch(imp, sliceList(raws...), importer.WithCommitSize(7), importer.WithConcurrency(2))
+	require.NoError(t, err)
+	sum, err := batch.Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n, sum.Created)
+	require.Zero(t, bs.changed.Load(), "a commit's bindings changed while it ran")
+	for i := 1; i <= n; i++ {
+		b, err := bs.GetByExternal(ctx, "shop", "product", strconv.Itoa(i))
+		require.NoError(t, err)
+		p, err := store.Get(ctx, b.LocalID)
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("P", i), p.Name, "record %d is bound to another record's local copy", i)
 	}
 }
