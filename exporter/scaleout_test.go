@@ -66,14 +66,6 @@ const (
 	scaleRescueAfter = 2 * time.Second
 )
 
-func withSearchPath(dsn, schema string) string {
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
-}
-
 func pgPool(ctx context.Context, dsn, schema string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
@@ -105,8 +97,8 @@ func TestScaleOutWorker(t *testing.T) {
 		t.Skip("helper process of TestScaleOutExportPostgres")
 	}
 	ctx := context.Background()
-	dsn, schema := os.Getenv("CONNKIT_TEST_POSTGRES_URL"), os.Getenv(scaleSchemaEnv)
-	db, err := sqlstore.Open(ctx, withSearchPath(dsn, schema))
+	dsn, schema := os.Getenv(pgtest.Env), os.Getenv(scaleSchemaEnv)
+	db, err := sqlstore.Open(ctx, pgtest.WithSearchPath(t, dsn, schema))
 	require.NoError(t, err)
 	c, err := adapter.New(os.Getenv(scaleURLEnv), adapter.WithRetryWait(5*time.Millisecond, 50*time.Millisecond))
 	require.NoError(t, err)
@@ -156,22 +148,18 @@ func TestScaleOutWorker(t *testing.T) {
 }
 
 func TestScaleOutExportPostgres(t *testing.T) {
-	dsn := os.Getenv("CONNKIT_TEST_POSTGRES_URL")
-	if dsn == "" {
-		t.Skip("set CONNKIT_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the Postgres + River scale-out test")
-	}
 	if testing.Short() {
 		t.Skip("spawns worker processes and waits for River's rescuer (a few seconds); skipped with -short")
 	}
 	ctx := context.Background()
-	_, schema := pgtest.Schema(t, "exporter_test_")
+	dsn, schema := pgtest.Schema(t, "exporter_test_") // skips without a test database
 
 	const n, chunk = 600, 20
 	srv := fakeapi.New()
 	defer srv.Close()
 	srv.Inject(fakeapi.Fault{Kind: fakeapi.FaultSlow, Delay: 20 * time.Millisecond, Every: 1})
 
-	db, err := sqlstore.Open(ctx, withSearchPath(dsn, schema))
+	db, err := sqlstore.Open(ctx, pgtest.WithSearchPath(t, dsn, schema))
 	require.NoError(t, err)
 	defer db.Close()
 	pool, err := pgPool(ctx, dsn, schema)
