@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/connkit/connkit/internal/fakeclock"
+	"github.com/connkit/connkit/internal/schedulekit"
 	"github.com/connkit/connkit/schedule"
 	"github.com/connkit/connkit/schedule/scheduletest"
-
-	"github.com/connkit/connkit/internal/fakeclock"
-
-	"github.com/connkit/connkit/internal/schedulekit"
 )
 
 func TestMemoryStoreConformance(t *testing.T) {

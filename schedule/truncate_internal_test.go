@@ -12,10 +12,8 @@ func TestTruncateKeepsUTF8(t *testing.T) {
 		if len(got) > n+len("…") {
 			t.Errorf("truncate(%q, %d) = %q: too long", s, n, got)
 		}
-		if !isValidUTF8(got) {
+		if !utf8.ValidString(got) {
 			t.Errorf("truncate(%q, %d) = %q: invalid UTF-8", s, n, got)
 		}
 	}
 }
-
-func isValidUTF8(s string) bool { return utf8.ValidString(s) }

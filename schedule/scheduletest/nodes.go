@@ -6,11 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/connkit/connkit/schedule"
-
 	"github.com/connkit/connkit/internal/fakeclock"
-
 	"github.com/connkit/connkit/internal/schedulekit"
+	"github.com/connkit/connkit/schedule"
 )
 
 // RunNodes checks the Scheduler across processes: it runs one Scheduler per store (give
