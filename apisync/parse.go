@@ -136,20 +136,13 @@ func (p *treeParser) value(n *yaml.Node, path string) any {
 				p.fail(path, n.Line, "%v", err)
 			}
 			return b
-		case "!!int":
-			if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
-				return i
+		case "!!int", "!!float":
+			if n.Tag == "!!int" {
+				if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+					return i
+				}
 			}
-			if isDecimalInt(n.Value) { // beyond int64: kept exact
-				return json.Number(strings.TrimPrefix(n.Value, "+"))
-			}
-			var f float64
-			if err := n.Decode(&f); err != nil {
-				p.fail(path, n.Line, "number %s is out of range", n.Value)
-			}
-			return f
-		case "!!float":
-			if isDecimalInt(n.Value) { // an integer beyond int64: kept exact
+			if isDecimalInt(n.Value) { // an integer beyond int64 (YAML tags some !!float): kept exact
 				return json.Number(strings.TrimPrefix(n.Value, "+"))
 			}
 			var f float64
