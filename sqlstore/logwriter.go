@@ -114,7 +114,7 @@ func setLogWriterBusy(w *logWriter, busy bool) {
 	}
 }
 
-// writer returns the DB's log writer, creating it on first use; nil once the DB is closed.
+// logWriter returns the DB's log writer, creating it on first use; nil once the DB is closed.
 func (db *DB) logWriter() *logWriter {
 	s := &db.logs
 	s.mu.Lock()
@@ -132,18 +132,18 @@ func (db *DB) logWriter() *logWriter {
 // the process writing to the same database, are stored or given up. Write failures are
 // not reported here (Flush reports them); only ctx ends the wait early.
 func (db *DB) waitLogs(ctx context.Context) error {
-	ws := []*logWriter{}
+	var ws []*logWriter
 	s := &db.logs
 	s.mu.Lock()
-	if s.w != nil {
-		ws = append(ws, s.w)
-	}
-	key := s.key
+	own, key := s.w, s.key
 	s.mu.Unlock()
+	if own != nil {
+		ws = append(ws, own)
+	}
 	if key != "" {
 		busyLogWriters.mu.Lock()
 		for w := range busyLogWriters.m[key] {
-			if len(ws) == 0 || w != ws[0] {
+			if w != own {
 				ws = append(ws, w)
 			}
 		}
