@@ -398,23 +398,25 @@ func (b *Backend) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the schedules, then lets running jobs finish (until ctx is done) and stops
-// the queue.
+// Stop moves the deliveries waiting in webhook spools into the store and closes the
+// spools (later deliveries are stored before answering), stops the schedules, then lets
+// running jobs finish (until ctx is done) and stops the queue.
 func (b *Backend) Stop(ctx context.Context) error {
+	spools := b.closeSpools(ctx)
 	b.mu.Lock()
 	cancel, done := b.running, b.done
 	b.running = nil
 	b.mu.Unlock()
 	if cancel == nil {
-		return nil
+		return spools
 	}
 	cancel()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return ctx.Err()
+		return errors.Join(spools, ctx.Err())
 	}
-	return b.queue.Stop(ctx)
+	return errors.Join(spools, b.queue.Stop(ctx))
 }
 
 // model returns the registered model, or an error naming the registered ones.

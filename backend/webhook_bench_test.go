@@ -35,8 +35,10 @@ import (
 // the delivery before it answers, as the webhook path does.
 func BenchmarkWebhookReceive(b *testing.B) {
 	ctx := context.Background()
-	newShop := func(opts ...backend.Option) (*backend.Backend, string) {
-		shop, err := backend.New(backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{shopifyWebhook()}},
+	newShop := func(spool string, opts ...backend.Option) (*backend.Backend, string) {
+		hook := shopifyWebhook()
+		hook.Spool = spool
+		shop, err := backend.New(backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{hook}},
 			append(opts, backend.WithModel(productModel(local.NewMemory[product]())))...)
 		if err != nil {
 			b.Fatal(err)
@@ -45,8 +47,13 @@ func BenchmarkWebhookReceive(b *testing.B) {
 		b.Cleanup(srv.Close)
 		return shop, srv.URL + "/shopify"
 	}
-	shop, hooksURL := newShop(backend.WithDB(openSQLiteFile(b)))
-	memShop, memURL := newShop()
+	shop, hooksURL := newShop("", backend.WithDB(openSQLiteFile(b)))
+	memShop, memURL := newShop("")
+	spoolShop, spoolURL := newShop(b.TempDir(), backend.WithDB(openSQLiteFile(b)))
+	spooler, err := spoolShop.Webhook("shopify")
+	if err != nil {
+		b.Fatal(err)
+	}
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadAll(r.Body); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -153,36 +160,81 @@ func BenchmarkWebhookReceive(b *testing.B) {
 	b.Run("sequential-memory-store", sequential(bare.URL, memURL))
 	b.Run("sequential-vs-hand-written-insert", sequential(durable.URL, hooksURL))
 	// Parallel: rounds of 8 concurrent senders, all to one side, then all to the other.
+	const senders = 8
+	round := func(url string) {
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Go(func() { post(url, nextID()) })
+		}
+		wg.Wait()
+	}
 	b.Run("parallel-8", func(b *testing.B) {
-		const senders = 8
 		var bareT, hookT, bareCPU, hookCPU time.Duration
-		round := func(url string, t, cpu *time.Duration) {
+		timed := func(url string, t, cpu *time.Duration) {
 			c0, t0 := cputime.Process(), time.Now()
-			var wg sync.WaitGroup
-			for range senders {
-				wg.Go(func() { post(url, nextID()) })
-			}
-			wg.Wait()
+			round(url)
 			*t += time.Since(t0)
 			*cpu += cputime.Process() - c0
 		}
 		i := 0
 		for b.Loop() {
 			if i++; i%2 == 0 {
-				round(bare.URL, &bareT, &bareCPU)
-				round(hooksURL, &hookT, &hookCPU)
+				timed(bare.URL, &bareT, &bareCPU)
+				timed(hooksURL, &hookT, &hookCPU)
 			} else {
-				round(hooksURL, &hookT, &hookCPU)
-				round(bare.URL, &bareT, &bareCPU)
+				timed(hooksURL, &hookT, &hookCPU)
+				timed(bare.URL, &bareT, &bareCPU)
 			}
 		}
 		reportReceive(b, i*senders, bareT, hookT, bareCPU, hookCPU)
 	})
+	// With a spool (WebhookConfig.Spool), a delivery is in the store only once the
+	// flusher has moved it there. So the two sides take turns in blocks, and the webhook
+	// side's block ends with Flush: its time runs until every delivery of the block is in
+	// SQLite and queued, and the flusher never runs during the bare handler's block.
+	// flush-share is the part of the webhook side's time spent in those final Flushes.
+	spooled := func(blockOf, perSend int, send func(url string)) func(b *testing.B) {
+		return func(b *testing.B) {
+			var bareT, hookT, bareCPU, hookCPU, flushT time.Duration
+			block := func(url string, n int, t, cpu *time.Duration) {
+				c0, t0 := cputime.Process(), time.Now()
+				for range n {
+					send(url)
+				}
+				if url == spoolURL {
+					f0 := time.Now()
+					if err := spooler.Flush(ctx); err != nil {
+						b.Fatal(err)
+					}
+					flushT += time.Since(f0)
+				}
+				*t += time.Since(t0)
+				*cpu += cputime.Process() - c0
+			}
+			for sent, turn := 0, 0; sent < b.N; turn++ {
+				n := min(blockOf, b.N-sent)
+				if turn%2 == 0 { // alternate who goes first
+					block(bare.URL, n, &bareT, &bareCPU)
+					block(spoolURL, n, &hookT, &hookCPU)
+				} else {
+					block(spoolURL, n, &hookT, &hookCPU)
+					block(bare.URL, n, &bareT, &bareCPU)
+				}
+				sent += n
+			}
+			reportReceive(b, b.N*perSend, bareT, hookT, bareCPU, hookCPU)
+			b.ReportMetric(float64(flushT)/float64(hookT), "flush-share")
+		}
+	}
+	// Blocks of 500 requests (60 rounds of 8): a block's final Flush is then a few percent
+	// of it, as in a steady stream, where the flusher keeps up behind the requests.
+	b.Run("sequential-spool", spooled(500, 1, func(url string) { post(url, nextID()) }))
+	b.Run("parallel-8-spool", spooled(60, senders, round))
 	var durableRows int
 	if err := durableDB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM connkit_webhook_deliveries`).Scan(&durableRows); err != nil {
 		b.Fatal(err)
 	}
-	if n, want := countDeliveries(b, shop)+countDeliveries(b, memShop)+durableRows, int(seq.Load()-bareIDs.Load()); n != want { // every ID not sent to the bare handler
+	if n, want := countDeliveries(b, shop)+countDeliveries(b, memShop)+countDeliveries(b, spoolShop)+durableRows, int(seq.Load()-bareIDs.Load()); n != want { // every ID not sent to the bare handler
 		b.Fatalf("%d deliveries stored, want %d", n, want)
 	}
 }
@@ -197,6 +249,7 @@ func reportReceive(b *testing.B, n int, bareT, hookT, bareCPU, hookCPU time.Dura
 	}
 	b.ReportMetric(float64(n)/hookT.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(n)/bareT.Seconds(), "bare-requests/s")
+
 }
 
 func countDeliveries(b *testing.B, shop *backend.Backend) int {

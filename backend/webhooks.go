@@ -69,6 +69,12 @@ type WebhookConfig struct {
 	// failed (default 10, the queue's default); Backend.Webhook(name).Reprocess retries
 	// it on purpose.
 	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Spool is a directory where each delivery is written before the sender is answered;
+	// the deliveries are then moved into the store in batches, behind the requests
+	// (webhook.WithSpool). On SQLite that about doubles the deliveries taken per second.
+	// Deliveries a crashed process left there are stored when the backend starts; Stop
+	// flushes and closes the spool. Empty: each delivery is stored before answering.
+	Spool string `json:"spool,omitempty"`
 	// Events maps event types to what they do. Types not listed (and without a handler
 	// given with WithWebhookHandler) are stored and marked ignored.
 	Events map[string]WebhookEvent `json:"events,omitempty"`
@@ -394,6 +400,9 @@ func (b *Backend) buildWebhooks() error {
 		if w.BodyLimit > 0 {
 			opts = append(opts, webhook.WithBodyLimit(w.BodyLimit))
 		}
+		if w.Spool != "" {
+			opts = append(opts, webhook.WithSpool(w.Spool))
+		}
 		for _, ev := range sortedKeys(w.Events) {
 			e, field := w.Events[ev], at+".events."+ev
 			if _, dup := handlers[w.Name][ev]; dup {
@@ -582,6 +591,18 @@ func (b *Backend) resumeWebhooks(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// closeSpools flushes and closes the endpoints' spools (webhook.Receiver.Close); Stop
+// calls it. Deliveries received later are stored before answering.
+func (b *Backend) closeSpools(ctx context.Context) error {
+	var errs []error
+	for _, name := range b.hooks.names {
+		if err := b.hooks.receivers[name].Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("backend %q: closing the spool of webhook endpoint %q: %w", b.cfg.Name, name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // defaultWebhookAttempts is a delivery's attempts when its endpoint sets no max_attempts:

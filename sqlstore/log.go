@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -73,14 +74,7 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	e.Truncated = e.Truncated || cut
 	e.ResponseBody, cut = cutBody(e.ResponseBody, r.cfg.BodyLimit)
 	e.Truncated = e.Truncated || cut
-	reqH, err := headerJSON(e.RequestHeader)
-	if err != nil {
-		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
-	}
-	respH, err := headerJSON(e.ResponseHeader)
-	if err != nil {
-		return fmt.Errorf("synclog: record %s %s: %w", e.Method, e.URL, err)
-	}
+	reqH, respH := headerJSON(e.RequestHeader), headerJSON(e.ResponseHeader)
 	row := logRow{
 		started: r.db.timeArg(e.Time), backend: r.db.text(e.Backend), operation: r.db.text(e.Operation),
 		direction: r.db.text(string(e.Direction)), method: r.db.text(e.Method), url: r.db.text(e.URL),
@@ -96,7 +90,7 @@ func (r *LogRecorder) Record(ctx context.Context, e synclog.Entry) error {
 	if s, ok := respH.(string); ok {
 		row.size += len(s)
 	}
-	var earlier error
+	var earlier, err error
 	if w := r.db.logWriter(); w == nil {
 		err = errLogClosed
 	} else {
@@ -138,15 +132,76 @@ func cutBody(s string, limit int) (string, bool) {
 	return s[:i], true
 }
 
-func headerJSON(h http.Header) (any, error) {
+// headerJSON encodes h as a JSON object of string arrays (nil: NULL), as json.Marshal
+// does but without reflection (it runs for every delivery and logged request): keys
+// sorted, invalid UTF-8 replaced by U+FFFD.
+func headerJSON(h http.Header) any {
 	if h == nil {
-		return nil, nil
+		return nil
 	}
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode headers: %w", err)
+	keys := make([]string, 0, len(h))
+	size := 2
+	for k, vs := range h {
+		keys = append(keys, k)
+		size += len(k) + 6
+		for _, v := range vs {
+			size += len(v) + 3
+		}
 	}
-	return string(b), nil
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		vs := h[k]
+		if vs == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, '[')
+		for j, v := range vs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return string(append(b, '}'))
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+		i++
+	}
+	return append(b, '"')
 }
 
 // Query implements synclog.Querier: the entries matching f, newest first (ties broken by

@@ -20,9 +20,14 @@ type webhookStore struct {
 	db *DB
 	// group batches concurrent SQLite inserts into one transaction (group commit).
 	group insertGroup
+	// batchQueries caches InsertBatch's statement texts by row count.
+	batchQueries sync.Map
 }
 
-var _ webhook.Store = (*webhookStore)(nil)
+var (
+	_ webhook.Store         = (*webhookStore)(nil)
+	_ webhook.BatchInserter = (*webhookStore)(nil)
+)
 
 // Webhooks returns the webhook delivery store kept in this database (table
 // connkit_webhook_deliveries). It is safe for concurrent use and across processes sharing
@@ -47,6 +52,9 @@ func (db *DB) Webhooks() webhook.Store { return &webhookStore{db: db} }
 const webhookPageSize = 100
 
 const deliveryCols = `endpoint, id, event, header, body, received_at, status, attempts, last_error, updated_at, generation`
+
+// deliveryColCount is the number of deliveryCols.
+var deliveryColCount = strings.Count(deliveryCols, ",") + 1
 
 // key checks a delivery's key: never cleaned, so a key Postgres cannot store fails
 // instead of aliasing another.
@@ -77,40 +85,14 @@ func checkStatus(op string, st webhook.Status) error {
 
 // Insert implements webhook.Store.
 func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.Delivery, bool, error) {
-	if err := s.key("insert", d.Endpoint, d.ID); err != nil {
-		return webhook.Delivery{}, false, err
-	}
-	if d.Status == "" {
-		d.Status = webhook.StatusPending
-	}
-	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
-		return webhook.Delivery{}, false, err
-	}
-	if d.Attempts < 0 || d.Generation < 0 {
-		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
-			d.ID, d.Endpoint, webhook.ErrInvalid, d.Attempts, d.Generation)
-	}
-	d.ReceivedAt, d.UpdatedAt = utc(d.ReceivedAt), utc(d.UpdatedAt)
-	if d.ReceivedAt.IsZero() {
-		d.ReceivedAt = s.db.clock()
-	}
-	if d.UpdatedAt.IsZero() {
-		d.UpdatedAt = d.ReceivedAt
-	}
-	d.Event, d.LastError = s.db.text(d.Event), s.db.text(d.LastError)
-	if d.Body == nil {
-		d.Body = []byte{}
-	}
-	header, err := headerJSON(d.Header)
+	d, args, err := s.insertArgs(d)
 	if err != nil {
-		return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
+		return webhook.Delivery{}, false, err
 	}
 	insert := s.db.q(`INSERT INTO connkit_webhook_deliveries (` + deliveryCols + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, id) DO NOTHING`)
 	// A duplicate is read back after the conflict; should it be purged in between, the
 	// insert goes again (and then most likely stores d).
-	args := []any{d.Endpoint, d.ID, d.Event, header, d.Body,
-		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt), d.Generation}
 	for range 3 {
 		var inserted bool
 		var err error
@@ -141,6 +123,98 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 	}
 	return webhook.Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: it conflicts with a delivery deleted as it is read, three times; try again",
 		d.ID, d.Endpoint)
+}
+
+// insertArgs checks and completes d as Insert stores it, and returns it with the
+// arguments of its row (deliveryCols' order).
+func (s *webhookStore) insertArgs(d webhook.Delivery) (webhook.Delivery, []any, error) {
+	if err := s.key("insert", d.Endpoint, d.ID); err != nil {
+		return d, nil, err
+	}
+	if d.Status == "" {
+		d.Status = webhook.StatusPending
+	}
+	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
+		return d, nil, err
+	}
+	if d.Attempts < 0 || d.Generation < 0 {
+		return d, nil, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
+			d.ID, d.Endpoint, webhook.ErrInvalid, d.Attempts, d.Generation)
+	}
+	d.ReceivedAt, d.UpdatedAt = utc(d.ReceivedAt), utc(d.UpdatedAt)
+	if d.ReceivedAt.IsZero() {
+		d.ReceivedAt = s.db.clock()
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.ReceivedAt
+	}
+	d.Event, d.LastError = s.db.text(d.Event), s.db.text(d.LastError)
+	if d.Body == nil {
+		d.Body = []byte{}
+	}
+	return d, []any{d.Endpoint, d.ID, d.Event, headerJSON(d.Header), d.Body,
+		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt), d.Generation}, nil
+}
+
+// batchChunks are the row counts of InsertBatch's statements: a batch is cut into these,
+// largest first, so a handful of statement texts serve every batch size.
+var batchChunks = [...]int{256, 64, 16, 4, 1}
+
+// InsertBatch implements webhook.BatchInserter: one transaction, with one multi-row
+// INSERT … ON CONFLICT DO NOTHING RETURNING per chunk of the batch.
+func (s *webhookStore) InsertBatch(ctx context.Context, ds []webhook.Delivery) ([]bool, error) {
+	args := make([]any, 0, len(ds)*deliveryColCount)
+	first := make(map[[2]string]int, len(ds)) // each key's first delivery in ds
+	for i, d := range ds {
+		_, a, err := s.insertArgs(d)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, a...)
+		if _, dup := first[[2]string{d.Endpoint, d.ID}]; !dup {
+			first[[2]string{d.Endpoint, d.ID}] = i
+		}
+	}
+	cols := deliveryColCount
+	inserted := make([]bool, len(ds))
+	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
+		for at := 0; at < len(ds); {
+			n := batchChunks[slices.IndexFunc(batchChunks[:], func(n int) bool { return n <= len(ds)-at })]
+			rows, err := tx.QueryContext(ctx, s.batchQuery(n), args[at*cols:(at+n)*cols]...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var k [2]string
+				if err := rows.Scan(&k[0], &k[1]); err != nil {
+					rows.Close()
+					return err
+				}
+				inserted[first[k]] = true
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+			at += n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: insert %d deliveries: %w", len(ds), err)
+	}
+	return inserted, nil
+}
+
+// batchQuery returns InsertBatch's statement for n rows.
+func (s *webhookStore) batchQuery(n int) string {
+	if q, ok := s.batchQueries.Load(n); ok {
+		return q.(string)
+	}
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", deliveryColCount), ", ") + ")"
+	q := s.db.q(`INSERT INTO connkit_webhook_deliveries (` + deliveryCols + `) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ") + ` ON CONFLICT (endpoint, id) DO NOTHING RETURNING endpoint, id`)
+	s.batchQueries.Store(n, q)
+	return q
 }
 
 // execInsert runs one INSERT … ON CONFLICT DO NOTHING and reports whether it inserted.

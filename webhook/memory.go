@@ -29,7 +29,10 @@ type memoryStore struct {
 
 type key struct{ endpoint, id string }
 
-var _ Store = (*memoryStore)(nil)
+var (
+	_ Store         = (*memoryStore)(nil)
+	_ BatchInserter = (*memoryStore)(nil)
+)
 
 // NewMemory returns an empty Store kept in memory, for tests and programs that need no
 // durability. It is safe for concurrent use; every Delivery it returns is a copy. Times
@@ -95,17 +98,50 @@ func (s *memoryStore) Insert(ctx context.Context, d Delivery) (Delivery, bool, e
 	if err := ctx.Err(); err != nil {
 		return Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w", d.ID, d.Endpoint, err)
 	}
-	if err := checkKey("insert", d.Endpoint, d.ID); err != nil {
+	row, err := newRow(d)
+	if err != nil {
 		return Delivery{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored, inserted := s.insertLocked(row)
+	return clone(stored), inserted, nil
+}
+
+// InsertBatch implements BatchInserter.
+func (s *memoryStore) InsertBatch(ctx context.Context, ds []Delivery) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("webhook: insert %d deliveries: %w", len(ds), err)
+	}
+	rows := make([]*Delivery, len(ds))
+	for i, d := range ds {
+		var err error
+		if rows[i], err = newRow(d); err != nil {
+			return nil, err
+		}
+	}
+	inserted := make([]bool, len(ds))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, row := range rows {
+		_, inserted[i] = s.insertLocked(row)
+	}
+	return inserted, nil
+}
+
+// newRow checks d and returns the copy of it Insert stores.
+func newRow(d Delivery) (*Delivery, error) {
+	if err := checkKey("insert", d.Endpoint, d.ID); err != nil {
+		return nil, err
 	}
 	if d.Status == "" {
 		d.Status = StatusPending
 	}
 	if err := checkStatus("insert delivery "+d.ID, d.Status); err != nil {
-		return Delivery{}, false, err
+		return nil, err
 	}
 	if d.Attempts < 0 || d.Generation < 0 {
-		return Delivery{}, false, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
+		return nil, fmt.Errorf("webhook: insert delivery %q of endpoint %q: %w: negative attempts (%d) or generation (%d)",
 			d.ID, d.Endpoint, ErrInvalid, d.Attempts, d.Generation)
 	}
 	d.ReceivedAt = orNow(d.ReceivedAt)
@@ -114,23 +150,26 @@ func (s *memoryStore) Insert(ctx context.Context, d Delivery) (Delivery, bool, e
 	}
 	d.UpdatedAt = utc(d.UpdatedAt)
 	row := clone(&d)
+	return &row, nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := key{d.Endpoint, d.ID}
+// insertLocked stores row unless its key is taken, and returns the stored delivery
+// (row, or the one found) and whether row was stored. s.mu is held.
+func (s *memoryStore) insertLocked(row *Delivery) (*Delivery, bool) {
+	k := key{row.Endpoint, row.ID}
 	if old, ok := s.byKey[k]; ok {
-		return clone(old), false, nil
+		return old, false
 	}
-	s.byKey[k] = &row
+	s.byKey[k] = row
 	if n := len(s.order); n == 0 || compareOrder(s.order[n-1], row.ReceivedAt, row.ID, row.Endpoint) < 0 {
-		s.order = append(s.order, &row) // the usual case: received after everything stored
+		s.order = append(s.order, row) // the usual case: received after everything stored
 	} else {
-		i, _ := slices.BinarySearchFunc(s.order, &row, func(a, b *Delivery) int {
+		i, _ := slices.BinarySearchFunc(s.order, row, func(a, b *Delivery) int {
 			return compareOrder(a, b.ReceivedAt, b.ID, b.Endpoint)
 		})
-		s.order = slices.Insert(s.order, i, &row)
+		s.order = slices.Insert(s.order, i, row)
 	}
-	return clone(&row), true, nil
+	return row, true
 }
 
 // Get implements Store.

@@ -100,6 +100,8 @@ type Receiver struct {
 	notify      Notify
 	handlers    map[string]Handler
 	redactor    *synclog.Redactor
+	spoolDir    string
+	spool       *spool // nil without WithSpool
 
 	// running holds the IDs Process is working on in this process, so two jobs of one
 	// delivery (a double notify) never run its handler at the same time.
@@ -298,6 +300,13 @@ func NewReceiver(endpoint string, v Verifier, s Store, opts ...Option) (*Receive
 		secret = sh.secretHeaders()
 	}
 	r.redactor = synclog.NewRedactor(synclog.WithHeaders(secret...))
+	if r.spoolDir != "" {
+		sp, err := openSpool(r, r.spoolDir)
+		if err != nil {
+			return nil, fmt.Errorf("webhook: receiver %q: %w", endpoint, err)
+		}
+		r.spool = sp
+	}
 	return r, nil
 }
 
@@ -366,9 +375,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), storeTimeout)
-	defer cancel()
-	d, inserted, err := r.store.Insert(ctx, Delivery{
+	d := Delivery{
 		Endpoint:   r.endpoint,
 		ID:         id,
 		Event:      event,
@@ -376,7 +383,21 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		Body:       body,
 		ReceivedAt: now,
 		Status:     StatusPending,
-	})
+	}
+	if r.spool != nil {
+		err := r.spool.append(d)
+		if err == nil {
+			r.stats.requests.Add(1) // Accepted or Duplicates is counted once stored
+			reply(w, http.StatusOK, `{"status":"accepted","id":`+quote(id)+`}`)
+			return
+		}
+		if !errors.Is(err, errSpoolClosed) {
+			r.log.Warn("webhook: delivery not spooled; storing it directly", "endpoint", r.endpoint, "id", id, "error", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), storeTimeout)
+	defer cancel()
+	d, inserted, err := r.store.Insert(ctx, d)
 	if err != nil {
 		r.log.Error("webhook: cannot store delivery", "endpoint", r.endpoint, "id", id, "error", err)
 		r.reply(w, http.StatusServiceUnavailable, false, `{"error":"temporarily unavailable"}`)
@@ -561,9 +582,22 @@ func (r *Receiver) Reprocess(ctx context.Context, id string) error {
 // returns how many: call it at start-up, so deliveries whose queue job was lost (an
 // in-process queue and a crash) are processed. With a durable queue and identity keys it
 // only repeats what is queued already. It needs a [Notify] hook.
+//
+// With [WithSpool], it first stores the deliveries that processes which stopped without
+// [Receiver.Close] (crashed) left in their spool files, and removes the files; those
+// deliveries are then notified with the other pending ones.
 func (r *Receiver) Resume(ctx context.Context) (int, error) {
 	if r.notify == nil {
 		return 0, fmt.Errorf("webhook: resume %q: no Notify hook to hand deliveries to", r.endpoint)
+	}
+	if r.spool != nil {
+		replayed, err := r.spool.replay(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("webhook: resume %q: %w", r.endpoint, err)
+		}
+		if replayed > 0 {
+			r.log.Info("webhook: deliveries recovered from spool files", "endpoint", r.endpoint, "deliveries", replayed)
+		}
 	}
 	n := 0
 	for d, err := range r.store.List(ctx, Filter{Endpoint: r.endpoint, Status: StatusPending}) {
@@ -576,4 +610,24 @@ func (r *Receiver) Resume(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Flush waits until every delivery spooled before the call ([WithSpool]) is in the store
+// and handed on, or ctx is done. Without a spool it returns nil at once.
+func (r *Receiver) Flush(ctx context.Context) error {
+	if r.spool == nil {
+		return nil
+	}
+	return r.spool.flushed(ctx)
+}
+
+// Close ends spooling ([WithSpool]): it flushes the spool until ctx is done, then closes
+// its file, removing it when everything in it is stored; what could not be stored by then
+// stays in the file for the next [Receiver.Resume]. Deliveries received after Close are
+// stored before answering, as without a spool. Without a spool it does nothing.
+func (r *Receiver) Close(ctx context.Context) error {
+	if r.spool == nil {
+		return nil
+	}
+	return r.spool.close(ctx)
 }

@@ -121,3 +121,15 @@ type Store interface {
 	// statuses (all statuses when none is given) and returns how many it deleted.
 	Purge(ctx context.Context, before time.Time, statuses ...Status) (int, error)
 }
+
+// BatchInserter is a [Store] that stores many deliveries at once. A receiver made
+// [WithSpool] moves its backlog into such a store a batch at a time (one transaction in
+// the SQL store), rather than one Insert per delivery.
+type BatchInserter interface {
+	// InsertBatch stores, atomically, each of ds that no stored delivery and no earlier
+	// one of ds has the Endpoint and ID of, as Insert stores one; inserted[i] reports
+	// whether ds[i] was stored. Duplicates are left as they were. On an error nothing is
+	// stored; a delivery the store cannot take fails the batch with an error matching
+	// ErrInvalid.
+	InsertBatch(ctx context.Context, ds []Delivery) (inserted []bool, err error)
+}

@@ -632,4 +632,58 @@ var cases = []testCase{
 		_, err := e.store.Get(e.ctx, epA, "d2")
 		wantErr(t, "Get of an insert made with a cancelled context", err, webhook.ErrNotFound)
 	}},
+	{"InsertBatch", func(t *testing.T, e *env) {
+		bi, ok := e.store.(webhook.BatchInserter)
+		if !ok {
+			t.Skip("the store does not implement webhook.BatchInserter")
+		}
+		stored := e.insert(t, delivery(epA, "d1", at(0)))
+		// 300 deliveries: more than one statement of the SQL store; with a duplicate of a
+		// stored delivery, a key given twice, and the same ID at another endpoint.
+		var ds []webhook.Delivery
+		for i := range 300 {
+			ds = append(ds, delivery(epA, fmt.Sprintf("b%03d", i), at(10+i)))
+		}
+		dup := delivery(epA, "d1", at(5))
+		dup.Body = []byte(`{"changed":true}`)
+		ds = append(ds, dup, delivery(epA, "b007", at(400)), delivery(epB, "b007", at(401)))
+		inserted, err := bi.InsertBatch(e.ctx, ds)
+		noErr(t, "InsertBatch", err)
+		eq(t, "results", len(inserted), len(ds))
+		for i, d := range ds {
+			want := i < 300 || i == len(ds)-1
+			if inserted[i] != want {
+				t.Fatalf("inserted[%d] (%s/%s) = %v, want %v", i, d.Endpoint, d.ID, inserted[i], want)
+			}
+		}
+		sameDelivery(t, "the duplicate of a stored delivery", e.get(t, epA, "d1"), stored)
+		sameDelivery(t, "a key given twice keeps its first", e.get(t, epA, "b007"), withDefaults(ds[7]))
+		sameDelivery(t, "the other endpoint's", e.get(t, epB, "b007"), withDefaults(ds[len(ds)-1]))
+		eq(t, "stored", len(e.list(t, webhook.Filter{})), 302)
+
+		// A delivery the store cannot take fails the whole batch: nothing of it is stored.
+		inserted, err = bi.InsertBatch(e.ctx, []webhook.Delivery{delivery(epA, "c1", at(500)), delivery(epA, "", at(501))})
+		wantErr(t, "InsertBatch with an empty ID", err, webhook.ErrInvalid)
+		if inserted != nil {
+			t.Fatalf("InsertBatch failed but returned %v", inserted)
+		}
+		_, err = e.store.Get(e.ctx, epA, "c1")
+		wantErr(t, "Get of a delivery of a refused batch", err, webhook.ErrNotFound)
+
+		inserted, err = bi.InsertBatch(e.ctx, nil)
+		noErr(t, "InsertBatch of nothing", err)
+		eq(t, "results of nothing", len(inserted), 0)
+	}},
+}
+
+// withDefaults is d as Insert stores it when it leaves fields to the store: pending, and
+// updated when received.
+func withDefaults(d webhook.Delivery) webhook.Delivery {
+	if d.Status == "" {
+		d.Status = webhook.StatusPending
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.ReceivedAt
+	}
+	return d
 }
