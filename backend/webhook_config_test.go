@@ -39,6 +39,7 @@ webhooks:
     event_header: X-Shopify-Topic
     body_limit: 1048576
     max_attempts: 5
+    spool: ${SPOOL_DIR}
     events:
       products/create: {model: product, action: import}
       products/delete: {model: product, action: delete, id_path: id}
@@ -49,14 +50,14 @@ webhooks:
     events:
       invoice.paid: {model: invoice, action: import, id_path: data.object.id}
 `), func(k string) (string, bool) {
-		v, ok := map[string]string{"SHOPIFY_WEBHOOK_SECRET": "s3cr3t"}[k]
+		v, ok := map[string]string{"SHOPIFY_WEBHOOK_SECRET": "s3cr3t", "SPOOL_DIR": "/var/spool/shop"}[k]
 		return v, ok
 	})
 	require.NoError(t, err)
 	want := []backend.WebhookConfig{
 		{Name: "shopify", Scheme: "hmac_sha256", Header: "X-Shopify-Hmac-Sha256", Encoding: "base64",
 			Secrets: []string{"s3cr3t", "old-secret"}, IDHeader: "X-Shopify-Webhook-Id", EventHeader: "X-Shopify-Topic",
-			BodyLimit: 1 << 20, MaxAttempts: 5, Events: map[string]backend.WebhookEvent{
+			BodyLimit: 1 << 20, MaxAttempts: 5, Spool: "/var/spool/shop", Events: map[string]backend.WebhookEvent{
 				"products/create": {Model: "product", Action: "import"},
 				"products/delete": {Model: "product", Action: "delete", IDPath: "id"},
 			}},

@@ -37,12 +37,14 @@ const (
 	webhookDSNEnv   = "CONNKIT_BACKEND_WEBHOOK_DSN"
 	webhookAPIEnv   = "CONNKIT_BACKEND_WEBHOOK_API"
 	webhookBodyEnv  = "CONNKIT_BACKEND_WEBHOOK_BODY"
+	webhookSpoolEnv = "CONNKIT_BACKEND_WEBHOOK_SPOOL" // the spool directory, if any
 )
 
 // sqlShop builds the webhook connector every process of the crash test builds the same
-// way: the product model kept in db, deliveries in db, and the in-process pool or a River
-// queue on db (whose tables only the first process creates).
-func sqlShop(t *testing.T, db *sqlstore.DB, apiURL, queueKind string, migrate bool) (*backend.Backend, *sqlstore.RecordStore[product]) {
+// way: the product model kept in db, deliveries in db (through a spool in the directory
+// spool, when given), and the in-process pool or a River queue on db (whose tables only
+// the first process creates).
+func sqlShop(t *testing.T, db *sqlstore.DB, apiURL, queueKind, spool string, migrate bool) (*backend.Backend, *sqlstore.RecordStore[product]) {
 	t.Helper()
 	ctx := context.Background()
 	products, err := sqlstore.Records[product](ctx, db, "product")
@@ -63,13 +65,17 @@ func sqlShop(t *testing.T, db *sqlstore.DB, apiURL, queueKind string, migrate bo
 			return riverqueue.New(ctx, db, w, qopts...)
 		}))
 	}
-	b, err := backend.New(backend.Config{Name: "shop", BaseURL: apiURL, Webhooks: []backend.WebhookConfig{shopifyWebhook()}}, opts...)
+	hook := shopifyWebhook()
+	hook.Spool = spool
+	b, err := backend.New(backend.Config{Name: "shop", BaseURL: apiURL, Webhooks: []backend.WebhookConfig{hook}}, opts...)
 	require.NoError(t, err)
 	return b, products
 }
 
 // TestWebhookChild is the child process of TestWebhookCrashBeforeProcessing: it receives
-// one delivery (stored, its job queued) and SIGKILLs itself before any worker runs.
+// one delivery (stored, its job queued; or, with a spool, written to the spool file) and
+// SIGKILLs itself before any worker runs (with a spool, the flusher is most likely still
+// waiting for a batch to fill).
 func TestWebhookChild(t *testing.T) {
 	kind := os.Getenv(webhookChildEnv)
 	if kind == "" {
@@ -77,7 +83,7 @@ func TestWebhookChild(t *testing.T) {
 	}
 	db, err := sqlstore.Open(context.Background(), os.Getenv(webhookDSNEnv), sqlstore.WithoutMigrate())
 	require.NoError(t, err)
-	b, _ := sqlShop(t, db, os.Getenv(webhookAPIEnv), kind, false) // never started
+	b, _ := sqlShop(t, db, os.Getenv(webhookAPIEnv), kind, os.Getenv(webhookSpoolEnv), false) // never started
 	body := []byte(os.Getenv(webhookBodyEnv))
 	signer, err := webhook.NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, []string{shopifySecret})
 	require.NoError(t, err)
@@ -98,13 +104,24 @@ func TestWebhookChild(t *testing.T) {
 // starts the backend on the same database (a SQLite file; Postgres when
 // CONNKIT_TEST_POSTGRES_URL is set): Start queues the pending delivery again (River: the
 // identity key finds the job already there), and it is processed exactly once.
+//
+// With a spool, the delivery answered 200 may exist only in the dead process's spool
+// file: Start stores it from there (and removes the file), then processes it once.
 func TestWebhookCrashBeforeProcessing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a child process; skipped with -short")
 	}
-	for _, tc := range []struct{ dialect, kind string }{{"sqlite", "pool"}, {"sqlite", "river"}, {"postgres", "pool"}, {"postgres", "river"}} {
+	for _, tc := range []struct {
+		dialect, kind string
+		spool         bool
+	}{{"sqlite", "pool", false}, {"sqlite", "river", false}, {"postgres", "pool", false}, {"postgres", "river", false},
+		{"sqlite", "pool", true}, {"sqlite", "river", true}, {"postgres", "pool", true}} {
 		kind := tc.kind
-		t.Run(tc.dialect+"/"+kind, func(t *testing.T) {
+		name := tc.dialect + "/" + kind
+		if tc.spool {
+			name += "/spool"
+		}
+		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			dsn := "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
 			if tc.dialect == "postgres" {
@@ -116,11 +133,16 @@ func TestWebhookCrashBeforeProcessing(t *testing.T) {
 			db, err := sqlstore.Open(ctx, dsn)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = db.Close() })
-			b, products := sqlShop(t, db, api.URL, kind, true) // creates River's tables first
-
+			var spool string
+			if tc.spool {
+				spool = t.TempDir()
+			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestWebhookChild$", "-test.count=1", "-test.v")
 			cmd.Env = append(os.Environ(), webhookChildEnv+"="+kind, webhookDSNEnv+"="+dsn, webhookAPIEnv+"="+api.URL,
-				webhookBodyEnv+"="+fmt.Sprintf(`{"id":%d}`, id))
+				webhookBodyEnv+"="+fmt.Sprintf(`{"id":%d}`, id), webhookSpoolEnv+"="+spool)
+			if kind == "river" { // River's tables, made before the child opens the database
+				sqlShop(t, db, api.URL, kind, "", true)
+			}
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			require.NoError(t, cmd.Start())
@@ -137,25 +159,38 @@ func TestWebhookCrashBeforeProcessing(t *testing.T) {
 			require.Equal(t, syscall.SIGKILL, exit.Sys().(syscall.WaitStatus).Signal(), "output:\n%s", out.String())
 			require.Contains(t, out.String(), "answered 200")
 
+			// The restarted process: built after the crash, as a new process would be (its
+			// spool, in the same directory, is a new file).
+			b, products := sqlShop(t, db, api.URL, kind, spool, false)
 			d, err := b.Deliveries().Get(ctx, "shop/shopify", "crash-1")
-			require.NoError(t, err, "the delivery answered 200 survived the crash")
-			assert.Equal(t, webhook.StatusPending, d.Status)
-			assert.Zero(t, d.Attempts)
+			if tc.spool && errors.Is(err, webhook.ErrNotFound) {
+				files, _ := filepath.Glob(filepath.Join(spool, "*.spool"))
+				require.Len(t, files, 2, "the delivery is in the dead process's spool file (and the new process has its own)")
+				t.Log("the delivery was only in the spool when the process died")
+			} else {
+				require.NoError(t, err, "the delivery answered 200 survived the crash")
+				assert.Equal(t, webhook.StatusPending, d.Status)
+				assert.Zero(t, d.Attempts)
+			}
 			assert.Zero(t, api.Stats().Gets, "nothing was processed before the crash")
 			var jobs []queue.JobInfo
 			for j, err := range b.Queue().ListJobs(ctx, queue.ListFilter{}) {
 				require.NoError(t, err)
 				jobs = append(jobs, j)
 			}
-			if kind == "river" {
+			if kind == "river" && !tc.spool { // with a spool, the child may die before its flusher queues the job
 				require.Len(t, jobs, 1, "the River job survived")
 				assert.Equal(t, "connkit.webhook", jobs[0].Kind)
-			} else {
+			} else if kind == "pool" {
 				assert.Empty(t, jobs, "a new process's pool starts empty")
 			}
 
 			require.NoError(t, b.Start(ctx))
 			d = waitDelivery(t, b.Deliveries(), "shop/shopify", "crash-1", status(webhook.StatusProcessed))
+			if tc.spool {
+				files, _ := filepath.Glob(filepath.Join(spool, "*.spool"))
+				assert.Len(t, files, 1, "the dead process's spool file is removed once stored; the running one's is left")
+			}
 			stopHub(t, b)
 			assert.Equal(t, 1, d.Attempts, "processed once")
 			assert.Equal(t, 1, api.Stats().Gets, "fetched once")
@@ -185,7 +220,7 @@ func TestWebhookOnRiver(t *testing.T) {
 	db := openSQLiteFile(t)
 	api := fakeapi.New()
 	t.Cleanup(api.Close)
-	b, products := sqlShop(t, db, api.URL, "river", true)
+	b, products := sqlShop(t, db, api.URL, "river", "", true)
 	id := api.Add("products", map[string]any{"title": "Mug", "price": "8"})
 	api.Inject(fakeapi.Fault{Kind: fakeapi.FaultStatus, Status: http.StatusServiceUnavailable, Times: 1, Resource: "products"})
 	require.NoError(t, b.Start(ctx))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -378,14 +379,20 @@ func TestWebhookRouting(t *testing.T) {
 }
 
 // 1,000 deliveries, 200 of them sent twice, arrive concurrently through the HTTP path and
-// the in-process pool: every one is stored once and its handler runs exactly once.
+// the in-process pool: every one is stored once and its handler runs exactly once. With a
+// spool too, where the redeliveries meet their first copies in the spool or in the store.
 func TestWebhookThousandConcurrentDeliveries(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		opts func(t *testing.T) []backend.Option
+		name  string
+		spool bool
+		opts  func(t *testing.T) []backend.Option
 	}{
-		{"memory", func(*testing.T) []backend.Option { return nil }},
-		{"sqlite-file", func(t *testing.T) []backend.Option {
+		{"memory", false, func(*testing.T) []backend.Option { return nil }},
+		{"sqlite-file", false, func(t *testing.T) []backend.Option {
+			return []backend.Option{backend.WithDB(openSQLiteFile(t))}
+		}},
+		{"memory-spool", true, func(*testing.T) []backend.Option { return nil }},
+		{"sqlite-file-spool", true, func(t *testing.T) []backend.Option {
 			return []backend.Option{backend.WithDB(openSQLiteFile(t))}
 		}},
 	} {
@@ -401,7 +408,11 @@ func TestWebhookThousandConcurrentDeliveries(t *testing.T) {
 				runs[i].Add(1)
 				return nil
 			}
-			s := newShop(t, shopifyWebhook(), append(tc.opts(t), backend.WithWebhookHandler("shopify", "orders/paid", h))...)
+			hook := shopifyWebhook()
+			if tc.spool {
+				hook.Spool = t.TempDir()
+			}
+			s := newShop(t, hook, append(tc.opts(t), backend.WithWebhookHandler("shopify", "orders/paid", h))...)
 			s.start(t)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 			t.Cleanup(client.CloseIdleConnections)
@@ -645,4 +656,38 @@ func TestWebhookDeleteDuringImportOfSameRecord(t *testing.T) {
 	_, err = s.b.Bindings().GetByExternal(ctx, "shop", "product", ext)
 	assert.ErrorIs(t, err, binding.ErrNotFound, "the deleted record's binding came back")
 	assert.Zero(t, s.products.Len(), "local products left")
+}
+
+// With a spool, deliveries answered before Stop are in the store once Stop returns, and
+// the spool's file is gone; a spool directory that cannot be made is a configuration error
+// naming the endpoint.
+func TestWebhookSpoolStop(t *testing.T) {
+	ctx := context.Background()
+	hook := shopifyWebhook()
+	hook.Spool = t.TempDir()
+	s := newShop(t, hook, backend.WithDB(openSQLiteFile(t)))
+	require.NoError(t, s.b.Start(ctx))
+	files, err := filepath.Glob(filepath.Join(hook.Spool, "*.spool"))
+	require.NoError(t, err)
+	require.Len(t, files, 1, "the receiver's spool file")
+	for i := range 20 {
+		require.Equal(t, http.StatusOK, s.deliver(t, nil, fmt.Sprintf("stop-%d", i), "orders/paid", fmt.Appendf(nil, `{"id":%d}`, i)))
+	}
+	stopHub(t, s.b)
+	for i := range 20 {
+		_, err := s.b.Deliveries().Get(ctx, "shop/shopify", fmt.Sprintf("stop-%d", i))
+		require.NoError(t, err, "delivery %d is in the store after Stop", i)
+	}
+	_, err = os.Stat(files[0])
+	require.ErrorIs(t, err, os.ErrNotExist, "Stop closed the spool and removed its file")
+
+	notDir := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+	hook.Spool = filepath.Join(notDir, "spool")
+	_, err = backend.New(backend.Config{Name: "shop", BaseURL: "https://shop.example.com", Webhooks: []backend.WebhookConfig{hook}},
+		backend.WithModel(productModel(local.NewMemory[product]())))
+	var cfgErr *backend.ConfigError
+	require.ErrorAs(t, err, &cfgErr)
+	require.ErrorContains(t, err, "webhooks[0]")
+	require.ErrorContains(t, err, "WithSpool")
 }
