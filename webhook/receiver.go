@@ -77,7 +77,9 @@ type Notify func(ctx context.Context, d Delivery) error
 //     the body; the event type from [WithEventHeader] or [WithEventPath] (none: "");
 //   - stores the delivery pending, with signature, credential and cookie headers
 //     redacted, before answering; a delivery already stored (a redelivery) is not stored
-//     again, and is answered 200 as a duplicate;
+//     again, and is answered 200 as a duplicate. With [WithSpool], it writes the delivery
+//     to its spool file instead, and answers accepted; the spool's flusher stores it (or
+//     finds it a duplicate) and notifies it right after;
 //   - calls the [Notify] hook for a new delivery, and for a duplicate that is still
 //     pending (repairing a notify lost to a crash);
 //   - answers 503 when the store or the hook fails, so the sender delivers again, and
@@ -118,6 +120,8 @@ type Stats struct {
 	// Requests is every request served; the fields below split it.
 	Requests int64
 	// Accepted deliveries were new and stored; Duplicates were redeliveries of stored ones.
+	// With [WithSpool], both are counted when the spool's flusher stores a delivery, so
+	// for a moment after a request they may not add up to the requests answered 200.
 	Accepted, Duplicates int64
 	// Unauthorized requests failed verification (401).
 	Unauthorized int64

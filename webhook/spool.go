@@ -21,13 +21,15 @@ import (
 
 // A spool is the write-ahead file of a receiver made [WithSpool]: a delivery is appended
 // to it (one write) before the sender is answered, and a flusher goroutine moves what is
-// appended into the Store in batches and hands it on (Notify). Concurrent inserts commit
-// together in stores that group them (the SQL store on SQLite), so a burst costs a few
-// commits instead of one per request, and no request waits for one.
+// appended into the Store in batches (one InsertBatch, so one transaction, per batch of up
+// to spoolBatch) and hands each on (Notify). No request waits for a commit, and a burst
+// costs one commit per batch instead of one per delivery.
 //
-// Each process spools to a file of its own, locked (flock) while it is open. Whenever
-// everything appended is stored and handed on, the file is truncated, so it holds at most
-// the deliveries of the current backlog. A file whose lock can be taken was left by a
+// Each process spools to files of its own (segments), each locked (flock) while it is
+// open. The current segment is truncated whenever all its records are handed on; past
+// spoolRotate bytes a new one is started, and the old one is removed once all its records
+// are handed on. So the files hold the current backlog and little more, even under a
+// stream that never lets the backlog empty. A file whose lock can be taken was left by a
 // process that stopped before flushing it (a crash): Resume stores its deliveries, which
 // are then handed on with the other pending ones, and removes it.
 //
@@ -37,24 +39,24 @@ import (
 // nanoseconds). A process killed during a write leaves a torn last record, which is
 // dropped on replay: its sender was not answered.
 type spool struct {
-	r     *Receiver
-	dir   string
-	path  string
-	f     *os.File
-	limit int64 // most bytes appended and not yet handed on
+	r      *Receiver
+	dir    string
+	limit  int64 // most bytes appended and not yet handed on
+	rotate int64 // a segment's size past which the next one is started
 
 	// ctx bounds the flusher's store and notify calls; Close cancels it when it gives up.
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	queue    []spooled // appended, not yet taken by the flusher
-	pending  int64     // bytes appended and not handed on (queued or in the flusher's batch)
-	size     int64     // the file's size
-	appended int64     // deliveries appended, ever
-	handed   int64     // of those, handed on (or dropped as invalid)
-	flushing bool      // the flusher goroutine runs
-	waiters  int       // goroutines in flushed: the flusher does not linger
+	cur      *segment   // the segment appended to
+	old      []*segment // earlier segments with records not yet handed on
+	queue    []spooled  // appended, not yet taken by the flusher
+	pending  int64      // bytes appended and not handed on (queued or in the flusher's batch)
+	appended int64      // deliveries appended, ever
+	handed   int64      // of those, handed on (or dropped as invalid)
+	flushing bool       // the flusher goroutine runs
+	waiters  int        // goroutines in flushed: the flusher does not linger
 	// kick ends the flusher's linger: a full batch is queued, or Flush waits.
 	kick chan struct{}
 	// progress is closed, and replaced, when handed grows or the flusher stops.
@@ -63,10 +65,19 @@ type spool struct {
 	broken   error // a failed write could not be undone: spooling is off
 }
 
+// segment is one spool file.
+type segment struct {
+	f    *os.File
+	path string
+	size int64 // bytes written
+	left int   // records written and not yet handed on
+}
+
 // spooled is one delivery of the spool, and how far its hand-on got.
 type spooled struct {
 	d    Delivery
-	size int64 // its record's bytes in the file
+	seg  *segment
+	size int64 // its record's bytes in the segment
 	// stored: it is in the store, as d, and inserted says whether it was new; done: it is
 	// handed on too (or was dropped as invalid).
 	stored, inserted, done bool
@@ -80,9 +91,11 @@ const (
 	// spoolLinger is how long the flusher waits for a batch to fill before it stores a
 	// smaller one, unless Flush is waiting.
 	spoolLinger = 5 * time.Millisecond
-	// spoolLimit is the default backlog, in bytes of records, past which deliveries
-	// are stored directly (as without a spool) until the flusher catches up.
+	// spoolLimit is the backlog, in bytes of records, past which deliveries are stored
+	// directly (as without a spool) until the flusher catches up.
 	spoolLimit = 64 << 20
+	// spoolRotate is the segment size past which the next segment is started.
+	spoolRotate = 8 << 20
 	// spoolRetryMin and spoolRetryMax bound the flusher's wait between attempts when the
 	// store or the notify hook fails.
 	spoolRetryMin = 50 * time.Millisecond
@@ -110,7 +123,8 @@ var (
 //   - Stats counts Accepted and Duplicates when the flusher stores them;
 //   - Store.List sees a delivery a few milliseconds after it was answered;
 //   - deliveries go to the store directly (as without a spool) while the backlog holds
-//     64 MiB, after [Receiver.Close], and when the file cannot be written.
+//     64 MiB, after [Receiver.Close], and when the file cannot be written;
+//   - the handing on waits up to 5 ms for a batch to fill (not when Flush is waiting).
 //
 // A process that stops without Close leaves its backlog in the file; [Receiver.Resume],
 // at the next start, stores what dead processes left and hands it on. Processes may
@@ -131,24 +145,38 @@ func spoolPrefix(endpoint string) string {
 	return "webhook-" + hex.EncodeToString(sum[:8]) + "-"
 }
 
-// openSpool creates the receiver's own spool file in dir and locks it.
+// openSpool creates the receiver's first spool segment in dir.
 func openSpool(r *Receiver, dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("WithSpool: %w", err)
 	}
-	name := spoolPrefix(r.endpoint) + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + spoolExt
-	path := filepath.Join(dir, name)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &spool{r: r, dir: dir, limit: spoolLimit, rotate: spoolRotate, ctx: ctx, cancel: cancel,
+		progress: make(chan struct{}), kick: make(chan struct{}, 1)}
+	seg, err := s.newSegment()
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("WithSpool: %w", err)
+	}
+	s.cur = seg
+	return s, nil
+}
+
+// newSegment creates and locks a new spool file: the endpoint's prefix, the process ID
+// and a time stamp name it.
+func (s *spool) newSegment() (*segment, error) {
+	name := spoolPrefix(s.r.endpoint) + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + spoolExt
+	path := filepath.Join(s.dir, name)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("WithSpool: %w", err)
+		return nil, err
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("WithSpool: locking %s: %w", path, err)
+		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &spool{r: r, dir: dir, path: path, f: f, limit: spoolLimit, ctx: ctx, cancel: cancel, progress: make(chan struct{}), kick: make(chan struct{}, 1)}, nil
+	return &segment{f: f, path: path}, nil
 }
 
 // wake ends the flusher's linger, if it lingers.
@@ -170,6 +198,9 @@ var recordPool = sync.Pool{New: func() any { return new([]byte) }}
 // append writes d to the file and queues it for the flusher. On an error nothing is
 // queued, and the file is as it was (or spooling is off): the caller stores d directly.
 func (s *spool) append(d Delivery) error {
+	if int64(len(d.Body)) >= s.limit {
+		return errSpoolFull // never encode a body that cannot fit
+	}
 	bp := recordPool.Get().(*[]byte)
 	rec := appendRecord((*bp)[:0], &d)
 	defer func() {
@@ -188,20 +219,30 @@ func (s *spool) append(d Delivery) error {
 	case s.pending+int64(len(rec)) > s.limit:
 		return errSpoolFull
 	}
-	if n, err := s.f.Write(rec); err != nil {
+	seg := s.cur
+	if n, err := seg.f.Write(rec); err != nil {
 		// A torn record would hide every later one from a replay: cut it off, or stop
 		// spooling.
-		if terr := s.f.Truncate(s.size); terr != nil {
-			s.broken = fmt.Errorf("spool %s unusable: a write failed (%v) and could not be undone: %w", s.path, err, terr)
+		if terr := seg.f.Truncate(seg.size); terr != nil {
+			s.broken = fmt.Errorf("spool %s unusable: a write failed (%v) and could not be undone: %w", seg.path, err, terr)
 			s.r.log.Error("webhook: spooling stopped; deliveries are stored directly", "endpoint", s.r.endpoint, "error", s.broken)
 		}
-		return fmt.Errorf("writing spool %s (%d of %d bytes): %w", s.path, n, len(rec), err)
+		return fmt.Errorf("writing spool %s (%d of %d bytes): %w", seg.path, n, len(rec), err)
 	}
 	size := int64(len(rec))
-	s.size += size
+	seg.size += size
+	seg.left++
 	s.pending += size
 	s.appended++
-	s.queue = append(s.queue, spooled{d: d, size: size})
+	s.queue = append(s.queue, spooled{d: d, seg: seg, size: size})
+	if seg.size >= s.rotate {
+		if next, err := s.newSegment(); err != nil {
+			s.r.log.Warn("webhook: cannot start a new spool file; the current one grows", "endpoint", s.r.endpoint, "error", err)
+		} else {
+			s.old = append(s.old, seg)
+			s.cur = next
+		}
+	}
 	if !s.flushing {
 		s.flushing = true
 		go s.flush()
@@ -211,8 +252,8 @@ func (s *spool) append(d Delivery) error {
 	return nil
 }
 
-// flush is the flusher: it hands the queue on in batches until it is empty, then
-// truncates the file (everything in it is stored) and ends; append starts it again.
+// flush is the flusher: it hands the queue on in batches until it is empty, and ends;
+// append starts it again.
 func (s *spool) flush() {
 	lingered := false
 	linger := time.NewTimer(spoolLinger)
@@ -220,13 +261,6 @@ func (s *spool) flush() {
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.ctx.Err() != nil {
-			if len(s.queue) == 0 && s.size > 0 && s.broken == nil {
-				if err := s.f.Truncate(0); err != nil {
-					s.r.log.Warn("webhook: cannot truncate the spool; it is replayed in full after a crash", "path", s.path, "error", err)
-				} else {
-					s.size = 0
-				}
-			}
 			s.flushing = false
 			s.signal()
 			s.mu.Unlock()
@@ -255,13 +289,37 @@ func (s *spool) flush() {
 		s.mu.Lock()
 		for _, it := range batch[:done] {
 			s.pending -= it.size
+			it.seg.left--
 		}
 		s.handed += int64(done)
+		s.dropHandedLocked()
 		if done < len(batch) { // Close gave up: what is left stays in the file
 			s.queue = append(batch[done:], s.queue...)
 		}
 		s.signal()
 		s.mu.Unlock()
+	}
+}
+
+// dropHandedLocked removes the segments whose records are all handed on, and
+// truncates the current one when all of its are: nothing in them is needed after a crash.
+// s.mu is held.
+func (s *spool) dropHandedLocked() {
+	s.old = slices.DeleteFunc(s.old, func(seg *segment) bool {
+		if seg.left > 0 {
+			return false
+		}
+		if err := errors.Join(seg.f.Close(), os.Remove(seg.path)); err != nil {
+			s.r.log.Warn("webhook: cannot remove a spent spool file; a replay after a crash stores its deliveries again", "path", seg.path, "error", err)
+		}
+		return true
+	})
+	if cur := s.cur; cur.left == 0 && cur.size > 0 && s.broken == nil {
+		if err := cur.f.Truncate(0); err != nil {
+			s.r.log.Warn("webhook: cannot truncate the spool; a replay after a crash stores its deliveries again", "path", cur.path, "error", err)
+		} else {
+			cur.size = 0
+		}
 	}
 }
 
@@ -298,6 +356,7 @@ func (s *spool) handOn(batch []spooled) int {
 			"failed", len(todo), "retry_in", wait, "error", err)
 		select {
 		case <-time.After(wait):
+		case <-s.kick: // Flush is waiting: try again now
 		case <-s.ctx.Done():
 			return len(batch) - len(todo)
 		}
@@ -448,20 +507,28 @@ func (s *spool) close(ctx context.Context) error {
 		<-progress // its store calls end with s.ctx
 		s.mu.Lock()
 	}
-	left := len(s.queue)
-	s.mu.Unlock()
-	if left == 0 {
-		if rerr := os.Remove(s.path); rerr != nil {
-			err = errors.Join(err, rerr)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	left := 0
+	for _, seg := range append(s.old, s.cur) {
+		if seg.left == 0 {
+			if err := os.Remove(seg.path); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		left += seg.left
+		if err := seg.f.Close(); err != nil { // unlocks it for the next Resume
+			errs = append(errs, err)
 		}
 	}
-	if cerr := s.f.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
+	s.old = nil
+	s.mu.Unlock()
 	if left > 0 {
-		s.r.log.Warn("webhook: spool closed with deliveries not yet stored; the next Resume stores them", "endpoint", s.r.endpoint, "path", s.path, "left", left)
+		s.r.log.Warn("webhook: spool closed with deliveries not yet stored; the next Resume stores them", "endpoint", s.r.endpoint, "dir", s.dir, "left", left)
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // replay stores the deliveries of the spool files other processes of this endpoint left
@@ -475,10 +542,8 @@ func (s *spool) replay(ctx context.Context) (int, error) {
 	}
 	total := 0
 	for _, path := range paths {
-		if path == s.path {
-			continue
-		}
-		n, err := s.replayFile(ctx, path)
+		n, err := s.replayFile(ctx, path) // skips this process's own: they are locked
+
 		total += n
 		if err != nil {
 			return total, err
