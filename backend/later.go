@@ -288,11 +288,17 @@ func identityKey(backend, what, target string, ids []string) string {
 	if len(ids) == 0 {
 		return key
 	}
-	sorted := slices.Clone(ids)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	raw, _ := json.Marshal(sorted) // unambiguous: ["a,b"] is not ["a","b"]
-	joined := string(raw)
+	var joined string
+	if len(ids) == 1 { // a webhook delivery, one record: what the general case gives, cheaper
+		raw, _ := json.Marshal(ids[0])
+		joined = "[" + string(raw) + "]"
+	} else {
+		sorted := slices.Clone(ids)
+		slices.Sort(sorted)
+		sorted = slices.Compact(sorted)
+		raw, _ := json.Marshal(sorted) // unambiguous: ["a,b"] is not ["a","b"]
+		joined = string(raw)
+	}
 	if len(joined) > 64 {
 		sum := sha256.Sum256([]byte(joined))
 		joined = "sha256:" + hex.EncodeToString(sum[:16])

@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/connkit/connkit/adapter"
@@ -64,6 +65,19 @@ func TestJobErrorPermanence(t *testing.T) {
 		}
 		if !errors.Is(got, tc.err) {
 			t.Errorf("%s: the job error no longer wraps the run's error", tc.name)
+		}
+	}
+}
+
+// identityKey's one-ID shortcut gives the key the general case gives (keys already
+// stored in River must keep matching).
+func TestIdentityKeyOneID(t *testing.T) {
+	for _, id := range []string{"1", "gid://shopify/Product/1", `a"b\c`, "<&>", "\u2028", "bad\xffutf8", "", strings.Repeat("x", 80)} {
+		got := identityKey("shop", "webhook", "shopify", []string{id})
+		// The general case, as a two-ID list that compacts to one.
+		want := identityKey("shop", "webhook", "shopify", []string{id, id})
+		if got != want {
+			t.Errorf("identityKey(%q) = %q, want %q", id, got, want)
 		}
 	}
 }

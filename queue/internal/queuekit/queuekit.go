@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -52,12 +51,11 @@ type EnqueueOptions struct {
 	QueueName   string
 }
 
-var queueNameRE = regexp.MustCompile(`^[a-z0-9]+(?:[_-][a-z0-9]+)*$`)
-
 // ValidQueueName reports an error matching ErrInvalid if name cannot be a
-// queue name (River's rule).
+// queue name (River's rule: ^[a-z0-9]+(?:[_-][a-z0-9]+)*$, at most 64 bytes). Every
+// Enqueue checks its queue's name, so it is a loop rather than a regexp.
 func ValidQueueName(name string) error {
-	if len(name) == 0 || len(name) > 64 || !queueNameRE.MatchString(name) {
+	if len(name) == 0 || len(name) > 64 || !queueNameChars(name) {
 		return fmt.Errorf("%w: queue name %q must be 1-64 lowercase letters and digits separated by '_' or '-'", ErrInvalid, name)
 	}
 	return nil
@@ -325,3 +323,19 @@ func (e *RetryAfterError) Error() string {
 }
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// queueNameChars reports whether name is runs of [a-z0-9] joined by single '_' or '-'.
+func queueNameChars(name string) bool {
+	sep := true // at the start, as after a separator: a letter or digit must come
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			sep = false
+		case (c == '_' || c == '-') && !sep:
+			sep = true
+		default:
+			return false
+		}
+	}
+	return !sep
+}

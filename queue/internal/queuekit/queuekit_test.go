@@ -2,6 +2,8 @@ package queuekit
 
 import (
 	"math"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,4 +28,18 @@ func TestExponentialBackoffDoesNotOverflow(t *testing.T) {
 			t.Errorf("attempt %d: %d, want at least MaxInt64/2", attempt, got)
 		}
 	}
+}
+
+// The hand-written check keeps River's rule, the regexp it replaced.
+func FuzzValidQueueName(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z0-9]+(?:[_-][a-z0-9]+)*$`)
+	for _, s := range []string{"", "a", "default", "connkit-shop", "a_b-c", "-a", "a-", "a--b", "a_-b", "A", "a b", "é", strings.Repeat("a", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want := len(name) > 0 && len(name) <= 64 && re.MatchString(name)
+		if got := ValidQueueName(name) == nil; got != want {
+			t.Fatalf("ValidQueueName(%q) accepts: %v, River's rule: %v", name, got, want)
+		}
+	})
 }
