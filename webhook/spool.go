@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -36,8 +38,8 @@ import (
 // Records: a little-endian uint32 payload length, the payload's CRC-32C, the payload
 // (spoolVersion, then endpoint, ID, event, header, body as uvarint-length-prefixed
 // strings, the header as counts of keys and values, and ReceivedAt as a varint of Unix
-// nanoseconds). A process killed during a write leaves a torn last record, which is
-// dropped on replay: its sender was not answered.
+// nanoseconds). A record cut short (a machine crash during its write: its sender was not
+// answered) or corrupt ends the replay of its file, which is kept for inspection.
 type spool struct {
 	r      *Receiver
 	dir    string
@@ -86,6 +88,8 @@ type spooled struct {
 const (
 	spoolExt     = ".spool"
 	spoolVersion = 1
+	// zeroTime stands for a zero ReceivedAt, whose Unix nanoseconds are undefined.
+	zeroTime = math.MinInt64
 	// spoolBatch caps the deliveries the flusher hands to the store at once.
 	spoolBatch = 256
 	// spoolLinger is how long the flusher waits for a batch to fill before it stores a
@@ -163,18 +167,24 @@ func openSpool(r *Receiver, dir string) (*spool, error) {
 }
 
 // newSegment creates and locks a new spool file: the endpoint's prefix, the process ID
-// and a time stamp name it.
+// and a time stamp name it. It is made under another name and renamed once locked, so a
+// Resume in another process never takes it, unlocked, for a dead process's file.
 func (s *spool) newSegment() (*segment, error) {
 	name := spoolPrefix(s.r.endpoint) + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + spoolExt
 	path := filepath.Join(s.dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path+".new", os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()
-		os.Remove(path)
+		os.Remove(path + ".new")
 		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		f.Close()
+		os.Remove(path + ".new")
+		return nil, err
 	}
 	return &segment{f: f, path: path}, nil
 }
@@ -533,20 +543,22 @@ func (s *spool) close(ctx context.Context) error {
 
 // replay stores the deliveries of the spool files other processes of this endpoint left
 // in dir (those whose lock can be taken: their process is gone), and removes the files.
-// It returns how many deliveries it read. A file with a corrupt record is replayed up to
-// it and renamed with ".corrupt" appended, for a person to look at.
+// It returns how many deliveries it read. A file that does not end cleanly (a corrupt
+// record, or one cut short by a machine crash) is replayed up to the bad record and
+// renamed with ".corrupt" appended, for a person to look at.
 func (s *spool) replay(ctx context.Context) (int, error) {
-	paths, err := filepath.Glob(filepath.Join(s.dir, spoolPrefix(s.r.endpoint)+"*"+spoolExt))
+	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return 0, err
 	}
-	total := 0
-	for _, path := range paths {
-		n, err := s.replayFile(ctx, path) // skips this process's own: they are locked
-
-		total += n
-		if err != nil {
-			return total, err
+	prefix, total := spoolPrefix(s.r.endpoint), 0
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, spoolExt) {
+			n, err := s.replayFile(ctx, filepath.Join(s.dir, name)) // skips this process's own: they are locked
+			total += n
+			if err != nil {
+				return total, err
+			}
 		}
 	}
 	return total, nil
@@ -568,8 +580,11 @@ func (s *spool) replayFile(ctx context.Context, path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if now, err := os.Stat(path); err != nil || !os.SameFile(info, now) {
+		return 0, nil // replayed and removed by another process between the open and the lock
+	}
 	rd := &recordReader{r: bufio.NewReaderSize(f, 64<<10), left: info.Size()}
-	n := 0
+	n, foreign := 0, 0
 	var batch []Delivery
 	store := func() error {
 		if err := s.insertAll(ctx, batch); err != nil {
@@ -588,12 +603,13 @@ func (s *spool) replayFile(ctx context.Context, path string) (int, error) {
 			if err := store(); err != nil {
 				return n, err
 			}
-			s.r.log.Error("webhook: spool file corrupt; replayed up to the bad record and kept for inspection",
-				"endpoint", s.r.endpoint, "path", path+".corrupt", "offset", rd.off, "replayed", n, "error", err)
-			return n, os.Rename(path, path+".corrupt")
+			s.r.log.Error("webhook: spool file does not end cleanly; replayed up to the bad record and kept for inspection",
+				"endpoint", s.r.endpoint, "path", path+".corrupt", "offset", rd.off, "bytes_left", rd.left, "replayed", n, "error", err)
+			return n, ignoreNotExist(os.Rename(path, path+".corrupt"))
 		}
 		if d.Endpoint != s.r.endpoint {
-			continue // another endpoint with the same name hash: not ours to store
+			foreign++ // another endpoint with the same name hash: its own Resume stores it
+			continue
 		}
 		if batch = append(batch, d); len(batch) == spoolBatch {
 			if err := store(); err != nil {
@@ -604,12 +620,31 @@ func (s *spool) replayFile(ctx context.Context, path string) (int, error) {
 	if err := store(); err != nil {
 		return n, err
 	}
-	return n, os.Remove(path)
+	if foreign > 0 {
+		s.r.log.Warn("webhook: spool file holds deliveries of another endpoint; kept for its Resume", "endpoint", s.r.endpoint, "path", path, "foreign", foreign)
+		return n, nil
+	}
+	return n, ignoreNotExist(os.Remove(path))
 }
 
-// insertAll inserts ds concurrently (a grouping store commits them together); a
-// delivery already stored is left as it is. Resume hands pending ones on afterwards.
+// ignoreNotExist drops an error saying the file is gone: another process replayed it too.
+func ignoreNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// insertAll inserts ds, in one InsertBatch when the store has it (else, or when the
+// batch holds a delivery the store refuses, concurrently); a delivery already stored is
+// left as it is. Resume hands pending ones on afterwards.
 func (s *spool) insertAll(ctx context.Context, ds []Delivery) error {
+	if bi, ok := s.r.store.(BatchInserter); ok && len(ds) > 0 {
+		_, err := bi.InsertBatch(ctx, ds)
+		if !errors.Is(err, ErrInvalid) {
+			return err
+		}
+	}
 	errs := make([]error, len(ds))
 	var wg sync.WaitGroup
 	for i := range ds {
@@ -643,7 +678,11 @@ func appendRecord(buf []byte, d *Delivery) []byte {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(d.Body)))
 	buf = append(buf, d.Body...)
-	buf = binary.AppendVarint(buf, d.ReceivedAt.UnixNano())
+	nanos := int64(zeroTime)
+	if !d.ReceivedAt.IsZero() {
+		nanos = d.ReceivedAt.UnixNano()
+	}
+	buf = binary.AppendVarint(buf, nanos)
 	payload := buf[start:]
 	binary.LittleEndian.PutUint32(buf[start-8:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(buf[start-4:], crc32.Checksum(payload, castagnoli))
@@ -662,12 +701,15 @@ type recordReader struct {
 	off  int64 // offset of the next record
 }
 
-// next returns the next record's delivery; io.EOF at the end of the file or at a torn
-// last record (a write cut short by a crash), errSpoolCorrupt (wrapped) for a record that
-// is whole but wrong.
+// next returns the next record's delivery; io.EOF at the end of the file, errSpoolCorrupt
+// (wrapped) for a record that is wrong or cut short (by a machine crash during its write,
+// or a corrupt length).
 func (rr *recordReader) next() (Delivery, error) {
+	if rr.left == 0 {
+		return Delivery{}, io.EOF
+	}
 	if rr.left < 8 {
-		return Delivery{}, io.EOF // nothing, or a torn length
+		return Delivery{}, fmt.Errorf("%w: %d bytes at offset %d, too few for a record", errSpoolCorrupt, rr.left, rr.off)
 	}
 	var head [8]byte
 	if _, err := io.ReadFull(rr.r, head[:]); err != nil {
@@ -675,7 +717,7 @@ func (rr *recordReader) next() (Delivery, error) {
 	}
 	n := int64(binary.LittleEndian.Uint32(head[:4]))
 	if n > rr.left-8 {
-		return Delivery{}, io.EOF // torn payload
+		return Delivery{}, fmt.Errorf("%w: a record of %d bytes at offset %d runs past the end of the file", errSpoolCorrupt, n, rr.off)
 	}
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(rr.r, payload); err != nil {
@@ -701,7 +743,7 @@ func decodeRecord(p []byte) (Delivery, error) {
 	}
 	d := Delivery{Endpoint: dec.string(), ID: dec.string(), Event: dec.string(), Status: StatusPending}
 	if keys := dec.count(); keys > 0 {
-		d.Header = make(http.Header, keys)
+		d.Header = make(http.Header, min(keys, 64)) // a count is not trusted to size memory
 		for range keys {
 			k := dec.string()
 			vs := make([]string, dec.count())
@@ -726,7 +768,9 @@ func decodeRecord(p []byte) (Delivery, error) {
 	if dec.err != nil {
 		return Delivery{}, dec.err
 	}
-	d.ReceivedAt = time.Unix(0, nanos)
+	if nanos != zeroTime {
+		d.ReceivedAt = time.Unix(0, nanos)
+	}
 	return d, nil
 }
 
