@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -161,15 +162,43 @@ func timestamp(v string, now time.Time, tolerance time.Duration) error {
 	return nil
 }
 
+// macKey is one secret with a pool of its HMAC-SHA256 states: making a state hashes the
+// key's pads and allocates, which every delivery would pay for again.
+type macKey struct {
+	key   []byte
+	state sync.Pool // of hash.Hash
+}
+
+// macKeys wraps secrets' bytes.
+func macKeys(keys [][]byte) []*macKey {
+	out := make([]*macKey, len(keys))
+	for i, k := range keys {
+		out[i] = &macKey{key: k}
+	}
+	return out
+}
+
+// sum appends the MAC of the content write writes to out.
+func (k *macKey) sum(out []byte, write func(hash.Hash)) []byte {
+	m, ok := k.state.Get().(hash.Hash)
+	if ok {
+		m.Reset()
+	} else {
+		m = hmac.New(sha256.New, k.key)
+	}
+	write(m)
+	out = m.Sum(out)
+	k.state.Put(m)
+	return out
+}
+
 // match reports whether one of the MACs of the keys over the signed content equals one of
 // the candidates, comparing in constant time.
-func match(keys [][]byte, candidates [][sha256.Size]byte, write func(hash.Hash)) bool {
+func match(keys []*macKey, candidates [][sha256.Size]byte, write func(hash.Hash)) bool {
 	var sum [sha256.Size]byte
 	ok := false
 	for _, k := range keys {
-		m := hmac.New(sha256.New, k)
-		write(m)
-		m.Sum(sum[:0])
+		k.sum(sum[:0], write)
 		for i := range candidates {
 			if hmac.Equal(sum[:], candidates[i][:]) {
 				ok = true // keep going: the time taken does not depend on which matched
@@ -179,11 +208,7 @@ func match(keys [][]byte, candidates [][sha256.Size]byte, write func(hash.Hash))
 	return ok
 }
 
-func mac(key []byte, write func(hash.Hash)) []byte {
-	m := hmac.New(sha256.New, key)
-	write(m)
-	return m.Sum(nil)
-}
+func mac(key *macKey, write func(hash.Hash)) []byte { return key.sum(nil, write) }
 
 // decodeSig decodes one signature in enc; ok is false for anything but a SHA-256 MAC.
 func decodeSig(s string, enc Encoding) (sig [sha256.Size]byte, ok bool) {
@@ -216,7 +241,7 @@ func decodeSig(s string, enc Encoding) (sig [sha256.Size]byte, ok bool) {
 type HMAC struct {
 	header, prefix string
 	enc            Encoding
-	keys           [][]byte
+	keys           []*macKey
 }
 
 var _ Verifier = (*HMAC)(nil)
@@ -248,7 +273,7 @@ func NewHMAC(header string, enc Encoding, secrets []string, opts ...VerifyOption
 	if err != nil {
 		return nil, err
 	}
-	v := &HMAC{header: http.CanonicalHeaderKey(header), enc: enc, keys: keys}
+	v := &HMAC{header: http.CanonicalHeaderKey(header), enc: enc, keys: macKeys(keys)}
 	if c.prefix != nil {
 		v.prefix = *c.prefix
 	}
@@ -305,7 +330,7 @@ const (
 // HMAC-SHA256 over "id.timestamp.body", space-separated "v1,<base64>" signatures. Made
 // by [NewStandardWebhooks].
 type StandardWebhooks struct {
-	keys      [][]byte
+	keys      []*macKey
 	tolerance time.Duration
 }
 
@@ -336,7 +361,7 @@ func NewStandardWebhooks(secrets []string, opts ...VerifyOption) (*StandardWebho
 		}
 		keys[i] = k
 	}
-	return &StandardWebhooks{keys: keys, tolerance: c.tolerance}, nil
+	return &StandardWebhooks{keys: macKeys(keys), tolerance: c.tolerance}, nil
 }
 
 // Verify implements [Verifier].
@@ -411,7 +436,7 @@ const headerStripe = "Stripe-Signature"
 // "t=<unix seconds>,v1=<hex>[,v1=<hex>…]" holding HMAC-SHA256s of "t.body". Made by
 // [NewStripe].
 type Stripe struct {
-	keys      [][]byte
+	keys      []*macKey
 	tolerance time.Duration
 }
 
@@ -431,7 +456,7 @@ func NewStripe(secrets []string, opts ...VerifyOption) (*Stripe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Stripe{keys: keys, tolerance: c.tolerance}, nil
+	return &Stripe{keys: macKeys(keys), tolerance: c.tolerance}, nil
 }
 
 // Verify implements [Verifier].
