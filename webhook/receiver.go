@@ -403,7 +403,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			reply(w, http.StatusOK, `{"status":"accepted","id":`+quote(id)+`}`)
 			return
 		}
-		if !errors.Is(err, errSpoolClosed) {
+		switch {
+		case errors.Is(err, errSpoolClosed):
+		case errors.Is(err, errSpoolFull): // the flusher is behind: every request would say so
+			r.log.Debug("webhook: spool backlog full; storing the delivery directly", "endpoint", r.endpoint, "id", id)
+		default:
 			r.log.Warn("webhook: delivery not spooled; storing it directly", "endpoint", r.endpoint, "id", id, "error", err)
 		}
 	}
