@@ -85,7 +85,7 @@ func checkStatus(op string, st webhook.Status) error {
 
 // Insert implements webhook.Store.
 func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.Delivery, bool, error) {
-	d, args, err := s.insertArgs(d)
+	d, args, err := s.insertArgs(nil, d)
 	if err != nil {
 		return webhook.Delivery{}, false, err
 	}
@@ -125,9 +125,9 @@ func (s *webhookStore) Insert(ctx context.Context, d webhook.Delivery) (webhook.
 		d.ID, d.Endpoint)
 }
 
-// insertArgs checks and completes d as Insert stores it, and returns it with the
-// arguments of its row (deliveryCols' order).
-func (s *webhookStore) insertArgs(d webhook.Delivery) (webhook.Delivery, []any, error) {
+// insertArgs checks and completes d as Insert stores it, and returns it with args and
+// the arguments of its row appended (deliveryCols' order).
+func (s *webhookStore) insertArgs(args []any, d webhook.Delivery) (webhook.Delivery, []any, error) {
 	if err := s.key("insert", d.Endpoint, d.ID); err != nil {
 		return d, nil, err
 	}
@@ -152,8 +152,8 @@ func (s *webhookStore) insertArgs(d webhook.Delivery) (webhook.Delivery, []any, 
 	if d.Body == nil {
 		d.Body = []byte{}
 	}
-	return d, []any{d.Endpoint, d.ID, d.Event, headerJSON(d.Header), d.Body,
-		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt), d.Generation}, nil
+	return d, append(args, d.Endpoint, d.ID, d.Event, headerJSON(d.Header), d.Body,
+		s.db.timeArg(d.ReceivedAt), string(d.Status), d.Attempts, d.LastError, s.db.timeArg(d.UpdatedAt), d.Generation), nil
 }
 
 // batchChunks are the row counts of InsertBatch's statements: a batch is cut into these,
@@ -166,11 +166,10 @@ func (s *webhookStore) InsertBatch(ctx context.Context, ds []webhook.Delivery) (
 	args := make([]any, 0, len(ds)*deliveryColCount)
 	first := make(map[[2]string]int, len(ds)) // each key's first delivery in ds
 	for i, d := range ds {
-		_, a, err := s.insertArgs(d)
-		if err != nil {
+		var err error
+		if _, args, err = s.insertArgs(args, d); err != nil {
 			return nil, err
 		}
-		args = append(args, a...)
 		if _, dup := first[[2]string{d.Endpoint, d.ID}]; !dup {
 			first[[2]string{d.Endpoint, d.ID}] = i
 		}

@@ -7,6 +7,7 @@ package queuekit
 import (
 	"cmp"
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,11 +177,71 @@ func EncodeArgs(args interface{ Kind() string }) ([]byte, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, fmt.Errorf("%w: %q args must encode to a JSON object, got %.40s", ErrInvalid, args.Kind(), raw)
 	}
+	if plainJSON(reflect.TypeOf(args)) {
+		return raw, nil // decodes back: nothing in its type could refuse its own JSON
+	}
 	target := reflect.New(reflect.TypeOf(args))
 	if err := json.Unmarshal(raw, target.Interface()); err != nil {
 		return nil, fmt.Errorf("%w: %q args do not decode back from their own JSON %.80s: %w", ErrInvalid, args.Kind(), raw, err)
 	}
 	return raw, nil
+}
+
+// plainTypes caches plainJSON's answers by type.
+var plainTypes sync.Map // reflect.Type → bool
+
+// plainJSON reports whether every value of t that encodes to JSON also decodes back into
+// t without error, whatever the value: t is made only of booleans, numbers, strings, empty
+// interfaces, and pointers, slices, arrays, maps (string or integer keys) and structs of
+// those, with no custom JSON or text (un)marshaler anywhere. EncodeArgs skips its decode
+// check for such types: it could only succeed.
+func plainJSON(t reflect.Type) bool {
+	if v, ok := plainTypes.Load(t); ok {
+		return v.(bool)
+	}
+	ok := plainType(t, map[reflect.Type]bool{})
+	plainTypes.Store(t, ok)
+	return ok
+}
+
+var customJSON = []reflect.Type{reflect.TypeFor[json.Marshaler](), reflect.TypeFor[json.Unmarshaler](),
+	reflect.TypeFor[encoding.TextMarshaler](), reflect.TypeFor[encoding.TextUnmarshaler]()}
+
+func plainType(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return true // a recursive type: judged where it was first met
+	}
+	seen[t] = true
+	for _, c := range customJSON {
+		if t.Implements(c) || reflect.PointerTo(t).Implements(c) {
+			return false
+		}
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.String, reflect.Float32, reflect.Float64,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return true
+	case reflect.Interface:
+		return t.NumMethod() == 0 // any JSON decodes into an empty interface, none into others
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return plainType(t.Elem(), seen)
+	case reflect.Map:
+		switch t.Key().Kind() {
+		case reflect.String, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			return plainType(t.Key(), seen) && plainType(t.Elem(), seen)
+		}
+		return false
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && !plainType(f.Type, seen) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // Meta describes one run of a job, without its arguments.

@@ -1,7 +1,10 @@
 package queuekit
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -42,4 +45,74 @@ func FuzzValidQueueName(f *testing.F) {
 			t.Fatalf("ValidQueueName(%q) accepts: %v, River's rule: %v", name, got, want)
 		}
 	})
+}
+
+type stringer interface{ String() string }
+
+type customNum int
+
+func (c *customNum) UnmarshalJSON([]byte) error { return errors.New("never") }
+
+type node struct {
+	Name     string
+	Children []*node
+}
+
+type withTime struct{ At time.Time }
+
+type embedsCustom struct {
+	customNum
+	N int
+}
+
+// plainJSON says "skip the decode check" only for types that cannot refuse their own
+// JSON; anything with a custom (un)marshaler or a non-empty interface is checked.
+func TestPlainJSON(t *testing.T) {
+	for _, tc := range []struct {
+		v     any
+		plain bool
+	}{
+		{struct {
+			Backend, Endpoint string
+			IDs               []string
+			N                 int64
+			F                 float64
+			B                 bool
+			M                 map[string]any
+			K                 map[int][]uint8
+			P                 *struct{ X [3]int }
+		}{}, true},
+		{node{}, true},
+		{withTime{}, false},
+		{struct{ S stringer }{}, false},
+		{struct{ C customNum }{}, false},
+		{embedsCustom{}, false},
+		{struct{ M map[float64]string }{}, false},
+		{struct{ R json.RawMessage }{}, false},
+		{struct{ unexported withTime }{}, true}, // not encoded at all
+	} {
+		if got := plainJSON(reflect.TypeOf(tc.v)); got != tc.plain {
+			t.Errorf("plainJSON(%T) = %v, want %v", tc.v, got, tc.plain)
+		}
+	}
+}
+
+type plainArgs struct{ IDs []string }
+
+func (plainArgs) Kind() string { return "plain" }
+
+type refusingArgs struct{ N customNum }
+
+func (refusingArgs) Kind() string { return "refusing" }
+
+// Args whose JSON their own type refuses are refused at Enqueue; plain args pass without
+// the decode check.
+func TestEncodeArgsDecodeCheck(t *testing.T) {
+	raw, err := EncodeArgs(plainArgs{IDs: []string{"a", "b"}})
+	if err != nil || string(raw) != `{"IDs":["a","b"]}` {
+		t.Fatalf("plain args: %s, %v", raw, err)
+	}
+	if _, err := EncodeArgs(refusingArgs{N: 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("args that do not decode back: %v, want ErrInvalid", err)
+	}
 }
