@@ -15,4 +15,8 @@
 // [ErrIgnore]) or failed (its handler's error on the last attempt); [Receiver.Reprocess]
 // retries or replays one, Store.List lists them by status and Store.Purge deletes old
 // ones.
+//
+// [WithSpool] trades the database commit before each answer for one write to a spool
+// file: a flusher moves the spool into the store in batches ([BatchInserter]) right
+// after, and [Receiver.Resume] stores what a crashed process left in its spool.
 package webhook

@@ -1,11 +1,13 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"time"
 
@@ -119,4 +121,54 @@ func ExampleStandardWebhooks_Sign() {
 	// v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=
 	// <nil>
 	// true
+}
+
+// With a spool, a delivery is written to a file before the answer and moved into the
+// store right after, in batches: no request waits for a database commit. Resume at
+// start-up stores what a crashed process left in its spool; Close (at shutdown) flushes.
+func ExampleWithSpool() {
+	ctx := context.Background()
+	verifier, err := webhook.NewHMAC("X-Shopify-Hmac-Sha256", webhook.Base64, []string{"app-secret"})
+	if err != nil {
+		panic(err)
+	}
+	dir, err := os.MkdirTemp("", "spool")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	store := webhook.NewMemory() // sqlstore's DB.Webhooks() to keep them
+	receiver, err := webhook.NewReceiver("shopify", verifier, store,
+		webhook.WithIDHeader("X-Shopify-Webhook-Id"),
+		webhook.WithSpool(dir),
+		webhook.WithNotify(func(ctx context.Context, d webhook.Delivery) error {
+			fmt.Println("queue", d.ID) // enqueue its job here
+			return nil
+		}))
+	if err != nil {
+		panic(err)
+	}
+	if _, err := receiver.Resume(ctx); err != nil { // at start-up
+		panic(err)
+	}
+
+	body := []byte(`{"id":1}`)
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/shopify", bytes.NewReader(body))
+	req.Header.Set("X-Shopify-Webhook-Id", "d-1")
+	if err := verifier.Sign(req.Header, body, time.Now()); err != nil {
+		panic(err)
+	}
+	rec := httptest.NewRecorder()
+	receiver.ServeHTTP(rec, req)
+	fmt.Println(rec.Code, rec.Body)
+
+	if err := receiver.Close(ctx); err != nil { // at shutdown: flush, remove the file
+		panic(err)
+	}
+	d, err := store.Get(ctx, "shopify", "d-1")
+	fmt.Println(d.Status, err)
+	// Output:
+	// 200 {"status":"accepted","id":"d-1"}
+	// queue d-1
+	// pending <nil>
 }
