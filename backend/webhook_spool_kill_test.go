@@ -150,7 +150,7 @@ feed:
 		require.NoError(t, err)
 		inStore++
 	}
-	t.Logf("%d deliveries answered 200 before the kill; %d of them were in the store, the rest only in the spool", n, inStore)
+	t.Logf("%d deliveries answered 200 before the kill; the store held %d deliveries (the rest were only in the spool)", n, inStore)
 
 	// The next process.
 	var runs sync.Map // ID → *atomic.Int32
