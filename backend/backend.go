@@ -400,7 +400,9 @@ func (b *Backend) Start(ctx context.Context) error {
 
 // Stop moves the deliveries waiting in webhook spools into the store and closes the
 // spools (later deliveries are stored before answering), stops the schedules, then lets
-// running jobs finish (until ctx is done) and stops the queue.
+// running jobs finish (until ctx is done) and stops the queue. The queue is stopped even
+// when ctx ends before the rest is done (running jobs are then cut short), so a Stop that
+// returns an error still leaves nothing running.
 func (b *Backend) Stop(ctx context.Context) error {
 	spools := b.closeSpools(ctx)
 	b.mu.Lock()
@@ -411,12 +413,13 @@ func (b *Backend) Stop(ctx context.Context) error {
 		return spools
 	}
 	cancel()
+	var schedules error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return errors.Join(spools, ctx.Err())
+		schedules = fmt.Errorf("backend %q: waiting for the schedules to stop: %w", b.cfg.Name, ctx.Err())
 	}
-	return errors.Join(spools, b.queue.Stop(ctx))
+	return errors.Join(spools, schedules, b.queue.Stop(ctx))
 }
 
 // model returns the registered model, or an error naming the registered ones.

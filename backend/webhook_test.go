@@ -691,3 +691,45 @@ func TestWebhookSpoolStop(t *testing.T) {
 	require.ErrorContains(t, err, "webhooks[0]")
 	require.ErrorContains(t, err, "WithSpool")
 }
+
+// stopCountingQueue counts Stop calls and fails Enqueue while down is set.
+type stopCountingQueue struct {
+	queue.Queue
+	down    atomic.Bool
+	stopped atomic.Int32
+}
+
+func (q *stopCountingQueue) Enqueue(ctx context.Context, a queue.Args, o ...queue.EnqueueOption) (queue.JobInfo, error) {
+	if q.down.Load() {
+		return queue.JobInfo{}, errors.New("queue down")
+	}
+	return q.Queue.Enqueue(ctx, a, o...)
+}
+
+func (q *stopCountingQueue) Stop(ctx context.Context) error {
+	q.stopped.Add(1)
+	return q.Queue.Stop(ctx)
+}
+
+// A spool that cannot be flushed at shutdown (its deliveries cannot be queued) uses up
+// Stop's deadline; Stop still stops the queue, and reports the spool.
+func TestWebhookStopStopsQueueWhenSpoolFlushTimesOut(t *testing.T) {
+	hook := shopifyWebhook()
+	hook.Spool = t.TempDir()
+	q := &stopCountingQueue{}
+	s := newShop(t, hook, backend.WithQueue(func(ctx context.Context, w *queue.Workers) (queue.Queue, error) {
+		q.Queue = queue.NewPool(w)
+		return q, nil
+	}))
+	require.NoError(t, s.b.Start(context.Background()))
+	q.down.Store(true)
+	require.Equal(t, http.StatusOK, s.deliver(t, nil, "x-1", "orders/paid", []byte(`{"id":1}`)))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := s.b.Stop(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "closing the spool")
+	require.EqualValues(t, 1, q.stopped.Load(), "the queue is stopped even though the spool flush took the whole deadline")
+	files, _ := filepath.Glob(filepath.Join(hook.Spool, "*.spool"))
+	require.Len(t, files, 1, "the delivery not handed on stays in its spool file for the next start")
+}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -161,11 +162,22 @@ func (s *webhookStore) insertArgs(args []any, d webhook.Delivery) (webhook.Deliv
 var batchChunks = [...]int{256, 64, 16, 4, 1}
 
 // InsertBatch implements webhook.BatchInserter: one transaction, with one multi-row
-// INSERT … ON CONFLICT DO NOTHING RETURNING per chunk of the batch.
+// INSERT … ON CONFLICT DO NOTHING RETURNING per chunk of the batch. Rows go in in key
+// order, so two batches sharing keys take their locks in the same order: on Postgres,
+// batches in arrival order deadlocked each other (40P01) when two processes inserted
+// the same deliveries.
 func (s *webhookStore) InsertBatch(ctx context.Context, ds []webhook.Delivery) ([]bool, error) {
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { // stable: a key given twice keeps its first
+		return cmp.Or(strings.Compare(ds[a].Endpoint, ds[b].Endpoint), strings.Compare(ds[a].ID, ds[b].ID))
+	})
 	args := make([]any, 0, len(ds)*deliveryColCount)
 	first := make(map[[2]string]int, len(ds)) // each key's first delivery in ds
-	for i, d := range ds {
+	for _, i := range order {
+		d := ds[i]
 		var err error
 		if _, args, err = s.insertArgs(args, d); err != nil {
 			return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,6 +286,40 @@ func TestWebhookConformance(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
 			webhooktest.Run(t, func(t *testing.T) webhook.Store { return e.open(t).Webhooks() })
+		})
+	}
+}
+
+// Two batches of the same 256 deliveries in opposite orders, inserted at once (two
+// processes storing redeliveries): neither fails, and each delivery is inserted by
+// exactly one. On Postgres, rows inserted in arrival order deadlocked (40P01).
+func TestWebhookInsertBatchSameKeysConcurrently(t *testing.T) {
+	for _, e := range engines(t) {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := e.open(t).Webhooks().(webhook.BatchInserter)
+			for round := range 5 {
+				var a []webhook.Delivery
+				for i := range 256 {
+					a = append(a, webhook.Delivery{Endpoint: "ep", ID: fmt.Sprintf("r%d-%03d", round, i), Body: []byte(`{}`), ReceivedAt: time.Now()})
+				}
+				b := slices.Clone(a)
+				slices.Reverse(b)
+				var wg sync.WaitGroup
+				var insA, insB []bool
+				var errA, errB error
+				wg.Go(func() { insA, errA = s.InsertBatch(ctx, a) })
+				wg.Go(func() { insB, errB = s.InsertBatch(ctx, b) })
+				wg.Wait()
+				if errA != nil || errB != nil {
+					t.Fatalf("round %d: %v / %v", round, errA, errB)
+				}
+				for i := range a {
+					if insA[i] == insB[len(b)-1-i] {
+						t.Fatalf("round %d: delivery %s inserted by both or neither (%v, %v)", round, a[i].ID, insA[i], insB[len(b)-1-i])
+					}
+				}
+			}
 		})
 	}
 }

@@ -597,13 +597,15 @@ func (r *Receiver) Reprocess(ctx context.Context, id string) error {
 // Resume notifies every pending delivery of the endpoint again, oldest first, and
 // returns how many: call it at start-up, so deliveries whose queue job was lost (an
 // in-process queue and a crash) are processed. With a durable queue and identity keys it
-// only repeats what is queued already. It needs a [Notify] hook.
+// only repeats what is queued already.
 //
 // With [WithSpool], it first stores the deliveries that processes which stopped without
 // [Receiver.Close] (crashed) left in their spool files, and removes the files; those
-// deliveries are then notified with the other pending ones.
+// deliveries are then notified with the other pending ones. Without a [Notify] hook it
+// does only that, and returns 0 (the app lists pending deliveries itself); without a hook
+// or a spool it has nothing to do and returns an error.
 func (r *Receiver) Resume(ctx context.Context) (int, error) {
-	if r.notify == nil {
+	if r.notify == nil && r.spool == nil {
 		return 0, fmt.Errorf("webhook: resume %q: no Notify hook to hand deliveries to", r.endpoint)
 	}
 	if r.spool != nil {
@@ -614,6 +616,9 @@ func (r *Receiver) Resume(ctx context.Context) (int, error) {
 		if replayed > 0 {
 			r.log.Info("webhook: deliveries recovered from spool files", "endpoint", r.endpoint, "deliveries", replayed)
 		}
+	}
+	if r.notify == nil {
+		return 0, nil
 	}
 	n := 0
 	for d, err := range r.store.List(ctx, Filter{Endpoint: r.endpoint, Status: StatusPending}) {

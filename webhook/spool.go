@@ -45,6 +45,9 @@ type spool struct {
 	dir    string
 	limit  int64 // most bytes appended and not yet handed on
 	rotate int64 // a segment's size past which the next one is started
+	// retryRotate is the current segment's size before which no new segment is tried
+	// again after one could not be made.
+	retryRotate int64
 
 	// ctx bounds the flusher's store and notify calls; Close cancels it when it gives up.
 	ctx    context.Context
@@ -63,8 +66,11 @@ type spool struct {
 	kick chan struct{}
 	// progress is closed, and replaced, when handed grows or the flusher stops.
 	progress chan struct{}
-	closed   bool  // Close was called: deliveries go to the store directly
-	broken   error // a failed write could not be undone: spooling is off
+	closed   bool // Close was called: deliveries go to the store directly
+	// closeDone is closed when the first Close has finished, with closeErr its result.
+	closeDone chan struct{}
+	closeErr  error
+	broken    error // a failed write could not be undone: spooling is off
 }
 
 // segment is one spool file.
@@ -128,10 +134,15 @@ var (
 //   - Store.List sees a delivery a few milliseconds after it was answered;
 //   - deliveries go to the store directly (as without a spool) while the backlog holds
 //     64 MiB, after [Receiver.Close], and when the file cannot be written;
+//   - a delivery the store refuses as invalid (ErrInvalid; the built-in stores refuse
+//     none that ServeHTTP accepts) has been answered 200 already: it is logged at Error
+//     and dropped, where without a spool it would be answered 503;
 //   - the handing on waits up to 5 ms for a batch to fill (not when Flush is waiting).
 //
-// A process that stops without Close leaves its backlog in the file; [Receiver.Resume],
-// at the next start, stores what dead processes left and hands it on. Processes may
+// A process that stops without Close (or whose Close runs out of time) leaves its backlog
+// in the file; [Receiver.Resume], at the next start of a receiver of the endpoint on the
+// same dir, stores what dead processes left and hands it on. Running receivers do not
+// look for such files: until one starts, the deliveries wait there. Processes may
 // share dir: each writes a file of its own, locked while the process runs. Only on
 // systems with flock (Linux, macOS, the BSDs); elsewhere it is a construction error.
 func WithSpool(dir string) Option {
@@ -245,8 +256,11 @@ func (s *spool) append(d Delivery) error {
 	s.pending += size
 	s.appended++
 	s.queue = append(s.queue, spooled{d: d, seg: seg, size: size})
-	if seg.size >= s.rotate {
+	if seg.size >= s.rotate && seg.size >= s.retryRotate {
 		if next, err := s.newSegment(); err != nil {
+			// Tried again once the file has grown by another rotation size, not on every
+			// append.
+			s.retryRotate = seg.size + s.rotate
 			s.r.log.Warn("webhook: cannot start a new spool file; the current one grows", "endpoint", s.r.endpoint, "error", err)
 		} else {
 			s.old = append(s.old, seg)
@@ -319,7 +333,9 @@ func (s *spool) dropHandedLocked() {
 		if seg.left > 0 {
 			return false
 		}
-		if err := errors.Join(seg.f.Close(), os.Remove(seg.path)); err != nil {
+		// Removed before it is closed: closing unlocks it, and another process's Resume
+		// would take it for a dead process's file.
+		if err := errors.Join(os.Remove(seg.path), seg.f.Close()); err != nil {
 			s.r.log.Warn("webhook: cannot remove a spent spool file; a replay after a crash stores its deliveries again", "path", seg.path, "error", err)
 		}
 		return true
@@ -503,11 +519,25 @@ func (s *spool) handedNow() int64 {
 func (s *spool) close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
+		done := s.closeDone
 		s.mu.Unlock()
-		return nil
+		select { // a second Close reports what the first came to
+		case <-done:
+			return s.closeErr
+		case <-ctx.Done():
+			return fmt.Errorf("webhook: close spool of %q: waiting for another Close: %w", s.r.endpoint, ctx.Err())
+		}
 	}
 	s.closed = true
+	s.closeDone = make(chan struct{})
 	s.mu.Unlock()
+	s.closeErr = s.closeOnce(ctx)
+	close(s.closeDone)
+	return s.closeErr
+}
+
+// closeOnce is the work of the first close.
+func (s *spool) closeOnce(ctx context.Context) error {
 	err := s.flushed(ctx)
 	s.cancel() // ends the flusher's retries, if any
 	s.mu.Lock()

@@ -125,3 +125,103 @@ func TestSpoolRotates(t *testing.T) {
 		t.Fatalf("after Close: %v", left)
 	}
 }
+
+// A receiver with a spool and no Notify hook (the app lists pending deliveries itself)
+// still recovers what a crashed process left in its spool: Resume stores it.
+func TestSpoolResumeWithoutNotify(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	mem := NewMemory()
+	v, err := NewHMAC("X-Sig", Hex, []string{"no-notify-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := &rotStore{Store: mem}
+	down.down.Store(true)
+	r1, err := NewReceiver("ep", v, down, WithSpool(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"a":1}`)
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
+	req.Header.Set(DefaultIDHeader, "x1")
+	if err := v.Sign(req.Header, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r1.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("answered %d", rec.Code)
+	}
+	// The crash: the flusher stops, the file is closed (unlocked) unflushed.
+	r1.spool.cancel()
+	r1.spool.mu.Lock()
+	for r1.spool.flushing {
+		p := r1.spool.progress
+		r1.spool.mu.Unlock()
+		<-p
+		r1.spool.mu.Lock()
+	}
+	r1.spool.cur.f.Close()
+	r1.spool.mu.Unlock()
+
+	r2, err := NewReceiver("ep", v, mem, WithSpool(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close(ctx)
+	if n, err := r2.Resume(ctx); err != nil || n != 0 {
+		t.Fatalf("Resume without a hook: %d, %v; want 0, nil", n, err)
+	}
+	if d, err := mem.Get(ctx, "ep", "x1"); err != nil || d.Status != StatusPending {
+		t.Fatalf("the delivery answered 200: %+v, %v; want it stored pending", d, err)
+	}
+	if _, err := (&Receiver{endpoint: "plain"}).Resume(ctx); err == nil {
+		t.Fatal("Resume with neither a hook nor a spool: no error")
+	}
+}
+
+// A Close while another is flushing waits for it and reports what it came to: nil only
+// when everything was stored.
+func TestSpoolSecondCloseReportsTheFirst(t *testing.T) {
+	dir := t.TempDir()
+	store := &rotStore{Store: NewMemory()}
+	store.down.Store(true)
+	v, err := NewHMAC("X-Sig", Hex, []string{"close-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReceiver("ep", v, store, WithSpool(dir), WithNotify(func(context.Context, Delivery) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"a":1}`)
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
+	req.Header.Set(DefaultIDHeader, "c1")
+	if err := v.Sign(req.Header, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r.ServeHTTP(httptest.NewRecorder(), req)
+
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		first <- r.Close(ctx)
+	}()
+	// The second Close starts while the first flushes in vain (the store is down).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.spool.mu.Lock()
+		closed := r.spool.closed
+		r.spool.mu.Unlock()
+		if closed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := r.Close(context.Background())
+	if err := <-first; err == nil || !errors.Is(second, context.DeadlineExceeded) {
+		t.Fatalf("first Close: %v; second Close: %v; want both to report the deadline", err, second)
+	}
+}

@@ -235,7 +235,11 @@ func plainType(t reflect.Type, seen map[reflect.Type]bool) bool {
 		return false
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); (f.IsExported() || f.Anonymous) && !plainType(f.Type, seen) {
+			f := t.Field(i)
+			if f.Anonymous && !f.IsExported() && f.Type.Kind() == reflect.Pointer {
+				return false // decoding cannot set an embedded pointer to an unexported struct
+			}
+			if (f.IsExported() || f.Anonymous) && !plainType(f.Type, seen) {
 				return false
 			}
 		}

@@ -60,6 +60,8 @@ type node struct {
 
 type withTime struct{ At time.Time }
 
+type inner struct{ X int }
+
 type embedsCustom struct {
 	customNum
 	N int
@@ -90,6 +92,7 @@ func TestPlainJSON(t *testing.T) {
 		{struct{ M map[float64]string }{}, false},
 		{struct{ R json.RawMessage }{}, false},
 		{struct{ unexported withTime }{}, true}, // not encoded at all
+		{struct{ *inner }{}, false},             // json cannot set an embedded pointer to an unexported struct
 	} {
 		if got := plainJSON(reflect.TypeOf(tc.v)); got != tc.plain {
 			t.Errorf("plainJSON(%T) = %v, want %v", tc.v, got, tc.plain)
@@ -115,4 +118,11 @@ func TestEncodeArgsDecodeCheck(t *testing.T) {
 	if _, err := EncodeArgs(refusingArgs{N: 1}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("args that do not decode back: %v, want ErrInvalid", err)
 	}
+	if _, err := EncodeArgs(embeddingArgs{&inner{X: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("args embedding a pointer to an unexported struct: %v, want ErrInvalid", err)
+	}
 }
+
+type embeddingArgs struct{ *inner }
+
+func (embeddingArgs) Kind() string { return "embedding" }
