@@ -123,8 +123,11 @@ var (
 // WithSpool makes the receiver write each delivery to a spool file in dir (created if
 // missing) before answering, instead of waiting for the store, and move deliveries from
 // the file into the store in batches in the background, handing each on (Notify) once
-// stored. A delivery answered 200 is as safe as the store's own writes against a crashed
-// process: the file is written, not synced, like SQLite's WAL at synchronous=NORMAL.
+// stored. A delivery answered 200 survives a crashed process (the file is written before
+// the answer) but not, until it is flushed a few milliseconds later, a crashed machine:
+// the file is not synced — as SQLite's WAL at synchronous=NORMAL, the SQL store's
+// setting, is not; a Postgres commit is. Keep dir on storage the restarted process
+// finds again (not a container's throw-away layer).
 //
 // What changes for the sender and the app:
 //   - a redelivery is answered {"status":"accepted"} like a new delivery when it is
