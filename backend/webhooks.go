@@ -71,7 +71,7 @@ type WebhookConfig struct {
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// Spool is a directory where each delivery is written before the sender is answered;
 	// the deliveries are then moved into the store in batches, behind the requests
-	// (webhook.WithSpool). On SQLite that about doubles the deliveries taken per second.
+	// (webhook.WithSpool). On SQLite that takes 2–3× the deliveries per second.
 	// Deliveries a crashed process left there are stored when the backend starts; Stop
 	// flushes and closes the spool. Empty: each delivery is stored before answering.
 	Spool string `json:"spool,omitempty"`
