@@ -100,6 +100,15 @@ type Config struct {
 	// (the hub's exporter fails the record with report.ErrNoExternalID otherwise, since it
 	// could not update the record later); PUT, DELETE and batches bind it when present.
 	IDPath string `json:"id_path,omitempty"`
+	// RecordsPath is the gjson path of the records in an out GET's response ("data",
+	// "result.items"). Default: the body itself, a JSON array of objects or one object.
+	// Without pagination the value there may be an array or one object; with pagination
+	// it must be an array (or null: no records) on every page.
+	RecordsPath string `json:"records_path,omitempty"`
+	// Pagination makes an out GET walk a paginated listing page by page (Link header,
+	// next URL in the body, cursor, page number or offset) instead of reading one
+	// response. See Pagination.
+	Pagination Pagination `json:"pagination,omitzero"`
 
 	// Source is the file the config was loaded from ("" when built in Go).
 	Source string         `json:"-"`
@@ -428,6 +437,7 @@ func (c *Config) Validate() error {
 	if c.Direction == In && c.IDPath != "" {
 		add("id_path", "is for out configs")
 	}
+	c.validatePagination(add)
 	c.validateLines(add)
 	for i, cond := range c.Filter {
 		f := fmt.Sprintf("filter[%d]", i)

@@ -1,8 +1,8 @@
 // Package apisync builds connectors from configuration files instead of Go code: the Go
 // counterpart of the BJ API Sync Odoo module. A config (one JSON or YAML file) says which
 // local model moves, in which direction, to or from which URL, with which credentials,
-// headers, parameters, timeouts, field-mapping lines, filter, page size, triggers and
-// retry policy.
+// headers, parameters, timeouts, field-mapping lines, filter, page size, triggers,
+// retry policy and, for pulls, the pagination of the remote listing.
 //
 // # API
 //
@@ -15,7 +15,7 @@
 //	err = s.EnableSchedule(ctx, "partners-to-crm")     // schedules are disabled until enabled
 //	err = s.Start(ctx)                                 // work trigger/schedule jobs until s.Stop(ctx)
 //
-// Config, Auth, Param, Line, Condition and Triggers are the file's schema; Load, Parse,
+// Config, Auth, Param, Line, Condition, Triggers and Pagination are the file's schema; Load, Parse,
 // Config.Validate and ValidateAll check it, and every problem is a *ConfigError whose
 // FieldErrors name the file, the config, the line and the field ("lines[2].kind").
 // Unknown fields are errors.
@@ -60,6 +60,31 @@
 // Params are sent as query parameters of an outbound GET ("key=value", or "key[op]=value"
 // for the other operators: ne, lt, lte, gt, gte, in, like) and are record filters of an
 // inbound GET: with a value they always apply, without one the caller may set them.
+//
+// # Pulls
+//
+// An out config with method GET pulls: it fetches url (with the params as query
+// parameters), maps each returned object by the lines and writes it, matched by the
+// identifier line, with its external ID (id_path) bound. records_path is the gjson path
+// of the records in the response ("data"); by default the body itself (an array, or one
+// object). A listing that comes in pages needs pagination, else only its first page is
+// read:
+//
+//	records_path: data
+//	pagination:
+//	  style: cursor              # link_header, next_url, cursor, page or offset
+//	  cursor_path: meta.next     # cursor: where the next cursor is (cursor_from_last_record: read it in the last record)
+//	  param: cursor              # cursor, page, offset: the query parameter carrying it
+//	  has_more_path: meta.more   # cursor: a boolean that ends the walk when false
+//	  max_pages: 1000            # default 1000; a longer listing is an error
+//
+// next_url takes next_path (the next page's URL in the body); page and offset take
+// param, size (1 to MaxPageSize) with size_param to send it, total_path (the total number
+// of records in the body), and page zero_based; link_header and next_url refuse a next
+// link to another host unless allow_other_hosts is true. Any other combination is a
+// config error. Pages are walked by the adapter's paginators (adapter.Records) with the
+// config's client, one page held at a time; a page that fails (see Sync.Push) stops
+// the pull, and the records of the pages before it stay written.
 //
 // # Inbound
 //

@@ -18,6 +18,20 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: &a x\nmodel: *a\n"))
 	f.Add([]byte("lines: [[[[[[[[[[]]]]]]]]]]\n"))
 	f.Add([]byte("name: a\nheaders: {X: 1.5}\nfilter: [[a, like, '%x_']]\n"))
+	pull := "name: p\ndirection: out\nmodel: m\nurl: https://x.io/a\nmethods: [GET]\nlines: [{field: a, key: a}]\n"
+	for _, p := range []string{
+		"records_path: data\npagination: {style: link_header, max_pages: 10}\n",
+		"records_path: data\npagination: {style: next_url, next_path: links.next, allow_other_hosts: true}\n",
+		"records_path: data\npagination: {style: cursor, cursor_path: meta.next, param: cursor, has_more_path: meta.has_more}\n",
+		"pagination: {style: cursor, cursor_path: id, cursor_from_last_record: true, param: starting_after}\n",
+		"pagination: {style: page, param: page, size_param: per_page, size: 100, zero_based: true, total_path: meta.total}\n",
+		"pagination: {style: offset, param: offset, size_param: limit, size: 1000, max_pages: 1000000}\n",
+		"pagination: {style: offset, param: offset, size: 0, has_more_path: x}\n",
+		"pagination: {style: pages}\nrecords_path: [1]\n",
+	} {
+		f.Add([]byte(pull + p))
+	}
+	f.Add([]byte(`{"name":"p","direction":"out","model":"m","url":"https://x.io/a","methods":["GET"],"lines":[{"field":"a","key":"a"}],"records_path":"items","pagination":{"style":"page","param":"p","size":-1}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := apisync.Parse(data, "fuzz.yaml", func(string) (string, bool) { return "v", true })
 		if err != nil {

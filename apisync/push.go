@@ -37,9 +37,16 @@ import (
 //   - DELETE: one DELETE per record to url (with {id} as for PUT) carrying the mapped
 //     record; the binding is removed. Counted as updated.
 //   - GET: one GET of url with the params as query parameters; the response (a JSON
-//     array of objects, or one object) is mapped by the lines (API key → local field)
-//     and written to the model: the record whose identifier field matches is updated,
-//     otherwise one is created, and the external ID at id_path is bound to it.
+//     array of objects, or one object; at records_path when set) is mapped by the lines
+//     (API key → local field) and written to the model: the record whose identifier
+//     field matches is updated, otherwise one is created, and the external ID at id_path
+//     is bound to it. With pagination, the listing is walked page by page (Link header,
+//     next URL, cursor, page number or offset; see Pagination) and each page's records
+//     are written as above before the next page is fetched. A page that cannot be read
+//     (an error status after the retries, not JSON, no array at records_path, a next
+//     link to another host, a pagination loop) or a listing longer than max_pages stops
+//     the pull with an error and the counts so far: the records of the pages before stay
+//     written, and the next pull starts again from the first page.
 //
 // Requests carry the config's auth and headers, honour its timeouts and are retried by
 // its retry policy (exponential backoff with jitter on 5xx, 429 and transport errors);
@@ -392,74 +399,118 @@ func scalarText(v any) string {
 }
 
 // pull runs an outbound GET: fetch, map each returned object to local values, write it
-// (matched by the identifier line), bind its external ID.
+// (matched by the identifier line), bind its external ID. With pagination it walks the
+// listing page by page, each page's records written before the next page is fetched.
 func (s *Sync) pull(ctx context.Context, c *compiled) (report.Counts, error) {
 	_, rest := splitURL(c.cfg.URL)
-	resp, err := c.client.Do(ctx, &adapter.Request{Method: http.MethodGet, Path: rest, Query: outQuery(c.cfg.Params),
-		Operation: c.cfg.Name, Model: c.cfg.Model})
+	req := adapter.Request{Method: http.MethodGet, Path: rest, Query: outQuery(c.cfg.Params),
+		Operation: c.cfg.Name, Model: c.cfg.Model}
+	p := pulling{s: s, c: c, req: map[string]any{"config": c.cfg.Name, "model": c.cfg.Model, "method": http.MethodGet}, idPath: c.cfg.IDPath}
+	if p.idPath == "" {
+		p.idPath = "id"
+	}
+	if pg, opts := c.cfg.Pagination.paginator(c.cfg.RecordsPath); pg != nil {
+		for it, err := range adapter.Records(ctx, c.client, req, pg, opts...) {
+			if err != nil {
+				// The records of the pages before stay written.
+				err = fmt.Errorf("apisync: push %q: %w (after %d record(s))", c.cfg.Name, err, p.n)
+				if p.counts.Failed > 0 {
+					err = errors.Join(err, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, report.Partial(p.counts.Failed, p.errs)))
+				}
+				return p.counts, err
+			}
+			p.record(ctx, it)
+		}
+		return p.result()
+	}
+	resp, err := c.client.Do(ctx, &req)
 	if err != nil {
 		return report.Counts{}, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, err)
 	}
 	body := gjson.ParseBytes(resp.Body)
+	if c.cfg.RecordsPath != "" && c.cfg.RecordsPath != "@this" && gjson.ValidBytes(resp.Body) {
+		body = body.Get(c.cfg.RecordsPath)
+		if body.Type == gjson.Null && body.Exists() {
+			return p.result() // null: no records
+		}
+		if !(body.IsArray() || body.IsObject()) {
+			return report.Counts{}, fmt.Errorf("apisync: push %q: %w: want a JSON array or object at records_path %q", c.cfg.Name, adapter.ErrBadResponse, c.cfg.RecordsPath)
+		}
+	}
 	if !gjson.ValidBytes(resp.Body) || !(body.IsArray() || body.IsObject()) {
 		return report.Counts{}, fmt.Errorf("apisync: push %q: %w: want a JSON array or object", c.cfg.Name, adapter.ErrBadResponse)
 	}
-	items := []gjson.Result{body}
 	if body.IsArray() {
-		items = body.Array()
+		body.ForEach(func(_, it gjson.Result) bool { p.record(ctx, it); return true })
+	} else {
+		p.record(ctx, body)
 	}
-	idPath := c.cfg.IDPath
-	if idPath == "" {
-		idPath = "id"
+	return p.result()
+}
+
+// pulling is the state of one pull: counts and per-record errors.
+type pulling struct {
+	s      *Sync
+	c      *compiled
+	req    map[string]any
+	idPath string
+	n      int // records seen
+	counts report.Counts
+	errs   []error
+}
+
+// record maps and writes one pulled record and binds its external ID; a failure is
+// counted and kept.
+func (p *pulling) record(ctx context.Context, it gjson.Result) {
+	s, c := p.s, p.c
+	i := p.n
+	p.n++
+	ext := idString(it.Get(p.idPath))
+	name := ext
+	if name == "" {
+		name = fmt.Sprintf("#%d", i)
 	}
-	var counts report.Counts
-	var errs []error
-	req := map[string]any{"config": c.cfg.Name, "model": c.cfg.Model, "method": http.MethodGet}
-	for i, it := range items {
-		ext := idString(it.Get(idPath))
-		name := ext
-		if name == "" {
-			name = fmt.Sprintf("#%d", i)
+	fail := func(step string, err error) {
+		p.counts.Failed++
+		p.errs = append(p.errs, &report.RecordError{Op: "import", Backend: c.cfg.Name, Model: c.cfg.Model, ExternalID: name, Step: step, Err: err})
+	}
+	if !it.IsObject() {
+		fail("parse", errors.New("not a JSON object"))
+		return
+	}
+	vals, err := s.mapIn(ctx, c.maps, []byte(it.Raw), p.req, true)
+	if err != nil {
+		fail("map", err)
+		return
+	}
+	id, created, err := s.upsert(ctx, c, vals)
+	if err != nil {
+		fail("write", err)
+		return
+	}
+	if created {
+		p.counts.Created++
+	} else {
+		p.counts.Updated++
+	}
+	if ext != "" {
+		bs := s.db.Bindings()
+		b := binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, ExternalID: ext, Status: binding.StatusSuccess, SyncedAt: time.Now().UTC()}
+		if old, err := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id); err == nil {
+			b.ID = old.ID
 		}
-		fail := func(step string, err error) {
-			counts.Failed++
-			errs = append(errs, &report.RecordError{Op: "import", Backend: c.cfg.Name, Model: c.cfg.Model, ExternalID: name, Step: step, Err: err})
-		}
-		if !it.IsObject() {
-			fail("parse", errors.New("not a JSON object"))
-			continue
-		}
-		vals, err := s.mapIn(ctx, c.maps, []byte(it.Raw), req, true)
-		if err != nil {
-			fail("map", err)
-			continue
-		}
-		id, created, err := s.upsert(ctx, c, vals)
-		if err != nil {
-			fail("write", err)
-			continue
-		}
-		if created {
-			counts.Created++
-		} else {
-			counts.Updated++
-		}
-		if ext != "" {
-			bs := s.db.Bindings()
-			b := binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, ExternalID: ext, Status: binding.StatusSuccess, SyncedAt: time.Now().UTC()}
-			if old, err := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id); err == nil {
-				b.ID = old.ID
-			}
-			if _, err := bs.Upsert(ctx, b); err != nil {
-				fail("bind", err)
-				counts.Updated, counts.Created = counts.Updated-boolInt(!created), counts.Created-boolInt(created)
-			}
+		if _, err := bs.Upsert(ctx, b); err != nil {
+			fail("bind", err)
+			p.counts.Updated, p.counts.Created = p.counts.Updated-boolInt(!created), p.counts.Created-boolInt(created)
 		}
 	}
-	if counts.Failed > 0 {
-		return counts, fmt.Errorf("apisync: push %q: %w", c.cfg.Name, report.Partial(counts.Failed, errs))
+}
+
+func (p *pulling) result() (report.Counts, error) {
+	if p.counts.Failed > 0 {
+		return p.counts, fmt.Errorf("apisync: push %q: %w", p.c.cfg.Name, report.Partial(p.counts.Failed, p.errs))
 	}
-	return counts, nil
+	return p.counts, nil
 }
 
 func boolInt(b bool) int {
