@@ -38,9 +38,9 @@ import (
 //     record; the binding is removed. Counted as updated.
 //   - GET: one GET of url with the params as query parameters; the response (a JSON
 //     array of objects, or one object; at records_path when set) is mapped by the lines
-//     (API key → local field) and written to the model: the record whose identifier
-//     field matches is updated, otherwise one is created, and the external ID at id_path
-//     is bound to it. With pagination, the listing is walked page by page (Link header,
+//     (API key → local field) and written to the model: the record bound to its external
+//     ID (at id_path) by an earlier pull, else the one whose identifier field matches, is
+//     updated, otherwise one is created, and the external ID is bound to it. With pagination, the listing is walked page by page (Link header,
 //     next URL, cursor, page number or offset; see Pagination) and each page's records
 //     are written as above before the next page is fetched. A page that cannot be read
 //     (an error status after the retries, not JSON, no array at records_path, a next
@@ -399,7 +399,7 @@ func scalarText(v any) string {
 }
 
 // pull runs an outbound GET: fetch, map each returned object to local values, write it
-// (matched by the identifier line), bind its external ID. With pagination it walks the
+// (found through its binding, else matched by the identifier line), bind its external ID. With pagination it walks the
 // listing page by page, each page's records written before the next page is fetched.
 func (s *Sync) pull(ctx context.Context, c *compiled) (report.Counts, error) {
 	_, rest := splitURL(c.cfg.URL)
@@ -483,7 +483,26 @@ func (p *pulling) record(ctx context.Context, it gjson.Result) {
 		fail("map", err)
 		return
 	}
-	id, created, err := s.upsert(ctx, c, vals)
+	bs := s.db.Bindings()
+	// A record pulled before is found through its binding, in one lookup: matching by the
+	// identifier line scans the model's table, which makes a pull of n known records
+	// cost n scans. The identifier line still matches records the pull has not bound.
+	var bound binding.Binding
+	if ext != "" {
+		var lerr error
+		if bound, lerr = bs.GetByExternal(ctx, c.cfg.Name, c.cfg.Model, ext); lerr != nil && !errors.Is(lerr, binding.ErrNotFound) {
+			fail("bind", lerr)
+			return
+		}
+	}
+	var id string
+	var created bool
+	if bound.LocalID != "" {
+		id, err = s.updateBound(ctx, c, bound.LocalID, vals)
+	}
+	if err == nil && id == "" {
+		id, created, err = s.upsert(ctx, c, vals)
+	}
 	if err != nil {
 		fail("write", err)
 		return
@@ -494,10 +513,11 @@ func (p *pulling) record(ctx context.Context, it gjson.Result) {
 		p.counts.Updated++
 	}
 	if ext != "" {
-		bs := s.db.Bindings()
-		b := binding.Binding{Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, ExternalID: ext, Status: binding.StatusSuccess, SyncedAt: time.Now().UTC()}
-		if old, err := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id); err == nil {
-			b.ID = old.ID
+		b := binding.Binding{ID: bound.ID, Backend: c.cfg.Name, Model: c.cfg.Model, LocalID: id, ExternalID: ext, Status: binding.StatusSuccess, SyncedAt: time.Now().UTC()}
+		if b.ID == 0 {
+			if old, err := bs.GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id); err == nil {
+				b.ID = old.ID
+			}
 		}
 		if _, err := bs.Upsert(ctx, b); err != nil {
 			fail("bind", err)
@@ -518,6 +538,22 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// updateBound merges vals into the local record id, bound to the pulled record, and
+// returns id; "" when that record no longer exists (the caller then matches or creates).
+func (s *Sync) updateBound(ctx context.Context, c *compiled, id string, vals Record) (string, error) {
+	old, err := s.stores[c.cfg.Model].Get(ctx, id)
+	if errors.Is(err, local.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for k, v := range vals {
+		old[k] = v
+	}
+	return id, s.Update(ctx, c.cfg.Model, id, old)
 }
 
 // upsert writes mapped values: the record matched by the identifier line is updated,
