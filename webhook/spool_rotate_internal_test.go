@@ -142,16 +142,8 @@ func TestSpoolResumeWithoutNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(`{"a":1}`)
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
-	req.Header.Set(DefaultIDHeader, "x1")
-	if err := v.Sign(req.Header, body, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	rec := httptest.NewRecorder()
-	r1.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("answered %d", rec.Code)
+	if code := rotPost(t, r1, v, "x1", `{"a":1}`); code != http.StatusOK {
+		t.Fatalf("answered %d", code)
 	}
 	// The crash: the flusher stops, the file is closed (unlocked) unflushed.
 	r1.spool.cancel()
@@ -195,13 +187,7 @@ func TestSpoolSecondCloseReportsTheFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(`{"a":1}`)
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
-	req.Header.Set(DefaultIDHeader, "c1")
-	if err := v.Sign(req.Header, body, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	r.ServeHTTP(httptest.NewRecorder(), req)
+	rotPost(t, r, v, "c1", `{"a":1}`)
 
 	first := make(chan error, 1)
 	go func() {
@@ -224,4 +210,18 @@ func TestSpoolSecondCloseReportsTheFirst(t *testing.T) {
 	if err := <-first; err == nil || !errors.Is(second, context.DeadlineExceeded) {
 		t.Fatalf("first Close: %v; second Close: %v; want both to report the deadline", err, second)
 	}
+}
+
+// rotPost serves one delivery signed by v, with its ID in the default header, and returns
+// the answer's status code.
+func rotPost(t *testing.T, r *Receiver, v *HMAC, id, body string) int {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req.Header.Set(DefaultIDHeader, id)
+	if err := v.Sign(req.Header, []byte(body), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	return rec.Code
 }
