@@ -204,7 +204,10 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			// requested by a relative path is caught too.
 			seen[maphash.String(seed, pageMethod(&cur)+" "+pageCanonicalURL(resp.URL))] = page
 		}
-		if !fn(resp, records, nil) || empty {
+		// An empty page ends the walk (some APIs keep a next link on their empty last page),
+		// unless the page says outright that more follow (a cursor walk's HasMorePath):
+		// some APIs serve empty pages mid-listing.
+		if !fn(resp, records, nil) || (empty && !moreAfterEmpty(p, resp)) {
 			return
 		}
 		more, err := p.Next(&cur, resp, records)
@@ -223,6 +226,13 @@ func pageWalk(ctx context.Context, d Doer, req Request, p Paginator, cfg pageCon
 			return
 		}
 	}
+}
+
+// moreAfterEmpty reports whether an empty page says more pages follow: a cursor walk's
+// HasMorePath true.
+func moreAfterEmpty(p Paginator, resp *Response) bool {
+	c, ok := p.(*cursorPaginator)
+	return ok && c.hasMorePath != "" && gjson.GetBytes(resp.Body, c.hasMorePath).Type == gjson.True
 }
 
 // pageRecords validates a page and returns the array at the records path and whether it is
@@ -556,9 +566,10 @@ func totalFrom(resp *Response, path, header, what string) (int, error) {
 }
 
 // Offset paginates with an offset and a limit: offset=0, then offset+n where n is the number
-// of records received. The walk stops at a page with fewer than limit records (or none), or
-// when a total given by TotalRecords or TotalPages is reached. With limit <= 0 or limitParam == "" no
-// limit is sent. An offset already present in the request's Query is kept (to resume a walk).
+// of records received. The walk stops at an empty page, at a page with fewer than limit
+// records (unless a total given by TotalRecords says more remain: the API caps its pages
+// below limit), or when a total given by TotalRecords or TotalPages is reached. With limit
+// <= 0 or limitParam == "" no limit is sent. An offset already present in the request's Query is kept (to resume a walk).
 func Offset(limitParam, offsetParam string, limit int, opts ...PaginatorOption) Paginator {
 	o, err := newPaginatorOptions(opts, forOffset, "Offset")
 	return &offsetPaginator{limitParam: limitParam, offsetParam: offsetParam, limit: limit, totals: o.totals, optErr: err}
@@ -585,7 +596,7 @@ func (o *offsetPaginator) First(req *Request) {
 
 func (o *offsetPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
 	n := pageCount(records)
-	if n == 0 || (o.limit > 0 && n < o.limit) {
+	if n == 0 {
 		return false, nil
 	}
 	q := pageQuery(req)
@@ -601,6 +612,12 @@ func (o *offsetPaginator) Next(req *Request, resp *Response, records gjson.Resul
 	if (totalRecords >= 0 && next >= totalRecords) || (totalPages >= 0 && o.limit > 0 && next >= totalPages*o.limit) {
 		return false, nil
 	}
+	// A short page ends the walk, unless a total of records says more remain: an API that
+	// caps its pages below limit (the offset counts what was received, so nothing is
+	// skipped).
+	if o.limit > 0 && n < o.limit && totalRecords < 0 {
+		return false, nil
+	}
 	q.Set(o.offsetParam, strconv.Itoa(next))
 	return true, nil
 }
@@ -611,8 +628,11 @@ func (o *offsetPaginator) describe(req *Request, red *synclog.Redactor) string {
 
 // PageNumber paginates with a page number: pageParam=first, first+1, … (first is usually 0
 // or 1). If sizeParam is not "" and size > 0, sizeParam=size is sent; with size > 0 the walk
-// stops at a page with fewer than size records. It also stops at an empty page, and when a
-// total given by TotalRecords or TotalPages is reached (a total of records needs size > 0). A page
+// stops at a page with fewer than size records — or, when a total still announces more
+// after such a page, fails with ErrBadPage: the API caps its pages below size, and the
+// next page number would skip the rest of this one. It also stops at an empty page, and
+// when a total given by TotalRecords or TotalPages is reached (a total of records needs
+// size > 0). A page
 // number already present in the request's Query is kept (to resume a walk).
 func PageNumber(pageParam string, first int, sizeParam string, size int, opts ...PaginatorOption) Paginator {
 	o, err := newPaginatorOptions(opts, forPageNumber, "PageNumber")
@@ -640,7 +660,7 @@ func (p *pageNumberPaginator) First(req *Request) {
 
 func (p *pageNumberPaginator) Next(req *Request, resp *Response, records gjson.Result) (bool, error) {
 	n := pageCount(records)
-	if n == 0 || (p.size > 0 && n < p.size) {
+	if n == 0 {
 		return false, nil
 	}
 	q := pageQuery(req)
@@ -656,6 +676,15 @@ func (p *pageNumberPaginator) Next(req *Request, resp *Response, records gjson.R
 	if (totalPages >= 0 && done >= totalPages) || (totalRecords >= 0 && p.size > 0 && done*p.size >= totalRecords) {
 		return false, nil
 	}
+	if p.size > 0 && n < p.size {
+		if totalRecords >= 0 || totalPages >= 0 {
+			// The total says more remain, but the API sent fewer than size: it caps its
+			// pages, and the next page number would skip the rest of this one.
+			return false, fmt.Errorf("%w: page %d has %d records, fewer than the size %d asked for, but the total announces more: the API caps its page size; ask for at most %d",
+				ErrBadPage, page, n, p.size, n)
+		}
+		return false, nil
+	}
 	q.Set(p.pageParam, strconv.Itoa(page+1))
 	return true, nil
 }
@@ -667,7 +696,8 @@ func (p *pageNumberPaginator) describe(req *Request, red *synclog.Redactor) stri
 // HasMorePath names a boolean in the page body (e.g. "has_more", "meta.has_next") that
 // says whether another page follows. When it is false the walk stops whatever the cursor;
 // when it is true but the cursor is empty, the walk fails with ErrBadPage rather than
-// silently stop. When it is missing, the cursor alone decides.
+// silently stop; when it is true on an empty page, the walk goes on (an empty page ends
+// every other walk). When it is missing, the cursor alone decides.
 func HasMorePath(path string) PaginatorOption {
 	return func(o *paginatorOptions) { o.hasMorePath = path; o.use("HasMorePath", forCursor) }
 }
@@ -858,14 +888,40 @@ func (u *urlPaginator) Next(req *Request, resp *Response, _ gjson.Result) (bool,
 	if !next.IsAbs() || (next.Scheme != "http" && next.Scheme != "https") {
 		return false, fmt.Errorf("%w: next URL %s from the %s is not an http(s) URL", ErrBadPage, strconv.Quote(pageRedactURL(pageRedactor(resp), next)), from)
 	}
-	if base != nil && !u.allowOtherHosts && (!strings.EqualFold(base.Scheme, next.Scheme) || !strings.EqualFold(base.Host, next.Host)) {
+	// The host a next link must stay on is the one this page was asked at, not the one a
+	// redirect answered from: the next request carries the credentials to its host.
+	home := requestedURL(req, resp)
+	if home == nil {
+		home = base
+	}
+	if home != nil && !u.allowOtherHosts && (!strings.EqualFold(home.Scheme, next.Scheme) || !strings.EqualFold(home.Host, next.Host)) {
 		return false, fmt.Errorf("%w: next URL %s from the %s leaves %s://%s; use AllowOtherHosts if that API really paginates across hosts",
-			errForeignNextURL, pageRedactURL(pageRedactor(resp), next), from, base.Scheme, base.Host)
+			errForeignNextURL, pageRedactURL(pageRedactor(resp), next), from, home.Scheme, home.Host)
 	}
 	next.Fragment, next.RawFragment = "", ""
 	req.Path = next.String()
 	req.Query = nil // the next URL is complete
 	return true, nil
+}
+
+// requestedURL is the absolute URL req was sent to before any redirect: its path when
+// absolute, else the path joined to the client's base URL; nil when neither is known (a
+// Doer that is not a *Client).
+func requestedURL(req *Request, resp *Response) *url.URL {
+	raw := req.Path
+	if !isAbsoluteURL(raw) {
+		if resp.client == nil {
+			return nil
+		}
+		var err error
+		if raw, err = resp.client.resolve(req.Path, nil); err != nil {
+			return nil
+		}
+	}
+	if u, err := url.Parse(raw); err == nil && u.IsAbs() {
+		return u
+	}
+	return nil
 }
 
 func (u *urlPaginator) describe(req *Request, red *synclog.Redactor) string {

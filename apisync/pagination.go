@@ -2,6 +2,7 @@ package apisync
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/connkit/connkit/adapter"
@@ -63,7 +64,8 @@ type Pagination struct {
 	// ZeroBased (page) numbers pages from 0 instead of 1.
 	ZeroBased bool `json:"zero_based,omitempty"`
 	// HasMorePath (cursor) is the gjson path of a boolean in the page body: false ends the
-	// walk whatever the cursor; true with no cursor is an error.
+	// walk whatever the cursor; true with no cursor is an error; true on an empty page goes
+	// on (an empty page ends every other walk).
 	HasMorePath string `json:"has_more_path,omitempty"`
 	// TotalPath (page, offset) is the gjson path of the total number of records in the
 	// page body ("meta.total"): the walk stops once that many were received instead of
@@ -71,7 +73,8 @@ type Pagination struct {
 	TotalPath string `json:"total_path,omitempty"`
 	// MaxPages is the most pages one pull reads (default 1000, at most 1,000,000). A
 	// listing that still announces more pages after MaxPages is an error, not a silent
-	// stop.
+	// stop — so is one of exactly MaxPages pages whose end only one more page would show
+	// (page or offset style without size or total).
 	MaxPages int `json:"max_pages,omitempty"`
 	// AllowOtherHosts (link_header, next_url) lets the walk follow a next link to another
 	// scheme or host than the page that carried it. Off by default: such a link is an
@@ -168,6 +171,16 @@ func (c *Config) validatePagination(add func(field, format string, args ...any))
 		}
 		if p.SizeParam != "" && q.Key == p.SizeParam {
 			add("pagination.size_param", "query parameter %q is also set by params", q.Key)
+		}
+	}
+	// In the url's own query too: sent twice, the API would read either (most read the first).
+	if u, err := url.Parse(c.URL); err == nil {
+		inURL := u.Query()
+		if p.Param != "" && inURL.Has(p.Param) {
+			add("pagination.param", "query parameter %q is also set in url", p.Param)
+		}
+		if p.SizeParam != "" && inURL.Has(p.SizeParam) {
+			add("pagination.size_param", "query parameter %q is also set in url", p.SizeParam)
 		}
 	}
 	if p.MaxPages < 0 || p.MaxPages > maxMaxPages {

@@ -412,6 +412,8 @@ func TestPaginationConfigErrors(t *testing.T) {
 		{"size_param without size", head + "pagination:\n  style: offset\n  param: offset\n  size_param: limit\n", "pagination.size_param", 10, "needs size"},
 		{"size_param equal to param", head + "pagination:\n  style: offset\n  param: offset\n  size_param: offset\n  size: 10\n", "pagination.size_param", 10, "must differ from param"},
 		{"param also in params", head + "params: [{key: page, value: 3}]\npagination:\n  style: page\n  param: page\n", "pagination.param", 10, `"page" is also set by params`},
+		{"size_param also in url", "name: a\ndirection: out\nmodel: m\nurl: https://x.io/a?per_page=5\nmethods: [GET]\nlines: [{field: a, key: a}]\n" +
+			"pagination:\n  style: page\n  param: page\n  size_param: per_page\n  size: 10\n", "pagination.size_param", 10, `"per_page" is also set in url`},
 		{"zero_based on offset", head + "pagination:\n  style: offset\n  param: offset\n  zero_based: true\n", "pagination.zero_based", 10, "not used by the offset style"},
 		{"total_path on cursor", head + "pagination:\n  style: cursor\n  cursor_path: next\n  param: c\n  total_path: total\n", "pagination.total_path", 11, "not used by the cursor style"},
 		{"total_path on page without size", head + "pagination:\n  style: page\n  param: page\n  total_path: total\n", "pagination.total_path", 10, "needs size"},

@@ -472,7 +472,9 @@ func (p *pulling) record(ctx context.Context, it gjson.Result) {
 	}
 	fail := func(step string, err error) {
 		p.counts.Failed++
-		p.errs = append(p.errs, &report.RecordError{Op: "import", Backend: c.cfg.Name, Model: c.cfg.Model, ExternalID: name, Step: step, Err: err})
+		if len(p.errs) < maxPullErrors { // a long listing that fails throughout holds no more
+			p.errs = append(p.errs, &report.RecordError{Op: "import", Backend: c.cfg.Name, Model: c.cfg.Model, ExternalID: name, Step: step, Err: err})
+		}
 	}
 	if !it.IsObject() {
 		fail("parse", errors.New("not a JSON object"))
@@ -501,7 +503,7 @@ func (p *pulling) record(ctx context.Context, it gjson.Result) {
 		id, err = s.updateBound(ctx, c, bound.LocalID, vals)
 	}
 	if err == nil && id == "" {
-		id, created, err = s.upsert(ctx, c, vals)
+		id, created, err = s.upsert(ctx, c, vals, ext)
 	}
 	if err != nil {
 		fail("write", err)
@@ -540,6 +542,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// maxPullErrors caps the record errors a pull keeps (as the importer's MaxErrors); the
+// count of failures is exact.
+const maxPullErrors = 1000
+
+// errIdentifierTaken: a pulled record's identifier matches a local record bound to
+// another external record.
+var errIdentifierTaken = errors.New("identifier taken by another record")
+
 // updateBound merges vals into the local record id, bound to the pulled record, and
 // returns id; "" when that record no longer exists (the caller then matches or creates).
 func (s *Sync) updateBound(ctx context.Context, c *compiled, id string, vals Record) (string, error) {
@@ -558,12 +568,25 @@ func (s *Sync) updateBound(ctx context.Context, c *compiled, id string, vals Rec
 
 // upsert writes mapped values: the record matched by the identifier line is updated,
 // otherwise a record is created. Triggers fire as for Create and Update.
-func (s *Sync) upsert(ctx context.Context, c *compiled, vals Record) (id string, created bool, err error) {
+// A record matched by the identifier line but bound to another external record (ext
+// given) is not written: two remote records would otherwise take turns owning one local
+// record, and its binding would move from one to the other.
+func (s *Sync) upsert(ctx context.Context, c *compiled, vals Record, ext string) (id string, created bool, err error) {
 	if l := c.maps.id; l != nil {
 		if want, ok := vals[l.Field]; ok && want != nil {
 			id, found, err := s.findBy(ctx, s.stores[c.cfg.Model], l.Field, want)
 			if err != nil {
 				return "", false, err
+			}
+			if found && ext != "" {
+				b, err := s.db.Bindings().GetByLocal(ctx, c.cfg.Name, c.cfg.Model, id)
+				switch {
+				case err == nil && b.ExternalID != "" && b.ExternalID != ext:
+					return "", false, fmt.Errorf("%w: its %s %v is that of local record %s, which is bound to external record %q; not overwritten",
+						errIdentifierTaken, l.Field, want, id, b.ExternalID)
+				case err != nil && !errors.Is(err, binding.ErrNotFound):
+					return "", false, err
+				}
 			}
 			if found {
 				old, err := s.stores[c.cfg.Model].Get(ctx, id)
