@@ -95,7 +95,9 @@ func (api *listingAPI) set(listing ...map[string]any) {
 // sharing one identifier, and a record whose bound local record was deleted.
 func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 	ctx := context.Background()
-	rec := func(id int, name, mail string) map[string]any { return map[string]any{"id": id, "name": name, "mail": mail} }
+	rec := func(id int, name, mail string) map[string]any {
+		return map[string]any{"id": id, "name": name, "mail": mail}
+	}
 	binding := func(t *testing.T, db interface {
 		Bindings() binding.Store
 	}, ext string) binding.Binding {
