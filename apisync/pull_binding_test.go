@@ -13,6 +13,7 @@ import (
 
 	"github.com/connkit/connkit/binding"
 	"github.com/connkit/connkit/report"
+	"github.com/connkit/connkit/sqlstore"
 )
 
 // A pulled record is found again through its binding: when the remote record's
@@ -98,9 +99,7 @@ func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 	rec := func(id int, name, mail string) map[string]any {
 		return map[string]any{"id": id, "name": name, "mail": mail}
 	}
-	binding := func(t *testing.T, db interface {
-		Bindings() binding.Store
-	}, ext string) binding.Binding {
+	bindingOf := func(t *testing.T, db *sqlstore.DB, ext string) binding.Binding {
 		t.Helper()
 		b, err := db.Bindings().GetByExternal(ctx, "pull_orders", "order", ext)
 		require.NoError(t, err)
@@ -113,7 +112,7 @@ func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 		s := openSync(t, db, parseAll(t, nil, pullConfig(api.URL, "")))
 		_, err := s.Push(ctx, "pull_orders")
 		require.NoError(t, err)
-		a := binding(t, db, "1")
+		a := bindingOf(t, db, "1")
 		api.set(rec(2, "B", "x@x.io"), rec(1, "A", "y@x.io")) // B takes A's old address
 		counts, err := s.Push(ctx, "pull_orders")
 		requirePartial(t, err)
@@ -124,12 +123,12 @@ func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "A", v["name"], "A's local record still holds A")
 		assert.Equal(t, "y@x.io", v["email"])
-		a2 := binding(t, db, "1")
+		a2 := bindingOf(t, db, "1")
 		assert.Equal(t, [3]any{a.ID, a.LocalID, a.ExternalID}, [3]any{a2.ID, a2.LocalID, a2.ExternalID}, "A's binding still binds A")
 		counts, err = s.Push(ctx, "pull_orders") // the address is free now
 		require.NoError(t, err)
 		assert.Equal(t, report.Counts{Created: 1, Updated: 1}, counts)
-		assert.NotEqual(t, a.LocalID, binding(t, db, "2").LocalID)
+		assert.NotEqual(t, a.LocalID, bindingOf(t, db, "2").LocalID)
 	})
 	t.Run("shared identifier", func(t *testing.T) {
 		api := newListingAPI(t, rec(1, "A", "x@x.io"), rec(2, "B", "x@x.io"))
@@ -141,7 +140,7 @@ func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 		counts, err = s.Push(ctx, "pull_orders")
 		requirePartial(t, err) // reported on every pull, not silently flipped
 		assert.Equal(t, report.Counts{Updated: 1, Failed: 1}, counts)
-		assert.Equal(t, "1", binding(t, db, "1").ExternalID)
+		assert.Equal(t, "1", bindingOf(t, db, "1").ExternalID)
 	})
 	t.Run("bound record deleted", func(t *testing.T) {
 		api := newListingAPI(t, rec(1, "A", "a@x.io"), rec(2, "B", "b@x.io"))
@@ -149,7 +148,7 @@ func TestPullNeverTakesAnotherRecordsLocalRecord(t *testing.T) {
 		s := openSync(t, db, parseAll(t, nil, pullConfig(api.URL, "")))
 		_, err := s.Push(ctx, "pull_orders")
 		require.NoError(t, err)
-		a, b := binding(t, db, "1"), binding(t, db, "2")
+		a, b := bindingOf(t, db, "1"), bindingOf(t, db, "2")
 		require.NoError(t, s.Delete(ctx, "order", a.LocalID))
 		api.set(rec(2, "B", "b@x.io"), rec(1, "A", "b@x.io")) // A now has B's address
 		counts, err := s.Push(ctx, "pull_orders")
