@@ -229,6 +229,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	a.partners = partners
 
+	// The statistics before the queues start: exports queued by an earlier run may be sent
+	// as soon as they do, and belong to this run's summary.
+	before, err := a.statsBefore(ctx)
+	if err != nil {
+		return err
+	}
 	if err := a.start(ctx); err != nil {
 		return err
 	}
@@ -237,7 +243,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 		a.stop(sctx)
 	}()
-	sum, err := a.sync(ctx, *demo, stderr)
+	sum, err := a.sync(ctx, before, *demo, stderr)
 	sum.DB = *dbPath
 	if err != nil {
 		return err
@@ -309,24 +315,35 @@ func (a *app) serve(ctx context.Context, addr string, progress io.Writer) error 
 	return srv.Shutdown(sctx)
 }
 
+// baseline is the statistics a run's summary counts from.
+type baseline struct{ crm, pushed backend.Stats }
+
+// statsBefore reads the statistics of the connector and of the partner pushes.
+func (a *app) statsBefore(ctx context.Context) (baseline, error) {
+	pushes, err := a.partners.Backend(partnersToCRM)
+	if err != nil {
+		return baseline{}, err
+	}
+	crm, err := a.crm.Stats(ctx)
+	if err != nil {
+		return baseline{}, err
+	}
+	pushed, err := pushes.Stats(ctx)
+	return baseline{crm, pushed}, err
+}
+
 // sync runs one round: send what is queued (the app's exports, the partners' pushes),
 // push the partners not sent yet, import both models, make the demo edits if asked, and
-// send their exports.
-func (a *app) sync(ctx context.Context, demo bool, progress io.Writer) (sum summary, err error) {
+// send their exports. The summary counts what happened since base was read, before the
+// queues started.
+func (a *app) sync(ctx context.Context, base baseline, demo bool, progress io.Writer) (sum summary, err error) {
 	started := time.Now()
 	defer func() { sum.Seconds = time.Since(started).Seconds() }()
 	pushes, err := a.partners.Backend(partnersToCRM)
 	if err != nil {
 		return sum, err
 	}
-	before, err := a.crm.Stats(ctx)
-	if err != nil {
-		return sum, err
-	}
-	pushedBefore, err := pushes.Stats(ctx)
-	if err != nil {
-		return sum, err
-	}
+	before, pushedBefore := base.crm, base.pushed
 
 	// Local edits first, so an import cannot overwrite a change not sent yet; partners
 	// before the import, so the companies they become come back in this run.
