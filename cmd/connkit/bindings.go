@@ -87,12 +87,8 @@ skipped, several separated by commas. --json writes one JSON object per line: {"
 	status := f.String("status", "", "only bindings in these statuses (comma-separated)")
 	limit := f.Int("limit", 0, "list at most this many bindings (0: all)")
 	asJSON := f.jsonFlag("write JSON lines instead of a table")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	statuses, err := parseStatuses[binding.Status](f, *status, true, "pending, in_progress, success, failed or skipped")
 	if err != nil {

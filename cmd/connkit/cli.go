@@ -236,6 +236,16 @@ func (f *flags) parse(out io.Writer, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses args for a command that takes flags only: any positional argument
+// is a usage error.
+func (f *flags) parseNoArgs(out io.Writer, args []string) error {
+	pos, err := f.parse(out, args)
+	if err == nil && len(pos) > 0 {
+		err = usagef(f.cmd, "unexpected argument %q", pos[0])
+	}
+	return err
+}
+
 // flagError rewords the flag package's errors in the -- spelling the help uses.
 func flagError(err error) string {
 	msg := err.Error()

@@ -70,12 +70,8 @@ duration ago such as 24h). --json writes one JSON object per line: {"endpoint", 
 	before := f.String("before", "", "only deliveries received before this time")
 	limit := f.Int("limit", 0, "list at most this many deliveries (0: all)")
 	asJSON := f.jsonFlag("write JSON lines instead of a table")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	statuses, err := parseStatuses[webhook.Status](f, *status, false, deliveryStatuses)
 	if err != nil {
@@ -176,12 +172,8 @@ delivery purged is never processed: leave pending out unless that is what you wa
 	dsn := f.dbFlag()
 	before := f.String("before", "", "delete deliveries received before this time; required")
 	status := f.String("status", "", "only deliveries in these statuses (comma-separated)")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if *before == "" {
 		return usagef(f.cmd, "--before is required (e.g. --before 720h for deliveries older than 30 days)")

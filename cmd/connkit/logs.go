@@ -48,12 +48,8 @@ func runLogs(ctx context.Context, e *env, args []string) (err error) {
 	f.StringVar(&o.model, "model", "", "only entries about records of this model")
 	f.StringVar(&o.record, "record", "", "only entries about this record ID (with --model)")
 	f.IntVar(&o.limit, "limit", 50, "show at most this many entries (0: all)")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	filter, okOnly, err := o.filter(f, e.now())
 	if err != nil {

@@ -59,12 +59,8 @@ func runPush(ctx context.Context, e *env, args []string) (err error) {
 	dry := f.Bool("dry-run", false, "show the requests a push would send, sending nothing and writing nothing")
 	every := f.Int("progress", 100, "print progress every this many records when stderr is not a terminal (0: none)")
 	asJSON := f.jsonFlag("write the summary as one JSON object")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if *config == "" {
 		return usagef(f.cmd, "--config is required")

@@ -81,12 +81,8 @@ List a model's records in ID order. --json writes one JSON object per line:
 	model := modelFlag(f)
 	limit := f.Int("limit", 0, "list at most this many records (0: all)")
 	asJSON := f.jsonFlag("write JSON lines instead of a table")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if err := needModel(f, *model); err != nil {
 		return err

@@ -73,12 +73,8 @@ func bindingsRetry(ctx context.Context, e *env, args []string) (err error) {
 	var ids idList
 	f.Var(&ids, "id", "only this binding ID (repeatable)")
 	asJSON := f.jsonFlag("write the result as one JSON object")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if *config == "" {
 		if *name != "" {

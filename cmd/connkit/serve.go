@@ -34,12 +34,8 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	grace := f.Duration("shutdown-timeout", 10*time.Second, "how long a shutdown waits for requests and jobs in flight")
 	schedules := f.Bool("enable-schedules", false, "enable the schedule triggers of the outbound configs (kept in the store; they are disabled until enabled)")
 	verbose := f.Bool("verbose", false, "log what the connectors do to stderr")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if *config == "" {
 		return usagef(f.cmd, "--config is required")

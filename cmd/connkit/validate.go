@@ -29,12 +29,8 @@ func runValidate(ctx context.Context, e *env, args []string) error {
 	f := newFlags("validate", validateUsage)
 	config := f.String("config", "", "a directory (or file) of apisync configs (required)")
 	asJSON := f.jsonFlag("write the result as one JSON object")
-	pos, err := f.parse(e.stdout, args)
-	if err != nil {
+	if err := f.parseNoArgs(e.stdout, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef(f.cmd, "unexpected argument %q", pos[0])
 	}
 	if *config == "" {
 		return usagef(f.cmd, "--config is required")
